@@ -1,0 +1,39 @@
+"""Options shared by every command, and how each command finds the store the way `serve` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sluice.config import Settings, load_settings
+from sluice.store.base import EventStore
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Where Sluice keeps its data (default ./sluice-data, or SLUICE_DATA_DIR).",
+        show_default=False,
+    ),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL instead of the embedded store (or SLUICE_DATABASE_URL).",
+        show_default=False,
+    ),
+]
+
+
+def settings_from(data_dir: Path | None, database_url: str | None = None) -> Settings:
+    """Environment first, then the command's flags on top."""
+    return load_settings().replace(data_dir=data_dir, database_url=database_url)
+
+
+def open_store_for(settings: Settings) -> EventStore:
+    from sluice.store.factory import open_store
+
+    return open_store(settings)

@@ -1,0 +1,84 @@
+"""`sluice serve`: prepare the store, show where to send events, then run the HTTP server.
+
+The server (granian) starts its worker processes from `sluice.collector.app:app_factory`, and
+those read their settings from `SLUICE_*` variables, so flags are handed on through the
+environment of the workers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sluice.cli.app import app
+from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
+from sluice.config import Settings
+
+console = Console(stderr=True)
+
+
+def _export(settings: Settings) -> None:
+    os.environ["SLUICE_DATA_DIR"] = str(settings.data_dir.resolve())
+    if settings.database_url:
+        os.environ["SLUICE_DATABASE_URL"] = settings.database_url
+    os.environ["SLUICE_HOST"] = settings.host
+    os.environ["SLUICE_PORT"] = str(settings.port)
+    os.environ["SLUICE_WORKERS"] = str(settings.workers)
+
+
+def _announce(settings: Settings) -> None:
+    from sluice.workspace.sync import ensure_default_source
+
+    store = open_store_for(settings)
+    try:
+        created = ensure_default_source(store)
+        sources = list(store.sources())
+    finally:
+        store.close()
+    base = f"http://{settings.host}:{settings.port}"
+    console.print(f"[bold]Sluice[/] listening on {base}  (data in {settings.data_dir})")
+    if created is not None:
+        console.print(f"Created source [bold]{created[0]}[/] for you.")
+    for source in sources:
+        state = "" if source.enabled else " (disabled)"
+        for key in source.write_keys:
+            console.print(f"  source [bold]{source.id}[/]{state}: write key [green]{key}[/]")
+    console.print(
+        "Point a Segment library at it, e.g. "
+        f"[cyan]Analytics(write_key, host='{base}')[/] or "
+        f'[cyan]curl -u WRITE_KEY: {base}/v1/track -d \'{{"userId":"u1","event":"Hi"}}\'[/]'
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="HTTP worker processes (default: CPUs, at most 4).", min=1),
+    ] = None,
+) -> None:
+    """Run Sluice: the Tracking API on /v1, data in ./sluice-data."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = settings_from(data_dir, database_url).replace(host=host, port=port, workers=workers)
+    _announce(settings)
+    _export(settings)
+    server = Granian(
+        "sluice.collector.app:app_factory",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        backlog=2048,
+        log_level="warning",  # type: ignore[arg-type]
+    )
+    server.serve()

@@ -1,0 +1,1 @@
+"""The Tracking API: every ingest path Segment's libraries use, served as one ASGI app."""

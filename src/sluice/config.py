@@ -1,0 +1,124 @@
+"""One typed settings object, read once at start from `SLUICE_*` environment variables.
+
+Nothing else in Sluice reads `os.environ`: components receive the frozen `Settings` they need.
+CLI flags override the environment by building a new object with `replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice.errors import SluiceError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8088
+DEFAULT_DATA_DIR = Path("sluice-data")
+# Segment documents 32 KB per message and 500 KB per batch, but its own libraries overshoot
+# (analytics-node was seen sending 40 KB events in 530 KB batches): the defaults leave headroom.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+DEFAULT_MAX_BATCH_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_BATCH_ITEMS = 2500
+DEFAULT_DEDUPE_WINDOW_S = 24 * 3600
+DEFAULT_MAX_PENDING_EVENTS = 200_000
+DEFAULT_KEEP_REJECTIONS = 10_000
+MAX_DEFAULT_WORKERS = 4
+
+
+class ConfigError(SluiceError):
+    """A setting has a value Sluice cannot use."""
+
+
+def _redacted(value: str | None) -> str:
+    return "None" if value is None else "'***'"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob Sluice has, with its default."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = field(default=None, repr=False)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    # Two workers measured 1.4-1.7x one on the batch benchmark of a 2-core machine.
+    workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+    # Tracking API limits.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
+    # Deduplication on messageId per workspace.
+    dedupe_window_s: int = DEFAULT_DEDUPE_WINDOW_S
+    # "full" survives power loss; "normal" survives a process crash only.
+    sqlite_synchronous: str = "full"
+    # Overload protection: 429 + Retry-After once this many events wait for their commit.
+    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS
+    # Per-source ingest limit in events/s (0 = unlimited), with a burst of `rate_limit_burst`.
+    rate_limit_per_source: float = 0.0
+    rate_limit_burst: int = 0
+    # Peers whose X-Forwarded-For header is believed (IP addresses or CIDR blocks).
+    trusted_proxies: tuple[str, ...] = ()
+    # Public base URL clients reach this server at (used in the settings endpoint's apiHost).
+    public_url: str | None = None
+    keep_rejections: int = DEFAULT_KEEP_REJECTIONS
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name != "database_url"
+        )
+        return f"Settings({fields}, database_url={_redacted(self.database_url)})"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "log.db"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; `None` values leave a field as it is."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_INT_FIELDS = {
+    "port",
+    "workers",
+    "max_message_bytes",
+    "max_batch_bytes",
+    "max_batch_items",
+    "dedupe_window_s",
+    "max_pending_events",
+    "rate_limit_burst",
+    "keep_rejections",
+}
+_FLOAT_FIELDS = {"rate_limit_per_source"}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from `SLUICE_<FIELD>` variables (e.g. `SLUICE_DATA_DIR`)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = env.get("SLUICE_" + f.name.upper())
+        if raw is None or raw == "":
+            continue
+        name = "SLUICE_" + f.name.upper()
+        try:
+            if f.name in _INT_FIELDS:
+                values[f.name] = int(raw)
+            elif f.name in _FLOAT_FIELDS:
+                values[f.name] = float(raw)
+            elif f.name == "data_dir":
+                values[f.name] = Path(raw)
+            elif f.name == "trusted_proxies":
+                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            else:
+                values[f.name] = raw
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is not a valid {f.type}") from exc
+    if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
+        raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Segment's Spec: call types, validation and normalisation. Pure functions, no I/O."""

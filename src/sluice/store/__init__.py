@@ -1,0 +1,1 @@
+"""The durable event log, cursors, control plane and counters, behind one protocol."""

@@ -1,0 +1,388 @@
+"""The embedded store: the event log, control plane and counters in one SQLite file (WAL mode).
+
+Why the log looks like this: appends are the hot path, so a log row is a plain integer-keyed
+append (`seq` is the rowid) with no secondary index; a group commit is one `executemany`.
+Deduplication uses an in-memory set rebuilt from the log (`store/dedupe.py`), caught up inside the
+write transaction, so it stays exact when several processes append to one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sluice.store.base import (
+    AppendBatch,
+    AppendResult,
+    ConfigObject,
+    EventQuery,
+    NewEvent,
+    SourceRow,
+    StoredEvent,
+    StoredRejection,
+)
+from sluice.store.dedupe import SeenIds
+from sluice.store.errors import StoreUnavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    event TEXT,
+    received_at INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    source_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (source_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursors (
+    consumer TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('config_version', 0);
+"""
+
+COUNTER_FLUSH_S = 0.25
+_UPSERT_COUNTER = (
+    "INSERT INTO counters (source_id, name, value) VALUES (?, ?, ?)"
+    " ON CONFLICT (source_id, name) DO UPDATE SET value = value + excluded.value"
+)
+_EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
+
+
+class _SourceBody(msgspec.Struct):
+    id: str
+    name: str
+    write_keys: list[str]
+    enabled: bool
+
+
+_source_decoder = msgspec.json.Decoder(_SourceBody)
+
+
+class SqliteStore:
+    """`EventStore` on one SQLite file; safe to share between threads of one process."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dedupe_window_s: int = 24 * 3600,
+        synchronous: str = "full",
+        keep_rejections: int = 10_000,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {path}: {exc}") from exc
+        self.path = path
+        self._lock_fd = os.open(str(path) + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+        self._keep_rejections = keep_rejections
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._write(lambda: db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;"))
+        self._seen = SeenIds(int(dedupe_window_s) * 1000)
+        # Counters ride along with appends but are written at most every COUNTER_FLUSH_S: the
+        # upsert cost a tenth of a small group commit. A crash loses at most that much counting,
+        # never an event.
+        self._unflushed: dict[tuple[str, str], int] = {}
+        self._counters_flushed = 0.0
+        self._seen_seq: int | None = None  # log position the set is caught up to; None = not loaded
+
+    def _write(self, fn: Any) -> Any:
+        """Run `fn` and roll back if it fails mid-transaction."""
+        try:
+            return fn()
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # --- event log -------------------------------------------------------------------------
+    def append(self, batch: AppendBatch) -> AppendResult:
+        db = self._db
+        with self._lock, self._writer_lock():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._catch_up()
+                seen = self._seen
+                # A copy: a failed append must leave the held-back counters as they were.
+                counters = dict(self._unflushed)
+                for key, n in batch.counters.items():
+                    counters[key] = counters.get(key, 0) + n
+                # NewEvent tuples are the rows, in the INSERT's column order.
+                rows = [
+                    e for e in batch.events if not seen.is_duplicate(e.message_id, e.received_at_ms)
+                ]
+                stored_by_source = self._per_source(rows)
+                for source, offered in self._per_source(batch.events).items():
+                    stored = stored_by_source.get(source, 0)
+                    for name, n in (("stored", stored), ("duplicates", offered - stored)):
+                        if n:
+                            counters[(source, name)] = counters.get((source, name), 0) + n
+                if rows:
+                    db.executemany(
+                        "INSERT INTO events (source_id, message_id, type, event, received_at,"
+                        " payload) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    # After the catch-up `_seen_seq` is the log's end, and SQLite gives new rows
+                    # max(seq) + 1, + 2, ... while this transaction holds the write lock.
+                    self._seen_seq = (self._seen_seq or 0) + len(rows)
+                if batch.rejections:
+                    self._insert_rejections(batch)
+                now = time.monotonic()
+                flush = counters and (not rows or now - self._counters_flushed >= COUNTER_FLUSH_S)
+                if flush:
+                    db.executemany(_UPSERT_COUNTER, [(s, n, v) for (s, n), v in counters.items()])
+                db.execute("COMMIT")
+                if flush:
+                    self._unflushed = {}
+                    self._counters_flushed = now
+                else:
+                    self._unflushed = counters
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                # Rebuild the seen set: it may hold ids that never committed. The counters of
+                # this batch stay in `_unflushed`: the caller answers with an error, and the
+                # events' retry will count again, which is what happened (received twice).
+                self._seen_seq = None
+                raise
+        return AppendResult(stored=len(rows), duplicates=len(batch.events) - len(rows))
+
+    @staticmethod
+    def _per_source(events: list[NewEvent]) -> dict[str, int]:
+        """How many events per source; a group commit nearly always holds one source."""
+        if not events:
+            return {}
+        first = events[0].source_id
+        if all(e.source_id == first for e in events):
+            return {first: len(events)}
+        counts: dict[str, int] = {}
+        for e in events:
+            counts[e.source_id] = counts.get(e.source_id, 0) + 1
+        return counts
+
+    @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """Queue writers of all processes on a file lock instead of SQLite's busy-sleep loop.
+
+        SQLite's busy handler retries by sleeping, which measured here at over a second of p99
+        latency with two collector processes; a blocking `flock` wakes the next writer at once.
+        """
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _catch_up(self) -> None:
+        """Bring the seen-id set up to the log's end (first load, or other processes' appends)."""
+        db = self._db
+        if self._seen_seq is None:
+            now_ms = int(time.time() * 1000)
+            self._seen = SeenIds(self._seen.window_ms)
+            # Clocks of processes sharing one log may differ: read a minute past the window.
+            cutoff = now_ms - self._seen.window_ms - 60_000
+            last = 0
+            for seq, message_id, received_at in db.execute(
+                "SELECT seq, message_id, received_at FROM events ORDER BY seq DESC"
+            ):
+                if received_at < cutoff:
+                    break
+                last = max(last, seq)
+                self._seen.add(message_id, received_at)
+            self._seen_seq = last or int(
+                db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            )
+            return
+        for seq, message_id, received_at in db.execute(
+            "SELECT seq, message_id, received_at FROM events WHERE seq > ?", (self._seen_seq,)
+        ):
+            self._seen.add(message_id, received_at)
+            self._seen_seq = seq
+        self._seen.sweep(int(time.time() * 1000))
+
+    def _insert_rejections(self, batch: AppendBatch) -> None:
+        db = self._db
+        cur = db.executemany(
+            "INSERT INTO rejections (source_id, reason, detail, received_at, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (r.source_id, r.reason, r.detail, r.received_at_ms, r.payload)
+                for r in batch.rejections
+            ],
+        )
+        last = db.execute("SELECT max(id) FROM rejections").fetchone()[0] or 0
+        if cur.rowcount and last % 100 < cur.rowcount and last > self._keep_rejections:
+            db.execute("DELETE FROM rejections WHERE id <= ?", (last - self._keep_rejections,))
+
+    def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [StoredEvent(*r) for r in rows]
+
+    def newest(self, query: EventQuery) -> list[StoredEvent]:
+        where = ["seq > ?"]
+        params: list[Any] = [query.after_seq]
+        for column, value in (
+            ("source_id", query.source_id),
+            ("type", query.type),
+            ("event", query.event),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        params.append(query.limit)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+                " ORDER BY seq DESC LIMIT ?",
+                params,
+            ).fetchall()
+        return [StoredEvent(*r) for r in rows]
+
+    def rejections(self, limit: int, source_id: str | None = None) -> list[StoredRejection]:
+        sql = "SELECT id, source_id, reason, detail, received_at, payload FROM rejections"
+        params: list[Any] = []
+        if source_id is not None:
+            sql += " WHERE source_id = ?"
+            params.append(source_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(sql, params).fetchall()
+        return [StoredRejection(*r) for r in rows]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            value = self._db.execute("SELECT max(seq) FROM events").fetchone()[0]
+        return int(value or 0)
+
+    # --- cursors ---------------------------------------------------------------------------
+    def get_cursor(self, consumer: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq FROM cursors WHERE consumer = ?", (consumer,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def commit_cursor(self, consumer: str, seq: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
+                " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+                (consumer, seq),
+            )
+
+    # --- counters --------------------------------------------------------------------------
+    def counters(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT source_id, name, value FROM counters").fetchall()
+            result = {(s, n): int(v) for s, n, v in rows}
+            for key, n in self._unflushed.items():
+                result[key] = result.get(key, 0) + n
+        return result
+
+    # --- control plane ---------------------------------------------------------------------
+    def config_version(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'config_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def list_config(self, kind: str | None = None) -> list[ConfigObject]:
+        sql = "SELECT kind, id, body FROM config"
+        params: tuple[str, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params = (kind,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY kind, id", params).fetchall()
+        return [ConfigObject(k, i, bytes(b)) for k, i, b in rows]
+
+    def replace_config(self, objects: Iterable[ConfigObject]) -> None:
+        rows = [(o.kind, o.id, o.body) for o in objects]
+        self._config_transaction(lambda db: (db.execute("DELETE FROM config"), rows))
+
+    def put_config(self, obj: ConfigObject) -> None:
+        self._config_transaction(lambda db: (None, [(obj.kind, obj.id, obj.body)]))
+
+    def _config_transaction(self, prepare: Any) -> None:
+        db = self._db
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                _, rows = prepare(db)
+                db.executemany(
+                    "INSERT INTO config (kind, id, body) VALUES (?, ?, ?)"
+                    " ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+                    rows,
+                )
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'config_version'")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def sources(self) -> Sequence[SourceRow]:
+        result = []
+        for obj in self.list_config("source"):
+            body = _source_decoder.decode(obj.body)
+            result.append(SourceRow(body.id, body.name, tuple(body.write_keys), body.enabled))
+        return result
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def prune_dedupe(self, older_than_ms: int) -> int:
+        # The window is enforced by the trigger's time condition; nothing to prune.
+        return 0
+
+    def close(self) -> None:
+        if self._unflushed:
+            self.append(AppendBatch())
+        with self._lock:
+            self._db.close()
+            os.close(self._lock_fd)

@@ -1,0 +1,196 @@
+"""The workspace document: what a workspace file holds, as msgspec Structs, and its own rules.
+
+The Structs check shape and types (msgspec, with unknown fields refused so that a typo is an
+error rather than a setting silently ignored); `check_workspace` adds the rules that span several
+objects: unique ids, unique write keys, references to existing sources, JSON-only free-form values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from sluice.workspace.errors import WorkspaceError
+
+DEFAULT_WORKSPACE_NAME = "default"
+# `\Z`, not `$`: `$` also matches before a trailing newline.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
+WRITE_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,128}\Z"
+# What each pattern means, for error messages a person can act on.
+PATTERN_HELP = {
+    ID_PATTERN: "Expected an id: 1 to 64 characters of a-z, 0-9, '_' and '-', "
+    "starting with a letter or digit",
+    WRITE_KEY_PATTERN: "Expected a write key: 8 to 128 characters of A-Z, a-z, 0-9, '_' and '-'",
+}
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+WriteKey = Annotated[str, msgspec.Meta(pattern=WRITE_KEY_PATTERN)]
+NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
+FreeForm = dict[str, Any]
+WarehouseType = Literal["duckdb", "postgres"]
+
+
+class _Object(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every document Struct: keyword-only, strict about unknown keys, terse when dumped."""
+
+
+class Source(_Object):
+    """Where events come from; the collector accepts events sent with one of its write keys."""
+
+    id: Id
+    name: str | None = None
+    # Empty means: keep the keys the store has for this id, or generate one for a new source.
+    write_keys: list[WriteKey] = []
+    enabled: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class Destination(_Object):
+    """Where events go: a destination type from the registry, fed by some sources."""
+
+    id: Id
+    type: NonEmptyStr
+    name: str | None = None
+    enabled: bool = True
+    sources: list[Id] = []
+    settings: FreeForm = {}
+    filters: list[FreeForm] = []
+    mappings: list[FreeForm] = []
+
+
+class Warehouse(_Object):
+    """A database that receives the events of some sources as Segment-shaped tables."""
+
+    id: Id
+    type: WarehouseType
+    settings: FreeForm = {}
+    sources: list[Id] = []
+
+
+class TrackingPlan(_Object):
+    """The events some sources may send, and what happens to the others."""
+
+    id: Id
+    name: str | None = None
+    sources: list[Id] = []
+    rules: FreeForm = {}
+
+
+class Workspace(_Object):
+    """A whole workspace; field order is the order `sluice export` writes."""
+
+    workspace: NonEmptyStr = DEFAULT_WORKSPACE_NAME
+    sources: list[Source] = []
+    destinations: list[Destination] = []
+    warehouses: list[Warehouse] = []
+    tracking_plans: list[TrackingPlan] = []
+
+
+def check_workspace(ws: Workspace) -> None:
+    """Raise `WorkspaceError` (without a file) for the first rule the document breaks."""
+    kinds: list[tuple[str, Sequence[Source | Destination | Warehouse | TrackingPlan]]] = [
+        ("sources", ws.sources),
+        ("destinations", ws.destinations),
+        ("warehouses", ws.warehouses),
+        ("tracking_plans", ws.tracking_plans),
+    ]
+    for field, objects in kinds:
+        _check_unique_ids(field, objects)
+    _check_write_keys(ws.sources)
+    source_ids = {source.id for source in ws.sources}
+    for path, refs in _source_refs(ws):
+        _check_source_refs(path, refs, source_ids)
+    for path, value in _free_form_values(ws):
+        _check_json(path, value)
+
+
+def _check_unique_ids(
+    field: str, objects: Sequence[Source | Destination | Warehouse | TrackingPlan]
+) -> None:
+    seen: dict[str, int] = {}
+    for i, obj in enumerate(objects):
+        if obj.id in seen:
+            raise WorkspaceError(
+                f"Duplicate id {obj.id!r} (also at {field}[{seen[obj.id]}])",
+                path=f"{field}[{i}].id",
+            )
+        seen[obj.id] = i
+
+
+def _check_write_keys(sources: Sequence[Source]) -> None:
+    # The key itself is a secret: errors say where the other copy is, not what it is.
+    seen: dict[str, str] = {}
+    for i, source in enumerate(sources):
+        for j, key in enumerate(source.write_keys):
+            path = f"sources[{i}].write_keys[{j}]"
+            if key in seen:
+                raise WorkspaceError(f"Duplicate write key (also at {seen[key]})", path=path)
+            seen[key] = path
+
+
+def _check_source_refs(path: str, refs: Sequence[str], source_ids: set[str]) -> None:
+    listed: set[str] = set()
+    for i, ref in enumerate(refs):
+        if ref not in source_ids:
+            raise WorkspaceError(f"Unknown source {ref!r}", path=f"{path}[{i}]")
+        if ref in listed:
+            raise WorkspaceError(f"Source {ref!r} is listed twice", path=f"{path}[{i}]")
+        listed.add(ref)
+
+
+def _source_refs(ws: Workspace) -> Iterator[tuple[str, list[str]]]:
+    for i, d in enumerate(ws.destinations):
+        yield f"destinations[{i}].sources", d.sources
+    for i, w in enumerate(ws.warehouses):
+        yield f"warehouses[{i}].sources", w.sources
+    for i, t in enumerate(ws.tracking_plans):
+        yield f"tracking_plans[{i}].sources", t.sources
+
+
+def _free_form_values(ws: Workspace) -> Iterator[tuple[str, object]]:
+    for i, d in enumerate(ws.destinations):
+        yield f"destinations[{i}].settings", d.settings
+        yield f"destinations[{i}].filters", d.filters
+        yield f"destinations[{i}].mappings", d.mappings
+    for i, w in enumerate(ws.warehouses):
+        yield f"warehouses[{i}].settings", w.settings
+    for i, t in enumerate(ws.tracking_plans):
+        yield f"tracking_plans[{i}].rules", t.rules
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _check_json(path: str, value: object) -> None:
+    """Free-form values are stored as JSON: refuse what JSON cannot hold rather than mangle it."""
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise WorkspaceError("Expected a finite number", path=path)
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(f"{path}[{i}]", item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                # YAML reads unquoted `yes`, `on`, `1` as booleans and numbers, keys included.
+                raise WorkspaceError(
+                    f"Expected a string key, got {type(key).__name__} {key!r} (quote the key)",
+                    path=path,
+                )
+            _check_json(f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{key!r}]", item)
+        return
+    raise WorkspaceError(
+        f"Expected a string, number, boolean, null, list or mapping, got {type(value).__name__}",
+        path=path,
+    )

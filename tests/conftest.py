@@ -12,8 +12,9 @@ import pytest
 from server import DEFAULT_SOURCES, SluiceServer, SourceSpec, seed_sources
 
 # Limits of the shared server: small enough that tests can exceed them cheaply. One worker
-# process: counters and rate limits are per process, and tests read counters through a barrier
-# that one process makes exact (tests that want several workers start their own server).
+# process: each worker holds its counters back for a moment, and the barrier tests read counters
+# through (`CounterDelta.settle`) is exact for one process. Tests that want several workers
+# start their own server.
 SHARED_ENV = {
     "SLUICE_WORKERS": "1",
     "SLUICE_MAX_MESSAGE_BYTES": "8192",

@@ -15,34 +15,26 @@ import msgspec
 import pytest
 
 from conftest import StartServer
-from server import OTHER_KEY, SLUICE, CounterDelta, SluiceServer, clean_env
+from server import OTHER_KEY, SLUICE, WRITE_KEY, CounterDelta, SluiceServer, clean_env
 
-# What the module's server holds, oldest first: (write key, path, body); WEB is the default key.
-WEB = None
-
-
-def _events() -> list[tuple[str | None, str, dict[str, Any]]]:
-    return [
-        (WEB, "/v1/identify", {"userId": "ada", "traits": {"email": "ada@example.com"}}),
-        (WEB, "/v1/track", {"userId": "ada", "event": "Signed Up", "properties": {"plan": "pro"}}),
-        (WEB, "/v1/page", {"anonymousId": "anon-1", "name": "Pricing"}),
-        (OTHER_KEY, "/v1/track", {"userId": "bob", "event": "Signed Up"}),
-        (WEB, "/v1/track", {"userId": "cy", "event": "Logged In"}),
-        (WEB, "/v1/identify", {"userId": "cy", "traits": {"name": "Cy"}}),
-        (WEB, "/v1/track", {"userId": "dee", "event": "Signed Up"}),
-    ]
-
-
-EVENTS = _events()
-WEB_COUNT = sum(1 for key, _, _ in EVENTS if key is WEB)
+# What the module's server holds, oldest first: (write key, path, body).
+EVENTS: list[tuple[str, str, dict[str, Any]]] = [
+    (WRITE_KEY, "/v1/identify", {"userId": "ada", "traits": {"email": "ada@example.com"}}),
+    (WRITE_KEY, "/v1/track", {"userId": "ada", "event": "Signed Up", "properties": {"plan": 1}}),
+    (WRITE_KEY, "/v1/page", {"anonymousId": "anon-1", "name": "Pricing"}),
+    (OTHER_KEY, "/v1/track", {"userId": "bob", "event": "Signed Up"}),
+    (WRITE_KEY, "/v1/track", {"userId": "cy", "event": "Logged In"}),
+    (WRITE_KEY, "/v1/identify", {"userId": "cy", "traits": {"name": "Cy"}}),
+    (WRITE_KEY, "/v1/track", {"userId": "dee", "event": "Signed Up"}),
+]
+WEB_COUNT = sum(1 for key, _, _ in EVENTS if key == WRITE_KEY)
 
 
 @pytest.fixture(scope="module")
 def server(start_module_server: StartServer) -> SluiceServer:
-    server = start_module_server({"SLUICE_WORKERS": "1"})
+    server = start_module_server({"SLUICE_WORKERS": "1"})  # one process: see CounterDelta
     for key, path, body in EVENTS:
-        kwargs = {} if key is None else {"key": key}
-        assert server.post(path, body, **kwargs).status == 200
+        assert server.post(path, body, key=key).status == 200
     # One item rejected, so status has a reason to show.
     assert server.post("/v1/track", {"userId": "x"}).status == 200
     CounterDelta(server)  # a barrier: the counters of everything above are on disk
@@ -147,39 +139,36 @@ def test_events_follow_prints_new_events(server: SluiceServer) -> None:
     )
     assert proc.stdout is not None
     try:
-        lines = _read_lines(proc.stdout.fileno(), 1, timeout=30)
-        assert msgspec.json.decode(lines[0])["userId"] == "dee"
+        lines = LineReader(proc.stdout.fileno())
+        assert msgspec.json.decode(lines.next(timeout=30))["userId"] == "dee"
         marker = f"follow-{uuid.uuid4()}"
         assert server.post("/v1/track", {"userId": marker, "event": "Followed"}).status == 200
-        lines = _read_lines(proc.stdout.fileno(), 1, timeout=30)
-        assert msgspec.json.decode(lines[0])["userId"] == marker
+        assert msgspec.json.decode(lines.next(timeout=30))["userId"] == marker
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         proc.stdout.close()
 
 
-def _read_lines(fd: int, count: int, timeout: float) -> list[bytes]:
-    """Read `count` whole lines from a pipe, failing after `timeout` seconds."""
-    buffer = _BUFFERS.setdefault(fd, bytearray())
-    deadline = time.monotonic() + timeout
-    while buffer.count(b"\n") < count:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"timed out waiting for output; got {bytes(buffer)!r}"
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if ready:
-            chunk = os.read(fd, 65536)
-            assert chunk, "the command exited"
-            buffer.extend(chunk)
-    lines = []
-    for _ in range(count):
-        line, _, rest = bytes(buffer).partition(b"\n")
-        buffer[:] = rest
-        lines.append(line)
-    return lines
+class LineReader:
+    """Whole lines from a pipe, each within a deadline (a blocking readline could hang)."""
 
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
 
-_BUFFERS: dict[int, bytearray] = {}
+    def next(self, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"timed out waiting for a line; got {self._buffer!r}"
+            ready, _, _ = select.select([self._fd], [], [], remaining)
+            if ready:
+                chunk = os.read(self._fd, 65536)
+                assert chunk, "the command exited"
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
 
 
 # --- status ------------------------------------------------------------------------------------

@@ -34,11 +34,12 @@ class Errors:
 def make_client() -> Iterator[Any]:
     clients: list[Client] = []
 
-    def make(server: SluiceServer, errors: Errors, **options: Any) -> Client:
+    def make(server: SluiceServer, errors: Errors, key: str = WRITE_KEY, **options: Any) -> Client:
+        # Short waits and few retries: a test that fails must not sit in the client's backoff.
         options.setdefault("upload_interval", 0.05)
         options.setdefault("timeout", 10)
         options.setdefault("max_retries", 3)
-        client = Client(WRITE_KEY, host=server.base_url, on_error=errors, **options)
+        client = Client(key, host=server.base_url, on_error=errors, **options)
         clients.append(client)
         return client
 
@@ -159,15 +160,10 @@ def test_an_unknown_write_key_is_reported_not_retried(
 ) -> None:
     server = sluice_server
     errors = Errors()
-    client = Client(
-        UNKNOWN_KEY, host=server.base_url, on_error=errors, upload_interval=0.05, max_retries=3
-    )
-    try:
-        seq = server.store.last_seq()
-        client.track("u1", "Lost", message_id=f"py-{uuid.uuid4()}")
-        client.flush()
-    finally:
-        client.join()
+    client = make_client(server, errors, key=UNKNOWN_KEY)
+    seq = server.store.last_seq()
+    client.track("u1", "Lost", message_id=f"py-{uuid.uuid4()}")
+    client.flush()
     assert len(errors.seen) == 1
     error = errors.seen[0][0]
     assert (getattr(error, "status", None), getattr(error, "code", None)) == (
@@ -184,7 +180,7 @@ def test_retries_after_429_store_every_event_once(
         {
             "SLUICE_RATE_LIMIT_PER_SOURCE": "20",
             "SLUICE_RATE_LIMIT_BURST": "20",
-            "SLUICE_WORKERS": "1",  # the limit and the counters are per worker process
+            "SLUICE_WORKERS": "1",  # for the counter barrier (CounterDelta.settle)
         }
     )
     delta = CounterDelta(server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sluice.cli.events
+import sluice.cli.rejected
 import sluice.cli.serve
 import sluice.cli.status
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)

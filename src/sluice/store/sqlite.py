@@ -160,6 +160,7 @@ class SqliteStore:
                         if n:
                             counters[(source, name)] = counters.get((source, name), 0) + n
                 if rows:
+                    counters[("", "group_commits")] = counters.get(("", "group_commits"), 0) + 1
                     db.executemany(
                         "INSERT INTO events (source_id, message_id, type, event, received_at,"
                         " payload) VALUES (?, ?, ?, ?, ?, ?)",

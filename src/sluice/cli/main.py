@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import sluice.cli.events
 import sluice.cli.rejected
 import sluice.cli.serve
 import sluice.cli.status
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)
 from sluice.cli.app import app
+from sluice.errors import SluiceError
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SluiceError as exc:
+        # Sluice's own errors explain themselves; a traceback would only hide the message.
+        print(f"sluice: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+import pytest
 
 from sluice.store.base import ConfigObject, EventQuery, StoredEvent
 from sluice.store.sqlite import SqliteStore
@@ -286,3 +287,12 @@ class CounterDelta:
             what="the probe's counter",
         )
         return self
+
+
+def require(ok: bool, reason: str) -> None:
+    """Skip locally when a tool is missing; in CI (which installs it) that is a failure."""
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}; CI must install it (see .ci/run)")
+    pytest.skip(reason)

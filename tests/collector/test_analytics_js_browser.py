@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 import pytest
 
-from server import WRITE_KEY, SluiceServer, basic, wait_for
+from server import WRITE_KEY, SluiceServer, basic, require, wait_for
 from sluice.spec.timestamps import parse_ms
 
 if TYPE_CHECKING:
@@ -51,15 +50,6 @@ CHROMIUM_ARGS = [
 ]
 ARRIVAL_TIMEOUT_S = 15.0
 PAGE_TIMEOUT_MS = 15_000
-
-
-def require(ok: bool, reason: str) -> None:
-    """Skip locally when a tool is missing; in CI (which installs it) that is a failure."""
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{reason}; CI must install it (see .ci/run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

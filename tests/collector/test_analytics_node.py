@@ -10,7 +10,6 @@ is how it was seen sending 40 KB events in 530 KB batches, which Sluice's defaul
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -22,7 +21,7 @@ import msgspec
 import pytest
 
 from conftest import StartServer
-from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer, basic
+from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer, basic, require
 from sluice.spec.timestamps import parse_ms
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
@@ -30,15 +29,6 @@ SCRIPT = JS_DIR / "send_node.mjs"
 LIBRARY_PACKAGE = JS_DIR / "node_modules" / "@segment" / "analytics-node" / "package.json"
 LIBRARY_NAME = "@segment/analytics-node"
 RUN_TIMEOUT_S = 60.0
-
-
-def require(ok: bool, reason: str) -> None:
-    """Skip locally when a tool is missing; in CI (which installs it) that is a failure."""
-    if ok:
-        return
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{reason}; CI must install it (see .ci/run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

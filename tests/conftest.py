@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder import Recorder
 from server import DEFAULT_SOURCES, SluiceServer, SourceSpec, seed_sources
 
 # Limits of the shared server: small enough that tests can exceed them cheaply. One worker
@@ -77,3 +78,11 @@ def start_module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     finally:
         for server in started:
             server.close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A local HTTP server standing in for a destination's API; records what it receives."""
+    server = Recorder()
+    yield server
+    server.stop()

@@ -1,0 +1,1 @@
+"""The delivery engine: one consumer per destination reads the log from its own cursor."""

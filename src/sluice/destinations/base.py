@@ -1,0 +1,174 @@
+"""What a destination is: data about itself, its actions, and how mapped events become requests.
+
+A destination declares itself as data (STYLE.md): `id` (stable, used in workspace files),
+`name` (the display name the `integrations` object uses, e.g. "Google Analytics 4"), a `Settings`
+Struct (with an `endpoint` so tests and proxies can redirect it), its actions and the default
+mappings (presets) Segment's Actions destination of the same name ships. The delivery engine does
+routing, mapping, batching, retries and parking; a destination only turns mapped payloads into
+HTTP requests and, where its API reports per-event errors, says which events failed.
+
+Every destination is Actions-style. A classic destination (the Webhook) is one action whose
+default mapping is the whole event (`{"@path": "$"}`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import msgspec
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class DestinationSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every destination's settings; `endpoint` overrides the API's base URL."""
+
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """One event after its mapping: what the action's request builder works from."""
+
+    message_id: str
+    payload: Any  # the mapping's output (usually a dict)
+    event: Mapping[str, Any]  # the (filtered) event it came from
+
+
+@dataclass(frozen=True, slots=True)
+class OutRequest:
+    """One HTTP request to a destination, and which events it carries (in order)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    message_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What the destination answered (status 0 = no answer: timeout or connection error)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    error: str | None = None  # timeout / connection error text when status is 0
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    PARK = "park"
+
+
+@dataclass(frozen=True, slots=True)
+class EventFailure:
+    """Why one event of a request failed, when the destination says so per event."""
+
+    verdict: Verdict  # RETRY or PARK
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a request went: a verdict for the whole request, or per event for the failures.
+
+    `failures` lists only events that failed; events of the request not in it were delivered
+    (when `verdict` is DELIVERED) or share the request's verdict.
+    """
+
+    verdict: Verdict
+    reason: str
+    retry_after_s: float | None = None
+    failures: Mapping[str, EventFailure] = field(default_factory=dict)
+
+
+# Statuses the Actions framework retries (core/errors.ts), plus 0 for timeouts/connection errors.
+RETRYABLE_STATUSES = frozenset({0, 408, 423, 429, 500, 598, 599, *range(502, 512)})
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def default_outcome(response: Response) -> Outcome:
+    """2xx delivered; 408, 423, 429, 5xx, timeouts and connection errors retry; other 4xx park."""
+    status = response.status
+    if 200 <= status < 300:
+        return Outcome(Verdict.DELIVERED, f"HTTP {status}")
+    reason = f"HTTP {status}" if status else (response.error or "no response")
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return Outcome(Verdict.RETRY, reason, retry_after_seconds(response.headers))
+    return Outcome(Verdict.PARK, reason)
+
+
+BuildRequests = Callable[[Any, Sequence[Mapped]], list[OutRequest]]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing a destination can do with an event (e.g. Amplitude "Log Event").
+
+    `build(settings, mapped)` turns a batch of mapped events (at most `max_batch` of them) into
+    requests. `max_batch` 1 means one request per event.
+    """
+
+    id: str
+    title: str
+    build: BuildRequests
+    max_batch: int = 1
+    max_batch_bytes: int = 500_000
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A default mapping, as Segment's Actions destination of the same name ships it."""
+
+    name: str
+    action: str
+    trigger: str  # FQL subset, e.g. 'type = "track"'
+    mapping: Mapping[str, Any]
+
+
+class Destination:
+    """Base class; subclasses set the class attributes and may override `interpret`."""
+
+    id: ClassVar[str]
+    name: ClassVar[str]
+    Settings: ClassVar[type[DestinationSettings]]
+    actions: ClassVar[Mapping[str, Action]]
+    presets: ClassVar[Sequence[Preset]]
+    default_endpoint: ClassVar[str] = ""
+    timeout_s: ClassVar[float] = DEFAULT_TIMEOUT_S
+
+    def __init__(self, settings: DestinationSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> DestinationSettings:
+        """Settings from the workspace; raises msgspec.ValidationError naming the field."""
+        return msgspec.convert(dict(raw), cls.Settings)
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to: the `endpoint` setting, or the API's own."""
+        return (self.settings.endpoint or self.default_endpoint).rstrip("/")
+
+    def build(self, action_id: str, mapped: Sequence[Mapped]) -> list[OutRequest]:
+        return self.actions[action_id].build(self, mapped)
+
+    def interpret(self, request: OutRequest, response: Response) -> Outcome:
+        """How the request went; override where the API reports errors per event."""
+        return default_outcome(response)

@@ -25,6 +25,8 @@ destinations:
   - id: amp
     type: amplitude
     sources: [web]
+    settings:
+      api_key: amp_key_1
 """
 
 

@@ -155,7 +155,7 @@ INVALID = [
         "sources: [{id: web}]\ndestinations: [{id: a, type: x, filter: []}]",
         "destinations[0].filter",
         "Unknown field (did you mean 'filters'? expected one of: id, type, name, enabled,"
-        " sources, settings, filters, mappings)",
+        " sources, settings, filters, mappings, consent_categories, delivery)",
         id="unknown-destination-field",
     ),
     pytest.param(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 import sluice.cli.events
+import sluice.cli.parked
 import sluice.cli.rejected
 import sluice.cli.serve
 import sluice.cli.status
+import sluice.cli.trace
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)
 from sluice.cli.app import app
 from sluice.errors import SluiceError

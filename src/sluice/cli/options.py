@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from sluice.config import Settings, load_settings
-from sluice.store.base import EventStore
+from sluice.store.base import Store
 
 DataDirOption = Annotated[
     Path | None,
@@ -33,7 +33,7 @@ def settings_from(data_dir: Path | None, database_url: str | None = None) -> Set
     return load_settings().replace(data_dir=data_dir, database_url=database_url)
 
 
-def open_store_for(settings: Settings) -> EventStore:
+def open_store_for(settings: Settings) -> Store:
     from sluice.store.factory import open_store
 
     return open_store(settings)

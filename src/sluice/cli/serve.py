@@ -7,6 +7,8 @@ environment of the workers.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.process
 import os
 from typing import Annotated
 
@@ -71,6 +73,7 @@ def serve(
     settings = settings_from(data_dir, database_url).replace(host=host, port=port, workers=workers)
     _announce(settings)
     _export(settings)
+    delivery = _start_delivery(settings)
     server = Granian(
         "sluice.collector.app:app_factory",
         factory=True,
@@ -81,4 +84,19 @@ def serve(
         backlog=2048,
         log_level="warning",  # type: ignore[arg-type]
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        delivery.terminate()
+        delivery.join(timeout=10)
+
+
+def _start_delivery(settings: Settings) -> multiprocessing.process.BaseProcess:
+    """The delivery worker runs in its own process, next to the HTTP workers."""
+    from sluice.delivery.worker import run_worker
+
+    process = multiprocessing.get_context("fork").Process(
+        target=run_worker, args=(settings,), name="sluice-delivery", daemon=True
+    )
+    process.start()
+    return process

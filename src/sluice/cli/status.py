@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import typer
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
+from sluice.delivery.stats import destination_stats
 
 MAIN_COUNTERS = ("received", "stored", "duplicates", "throttled", "unauthorized")
 
@@ -21,18 +22,20 @@ def status(
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Counts per source: received, stored, duplicates, rejected by reason."""
+    """Per source: received, stored, duplicates, rejected; per destination: delivery."""
     store = open_store_for(settings_from(data_dir, database_url))
     try:
         counters = store.counters()
         last_seq = store.last_seq()
+        destinations = destination_stats(store)
     finally:
         store.close()
     by_source: dict[str, dict[str, int]] = {}
     for (source, name), value in counters.items():
         by_source.setdefault(source or "(no source)", {})[name] = value
     if as_json:
-        typer.echo(msgspec.json.encode({"sources": by_source, "log_end": last_seq}).decode())
+        document = {"sources": by_source, "log_end": last_seq, "destinations": destinations}
+        typer.echo(msgspec.json.encode(document).decode())
         return
     console = Console(highlight=False)
     table = Table(title=f"Sluice status  (log position {last_seq})")
@@ -52,3 +55,24 @@ def status(
             ", ".join(f"{reason}={n}" for reason, n in sorted(rejected.items())) or "-",
         )
     console.print(table)
+    if destinations:
+        console.print(_destination_table(destinations))
+
+
+def _destination_table(destinations: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="Delivery")
+    for column in ("destination", "delivered", "filtered", "retrying", "parked", "lag"):
+        table.add_column(column, justify="left" if column == "destination" else "right")
+    table.add_column("latency p50/p95/p99 (ms, ≤)")
+    for dest, stats in sorted(destinations.items()):
+        latency = stats["latency_ms"]
+        table.add_row(
+            dest,
+            str(stats["delivered"]),
+            str(stats["filtered"]),
+            str(stats["retrying"]),
+            str(stats["parked"]),
+            "-" if stats["lag"] is None else str(stats["lag"]),
+            "/".join("-" if latency[k] is None else str(latency[k]) for k in ("p50", "p95", "p99")),
+        )
+    return table

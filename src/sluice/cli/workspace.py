@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,6 +20,7 @@ from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for,
 from sluice.errors import SluiceError
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.files import dump_workspace, load_workspace_file
+from sluice.workspace.model import Workspace
 from sluice.workspace.sync import ApplyReport, apply_workspace, export_workspace
 
 EXIT_INVALID_FILE = 2
@@ -48,6 +50,7 @@ def apply_command(
     """Make the workspace in the store match FILE (objects not in FILE are removed)."""
     try:
         ws = load_workspace_file(file)
+        check_destinations(ws)
         store = open_store_for(settings_from(data_dir, database_url))
         try:
             report = apply_workspace(store, ws, dry_run=dry_run)
@@ -58,6 +61,18 @@ def apply_command(
     except SluiceError as exc:
         _fail(exc, EXIT_FAILED)
     _print_report(report, str(file), dry_run)
+
+
+def check_destinations(ws: Workspace) -> None:
+    """Each destination against its type: settings, filters, mappings and triggers compile."""
+    from sluice.delivery.config import DestinationConfigError, compile_destination
+
+    for index, destination in enumerate(ws.destinations):
+        try:
+            compile_destination(msgspec.to_builtins(destination))
+        except DestinationConfigError as exc:
+            path = f"destinations[{index}]" + (f".{exc.path}" if exc.path else "")
+            raise WorkspaceError(exc.message, path=path) from exc
 
 
 @app.command("export")

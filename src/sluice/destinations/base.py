@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from sluice.errors import SluiceError
+
 DEFAULT_TIMEOUT_S = 10.0
 
 
@@ -58,6 +60,10 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
     error: str | None = None  # timeout / connection error text when status is 0
+
+
+class InvalidPayload(SluiceError, ValueError):
+    """A mapped event this destination cannot send (missing or malformed fields): parked."""
 
 
 class Verdict(StrEnum):
@@ -121,8 +127,9 @@ BuildRequests = Callable[[Any, Sequence[Mapped]], list[OutRequest]]
 class Action:
     """One thing a destination can do with an event (e.g. Amplitude "Log Event").
 
-    `build(settings, mapped)` turns a batch of mapped events (at most `max_batch` of them) into
-    requests. `max_batch` 1 means one request per event.
+    `build(destination, mapped)` turns a batch of mapped events (at most `max_batch` of them,
+    at most `max_batch_bytes` of mapped JSON) into requests; it raises `InvalidPayload` when a
+    mapped event cannot be sent at all. `max_batch` 1 means one request per event.
     """
 
     id: str
@@ -150,6 +157,11 @@ class Destination:
     Settings: ClassVar[type[DestinationSettings]]
     actions: ClassVar[Mapping[str, Action]]
     presets: ClassVar[Sequence[Preset]]
+    # Requests built for one event are alternatives (the classic Webhook's URLs): the event is
+    # delivered once any of them is, and parked only when all of them fail.
+    any_request_delivers: ClassVar[bool] = False
+    # Other names the `integrations` object may use for this destination (e.g. the classic name).
+    aliases: ClassVar[Sequence[str]] = ()
     default_endpoint: ClassVar[str] = ""
     timeout_s: ClassVar[float] = DEFAULT_TIMEOUT_S
 

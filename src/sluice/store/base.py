@@ -148,6 +148,10 @@ class EventStore(Protocol):
     # --- cursors ---------------------------------------------------------------------------
     def get_cursor(self, consumer: str) -> int: ...
 
+    def find_cursor(self, consumer: str) -> int | None:
+        """The consumer's position, or None when it never had one."""
+        ...
+
     def commit_cursor(self, consumer: str, seq: int) -> None: ...
 
     # --- counters --------------------------------------------------------------------------
@@ -179,3 +183,118 @@ class EventStore(Protocol):
 
 
 CounterMap = Mapping[tuple[str, str], int]
+
+
+# --- delivery state ---------------------------------------------------------------------------
+LATENCY_BUCKETS_MS = (
+    5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000,
+    1_800_000, 3_600_000, 14_400_000,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NewParked:
+    """An event a destination will not get without an operator: why, and the failed exchange."""
+
+    message_id: str
+    seq: int
+    reason: str
+    attempts: int
+    request: bytes  # JSON: method, url, headers, body (text)
+    response: bytes  # JSON: status, headers, body (text) or error
+    payload: bytes  # the event as stored in the log
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    id: int
+    destination: str
+    message_id: str
+    seq: int
+    parked_at_ms: int
+    reason: str
+    attempts: int
+    request: bytes
+    response: bytes
+    payload: bytes
+    state: str  # "parked", "retry_requested" or "resent"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryingEvent:
+    """An event whose delivery failed and will be tried again (shown by `sluice trace`)."""
+
+    message_id: str
+    seq: int
+    first_attempt_ms: int
+    attempts: int
+    next_attempt_ms: int
+    last_error: str
+
+
+@dataclass(slots=True)
+class DeliveryCommit:
+    """What one consumer step writes atomically: its new cursor and what happened on the way."""
+
+    destination: str
+    cursor: int  # the consumer's position after this step
+    first_seq: int  # the range of log positions this step covered (for `sluice trace`)
+    last_seq: int
+    finished_at_ms: int
+    attempts: int  # attempts the slowest request of the step needed
+    counters: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[int] = field(default_factory=list)
+    parked: list[NewParked] = field(default_factory=list)
+    resent_parked_ids: list[int] = field(default_factory=list)
+
+
+def latency_bucket(ms: int) -> int:
+    """The upper bound of the histogram bucket `ms` falls in."""
+    for bound in LATENCY_BUCKETS_MS:
+        if ms <= bound:
+            return bound
+    return LATENCY_BUCKETS_MS[-1] * 10
+
+
+class DeliveryState(Protocol):
+    """Cursors with their side tables: retrying, parked, per-step ranges, counters, latency."""
+
+    def commit_delivery(self, commit: DeliveryCommit) -> None: ...
+
+    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
+        """Replace the destination's retrying events (those of the step it is stuck on)."""
+        ...
+
+    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]: ...
+
+    def parked(
+        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+    ) -> list[ParkedEvent]: ...
+
+    def parked_for_message(self, message_id: str) -> list[ParkedEvent]: ...
+
+    def request_parked_retry(self, destination: str | None, ids: Sequence[int] = ()) -> int:
+        """Mark parked events for the worker to send again; returns how many."""
+        ...
+
+    def repark(
+        self, parked_id: int, reason: str, attempts: int, request: bytes, response: bytes
+    ) -> None:
+        """A resend of a parked event failed again: back to parked with the new exchange."""
+        ...
+
+    def delivery_counters(self) -> dict[tuple[str, str], int]: ...
+
+    def latency_histogram(self, destination: str) -> dict[int, int]: ...
+
+    def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
+        """(finished_at_ms, attempts) of the step that covered `seq`, if any."""
+        ...
+
+    def find_events(self, message_id: str) -> list[StoredEvent]:
+        """Every stored event with this messageId (a scan of the log: for tracing, not hot)."""
+        ...
+
+
+class Store(EventStore, DeliveryState, Protocol):
+    """Everything a backend provides: the log, the control plane and delivery state."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sluice.config import Settings
-from sluice.store.base import EventStore
+from sluice.store.base import Store
 from sluice.store.errors import StoreUnavailable
 
 
-def open_store(settings: Settings) -> EventStore:
+def open_store(settings: Settings) -> Store:
     if settings.database_url:
         raise StoreUnavailable(
             "SLUICE_DATABASE_URL is set, but the PostgreSQL backend is not built yet;"

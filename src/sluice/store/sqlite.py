@@ -32,6 +32,7 @@ from sluice.store.base import (
 )
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
+from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -92,7 +93,7 @@ class _SourceBody(msgspec.Struct):
 _source_decoder = msgspec.json.Decoder(_SourceBody)
 
 
-class SqliteStore:
+class SqliteStore(SqliteDeliveryState):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
 
     def __init__(
@@ -119,7 +120,9 @@ class SqliteStore:
         db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
-            self._write(lambda: db.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;"))
+            self._write(
+                lambda: db.executescript("BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + "COMMIT;")
+            )
         self._seen = SeenIds(int(dedupe_window_s) * 1000)
         # Counters ride along with appends but are written at most every COUNTER_FLUSH_S: the
         # upsert cost a tenth of a small group commit. A crash loses at most that much counting,
@@ -310,6 +313,13 @@ class SqliteStore:
                 "SELECT seq FROM cursors WHERE consumer = ?", (consumer,)
             ).fetchone()
         return int(row[0]) if row else 0
+
+    def find_cursor(self, consumer: str) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq FROM cursors WHERE consumer = ?", (consumer,)
+            ).fetchone()
+        return int(row[0]) if row else None
 
     def commit_cursor(self, consumer: str, seq: int) -> None:
         with self._lock:

@@ -63,6 +63,11 @@ class Destination(_Object):
     settings: FreeForm = {}
     filters: list[FreeForm] = []
     mappings: list[FreeForm] = []
+    # Consent categories (ids) the user must have consented to for this destination to receive.
+    consent_categories: list[NonEmptyStr] = []
+    # Delivery knobs: concurrency, batch_size, max_wait_ms, requests_per_s, timeout_s,
+    # retry_window_s (see docs/delivery.md).
+    delivery: FreeForm = {}
 
 
 class Warehouse(_Object):

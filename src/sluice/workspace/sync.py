@@ -96,6 +96,13 @@ def apply_workspace(store: EventStore, ws: Workspace, *, dry_run: bool = False) 
     if report.changed and not dry_run:
         others = [obj for obj in current.values() if obj.kind not in MANAGED_KINDS]
         store.replace_config([*desired, *others])
+        # A new destination receives what arrives from now on (as at Segment), even if the
+        # delivery worker notices it only later: its cursor starts at the log's end.
+        end = store.last_seq()
+        for name in report.created:
+            kind, _, id_ = name.partition("/")
+            if kind == "destination" and store.find_cursor(f"destination:{id_}") is None:
+                store.commit_cursor(f"destination:{id_}", end)
     return report
 
 

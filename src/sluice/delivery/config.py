@@ -1,0 +1,189 @@
+"""A destination's configuration, compiled: the instance, routing rules, filters and mappings.
+
+The workspace stores each destination as a document (see workspace/model.py). The delivery worker
+compiles it once per config version: settings are checked against the destination's `Settings`
+Struct, filters and triggers are compiled to predicates, mappings to evaluators. With no
+mappings configured, the destination's presets apply, so a user who adds a destination without
+writing mappings gets what Segment would send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import msgspec
+
+from sluice.delivery.filters import Filter, parse_filters
+from sluice.delivery.policy import DEFAULT_RETRY_WINDOW_S, RetryPolicy
+from sluice.destinations.base import Action, Destination
+from sluice.destinations.registry import load
+from sluice.errors import SluiceError
+from sluice.fql import compile_trigger
+from sluice.mapping import compile as compile_mapping
+
+DEFAULT_CONCURRENCY = 32
+DEFAULT_CHUNK_EVENTS = 2000
+
+
+class DestinationConfigError(SluiceError):
+    """A destination's configuration cannot be used; `path` names the field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+class MappingDoc(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One configured mapping: which action, when (trigger), and how (field mappings)."""
+
+    action: str
+    name: str | None = None
+    trigger: str | None = None
+    mapping: dict[str, Any] | None = None
+    enabled: bool = True
+
+
+class DeliveryOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    concurrency: int = msgspec.field(default=DEFAULT_CONCURRENCY)
+    batch_size: int | None = None  # at most the action's own limit
+    max_wait_ms: int = 0  # wait this long for a fuller batch
+    requests_per_s: float = 0.0  # 0 = unlimited
+    timeout_s: float | None = None  # default: the destination's
+    retry_window_s: float = DEFAULT_RETRY_WINDOW_S
+
+
+class DestinationDoc(msgspec.Struct, kw_only=True):
+    """The fields of the workspace's destination document the worker needs."""
+
+    id: str
+    type: str
+    name: str | None = None
+    enabled: bool = True
+    sources: list[str] = []
+    settings: dict[str, Any] = {}
+    filters: list[dict[str, Any]] = []
+    mappings: list[dict[str, Any]] = []
+    consent_categories: list[str] = []
+    delivery: dict[str, Any] = {}
+
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+Evaluate = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    name: str
+    action: Action
+    trigger: Predicate
+    evaluate: Evaluate
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationConfig:
+    id: str
+    type: str
+    names: tuple[str, ...]  # display names the `integrations` object may use
+    enabled: bool
+    sources: frozenset[str]
+    destination: Destination
+    filters: Sequence[Filter]
+    mappings: Sequence[CompiledMapping]
+    consent_categories: tuple[str, ...]
+    options: DeliveryOptions
+    retry: RetryPolicy
+
+    @property
+    def timeout_s(self) -> float:
+        return self.options.timeout_s or self.destination.timeout_s
+
+
+def _convert(value: Any, type_: type[Any], path: str) -> Any:
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, _, where = text.partition(" - at `$")
+        _raise((path + where.rstrip("`")).lstrip("."), message)
+
+
+def _raise(path: str, message: str) -> NoReturn:
+    raise DestinationConfigError(path, message)
+
+
+def _compile_mapping(cls: type[Destination], doc: MappingDoc, path: str) -> CompiledMapping:
+    """A configured mapping; missing trigger or fields come from the action's first preset."""
+    action = cls.actions.get(doc.action)
+    if action is None:
+        _raise(f"{path}.action", f"unknown action {doc.action!r} (known: {sorted(cls.actions)})")
+    preset = next((p for p in cls.presets if p.action == doc.action), None)
+    trigger = doc.trigger or (preset.trigger if preset else None)
+    if not trigger:
+        _raise(f"{path}.trigger", "a trigger is required (this action has no preset)")
+    mapping = doc.mapping if doc.mapping is not None else (preset.mapping if preset else None)
+    if mapping is None:
+        _raise(f"{path}.mapping", "a mapping is required (this action has no preset)")
+    name = doc.name or (preset.name if preset else doc.action)
+    return _compiled(action, name, trigger, mapping, path)
+
+
+def _compiled(
+    action: Action, name: str, trigger: str, mapping: Mapping[str, Any], path: str
+) -> CompiledMapping:
+    try:
+        predicate = compile_trigger(trigger)
+    except SluiceError as exc:
+        _raise(f"{path}.trigger", str(exc))
+    try:
+        evaluate = compile_mapping(mapping)
+    except SluiceError as exc:
+        _raise(f"{path}.mapping", str(exc))
+    return CompiledMapping(name, action, predicate, evaluate)
+
+
+def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
+    """Compile one destination document; raises DestinationConfigError naming the field."""
+    raw = msgspec.json.decode(body) if isinstance(body, bytes) else dict(body)
+    doc: DestinationDoc = _convert(raw, DestinationDoc, "")
+    try:
+        cls = load(doc.type)
+    except SluiceError as exc:
+        _raise("type", str(exc))
+    settings = _convert(doc.settings, cls.Settings, "settings")
+    options: DeliveryOptions = _convert(doc.delivery, DeliveryOptions, "delivery")
+    if options.concurrency < 1:
+        _raise("delivery.concurrency", "must be at least 1")
+    try:
+        filters = parse_filters(doc.filters)
+    except SluiceError as exc:
+        _raise("filters", str(exc))
+    if doc.mappings:
+        mappings = [
+            _compile_mapping(cls, _convert(m, MappingDoc, f"mappings[{i}]"), f"mappings[{i}]")
+            for i, m in enumerate(doc.mappings)
+        ]
+        mappings = [
+            m for m, d in zip(mappings, doc.mappings, strict=True) if d.get("enabled", True)
+        ]
+    else:
+        mappings = [
+            _compiled(cls.actions[p.action], p.name, p.trigger, p.mapping, f"presets[{i}]")
+            for i, p in enumerate(cls.presets)
+        ]
+    names = tuple(dict.fromkeys((cls.name, *cls.aliases, *([doc.name] if doc.name else []))))
+    return DestinationConfig(
+        id=doc.id,
+        type=doc.type,
+        names=names,
+        enabled=doc.enabled,
+        sources=frozenset(doc.sources),
+        destination=cls(settings),
+        filters=filters,
+        mappings=mappings,
+        consent_categories=tuple(doc.consent_categories),
+        options=options,
+        retry=RetryPolicy(max_age_s=options.retry_window_s),
+    )

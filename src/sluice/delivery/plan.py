@@ -1,0 +1,80 @@
+"""Decide, for a run of log events, what a destination gets: filtered (and why) or mapped work.
+
+Pure: the same events and configuration always give the same plan, which is what lets
+`sluice trace` explain a decision after the fact by planning the one event again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sluice.delivery.config import DestinationConfig
+from sluice.delivery.filters import apply_filters
+from sluice.delivery.routing import consent_block, integrations_block
+from sluice.destinations.base import Mapped
+from sluice.store.base import StoredEvent
+
+NO_MATCHING_MAPPING = "no_matching_mapping"
+NOT_CONNECTED = "source_not_connected"
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(slots=True)
+class Plan:
+    """Filtered counts by reason, and per action the mapped events to send."""
+
+    filtered: dict[str, int] = field(default_factory=dict)
+    work: dict[str, list[Mapped]] = field(default_factory=dict)
+    received_at_ms: dict[str, int] = field(default_factory=dict)
+    events: dict[str, StoredEvent] = field(default_factory=dict)
+
+    def filter(self, reason: str) -> None:
+        self.filtered[reason] = self.filtered.get(reason, 0) + 1
+
+
+def decide(
+    config: DestinationConfig, event: dict[str, Any]
+) -> tuple[str | None, list[tuple[str, Mapped]]]:
+    """Why the event is not sent (None if it is), and the (action, mapped) work it makes."""
+    reason = consent_block(event, config.consent_categories) or integrations_block(
+        event, config.names
+    )
+    if reason is not None:
+        return reason, []
+    routed: dict[str, Any] | None = event
+    if config.filters:
+        routed, reason = apply_filters(config.filters, event)
+        if routed is None:
+            return reason or "filtered", []
+    assert routed is not None
+    message_id = str(routed.get("messageId", ""))
+    work = []
+    for mapping in config.mappings:
+        if mapping.trigger(routed):
+            payload = mapping.evaluate(routed)
+            if payload is not None:
+                work.append((mapping.action.id, Mapped(message_id, payload, routed)))
+    if not work:
+        return NO_MATCHING_MAPPING, []
+    return None, work
+
+
+def plan(config: DestinationConfig, events: Iterable[StoredEvent]) -> Plan:
+    result = Plan()
+    sources = config.sources
+    for stored in events:
+        if sources and stored.source_id not in sources:
+            continue  # not this destination's traffic: neither sent nor counted
+        reason, work = decide(config, _decode(stored.payload))
+        if reason is not None:
+            result.filter(reason)
+            continue
+        result.received_at_ms[stored.message_id] = stored.received_at_ms
+        result.events[stored.message_id] = stored
+        for action_id, mapped in work:
+            result.work.setdefault(action_id, []).append(mapped)
+    return result

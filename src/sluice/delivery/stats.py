@@ -1,0 +1,54 @@
+"""Delivery stats per destination, as `sluice status` and the UI show them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.delivery.consumer import cursor_name
+from sluice.store.base import Store
+
+
+def percentile(histogram: dict[int, int], fraction: float) -> int | None:
+    """The bucket bound (ms) under which `fraction` of the delivered events fell."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    seen = 0
+    for bound in sorted(histogram):
+        seen += histogram[bound]
+        if seen >= fraction * total:
+            return bound
+    return max(histogram)
+
+
+def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
+    counters = store.delivery_counters()
+    retrying: dict[str, int] = {}
+    for dest, _ in store.retrying():
+        retrying[dest] = retrying.get(dest, 0) + 1
+    parked: dict[str, int] = {}
+    for p in store.parked(None, ("parked", "retry_requested"), 1_000_000):
+        parked[p.destination] = parked.get(p.destination, 0) + 1
+    log_end = store.last_seq()
+    result: dict[str, dict[str, Any]] = {}
+    for obj in store.list_config("destination"):
+        dest = obj.id
+        own = {name: v for (d, name), v in counters.items() if d == dest}
+        filtered = {n.partition(":")[2]: v for n, v in own.items() if n.startswith("filtered:")}
+        histogram = store.latency_histogram(dest)
+        cursor = store.find_cursor(cursor_name(dest))
+        result[dest] = {
+            "delivered": own.get("delivered", 0),
+            "filtered": sum(filtered.values()),
+            "filtered_by_reason": filtered,
+            "retrying": retrying.get(dest, 0),
+            "parked": parked.get(dest, 0),
+            "parked_total": sum(v for n, v in own.items() if n.startswith("parked:")),
+            "latency_ms": {
+                "p50": percentile(histogram, 0.5),
+                "p95": percentile(histogram, 0.95),
+                "p99": percentile(histogram, 0.99),
+            },
+            "lag": None if cursor is None else log_end - cursor,
+        }
+    return result

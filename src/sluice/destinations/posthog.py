@@ -1,0 +1,163 @@
+"""PostHog, sending what Segment's "Posthog" Actions destination sends.
+
+Segment has a PostHog Actions destination (slug `actions-posthog`), so the facts come from
+segmentio/action-destinations, `packages/destination-actions/src/destinations/posthog/`:
+`index.ts` (settings, presets), `event/index.ts`, `identify/index.ts`, `types.ts`,
+`metadata.json` and the `__tests__`; the capture API's answers from PostHog's docs.
+
+- Track Event: `POST {endpoint}/batch/`, JSON `{api_key, historical_migration, batch: [{event,
+  timestamp, properties: {...properties, $current_url | $screen_name, distinct_id,
+  $process_person_profile}}]}`. Page calls become `$pageview`, screen calls `$screen`.
+  `timestamp` is the event's `receivedAt` string, as given. Segment batches only when the
+  mapping's `enable_batching` is on (off by default), and so does Sluice.
+- Identify: `POST {endpoint}/i/v0/e/`, JSON `{event: "$identify", api_key, distinct_id,
+  properties: {$set: traits}, timestamp}`, one per request.
+
+Segment's settings `endpoint` (the project's region URL) is Sluice's `endpoint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from sluice.destinations.base import (
+    Action,
+    Destination,
+    DestinationSettings,
+    Mapped,
+    Outcome,
+    OutRequest,
+    Preset,
+    Response,
+    Verdict,
+    default_outcome,
+)
+
+USER_AGENT = "Segment (Actions)"
+US_CLOUD = "https://us.i.posthog.com"  # the other region is https://eu.i.posthog.com
+HEADERS = {"content-type": "application/json", "user-agent": USER_AGENT}
+MAX_BATCH = 100  # the hidden `batch_size` field's default
+_encode = msgspec.json.encode
+
+
+class PostHogSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=True):
+    api_key: str  # the project API key
+    project_id: str = ""  # Segment asks for it; nothing these actions send uses it
+    historical_migration: bool = False
+
+    def __repr__(self) -> str:
+        return f"PostHogSettings(endpoint={self.endpoint!r}, project_id={self.project_id!r}, ***)"
+
+
+def _paths(**fields: str) -> dict[str, Any]:
+    return {name: {"@path": f"$.{path}"} for name, path in fields.items()}
+
+
+EVENT_MAPPING: dict[str, Any] = {
+    "event_type": "track",
+    **_paths(event_name="event", distinct_id="userId", properties="properties"),
+    **_paths(current_url="context.page.url", screen_name="name", timestamp="receivedAt"),
+    "anonymous_event_capture": False,
+    "enable_batching": False,
+    "batch_size": MAX_BATCH,
+}
+PAGE_MAPPING = {**EVENT_MAPPING, "event_type": "page", "event_name": "$pageview"}
+# Segment's preset names screens `$screenview`, but the code sends `$screen` for screen events.
+SCREEN_MAPPING = {**EVENT_MAPPING, "event_type": "screen", "event_name": "$screenview"}
+IDENTIFY_MAPPING = _paths(distinct_id="userId", properties="traits", timestamp="timestamp")
+
+
+def _present(payload: Mapping[str, Any], **names: str) -> dict[str, Any]:
+    """`{new: payload[old]}` for the fields the mapping produced (JSON.stringify's rule)."""
+    return {new: payload[old] for new, old in names.items() if old in payload}
+
+
+def batch_event(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """One item of `/batch/` from a Track Event payload.
+
+    Segment writes `$current_url`, `$screen_name`, `distinct_id` and `$process_person_profile`
+    over the event's properties; one it leaves undefined removes a property of that name.
+    """
+    kind = payload.get("event_type")
+    name = {"page": "$pageview", "screen": "$screen"}.get(str(kind))
+    properties = dict(payload.get("properties") or {})
+    overrides = {
+        "$current_url": "current_url" if kind == "page" else None,
+        "$screen_name": "screen_name" if kind == "screen" else None,
+        "distinct_id": "distinct_id",
+        "$process_person_profile": "anonymous_event_capture",
+    }
+    for key, field in overrides.items():
+        if field is not None and field in payload:
+            properties[key] = payload[field]
+        else:
+            properties.pop(key, None)
+    head = {"event": name} if name else _present(payload, event="event_name")
+    return {**head, **_present(payload, timestamp="timestamp"), "properties": properties}
+
+
+def _build_event(dest: PostHog, mapped: Sequence[Mapped]) -> list[OutRequest]:
+    """Batching events share a request; an event without `distinct_id`, which PostHog refuses,
+    goes alone so that the refusal parks only that event."""
+    batched: list[Mapped] = []
+    alone: list[Mapped] = []
+    for m in mapped:
+        together = m.payload.get("enable_batching") and m.payload.get("distinct_id")
+        (batched if together else alone).append(m)
+    groups = ([batched] if batched else []) + [[m] for m in alone]
+    requests = []
+    for group in groups:
+        body = {
+            "api_key": dest.settings.api_key,
+            "historical_migration": dest.settings.historical_migration,
+            "batch": [batch_event(m.payload) for m in group],
+        }
+        ids = [m.message_id for m in group]
+        requests.append(OutRequest("POST", f"{dest.endpoint}/batch/", HEADERS, _encode(body), ids))
+    return requests
+
+
+def _build_identify(dest: PostHog, mapped: Sequence[Mapped]) -> list[OutRequest]:
+    requests = []
+    for m in mapped:
+        for name in ("distinct_id", "properties"):  # Segment refuses the call without them
+            if m.payload.get(name) is None:
+                raise ValueError(f"The root value is missing the required field '{name}'.")
+        body = {
+            "event": "$identify",
+            "api_key": dest.settings.api_key,
+            **_present(m.payload, distinct_id="distinct_id"),
+            "properties": {**_present(m.payload, **{"$set": "properties"})},
+            **_present(m.payload, timestamp="timestamp"),
+        }
+        url = f"{dest.endpoint}/i/v0/e/"
+        requests.append(OutRequest("POST", url, HEADERS, _encode(body), [m.message_id]))
+    return requests
+
+
+class PostHog(Destination):
+    id = "posthog"
+    name = "Posthog"  # Segment's name for the Actions destination; "PostHog" is the classic one
+    aliases = ("PostHog",)
+    Settings = PostHogSettings
+    settings: PostHogSettings
+    default_endpoint = US_CLOUD
+    actions: ClassVar[Mapping[str, Action]] = {
+        "event": Action("event", "Track Event", _build_event, MAX_BATCH),
+        "identify": Action("identify", "Identify", _build_identify),
+    }
+    presets = (
+        Preset("Track Event", "event", 'type = "track"', EVENT_MAPPING),
+        Preset("Page View", "event", 'type = "page"', PAGE_MAPPING),
+        Preset("Screen View", "event", 'type = "screen"', SCREEN_MAPPING),
+        Preset("Identify", "identify", 'type = "identify"', IDENTIFY_MAPPING),
+    )
+
+    def interpret(self, request: OutRequest, response: Response) -> Outcome:
+        """PostHog answers for the whole batch; a batch over its size limit goes again, smaller."""
+        if response.status == 413:
+            return Outcome(Verdict.RETRY, "payload_too_large")
+        return default_outcome(response)

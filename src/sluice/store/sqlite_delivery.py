@@ -1,0 +1,265 @@
+"""Delivery state in the SQLite store: consumer steps, retrying and parked events, stats.
+
+A consumer step (read events, deliver them, advance the cursor) commits in one transaction:
+the new cursor, the log range it covered (so `sluice trace` can say when an event was delivered
+without a row per event), parked events, counters and the latency histogram. Parked events are
+never deleted by Sluice: an operator's resend marks them `resent`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from sluice.store.base import (
+    DeliveryCommit,
+    ParkedEvent,
+    RetryingEvent,
+    StoredEvent,
+    latency_bucket,
+)
+
+DELIVERY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS delivery_steps (
+    destination TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    PRIMARY KEY (destination, last_seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retrying (
+    destination TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    first_attempt INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    PRIMARY KEY (destination, seq, message_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parked (
+    id INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    parked_at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    request BLOB NOT NULL,
+    response BLOB NOT NULL,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'parked'
+);
+CREATE INDEX IF NOT EXISTS parked_by_destination ON parked (destination, state, id);
+CREATE INDEX IF NOT EXISTS parked_by_message ON parked (message_id);
+CREATE TABLE IF NOT EXISTS delivery_counters (
+    destination TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (destination, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_latency (
+    destination TEXT NOT NULL,
+    bucket_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (destination, bucket_ms)
+) WITHOUT ROWID;
+"""
+
+_PARKED_COLUMNS = (
+    "id, destination, message_id, seq, parked_at, reason, attempts, request, response, payload,"
+    " state"
+)
+
+
+class SqliteDeliveryState:
+    """Mixed into `SqliteStore`: uses its connection, its lock and its cross-process writer lock."""
+
+    _db: sqlite3.Connection
+    _lock: threading.Lock
+    _writer_lock: Callable[[], AbstractContextManager[None]]
+
+    def _write_delivery(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        db = self._db
+        with self._lock, self._writer_lock():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return result
+
+    def commit_delivery(self, commit: DeliveryCommit) -> None:
+        dest = commit.destination
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
+                " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+                (f"destination:{dest}", commit.cursor),
+            )
+            if commit.last_seq >= commit.first_seq > 0:
+                db.execute(
+                    "INSERT OR REPLACE INTO delivery_steps VALUES (?, ?, ?, ?, ?)",
+                    (
+                        dest,
+                        commit.first_seq,
+                        commit.last_seq,
+                        commit.finished_at_ms,
+                        commit.attempts,
+                    ),
+                )
+            db.execute(
+                "DELETE FROM retrying WHERE destination = ? AND seq <= ?", (dest, commit.cursor)
+            )
+            if commit.parked:
+                db.executemany(
+                    "INSERT INTO parked (destination, message_id, seq, parked_at, reason, attempts,"
+                    " request, response, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (dest, p.message_id, p.seq, commit.finished_at_ms, p.reason, p.attempts,
+                         p.request, p.response, p.payload)
+                        for p in commit.parked
+                    ],
+                )  # fmt: skip
+            if commit.resent_parked_ids:
+                db.executemany(
+                    "UPDATE parked SET state = 'resent' WHERE id = ?",
+                    [(i,) for i in commit.resent_parked_ids],
+                )
+            if commit.counters:
+                db.executemany(
+                    "INSERT INTO delivery_counters VALUES (?, ?, ?) ON CONFLICT (destination, name)"
+                    " DO UPDATE SET value = value + excluded.value",
+                    [(dest, name, n) for name, n in commit.counters.items() if n],
+                )
+            if commit.latencies_ms:
+                buckets: dict[int, int] = {}
+                for ms in commit.latencies_ms:
+                    bound = latency_bucket(ms)
+                    buckets[bound] = buckets.get(bound, 0) + 1
+                db.executemany(
+                    "INSERT INTO delivery_latency VALUES (?, ?, ?) ON CONFLICT (destination,"
+                    " bucket_ms) DO UPDATE SET count = count + excluded.count",
+                    [(dest, bound, n) for bound, n in buckets.items()],
+                )
+
+        self._write_delivery(write)
+
+    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM retrying WHERE destination = ?", (destination,))
+            db.executemany(
+                "INSERT OR REPLACE INTO retrying VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (destination, e.message_id, e.seq, e.first_attempt_ms, e.attempts,
+                     e.next_attempt_ms, e.last_error)
+                    for e in events
+                ],
+            )  # fmt: skip
+
+        self._write_delivery(write)
+
+    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
+        sql = (
+            "SELECT destination, message_id, seq, first_attempt, attempts, next_attempt,"
+            " last_error FROM retrying"
+        )
+        params: tuple[str, ...] = ()
+        if destination is not None:
+            sql += " WHERE destination = ?"
+            params = (destination,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY destination, seq", params).fetchall()
+        return [(r[0], RetryingEvent(*r[1:])) for r in rows]
+
+    def parked(
+        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+    ) -> list[ParkedEvent]:
+        where = [f"state IN ({', '.join('?' for _ in states)})"]
+        params: list[Any] = list(states)
+        if destination is not None:
+            where.append("destination = ?")
+            params.append(destination)
+        params.append(limit)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_PARKED_COLUMNS} FROM parked WHERE {' AND '.join(where)}"
+                " ORDER BY id LIMIT ?",
+                params,
+            ).fetchall()
+        return [ParkedEvent(*r) for r in rows]
+
+    def parked_for_message(self, message_id: str) -> list[ParkedEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_PARKED_COLUMNS} FROM parked WHERE message_id = ? ORDER BY id",
+                (message_id,),
+            ).fetchall()
+        return [ParkedEvent(*r) for r in rows]
+
+    def request_parked_retry(self, destination: str | None, ids: Sequence[int] = ()) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            sql = "UPDATE parked SET state = 'retry_requested' WHERE state = 'parked'"
+            params: list[Any] = []
+            if destination is not None:
+                sql += " AND destination = ?"
+                params.append(destination)
+            if ids:
+                sql += f" AND id IN ({', '.join('?' for _ in ids)})"
+                params.extend(ids)
+            return db.execute(sql, params).rowcount
+
+        changed: int = self._write_delivery(write)
+        return changed
+
+    def repark(
+        self, parked_id: int, reason: str, attempts: int, request: bytes, response: bytes
+    ) -> None:
+        self._write_delivery(
+            lambda db: db.execute(
+                "UPDATE parked SET state = 'parked', reason = ?, attempts = ?, request = ?,"
+                " response = ? WHERE id = ?",
+                (reason, attempts, request, response, parked_id),
+            )
+        )
+
+    def delivery_counters(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT destination, name, value FROM delivery_counters")
+            return {(d, n): int(v) for d, n, v in rows.fetchall()}
+
+    def latency_histogram(self, destination: str) -> dict[int, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT bucket_ms, count FROM delivery_latency WHERE destination = ?",
+                (destination,),
+            ).fetchall()
+        return {int(b): int(c) for b, c in rows}
+
+    def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT first_seq, finished_at, attempts FROM delivery_steps"
+                " WHERE destination = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1",
+                (destination, seq),
+            ).fetchone()
+        if row is None or row[0] > seq:
+            return None
+        return int(row[1]), int(row[2])
+
+    def find_events(self, message_id: str) -> list[StoredEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, source_id, message_id, type, event, received_at, payload"
+                " FROM events WHERE message_id = ? ORDER BY seq",
+                (message_id,),
+            ).fetchall()
+        return [StoredEvent(*r) for r in rows]

@@ -1,0 +1,495 @@
+"""Mixpanel: stored Segment events through the presets, sent to a recording server.
+
+Expected bodies are derived by hand from Segment's action code and tests (segmentio/
+action-destinations, destinations/mixpanel: trackEvent, identifyUser, groupIdentifyUser, alias,
+mixpanel-properties.ts, common/utils.ts and their __tests__), not from Sluice's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+import pytest
+
+from recorder import Recorded, Recorder, Reply
+from sluice.delivery.sender import new_session, send
+from sluice.destinations.base import Mapped, Outcome, OutRequest, Response, Verdict
+from sluice.destinations.mixpanel import (
+    ALIAS_MAPPING,
+    Mixpanel,
+    MixpanelSettings,
+    browser,
+    profile_set,
+)
+from sluice.destinations.registry import load
+from sluice.fql import compile_trigger
+from sluice.mapping import resolve
+
+TOKEN = "f3a1c2e4b5d6f7a8b9c0d1e2f3a4b5c6"
+SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+MESSAGE_ID = "ajs-next-1709633730123-5c4d3f9e"
+ANONYMOUS_ID = "6b0e4a37-9d5c-4a64-8f43-1a4f0f2f5a11"
+MS = 1709633730123  # 2024-03-05T10:15:30.123Z
+TRANSPORT = {"host", "content-length", "accept", "accept-encoding", "connection"}
+CHROME_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/122.0.0.0 Safari/537.36"
+)
+PAGE = {
+    "path": "/pricing",
+    "referrer": "https://www.google.com/",
+    "search": "?utm_source=google",
+    "title": "Pricing",
+    "url": "https://www.example.com/pricing?utm_source=google",
+}
+FORM_HEADERS = {
+    "user-agent": "Segment (Actions)",
+    "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
+}
+
+
+def web(type_: str, **fields: Any) -> dict[str, Any]:
+    """A call from analytics.js as Sluice stores it: camelCase, receivedAt, `…Z` timestamps."""
+    return {
+        "type": type_,
+        "messageId": MESSAGE_ID,
+        "anonymousId": ANONYMOUS_ID,
+        "userId": "user-42",
+        "context": {
+            "library": {"name": "analytics.js", "version": "next-1.64.0"},
+            "ip": "203.0.113.7",
+            "locale": "en-US",
+            "userAgent": CHROME_MAC,
+            "page": dict(PAGE),
+            "campaign": {"name": "spring_sale", "source": "google", "medium": "cpc"},
+        },
+        "integrations": {},
+        "originalTimestamp": "2024-03-05T10:15:29.871Z",
+        "sentAt": "2024-03-05T10:15:29.902Z",
+        "receivedAt": "2024-03-05T10:15:30.154Z",
+        "timestamp": "2024-03-05T10:15:30.123Z",
+        **copy.deepcopy(fields),
+    }
+
+
+def ios_screen() -> dict[str, Any]:
+    return {
+        "type": "screen",
+        "name": "Home",
+        "properties": {"tab": "feed"},
+        "messageId": "8C0A7E52-4F3B-4D8B-9E0A-2F0C7C3B1D11",
+        "anonymousId": "E3B0C442-98FC-4C14-9AFB-F4C8996FB924",
+        "userId": "user-42",
+        "context": {
+            "app": {"name": "Example", "version": "3.2.1", "build": "321",
+                    "namespace": "com.example.app"},
+            "device": {"id": "B1A2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D", "manufacturer": "Apple",
+                       "model": "iPhone15,2", "type": "ios", "name": "iPhone"},
+            "os": {"name": "iOS", "version": "17.4"},
+            "network": {"carrier": "T-Mobile", "wifi": True, "cellular": False},
+            "screen": {"width": 393, "height": 852, "density": 3},
+            "location": {"country": "United States"},
+            "library": {"name": "analytics-swift", "version": "1.5.0"},
+            "locale": "en-US",
+            "ip": "198.51.100.23",
+        },
+        "integrations": {},
+        "receivedAt": "2024-03-05T10:15:30.154Z",
+        "timestamp": "2024-03-05T10:15:30.123Z",
+    }  # fmt: skip
+
+
+def mixpanel(**settings: Any) -> Mixpanel:
+    base = {"project_token": TOKEN, "api_secret": SECRET}
+    return Mixpanel(Mixpanel.parse_settings({**base, **settings}))
+
+
+def preset_work(event: dict[str, Any]) -> list[tuple[str, str, Mapped]]:
+    return [
+        (p.name, p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
+        for p in Mixpanel.presets
+        if compile_trigger(p.trigger)(event)
+    ]
+
+
+def deliver(requests: Sequence[OutRequest]) -> list[Response]:
+    async def go() -> list[Response]:
+        async with new_session() as session:
+            return [await send(session, request, 5.0) for request in requests]
+
+    return asyncio.run(go())
+
+
+def headers(got: Recorded) -> dict[str, str]:
+    return {k: v for k, v in got.headers.items() if k not in TRANSPORT}
+
+
+def form_data(got: Recorded) -> Any:
+    (data,) = parse_qs(got.body.decode(), strict_parsing=True)["data"]
+    assert set(parse_qs(got.body.decode())) == {"data"}
+    return msgspec.json.decode(data)
+
+
+def basic(credential: str) -> str:
+    return "Basic " + base64.b64encode(f"{credential}:".encode()).decode()
+
+
+# The reserved properties Segment derives from the analytics.js event above.
+WEB_PROPERTIES = {
+    "time": MS,
+    "ip": "203.0.113.7",
+    "id": "user-42",
+    "distinct_id": "user-42",
+    "$browser": "Chrome",
+    "$browser_version": "122.0.0.0",
+    "$current_url": PAGE["url"],
+    "$insert_id": MESSAGE_ID,
+    "$lib_version": "next-1.64.0",
+    "$locale": "en-US",
+    "$referrer": PAGE["referrer"],
+    "$source": "segment",
+    "mp_lib": "Segment: analytics.js",
+    "utm_campaign": "spring_sale",
+    "utm_medium": "cpc",
+    "utm_source": "google",
+}
+
+
+def test_track_calls(recorder: Recorder) -> None:
+    event = web("track", event="Order Completed", properties={"order_id": "o-1", "revenue": 25})
+    work = preset_work(event)
+    assert [(name, action) for name, action, _ in work] == [("Track Calls", "trackEvent")]
+    requests = mixpanel(endpoint=recorder.base_url).build("trackEvent", [work[0][2]])
+    assert [r.message_ids for r in requests] == [[MESSAGE_ID]]
+
+    (response,) = deliver(requests)
+
+    assert response.status == 200
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path, got.query) == ("POST", "/import", {"strict": ["1"]})
+    assert headers(got) == {
+        "user-agent": "Segment (Actions)",
+        "content-type": "application/json",
+        "authorization": basic(SECRET),
+    }
+    assert got.json() == [
+        {
+            "event": "Order Completed",
+            "properties": {**WEB_PROPERTIES, "order_id": "o-1", "revenue": 25},
+        }
+    ]
+
+
+def test_page_calls_with_source_name(recorder: Recorder) -> None:
+    event = web("page", name="Pricing", properties={**PAGE, "name": "Pricing"})
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Page Calls", "trackEvent")
+    destination = mixpanel(endpoint=recorder.base_url, source_name="website (prod)")
+    deliver(destination.build(action, [mapped]))
+    (got,) = recorder.wait_for(1)
+    properties = {**WEB_PROPERTIES, "segment_source_name": "website (prod)", **event["properties"]}
+    assert got.json() == [{"event": "Viewed Pricing", "properties": properties}]
+
+
+def test_screen_calls_from_ios(recorder: Recorder) -> None:
+    event = ios_screen()
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Screen Calls", "trackEvent")
+    deliver(mixpanel(endpoint=recorder.base_url).build(action, [mapped]))
+    (got,) = recorder.wait_for(1)
+    assert got.json() == [{
+        "event": "Viewed Home",
+        "properties": {
+            "time": MS,
+            "ip": "198.51.100.23",
+            "id": "user-42",
+            "distinct_id": "user-42",
+            "$app_build_number": "321",
+            "$app_version_string": "3.2.1",
+            "$app_namespace": "com.example.app",
+            "$app_name": "Example",
+            "$cellular_enabled": False,
+            "$carrier": "T-Mobile",
+            "$device": "iPhone",
+            "$device_id": "B1A2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D",
+            "$device_type": "ios",
+            "$device_name": "iPhone",
+            "$insert_id": "8C0A7E52-4F3B-4D8B-9E0A-2F0C7C3B1D11",
+            "$lib_version": "1.5.0",
+            "$locale": "en-US",
+            "$manufacturer": "Apple",
+            "$model": "iPhone15,2",
+            "$os": "iOS",
+            "$os_version": "17.4",
+            # Segment's defaults read context.screen.density for width and height too.
+            "$screen_height": 3,
+            "$screen_width": 3,
+            "$screen_density": 3,
+            "$source": "segment",
+            "$wifi_enabled": True,
+            "mp_country_code": "United States",
+            "mp_lib": "Segment: analytics-swift",
+            "tab": "feed",
+        },
+    }]  # fmt: skip
+
+
+def test_identify_calls(recorder: Recorder) -> None:
+    traits = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+              "created": "2024-01-02T03:04:05.000Z", "plan": "pro"}  # fmt: skip
+    event = web("identify", traits=traits)
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Identify Calls", "identifyUser")
+    requests = mixpanel(endpoint=recorder.base_url).build(action, [mapped])
+    assert [r.message_ids for r in requests] == [[MESSAGE_ID], [MESSAGE_ID]]
+
+    deliver(requests)
+
+    identify, engage = recorder.wait_for(2)
+    assert [(r.method, r.path, r.query) for r in (identify, engage)] == [
+        ("POST", "/track", {}),
+        ("POST", "/engage", {}),
+    ]
+    assert headers(identify) == headers(engage) == FORM_HEADERS
+    assert form_data(identify) == {
+        "event": "$identify",
+        "properties": {"$identified_id": "user-42", "$anon_id": ANONYMOUS_ID, "token": TOKEN},
+    }
+    assert form_data(engage) == {
+        "$token": TOKEN,
+        "$distinct_id": "user-42",
+        "$ip": "203.0.113.7",
+        "$set": {
+            "plan": "pro",
+            "$created": "2024-01-02T03:04:05.000Z",
+            "$email": "ada@example.com",
+            "$first_name": "Ada",
+            "$last_name": "Lovelace",
+            "$name": "Ada Lovelace",
+        },
+    }
+
+
+def test_identify_without_traits_only_links_ids(recorder: Recorder) -> None:
+    event = web("identify", traits={})
+    ((_, action, mapped),) = preset_work(event)
+    (request,) = mixpanel(source_name="web").build(action, [mapped])
+    assert request.url == "https://api.mixpanel.com/track"
+    data = msgspec.json.decode(parse_qs(request.body.decode())["data"][0])
+    assert data["properties"]["segment_source_name"] == "web"
+    del event["anonymousId"]
+    ((_, action, mapped),) = preset_work(event)
+    assert mixpanel().build(action, [mapped]) == []  # nothing to send, as in Segment
+
+
+@pytest.mark.parametrize(
+    ("traits", "expected"),
+    [
+        ({"name": "Ada", "firstName": "A", "lastName": "L"},
+         {"$first_name": "A", "$last_name": "L", "$name": "Ada"}),
+        ({"firstName": "Ada"}, {"$first_name": "Ada"}),
+        ({"lastName": "Lovelace"}, {"$last_name": "Lovelace"}),
+        ({"username": "ada", "phone": "+44 20", "title": "Countess"},
+         {"title": "Countess", "$username": "ada", "$phone": "+44 20"}),
+    ],
+    ids=["name-wins", "first-only", "last-only", "others"],
+)  # fmt: skip
+def test_profile_set(traits: dict[str, Any], expected: dict[str, Any]) -> None:
+    """identifyUser/__tests__: `$name` comes from firstName and lastName only when both exist."""
+    assert profile_set(traits) == expected
+
+
+def test_group_calls(recorder: Recorder) -> None:
+    event = web("group", groupId="acme-inc", traits={"name": "Acme Inc", "plan": "enterprise"})
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Group Calls", "groupIdentifyUser")
+    deliver(mixpanel(endpoint=recorder.base_url).build(action, [mapped]))
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/groups")
+    assert headers(got) == FORM_HEADERS
+    assert form_data(got) == {
+        "$token": TOKEN,
+        "$group_key": "$group_id",
+        "$group_id": "acme-inc",
+        "$set": {"name": "Acme Inc", "plan": "enterprise"},
+    }
+    # groupIdentifyUser/__tests__: a trait named like the group key gives the group id.
+    keyed = Mapped("m2", {**mapped.payload, "group_key": "name"}, event)
+    (request,) = mixpanel().build(action, [keyed])
+    data = msgspec.json.decode(parse_qs(request.body.decode())["data"][0])
+    assert (data["$group_key"], data["$group_id"]) == ("name", "Acme Inc")
+    with pytest.raises(ValueError, match="traits"):
+        mixpanel().build(action, [Mapped("m3", {"group_id": "acme-inc"}, event)])
+
+
+def test_alias(recorder: Recorder) -> None:
+    """Segment ships the Alias action without a preset; a subscription turns it on."""
+    event = web("alias", previousId=ANONYMOUS_ID)
+    assert preset_work(event) == []
+    assert compile_trigger('type = "alias"')(event)
+    mapped = Mapped(MESSAGE_ID, resolve(ALIAS_MAPPING, event), event)
+    deliver(mixpanel(endpoint=recorder.base_url).build("alias", [mapped]))
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/track")
+    assert form_data(got) == {
+        "event": "$create_alias",
+        "properties": {"distinct_id": ANONYMOUS_ID, "alias": "user-42", "token": TOKEN},
+    }
+
+
+def test_batching_regions_and_credentials() -> None:
+    events = [web("track", event=f"Step {i}", messageId=f"m{i}") for i in range(3)]
+    (preset,) = [p for p in Mixpanel.presets if p.name == "Track Calls"]
+    mapped = [Mapped(e["messageId"], resolve(preset.mapping, e), e) for e in events]
+    (request,) = mixpanel().build("trackEvent", mapped)
+    assert request.url == "https://api.mixpanel.com/import?strict=1"
+    assert request.message_ids == ["m0", "m1", "m2"]
+    assert [e["event"] for e in msgspec.json.decode(request.body)] == ["Step 0", "Step 1", "Step 2"]
+    single = [
+        Mapped(m.message_id, {**m.payload, "enable_batching": False}, m.event) for m in mapped
+    ]
+    assert [r.message_ids for r in mixpanel().build("trackEvent", single)] == [
+        ["m0"],
+        ["m1"],
+        ["m2"],
+    ]
+    (eu,) = mixpanel(api_region="EU 🇪🇺", strict_mode="0").build("trackEvent", mapped[:1])
+    assert eu.url == "https://api-eu.mixpanel.com/import?strict=0"
+    (by_token,) = mixpanel(api_secret="").build("trackEvent", mapped[:1])
+    assert by_token.headers["authorization"] == basic(TOKEN)
+
+
+def import_answer(recorder: Recorder, reply: Reply, count: int = 1) -> Outcome:
+    events = [web("track", event="Signed Up", messageId=f"m{i}") for i in range(count)]
+    (preset,) = [p for p in Mixpanel.presets if p.name == "Track Calls"]
+    destination = mixpanel(endpoint=recorder.base_url)
+    mapped = [Mapped(e["messageId"], resolve(preset.mapping, e), e) for e in events]
+    (request,) = destination.build("trackEvent", mapped)
+    recorder.respond_with(reply)
+    (response,) = deliver([request])
+    return destination.interpret(request, response)
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict", "reason", "retry_after_s"),
+    [
+        (Reply(200, {"code": 200, "num_records_imported": 1, "status": "OK"}), Verdict.DELIVERED,
+         "HTTP 200", None),
+        (Reply(429, {"code": 429, "error": "too many requests"}, {"Retry-After": "12"}),
+         Verdict.RETRY, "HTTP 429", 12.0),
+        (Reply(500, {"code": 500, "error": "internal"}), Verdict.RETRY, "HTTP 500", None),
+        (Reply(401, {"code": 401, "error": "Invalid credentials", "status": "error"}),
+         Verdict.PARK, "HTTP 401", None),
+        (Reply(413, {"code": 413, "error": "request too large"}), Verdict.RETRY,
+         "payload_too_large", None),
+        (Reply(400, {"code": 400, "error": "unable to parse json"}), Verdict.PARK, "HTTP 400",
+         None),
+    ],
+    ids=["200", "429-retry-after", "500", "401", "413", "400-no-records"],
+)  # fmt: skip
+def test_interpret(
+    recorder: Recorder, reply: Reply, verdict: Verdict, reason: str, retry_after_s: float | None
+) -> None:
+    outcome = import_answer(recorder, reply)
+    assert (outcome.verdict, outcome.reason, outcome.retry_after_s) == (
+        verdict,
+        reason,
+        retry_after_s,
+    )
+    assert outcome.failures == {}
+
+
+def failed_record(index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "insert_id": f"m{index}",
+        "field": "properties.time",
+        "message": "'properties.time' is invalid: must be specified as seconds since epoch",
+    }
+
+
+def test_strict_import_parks_the_failed_records_only(recorder: Recorder) -> None:
+    body = {"code": 400, "error": "some data points in the request failed validation",
+            "status": "Bad Request", "num_records_imported": 2,
+            "failed_records": [failed_record(0), failed_record(2)]}  # fmt: skip
+    outcome = import_answer(recorder, Reply(400, body), count=4)
+    assert outcome.verdict is Verdict.DELIVERED
+    assert set(outcome.failures) == {"m0", "m2"}
+    failure = outcome.failures["m2"]
+    assert failure.verdict is Verdict.PARK
+    assert failure.reason.startswith("properties.time: 'properties.time' is invalid")
+
+
+def test_strict_import_failing_every_record_parks(recorder: Recorder) -> None:
+    records = [failed_record(0), failed_record(1)]
+    body = {"code": 400, "error": "some data points in the request failed validation",
+            "num_records_imported": 0, "failed_records": records}  # fmt: skip
+    outcome = import_answer(recorder, Reply(400, body), count=2)
+    assert outcome.verdict is Verdict.PARK
+    assert set(outcome.failures) == {"m0", "m1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict"), [("1", Verdict.DELIVERED), ("0", Verdict.PARK)], ids=["1", "0"]
+)
+def test_engage_answers_zero_when_it_refuses(
+    recorder: Recorder, body: str, verdict: Verdict
+) -> None:
+    event = web("group", groupId="acme-inc", traits={"name": "Acme Inc"})
+    ((_, action, mapped),) = preset_work(event)
+    destination = mixpanel(endpoint=recorder.base_url)
+    (request,) = destination.build(action, [mapped])
+    recorder.respond_with(Reply(200, body, {"content-type": "text/plain"}))
+    (response,) = deliver([request])
+    assert destination.interpret(request, response).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "name", "version"),
+    [
+        # common/__test__/utils.test.ts
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/117.0.0.0 Safari/537.36", "Chrome", "117.0.0.0"),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+         "Version/17.0 Safari/605.1.15", "Safari", "17.0"),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+         "like Gecko) Version/17.0 Mobile/15E148 Safari/604.1", "Mobile Safari", "17.0"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/117.0.0.0 Safari/537.36 Edg/117.0.2045.60", "Microsoft Edge", "117.0.2045.60"),
+        ("Non-existent userAgent", "", None),
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0", "Firefox",
+         "123.0"),
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_3 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+         "like Gecko) CriOS/122.0.6261.89 Mobile/15E148 Safari/604.1", "Chrome iOS",
+         "122.0.6261.89"),
+    ],
+    ids=["chrome", "safari", "mobile-safari", "edge", "unknown", "firefox", "chrome-ios"],
+)  # fmt: skip
+def test_browser(user_agent: str, name: str, version: str | None) -> None:
+    assert browser(user_agent) == (name, version)
+
+
+def test_settings_and_declaration() -> None:
+    assert load("mixpanel") is Mixpanel
+    assert (Mixpanel.name, tuple(Mixpanel.aliases)) == ("Mixpanel (Actions)", ("Mixpanel",))
+    with pytest.raises(msgspec.ValidationError, match="project_token"):
+        Mixpanel.parse_settings({"api_secret": SECRET})
+    with pytest.raises(msgspec.ValidationError, match="api_region"):
+        Mixpanel.parse_settings({"project_token": TOKEN, "api_region": "IN"})
+    settings = Mixpanel.parse_settings({"project_token": TOKEN, "api_secret": SECRET})
+    assert isinstance(settings, MixpanelSettings)
+    assert TOKEN not in repr(settings) and SECRET not in repr(settings)
+    assert [(p.name, p.action, p.trigger) for p in Mixpanel.presets] == [
+        ("Track Calls", "trackEvent", 'type = "track"'),
+        ("Page Calls", "trackEvent", 'type = "page"'),
+        ("Screen Calls", "trackEvent", 'type = "screen"'),
+        ("Identify Calls", "identifyUser", 'type = "identify"'),
+        ("Group Calls", "groupIdentifyUser", 'type = "group"'),
+    ]
+    assert Mixpanel.actions["trackEvent"].max_batch == 2000

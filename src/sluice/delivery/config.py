@@ -79,7 +79,8 @@ class CompiledMapping:
     name: str
     action: Action
     trigger: Predicate
-    evaluate: Evaluate
+    evaluate: Evaluate  # output may share objects with the event (no copies)
+    evaluate_copy: Evaluate  # output owns its objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +139,11 @@ def _compiled(
     except SluiceError as exc:
         _raise(f"{path}.trigger", str(exc))
     try:
-        evaluate = compile_mapping(mapping)
+        evaluate = compile_mapping(mapping, copy=False)
+        evaluate_copy = compile_mapping(mapping)
     except SluiceError as exc:
         _raise(f"{path}.mapping", str(exc))
-    return CompiledMapping(name, action, predicate, evaluate)
+    return CompiledMapping(name, action, predicate, evaluate, evaluate_copy)
 
 
 def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:

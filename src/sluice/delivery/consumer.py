@@ -215,10 +215,15 @@ class Consumer:
             ready = [p for p in pending if p.not_before <= now]
             if self.breaker.is_open:
                 ready = ready[:1]  # half-open: one probe decides
-            waiting = [p for p in pending if p not in ready]
+            sent = {id(p) for p in ready}
+            waiting = [p for p in pending if id(p) not in sent]
             outcomes = await self._send_all(ready)
             retry: list[Pending] = []
             for item, response, outcome in outcomes:
+                if response is None or outcome is None:  # not sent: the circuit opened meanwhile
+                    item.not_before = time.monotonic() + self._circuit_wait()
+                    retry.append(item)
+                    continue
                 retry.extend(self._settle(item, response, outcome, work, result))
             pending = waiting + retry
             if pending:
@@ -232,13 +237,17 @@ class Consumer:
                 result.delivered.pop(parked.message_id, None)
         return result
 
-    async def _send_all(self, ready: list[Pending]) -> list[tuple[Pending, Response, Outcome]]:
+    async def _send_all(
+        self, ready: list[Pending]
+    ) -> list[tuple[Pending, Response | None, Outcome | None]]:
         limit = asyncio.Semaphore(max(1, self.pacer.concurrency))
         timeout = self.config.timeout_s
         rate = self.config.options.requests_per_s
 
-        async def one(item: Pending) -> tuple[Pending, Response, Outcome]:
+        async def one(item: Pending) -> tuple[Pending, Response | None, Outcome | None]:
             async with limit:
+                if self.breaker.is_open and len(ready) > 1:
+                    return item, None, None  # stop hammering: the probe decides
                 if rate > 0:
                     now = time.monotonic()
                     slot = max(now, self._next_request_at)
@@ -253,6 +262,7 @@ class Consumer:
                     outcome = self.config.destination.interpret(item.request, response)
                 except Exception as exc:
                     outcome = Outcome(Verdict.RETRY, f"could not read the response: {exc}")
+                self.breaker.record(outcome.verdict is not Verdict.RETRY)
                 return item, response, outcome
 
         return await asyncio.gather(*(one(p) for p in ready))
@@ -270,7 +280,6 @@ class Consumer:
         now_ms = int(time.time() * 1000)
         result.attempts = max(result.attempts, item.attempts)
         ok = outcome.verdict is Verdict.DELIVERED
-        self.breaker.record(ok or outcome.verdict is Verdict.PARK)
         if outcome.verdict is Verdict.RETRY and response.status == 429:
             self.pacer.throttled(now, outcome.retry_after_s)
         elif ok:
@@ -314,7 +323,7 @@ class Consumer:
         if outcome.retry_after_s is not None:
             delay = max(delay, outcome.retry_after_s)
         if self.breaker.is_open:
-            delay = max(delay, min(MAX_CIRCUIT_WAIT_S, 2.0**self.breaker.opened))
+            delay = max(delay, self._circuit_wait())
         destination = self.config.destination
         if outcome.reason == PAYLOAD_TOO_LARGE and len(keep) > 1:  # halve the batch, resend
             half = len(keep) // 2
@@ -329,6 +338,10 @@ class Consumer:
                     item.attempts, now + delay, reason, item.first_attempt_ms)
             for request in requests
         ]  # fmt: skip
+
+    def _circuit_wait(self) -> float:
+        """Seconds between probes of an open circuit: 2, 4, 8, ... up to a minute."""
+        return min(MAX_CIRCUIT_WAIT_S, 2.0 ** max(self.breaker.opened, 1))
 
     async def _record_retrying(self, pending: list[Pending], work: Plan) -> None:
         now_ms = int(time.time() * 1000)

@@ -52,10 +52,12 @@ def decide(
             return reason or "filtered", []
     assert routed is not None
     message_id = str(routed.get("messageId", ""))
-    work = []
+    work: list[tuple[str, Mapped]] = []
     for mapping in config.mappings:
         if mapping.trigger(routed):
-            payload = mapping.evaluate(routed)
+            # The first payload may share objects with the event; later ones get their own,
+            # so a destination changing one payload cannot change another.
+            payload = (mapping.evaluate_copy if work else mapping.evaluate)(routed)
             if payload is not None:
                 work.append((mapping.action.id, Mapped(message_id, payload, routed)))
     if not work:

@@ -13,6 +13,7 @@ output may change it without changing the event, as with Segment's final `remove
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,8 +55,11 @@ def resolve(mapping: Any, payload: Mapping[str, Any]) -> Any:
     return compile(mapping)(payload)
 
 
-def compile(mapping: Any) -> Evaluator:
+def compile(mapping: Any, *, copy: bool = True) -> Evaluator:
     """Validate `mapping` and return a function that applies it to an event.
+
+    With `copy=False` the output may share dicts and lists with the event (no copying: the
+    delivery engine's hot path, which gives each mapping an event of its own instead).
 
     Raises `MappingError` when the mapping is invalid. The evaluator itself raises
     `MappingError` only when a dynamic argument has the wrong type (a `@path` or `@template`
@@ -66,10 +70,15 @@ def compile(mapping: Any) -> Evaluator:
     except (TypeError, ValueError, OverflowError):
         validate(mapping)  # names the offending value
         raise MappingError("is not JSON") from None
+    key = key if copy else b"nocopy:" + key
     evaluator = _CACHE.get(key)
     if evaluator is None:
         validate(mapping)  # the mapping as given: its JSON text would turn a set into a list
-        evaluator = _build(msgspec.json.decode(key))
+        token = _COPYING.set(copy)
+        try:
+            evaluator = _build(msgspec.json.decode(key.removeprefix(b"nocopy:")))
+        finally:
+            _COPYING.reset(token)
         with _CACHE_LOCK:
             while len(_CACHE) >= DEFAULT_CACHE_SIZE:
                 del _CACHE[next(iter(_CACHE))]
@@ -78,6 +87,8 @@ def compile(mapping: Any) -> Evaluator:
 
 
 _CACHE: dict[bytes, Evaluator] = {}
+# Whether the reader being compiled copies what it reads (set by `compile` while it compiles).
+_COPYING: contextvars.ContextVar[bool] = contextvars.ContextVar("mapping_copying", default=True)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -164,6 +175,9 @@ def _kind(value: Any) -> str:
 
 def _reader(keys: tuple[str, ...] | None) -> _Node:
     """Read `keys` and copy what is found; the common one- and two-key paths are inlined."""
+    if not _COPYING.get():
+        getter = compile_getter(keys)
+        return lambda payload: getter(payload)
     if keys is not None and len(keys) == 1:
         (first,) = keys
 

@@ -17,8 +17,8 @@ Starts `sluice serve` on a fresh data dir and a webhook receiver (aiohttp, its o
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import json
 import multiprocessing
 import os

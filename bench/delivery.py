@@ -258,7 +258,7 @@ def drain(sluice: Sluice, make: Any, events: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--per-event-events", type=int, default=20_000)
+    parser.add_argument("--per-event-events", type=int, default=30_000)
     parser.add_argument("--steady-seconds", type=int, default=15)
     args = parser.parse_args()
     sluice = Sluice()

@@ -224,3 +224,24 @@ def test_real_client_to_webhook(server: SluiceServer, recorder: Recorder) -> Non
     assert got["py-track"]["properties"] == {"plan": "pro"}
     assert got["py-page"]["type"] == "page"
     assert got["py-track"]["context"]["library"]["name"] == "analytics-python"
+
+
+def test_slow_answers_time_out_and_are_retried(server: SluiceServer, recorder: Recorder) -> None:
+    answers = iter([Reply(200, delay_s=2.5)])
+    recorder.respond_with(lambda _r: next(answers, Reply(200)))
+    add_destination(server, webhook("hook", recorder, delivery={"timeout_s": 1}))
+    send(server, track("slow"))
+    got = recorder.wait_for(2, timeout=20)
+    assert message_ids(got) == ["slow", "slow"]  # the timed-out attempt, then the retry
+    wait_for(lambda: trace(server, "slow")["hook"]["status"] == "delivered", timeout=10)
+    assert trace(server, "slow")["hook"]["attempts"] == 2
+
+
+def test_429_retry_after_is_honoured(server: SluiceServer, recorder: Recorder) -> None:
+    answers = iter([Reply(429, headers={"retry-after": "3"})])
+    recorder.respond_with(lambda _r: next(answers, Reply(200)))
+    add_destination(server, webhook("hook", recorder))
+    send(server, track("limited"))
+    first, second = recorder.wait_for(2, timeout=20)
+    assert second.at - first.at >= 2.9
+    wait_for(lambda: trace(server, "limited")["hook"]["status"] == "delivered", timeout=10)

@@ -101,9 +101,14 @@ class Consumer:
         if cursor is None:  # a new destination gets what arrives from now on, as at Segment
             cursor = await asyncio.to_thread(store.last_seq)
             await asyncio.to_thread(store.commit_cursor, name, cursor)
+        prefetched: asyncio.Task[list[StoredEvent]] | None = None
         while True:
-            events = await self._next_events(cursor)
+            events = await (prefetched or self._next_events(cursor))
+            prefetched = None
             if events:
+                # Read the next run from the log (in a thread) while this one is delivered.
+                if len(events) >= DEFAULT_CHUNK_EVENTS:
+                    prefetched = asyncio.create_task(self._next_events(events[-1].seq))
                 cursor = await self.step(events, cursor)
             else:
                 await asyncio.sleep(IDLE_POLL_S)

@@ -35,6 +35,7 @@ from sluice.destinations.base import (
     Response,
     Verdict,
     default_outcome,
+    require,
     retry_after_seconds,
 )
 from sluice.spec.timestamps import parse_ms
@@ -274,13 +275,6 @@ def _build_identify(dest: Amplitude, mapped: Sequence[Mapped]) -> list[OutReques
 def _present(payload: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     """The keys the mapping produced (JSON.stringify drops undefined, keeps null)."""
     return {k: payload[k] for k in keys if k in payload}
-
-
-def require(payload: Mapping[str, Any], *fields: str) -> None:
-    """Refuse a payload Segment's schema check would refuse (the engine parks it)."""
-    for name in fields:
-        if payload.get(name) is None:
-            raise ValueError(f"The root value is missing the required field '{name}'.")
 
 
 def _build_group_identify(dest: Amplitude, mapped: Sequence[Mapped]) -> list[OutRequest]:

@@ -120,6 +120,13 @@ def default_outcome(response: Response) -> Outcome:
     return Outcome(Verdict.PARK, reason)
 
 
+def require(payload: Mapping[str, Any], *fields: str) -> None:
+    """Refuse a mapped payload missing a field the action needs, as Segment's schema check does."""
+    for name in fields:
+        if payload.get(name) is None:
+            raise InvalidPayload(f"The root value is missing the required field '{name}'.")
+
+
 BuildRequests = Callable[[Any, Sequence[Mapped]], list[OutRequest]]
 
 

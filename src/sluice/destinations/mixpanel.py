@@ -39,6 +39,7 @@ from sluice.destinations.base import (
     Response,
     Verdict,
     default_outcome,
+    require,
 )
 from sluice.spec.timestamps import parse_ms
 
@@ -266,13 +267,6 @@ def _build_identify(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest
             data["$set"] = profile_set(traits)
             requests.append(_form(dest, "/engage", data, m.message_id))
     return requests
-
-
-def require(payload: Mapping[str, Any], *fields: str) -> None:
-    """Refuse a payload Segment's schema check would refuse (the engine parks it)."""
-    for name in fields:
-        if payload.get(name) is None:
-            raise ValueError(f"The root value is missing the required field '{name}'.")
 
 
 def _build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:

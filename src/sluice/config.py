@@ -27,6 +27,10 @@ DEFAULT_DEDUPE_WINDOW_S = 24 * 3600
 DEFAULT_MAX_PENDING_EVENTS = 200_000
 DEFAULT_KEEP_REJECTIONS = 10_000
 MAX_DEFAULT_WORKERS = 4
+DEFAULT_WAREHOUSE_INTERVAL_S = 60.0
+# Segment's S3 destination: a file never exceeds 100 MB and is written at least hourly.
+DEFAULT_ARCHIVE_MAX_FILE_BYTES = 100 * 1024 * 1024
+DEFAULT_ARCHIVE_MAX_FILE_AGE_S = 3600
 
 
 class ConfigError(SluiceError):
@@ -65,6 +69,13 @@ class Settings:
     # Public base URL clients reach this server at (used in the settings endpoint's apiHost).
     public_url: str | None = None
     keep_rejections: int = DEFAULT_KEEP_REJECTIONS
+    # Seconds between warehouse loads by the worker (0 turns automatic loads off).
+    warehouse_interval_s: float = DEFAULT_WAREHOUSE_INTERVAL_S
+    # Raw archive (gzip NDJSON in Segment's segment-logs/ layout); None means <data_dir>/archive.
+    archive_dir: Path | None = None
+    archive_max_file_bytes: int = DEFAULT_ARCHIVE_MAX_FILE_BYTES  # uncompressed
+    archive_max_file_age_s: int = DEFAULT_ARCHIVE_MAX_FILE_AGE_S
+    archive_retention_days: int = 0  # 0 keeps archives forever
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -93,8 +104,11 @@ _INT_FIELDS = {
     "max_pending_events",
     "rate_limit_burst",
     "keep_rejections",
+    "archive_max_file_bytes",
+    "archive_max_file_age_s",
+    "archive_retention_days",
 }
-_FLOAT_FIELDS = {"rate_limit_per_source"}
+_FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,7 +125,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[f.name] = int(raw)
             elif f.name in _FLOAT_FIELDS:
                 values[f.name] = float(raw)
-            elif f.name == "data_dir":
+            elif f.name in ("data_dir", "archive_dir"):
                 values[f.name] = Path(raw)
             elif f.name == "trusted_proxies":
                 values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())

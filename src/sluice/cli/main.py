@@ -7,9 +7,11 @@ import sys
 import sluice.cli.events
 import sluice.cli.parked
 import sluice.cli.rejected
+import sluice.cli.replay
 import sluice.cli.serve
 import sluice.cli.status
 import sluice.cli.trace
+import sluice.cli.warehouse
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)
 from sluice.cli.app import app
 from sluice.errors import SluiceError

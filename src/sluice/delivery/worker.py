@@ -1,8 +1,10 @@
-"""The delivery worker: one process running a consumer per enabled destination.
+"""The worker process: every consumer of the log that is not the collector.
 
-It watches the workspace (the control plane's version number) and starts, restarts or stops
-consumers as destinations change; their cursors live in the store, so a restart resumes where
-the last step committed. One aiohttp session is shared by every consumer.
+A consumer per enabled destination, the archive writer and the warehouse loaders. It watches the
+workspace (the control plane's version number) and starts, restarts or stops destination
+consumers as destinations change; every consumer's position is durable (the store's cursors, or
+the warehouse's own), so a restart resumes where the last step committed. One aiohttp session is
+shared by every destination consumer.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -27,24 +30,41 @@ CONFIG_POLL_S = 1.0
 
 
 class Worker:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Settings | None = None) -> None:
         self.store = store
+        self.settings = settings
         self.tasks: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
         self.errors: dict[str, str] = {}
         self._version = -1
 
     async def run(self) -> None:
+        background = [asyncio.create_task(_supervised(name, job)) for name, job in self._jobs()]
         async with new_session() as session:
             try:
                 while True:
                     await self.sync(session)
                     await asyncio.sleep(CONFIG_POLL_S)
             finally:
-                for _, task in self.tasks.values():
+                tasks = [task for _, task in self.tasks.values()] + background
+                for task in tasks:
                     task.cancel()
-                for _, task in self.tasks.values():
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+
+    def _jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        """The consumers that are not destinations: the archive and the warehouses."""
+        settings = self.settings
+        if settings is None:
+            return []
+        from sluice.archive.writer import ArchiveWriter
+        from sluice.warehouse.loader import run_warehouses
+
+        store = self.store
+        return [
+            ("archive", lambda: ArchiveWriter(settings, store).run()),
+            ("warehouses", lambda: run_warehouses(settings, store)),
+        ]
 
     async def sync(self, session: aiohttp.ClientSession) -> None:
         """Match the running consumers to the workspace's destinations."""
@@ -88,6 +108,19 @@ class Worker:
             raise
 
 
+async def _supervised(name: str, job: Callable[[], Awaitable[None]]) -> None:
+    """Run `job` again a second after it fails: its position is durable, nothing is skipped."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting it in a second", name)
+            await asyncio.sleep(1.0)
+
+
 def run_worker(settings: Settings) -> None:
     """Process entry point (`sluice serve` starts it next to the HTTP workers)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -100,7 +133,7 @@ def run_worker(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
-            await Worker(store).run()
+            await Worker(store, settings).run()
 
     try:
         asyncio.run(main())

@@ -1,0 +1,211 @@
+"""Warehouse loading benchmark: events/s and rows/s from the log into Segment-shaped tables.
+
+    uv run python bench/warehouse.py [--events 1000000] [--chunk 50000]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+
+Loads `--events` mixed events (80% tracks over 20 event names with nested properties and arrays,
+10% pages, 7% identifies, 3% groups; analytics.js-like context) through `WarehouseLoader`, the
+code path the worker runs: decode, flatten, type, plan, then one transaction per chunk. The log
+is generated in memory first (not timed), so the figures cover planning and loading only. Prints
+the planner's share separately (one core, pure Python) and the backend's (Arrow conversion and
+the database; it runs in a second thread, overlapping the planning of the next chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sluice.config import Settings
+from sluice.store.base import StoredEvent
+from sluice.warehouse.base import WarehouseBackend
+from sluice.warehouse.loader import WarehouseLoader
+from sluice.warehouse.planner import Planner
+
+EVENT_NAMES = [
+    "Order Completed", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed",
+    "Checkout Started", "Checkout Step Viewed", "Payment Info Entered", "Coupon Applied",
+    "Products Searched", "Product List Viewed", "Signed Up", "Signed In", "Signed Out",
+    "Video Playback Started", "Video Playback Paused", "Video Content Playing", "Email Opened",
+    "Push Notification Tapped", "Application Opened",
+]  # fmt: skip
+_encode = msgspec.json.Encoder().encode
+
+
+def _context(rng: random.Random, n: int) -> dict[str, Any]:
+    return {
+        "library": {"name": "analytics.js", "version": "next-1.70.0"},
+        "page": {
+            "path": f"/p/{n % 500}",
+            "referrer": "https://www.google.com/",
+            "title": "Shop",
+            "url": f"https://shop.example.com/p/{n % 500}",
+        },
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0",
+        "locale": rng.choice(["en-US", "fr-FR", "de-DE"]),
+        "ip": f"10.0.{n % 256}.{(n // 256) % 256}",
+        "campaign": {"source": "newsletter", "medium": "email", "name": "winter"},
+    }
+
+
+def make_event(n: int, rng: random.Random) -> tuple[str, str | None, dict[str, Any]]:
+    roll = rng.random()
+    second = 1_700_000_000 + n // 100
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)) + f".{n % 1000:03d}Z"
+    msg: dict[str, Any] = {
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "anonymousId": f"anon-{n % 50_000}",
+        "userId": f"user-{n % 20_000}",
+        "receivedAt": stamp,
+        "sentAt": stamp,
+        "timestamp": stamp,
+        "originalTimestamp": stamp,
+        "context": _context(rng, n),
+        "integrations": {},
+    }
+    if roll < 0.80:
+        index = n % len(EVENT_NAMES)
+        msg["type"], msg["event"] = "track", EVENT_NAMES[index]
+        msg["properties"] = {
+            "order_id": f"o-{n}",
+            "total": round(rng.uniform(5, 500), 2),
+            "revenue": round(rng.uniform(5, 500), 2),
+            "quantity": rng.randint(1, 5),
+            "currency": "USD",
+            "coupon": None if n % 3 else "WINTER",
+            f"variant_{index}": rng.choice(["a", "b"]),
+            "product": {"id": f"p-{n % 999}", "category": "Games", "price": 19.99},
+            "products": [{"product_id": f"p-{n % 999}", "price": 19.99, "quantity": 1}],
+            "first_purchase": n % 7 == 0,
+        }
+    elif roll < 0.90:
+        msg["type"], msg["name"] = "page", "Home"
+        msg["properties"] = {"name": "Home", "path": "/", "url": "https://shop.example.com/"}
+    elif roll < 0.97:
+        msg["type"] = "identify"
+        msg["traits"] = {
+            "email": f"user-{n % 20_000}@example.com",
+            "name": "Ada Lovelace",
+            "plan": rng.choice(["free", "pro"]),
+            "logins": rng.randint(1, 90),
+            "address": {"city": "Paris", "country": "FR"},
+            "createdAt": "2023-05-01T10:00:00Z",
+        }
+    else:
+        msg["type"], msg["groupId"] = "group", f"g-{n % 500}"
+        msg["traits"] = {"name": "Initech", "employees": rng.randint(5, 500), "industry": "IT"}
+    return msg["type"], msg.get("event"), msg
+
+
+class GeneratedLog:
+    """A store holding a generated log in memory (generated before anything is timed)."""
+
+    def __init__(self, total: int, source_id: str, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        self.events = []
+        for n in range(1, total + 1):
+            kind, name, msg = make_event(n, rng)
+            payload = _encode(msg)
+            self.events.append(StoredEvent(n, source_id, msg["messageId"], kind, name, 0, payload))
+
+    def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        return self.events[seq : seq + limit]  # seq n sits at index n - 1
+
+
+class TimedBackend:
+    """Wraps a backend to time `load` (the database's share, Arrow conversion included)."""
+
+    def __init__(self, inner: WarehouseBackend) -> None:
+        self.inner = inner
+        self.max_identifier_length = inner.max_identifier_length
+        self.load_s = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def load(self, *args: Any) -> None:
+        started = time.perf_counter()
+        self.inner.load(*args)
+        self.load_s += time.perf_counter() - started
+
+
+def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) -> None:
+    timed = TimedBackend(backend)
+    planning = [0.0]
+    plan = Planner.plan
+
+    def timed_plan(self: Planner, *args: Any) -> Any:
+        started = time.thread_time()  # CPU time: waiting for the GIL is not planning
+        try:
+            return plan(self, *args)
+        finally:
+            planning[0] += time.thread_time() - started
+
+    Planner.plan = timed_plan  # type: ignore[method-assign]
+    try:
+        body = _encode({"id": "bench", "type": "duckdb"})
+        loader = WarehouseLoader(
+            Settings(), log, body, backend_factory=lambda c: timed, chunk_events=chunk
+        )  # type: ignore[arg-type]
+        report = loader.load_once()
+    finally:
+        Planner.plan = plan  # type: ignore[method-assign]
+    total = report.seconds
+    events, rows = report.events, report.total_rows
+    print(
+        f"\n{label}: {events:,} events -> {rows:,} rows in {len(report.rows)} tables,"
+        f" {report.discards} discards, chunks of {chunk:,}"
+    )
+    cpu, load_s = planning[0], timed.load_s
+    print(
+        f"  end to end  {events / total:>9,.0f} events/s {rows / total:>9,.0f} rows/s"
+        f" ({total:.1f} s)"
+    )
+    print(f"  planner     {events / cpu:>9,.0f} events/s per CPU second ({cpu:.1f} s CPU)")
+    print(f"  backend     {rows / load_s:>9,.0f} rows/s ({load_s:.1f} s, overlaps planning)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=50_000)
+    parser.add_argument("--postgres", metavar="URL", help="also load into this PostgreSQL")
+    args = parser.parse_args()
+    from sluice.warehouse.duckdb import DuckDBBackend
+
+    started = time.perf_counter()
+    source_id = f"bench_{int(time.time())}"  # a fresh schema in a shared PostgreSQL
+    log = GeneratedLog(args.events, source_id)
+    size = sum(len(e.payload) for e in log.events) / max(len(log.events), 1)
+    print(
+        f"generated {args.events:,} events ({size:.0f} bytes each) in"
+        f" {time.perf_counter() - started:.0f} s; schema {source_id}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = DuckDBBackend(Path(tmp) / "bench.duckdb")
+        try:
+            run("DuckDB", log, args.chunk, backend)
+        finally:
+            backend.close()
+    if args.postgres:
+        if importlib.util.find_spec("sluice.warehouse.postgres") is None:
+            raise SystemExit("sluice.warehouse.postgres does not exist yet")
+        from sluice.warehouse.postgres import PostgresBackend
+
+        pg = PostgresBackend(args.postgres)
+        try:
+            run("PostgreSQL", log, args.chunk, pg)
+        finally:
+            pg.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The warehouse backend protocol: what DuckDB, PostgreSQL and any later warehouse provide.
+
+The planner (`planner.py`) turns events into `TableBatch`es with final, coerced values and
+types; a backend only has to create what is missing and write the rows. Everything one load
+writes (rows, discarded values, the loader's position in the event log) commits in ONE
+transaction, which is what makes loads exactly-once: the position lives in the warehouse, next to
+the rows it describes, so a crash mid-load leaves both untouched and the next load redoes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+from sluice.errors import SluiceError
+
+# The schema holding Sluice's own tables in every warehouse.
+META_SCHEMA = "_sluice"
+DISCARDS_TABLE = "discards"  # schema, table_name, column_name, row_id, value, reason, discarded_at
+LOADS_TABLE = "loads"  # loader_id PRIMARY KEY, position, loaded_at
+
+
+class WarehouseError(SluiceError):
+    """The warehouse cannot do what was asked (errors name the warehouse, table or column).
+
+    Tree:
+        WarehouseError
+        ├── WarehouseNotFound      no warehouse with that id in the workspace
+        ├── WarehouseUnavailable   cannot connect / open (bad URL, missing driver, locked file)
+        └── SchemaChangeError      a manual schema change (widen) is not possible
+    """
+
+
+class WarehouseNotFound(WarehouseError):
+    pass
+
+
+class WarehouseUnavailable(WarehouseError):
+    pass
+
+
+class SchemaChangeError(WarehouseError):
+    pass
+
+
+class ColumnType(StrEnum):
+    """Segment's five warehouse column types (spec 4.4)."""
+
+    TIMESTAMP = "timestamp"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    VARCHAR = "varchar"
+
+
+@dataclass(frozen=True, slots=True)
+class TableBatch:
+    """Rows for one table of one schema, ready to load.
+
+    `columns` names every column the rows use with its type: the existing type for columns the
+    table has, the new type for columns the backend must add. `rows` hold values already coerced
+    to that type: `datetime` (aware, UTC), `int`, `float`, `bool`, `str` or `None`; a row may
+    omit columns (missing means NULL). Every row has an `id` (str), unique within the batch.
+    """
+
+    schema: str
+    table: str
+    columns: Mapping[str, ColumnType]
+    rows: Sequence[Mapping[str, Any]]
+    # users/accounts: keep the latest row per id (replace); others: insert, skip ids present.
+    upsert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Discard:
+    """A value that did not fit its column's type: the row loaded without it, this keeps it."""
+
+    schema: str
+    table: str
+    column: str
+    row_id: str
+    value: str
+    reason: str
+
+
+class WarehouseBackend(Protocol):
+    """A warehouse Sluice loads into."""
+
+    # Longest identifier the warehouse accepts (DuckDB 120 by choice, PostgreSQL 63).
+    max_identifier_length: ClassVar[int]
+
+    def columns(self, schema: str) -> dict[str, dict[str, ColumnType]]:
+        """`{table: {column: type}}` of the schema as it exists (empty when it does not)."""
+        ...
+
+    def load(
+        self,
+        batches: Sequence[TableBatch],
+        discards: Sequence[Discard],
+        loader_id: str,
+        position: int,
+    ) -> None:
+        """Write everything in ONE transaction.
+
+        Create schemas and tables as needed, `ALTER TABLE ADD COLUMN` for new columns, insert
+        rows deduplicated on `id` (rows whose id exists are skipped; upsert tables replace the
+        row with that id), append `discards` to `_sluice.discards` (schema, table_name,
+        column_name, row_id, value, reason, discarded_at) and set the loader's position in
+        `_sluice.loads` (loader_id PRIMARY KEY, position, loaded_at). A crash mid-load neither
+        loses nor doubles rows.
+        """
+        ...
+
+    def position(self, loader_id: str) -> int:
+        """The log position of the loader's last committed load; 0 when it never loaded."""
+        ...
+
+    def widen(self, schema: str, table: str, column: str, new_type: ColumnType) -> None:
+        """Change a column's type by hand (Segment's "type changes are manual")."""
+        ...
+
+    def discards(self, limit: int = 100) -> list[Discard]:
+        """The newest discarded values, newest first."""
+        ...
+
+    def close(self) -> None: ...

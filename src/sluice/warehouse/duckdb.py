@@ -1,0 +1,245 @@
+"""The embedded warehouse: Segment's tables in a DuckDB file (`<data_dir>/warehouse.duckdb`).
+
+Rows go in as Arrow tables: the perf baseline measured an Arrow insert at 116k rows/s against
+0.6k for `executemany`. Each batch is registered as a view, then copied with one
+`INSERT ... SELECT` that skips ids the table already has (or, for users/accounts, after deleting
+the rows it replaces), all inside the one transaction that also moves the loader's position.
+
+DuckDB lets one process hold a file open for writing, and then no other process may open it, even
+to read. The loader therefore opens the backend for one load and closes it right after, so that
+`duckdb sluice-data/warehouse.duckdb` works between loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from sluice.warehouse.base import (
+    DISCARDS_TABLE,
+    LOADS_TABLE,
+    META_SCHEMA,
+    ColumnType,
+    Discard,
+    SchemaChangeError,
+    TableBatch,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+
+SQL_TYPES: dict[ColumnType, str] = {
+    ColumnType.TIMESTAMP: "TIMESTAMPTZ",
+    ColumnType.INTEGER: "BIGINT",
+    ColumnType.FLOAT: "DOUBLE",
+    ColumnType.BOOLEAN: "BOOLEAN",
+    ColumnType.VARCHAR: "VARCHAR",
+}
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.VARCHAR: pa.string(),
+}
+# DuckDB's names for the types a column may have (also those a user gave it by hand).
+_READ_TYPES = {
+    "TIMESTAMP WITH TIME ZONE": ColumnType.TIMESTAMP,
+    "TIMESTAMP": ColumnType.TIMESTAMP,
+    "TIMESTAMP_NS": ColumnType.TIMESTAMP,
+    "TIMESTAMP_MS": ColumnType.TIMESTAMP,
+    "TIMESTAMP_S": ColumnType.TIMESTAMP,
+    "BIGINT": ColumnType.INTEGER,
+    "INTEGER": ColumnType.INTEGER,
+    "SMALLINT": ColumnType.INTEGER,
+    "TINYINT": ColumnType.INTEGER,
+    "HUGEINT": ColumnType.INTEGER,
+    "DOUBLE": ColumnType.FLOAT,
+    "FLOAT": ColumnType.FLOAT,
+    "BOOLEAN": ColumnType.BOOLEAN,
+}
+# Safe by hand: no value changes meaning. Everything else needs a new column and a backfill.
+WIDENINGS = {(ColumnType.INTEGER, ColumnType.FLOAT)} | {
+    (t, ColumnType.VARCHAR) for t in ColumnType if t is not ColumnType.VARCHAR
+}
+_BATCH_VIEW = "_sluice_batch"
+_DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
+_DISCARD_COLUMNS = ("schema", "table_name", "column_name", "row_id", "value", "reason")
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_type_of(sql_type: str) -> ColumnType:
+    if sql_type.startswith(("DECIMAL", "NUMERIC")):
+        return ColumnType.FLOAT
+    return _READ_TYPES.get(sql_type, ColumnType.VARCHAR)
+
+
+def arrow_table(batch: TableBatch) -> pa.Table:
+    """The batch's rows as an Arrow table, converted by pyarrow as one array of structs.
+
+    Reading the dicts in C this way took half the time of building one Python list per column
+    (each value costs a Python-level lookup and append there); missing keys become nulls.
+    """
+    struct = pa.struct([(c, ARROW_TYPES[t]) for c, t in batch.columns.items()])
+    return pa.Table.from_struct_array(pa.array(batch.rows, type=struct))
+
+
+class DuckDBBackend:
+    """A DuckDB file as a warehouse (one connection; not shared between threads)."""
+
+    max_identifier_length: ClassVar[int] = 120
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = duckdb.connect(str(path))
+        except (duckdb.Error, OSError) as exc:
+            raise WarehouseUnavailable(
+                f"cannot open the DuckDB warehouse {path}: {exc}"
+                " (another process, e.g. `sluice serve` or the duckdb shell, may hold it open)"
+            ) from exc
+        self._db.execute("SET TimeZone = 'UTC'")
+        meta = quote(META_SCHEMA)
+        self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {meta}")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {meta}.{quote(LOADS_TABLE)}"
+            " (loader_id VARCHAR PRIMARY KEY,"
+            " position BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)"
+        )
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {meta}.{quote(DISCARDS_TABLE)} (schema VARCHAR,"
+            " table_name VARCHAR, column_name VARCHAR, row_id VARCHAR, value VARCHAR,"
+            " reason VARCHAR, discarded_at TIMESTAMPTZ)"
+        )
+
+    def columns(self, schema: str) -> dict[str, dict[str, ColumnType]]:
+        rows = self._db.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+            [schema],
+        ).fetchall()
+        tables: dict[str, dict[str, ColumnType]] = {}
+        for table, column, sql_type in rows:
+            tables.setdefault(table, {})[column] = column_type_of(sql_type)
+        return tables
+
+    def load(
+        self,
+        batches: Sequence[TableBatch],
+        discards: Sequence[Discard],
+        loader_id: str,
+        position: int,
+    ) -> None:
+        db = self._db
+        now = datetime.now(UTC)
+        db.begin()
+        try:
+            existing: dict[str, dict[str, dict[str, ColumnType]]] = {}
+            for batch in batches:
+                if batch.schema not in existing:
+                    db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(batch.schema)}")
+                    existing[batch.schema] = self.columns(batch.schema)
+                self._load_batch(batch, existing[batch.schema].get(batch.table))
+            if discards:
+                self._insert_discards(discards, now)
+            db.execute(
+                f"INSERT INTO {quote(META_SCHEMA)}.{quote(LOADS_TABLE)} VALUES (?, ?, ?)"
+                " ON CONFLICT (loader_id) DO UPDATE SET position = excluded.position,"
+                " loaded_at = excluded.loaded_at",
+                [loader_id, position, now],
+            )
+            db.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                db.rollback()
+            raise
+
+    def _load_batch(self, batch: TableBatch, existing: dict[str, ColumnType] | None) -> None:
+        db = self._db
+        target = f"{quote(batch.schema)}.{quote(batch.table)}"
+        if existing is None:
+            definition = ", ".join(f"{quote(c)} {SQL_TYPES[t]}" for c, t in batch.columns.items())
+            db.execute(f"CREATE TABLE {target} ({definition})")
+        else:
+            for column, column_type in batch.columns.items():
+                if column not in existing:
+                    db.execute(
+                        f"ALTER TABLE {target} ADD COLUMN {quote(column)} {SQL_TYPES[column_type]}"
+                    )
+        if not batch.rows:
+            return
+        db.register(_BATCH_VIEW, arrow_table(batch))
+        try:
+            names = ", ".join(quote(c) for c in batch.columns)
+            if batch.upsert:
+                db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {_BATCH_VIEW})")
+                db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {_BATCH_VIEW}")
+            else:
+                db.execute(
+                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {_BATCH_VIEW} AS b"
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
+                )
+        finally:
+            db.unregister(_BATCH_VIEW)
+
+    def _insert_discards(self, discards: Sequence[Discard], now: datetime) -> None:
+        columns = [
+            pa.array([getattr(d, f) for d in discards], type=pa.string())
+            for f in ("schema", "table", "column", "row_id", "value", "reason")
+        ]
+        columns.append(pa.array([now] * len(discards), type=ARROW_TYPES[ColumnType.TIMESTAMP]))
+        table = pa.Table.from_arrays(columns, names=[*_DISCARD_COLUMNS, "discarded_at"])
+        self._db.register(_BATCH_VIEW, table)
+        try:
+            self._db.execute(f"INSERT INTO {_DISCARDS} SELECT * FROM {_BATCH_VIEW}")
+        finally:
+            self._db.unregister(_BATCH_VIEW)
+
+    def position(self, loader_id: str) -> int:
+        row = self._db.execute(
+            f"SELECT position FROM {quote(META_SCHEMA)}.{quote(LOADS_TABLE)} WHERE loader_id = ?",
+            [loader_id],
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def widen(self, schema: str, table: str, column: str, new_type: ColumnType) -> None:
+        current = self.columns(schema).get(table)
+        if current is None:
+            raise SchemaChangeError(f"no table {schema}.{table} in {self.path}")
+        old_type = current.get(column)
+        if old_type is None:
+            raise SchemaChangeError(f"no column {column!r} in {schema}.{table}")
+        if old_type is new_type:
+            raise SchemaChangeError(f"{schema}.{table}.{column} already is {new_type.value}")
+        if (old_type, new_type) not in WIDENINGS:
+            raise SchemaChangeError(
+                f"cannot change {schema}.{table}.{column} from {old_type.value} to"
+                f" {new_type.value}: only integer → float and any type → varchar keep every value"
+            )
+        try:
+            self._db.execute(
+                f"ALTER TABLE {quote(schema)}.{quote(table)} ALTER COLUMN {quote(column)}"
+                f" SET DATA TYPE {SQL_TYPES[new_type]}"
+            )
+        except duckdb.Error as exc:
+            raise WarehouseError(f"widening {schema}.{table}.{column} failed: {exc}") from exc
+
+    def discards(self, limit: int = 100) -> list[Discard]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(map(quote, _DISCARD_COLUMNS))} FROM {_DISCARDS}"
+            " ORDER BY discarded_at DESC, rowid DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [Discard(*row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

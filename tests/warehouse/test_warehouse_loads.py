@@ -1,0 +1,387 @@
+"""Loads from a real event log into real warehouses: DuckDB files, and PostgreSQL when it answers.
+
+Schema evolution, upserts, deduplication on `id` across loads, exactly-once after a crash or a
+lost position, discarded values and widening, through `WarehouseLoader` as the worker runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import pytest
+
+from sluice.config import Settings
+from sluice.store.base import AppendBatch, NewEvent, StoredEvent
+from sluice.store.sqlite import SqliteStore
+from sluice.warehouse.base import ColumnType, SchemaChangeError, TableBatch, WarehouseBackend
+from sluice.warehouse.duckdb import DuckDBBackend
+from sluice.warehouse.factory import WarehouseConfig
+from sluice.warehouse.loader import WarehouseLoader
+
+C = ColumnType
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+T1 = "2026-11-28T10:00:00.123Z"
+
+
+@dataclass
+class Warehouse:
+    """One warehouse under test: how the loader opens it and how the test looks inside."""
+
+    open: Callable[[], WarehouseBackend]
+    query: Callable[[str], list[tuple[Any, ...]]]
+    kind: str
+
+
+def _duckdb(tmp_path: Path) -> Iterator[Warehouse]:
+    path = tmp_path / "warehouse.duckdb"
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(path), read_only=True) as db:
+            return db.execute(sql).fetchall()
+
+    yield Warehouse(lambda: DuckDBBackend(path), query, "duckdb")
+
+
+def _postgres() -> Iterator[Warehouse]:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        from sluice.warehouse.postgres import PostgresBackend
+    except ImportError as exc:  # pragma: no cover - the module is written alongside this one
+        pytest.skip(f"no PostgreSQL backend: {exc}")
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+    name = f"sluice_wh_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with psycopg.connect(url) as db:
+            return list(db.execute(sql).fetchall())
+
+    try:
+        yield Warehouse(lambda: PostgresBackend(url), query, "postgres")
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    yield from _duckdb(tmp_path) if request.param == "duckdb" else _postgres()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "log.db")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+def append(store: SqliteStore, *msgs: dict[str, Any], source: str = "web") -> list[str]:
+    """Append normalised events (as the collector stores them); returns their messageIds."""
+    events = []
+    for msg in msgs:
+        msg = {"messageId": f"msg-{next(_ids)}", "receivedAt": T1, "timestamp": T1, **msg}
+        payload = msgspec.json.encode(msg)
+        events.append(NewEvent(source, msg["messageId"], msg["type"], msg.get("event"), 0, payload))
+    store.append(AppendBatch(events=events))
+    return [e.message_id for e in events]
+
+
+def loader(
+    store: SqliteStore, warehouse: Warehouse, chunk: int = 50_000, **config: Any
+) -> WarehouseLoader:
+    body = msgspec.json.encode({"id": "main", "type": warehouse.kind, **config})
+    return WarehouseLoader(
+        Settings(), store, body, backend_factory=lambda c: warehouse.open(), chunk_events=chunk
+    )
+
+
+def columns(warehouse: Warehouse, table: str, schema: str = "web") -> dict[str, ColumnType]:
+    backend = warehouse.open()
+    try:
+        return backend.columns(schema).get(table, {})
+    finally:
+        backend.close()
+
+
+def count(warehouse: Warehouse, table: str, schema: str = "web") -> int:
+    return int(warehouse.query(f'SELECT count(*) FROM "{schema}"."{table}"')[0][0])
+
+
+def test_first_load_creates_segment_tables(store: SqliteStore, warehouse: Warehouse) -> None:
+    append(
+        store,
+        {"type": "identify", "userId": "u1", "traits": {"email": "ada@example.com", "age": 36}},
+        {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"total": 9.5}},
+        {"type": "page", "anonymousId": "a1", "name": "Home", "properties": {"path": "/"}},
+        {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"name": "Initech"}},
+        {"type": "alias", "userId": "u1", "previousId": "a1"},
+    )
+    report = loader(store, warehouse).load_once()
+    assert report.rows == {
+        "web.identifies": 1,
+        "web.users": 1,
+        "web.tracks": 1,
+        "web.order_completed": 1,
+        "web.pages": 1,
+        "web.groups": 1,
+        "web.accounts": 1,
+        "web.aliases": 1,
+    }
+    assert (report.events, report.loaded, report.position) == (5, 5, 5)
+    assert columns(warehouse, "order_completed") == {
+        "id": C.VARCHAR,
+        "user_id": C.VARCHAR,
+        "received_at": C.TIMESTAMP,
+        "timestamp": C.TIMESTAMP,
+        "uuid_ts": C.TIMESTAMP,
+        "event": C.VARCHAR,
+        "event_text": C.VARCHAR,
+        "total": C.FLOAT,
+    }
+    assert columns(warehouse, "identifies")["age"] is C.INTEGER
+    assert warehouse.query('SELECT id, email, age FROM "web"."users"') == [
+        ("u1", "ada@example.com", 36)
+    ]
+    assert warehouse.query('SELECT event, event_text FROM "web"."tracks"') == [
+        ("order_completed", "Order Completed")
+    ]
+    assert loader(store, warehouse).load_once().events == 0  # nothing new: nothing read
+
+
+def test_new_columns_are_added_by_later_loads(store: SqliteStore, warehouse: Warehouse) -> None:
+    append(store, {"type": "track", "event": "Clicked", "properties": {"a": 1}})
+    loader(store, warehouse).load_once()
+    append(store, {"type": "track", "event": "Clicked", "properties": {"b": "x"}})
+    report = loader(store, warehouse).load_once()
+    assert [(t, c, ty) for _, t, c, ty in report.new_columns] == [("clicked", "b", C.VARCHAR)]
+    assert columns(warehouse, "clicked")["b"] is C.VARCHAR
+    rows = warehouse.query('SELECT a, b FROM "web"."clicked" ORDER BY received_at, a NULLS LAST')
+    assert sorted(rows, key=repr) == sorted([(1, None), (None, "x")], key=repr)
+
+
+def test_users_and_accounts_keep_the_latest_state(store: SqliteStore, warehouse: Warehouse) -> None:
+    append(
+        store,
+        {"type": "identify", "userId": "u1", "traits": {"plan": "free"}},
+        {"type": "group", "groupId": "g1", "traits": {"seats": 5}},
+    )
+    loader(store, warehouse).load_once()
+    append(
+        store,
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+        {"type": "identify", "userId": "u2", "traits": {"plan": "free"}},
+        {"type": "group", "groupId": "g1", "traits": {"seats": 9}},
+    )
+    loader(store, warehouse).load_once()
+    assert sorted(warehouse.query('SELECT id, plan FROM "web"."users"')) == [
+        ("u1", "pro"),
+        ("u2", "free"),
+    ]
+    assert warehouse.query('SELECT id, seats FROM "web"."accounts"') == [("g1", 9)]
+    assert count(warehouse, "identifies") == 3
+
+
+def test_rows_whose_id_is_loaded_are_skipped(store: SqliteStore, warehouse: Warehouse) -> None:
+    append(store, *[{"type": "track", "event": "Clicked"} for _ in range(5)])
+    first = loader(store, warehouse, chunk=2)
+    assert first.load_once().events == 5
+    # The warehouse loses its position (restored from an older backup, say): the log is
+    # loaded again, and every row is already there.
+    backend = warehouse.open()
+    try:
+        backend.load([], [], "main", 0)
+    finally:
+        backend.close()
+    report = loader(store, warehouse).load_once()
+    assert report.events == 5
+    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
+
+
+class ListLog:
+    """A log as a list, to hold what the store's own deduplication would refuse."""
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.events = events
+
+    def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        return [e for e in self.events if e.seq > seq][:limit]
+
+
+def test_an_id_loaded_by_an_earlier_chunk_is_not_loaded_again(warehouse: Warehouse) -> None:
+    def event(seq: int, message_id: str, kind: str = "track", **msg: Any) -> StoredEvent:
+        body = {"type": kind, "messageId": message_id, "receivedAt": T1, **msg}
+        return StoredEvent(seq, "web", message_id, kind, None, 0, msgspec.json.encode(body))
+
+    log = ListLog(
+        [
+            event(1, "m1", event="Clicked", properties={"n": 1}),
+            event(2, "m1", event="Clicked", properties={"n": 2}),  # a retry >24 h later
+            event(3, "m2", event="Clicked", properties={"n": 3}),
+            event(4, "m3", "identify", userId="u1", traits={"n": 4}),
+            event(5, "m3", "identify", userId="u1", traits={"n": 5}),
+        ]
+    )
+    body = msgspec.json.encode({"id": "main", "type": warehouse.kind})
+    report = WarehouseLoader(
+        Settings(),
+        log,
+        body,
+        lambda c: warehouse.open(),
+        chunk_events=1,  # type: ignore[arg-type]
+    ).load_once()
+    assert report.events == 5
+    assert sorted(warehouse.query('SELECT id, n FROM "web"."clicked"')) == [("m1", 1), ("m2", 3)]
+    assert count(warehouse, "tracks") == 2
+    assert warehouse.query('SELECT id, n FROM "web"."identifies"') == [("m3", 4)]
+
+
+def test_values_that_do_not_fit_are_discarded_and_widen_lets_them_in(
+    store: SqliteStore, warehouse: Warehouse
+) -> None:
+    append(store, {"type": "track", "event": "Paid", "properties": {"amount": 10}})
+    append(store, {"type": "track", "event": "Paid", "properties": {"amount": 10.5}})
+    report = loader(store, warehouse).load_once()
+    assert report.discards == 1
+    assert sorted(warehouse.query('SELECT amount FROM "web"."paid"'), key=repr) == sorted(
+        [(10,), (None,)], key=repr
+    )
+    backend = warehouse.open()
+    try:
+        (discard,) = backend.discards()
+        assert (discard.schema, discard.table, discard.column, discard.value) == (
+            "web",
+            "paid",
+            "amount",
+            "10.5",
+        )
+        assert "integer" in discard.reason
+        with pytest.raises(SchemaChangeError):
+            backend.widen("web", "paid", "amount", C.BOOLEAN)
+        with pytest.raises(SchemaChangeError):
+            backend.widen("web", "nope", "amount", C.FLOAT)
+        backend.widen("web", "paid", "amount", C.FLOAT)
+        assert backend.columns("web")["paid"]["amount"] is C.FLOAT
+    finally:
+        backend.close()
+    append(store, {"type": "track", "event": "Paid", "properties": {"amount": 11.25}})
+    assert loader(store, warehouse).load_once().discards == 0
+    assert (11.25,) in warehouse.query('SELECT amount FROM "web"."paid"')
+
+
+def test_warehouse_sources_and_integrations(store: SqliteStore, warehouse: Warehouse) -> None:
+    append(store, {"type": "track", "event": "A"}, source="web")
+    append(store, {"type": "track", "event": "B"}, source="app")
+    append(
+        store,
+        {"type": "track", "event": "C", "integrations": {"Warehouses": {"warehouseIds": ["x"]}}},
+        {"type": "track", "event": "D", "integrations": {"All": False}},
+        source="app",
+    )
+    report = loader(store, warehouse, sources=["app"]).load_once()
+    assert (report.events, report.loaded, report.skipped) == (4, 2, 2)
+    assert set(report.rows) == {"app.tracks", "app.b", "app.d"}
+
+
+class CrashingDuckDB(DuckDBBackend):
+    """Raises inside the load's transaction after writing some tables."""
+
+    def __init__(self, path: Path, after_tables: int) -> None:
+        super().__init__(path)
+        self.left = after_tables
+
+    def _load_batch(self, batch: TableBatch, existing: dict[str, ColumnType] | None) -> None:
+        if self.left == 0:
+            raise RuntimeError("power cut")
+        self.left -= 1
+        super()._load_batch(batch, existing)
+
+
+def test_a_crash_in_the_middle_of_a_load_loses_and_doubles_nothing(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    msgs = [
+        {"type": "identify", "userId": f"u{i % 3}", "traits": {"n": i}}
+        if i % 4 == 0
+        else {"type": "track", "event": f"E{i % 3}", "properties": {"n": i}}
+        for i in range(40)
+    ]
+    append(store, *msgs)
+    body = msgspec.json.encode({"id": "main", "type": "duckdb"})
+
+    def crashing(after_tables: int, chunk: int) -> WarehouseLoader:
+        return WarehouseLoader(
+            Settings(),
+            store,
+            body,
+            lambda c: CrashingDuckDB(path, after_tables),
+            chunk_events=chunk,
+        )
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        crashing(3, 1000).load_once()  # in the first and only chunk
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM _sluice.loads").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'web'"
+        ).fetchone() == (0,)
+    with pytest.raises(RuntimeError, match="power cut"):
+        crashing(12, 10).load_once()  # the first chunk commits, a later one fails
+    report = WarehouseLoader(
+        Settings(), store, body, lambda c: DuckDBBackend(path), chunk_events=7
+    ).load_once()
+    assert report.start_position > 0
+    with duckdb.connect(str(path), read_only=True) as db:
+
+        def rows(table: str) -> int:
+            result = db.execute(f"SELECT count(*), count(DISTINCT id) FROM web.{table}").fetchone()
+            assert result is not None and result[0] == result[1]
+            return int(result[0])
+
+        assert rows("tracks") == 30
+        assert rows("e0") + rows("e1") + rows("e2") == 30
+        assert rows("identifies") == 10
+        assert rows("users") == 3
+        assert db.execute("SELECT position FROM _sluice.loads").fetchone() == (40,)
+
+
+def test_the_default_warehouse_is_a_duckdb_file_in_the_data_dir(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    append(store, {"type": "track", "event": "Signed Up"})
+    settings = Settings(data_dir=tmp_path / "data")
+    body = msgspec.json.encode(WarehouseConfig("default", "duckdb"))
+    report = WarehouseLoader(settings, store, body).load_once()
+    assert report.rows == {"web.tracks": 1, "web.signed_up": 1}
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as db:
+        assert db.execute("SELECT event_text FROM web.signed_up").fetchall() == [("Signed Up",)]
+
+
+def test_many_chunks_load_in_log_order(store: SqliteStore, warehouse: Warehouse) -> None:
+    for i in range(5):
+        append(
+            store,
+            *[{"type": "identify", "userId": "u1", "traits": {"v": i * 10 + j}} for j in range(10)],
+        )
+    report = loader(store, warehouse, chunk=7).load_once()
+    assert (report.events, report.position) == (50, 50)
+    assert warehouse.query('SELECT v FROM "web"."users"') == [(49,)]
+    assert count(warehouse, "identifies") == 50

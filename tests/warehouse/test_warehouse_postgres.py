@@ -1,0 +1,475 @@
+"""The PostgreSQL warehouse backend against a real PostgreSQL: one fresh database per test.
+
+Skipped when no PostgreSQL answers at 127.0.0.1:5432 (user postgres); a failure when `CI` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from sluice.warehouse.base import (
+    ColumnType,
+    Discard,
+    SchemaChangeError,
+    TableBatch,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+from sluice.warehouse.postgres import PostgresBackend, _lock_key
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+C = ColumnType
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+def _unreachable() -> str | None:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL unreachable at {ADMIN_URL}: {exc}"
+
+
+@pytest.fixture(scope="module")
+def admin() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    reason = _unreachable()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{reason}; CI must start it (see .ci/run)")
+        pytest.skip(reason)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def url(admin: psycopg.Connection[tuple[Any, ...]]) -> Iterator[str]:
+    """A fresh database for this test, dropped afterwards."""
+    name = f"sluice_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def open_backend(url: str) -> Iterator[Callable[[], PostgresBackend]]:
+    """A factory of backends on the test's database (each its own connection)."""
+    opened: list[PostgresBackend] = []
+
+    def open_() -> PostgresBackend:
+        opened.append(PostgresBackend(url))
+        return opened[-1]
+
+    try:
+        yield open_
+    finally:
+        for backend in opened:
+            backend.close()
+
+
+@pytest.fixture
+def backend(open_backend: Callable[[], PostgresBackend]) -> PostgresBackend:
+    return open_backend()
+
+
+@pytest.fixture
+def db(url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """A plain connection to look at what the backend wrote."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+
+
+def track(id_: str, **extra: Any) -> dict[str, Any]:
+    return {"id": id_, "received_at": T0, "event": "order_completed", **extra}
+
+
+TRACK_COLUMNS = {"id": C.VARCHAR, "received_at": C.TIMESTAMP, "event": C.VARCHAR}
+
+
+def batch(table: str, rows: list[dict[str, Any]], /, schema: str = "web", **cols: C) -> TableBatch:
+    return TableBatch(schema, table, {**TRACK_COLUMNS, **cols}, rows)
+
+
+def select(
+    db: psycopg.Connection[tuple[Any, ...]], table: str, columns: str, schema: str = "web"
+) -> list[tuple[Any, ...]]:
+    query = sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+        sql.SQL(columns), sql.Identifier(schema, table)
+    )
+    return db.execute(query).fetchall()
+
+
+def test_creates_schema_and_table_with_segment_types(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    row = track("m1", total=27.5, quantity=3, member=True, sent_at=T0 - timedelta(seconds=1))
+    columns = {"total": C.FLOAT, "quantity": C.INTEGER, "member": C.BOOLEAN, "sent_at": C.TIMESTAMP}
+    backend.load([batch("order_completed", [row], **columns)], [], "loader", 1)
+
+    types = db.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'web' AND table_name = 'order_completed' ORDER BY ordinal_position"
+    ).fetchall()
+    assert types == [
+        ("id", "text"),
+        ("received_at", "timestamp with time zone"),
+        ("event", "text"),
+        ("total", "double precision"),
+        ("quantity", "bigint"),
+        ("member", "boolean"),
+        ("sent_at", "timestamp with time zone"),
+    ]
+    indexes = db.execute(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'web' ORDER BY indexname"
+    ).fetchall()
+    # (The key's COLLATE "C" shows only where the database's default collation is another.)
+    assert [i.removesuffix(' COLLATE "C")').removesuffix(")") for (i,) in indexes] == [
+        "CREATE UNIQUE INDEX order_completed_pkey ON web.order_completed USING btree (id",
+        "CREATE INDEX order_completed_received_at_idx ON web.order_completed "
+        "USING btree (received_at",
+    ]
+    assert select(db, "order_completed", "id, received_at, event, total, quantity, member") == [
+        ("m1", T0, "order_completed", 27.5, 3, True)
+    ]
+    assert backend.columns("web") == {
+        "order_completed": {"id": C.VARCHAR, "received_at": C.TIMESTAMP, "event": C.VARCHAR}
+        | columns
+    }
+    assert backend.columns("nowhere") == {}
+    assert backend.position("loader") == 1
+
+
+def test_adds_columns_across_loads(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    backend.load([batch("tracks", [track("m1")])], [], "loader", 1)
+    backend.load(
+        [batch("tracks", [track("m2", plan="pro", seats=4)], plan=C.VARCHAR, seats=C.INTEGER)],
+        [],
+        "loader",
+        2,
+    )
+    assert backend.columns("web")["tracks"] == TRACK_COLUMNS | {
+        "plan": C.VARCHAR,
+        "seats": C.INTEGER,
+    }
+    assert select(db, "tracks", "id, plan, seats") == [("m1", None, None), ("m2", "pro", 4)]
+    # A later batch that uses only some columns leaves the others NULL.
+    backend.load([batch("tracks", [track("m3", seats=1)], seats=C.INTEGER)], [], "loader", 3)
+    assert select(db, "tracks", "id, plan, seats")[-1] == ("m3", None, 1)
+
+
+def test_dedupes_on_id_across_loads(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    first = [track("m1", n=1), track("m2", n=2)]
+    backend.load([batch("tracks", first, n=C.INTEGER)], [], "loader", 1)
+    again = [track("m2", n=20), track("m3", n=3)]
+    backend.load([batch("tracks", again, n=C.INTEGER)], [], "other", 1)
+    assert select(db, "tracks", "id, n") == [("m1", 1), ("m2", 2), ("m3", 3)]
+
+
+def test_upsert_replaces_the_row_with_that_id(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    cols = {"id": C.VARCHAR, "received_at": C.TIMESTAMP, "name": C.VARCHAR, "email": C.VARCHAR}
+    first = [
+        {"id": "u1", "received_at": T0, "name": "Ada", "email": "ada@example.com"},
+        {"id": "u2", "received_at": T0, "name": "Bob", "email": "bob@example.com"},
+    ]
+    backend.load([TableBatch("web", "users", cols, first, upsert=True)], [], "loader", 1)
+    later = T0 + timedelta(hours=1)
+    second = [{"id": "u1", "received_at": later, "name": "Ada L.", "plan": "pro"}]
+    plan_cols = {"id": C.VARCHAR, "received_at": C.TIMESTAMP, "name": C.VARCHAR, "plan": C.VARCHAR}
+    backend.load([TableBatch("web", "users", plan_cols, second, upsert=True)], [], "loader", 2)
+    assert select(db, "users", "id, received_at, name, email, plan") == [
+        ("u1", later, "Ada L.", None, "pro"),
+        ("u2", T0, "Bob", "bob@example.com", None),
+    ]
+
+
+def test_discards_are_kept_newest_first(backend: PostgresBackend) -> None:
+    first = [Discard("web", "tracks", "total", "m1", "lots", "not a float")]
+    backend.load([batch("tracks", [track("m1")])], first, "loader", 1)
+    second = [
+        Discard("web", "tracks", "seats", "m2", "many", "not an integer"),
+        Discard("web", "tracks", "at", "m3", "yesterday", "not a timestamp"),
+    ]
+    backend.load([batch("tracks", [track("m2"), track("m3")])], second, "loader", 2)
+    assert backend.discards() == [*reversed(second), *first]
+    assert backend.discards(limit=1) == [second[1]]
+
+
+def test_position_is_zero_until_a_load_commits(backend: PostgresBackend) -> None:
+    assert backend.position("loader") == 0
+    backend.load([], [], "loader", 7)
+    assert backend.position("loader") == 7
+    backend.load([batch("tracks", [track("m1")])], [], "loader", 9)
+    assert (backend.position("loader"), backend.position("another")) == (9, 0)
+
+
+@pytest.mark.parametrize(
+    "bad_batch",
+    [
+        # Caught while copying into staging: a string for an integer column.
+        pytest.param(
+            batch("signed_up", [track("b1", n=1), track("b2", n="many")], n=C.INTEGER), id="copy"
+        ),
+        # Caught by PostgreSQL on INSERT: text into the existing bigint column `n`.
+        pytest.param(batch("signed_up", [track("b1", n="many")], n=C.VARCHAR), id="insert"),
+    ],
+)
+def test_a_failed_load_leaves_nothing_and_keeps_the_position(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]], bad_batch: TableBatch
+) -> None:
+    backend.load([batch("signed_up", [track("b0", n=0)], n=C.INTEGER)], [], "loader", 1)
+    good = [
+        batch("pages", [track("m1", plan="pro")], plan=C.VARCHAR),
+        batch("tracks", [track("m2")], schema="app"),
+    ]
+    # The good batches are written first (the load orders tables by lock key), then one fails.
+    assert all(_lock_key(b.schema, b.table) < _lock_key("web", "signed_up") for b in good)
+    discard = Discard("web", "pages", "x", "m1", "y", "z")
+    with pytest.raises(WarehouseError, match=r"signed_up|bigint"):
+        backend.load([*good, bad_batch], [discard], "loader", 2)
+
+    assert backend.position("loader") == 1
+    assert backend.columns("web") == {"signed_up": TRACK_COLUMNS | {"n": C.INTEGER}}
+    assert backend.columns("app") == {}
+    assert select(db, "signed_up", "id, n") == [("b0", 0)]
+    assert backend.discards() == []
+    # The connection is fine afterwards and the same load can be redone.
+    backend.load(good, [discard], "loader", 2)
+    assert backend.position("loader") == 2
+    assert select(db, "pages", "id, plan") == [("m1", "pro")]
+
+
+def test_widen_integer_to_float_to_varchar(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    rows = [track("m1", n=1, at=T0), track("m2", n=None, at=None)]
+    backend.load([batch("tracks", rows, n=C.INTEGER, at=C.TIMESTAMP)], [], "loader", 1)
+
+    backend.widen("web", "tracks", "n", C.FLOAT)
+    assert backend.columns("web")["tracks"]["n"] == C.FLOAT
+    backend.load([batch("tracks", [track("m3", n=2.5)], n=C.FLOAT)], [], "loader", 2)
+    assert select(db, "tracks", "id, n") == [("m1", 1.0), ("m2", None), ("m3", 2.5)]
+
+    backend.widen("web", "tracks", "n", C.VARCHAR)
+    backend.widen("web", "tracks", "at", C.VARCHAR)
+    assert backend.columns("web")["tracks"] | {} == TRACK_COLUMNS | {
+        "n": C.VARCHAR,
+        "at": C.VARCHAR,
+    }
+    backend.load([batch("tracks", [track("m4", n="lots")], n=C.VARCHAR)], [], "loader", 3)
+    assert select(db, "tracks", "id, n, at") == [
+        ("m1", "1", "2026-11-28T10:00:00.000Z"),
+        ("m2", None, None),
+        ("m3", "2.5", None),
+        ("m4", "lots", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "new_type", "message"),
+    [
+        ("note", C.INTEGER, "cannot change web.tracks.note from varchar to integer"),
+        ("n", C.BOOLEAN, "cannot change web.tracks.n from integer to boolean"),
+        ("n", C.INTEGER, "web.tracks.n already is integer"),
+        ("missing", C.VARCHAR, "no column 'missing' in web.tracks"),
+    ],
+    ids=["narrowing", "sideways", "same-type", "no-column"],
+)
+def test_widen_refuses_what_does_not_keep_every_value(
+    backend: PostgresBackend, column: str, new_type: C, message: str
+) -> None:
+    row = track("m1", note="many", n=1)
+    backend.load([batch("tracks", [row], note=C.VARCHAR, n=C.INTEGER)], [], "loader", 1)
+    with pytest.raises(SchemaChangeError, match=re.escape(message)):
+        backend.widen("web", "tracks", column, new_type)
+    with pytest.raises(SchemaChangeError, match=re.escape("no table web.nothing")):
+        backend.widen("web", "nothing", column, new_type)
+    assert backend.columns("web")["tracks"] == TRACK_COLUMNS | {"note": C.VARCHAR, "n": C.INTEGER}
+
+
+def test_a_load_with_one_known_id_dedupes_every_table(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """The direct COPY collides in one table: the whole load is redone through staging."""
+    backend.load([batch("tracks", [track("m1", n=1)], n=C.INTEGER)], [], "loader", 1)
+    second = [
+        batch("pages", [track("p1"), track("p2")]),
+        batch("tracks", [track("m0", n=0), track("m1", n=10), track("m2", n=2)], n=C.INTEGER),
+        batch("screens", [track("s1")], schema="app"),
+    ]
+    backend.load(second, [], "loader", 2)
+    assert select(db, "tracks", "id, n") == [("m0", 0), ("m1", 1), ("m2", 2)]
+    assert select(db, "pages", "id") == [("p1",), ("p2",)]
+    assert select(db, "screens", "id", "app") == [("s1",)]
+    assert backend.position("loader") == 2
+
+
+def test_nul_characters_are_stored_as_replacement_characters(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """JSON strings may hold U+0000, which PostgreSQL text cannot: it becomes U+FFFD."""
+    users = {"id": C.VARCHAR, "name": C.VARCHAR}
+    backend.load(
+        [
+            batch("tracks", [track("m1", note="a\x00b")], note=C.VARCHAR),
+            TableBatch("web", "users", users, [{"id": "u\x00", "name": "\x00"}], upsert=True),
+        ],
+        [Discard("web", "tracks", "n", "m1", "\x00", "not an integer")],
+        "loader",
+        1,
+    )
+    assert select(db, "tracks", "id, note") == [("m1", "a\ufffdb")]
+    assert select(db, "users", "id, name") == [("u\ufffd", "\ufffd")]
+    assert backend.discards()[0].value == "\ufffd"
+
+
+def test_columns_changed_by_hand_still_load(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """A column whose type is not the one the batch sends goes through a cast."""
+    db.execute("CREATE SCHEMA web")
+    db.execute(
+        "CREATE TABLE web.tracks (id text PRIMARY KEY, received_at timestamptz, event text,"
+        " n integer, note text)"
+    )
+    assert backend.columns("web")["tracks"]["n"] == C.INTEGER
+    rows = [track("m1", n=5, note="x")]
+    backend.load([batch("tracks", rows, n=C.INTEGER, note=C.VARCHAR)], [], "loader", 1)
+    db.execute("ALTER TABLE web.tracks ALTER COLUMN n TYPE text")
+    backend.load([batch("tracks", [track("m2", n=6)], n=C.INTEGER)], [], "loader", 2)
+    assert select(db, "tracks", "id, n, note") == [("m1", "5", "x"), ("m2", "6", None)]
+
+
+def test_identifiers_are_quoted(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    # Reserved words, a quote and the longest name PostgreSQL keeps (63).
+    long = "p" * PostgresBackend.max_identifier_length
+    cols = {"select": C.VARCHAR, "user": C.INTEGER, 'say_"hi"': C.BOOLEAN, long: C.FLOAT}
+    row = track("m1", select="x", user=1, **{'say_"hi"': True, long: 1.5})
+    backend.load([batch("order", [row], schema="group", **cols)], [], "loader", 1)
+    backend.load(
+        [batch("order", [track("m2", table="t")], schema="group", table=C.VARCHAR)], [], "l", 1
+    )
+    assert backend.columns("group")["order"] == TRACK_COLUMNS | cols | {"table": C.VARCHAR}
+    assert select(db, "order", f'id, "select", "user", "say_""hi""", {long}, "table"', "group") == [
+        ("m1", "x", 1, True, 1.5, None),
+        ("m2", None, None, None, None, "t"),
+    ]
+
+
+def test_concurrent_loaders_do_not_deadlock(
+    open_backend: Callable[[], PostgresBackend], db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """Loaders create the same tables, add the same columns and write the same ids, at once.
+
+    Even rounds add a column to every table (exclusive locks); odd rounds only write rows into
+    the columns the round before added (shared locks), the same ids in opposite orders.
+    """
+    # Enough rows per table that the loaders' inserts overlap in time.
+    loaders, rounds, rows = 4, 6, 3000
+    backends = [open_backend() for _ in range(loaders)]
+    barrier = threading.Barrier(loaders)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            for r in range(rounds):
+                ids = [f"r{r}-{i}" for i in range(rows)]
+                if n % 2:
+                    ids.reverse()
+                col = f"c{r - r % 2}"
+                batches = [
+                    batch(f"t{t}", [track(i, **{col: n}) for i in ids], **{col: C.INTEGER})
+                    for t in (range(4) if n % 2 else reversed(range(4)))
+                ]
+                barrier.wait(timeout=30)
+                backends[n].load(batches, [], f"loader-{n}", r + 1)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(loaders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert [backends[0].position(f"loader-{n}") for n in range(loaders)] == [rounds] * loaders
+    for t in range(4):
+        (count,) = db.execute(
+            sql.SQL("SELECT count(*) FROM web.{}").format(sql.Identifier(f"t{t}"))
+        ).fetchone() or (0,)
+        assert count == rounds * rows
+    assert set(backends[0].columns("web")["t0"]) == set(TRACK_COLUMNS) | {
+        f"c{r}" for r in range(0, rounds, 2)
+    }
+
+
+def test_a_second_loader_with_the_same_id_waits(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    # Hold the loader's lock the way a load in progress does.
+    db.execute("SELECT pg_advisory_lock(hashtext('loader'))")
+    done = threading.Event()
+
+    def load() -> None:
+        backend.load([batch("tracks", [track("m1")])], [], "loader", 1)
+        done.set()
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        assert not done.wait(0.5)
+        assert db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'web'"
+        ).fetchone() == (0,)
+    finally:
+        db.execute("SELECT pg_advisory_unlock(hashtext('loader'))")
+        thread.join(timeout=30)
+    assert done.is_set()
+    assert backend.position("loader") == 1
+
+
+def test_backends_opened_at_once_create_the_meta_tables_once(url: str) -> None:
+    backends: list[PostgresBackend] = []
+    errors: list[BaseException] = []
+
+    def open_() -> None:
+        try:
+            backends.append(PostgresBackend(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    try:
+        assert errors == []
+        assert [b.position("loader") for b in backends] == [0] * 4
+    finally:
+        for backend in backends:
+            backend.close()
+
+
+def test_an_unreachable_server_is_unavailable(admin: psycopg.Connection[tuple[Any, ...]]) -> None:
+    with pytest.raises(WarehouseUnavailable, match="cannot connect to PostgreSQL"):
+        PostgresBackend("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")

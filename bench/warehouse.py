@@ -18,6 +18,7 @@ import importlib.util
 import random
 import tempfile
 import time
+import timeit
 import uuid
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,8 @@ def main() -> None:
     args = parser.parse_args()
     from sluice.warehouse.duckdb import DuckDBBackend
 
+    calibration = min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
+    print(f"this machine: sum(range(10000)) takes {calibration:.0f} µs (compare machines with it)")
     started = time.perf_counter()
     source_id = f"bench_{int(time.time())}"  # a fresh schema in a shared PostgreSQL
     log = GeneratedLog(args.events, source_id)

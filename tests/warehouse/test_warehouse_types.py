@@ -160,3 +160,27 @@ def test_a_widened_standard_column_is_typed_per_table() -> None:
 def test_offsets_are_converted_to_utc() -> None:
     tz = timezone(timedelta(hours=-5))
     assert fit("2026-11-28T05:00:00-05:00", C.TIMESTAMP) == datetime(2026, 11, 28, 5, tzinfo=tz)
+
+
+def test_a_standard_value_that_does_not_fit_is_discarded_from_both_track_tables() -> None:
+    existing = {"tracks": {"user_id": C.INTEGER}, "paid": {"user_id": C.INTEGER}}
+    planner = Planner("main", Namer(120), lambda schema: existing)
+    msg = {"type": "track", "event": "Paid", "messageId": "m1", "userId": "ada"}
+    p = planner.plan(
+        [StoredEvent(1, "web", "m1", "track", "Paid", 0, msgspec.json.encode(msg))], NOW
+    )
+    assert sorted((d.table, d.column, d.row_id, d.value) for d in p.discards) == [
+        ("paid", "user_id", "m1", "ada"),
+        ("tracks", "user_id", "m1", "ada"),
+    ]
+    assert all("user_id" not in b.rows[0] for b in p.batches)
+
+
+def test_a_trait_that_does_not_fit_users_names_the_user() -> None:
+    existing = {"users": {"age": C.INTEGER}}
+    planner = Planner("main", Namer(120), lambda schema: existing)
+    msg = {"type": "identify", "messageId": "m1", "userId": "ada", "traits": {"age": "old"}}
+    p = planner.plan(
+        [StoredEvent(1, "web", "m1", "identify", None, 0, msgspec.json.encode(msg))], NOW
+    )
+    assert [(d.table, d.row_id) for d in p.discards] == [("users", "ada")]

@@ -155,19 +155,20 @@ class Planner:
             loaded += 1
             row_id = standard["id"]
             base: _Table | None = None
-            base_discards = 0
+            shared: list[Discard] = []  # discards of the standard values
             for name, extra, upsert, with_standard in parts:
                 table = tables.get((schema, name))
                 if table is None:
                     table = tables[(schema, name)] = self._table(schema, name, upsert)
                 if not with_standard:
-                    fit_row(table, extra, row_id, discards)
+                    fit_row(table, extra, extra["id"], discards)
                     row = extra
                 elif base is None:
                     base = table
                     before = len(discards)
                     fit_row(table, standard, row_id, discards)
-                    base_discards = len(discards) - before
+                    if len(discards) > before:
+                        shared = discards[before:]
                     if extra:
                         fit_row(table, extra, row_id, discards)
                         row = standard.copy()
@@ -183,7 +184,7 @@ class Planner:
                         fit_row(table, row, row_id, discards)
                     else:
                         # The standard values were typed for `base`; so are their discards.
-                        for d in discards[len(discards) - base_discards :] if base_discards else ():
+                        for d in shared:
                             discards.append(
                                 Discard(d.schema, name, d.column, d.row_id, d.value, d.reason)
                             )

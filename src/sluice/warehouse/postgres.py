@@ -242,10 +242,8 @@ class PostgresBackend:
             if discards:
                 with cur.copy(_COPY_DISCARDS) as copy:
                     for d in discards:
-                        copy.write_row(
-                            [_clean(v) for v in (d.schema, d.table, d.column, d.row_id, d.value)]
-                            + [_clean(d.reason)]
-                        )
+                        fields = (d.schema, d.table, d.column, d.row_id, d.value, d.reason)
+                        copy.write_row([_clean(v) for v in fields])
             cur.execute(_SET_POSITION, (loader_id, position))
 
     def _prepare(

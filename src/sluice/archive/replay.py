@@ -35,8 +35,8 @@ from sluice.archive.layout import archive_root
 from sluice.archive.reader import ArchivedEvent, ArchiveFile, ArchiveQuery, archive_files, read_file
 from sluice.config import Settings
 from sluice.delivery.config import DestinationConfig, compile_destination
-from sluice.delivery.consumer import Consumer, Pending, cursor_name
-from sluice.delivery.plan import Plan, plan
+from sluice.delivery.consumer import Consumer
+from sluice.delivery.plan import plan
 from sluice.errors import SluiceError
 from sluice.store.base import DeliveryCommit, NewParked, Store, StoredEvent
 
@@ -96,17 +96,6 @@ def load_destination(store: Store, destination_id: str) -> DestinationConfig:
     raise ReplayError(f"no destination {destination_id!r} in the workspace")
 
 
-class _ReplayConsumer(Consumer):
-    """The live consumer's delivery, leaving the live consumer's retrying rows alone.
-
-    The store keeps one set of retrying events per destination, replaced on every record; the
-    replay's would overwrite (and on success clear) those of the live consumer.
-    """
-
-    async def _record_retrying(self, pending: list[Pending], work: Plan) -> None:
-        return None
-
-
 ProgressCallback = Callable[[ReplayState, int, int], None]  # state, bytes done, bytes total
 
 
@@ -128,7 +117,7 @@ class Replay:
         self.state_file = state_path(settings.data_dir, request)
         self.config = load_destination(store, request.destination_id)
         self.name = self.config.names[0]
-        self.consumer = _ReplayConsumer(self.config, store, session)
+        self.consumer = Consumer(self.config, store, session, record_retrying=False)
         rate = request.rate
         per_batch = int(rate / BATCHES_PER_S) if rate else MAX_BATCH_EVENTS
         self.batch_events = max(1, min(MAX_BATCH_EVENTS, per_batch))
@@ -247,16 +236,11 @@ class Replay:
         )
 
     def _save_parked(self, parked: list[NewParked], attempts: int) -> None:
-        # The store writes parked events with the consumer's cursor; keep the cursor where the
-        # live consumer has it (or where a new consumer would start: the log's end).
-        name = cursor_name(self.config.id)
-        cursor = self.store.find_cursor(name)
-        if cursor is None:
-            cursor = self.store.last_seq()
+        # `cursor=None`: the live consumer's position is not the replay's to move.
         self.store.commit_delivery(
             DeliveryCommit(
                 destination=self.config.id,
-                cursor=cursor,
+                cursor=None,
                 first_seq=0,
                 last_seq=-1,
                 finished_at_ms=int(time.time() * 1000),

@@ -82,9 +82,17 @@ class Consumer:
     """Delivers one destination's events; `run()` until cancelled."""
 
     def __init__(
-        self, config: DestinationConfig, store: Store, session: aiohttp.ClientSession
+        self,
+        config: DestinationConfig,
+        store: Store,
+        session: aiohttp.ClientSession,
+        *,
+        record_retrying: bool = True,
     ) -> None:
+        """`record_retrying=False` for a replay: the retrying events shown by `sluice trace`
+        belong to the live consumer, one set per destination."""
         self.config = config
+        self.record_retrying = record_retrying
         self.store = store
         self.session = session
         self.breaker = CircuitBreaker()
@@ -349,6 +357,8 @@ class Consumer:
         return min(MAX_CIRCUIT_WAIT_S, 2.0 ** max(self.breaker.opened, 1))
 
     async def _record_retrying(self, pending: list[Pending], work: Plan) -> None:
+        if not self.record_retrying:
+            return
         now_ms = int(time.time() * 1000)
         rows = [
             RetryingEvent(

@@ -57,12 +57,12 @@ class Worker:
         settings = self.settings
         if settings is None:
             return []
-        from sluice.archive.writer import ArchiveWriter
         from sluice.warehouse.loader import run_warehouses
 
         store = self.store
         return [
-            ("archive", lambda: ArchiveWriter(settings, store).run()),
+            # Its own store connection: its large reads would hold the shared one's lock.
+            ("archive", lambda: _archive(settings)),
             ("warehouses", lambda: run_warehouses(settings, store)),
         ]
 
@@ -106,6 +106,16 @@ class Worker:
             log.exception("consumer of %s failed; it restarts from its cursor", config.id)
             await asyncio.sleep(1.0)
             raise
+
+
+async def _archive(settings: Settings) -> None:
+    from sluice.archive.writer import ArchiveWriter
+
+    store = open_store(settings)
+    try:
+        await ArchiveWriter(settings, store).run()
+    finally:
+        store.close()
 
 
 async def _supervised(name: str, job: Callable[[], Awaitable[None]]) -> None:

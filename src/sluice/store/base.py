@@ -64,9 +64,8 @@ class AppendResult:
     duplicates: int
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One event as read back from the log."""
+class StoredEvent(NamedTuple):
+    """One event as read back from the log (a tuple: consumers create millions of them)."""
 
     seq: int
     source_id: str
@@ -237,7 +236,7 @@ class DeliveryCommit:
     """What one consumer step writes atomically: its new cursor and what happened on the way."""
 
     destination: str
-    cursor: int  # the consumer's position after this step
+    cursor: int | None  # the consumer's position after this step (None: leave it as it is)
     first_seq: int  # the range of log positions this step covered (for `sluice trace`)
     last_seq: int
     finished_at_ms: int

@@ -100,11 +100,15 @@ class SqliteDeliveryState:
         dest = commit.destination
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
-                " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
-                (f"destination:{dest}", commit.cursor),
-            )
+            if commit.cursor is not None:
+                db.execute(
+                    "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
+                    " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
+                    (f"destination:{dest}", commit.cursor),
+                )
+                db.execute(
+                    "DELETE FROM retrying WHERE destination = ? AND seq <= ?", (dest, commit.cursor)
+                )
             if commit.last_seq >= commit.first_seq > 0:
                 db.execute(
                     "INSERT OR REPLACE INTO delivery_steps VALUES (?, ?, ?, ?, ?)",
@@ -116,9 +120,6 @@ class SqliteDeliveryState:
                         commit.attempts,
                     ),
                 )
-            db.execute(
-                "DELETE FROM retrying WHERE destination = ? AND seq <= ?", (dest, commit.cursor)
-            )
             if commit.parked:
                 db.executemany(
                     "INSERT INTO parked (destination, message_id, seq, parked_at, reason, attempts,"

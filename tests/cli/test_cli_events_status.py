@@ -182,7 +182,7 @@ def status(server: SluiceServer) -> dict[str, Any]:
 
 
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
-    assert set(status) == {"sources", "log_end", "destinations"}
+    assert set(status) == {"sources", "log_end", "destinations", "warehouses"}
     assert status["log_end"] == server.store.last_seq()
     for counters in status["sources"].values():
         assert all(isinstance(v, int) for v in counters.values())

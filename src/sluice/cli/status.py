@@ -12,6 +12,7 @@ from rich.table import Table
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.delivery.stats import destination_stats
+from sluice.warehouse.stats import warehouse_stats
 
 MAIN_COUNTERS = ("received", "stored", "duplicates", "throttled", "unauthorized")
 
@@ -23,18 +24,25 @@ def status(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Per source: received, stored, duplicates, rejected; per destination: delivery."""
-    store = open_store_for(settings_from(data_dir, database_url))
+    settings = settings_from(data_dir, database_url)
+    store = open_store_for(settings)
     try:
         counters = store.counters()
         last_seq = store.last_seq()
         destinations = destination_stats(store)
+        warehouses = warehouse_stats(settings, store)
     finally:
         store.close()
     by_source: dict[str, dict[str, int]] = {}
     for (source, name), value in counters.items():
         by_source.setdefault(source or "(no source)", {})[name] = value
     if as_json:
-        document = {"sources": by_source, "log_end": last_seq, "destinations": destinations}
+        document = {
+            "sources": by_source,
+            "log_end": last_seq,
+            "destinations": destinations,
+            "warehouses": warehouses,
+        }
         typer.echo(msgspec.json.encode(document).decode())
         return
     console = Console(highlight=False)
@@ -57,6 +65,15 @@ def status(
     console.print(table)
     if destinations:
         console.print(_destination_table(destinations))
+    for warehouse_id, stats in sorted(warehouses.items()):
+        if "error" in stats:
+            console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")
+        else:
+            console.print(
+                f"warehouse {warehouse_id} ({stats['type']}): loaded to log position "
+                f"{stats['position']} (lag {stats['lag']}), {stats['discards']} discarded values"
+                + (" — `sluice warehouse discards`" if stats["discards"] else "")
+            )
 
 
 def _destination_table(destinations: dict[str, dict[str, Any]]) -> Table:

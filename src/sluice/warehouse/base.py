@@ -55,6 +55,14 @@ class ColumnType(StrEnum):
     VARCHAR = "varchar"
 
 
+# The type changes `widen` makes by hand: those that keep every value's meaning. Anything else
+# needs a new column and a backfill.
+WIDENINGS: frozenset[tuple[ColumnType, ColumnType]] = frozenset(
+    {(ColumnType.INTEGER, ColumnType.FLOAT)}
+    | {(t, ColumnType.VARCHAR) for t in ColumnType if t is not ColumnType.VARCHAR}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TableBatch:
     """Rows for one table of one schema, ready to load.

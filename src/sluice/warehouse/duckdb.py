@@ -25,6 +25,7 @@ from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
+    WIDENINGS,
     ColumnType,
     Discard,
     SchemaChangeError,
@@ -62,10 +63,6 @@ _READ_TYPES = {
     "DOUBLE": ColumnType.FLOAT,
     "FLOAT": ColumnType.FLOAT,
     "BOOLEAN": ColumnType.BOOLEAN,
-}
-# Safe by hand: no value changes meaning. Everything else needs a new column and a backfill.
-WIDENINGS = {(ColumnType.INTEGER, ColumnType.FLOAT)} | {
-    (t, ColumnType.VARCHAR) for t in ColumnType if t is not ColumnType.VARCHAR
 }
 _BATCH_VIEW = "_sluice_batch"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'

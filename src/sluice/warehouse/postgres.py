@@ -36,6 +36,7 @@ from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
+    WIDENINGS,
     ColumnType,
     Discard,
     SchemaChangeError,
@@ -87,10 +88,6 @@ _FROM_PG: Mapping[str, ColumnType] = {
     "boolean": ColumnType.BOOLEAN,
 }
 
-# The type changes `widen` makes: those that keep every value (as the DuckDB backend does).
-WIDENINGS = frozenset({(ColumnType.INTEGER, ColumnType.FLOAT)}) | {
-    (t, ColumnType.VARCHAR) for t in ColumnType if t is not ColumnType.VARCHAR
-}
 
 _ISO_FORMAT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 

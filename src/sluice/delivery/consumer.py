@@ -241,8 +241,6 @@ class Consumer:
             pending = waiting + retry
             if pending:
                 await self._record_retrying(pending, work)
-        if self.breaker.consecutive_failures == 0:
-            await self._record_retrying([], work)
         if self.config.destination.any_request_delivers:
             result.parked = [p for p in result.parked if p.message_id not in result.delivered]
         else:  # one event, several requests: delivered only if none of them parked it
@@ -374,7 +372,8 @@ class Consumer:
             for m in p.mapped
             if m.message_id in work.events
         ]
-        if rows or pending == []:
+        # The step's commit clears these rows (every retrying event is behind the new cursor).
+        if rows:
             await asyncio.to_thread(self.store.set_retrying, self.config.id, rows)
 
     # --- parked events an operator asked to send again --------------------------------------

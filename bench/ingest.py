@@ -90,7 +90,7 @@ def free_port() -> int:
 
 
 def rss_of_group(pgid: int) -> dict[int, int]:
-    """RSS in bytes of every process in the server's process group."""
+    """RSS in bytes of every collector process in the server's process group."""
     result = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -98,6 +98,8 @@ def rss_of_group(pgid: int) -> dict[int, int]:
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
+            if (entry / "comm").read_text().strip() == "sluice-worker":
+                continue  # the worker process (destinations, archive, warehouse): not a collector
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     result[int(entry.name)] = int(line.split()[1]) * 1024
@@ -298,7 +300,7 @@ def main() -> None:
         )
     print(f"single /v1/track vs no-op: {results['track']['ratio_to_noop']:.0%}")
     print(
-        f"peak RSS per server process: {results['memory']['peak_rss_mb_per_process']} MB "
+        f"peak RSS per collector process: {results['memory']['peak_rss_mb_per_process']} MB "
         f"({results['memory']['processes']} processes)"
     )
     for name, r in results.items():

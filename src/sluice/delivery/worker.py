@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from sluice.store.factory import open_store
 
 log = logging.getLogger(__name__)
 CONFIG_POLL_S = 1.0
+PR_SET_NAME = 15
 
 
 class Worker:
@@ -108,6 +110,12 @@ class Worker:
             raise
 
 
+def _name_process(name: bytes) -> None:
+    """Name the process as `ps`/`top` show it (Linux), to tell the worker from HTTP workers."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name, 0, 0, 0)
+
+
 async def _archive(settings: Settings) -> None:
     from sluice.archive.writer import ArchiveWriter
 
@@ -134,6 +142,7 @@ async def _supervised(name: str, job: Callable[[], Awaitable[None]]) -> None:
 def run_worker(settings: Settings) -> None:
     """Process entry point (`sluice serve` starts it next to the HTTP workers)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    _name_process(b"sluice-worker")
     store = open_store(settings)
 
     async def main() -> None:

@@ -7,7 +7,6 @@ groupIdentifyUser, user-agent.ts, __tests__/amplitude.test.ts), not from Sluice'
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Sequence
 from typing import Any
@@ -16,17 +15,16 @@ from urllib.parse import parse_qs
 import msgspec
 import pytest
 
+from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
-from sluice.delivery.sender import new_session, send
 from sluice.destinations.amplitude import (
     GROUP_IDENTIFY_MAPPING,
     Amplitude,
     AmplitudeSettings,
     parse_user_agent,
 )
-from sluice.destinations.base import Mapped, Outcome, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Outcome, Verdict
 from sluice.destinations.registry import load
-from sluice.fql import compile_trigger
 from sluice.mapping import resolve
 
 API_KEY = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
@@ -104,19 +102,7 @@ def amplitude(**settings: Any) -> Amplitude:
 
 def preset_work(event: dict[str, Any]) -> list[tuple[str, str, Mapped]]:
     """(preset name, action, mapped) for every preset whose trigger matches the event."""
-    return [
-        (p.name, p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
-        for p in Amplitude.presets
-        if compile_trigger(p.trigger)(event)
-    ]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
+    return [(p.name, p.action, m) for p, m in presets_matching(Amplitude, event)]
 
 
 def headers(got: Recorded) -> dict[str, str]:

@@ -6,20 +6,17 @@ Expected bodies follow Segment's action code and test snapshots
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 
+from destination_kit import deliver, presets_matching
 from recorder import Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Verdict
 from sluice.destinations.ga4 import GA4Settings, GoogleAnalytics4, event_name, timestamp_micros
 from sluice.destinations.registry import load
-from sluice.fql import compile_trigger
 from sluice.mapping import resolve
 
 API_SECRET = "b287432uhkjHIUEL"
@@ -161,19 +158,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
 
 
 def preset_work(event: dict[str, Any]) -> list[tuple[str, Mapped]]:
-    return [
-        (p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
-        for p in GoogleAnalytics4.presets
-        if compile_trigger(p.trigger)(event)
-    ]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
+    return [(p.action, m) for p, m in presets_matching(GoogleAnalytics4, event)]
 
 
 def ga4(**settings: Any) -> GoogleAnalytics4:

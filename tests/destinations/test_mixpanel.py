@@ -7,19 +7,17 @@ mixpanel-properties.ts, common/utils.ts and their __tests__), not from Sluice's 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
 import pytest
 
+from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, Outcome, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Outcome, Verdict
 from sluice.destinations.mixpanel import (
     ALIAS_MAPPING,
     Mixpanel,
@@ -111,19 +109,7 @@ def mixpanel(**settings: Any) -> Mixpanel:
 
 
 def preset_work(event: dict[str, Any]) -> list[tuple[str, str, Mapped]]:
-    return [
-        (p.name, p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
-        for p in Mixpanel.presets
-        if compile_trigger(p.trigger)(event)
-    ]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
+    return [(p.name, p.action, m) for p, m in presets_matching(Mixpanel, event)]
 
 
 def headers(got: Recorded) -> dict[str, str]:

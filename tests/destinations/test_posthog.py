@@ -7,20 +7,17 @@ and the __tests__), not from Sluice's output.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 
+from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Verdict
 from sluice.destinations.posthog import EVENT_MAPPING, PostHog, PostHogSettings
 from sluice.destinations.registry import load
-from sluice.fql import compile_trigger
 from sluice.mapping import resolve
 
 API_KEY = "phc_3f9c2a7b1e5d4c8a9b0e1f2a3b4c5d6e7f8a9b0c1d"
@@ -66,19 +63,7 @@ def posthog(**settings: Any) -> PostHog:
 
 
 def preset_work(event: dict[str, Any]) -> list[tuple[str, str, Mapped]]:
-    return [
-        (p.name, p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
-        for p in PostHog.presets
-        if compile_trigger(p.trigger)(event)
-    ]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
+    return [(p.name, p.action, m) for p, m in presets_matching(PostHog, event)]
 
 
 def headers(got: Recorded) -> dict[str, str]:

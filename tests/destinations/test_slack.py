@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 
+from destination_kit import deliver
 from recorder import Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Verdict
 from sluice.destinations.registry import load
 from sluice.destinations.slack import Slack
 from sluice.fql import compile_trigger
@@ -83,14 +81,6 @@ EXPECTED = {
         "icon_url": "https://example.com/sluice.png",
     },
 }
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
 
 
 def slack(**settings: Any) -> Slack:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 
+from destination_kit import deliver, presets_matching
 from recorder import Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Verdict
 from sluice.destinations.registry import load
 from sluice.destinations.webhook import Webhook, WebhookSettings
 from sluice.fql import compile_trigger
-from sluice.mapping import resolve
 
 SECRET = "whsec-3f9a"
 TRANSPORT = {"host", "content-length", "accept", "accept-encoding", "connection"}
@@ -103,19 +100,7 @@ EVENTS = {
 
 def preset_work(event: dict[str, Any]) -> list[tuple[str, Mapped]]:
     """What Webhook's presets make of the event: (action, mapped) per matching preset."""
-    return [
-        (p.action, Mapped(event["messageId"], resolve(p.mapping, event), event))
-        for p in Webhook.presets
-        if compile_trigger(p.trigger)(event)
-    ]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
+    return [(p.action, m) for p, m in presets_matching(Webhook, event)]
 
 
 def app_headers(headers: dict[str, str]) -> dict[str, str]:

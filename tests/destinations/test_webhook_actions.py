@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from destination_kit import deliver
 from recorder import Recorder, Reply
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import Mapped, OutRequest, Response, Verdict
+from sluice.destinations.base import Mapped, Verdict
 from sluice.destinations.registry import load
 from sluice.destinations.webhook_actions import WebhookActions
 from sluice.fql import compile_trigger
@@ -58,14 +56,6 @@ def mapped_by(trigger: str, mapping: dict[str, Any], events: list[dict[str, Any]
     """What one configured mapping makes of the events (the trigger picks, the mapping maps)."""
     matches = compile_trigger(trigger)
     return [Mapped(e["messageId"], resolve(mapping, e), e) for e in events if matches(e)]
-
-
-def deliver(requests: Sequence[OutRequest]) -> list[Response]:
-    async def go() -> list[Response]:
-        async with new_session() as session:
-            return [await send(session, request, 5.0) for request in requests]
-
-    return asyncio.run(go())
 
 
 def app_headers(headers: dict[str, str]) -> dict[str, str]:

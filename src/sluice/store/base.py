@@ -13,7 +13,7 @@ above the oldest in-flight transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -174,14 +174,7 @@ class EventStore(Protocol):
     def sources(self) -> Sequence[SourceRow]: ...
 
     # --- lifecycle -------------------------------------------------------------------------
-    def prune_dedupe(self, older_than_ms: int) -> int:
-        """Forget message ids first seen before the given time; returns how many."""
-        ...
-
     def close(self) -> None: ...
-
-
-CounterMap = Mapping[tuple[str, str], int]
 
 
 # --- delivery state ---------------------------------------------------------------------------

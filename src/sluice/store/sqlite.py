@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +119,14 @@ class SqliteStore(SqliteDeliveryState):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         db.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._write(
-                lambda: db.executescript("BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + "COMMIT;")
-            )
+        # executescript commits by itself, so the schema is its own script-level transaction.
+        with self._lock, self._writer_lock():
+            try:
+                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + "COMMIT;")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         self._seen = SeenIds(int(dedupe_window_s) * 1000)
         # Counters ride along with appends but are written at most every COUNTER_FLUSH_S: the
         # upsert cost a tenth of a small group commit. A crash loses at most that much counting,
@@ -131,14 +135,19 @@ class SqliteStore(SqliteDeliveryState):
         self._counters_flushed = 0.0
         self._seen_seq: int | None = None  # log position the set is caught up to; None = not loaded
 
-    def _write(self, fn: Any) -> Any:
-        """Run `fn` and roll back if it fails mid-transaction."""
-        try:
-            return fn()
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+    def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn` in one write transaction, queued behind every other process's writers."""
+        db = self._db
+        with self._lock, self._writer_lock():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return result
 
     # --- event log -------------------------------------------------------------------------
     def append(self, batch: AppendBatch) -> AppendResult:
@@ -322,12 +331,13 @@ class SqliteStore(SqliteDeliveryState):
         return int(row[0]) if row else None
 
     def commit_cursor(self, consumer: str, seq: int) -> None:
-        with self._lock:
-            self._db.execute(
+        self._transaction(
+            lambda db: db.execute(
                 "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
                 " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
                 (consumer, seq),
             )
+        )
 
     # --- counters --------------------------------------------------------------------------
     def counters(self) -> dict[tuple[str, str], int]:
@@ -356,28 +366,23 @@ class SqliteStore(SqliteDeliveryState):
 
     def replace_config(self, objects: Iterable[ConfigObject]) -> None:
         rows = [(o.kind, o.id, o.body) for o in objects]
-        self._config_transaction(lambda db: (db.execute("DELETE FROM config"), rows))
+        self._write_config(rows, replace=True)
 
     def put_config(self, obj: ConfigObject) -> None:
-        self._config_transaction(lambda db: (None, [(obj.kind, obj.id, obj.body)]))
+        self._write_config([(obj.kind, obj.id, obj.body)], replace=False)
 
-    def _config_transaction(self, prepare: Any) -> None:
-        db = self._db
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                _, rows = prepare(db)
-                db.executemany(
-                    "INSERT INTO config (kind, id, body) VALUES (?, ?, ?)"
-                    " ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-                    rows,
-                )
-                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'config_version'")
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+    def _write_config(self, rows: list[tuple[str, str, bytes]], replace: bool) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            if replace:
+                db.execute("DELETE FROM config")
+            db.executemany(
+                "INSERT INTO config (kind, id, body) VALUES (?, ?, ?)"
+                " ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
+                rows,
+            )
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'config_version'")
+
+        self._transaction(write)
 
     def sources(self) -> Sequence[SourceRow]:
         result = []
@@ -387,10 +392,6 @@ class SqliteStore(SqliteDeliveryState):
         return result
 
     # --- lifecycle -------------------------------------------------------------------------
-    def prune_dedupe(self, older_than_ms: int) -> int:
-        # The window is enforced by the trigger's time condition; nothing to prune.
-        return 0
-
     def close(self) -> None:
         if self._unflushed:
             self.append(AppendBatch())

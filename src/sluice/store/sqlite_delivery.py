@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from sluice.store.base import (
@@ -81,20 +80,7 @@ class SqliteDeliveryState:
 
     _db: sqlite3.Connection
     _lock: threading.Lock
-    _writer_lock: Callable[[], AbstractContextManager[None]]
-
-    def _write_delivery(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self._db
-        with self._lock, self._writer_lock():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        return result
+    _transaction: Callable[[Callable[[sqlite3.Connection], Any]], Any]
 
     def commit_delivery(self, commit: DeliveryCommit) -> None:
         dest = commit.destination
@@ -152,7 +138,7 @@ class SqliteDeliveryState:
                     [(dest, bound, n) for bound, n in buckets.items()],
                 )
 
-        self._write_delivery(write)
+        self._transaction(write)
 
     def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
         def write(db: sqlite3.Connection) -> None:
@@ -166,7 +152,7 @@ class SqliteDeliveryState:
                 ],
             )  # fmt: skip
 
-        self._write_delivery(write)
+        self._transaction(write)
 
     def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
         sql = (
@@ -218,13 +204,13 @@ class SqliteDeliveryState:
                 params.extend(ids)
             return db.execute(sql, params).rowcount
 
-        changed: int = self._write_delivery(write)
+        changed: int = self._transaction(write)
         return changed
 
     def repark(
         self, parked_id: int, reason: str, attempts: int, request: bytes, response: bytes
     ) -> None:
-        self._write_delivery(
+        self._transaction(
             lambda db: db.execute(
                 "UPDATE parked SET state = 'parked', reason = ?, attempts = ?, request = ?,"
                 " response = ? WHERE id = ?",

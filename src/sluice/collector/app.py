@@ -426,7 +426,14 @@ def create_app(
 
 
 def app_factory() -> Collector:
-    """Entry point for the HTTP server's workers: settings come from `SLUICE_*` variables."""
-    from sluice.config import load_settings
+    """Entry point for the HTTP server's workers: settings come from `SLUICE_*` variables.
 
-    return create_app(load_settings())
+    Every path that is not the Tracking API goes to the admin API and the web UI.
+    """
+    from sluice.config import load_settings
+    from sluice.store.factory import open_store
+    from sluice.web import build_web
+
+    settings = load_settings()
+    store = open_store(settings)
+    return create_app(settings, store, build_web(store, settings))

@@ -238,6 +238,13 @@ class DeliveryCommit:
     latencies_ms: list[int] = field(default_factory=list)
     parked: list[NewParked] = field(default_factory=list)
     resent_parked_ids: list[int] = field(default_factory=list)
+    # The cursor to move: "destination:<id>" unless the destination is split into partitions
+    # ("destination:<id>#<k>/<n>", each claimed by a worker of its own).
+    cursor_name: str | None = None
+
+    @property
+    def consumer(self) -> str:
+        return self.cursor_name or f"destination:{self.destination}"
 
 
 def latency_bucket(ms: int) -> int:
@@ -288,5 +295,51 @@ class DeliveryState(Protocol):
         ...
 
 
-class Store(EventStore, DeliveryState, Protocol):
-    """Everything a backend provides: the log, the control plane and delivery state."""
+# --- work sharing and retention ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who runs a consumer (`name`, e.g. "destination:hooks#0/2", "archive") and until when."""
+
+    name: str
+    holder: str  # a worker's id: "<hostname>:<pid>:<random>"
+    expires_at_ms: int  # by the store's clock (the database's, on PostgreSQL)
+
+
+class Leases(Protocol):
+    """Consumers are claimed by lease so that one consumer never runs in two workers at once.
+
+    A worker claims each consumer it wants to run and renews the claim (a heartbeat) well within
+    the lease period; a dead worker's leases expire and another worker's next claim takes them.
+    Expiry is judged by the store's own clock, so workers' clocks may differ.
+    """
+
+    def claim_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease; True when `holder` holds it for `ttl_s` from now.
+
+        Succeeds when the lease is free, expired, or already held by `holder`.
+        """
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up now (a clean shutdown), if `holder` holds it."""
+        ...
+
+    def leases(self) -> list[Lease]:
+        """Every lease, live or expired (for `sluice status`)."""
+        ...
+
+    def cursors(self) -> dict[str, int]:
+        """Every consumer's committed position."""
+        ...
+
+    def trim_log(self, up_to_seq: int, received_before_ms: int) -> int:
+        """Drop events with `seq <= up_to_seq` received before the given time; returns how many.
+
+        Never blocks appends for long: backends drop whole ranges (partitions on PostgreSQL),
+        never row by row under a lock the collector needs.
+        """
+        ...
+
+
+class Store(EventStore, DeliveryState, Leases, Protocol):
+    """Everything a backend provides: the log, the control plane, delivery state and leases."""

@@ -33,6 +33,7 @@ from sluice.store.base import (
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
+from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -93,7 +94,7 @@ class _SourceBody(msgspec.Struct):
 _source_decoder = msgspec.json.Decoder(_SourceBody)
 
 
-class SqliteStore(SqliteDeliveryState):
+class SqliteStore(SqliteDeliveryState, SqliteLeases):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
 
     def __init__(
@@ -122,7 +123,9 @@ class SqliteStore(SqliteDeliveryState):
         # executescript commits by itself, so the schema is its own script-level transaction.
         with self._lock, self._writer_lock():
             try:
-                db.executescript("BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + "COMMIT;")
+                db.executescript(
+                    "BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + LEASES_SCHEMA + "COMMIT;"
+                )
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")

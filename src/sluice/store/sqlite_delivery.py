@@ -90,7 +90,7 @@ class SqliteDeliveryState:
                 db.execute(
                     "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
                     " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
-                    (f"destination:{dest}", commit.cursor),
+                    (commit.consumer, commit.cursor),
                 )
                 db.execute(
                     "DELETE FROM retrying WHERE destination = ? AND seq <= ?", (dest, commit.cursor)

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 """
 
-_NOW_MS = "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 
 class SqliteLeases:

@@ -4,7 +4,7 @@ settings) and the store behind it. The helpers themselves live in `tests/server.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -46,12 +46,13 @@ def _starter(tmp: Path) -> tuple[StartServer, list[SluiceServer]]:
         env: Mapping[str, str] | None = None,
         data_dir: Path | None = None,
         sources: Iterable[SourceSpec] = DEFAULT_SOURCES,
+        args: Sequence[str] = (),
     ) -> SluiceServer:
         """Start a server with its own settings; a new data dir unless one is given."""
         if data_dir is None:
             data_dir = tmp / f"data{next(numbers)}"
             seed_sources(data_dir, sources)
-        server = SluiceServer(data_dir, env)
+        server = SluiceServer(data_dir, env, args)
         started.append(server)
         return server.start()
 

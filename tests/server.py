@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
-from sluice.store.base import ConfigObject, EventQuery, StoredEvent
+from sluice.config import Settings
+from sluice.store.base import ConfigObject, EventQuery, Store, StoredEvent
+from sluice.store.factory import open_store
 from sluice.store.sqlite import SqliteStore
 
 WRITE_KEY = "wk_test_1234567890"  # source "web"
@@ -136,13 +138,18 @@ def decoded(events: Iterable[StoredEvent]) -> list[dict[str, Any]]:
 class SluiceServer:
     """`sluice serve` on a free port of 127.0.0.1, with `SLUICE_*` settings from `env`."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
+        """`args` are extra `sluice serve` flags, e.g. ("--role", "worker")."""
         self.data_dir = data_dir
         self.env = dict(env or {})
+        self.args = tuple(args)
+        self.serves_http = "worker" not in self.args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
 
     @property
     def base_url(self) -> str:
@@ -151,7 +158,9 @@ class SluiceServer:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> SluiceServer:
         assert self.proc is None, "already running"
-        command = [*SLUICE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        command = [
+            *SLUICE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.args
+        ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 command,
@@ -167,6 +176,11 @@ class SluiceServer:
             if code is not None:
                 self.proc = None
                 raise RuntimeError(f"sluice serve exited early ({code}):\n{self.log()}")
+            if not self.serves_http:
+                if "worker running" in self.log():
+                    return self
+                time.sleep(0.05)
+                continue
             with contextlib.suppress(OSError):
                 if http_request(self.port, "GET", "/healthz", timeout=1.0).status == 200:
                     return self
@@ -214,10 +228,11 @@ class SluiceServer:
 
     # --- store -----------------------------------------------------------------------------
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         """A reader on the server's store (kept open until `close`)."""
         if self._store is None:
-            self._store = SqliteStore(self.data_dir / "log.db")
+            url = self.env.get("SLUICE_DATABASE_URL")
+            self._store = open_store(Settings(data_dir=self.data_dir, database_url=url))
         return self._store
 
     def events_after(self, seq: int) -> list[StoredEvent]:

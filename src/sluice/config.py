@@ -31,6 +31,9 @@ DEFAULT_WAREHOUSE_INTERVAL_S = 60.0
 # Segment's S3 destination: a file never exceeds 100 MB and is written at least hourly.
 DEFAULT_ARCHIVE_MAX_FILE_BYTES = 100 * 1024 * 1024
 DEFAULT_ARCHIVE_MAX_FILE_AGE_S = 3600
+DEFAULT_LEASE_S = 30.0
+DEFAULT_LOG_RETENTION_DAYS = 7.0
+ROLES = ("all", "collector", "worker")
 
 
 class ConfigError(SluiceError):
@@ -76,6 +79,12 @@ class Settings:
     archive_max_file_bytes: int = DEFAULT_ARCHIVE_MAX_FILE_BYTES  # uncompressed
     archive_max_file_age_s: int = DEFAULT_ARCHIVE_MAX_FILE_AGE_S
     archive_retention_days: int = 0  # 0 keeps archives forever
+    # Which parts `sluice serve` runs: "all", "collector" (the HTTP API only) or "worker".
+    role: str = "all"
+    # Workers hold each consumer by a lease of this many seconds (renewed every third of it).
+    lease_s: float = DEFAULT_LEASE_S
+    # The log keeps events at least this long, and until every consumer has passed them.
+    log_retention_days: float = DEFAULT_LOG_RETENTION_DAYS
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -108,7 +117,7 @@ _INT_FIELDS = {
     "archive_max_file_age_s",
     "archive_retention_days",
 }
-_FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source"}
+_FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source", "lease_s", "log_retention_days"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +142,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[f.name] = raw
         except ValueError as exc:
             raise ConfigError(f"{name}={raw!r} is not a valid {f.type}") from exc
+    if values.get("role", "all") not in ROLES:
+        raise ConfigError(f"SLUICE_ROLE must be one of {', '.join(ROLES)}")
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
     return Settings(**values)

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
-from sluice.config import Settings
+from sluice.config import ROLES, ConfigError, Settings
 
 console = Console(stderr=True)
 
@@ -65,15 +65,32 @@ def serve(
         int | None,
         typer.Option(help="HTTP worker processes (default: CPUs, at most 4).", min=1),
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="What this node runs: all (default), collector (the HTTP API only) or worker"
+            " (delivery, archive, warehouses only). Nodes share the store's PostgreSQL."
+        ),
+    ] = None,
 ) -> None:
     """Run Sluice: the Tracking API on /v1, data in ./sluice-data."""
     from granian import Granian
     from granian.constants import Interfaces
 
-    settings = settings_from(data_dir, database_url).replace(host=host, port=port, workers=workers)
+    settings = settings_from(data_dir, database_url).replace(
+        host=host, port=port, workers=workers, role=role
+    )
+    if settings.role not in ROLES:
+        raise ConfigError(f"--role must be one of {', '.join(ROLES)}, not {settings.role!r}")
+    if settings.role == "worker":
+        console.print(f"[bold]Sluice[/] worker running (data in {settings.data_dir})")
+        from sluice.delivery.worker import run_worker
+
+        run_worker(settings)
+        return
     _announce(settings)
     _export(settings)
-    delivery = _start_delivery(settings)
+    delivery = _start_delivery(settings) if settings.role == "all" else None
     server = Granian(
         "sluice.collector.app:app_factory",
         factory=True,
@@ -87,8 +104,9 @@ def serve(
     try:
         server.serve()
     finally:
-        delivery.terminate()
-        delivery.join(timeout=10)
+        if delivery is not None:
+            delivery.terminate()
+            delivery.join(timeout=10)
 
 
 def _start_delivery(settings: Settings) -> multiprocessing.process.BaseProcess:

@@ -25,6 +25,7 @@ from sluice.mapping import compile as compile_mapping
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_CHUNK_EVENTS = 2000
+MAX_PARTITIONS = 64
 
 
 class DestinationConfigError(SluiceError):
@@ -53,6 +54,8 @@ class DeliveryOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     requests_per_s: float = 0.0  # 0 = unlimited
     timeout_s: float | None = None  # default: the destination's
     retry_window_s: float = DEFAULT_RETRY_WINDOW_S
+    # Consumers sharing the destination by user hash, each claimed by a worker of its own.
+    partitions: int = 1
 
 
 class DestinationDoc(msgspec.Struct, kw_only=True):
@@ -158,6 +161,8 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
     options: DeliveryOptions = _convert(doc.delivery, DeliveryOptions, "delivery")
     if options.concurrency < 1:
         _raise("delivery.concurrency", "must be at least 1")
+    if not 1 <= options.partitions <= MAX_PARTITIONS:
+        _raise("delivery.partitions", f"must be between 1 and {MAX_PARTITIONS}")
     try:
         filters = parse_filters(doc.filters)
     except SluiceError as exc:

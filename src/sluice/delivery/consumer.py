@@ -26,6 +26,12 @@ import msgspec
 
 from sluice.delivery.config import DEFAULT_CHUNK_EVENTS, DestinationConfig
 from sluice.delivery.exchange import request_record, response_record
+from sluice.delivery.partitions import (
+    Partition,
+    cursor_name,
+    partition_cursors,
+    starting_position,
+)
 from sluice.delivery.plan import Plan, plan
 from sluice.delivery.policy import CircuitBreaker, Pacer
 from sluice.delivery.sender import send
@@ -52,10 +58,6 @@ IDLE_POLL_S = 0.05
 PARKED_POLL_S = 1.0
 MAX_CIRCUIT_WAIT_S = 60.0
 PAYLOAD_TOO_LARGE = "payload_too_large"  # the reason a destination gives for a 413
-
-
-def cursor_name(destination_id: str) -> str:
-    return f"destination:{destination_id}"
 
 
 @dataclass(slots=True)
@@ -88,10 +90,14 @@ class Consumer:
         session: aiohttp.ClientSession,
         *,
         record_retrying: bool = True,
+        partition: Partition | None = None,
     ) -> None:
         """`record_retrying=False` for a replay: the retrying events shown by `sluice trace`
-        belong to the live consumer, one set per destination."""
+        belong to the live consumer, one set per destination. `partition` (k, N): deliver only
+        the users of partition k (see delivery/partitions.py)."""
         self.config = config
+        self.partition = partition
+        self.cursor_name = cursor_name(config.id, partition)
         self.record_retrying = record_retrying
         self.store = store
         self.session = session
@@ -104,10 +110,14 @@ class Consumer:
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
         store = self.store
-        name = cursor_name(self.config.id)
+        name = self.cursor_name
         cursor = await asyncio.to_thread(store.find_cursor, name)
-        if cursor is None:  # a new destination gets what arrives from now on, as at Segment
-            cursor = await asyncio.to_thread(store.last_seq)
+        if cursor is None:
+            if self.partition is not None:  # a new partition starts where the destination is
+                cursors = await asyncio.to_thread(store.cursors)
+                cursor = starting_position(cursors, self.config.id)
+            if cursor is None:  # a new destination gets what arrives from now on, as at Segment
+                cursor = await asyncio.to_thread(store.last_seq)
             await asyncio.to_thread(store.commit_cursor, name, cursor)
         prefetched: asyncio.Task[list[StoredEvent]] | None = None
         while True:
@@ -120,7 +130,9 @@ class Consumer:
                 cursor = await self.step(events, cursor)
             else:
                 await asyncio.sleep(IDLE_POLL_S)
-            if time.monotonic() - self._last_parked_check >= PARKED_POLL_S:
+            # Parked events are the destination's, not a partition's: partition 0 resends them.
+            resends = self.partition is None or self.partition[0] == 0
+            if resends and time.monotonic() - self._last_parked_check >= PARKED_POLL_S:
                 self._last_parked_check = time.monotonic()
                 await self.resend_parked()
 
@@ -134,7 +146,7 @@ class Consumer:
 
     async def step(self, events: Sequence[StoredEvent], cursor: int) -> int:
         """Deliver one run of events; return the new cursor (committed)."""
-        work = plan(self.config, events)
+        work = plan(self.config, events, self.partition)
         result = await self.deliver(work)
         new_cursor = events[-1].seq
         now_ms = int(time.time() * 1000)
@@ -160,9 +172,23 @@ class Consumer:
                 counters=counters,
                 latencies_ms=latencies,
                 parked=result.parked,
+                cursor_name=self.cursor_name,
             ),
         )
+        if self.partition is not None:
+            await asyncio.to_thread(self._advance_destination_cursor)
         return new_cursor
+
+    def _advance_destination_cursor(self) -> None:
+        """Keep the destination's plain cursor at its lowest partition's (status, retention)."""
+        assert self.partition is not None
+        n = self.partition[1]
+        cursors = self.store.cursors()
+        own = partition_cursors(cursors, self.config.id, n)
+        if len(own) == n:
+            lowest = min(own.values())
+            if cursors.get(cursor_name(self.config.id)) != lowest:
+                self.store.commit_cursor(cursor_name(self.config.id), lowest)
 
     # --- sending ---------------------------------------------------------------------------
     def _requests(self, work: Plan, result: StepResult) -> list[Pending]:
@@ -399,7 +425,7 @@ class Consumer:
                 self.store.repark, original.id, again.reason, original.attempts + again.attempts,
                 again.request, again.response,
             )  # fmt: skip
-        cursor = await asyncio.to_thread(self.store.get_cursor, cursor_name(self.config.id))
+        cursor = await asyncio.to_thread(self.store.get_cursor, self.cursor_name)
         await asyncio.to_thread(
             self.store.commit_delivery,
             DeliveryCommit(
@@ -411,6 +437,7 @@ class Consumer:
                 attempts=result.attempts,
                 counters={"delivered": len(result.delivered), "resent": len(resent)},
                 resent_parked_ids=resent + filtered,
+                cursor_name=self.cursor_name,
             ),
         )
 

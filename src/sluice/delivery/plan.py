@@ -14,6 +14,7 @@ import msgspec
 
 from sluice.delivery.config import DestinationConfig
 from sluice.delivery.filters import apply_filters
+from sluice.delivery.partitions import Partition, partition_of
 from sluice.delivery.routing import consent_block, integrations_block
 from sluice.destinations.base import Mapped
 from sluice.store.base import StoredEvent
@@ -65,13 +66,19 @@ def decide(
     return None, work
 
 
-def plan(config: DestinationConfig, events: Iterable[StoredEvent]) -> Plan:
+def plan(
+    config: DestinationConfig, events: Iterable[StoredEvent], partition: Partition | None = None
+) -> Plan:
+    """What to send of `events`; with a partition (k, N), only that partition's users."""
     result = Plan()
     sources = config.sources
     for stored in events:
         if sources and stored.source_id not in sources:
             continue  # not this destination's traffic: neither sent nor counted
-        reason, work = decide(config, _decode(stored.payload))
+        event = _decode(stored.payload)
+        if partition is not None and partition_of(event, partition[1]) != partition[0]:
+            continue  # another partition's consumer sends (and counts) it
+        reason, work = decide(config, event)
         if reason is not None:
             result.filter(reason)
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.delivery.consumer import cursor_name
+from sluice.delivery.partitions import cursor_name
 from sluice.store.base import Store
 
 

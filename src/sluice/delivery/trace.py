@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from sluice.delivery.config import DestinationConfigError, compile_destination
-from sluice.delivery.consumer import cursor_name
+from sluice.delivery.partitions import cursor_name
 from sluice.delivery.plan import decide
 from sluice.errors import SluiceError
 from sluice.spec.timestamps import format_ms

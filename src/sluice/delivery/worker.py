@@ -1,10 +1,12 @@
 """The worker process: every consumer of the log that is not the collector.
 
-A consumer per enabled destination, the archive writer and the warehouse loaders. It watches the
-workspace (the control plane's version number) and starts, restarts or stops destination
-consumers as destinations change; every consumer's position is durable (the store's cursors, or
-the warehouse's own), so a restart resumes where the last step committed. One aiohttp session is
-shared by every destination consumer.
+A consumer per enabled destination (or per partition of one), the archive writer, the warehouse
+loaders and log retention. Several workers may share one store (nodes on one PostgreSQL, or
+processes on one machine): each consumer is a *unit* that a worker runs only while it holds the
+unit's lease (store.claim_lease), renewed every third of the lease period. A worker that dies
+stops renewing; its leases expire and the other workers' next claims take its units over, which
+resume from their committed cursors. Units are shared out evenly: each worker holds at most
+ceil(units / live workers) and gives extra ones up, so a worker that joins gets its share.
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
+import os
+import secrets
 import signal
+import socket
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 
-from sluice.config import Settings
+from sluice.config import DEFAULT_LEASE_S, Settings
 from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
 from sluice.delivery.consumer import Consumer
+from sluice.delivery.partitions import Partition, cursor_name
 from sluice.delivery.sender import new_session
 from sluice.errors import SluiceError
 from sluice.store.base import Store
@@ -28,86 +37,179 @@ from sluice.store.factory import open_store
 
 log = logging.getLogger(__name__)
 CONFIG_POLL_S = 1.0
+WORKER_LEASE_PREFIX = "worker:"
 PR_SET_NAME = 15
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One consumer a worker may run: its lease name, what defines it, and how to run it."""
+
+    name: str
+    key: bytes  # its configuration: a change restarts it
+    job: Job
+
+
+def new_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Worker:
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        holder: str | None = None,
+        lease_s: float | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
-        self.tasks: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
+        self.holder = holder or new_holder_id()
+        self.lease_s = lease_s or (settings.lease_s if settings else DEFAULT_LEASE_S)
+        self.running: dict[str, tuple[Unit, asyncio.Task[None]]] = {}
         self.errors: dict[str, str] = {}
         self._version = -1
+        self._units: dict[str, Unit] = {}
+        self._renewed_at = 0.0
+        self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
-        background = [asyncio.create_task(_supervised(name, job)) for name, job in self._jobs()]
         async with new_session() as session:
+            self._session = session
             try:
                 while True:
-                    await self.sync(session)
+                    await self.tick()
                     await asyncio.sleep(CONFIG_POLL_S)
             finally:
-                tasks = [task for _, task in self.tasks.values()] + background
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                await self.stop()
 
-    def _jobs(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
-        """The consumers that are not destinations: the archive and the warehouses."""
+    async def stop(self) -> None:
+        """Stop every unit and give its lease up, so another worker takes it over at once."""
+        for name in list(self.running):
+            await self._stop_unit(name)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.release_lease, self._worker_lease, self.holder)
+
+    @property
+    def _worker_lease(self) -> str:
+        return WORKER_LEASE_PREFIX + self.holder
+
+    # --- one round -------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Renew leases when due, follow the workspace, and claim or give up units."""
+        now = time.monotonic()
+        if now - self._renewed_at >= self.lease_s / 3:
+            self._renewed_at = now
+            await asyncio.to_thread(self._claim, self._worker_lease)
+            for name in list(self.running):
+                if not await asyncio.to_thread(self._claim, name):
+                    log.warning("lost the lease of %s to another worker; stopping it", name)
+                    await self._stop_unit(name, release=False)
+        await self._refresh_units()
+        for name, (unit, _) in list(self.running.items()):
+            wanted = self._units.get(name)
+            if wanted is None or wanted.key != unit.key:
+                await self._stop_unit(name, release=wanted is None)
+                if wanted is not None:
+                    self._start(wanted)  # still holds the lease: restart with the new config
+        target = await self._fair_share()
+        if len(self.running) > target:
+            # Give one unit up per round: another worker below its share claims it.
+            await self._stop_unit(sorted(self.running)[-1])
+            return
+        for name in self._claim_order():
+            if len(self.running) >= target:
+                break
+            if name not in self.running and await asyncio.to_thread(self._claim, name):
+                self._start(self._units[name])
+
+    def _claim(self, name: str) -> bool:
+        return self.store.claim_lease(name, self.holder, self.lease_s)
+
+    async def _fair_share(self) -> int:
+        """ceil(units / live workers): how many units this worker should hold."""
+        leases = await asyncio.to_thread(self.store.leases)
+        # Expiry is by the store's clock; a few seconds of skew only delays a rebalance.
+        now_ms = int(time.time() * 1000)
+        live = {
+            lease.holder
+            for lease in leases
+            if lease.name.startswith(WORKER_LEASE_PREFIX) and lease.expires_at_ms > now_ms
+        }
+        live.add(self.holder)
+        return math.ceil(len(self._units) / len(live)) if self._units else 0
+
+    def _claim_order(self) -> list[str]:
+        """Units in an order of this worker's own, so that workers starting together spread."""
+        names = sorted(self._units)
+        if not names:
+            return names
+        shift = sum(self.holder.encode()) % len(names)
+        return names[shift:] + names[:shift]
+
+    def _start(self, unit: Unit) -> None:
+        self.running[unit.name] = (unit, asyncio.create_task(_supervised(unit.name, unit.job)))
+
+    async def _stop_unit(self, name: str, *, release: bool = True) -> None:
+        _, task = self.running.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        if release:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.store.release_lease, name, self.holder)
+
+    # --- what there is to run ----------------------------------------------------------------
+    async def _refresh_units(self) -> None:
+        version = await asyncio.to_thread(self.store.config_version)
+        if version == self._version:
+            return
+        self._version = version
+        docs = await asyncio.to_thread(self.store.list_config, "destination")
+        units = {u.name: u for u in self._background_units()}
+        for obj in docs:
+            try:
+                config = compile_destination(obj.body)
+            except (DestinationConfigError, SluiceError) as exc:
+                self.errors[obj.id] = str(exc)
+                log.error("destination %s is not delivered: %s", obj.id, exc)
+                continue
+            self.errors.pop(obj.id, None)
+            if not config.enabled:
+                continue
+            n = config.options.partitions
+            for partition in [None] if n == 1 else [(k, n) for k in range(n)]:
+                unit = self._destination_unit(config, obj.body, partition)
+                units[unit.name] = unit
+        self._units = units
+
+    def _destination_unit(
+        self, config: DestinationConfig, body: bytes, partition: Partition | None
+    ) -> Unit:
+        async def job() -> None:
+            assert self._session is not None
+            await Consumer(config, self.store, self._session, partition=partition).run()
+
+        return Unit(cursor_name(config.id, partition), body, job)
+
+    def _background_units(self) -> list[Unit]:
+        """The consumers that are not destinations: the archive, warehouses, retention."""
         settings = self.settings
         if settings is None:
             return []
+        from sluice.delivery.retention import run_retention
         from sluice.warehouse.loader import run_warehouses
 
         store = self.store
         return [
             # Its own store connection: its large reads would hold the shared one's lock.
-            ("archive", lambda: _archive(settings)),
-            ("warehouses", lambda: run_warehouses(settings, store)),
+            Unit("archive", b"", lambda: _archive(settings)),
+            Unit("warehouses", b"", lambda: run_warehouses(settings, store)),
+            Unit("retention", b"", lambda: run_retention(settings, store)),
         ]
-
-    async def sync(self, session: aiohttp.ClientSession) -> None:
-        """Match the running consumers to the workspace's destinations."""
-        version = await asyncio.to_thread(self.store.config_version)
-        restart_dead = any(task.done() for _, task in self.tasks.values())
-        if version == self._version and not restart_dead:
-            return
-        self._version = version
-        docs = {
-            o.id: o.body for o in await asyncio.to_thread(self.store.list_config, "destination")
-        }
-        for dest_id in [d for d in self.tasks if d not in docs]:
-            self.tasks.pop(dest_id)[1].cancel()
-        for dest_id, body in docs.items():
-            running = self.tasks.get(dest_id)
-            if running and running[0] == body and not running[1].done():
-                continue
-            if running:
-                running[1].cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await running[1]
-                del self.tasks[dest_id]
-            try:
-                config = compile_destination(body)
-            except (DestinationConfigError, SluiceError) as exc:
-                self.errors[dest_id] = str(exc)
-                log.error("destination %s is not delivered: %s", dest_id, exc)
-                continue
-            self.errors.pop(dest_id, None)
-            if config.enabled:
-                self.tasks[dest_id] = (body, asyncio.create_task(self._consume(config, session)))
-
-    async def _consume(self, config: DestinationConfig, session: aiohttp.ClientSession) -> None:
-        try:
-            await Consumer(config, self.store, session).run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("consumer of %s failed; it restarts from its cursor", config.id)
-            await asyncio.sleep(1.0)
-            raise
 
 
 def _name_process(name: bytes) -> None:
@@ -126,7 +228,7 @@ async def _archive(settings: Settings) -> None:
         store.close()
 
 
-async def _supervised(name: str, job: Callable[[], Awaitable[None]]) -> None:
+async def _supervised(name: str, job: Job) -> None:
     """Run `job` again a second after it fails: its position is durable, nothing is skipped."""
     while True:
         try:

@@ -1,0 +1,72 @@
+"""Log retention: drop the log's oldest events once nothing needs them any more.
+
+An event may go when it is older than `log_retention_days` and every consumer that reads the
+log has passed it: each enabled destination (its plain cursor, kept at its lowest partition's),
+the archive, and each warehouse loader. A consumer that has no cursor yet holds everything back,
+so a new or stuck consumer never loses events to the trim. The store drops whole ranges
+(partitions on PostgreSQL, short slices on SQLite), so the trim never holds up ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
+from sluice.config import Settings
+from sluice.delivery.config import DestinationConfigError, compile_destination
+from sluice.delivery.partitions import cursor_name
+from sluice.errors import SluiceError
+from sluice.store.base import Store
+
+log = logging.getLogger(__name__)
+RETENTION_INTERVAL_S = 60.0
+DAY_MS = 86_400_000
+
+
+def consumers_of(store: Store) -> list[str]:
+    """The cursor names whose positions bound what may be trimmed."""
+    names = [ARCHIVE_CURSOR]
+    for obj in store.list_config("destination"):
+        try:
+            if not compile_destination(obj.body).enabled:
+                continue
+        except (DestinationConfigError, SluiceError):
+            pass  # a destination that cannot be compiled still holds its events back
+        names.append(cursor_name(obj.id))
+    names.extend(f"warehouse:{obj.id}" for obj in store.list_config("warehouse"))
+    if not store.list_config("warehouse"):
+        names.append("warehouse:default")
+    return names
+
+
+def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:
+    """Trim what retention allows now; returns the number of events dropped."""
+    if settings.log_retention_days <= 0:
+        return 0
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    cursors = store.cursors()
+    names = consumers_of(store)
+    if settings.warehouse_interval_s <= 0:
+        # No loader runs in the worker: warehouse cursors only bound the trim if they exist.
+        names = [n for n in names if n in cursors or not n.startswith("warehouse:")]
+    if any(name not in cursors for name in names):
+        return 0
+    up_to = min(cursors[name] for name in names)
+    before_ms = now_ms - int(settings.log_retention_days * DAY_MS)
+    return store.trim_log(up_to, before_ms)
+
+
+async def run_retention(settings: Settings, store: Store) -> None:
+    """What the worker runs (one worker at a time, by lease): trim every minute."""
+    if settings.log_retention_days <= 0:
+        return
+    while True:
+        try:
+            dropped = await asyncio.to_thread(trim_once, store, settings)
+            if dropped:
+                log.info("log retention dropped %d events", dropped)
+        except Exception:
+            log.exception("log retention failed; trying again in %g s", RETENTION_INTERVAL_S)
+        await asyncio.sleep(RETENTION_INTERVAL_S)

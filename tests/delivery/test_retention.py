@@ -1,0 +1,66 @@
+"""Log retention: the trim only drops what every consumer has passed and retention allows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from sluice.config import Settings
+from sluice.delivery.retention import DAY_MS, trim_once
+from sluice.store.base import AppendBatch, ConfigObject, NewEvent
+from sluice.store.sqlite import SqliteStore
+
+NOW_MS = 1_800_000_000_000
+
+
+def _store(tmp_path: Path, days_old: list[float]) -> SqliteStore:
+    store = SqliteStore(tmp_path / "log.db", dedupe_window_s=1)
+    batch = AppendBatch()
+    for i, age in enumerate(days_old):
+        received = NOW_MS - int(age * DAY_MS)
+        batch.events.append(NewEvent("web", f"m{i}", "track", "E", received, b"{}"))
+    store.append(batch)
+    return store
+
+
+def _destination(store: SqliteStore, dest_id: str, enabled: bool = True) -> None:
+    doc = {"id": dest_id, "type": "webhook", "enabled": enabled,
+           "settings": {"urls": ["http://127.0.0.1:9/x"]}}  # fmt: skip
+    store.put_config(ConfigObject("destination", dest_id, msgspec.json.encode(doc)))
+
+
+SETTINGS = Settings(log_retention_days=7, warehouse_interval_s=0)
+
+
+def test_trim_stops_at_the_slowest_consumer_and_the_retention_age(tmp_path: Path) -> None:
+    store = _store(tmp_path, [10, 10, 10, 9, 8, 1, 0])  # seqs 1..7
+    _destination(store, "fast")
+    _destination(store, "slow")
+    _destination(store, "off", enabled=False)  # a disabled destination holds nothing back
+    store.commit_cursor("archive", 7)
+    store.commit_cursor("destination:fast", 7)
+    store.commit_cursor("destination:slow", 2)
+    assert trim_once(store, SETTINGS, NOW_MS) == 2
+    assert [e.seq for e in store.read_after(0, 100)] == [3, 4, 5, 6, 7]
+    store.commit_cursor("destination:slow", 7)
+    # Seqs 3-5 are older than 7 days; 6 and 7 are not, though every consumer has passed them.
+    assert trim_once(store, SETTINGS, NOW_MS) == 3
+    assert [e.seq for e in store.read_after(0, 100)] == [6, 7]
+
+
+def test_a_consumer_without_a_cursor_holds_everything(tmp_path: Path) -> None:
+    store = _store(tmp_path, [10, 10])
+    _destination(store, "new")
+    store.commit_cursor("archive", 2)
+    assert trim_once(store, SETTINGS, NOW_MS) == 0
+    # With loads in the worker, a warehouse that never loaded holds the log too.
+    store.commit_cursor("destination:new", 2)
+    assert trim_once(store, Settings(log_retention_days=7), NOW_MS) == 0
+    assert trim_once(store, SETTINGS, NOW_MS) == 2
+
+
+def test_retention_zero_keeps_the_log(tmp_path: Path) -> None:
+    store = _store(tmp_path, [100])
+    store.commit_cursor("archive", 1)
+    assert trim_once(store, Settings(log_retention_days=0, warehouse_interval_s=0), NOW_MS) == 0

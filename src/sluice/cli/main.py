@@ -10,6 +10,7 @@ import sluice.cli.rejected
 import sluice.cli.replay
 import sluice.cli.serve
 import sluice.cli.status
+import sluice.cli.token
 import sluice.cli.trace
 import sluice.cli.warehouse
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)

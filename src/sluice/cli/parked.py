@@ -11,7 +11,7 @@ from rich.console import Console
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
-from sluice.spec.timestamps import format_ms
+from sluice.inspection import parked_record
 
 parked_app = typer.Typer(help="Events parked after a permanent error or the retry window.")
 app.add_typer(parked_app, name="parked")
@@ -35,17 +35,7 @@ def list_parked(
         store.close()
     console = Console(highlight=False, soft_wrap=True)
     for p in found:
-        record = {
-            "id": p.id,
-            "destination": p.destination,
-            "messageId": p.message_id,
-            "parkedAt": format_ms(p.parked_at_ms),
-            "reason": p.reason,
-            "attempts": p.attempts,
-            "state": p.state,
-            "request": msgspec.json.decode(p.request),
-            "response": msgspec.json.decode(p.response),
-        }
+        record = parked_record(p)
         if as_json:
             sys.stdout.buffer.write(msgspec.json.encode(record) + b"\n")
             continue

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
+from sluice.inspection import rejected_record
 from sluice.spec.timestamps import format_ms
 
 
@@ -31,14 +32,7 @@ def rejected(
     console = Console(highlight=False, soft_wrap=True)
     for item in found:
         if as_json:
-            line = {
-                "id": item.id,
-                "source": item.source_id,
-                "reason": item.reason,
-                "detail": item.detail,
-                "receivedAt": format_ms(item.received_at_ms),
-                "item": item.payload.decode("utf-8", "replace"),
-            }
+            line = rejected_record(item)
             sys.stdout.buffer.write(msgspec.json.encode(line) + b"\n")
             continue
         console.print(

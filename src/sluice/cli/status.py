@@ -11,8 +11,7 @@ from rich.table import Table
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
-from sluice.delivery.stats import destination_stats
-from sluice.warehouse.stats import warehouse_stats
+from sluice.inspection import status_report
 
 MAIN_COUNTERS = ("received", "stored", "duplicates", "throttled", "unauthorized")
 
@@ -27,24 +26,16 @@ def status(
     settings = settings_from(data_dir, database_url)
     store = open_store_for(settings)
     try:
-        counters = store.counters()
-        last_seq = store.last_seq()
-        destinations = destination_stats(store)
-        warehouses = warehouse_stats(settings, store)
+        document = status_report(settings, store)
     finally:
         store.close()
-    by_source: dict[str, dict[str, int]] = {}
-    for (source, name), value in counters.items():
-        by_source.setdefault(source or "(no source)", {})[name] = value
     if as_json:
-        document = {
-            "sources": by_source,
-            "log_end": last_seq,
-            "destinations": destinations,
-            "warehouses": warehouses,
-        }
         typer.echo(msgspec.json.encode(document).decode())
         return
+    by_source: dict[str, dict[str, int]] = document["sources"]
+    last_seq: int = document["log_end"]
+    destinations: dict[str, dict[str, Any]] = document["destinations"]
+    warehouses: dict[str, dict[str, Any]] = document["warehouses"]
     console = Console(highlight=False)
     table = Table(title=f"Sluice status  (log position {last_seq})")
     table.add_column("source")

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,9 +17,9 @@ from rich.markup import escape
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.errors import SluiceError
+from sluice.workspace.destinations import check_destinations
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.files import dump_workspace, load_workspace_file
-from sluice.workspace.model import Workspace
 from sluice.workspace.sync import ApplyReport, apply_workspace, export_workspace
 
 EXIT_INVALID_FILE = 2
@@ -61,18 +60,6 @@ def apply_command(
     except SluiceError as exc:
         _fail(exc, EXIT_FAILED)
     _print_report(report, str(file), dry_run)
-
-
-def check_destinations(ws: Workspace) -> None:
-    """Each destination against its type: settings, filters, mappings and triggers compile."""
-    from sluice.delivery.config import DestinationConfigError, compile_destination
-
-    for index, destination in enumerate(ws.destinations):
-        try:
-            compile_destination(msgspec.to_builtins(destination))
-        except DestinationConfigError as exc:
-            path = f"destinations[{index}]" + (f".{exc.path}" if exc.path else "")
-            raise WorkspaceError(exc.message, path=path) from exc
 
 
 @app.command("export")

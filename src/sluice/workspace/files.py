@@ -91,6 +91,14 @@ def parse_workspace(text: str, file: str | None) -> Workspace:
             "The document is empty (write `sources: []` to mean a workspace with nothing in it)",
             file=file,
         )
+    return workspace_from_data(data, file)
+
+
+def workspace_from_data(data: object, file: str | None) -> Workspace:
+    """Check an already decoded document (YAML or JSON) the way `parse_workspace` does.
+
+    The admin API receives JSON; sharing this step keeps one set of rules and error messages.
+    """
     try:
         ws = msgspec.convert(data, Workspace)
     except msgspec.ValidationError as exc:
@@ -108,13 +116,22 @@ def dump_workspace(ws: Workspace) -> str:
     Fields left at their default are omitted inside objects, but every top-level key is written
     so that the file shows all it may hold.
     """
-    data = {
+    return yaml.dump(
+        workspace_data(ws),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
+
+
+def workspace_data(ws: Workspace) -> dict[str, Any]:
+    """The document as plain data, every top-level key present: what `dump_workspace` writes,
+    and what the admin API returns as JSON."""
+    return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
     }
-    return yaml.dump(
-        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str | None) -> WorkspaceError:

@@ -1,0 +1,72 @@
+"""What an operator looks at, as JSON-ready documents: status, events, rejected and parked items.
+
+The CLI prints these, the admin API returns them and the UI renders them; building them in one
+place keeps the three in agreement (a field renamed here is renamed everywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from sluice.config import Settings
+from sluice.delivery.stats import destination_stats
+from sluice.spec.timestamps import format_ms
+from sluice.store.base import ParkedEvent, Store, StoredEvent, StoredRejection
+from sluice.warehouse.stats import warehouse_stats
+
+NO_SOURCE = "(no source)"  # counters of requests no write key matched
+
+
+def status_report(settings: Settings, store: Store) -> dict[str, Any]:
+    """`sluice status --json`: counters per source, the log's end, delivery and warehouses."""
+    by_source: dict[str, dict[str, int]] = {}
+    for (source, name), value in store.counters().items():
+        by_source.setdefault(source or NO_SOURCE, {})[name] = value
+    return {
+        "sources": by_source,
+        "log_end": store.last_seq(),
+        "destinations": destination_stats(store),
+        "warehouses": warehouse_stats(settings, store),
+    }
+
+
+def parked_record(parked: ParkedEvent) -> dict[str, Any]:
+    """A parked event: why, and the request and response that failed."""
+    return {
+        "id": parked.id,
+        "destination": parked.destination,
+        "messageId": parked.message_id,
+        "parkedAt": format_ms(parked.parked_at_ms),
+        "reason": parked.reason,
+        "attempts": parked.attempts,
+        "state": parked.state,
+        "request": msgspec.json.decode(parked.request),
+        "response": msgspec.json.decode(parked.response),
+    }
+
+
+def rejected_record(item: StoredRejection) -> dict[str, Any]:
+    """A rejected item with its reason; the item as text, since it may not even be JSON."""
+    return {
+        "id": item.id,
+        "source": item.source_id,
+        "reason": item.reason,
+        "detail": item.detail,
+        "receivedAt": format_ms(item.received_at_ms),
+        "item": item.payload.decode("utf-8", "replace"),
+    }
+
+
+def event_record(stored: StoredEvent) -> dict[str, Any]:
+    """A stored event with where it sits in the log, and the event as stored."""
+    return {
+        "seq": stored.seq,
+        "source": stored.source_id,
+        "messageId": stored.message_id,
+        "type": stored.type,
+        "event": stored.event,
+        "receivedAt": format_ms(stored.received_at_ms),
+        "payload": msgspec.json.decode(stored.payload),
+    }

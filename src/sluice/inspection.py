@@ -6,12 +6,14 @@ place keeps the three in agreement (a field renamed here is renamed everywhere).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
 
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
+from sluice.delivery.worker import WORKER_LEASE_PREFIX
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import ParkedEvent, Store, StoredEvent, StoredRejection
 from sluice.warehouse.stats import warehouse_stats
@@ -29,7 +31,22 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "log_end": store.last_seq(),
         "destinations": destination_stats(store),
         "warehouses": warehouse_stats(settings, store),
+        "workers": workers_report(store),
     }
+
+
+def workers_report(store: Store) -> dict[str, list[str]]:
+    """Live workers (by lease) and the consumers each one runs now."""
+    now_ms = int(time.time() * 1000)
+    workers: dict[str, list[str]] = {}
+    for lease in store.leases():
+        if lease.expires_at_ms <= now_ms:
+            continue
+        if lease.name.startswith(WORKER_LEASE_PREFIX):
+            workers.setdefault(lease.holder, [])
+        elif not lease.name.startswith(("admin:", "replay:")):
+            workers.setdefault(lease.holder, []).append(lease.name)
+    return {holder: sorted(units) for holder, units in sorted(workers.items())}
 
 
 def parked_record(parked: ParkedEvent) -> dict[str, Any]:

@@ -182,7 +182,10 @@ def status(server: SluiceServer) -> dict[str, Any]:
 
 
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
-    assert set(status) == {"sources", "log_end", "destinations", "warehouses"}
+    assert set(status) == {"sources", "log_end", "destinations", "warehouses", "workers"}
+    # The server's worker process holds the archive, warehouse and retention consumers.
+    (units,) = status["workers"].values()
+    assert {"archive", "retention", "warehouses"} <= set(units)
     assert status["log_end"] == server.store.last_seq()
     for counters in status["sources"].values():
         assert all(isinstance(v, int) for v in counters.values())

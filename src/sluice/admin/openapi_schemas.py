@@ -182,6 +182,11 @@ def other_schemas() -> dict[str, Schema]:
                         "description": "type, position, lag, discards; or error",
                     },
                 },
+                "workers": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": STR},
+                    "description": "Live workers (by lease holder) and the consumers each runs",
+                },
             }
         ),
         "Event": object_schema(

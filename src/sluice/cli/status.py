@@ -56,6 +56,9 @@ def status(
     console.print(table)
     if destinations:
         console.print(_destination_table(destinations))
+    workers: dict[str, list[str]] = document["workers"]
+    for holder, units in workers.items():
+        console.print(f"worker {holder}: {', '.join(units) or '(idle)'}")
     for warehouse_id, stats in sorted(warehouses.items()):
         if "error" in stats:
             console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")

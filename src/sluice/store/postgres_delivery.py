@@ -1,0 +1,198 @@
+"""Delivery state in the PostgreSQL store, with the SQLite store's semantics.
+
+A consumer step (read events, deliver them, advance the cursor) commits in one transaction: the
+new cursor, the log range it covered, parked events, counters and the latency histogram. Counter
+and histogram upserts are sorted by key so that two nodes' steps lock rows in the same order and
+cannot deadlock. Parked events are never deleted by Sluice: an operator's resend marks them
+`resent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sluice.store.base import (
+    DeliveryCommit,
+    ParkedEvent,
+    RetryingEvent,
+    StoredEvent,
+    latency_bucket,
+)
+from sluice.store.postgres_connection import PostgresConnections
+
+_PARKED_COLUMNS = (
+    "id, destination, message_id, seq, parked_at, reason, attempts, request, response, payload,"
+    " state"
+)
+UPSERT_CURSOR_SQL = (
+    "INSERT INTO cursors (consumer, seq) VALUES (%s, %s)"
+    " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq"
+)
+
+
+class PostgresDeliveryState(PostgresConnections):
+    """Mixed into `PostgresStore`."""
+
+    def commit_delivery(self, commit: DeliveryCommit) -> None:
+        dest = commit.destination
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if commit.cursor is not None:
+                cur.execute(UPSERT_CURSOR_SQL, (commit.consumer, commit.cursor))
+                cur.execute(
+                    "DELETE FROM retrying WHERE destination = %s AND seq <= %s",
+                    (dest, commit.cursor),
+                )
+            if commit.last_seq >= commit.first_seq > 0:
+                cur.execute(
+                    "INSERT INTO delivery_steps VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (destination, last_seq) DO UPDATE SET"
+                    " first_seq = excluded.first_seq, finished_at = excluded.finished_at,"
+                    " attempts = excluded.attempts",
+                    (dest, commit.first_seq, commit.last_seq, commit.finished_at_ms,
+                     commit.attempts),
+                )  # fmt: skip
+            if commit.parked:
+                cur.executemany(
+                    "INSERT INTO parked (destination, message_id, seq, parked_at, reason, attempts,"
+                    " request, response, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (dest, p.message_id, p.seq, commit.finished_at_ms, p.reason, p.attempts,
+                         p.request, p.response, p.payload)
+                        for p in commit.parked
+                    ],
+                )  # fmt: skip
+            if commit.resent_parked_ids:
+                cur.execute(
+                    "UPDATE parked SET state = 'resent' WHERE id = ANY(%s)",
+                    (list(commit.resent_parked_ids),),
+                )
+            counters = sorted((name, n) for name, n in commit.counters.items() if n)
+            if counters:
+                cur.executemany(
+                    "INSERT INTO delivery_counters VALUES (%s, %s, %s)"
+                    " ON CONFLICT (destination, name)"
+                    " DO UPDATE SET value = delivery_counters.value + excluded.value",
+                    [(dest, name, n) for name, n in counters],
+                )
+            if commit.latencies_ms:
+                buckets: dict[int, int] = {}
+                for ms in commit.latencies_ms:
+                    bound = latency_bucket(ms)
+                    buckets[bound] = buckets.get(bound, 0) + 1
+                cur.executemany(
+                    "INSERT INTO delivery_latency VALUES (%s, %s, %s)"
+                    " ON CONFLICT (destination, bucket_ms)"
+                    " DO UPDATE SET count = delivery_latency.count + excluded.count",
+                    [(dest, bound, n) for bound, n in sorted(buckets.items())],
+                )
+
+    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("DELETE FROM retrying WHERE destination = %s", (destination,))
+            # One statement per row: a later row replaces an earlier one with the same key,
+            # as SQLite's INSERT OR REPLACE does.
+            cur.executemany(
+                "INSERT INTO retrying VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (destination, seq, message_id) DO UPDATE SET"
+                " first_attempt = excluded.first_attempt, attempts = excluded.attempts,"
+                " next_attempt = excluded.next_attempt, last_error = excluded.last_error",
+                [
+                    (destination, e.message_id, e.seq, e.first_attempt_ms, e.attempts,
+                     e.next_attempt_ms, e.last_error)
+                    for e in events
+                ],
+            )  # fmt: skip
+
+    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
+        query = (
+            "SELECT destination, message_id, seq, first_attempt, attempts, next_attempt,"
+            " last_error FROM retrying"
+        )
+        params: tuple[str, ...] = ()
+        if destination is not None:
+            query += " WHERE destination = %s"
+            params = (destination,)
+        with self._connection() as conn:
+            rows = conn.execute(query + " ORDER BY destination, seq", params).fetchall()
+        return [(r[0], RetryingEvent(*r[1:])) for r in rows]
+
+    def parked(
+        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+    ) -> list[ParkedEvent]:
+        where = ["state = ANY(%s)"]
+        params: list[Any] = [list(states)]
+        if destination is not None:
+            where.append("destination = %s")
+            params.append(destination)
+        params.append(limit)
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_PARKED_COLUMNS} FROM parked WHERE {' AND '.join(where)}"
+                " ORDER BY id LIMIT %s",
+                params,
+            ).fetchall()
+        return [ParkedEvent(*r) for r in rows]
+
+    def parked_for_message(self, message_id: str) -> list[ParkedEvent]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {_PARKED_COLUMNS} FROM parked WHERE message_id = %s ORDER BY id",
+                (message_id,),
+            ).fetchall()
+        return [ParkedEvent(*r) for r in rows]
+
+    def request_parked_retry(self, destination: str | None, ids: Sequence[int] = ()) -> int:
+        query = "UPDATE parked SET state = 'retry_requested' WHERE state = 'parked'"
+        params: list[Any] = []
+        if destination is not None:
+            query += " AND destination = %s"
+            params.append(destination)
+        if ids:
+            query += " AND id = ANY(%s)"
+            params.append(list(ids))
+        with self._connection() as conn:
+            return conn.execute(query, params).rowcount
+
+    def repark(
+        self, parked_id: int, reason: str, attempts: int, request: bytes, response: bytes
+    ) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                "UPDATE parked SET state = 'parked', reason = %s, attempts = %s, request = %s,"
+                " response = %s WHERE id = %s",
+                (reason, attempts, request, response, parked_id),
+            )
+
+    def delivery_counters(self) -> dict[tuple[str, str], int]:
+        with self._connection() as conn:
+            rows = conn.execute("SELECT destination, name, value FROM delivery_counters")
+            return {(d, n): int(v) for d, n, v in rows.fetchall()}
+
+    def latency_histogram(self, destination: str) -> dict[int, int]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT bucket_ms, count FROM delivery_latency WHERE destination = %s",
+                (destination,),
+            ).fetchall()
+        return {int(b): int(c) for b, c in rows}
+
+    def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT first_seq, finished_at, attempts FROM delivery_steps"
+                " WHERE destination = %s AND last_seq >= %s ORDER BY last_seq LIMIT 1",
+                (destination, seq),
+            ).fetchone()
+        if row is None or row[0] > seq:
+            return None
+        return int(row[1]), int(row[2])
+
+    def find_events(self, message_id: str) -> list[StoredEvent]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT seq, source_id, message_id, type, event, received_at, payload"
+                " FROM events WHERE message_id = %s ORDER BY seq",
+                (message_id,),
+            ).fetchall()
+        return [StoredEvent(*r) for r in rows]

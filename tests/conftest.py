@@ -4,10 +4,15 @@ settings) and the store behind it. The helpers themselves live in `tests/server.
 from __future__ import annotations
 
 import itertools
+import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from recorder import Recorder
 from server import DEFAULT_SOURCES, SluiceServer, SourceSpec, seed_sources
@@ -87,3 +92,39 @@ def recorder() -> Iterator[Recorder]:
     server = Recorder()
     yield server
     server.stop()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+PG_HOST_URL = "postgresql://postgres@127.0.0.1:5432"
+ADMIN_URL = f"{PG_HOST_URL}/postgres"
+
+
+def _unreachable() -> str | None:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL unreachable at {ADMIN_URL}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """Skips when no PostgreSQL answers at 127.0.0.1:5432; fails instead when `CI` is set."""
+    reason = _unreachable()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(f"{reason}; CI must start it")
+        pytest.skip(reason)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def pg_url(pg_admin: psycopg.Connection[tuple[Any, ...]]) -> Iterator[str]:
+    """The URL of a fresh, empty database for this test, dropped afterwards."""
+    name = f"sluice_test_{uuid.uuid4().hex[:12]}"
+    pg_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{PG_HOST_URL}/{name}"
+    finally:
+        pg_admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

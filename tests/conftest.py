@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from recorder import Recorder
-from server import DEFAULT_SOURCES, SluiceServer, SourceSpec, seed_sources
+from server import DEFAULT_SOURCES, SluiceServer, SourceSpec, StartServer, seed_sources
 
 # Limits of the shared server: small enough that tests can exceed them cheaply. One worker
 # process: each worker holds its counters back for a moment, and the barrier tests read counters
@@ -27,8 +27,6 @@ SHARED_ENV = {
     "SLUICE_MAX_BATCH_BYTES": "131072",
     "SLUICE_MAX_BATCH_ITEMS": "50",
 }
-
-StartServer = Callable[..., SluiceServer]
 
 
 @pytest.fixture(scope="session")

@@ -311,3 +311,7 @@ def require(ok: bool, reason: str) -> None:
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(f"{reason}; CI must install it (see .ci/run)")
     pytest.skip(reason)
+
+
+# What the `start_server` / `start_module_server` fixtures return (tests/conftest.py).
+StartServer = Callable[..., SluiceServer]

@@ -14,8 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import StartServer
-from server import OTHER_KEY, SLUICE, WRITE_KEY, CounterDelta, SluiceServer, clean_env
+from server import OTHER_KEY, SLUICE, WRITE_KEY, CounterDelta, SluiceServer, StartServer, clean_env
 
 # What the module's server holds, oldest first: (write key, path, body).
 EVENTS: list[tuple[str, str, dict[str, Any]]] = [

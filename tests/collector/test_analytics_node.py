@@ -20,8 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from conftest import StartServer
-from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer, basic, require
+from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer, StartServer, basic, require
 from sluice.spec.timestamps import parse_ms
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"

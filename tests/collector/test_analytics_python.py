@@ -13,8 +13,7 @@ import msgspec
 import pytest
 from segment.analytics.client import Client
 
-from conftest import StartServer
-from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer
+from server import UNKNOWN_KEY, WRITE_KEY, CounterDelta, SluiceServer, StartServer
 from sluice.spec.timestamps import parse_ms
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from conftest import StartServer
-from server import WRITE_KEY, SluiceServer, basic, wait_for
+from server import WRITE_KEY, SluiceServer, StartServer, basic, wait_for
 from sluice.store.sqlite import SqliteStore
 
 SENDERS = 8

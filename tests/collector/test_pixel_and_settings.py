@@ -11,8 +11,15 @@ from urllib.parse import quote, urlencode
 import msgspec
 import pytest
 
-from conftest import StartServer
-from server import DISABLED_KEY, OTHER_KEY, UNKNOWN_KEY, WRITE_KEY, Response, SluiceServer
+from server import (
+    DISABLED_KEY,
+    OTHER_KEY,
+    UNKNOWN_KEY,
+    WRITE_KEY,
+    Response,
+    SluiceServer,
+    StartServer,
+)
 from sluice.store.base import StoredEvent
 
 

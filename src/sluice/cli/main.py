@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import sluice.cli.admin
 import sluice.cli.events
 import sluice.cli.parked
 import sluice.cli.rejected

@@ -172,7 +172,7 @@ class Collector:
         path: str = scope["path"]
         method: str = scope["method"]
         route = ROUTES.get(path)
-        if route is None and not path.startswith("/v1/"):
+        if route is None and not path.startswith("/v1/") and path != "/v1":
             if path == "/healthz":
                 # Also the benchmark's no-op: same stack, reads the body, stores nothing.
                 if method == "POST":

@@ -1,0 +1,294 @@
+"""Destinations: the catalog (generated from the registry), adding one, its settings, on/off.
+
+The settings form is generated from the destination's `Settings` Struct (`forms.py`); what a
+form submits becomes a workspace change checked as `sluice apply` checks a file
+(`changes.py`), and its errors are shown next to the form with the values kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.delivery.stats import destination_stats
+from sluice.destinations.base import Destination as DestinationClass
+from sluice.destinations.registry import known_types, load
+from sluice.errors import SluiceError
+from sluice.ui.changes import NotFound, apply_change, find_destination, local_path, message
+from sluice.ui.forms import Field, FormError, read_settings, settings_fields
+from sluice.ui.site import Site, redirect
+from sluice.workspace.errors import WorkspaceError
+from sluice.workspace.model import Destination, Workspace
+from sluice.workspace.sync import export_workspace
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    type: str
+    name: str
+    summary: str
+    actions: tuple[str, ...]
+    presets: int
+    error: str = ""
+
+
+@functools.cache
+def catalog() -> tuple[CatalogEntry, ...]:
+    """Every destination type the registry knows, built-ins and plug-ins.
+
+    Kept for the life of the process: the registry only changes when packages are installed,
+    and reading entry points costs milliseconds per lookup.
+    """
+    entries = []
+    for type_id in known_types():
+        try:
+            cls = load(type_id)
+        except (SluiceError, ImportError, AttributeError) as exc:
+            entries.append(CatalogEntry(type_id, type_id, "", (), 0, str(exc)))
+            continue
+        summary = _first_line(cls.__doc__) or _first_line(sys.modules[cls.__module__].__doc__)
+        actions = tuple(a.title for a in cls.actions.values())
+        entries.append(CatalogEntry(type_id, cls.name, summary, actions, len(cls.presets)))
+    return tuple(sorted(entries, key=lambda e: e.name.lower()))
+
+
+def _first_line(doc: str | None) -> str:
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def suggest_id(type_id: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9_-]", "-", type_id.lower())[:60] or "destination"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def _form_values(form: FormData) -> dict[str, str]:
+    return {k: str(v) for k, v in form.items()}
+
+
+def routes(site: Site) -> list[Route]:
+    def load_list() -> dict[str, Any]:
+        ws = export_workspace(site.store)
+        stats = destination_stats(site.store)
+        entries = catalog()
+        names = {e.type: e.name for e in entries}
+        return {
+            "destinations": [
+                (d, names.get(d.type, d.type), stats.get(d.id, {})) for d in ws.destinations
+            ],
+            "catalog": entries,
+        }
+
+    async def list_page(request: Request) -> Response:
+        return site.render(request, "destinations.html", **await site.run(load_list))
+
+    def form_context(type_id: str, destination: Destination | None) -> dict[str, Any]:
+        """What the form shows: the type's fields, and the destination's values (or defaults)."""
+        cls: type[DestinationClass] = load(type_id)
+        ws = export_workspace(site.store)
+        fields = settings_fields(cls)
+        taken = {d.id for d in ws.destinations}
+        values = {
+            "id": destination.id if destination else suggest_id(type_id, taken),
+            "name": (destination.name or "") if destination else "",
+            "enabled": destination.enabled if destination else True,
+            "sources": list(destination.sources) if destination else [],
+            "settings": dict(destination.settings) if destination else {},
+        }
+        return {
+            "cls": cls,
+            "type_id": type_id,
+            "fields": fields,
+            "values": values,
+            "all_sources": ws.sources,
+            "destination": destination,
+        }
+
+    def submitted(fields: list[Field], form: FormData) -> dict[str, Any]:
+        raw = _form_values(form)
+        values: dict[str, Any] = {
+            "id": raw.get("id", "").strip(),
+            "name": raw.get("name", "").strip(),
+            "enabled": raw.get("enabled") == "on",
+            "sources": [str(s) for s in form.getlist("sources")],
+            "settings": {},
+            "raw": raw,
+        }
+        values["settings"] = read_settings(fields, raw)
+        return values
+
+    async def new_page(request: Request) -> Response:
+        type_id = request.path_params["type_id"]
+        if type_id not in known_types():
+            return missing(request, f"type {type_id}")
+        context = await site.run(form_context, type_id, None)
+        return site.render(request, "destination_new.html", error="", error_field="", **context)
+
+    async def create(request: Request) -> Response:
+        type_id = request.path_params["type_id"]
+        if type_id not in known_types():
+            return missing(request, f"type {type_id}")
+        form = await request.form()
+        context = await site.run(form_context, type_id, None)
+        raw = _form_values(form)
+        try:
+            values = submitted(context["fields"], form)
+        except FormError as exc:
+            context["values"] = {**context["values"], "raw": raw}
+            return refused(request, "destination_new.html", context, str(exc), exc.field)
+        context["values"] = values
+
+        def change(ws: Workspace) -> None:
+            ws.destinations.append(
+                Destination(
+                    id=values["id"],
+                    type=type_id,
+                    name=values["name"] or None,
+                    enabled=values["enabled"],
+                    sources=values["sources"],
+                    settings=values["settings"],
+                )
+            )
+
+        try:
+            await site.run(apply_change, site.store, change)
+        except WorkspaceError as exc:
+            return refused(request, "destination_new.html", context, exc)
+        return redirect(
+            f"/destinations/{values['id']}",
+            "Destination added: it receives events from now on.",
+        )
+
+    def load_destination(destination_id: str) -> tuple[Destination, dict[str, Any]]:
+        ws = export_workspace(site.store)
+        _, destination = find_destination(ws, destination_id)
+        stats = destination_stats(site.store).get(destination_id, {})
+        return destination, stats
+
+    async def page(request: Request) -> Response:
+        destination_id = request.path_params["destination_id"]
+        try:
+            destination, stats = await site.run(load_destination, destination_id)
+        except NotFound:
+            return missing(request, destination_id)
+        try:
+            context = await site.run(form_context, destination.type, destination)
+        except SluiceError as exc:
+            return site.render(request, "not_found.html", status=404, what=str(exc))
+        context.update(stats=stats, tab="settings", error="", error_field="")
+        return site.render(request, "destination.html", **context)
+
+    async def update(request: Request) -> Response:
+        destination_id = request.path_params["destination_id"]
+        try:
+            destination, stats = await site.run(load_destination, destination_id)
+            context = await site.run(form_context, destination.type, destination)
+        except (NotFound, SluiceError):
+            return missing(request, destination_id)
+        form = await request.form()
+        context.update(stats=stats, tab="settings")
+        try:
+            values = submitted(context["fields"], form)
+        except FormError as exc:
+            context["values"] = {**context["values"], "raw": _form_values(form)}
+            return refused(request, "destination.html", context, str(exc), exc.field)
+        values["id"] = destination_id
+        context["values"] = values
+
+        def change(ws: Workspace) -> None:
+            _, target = find_destination(ws, destination_id)
+            target.name = values["name"] or None
+            target.enabled = values["enabled"]
+            target.sources = values["sources"]
+            target.settings = values["settings"]
+
+        try:
+            await site.run(apply_change, site.store, change)
+        except WorkspaceError as exc:
+            return refused(request, "destination.html", context, exc)
+        return redirect(f"/destinations/{destination_id}", "Settings saved.")
+
+    async def toggle(request: Request) -> Response:
+        destination_id = request.path_params["destination_id"]
+        enabled = (await request.form()).get("enabled") == "true"
+
+        def change(ws: Workspace) -> None:
+            find_destination(ws, destination_id)[1].enabled = enabled
+
+        flash = (
+            "Enabled." if enabled else "Disabled: nothing is sent to it until it is enabled again."
+        )
+        return await simple_change(request, destination_id, change, flash)
+
+    async def delete(request: Request) -> Response:
+        destination_id = request.path_params["destination_id"]
+
+        def change(ws: Workspace) -> None:
+            index, _ = find_destination(ws, destination_id)
+            del ws.destinations[index]
+
+        try:
+            await site.run(apply_change, site.store, change)
+        except NotFound:
+            return missing(request, destination_id)
+        except WorkspaceError as exc:
+            return redirect(f"/destinations/{destination_id}", f"Not deleted: {exc}")
+        return redirect("/destinations", f"Destination {destination_id} deleted.")
+
+    async def simple_change(
+        request: Request, destination_id: str, change: Any, flash: str
+    ) -> Response:
+        try:
+            await site.run(apply_change, site.store, change)
+        except NotFound:
+            return missing(request, destination_id)
+        except WorkspaceError as exc:
+            return redirect(f"/destinations/{destination_id}", f"Not saved: {exc}")
+        return redirect(f"/destinations/{destination_id}", flash)
+
+    def refused(
+        request: Request,
+        template: str,
+        context: dict[str, Any],
+        error: WorkspaceError | str,
+        setting: str = "",
+    ) -> Response:
+        """The form again, with the values as submitted and what is wrong (and where)."""
+        if isinstance(error, WorkspaceError):
+            text, field = message(error, "destinations"), error_field(error)
+        else:
+            text, field = error, f"settings.{setting}"
+        return site.render(request, template, status=400, error=text, error_field=field, **context)
+
+    def missing(request: Request, what: str) -> Response:
+        return site.render(request, "not_found.html", status=404, what=f"destination {what}")
+
+    return [
+        Route("/destinations", list_page, methods=["GET"]),
+        Route("/catalog/{type_id}", new_page, methods=["GET"]),
+        Route("/catalog/{type_id}", create, methods=["POST"]),
+        Route("/destinations/{destination_id}", page, methods=["GET"]),
+        Route("/destinations/{destination_id}", update, methods=["POST"]),
+        Route("/destinations/{destination_id}/enabled", toggle, methods=["POST"]),
+        Route("/destinations/{destination_id}/delete", delete, methods=["POST"]),
+    ]
+
+
+def error_field(error: WorkspaceError) -> str:
+    """The form field an error is about: its path, or for a settings check that names its field
+    in the message (`urls: ... is not an http(s) URL`), that field."""
+    path = local_path(error, "destinations")
+    named = re.match(r"([a-z_][a-z0-9_]*): ", error.message)
+    if path == "settings" and named:
+        return f"settings.{named.group(1)}"
+    return path

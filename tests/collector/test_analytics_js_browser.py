@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 import pytest
 
+from browser import chromium
 from server import WRITE_KEY, SluiceServer, basic, require, wait_for
 from sluice.spec.timestamps import parse_ms
 
@@ -36,41 +37,14 @@ JS_DIR = Path(__file__).resolve().parent.parent / "js"
 PAGE = JS_DIR / "page.html"
 PACKAGE = JS_DIR / "node_modules" / "@segment" / "analytics-next"
 BUNDLES = PACKAGE / "dist" / "umd"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Belt and braces: any host but this machine fails to resolve.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 ARRIVAL_TIMEOUT_S = 15.0
 PAGE_TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed (uv sync)")
-        raise
-    require(CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium")
     require((BUNDLES / "index.js").is_file(), "analytics-next is missing: npm ci --prefix tests/js")
-    with sync_playwright() as playwright:
-        # Playwright's own browser builds are never downloaded: Debian's Chromium is used. Each
-        # launch gets a fresh temporary profile (user data dir), and each test a new context.
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from chromium()
 
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):

@@ -9,11 +9,12 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server import Response, SluiceServer, StartServer, clean_env, require
+from browser import chromium
+from server import Response, SluiceServer, StartServer, clean_env
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -37,42 +38,12 @@ __all__ = [
 
 ADMIN_EMAIL = "ada@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Any host but this machine fails to resolve: the UI must work with no network.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 VIEWPORT = {"width": 1280, "height": 860}
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 # Screenshots replace the ones in docs/img only when asked (SLUICE_UPDATE_SCREENSHOTS=1), so a
 # test run does not rewrite committed images; otherwise they go to a temporary folder.
 SHOTS = DOCS_IMG if os.environ.get("SLUICE_UPDATE_SCREENSHOTS") else Path(tempfile.gettempdir())
 HTTP_TIMEOUT_S = 30.0
-
-
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless (Playwright's own browser builds are never downloaded)."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright package is not installed (uv sync)")
-        raise
-    require(CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def new_context(browser: Browser) -> BrowserContext:

@@ -49,7 +49,6 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import errors
 
@@ -64,6 +63,7 @@ from sluice.store.base import (
     StoredEvent,
     StoredRejection,
 )
+from sluice.store.common import count_stored, source_rows
 from sluice.store.postgres_connection import (
     DEFAULT_POOL_SIZE,
     connect,
@@ -101,16 +101,6 @@ _COPY_EVENTS_SQL = (
 )
 _COPY_TYPES = ["text", "text", "text", "text", "int8", "bytea"]
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
-
-
-class _SourceBody(msgspec.Struct):
-    id: str
-    name: str
-    write_keys: list[str]
-    enabled: bool
-
-
-_source_decoder = msgspec.json.Decoder(_SourceBody)
 
 
 class PostgresStore(PostgresDeliveryState, PostgresLeases):
@@ -190,14 +180,8 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases):
                 lock = cur.execute(APPEND_LOCK_SQL, (HORIZON_LOCK_BASE,)).fetchone()
                 assert lock is not None
                 rows = self._new_events(cur, batch.events)
-                stored_by_source = _per_source(rows)
-                for source, offered in _per_source(batch.events).items():
-                    stored = stored_by_source.get(source, 0)
-                    for name, n in (("stored", stored), ("duplicates", offered - stored)):
-                        if n:
-                            counters[(source, name)] = counters.get((source, name), 0) + n
+                count_stored(counters, batch.events, rows)
                 if rows:
-                    counters[("", "group_commits")] = counters.get(("", "group_commits"), 0) + 1
                     with cur.copy(_COPY_EVENTS_SQL) as copy:
                         copy.set_types(_COPY_TYPES)
                         for row in rows:
@@ -385,11 +369,7 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases):
             )
 
     def sources(self) -> Sequence[SourceRow]:
-        result = []
-        for obj in self.list_config("source"):
-            body = _source_decoder.decode(obj.body)
-            result.append(SourceRow(body.id, body.name, tuple(body.write_keys), body.enabled))
-        return result
+        return source_rows(self.list_config("source"))
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -403,16 +383,3 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases):
                 self._maintenance.stop()
             self._pool.close()
             self._pool = None
-
-
-def _per_source(events: list[NewEvent]) -> dict[str, int]:
-    """How many events per source; a group commit nearly always holds one source."""
-    if not events:
-        return {}
-    first = events[0].source_id
-    if all(e.source_id == first for e in events):
-        return {first: len(events)}
-    counts: dict[str, int] = {}
-    for e in events:
-        counts[e.source_id] = counts.get(e.source_id, 0) + 1
-    return counts

@@ -17,8 +17,8 @@ from sluice.store.base import (
     ParkedEvent,
     RetryingEvent,
     StoredEvent,
-    latency_bucket,
 )
+from sluice.store.common import latency_counts
 from sluice.store.postgres_connection import PostgresConnections
 
 _PARKED_COLUMNS = (
@@ -76,15 +76,11 @@ class PostgresDeliveryState(PostgresConnections):
                     [(dest, name, n) for name, n in counters],
                 )
             if commit.latencies_ms:
-                buckets: dict[int, int] = {}
-                for ms in commit.latencies_ms:
-                    bound = latency_bucket(ms)
-                    buckets[bound] = buckets.get(bound, 0) + 1
                 cur.executemany(
                     "INSERT INTO delivery_latency VALUES (%s, %s, %s)"
                     " ON CONFLICT (destination, bucket_ms)"
                     " DO UPDATE SET count = delivery_latency.count + excluded.count",
-                    [(dest, bound, n) for bound, n in sorted(buckets.items())],
+                    [(dest, bound, n) for bound, n in latency_counts(commit.latencies_ms)],
                 )
 
     def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:

@@ -18,18 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from sluice.store.base import (
     AppendBatch,
     AppendResult,
     ConfigObject,
     EventQuery,
-    NewEvent,
     SourceRow,
     StoredEvent,
     StoredRejection,
 )
+from sluice.store.common import count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
@@ -82,16 +80,6 @@ _UPSERT_COUNTER = (
     " ON CONFLICT (source_id, name) DO UPDATE SET value = value + excluded.value"
 )
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
-
-
-class _SourceBody(msgspec.Struct):
-    id: str
-    name: str
-    write_keys: list[str]
-    enabled: bool
-
-
-_source_decoder = msgspec.json.Decoder(_SourceBody)
 
 
 class SqliteStore(SqliteDeliveryState, SqliteLeases):
@@ -168,14 +156,8 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
                 rows = [
                     e for e in batch.events if not seen.is_duplicate(e.message_id, e.received_at_ms)
                 ]
-                stored_by_source = self._per_source(rows)
-                for source, offered in self._per_source(batch.events).items():
-                    stored = stored_by_source.get(source, 0)
-                    for name, n in (("stored", stored), ("duplicates", offered - stored)):
-                        if n:
-                            counters[(source, name)] = counters.get((source, name), 0) + n
+                count_stored(counters, batch.events, rows)
                 if rows:
-                    counters[("", "group_commits")] = counters.get(("", "group_commits"), 0) + 1
                     db.executemany(
                         "INSERT INTO events (source_id, message_id, type, event, received_at,"
                         " payload) VALUES (?, ?, ?, ?, ?, ?)",
@@ -205,19 +187,6 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
                 self._seen_seq = None
                 raise
         return AppendResult(stored=len(rows), duplicates=len(batch.events) - len(rows))
-
-    @staticmethod
-    def _per_source(events: list[NewEvent]) -> dict[str, int]:
-        """How many events per source; a group commit nearly always holds one source."""
-        if not events:
-            return {}
-        first = events[0].source_id
-        if all(e.source_id == first for e in events):
-            return {first: len(events)}
-        counts: dict[str, int] = {}
-        for e in events:
-            counts[e.source_id] = counts.get(e.source_id, 0) + 1
-        return counts
 
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -388,11 +357,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
         self._transaction(write)
 
     def sources(self) -> Sequence[SourceRow]:
-        result = []
-        for obj in self.list_config("source"):
-            body = _source_decoder.decode(obj.body)
-            result.append(SourceRow(body.id, body.name, tuple(body.write_keys), body.enabled))
-        return result
+        return source_rows(self.list_config("source"))
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -18,8 +18,8 @@ from sluice.store.base import (
     ParkedEvent,
     RetryingEvent,
     StoredEvent,
-    latency_bucket,
 )
+from sluice.store.common import latency_counts
 
 DELIVERY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_steps (
@@ -128,14 +128,10 @@ class SqliteDeliveryState:
                     [(dest, name, n) for name, n in commit.counters.items() if n],
                 )
             if commit.latencies_ms:
-                buckets: dict[int, int] = {}
-                for ms in commit.latencies_ms:
-                    bound = latency_bucket(ms)
-                    buckets[bound] = buckets.get(bound, 0) + 1
                 db.executemany(
                     "INSERT INTO delivery_latency VALUES (?, ?, ?) ON CONFLICT (destination,"
                     " bucket_ms) DO UPDATE SET count = count + excluded.count",
-                    [(dest, bound, n) for bound, n in buckets.items()],
+                    [(dest, bound, n) for bound, n in latency_counts(commit.latencies_ms)],
                 )
 
         self._transaction(write)

@@ -6,9 +6,8 @@ file (`workspace_from_data`, `check_destinations`) and applies it with `apply_wo
 rules therefore live in one place, and a change the API accepts is a file `apply` would accept.
 
 Read, change, apply is not one transaction, so changes are serialised with a lease on the store
-(`admin:workspace`): two API or UI requests in different processes, or on different nodes, never
-both read the same workspace and each drop the other's change. `sluice apply` does not take the
-lease: applying a file means the file wins.
+(workspace/lock.py): two API or UI requests in different processes, or on different nodes, never
+both read the same workspace and each drop the other's change.
 
 Everything here is synchronous and free of HTTP, for the admin API and the web UI alike.
 """
@@ -16,11 +15,7 @@ Everything here is synchronous and free of HTTP, for the admin API and the web U
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import secrets
-import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, get_args
 
@@ -31,6 +26,8 @@ from sluice.store.base import Store
 from sluice.workspace.destinations import check_destinations
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.files import parse_workspace, workspace_data, workspace_from_data
+from sluice.workspace.lock import WorkspaceBusy
+from sluice.workspace.lock import workspace_lock as shared_workspace_lock
 from sluice.workspace.model import Destination, Source, TrackingPlan, Warehouse, Workspace
 from sluice.workspace.sync import ApplyReport, apply_workspace, export_workspace, generate_write_key
 
@@ -44,27 +41,17 @@ KIND: dict[Collection, str] = {
 }
 WorkspaceObject = Source | Destination | Warehouse | TrackingPlan
 
-LOCK_NAME = "admin:workspace"
-LOCK_TTL_S = 30.0  # far longer than a change takes; a crashed holder frees it after this
-LOCK_WAIT_S = 10.0
-LOCK_POLL_S = 0.02
-
 _DOCUMENT_PATH = re.compile(r"(?P<collection>[a-z_]+)\[(?P<index>\d+)\](?P<rest>.*)\Z", re.DOTALL)
 
 
 @contextlib.contextmanager
 def workspace_lock(store: Store) -> Iterator[None]:
-    """Hold the workspace lease while reading, changing and applying the workspace."""
-    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while not store.claim_lease(LOCK_NAME, holder, LOCK_TTL_S):
-        if time.monotonic() > deadline:
-            raise Conflict("Another change to the workspace is in progress; try again", code="busy")
-        time.sleep(LOCK_POLL_S)
+    """The workspace lease (workspace/lock.py); a change that cannot get it is a 409."""
     try:
-        yield
-    finally:
-        store.release_lease(LOCK_NAME, holder)
+        with shared_workspace_lock(store):
+            yield
+    except WorkspaceBusy as exc:
+        raise Conflict(exc.message, code="busy") from None
 
 
 # --- documents --------------------------------------------------------------------------------

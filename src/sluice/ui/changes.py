@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from sluice.store.base import EventStore
+from sluice.store.base import Store
 from sluice.workspace.destinations import check_destinations
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.files import dump_workspace, parse_workspace
+from sluice.workspace.lock import workspace_lock
 from sluice.workspace.model import Destination, Source, Workspace
 from sluice.workspace.sync import ApplyReport, apply_workspace, export_workspace
 
@@ -26,13 +27,18 @@ class NotFound(LookupError):
     """The object a form names is not in the workspace (any more)."""
 
 
-def apply_change(store: EventStore, change: Change, *, dry_run: bool = False) -> ApplyReport:
-    """Export, change, check as a file, apply. Raises WorkspaceError (nothing written)."""
-    ws = export_workspace(store)
-    change(ws)
-    checked = parse_workspace(dump_workspace(ws), None)
-    check_destinations(checked)
-    return apply_workspace(store, checked, dry_run=dry_run)
+def apply_change(store: Store, change: Change, *, dry_run: bool = False) -> ApplyReport:
+    """Export, change, check as a file, apply. Raises WorkspaceError (nothing written).
+
+    Under the workspace lock, so an API request or another form at the same moment cannot
+    drop this change (or this one drop theirs).
+    """
+    with workspace_lock(store):
+        ws = export_workspace(store)
+        change(ws)
+        checked = parse_workspace(dump_workspace(ws), None)
+        check_destinations(checked)
+        return apply_workspace(store, checked, dry_run=dry_run)
 
 
 def find_source(ws: Workspace, source_id: str) -> Source:

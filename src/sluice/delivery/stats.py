@@ -26,9 +26,7 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
     retrying: dict[str, int] = {}
     for dest, _ in store.retrying():
         retrying[dest] = retrying.get(dest, 0) + 1
-    parked: dict[str, int] = {}
-    for p in store.parked(None, ("parked", "retry_requested"), 1_000_000):
-        parked[p.destination] = parked.get(p.destination, 0) + 1
+    parked = store.parked_counts(("parked", "retry_requested"))
     log_end = store.last_seq()
     result: dict[str, dict[str, Any]] = {}
     for obj in store.list_config("destination"):

@@ -267,8 +267,17 @@ class DeliveryState(Protocol):
     def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]: ...
 
     def parked(
-        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+        self,
+        destination: str | None = None,
+        states: Sequence[str] = ("parked",),
+        limit: int = 100,
+        *,
+        newest_first: bool = False,
     ) -> list[ParkedEvent]: ...
+
+    def parked_counts(self, states: Sequence[str] = ("parked",)) -> dict[str, int]:
+        """Parked events per destination in these states (a count, no rows read)."""
+        ...
 
     def parked_for_message(self, message_id: str) -> list[ParkedEvent]: ...
 

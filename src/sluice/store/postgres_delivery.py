@@ -114,7 +114,12 @@ class PostgresDeliveryState(PostgresConnections):
         return [(r[0], RetryingEvent(*r[1:])) for r in rows]
 
     def parked(
-        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+        self,
+        destination: str | None = None,
+        states: Sequence[str] = ("parked",),
+        limit: int = 100,
+        *,
+        newest_first: bool = False,
     ) -> list[ParkedEvent]:
         where = ["state = ANY(%s)"]
         params: list[Any] = [list(states)]
@@ -125,10 +130,19 @@ class PostgresDeliveryState(PostgresConnections):
         with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_PARKED_COLUMNS} FROM parked WHERE {' AND '.join(where)}"
-                " ORDER BY id LIMIT %s",
+                f" ORDER BY id{' DESC' if newest_first else ''} LIMIT %s",
                 params,
             ).fetchall()
         return [ParkedEvent(*r) for r in rows]
+
+    def parked_counts(self, states: Sequence[str] = ("parked",)) -> dict[str, int]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT destination, count(*) FROM parked WHERE state = ANY(%s)"
+                " GROUP BY destination",
+                (list(states),),
+            ).fetchall()
+        return {d: int(n) for d, n in rows}
 
     def parked_for_message(self, message_id: str) -> list[ParkedEvent]:
         with self._connection() as conn:

@@ -164,7 +164,12 @@ class SqliteDeliveryState:
         return [(r[0], RetryingEvent(*r[1:])) for r in rows]
 
     def parked(
-        self, destination: str | None = None, states: Sequence[str] = ("parked",), limit: int = 100
+        self,
+        destination: str | None = None,
+        states: Sequence[str] = ("parked",),
+        limit: int = 100,
+        *,
+        newest_first: bool = False,
     ) -> list[ParkedEvent]:
         where = [f"state IN ({', '.join('?' for _ in states)})"]
         params: list[Any] = list(states)
@@ -175,10 +180,19 @@ class SqliteDeliveryState:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_PARKED_COLUMNS} FROM parked WHERE {' AND '.join(where)}"
-                " ORDER BY id LIMIT ?",
+                f" ORDER BY id{' DESC' if newest_first else ''} LIMIT ?",
                 params,
             ).fetchall()
         return [ParkedEvent(*r) for r in rows]
+
+    def parked_counts(self, states: Sequence[str] = ("parked",)) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT destination, count(*) FROM parked"
+                f" WHERE state IN ({', '.join('?' for _ in states)}) GROUP BY destination",
+                list(states),
+            ).fetchall()
+        return {d: int(n) for d, n in rows}
 
     def parked_for_message(self, message_id: str) -> list[ParkedEvent]:
         with self._lock:

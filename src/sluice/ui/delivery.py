@@ -24,7 +24,6 @@ from sluice.ui.site import Site, redirect
 from sluice.workspace.sync import export_workspace
 
 SHOWN = 20
-PARKED_READ = 1000
 
 
 def _exchange(raw: bytes) -> Any:
@@ -62,7 +61,9 @@ def routes(site: Site) -> list[Route]:
         stats = destination_stats(store).get(destination_id, {})
         histogram = store.latency_histogram(destination_id)
         retrying = [r for _, r in store.retrying(destination_id)]
-        parked = store.parked(destination_id, ("parked", "retry_requested"), PARKED_READ)
+        parked = store.parked(
+            destination_id, ("parked", "retry_requested"), SHOWN, newest_first=True
+        )
         outcome = bars(
             [
                 ("delivered", stats.get("delivered", 0), "ok"),
@@ -88,7 +89,7 @@ def routes(site: Site) -> list[Route]:
             "latency": latency if histogram else "",
             "filtered": [(reason, n, explain(reason)) for reason, n in filtered],
             "retrying": retrying[:SHOWN],
-            "parked": [parked_view(p) for p in reversed(parked[-SHOWN:])],
+            "parked": [parked_view(p) for p in parked],
         }
 
     async def page(request: Request) -> Response:

@@ -32,16 +32,25 @@ def _export(settings: Settings) -> None:
 
 
 def _announce(settings: Settings) -> None:
+    from sluice.ui.accounts import has_admin
     from sluice.workspace.sync import ensure_default_source
 
     store = open_store_for(settings)
     try:
         created = ensure_default_source(store)
         sources = list(store.sources())
+        admin_exists = has_admin(store)
     finally:
         store.close()
     base = f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]Sluice[/] listening on {base}  (data in {settings.data_dir})")
+    if admin_exists:
+        console.print(f"Web UI: [cyan]{base}/[/] (sign in)")
+    else:
+        console.print(
+            f"Web UI: open [cyan]{base}/[/] in a browser on this machine to create the first"
+            " admin (or run [cyan]sluice admin create EMAIL[/])"
+        )
     if created is not None:
         console.print(f"Created source [bold]{created[0]}[/] for you.")
     for source in sources:

@@ -171,7 +171,9 @@ def server(
     data_dir = tmp_path_factory.mktemp("render") / "data"
     data_dir.mkdir()
     shutil.copyfile(SEED_FILE, data_dir / "log.db")
-    server = start_module_server({"SLUICE_WAREHOUSE_INTERVAL_S": "0"}, data_dir=data_dir)
+    # Retention off: the seeded events are old enough for the trim to take them.
+    env = {"SLUICE_WAREHOUSE_INTERVAL_S": "0", "SLUICE_LOG_RETENTION_DAYS": "0"}
+    server = start_module_server(env, data_dir=data_dir)
     create_admin(data_dir)
     return server
 

@@ -14,7 +14,7 @@ import msgspec
 
 from sluice.delivery.config import DestinationConfig
 from sluice.delivery.filters import apply_filters
-from sluice.delivery.partitions import Partition, partition_of
+from sluice.delivery.partitions import Partition, payload_partition
 from sluice.delivery.routing import consent_block, integrations_block
 from sluice.destinations.base import Mapped
 from sluice.store.base import StoredEvent
@@ -75,10 +75,12 @@ def plan(
     for stored in events:
         if sources and stored.source_id not in sources:
             continue  # not this destination's traffic: neither sent nor counted
-        event = _decode(stored.payload)
-        if partition is not None and partition_of(event, partition[1]) != partition[0]:
+        if (
+            partition is not None
+            and payload_partition(stored.payload, partition[1]) != partition[0]
+        ):
             continue  # another partition's consumer sends (and counts) it
-        reason, work = decide(config, event)
+        reason, work = decide(config, _decode(stored.payload))
         if reason is not None:
             result.filter(reason)
             continue

@@ -64,6 +64,11 @@ def parked_record(parked: ParkedEvent) -> dict[str, Any]:
     }
 
 
+def timeline_record(minute_ms: int, counts: dict[str, int]) -> dict[str, Any]:
+    """One minute of a destination's delivery timeline."""
+    return {"minute": format_ms(minute_ms), **counts}
+
+
 def rejected_record(item: StoredRejection) -> dict[str, Any]:
     """A rejected item with its reason; the item as text, since it may not even be JSON."""
     return {

@@ -1,11 +1,13 @@
 """What happened to events, through the admin API: recent events, one event's trace, stats,
-rejected items and parked events, checked against real deliveries to a recording server and
-against what the CLI prints for the same store."""
+rejected items, parked events and a destination's timeline, checked against real deliveries to a
+recording server and against what the CLI prints for the same store."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -197,3 +199,41 @@ def test_parked_requests_that_are_not_valid(api: Api) -> None:
     res = api.get("/parked", query={"state": "lost"})
     assert res.status == 400
     assert res.json()["field"] == "state"
+
+
+def test_destination_timeline_counts_each_minute(
+    api: Api, admin_server: SluiceServer, recorder: Recorder
+) -> None:
+    recorder.respond_with(lambda r: Reply(400) if r.json()["event"] == "Refused" else Reply(200))
+    add_webhook(api, recorder, "timehook")
+    drop_tests = {"title": "No tests", "if": "event = 'Test'", "actions": [{"type": "drop"}]}
+    api.ok(api.patch("/destinations/timehook", {"filters": [drop_tests]}))
+    send(admin_server, track("Timed"), track("Timed"), track("Timed"))
+    send(admin_server, track("Test"), track("Refused"))
+
+    def settled() -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = api.ok(
+            api.get("/destinations/timehook/timeline", query={"minutes": "5"})
+        )
+        totals = {k: sum(m[k] for m in found) for k in ("delivered", "filtered", "parked")}
+        return found if totals == {"delivered": 3, "filtered": 1, "parked": 1} else None
+
+    minutes = wait_for(settled, what="the timeline to count every event")
+    # Every minute of the window, one minute apart, the current one last, empty ones as zeros.
+    assert len(minutes) == 5
+    starts = [datetime.fromisoformat(m["minute"]) for m in minutes]
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(starts))
+    assert all(s.second == 0 and s.microsecond == 0 for s in starts)
+    # The current minute (or, read just before the clock turned, the one before now's).
+    assert starts[-1] <= datetime.now(UTC) < starts[-1] + timedelta(minutes=2)
+    assert all(set(m) == {"minute", "delivered", "filtered", "parked", "retrying"} for m in minutes)
+    assert all(m["retrying"] == 0 for m in minutes)
+    stats = api.ok(api.get("/stats"))["destinations"]["timehook"]
+    assert (stats["delivered"], stats["filtered"], stats["parked_total"]) == (3, 1, 1)
+
+    assert len(api.ok(api.get("/destinations/timehook/timeline"))) == 60  # the default hour
+    assert api.get("/destinations/nohook/timeline").status == 404
+    for bad in ("0", "10081", "x"):
+        res = api.get("/destinations/timehook/timeline", query={"minutes": bad})
+        assert res.status == 400, bad
+        assert res.json()["field"] == "minutes"

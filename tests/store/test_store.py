@@ -320,6 +320,82 @@ def test_set_retrying_replaces_the_destinations_rows(store: Store) -> None:
     assert store.retrying("hooks") == []
 
 
+MINUTE = 1_767_225_600_000  # 2026-01-01 00:00 UTC: the start of a timeline bucket
+DAY_MS = 86_400_000
+
+
+def counted(destination: str, at_ms: int, counters: dict[str, int]) -> DeliveryCommit:
+    """A step that only counts (no cursor, no log range), finished at `at_ms`."""
+    return DeliveryCommit(
+        destination, cursor=None, first_seq=0, last_seq=-1, finished_at_ms=at_ms, attempts=1,
+        counters=counters,
+    )  # fmt: skip
+
+
+def test_timeline_sums_steps_into_the_minute_they_finished_in(store: Store) -> None:
+    store.commit_delivery(
+        counted("hooks", MINUTE + 1, {"delivered": 3, "filtered:a": 1, "filtered:b": 2})
+    )
+    store.commit_delivery(
+        counted("hooks", MINUTE + 59_999, {"delivered": 2, "parked:http_400": 1, "parked:x": 1})
+    )
+    store.commit_delivery(counted("hooks", MINUTE + 60_000, {"delivered": 1, "resent": 1}))
+    store.commit_delivery(counted("amp", MINUTE, {"delivered": 9}))
+    # Nothing the timeline counts: no bucket (a resend that sent nothing, a step of zeros).
+    store.commit_delivery(counted("hooks", MINUTE + 180_000, {"resent": 0, "delivered": 0}))
+    zero = {"delivered": 0, "filtered": 0, "parked": 0, "retrying": 0}
+    assert store.delivery_timeline("hooks", MINUTE) == [
+        (MINUTE, {**zero, "delivered": 5, "filtered": 3, "parked": 2}),
+        (MINUTE + 60_000, {**zero, "delivered": 1}),
+    ]
+    assert store.delivery_timeline("amp", 0) == [(MINUTE, {**zero, "delivered": 9})]
+    assert store.delivery_timeline("other", 0) == []
+
+
+def test_timeline_keeps_the_most_events_retrying_in_a_minute(store: Store) -> None:
+    store.set_retrying("hooks", [retrying("a", 1), retrying("b", 2)], now_ms=MINUTE + 1000)
+    store.set_retrying(
+        "hooks", [retrying("a", 1), retrying("b", 2), retrying("c", 3)], now_ms=MINUTE + 2000
+    )
+    store.set_retrying("hooks", [retrying("c", 3)], now_ms=MINUTE + 3000)  # fewer: max stays
+    store.commit_delivery(counted("hooks", MINUTE + 4000, {"delivered": 2}))
+    store.set_retrying("hooks", [retrying("d", 4)], now_ms=MINUTE + 61_000)
+    store.set_retrying("hooks", [], now_ms=MINUTE + 121_000)  # nothing retrying: no bucket
+    assert store.delivery_timeline("hooks", MINUTE) == [
+        (MINUTE, {"delivered": 2, "filtered": 0, "parked": 0, "retrying": 3}),
+        (MINUTE + 60_000, {"delivered": 0, "filtered": 0, "parked": 0, "retrying": 1}),
+    ]
+
+
+def test_timeline_since_starts_at_the_minute_holding_it(store: Store) -> None:
+    for i in range(5):
+        store.commit_delivery(counted("hooks", MINUTE + i * 60_000 + 30_000, {"delivered": i + 1}))
+    since = store.delivery_timeline("hooks", MINUTE + 2 * 60_000 + 59_999)
+    assert [(minute, counts["delivered"]) for minute, counts in since] == [
+        (MINUTE + 2 * 60_000, 3),
+        (MINUTE + 3 * 60_000, 4),
+        (MINUTE + 4 * 60_000, 5),
+    ]
+    assert store.delivery_timeline("hooks", MINUTE + 5 * 60_000) == []
+
+
+def test_timeline_drops_buckets_older_than_a_week(backend: Backend) -> None:
+    store = backend.open()
+    week_old = MINUTE - 7 * DAY_MS
+    for at in (MINUTE - 8 * DAY_MS, week_old - 60_000, week_old, week_old + 60_000):
+        store.commit_delivery(counted("hooks", at, {"delivered": 1}))
+    store.commit_delivery(counted("amp", MINUTE - 8 * DAY_MS, {"delivered": 1}))
+    store.commit_delivery(counted("hooks", MINUTE, {"delivered": 1}))  # a new minute: pruned
+    minutes = [minute for minute, _ in store.delivery_timeline("hooks", 0)]
+    assert minutes == [week_old, week_old + 60_000, MINUTE]
+    assert len(store.delivery_timeline("amp", 0)) == 1  # pruned when amp writes, not before
+    # Another process (or node) prunes as well, on its first write; retrying writes prune too.
+    other = backend.open()
+    other.set_retrying("hooks", [retrying("a", 1)], now_ms=MINUTE + 120_000)
+    minutes = [minute for minute, _ in store.delivery_timeline("hooks", 0)]
+    assert minutes == [MINUTE, MINUTE + 120_000]
+
+
 def test_parked_events_retry_and_repark(store: Store) -> None:
     store.commit_delivery(
         DeliveryCommit(

@@ -109,6 +109,11 @@ def tile(page: Page, element_id: str) -> int:
     return number(page.locator(f"#{element_id}").inner_text())
 
 
+def legend(page: Page, key: str) -> int:
+    """A figure of the delivery timeline's legend (SVG text has no `inner_text`)."""
+    return number(page.locator(f"#timeline-{key}").text_content() or "")
+
+
 def test_create_a_source_rotate_and_copy_its_write_key(page: Page, server: SluiceServer) -> None:
     page.goto(f"{server.base_url}/sources")
     page.fill("input[name=id]", "web")
@@ -336,6 +341,10 @@ def test_delivery_page_shows_delivery_retries_recovery_and_parked_events(
     analytics.track(user_id="ada", event="Order Completed", message_id=f"{run}-r0")
     wait_for(lambda: tile(page, "retrying") >= 1, timeout=WAIT_S, what="retrying on the page")
     assert "HTTP 500" in page.locator("#live-region").inner_text()
+    # The last hour per minute: the retrying row has this minute's level, and the delivered
+    # total is the counter's (the whole scenario is minutes old).
+    assert legend(page, "retrying") >= 1
+    assert legend(page, "delivered") == tile(page, "delivered")
     shoot(page, "delivery-retrying")
     # It is fixed: the retry goes through and nothing is left retrying.
     hook.respond_with(Reply(200))

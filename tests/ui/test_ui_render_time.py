@@ -38,6 +38,7 @@ from sluice.store.base import (
     DeliveryCommit,
     NewEvent,
     NewParked,
+    RetryingEvent,
 )
 from sluice.store.sqlite import SqliteStore
 
@@ -92,6 +93,31 @@ def _event(i: int, rng: random.Random) -> NewEvent:
     if name:
         body["event"] = name
     return NewEvent(source, message_id, kind, name, received, msgspec.json.encode(body))
+
+
+def seed_last_hour(path: Path) -> None:
+    """A full last hour of the delivery timeline (the page charts it), made when the server
+    starts since it moves with the clock: 100 delivered a minute, some filtered and parked, and
+    a spell of retries. Adds 6,000 to the delivered counter."""
+    store = SqliteStore(path)
+    try:
+        now = int(time.time() * 1000)
+        for ago in range(60):
+            at = now - ago * 60_000
+            counters = {"delivered": 100, "filtered:filter:No bots": ago % 7}
+            if ago % 13 == 0:
+                counters["parked:permanent_error"] = 1
+            store.commit_delivery(
+                DeliveryCommit("hook", None, 0, -1, at, 1, counters=counters, latencies_ms=[80])
+            )
+            if 20 <= ago < 30:
+                failing = [
+                    RetryingEvent(f"r{i}", 1, at, 2, at + 1000, "HTTP 503") for i in range(ago)
+                ]
+                store.set_retrying("hook", failing, now_ms=at)
+        store.set_retrying("hook", [])
+    finally:
+        store.close()
 
 
 def seed(path: Path) -> None:
@@ -171,6 +197,7 @@ def server(
     data_dir = tmp_path_factory.mktemp("render") / "data"
     data_dir.mkdir()
     shutil.copyfile(SEED_FILE, data_dir / "log.db")
+    seed_last_hour(data_dir / "log.db")
     # Retention off: the seeded events are old enough for the trim to take them.
     env = {"SLUICE_WAREHOUSE_INTERVAL_S": "0", "SLUICE_LOG_RETENTION_DAYS": "0"}
     server = start_module_server(env, data_dir=data_dir)
@@ -212,7 +239,8 @@ def test_main_pages_answer_in_under_200_ms_with_a_million_events(server: SluiceS
     _, debugger = timed(server, "/sources/web/debugger", cookie)
     assert debugger.count(b'{"seq":') == 100
     _, delivery = timed(server, "/destinations/hook/delivery", cookie)
-    assert "690\u202f000".encode() in delivery and b"seed-0048" in delivery
+    assert "696\u202f000".encode() in delivery and b"seed-0048" in delivery
+    assert delivery.count(b'<g class="minute">') >= 59  # the last hour (the clock moves on)
     # A lookup reads the log itself (no index on messageId): timed, not held to the budget.
     lookup_ms, lookup = timed(server, f"/lookup?message_id=seed-{EVENTS - 1:07d}", cookie)
     assert b"received</span> from source" in lookup

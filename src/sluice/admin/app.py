@@ -42,8 +42,15 @@ from sluice.admin.replays import ReplayBody, ReplayManager, replay_request
 from sluice.admin.tokens import TokenVerifier
 from sluice.admin.workspace_edits import Collection
 from sluice.config import Settings
+from sluice.delivery.stats import DEFAULT_TIMELINE_MINUTES, MAX_TIMELINE_MINUTES, recent_timeline
 from sluice.delivery.trace import trace_message
-from sluice.inspection import event_record, parked_record, rejected_record, status_report
+from sluice.inspection import (
+    event_record,
+    parked_record,
+    rejected_record,
+    status_report,
+    timeline_record,
+)
 from sluice.store.base import EventQuery, Store
 from sluice.workspace.files import dump_workspace, workspace_data
 
@@ -87,6 +94,7 @@ class AdminApi:
             routes += self._collection_routes(collection, route)
         routes += [
             route("/sources/{id}/rotate-write-key", self.rotate_write_key, "POST"),
+            route("/destinations/{id}/timeline", self.timeline, "GET"),
             route("/stats", self.stats, "GET"),
             route("/events", self.events, "GET"),
             route("/events/{message_id:path}/trace", self.trace, "GET"),
@@ -210,6 +218,17 @@ class AdminApi:
     async def stats(self, request: Request) -> Response:
         report = await asyncio.to_thread(status_report, self.settings, self.store)
         return json_response(report)
+
+    async def timeline(self, request: Request) -> Response:
+        minutes = query_int(request, "minutes", DEFAULT_TIMELINE_MINUTES, 1, MAX_TIMELINE_MINUTES)
+        destination = request.path_params["id"]
+
+        def read() -> list[dict[str, Any]]:
+            edits.get_object(self.store, "destinations", destination)  # NotFound: a 404
+            found = recent_timeline(self.store, destination, minutes)
+            return [timeline_record(minute, counts) for minute, counts in found]
+
+        return json_response(await asyncio.to_thread(read))
 
     async def events(self, request: Request) -> Response:
         query = EventQuery(

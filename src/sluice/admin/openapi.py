@@ -22,6 +22,7 @@ from sluice.admin.openapi_schemas import (
     ref,
     workspace_schemas,
 )
+from sluice.delivery.stats import DEFAULT_TIMELINE_MINUTES, MAX_TIMELINE_MINUTES
 
 API_VERSION = "1.0.0"
 
@@ -315,6 +316,36 @@ def _observe_paths() -> Schema:
                 "Observe",
                 _responses(200, "Counters and delivery", ref("Stats")),
             )
+        },
+        "/destinations/{id}/timeline": {
+            "parameters": [
+                _path_param("id", "The destination's id", {"type": "string", "pattern": ID_REGEX})
+            ],
+            "get": _operation(
+                "get_destination_timeline",
+                "What the destination delivered, filtered, parked and retried, minute by minute",
+                "Observe",
+                _responses(
+                    200,
+                    "Every minute of the window, oldest first, the current one last "
+                    "(zeros where nothing happened)",
+                    {"type": "array", "items": ref("TimelineMinute")},
+                    400,
+                    404,
+                ),
+                parameters=[
+                    _query(
+                        "minutes",
+                        "How many minutes back, the current one included (kept for 7 days)",
+                        {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_TIMELINE_MINUTES,
+                            "default": DEFAULT_TIMELINE_MINUTES,
+                        },
+                    )
+                ],
+            ),
         },
         "/events": {
             "get": _operation(

@@ -58,6 +58,7 @@ BOOL: Schema = {"type": "boolean"}
 TIME: Schema = {"type": "string", "description": "UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`"}
 ANY: Schema = {"description": "Any JSON value"}
 MS: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS}
+COUNT: Schema = {"type": "integer", "minimum": 0}
 
 
 # --- the workspace's own schemas -----------------------------------------------------------------
@@ -278,6 +279,15 @@ def other_schemas() -> dict[str, Schema]:
             optional=("ids", "destination"),
         ),
         "RetryResult": object_schema({"queued": INT}),
+        "TimelineMinute": object_schema(
+            {
+                "minute": {**TIME, "description": "The minute's start, UTC"},
+                "delivered": {**COUNT, "description": "Events delivered in the minute"},
+                "filtered": {**COUNT, "description": "Events not sent by a rule, any reason"},
+                "parked": {**COUNT, "description": "Events parked, any reason"},
+                "retrying": {**COUNT, "description": "The most events retrying at once"},
+            }
+        ),
         "ReplayRequest": object_schema(
             {
                 "destination": STR,

@@ -400,7 +400,7 @@ class Consumer:
         ]
         # The step's commit clears these rows (every retrying event is behind the new cursor).
         if rows:
-            await asyncio.to_thread(self.store.set_retrying, self.config.id, rows)
+            await asyncio.to_thread(self.store.set_retrying, self.config.id, rows, now_ms=now_ms)
 
     # --- parked events an operator asked to send again --------------------------------------
     async def resend_parked(self) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sluice.delivery.partitions import cursor_name
-from sluice.store.base import Store
+from sluice.store.base import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS, Store
+from sluice.store.common import minute_of
+
+DEFAULT_TIMELINE_MINUTES = 60
+MAX_TIMELINE_MINUTES = TIMELINE_KEEP_MS // MINUTE_MS  # as far back as the store keeps
 
 
 def percentile(histogram: dict[int, int], fraction: float) -> int | None:
@@ -50,3 +55,20 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
             "lag": None if cursor is None else log_end - cursor,
         }
     return result
+
+
+def recent_timeline(
+    store: Store, destination: str, minutes: int, now_ms: int | None = None
+) -> list[tuple[int, dict[str, int]]]:
+    """The last `minutes` minutes of the destination's timeline, the current minute last.
+
+    Every minute is present (zeros where nothing happened), so a chart or an API client gets a
+    steady axis without knowing that the store keeps only the minutes with something in them.
+    """
+    end = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
+    start = end - (minutes - 1) * MINUTE_MS
+    stored = dict(store.delivery_timeline(destination, start))
+    return [
+        (minute, stored.get(minute) or dict.fromkeys(TIMELINE_COUNTS, 0))
+        for minute in range(start, end + MINUTE_MS, MINUTE_MS)
+    ]

@@ -184,6 +184,13 @@ LATENCY_BUCKETS_MS = (
 )  # fmt: skip
 
 
+# The delivery timeline: per destination and minute, what its steps delivered, filtered and
+# parked, and the most events it had retrying at once, for "what happened when" charts.
+TIMELINE_COUNTS = ("delivered", "filtered", "parked", "retrying")
+MINUTE_MS = 60_000
+TIMELINE_KEEP_MS = 7 * 24 * 3600 * 1000
+
+
 @dataclass(frozen=True, slots=True)
 class NewParked:
     """An event a destination will not get without an operator: why, and the failed exchange."""
@@ -260,8 +267,11 @@ class DeliveryState(Protocol):
 
     def commit_delivery(self, commit: DeliveryCommit) -> None: ...
 
-    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
-        """Replace the destination's retrying events (those of the step it is stuck on)."""
+    def set_retrying(
+        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
+    ) -> None:
+        """Replace the destination's retrying events (those of the step it is stuck on), and
+        raise the timeline's `retrying` for the minute of `now_ms` (default: the clock's now)."""
         ...
 
     def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]: ...
@@ -294,6 +304,14 @@ class DeliveryState(Protocol):
     def delivery_counters(self) -> dict[tuple[str, str], int]: ...
 
     def latency_histogram(self, destination: str) -> dict[int, int]: ...
+
+    def delivery_timeline(
+        self, destination: str, since_ms: int
+    ) -> list[tuple[int, dict[str, int]]]:
+        """Per-minute buckets from the one holding `since_ms` on, oldest first: (minute start in
+        epoch ms, counts by `TIMELINE_COUNTS` name). Minutes with nothing to count are absent;
+        buckets are kept `TIMELINE_KEEP_MS`."""
+        ...
 
     def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
         """(finished_at_ms, attempts) of the step that covered `seq`, if any."""

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
-from sluice.store.base import ConfigObject, NewEvent, SourceRow, latency_bucket
+from sluice.store.base import (
+    MINUTE_MS,
+    TIMELINE_COUNTS,
+    TIMELINE_KEEP_MS,
+    ConfigObject,
+    NewEvent,
+    SourceRow,
+    latency_bucket,
+)
 
 
 class _SourceBody(msgspec.Struct):
@@ -62,3 +71,48 @@ def latency_counts(latencies_ms: Sequence[int]) -> list[tuple[int, int]]:
         bound = latency_bucket(ms)
         buckets[bound] = buckets.get(bound, 0) + 1
     return sorted(buckets.items())
+
+
+def minute_of(ms: int) -> int:
+    """The start (epoch ms) of the minute `ms` falls in: the timeline's bucket key."""
+    return ms // MINUTE_MS * MINUTE_MS
+
+
+def timeline_step(counters: Mapping[str, int]) -> tuple[int, int, int]:
+    """(delivered, filtered, parked) of one step's counters: every `filtered:<reason>` and
+    `parked:<reason>` counts once, whatever the reason."""
+    filtered = parked = 0
+    for name, n in counters.items():
+        if name.startswith("filtered:"):
+            filtered += n
+        elif name.startswith("parked:"):
+            parked += n
+    return counters.get("delivered", 0), filtered, parked
+
+
+def timeline_buckets(
+    rows: Iterable[Sequence[int]],
+) -> list[tuple[int, dict[str, int]]]:
+    """Rows of (minute, delivered, filtered, parked, retrying) as the protocol returns them."""
+    return [
+        (int(row[0]), {name: int(n) for name, n in zip(TIMELINE_COUNTS, row[1:], strict=True)})
+        for row in rows
+    ]
+
+
+class TimelinePruning:
+    """When to drop a destination's buckets older than TIMELINE_KEEP_MS: on this process's first
+    write to a new minute of it. So the delete (a range of the primary key) runs about once a
+    minute per destination, not once per step, and a week of minutes is never outgrown."""
+
+    def __init__(self) -> None:
+        self._newest: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def cutoff(self, destination: str, minute_ms: int) -> int | None:
+        """The minute before which to delete, or None while this minute was pruned already."""
+        with self._lock:
+            if self._newest.get(destination, minute_ms - 1) >= minute_ms:
+                return None
+            self._newest[destination] = minute_ms
+        return minute_ms - TIMELINE_KEEP_MS

@@ -63,7 +63,7 @@ from sluice.store.base import (
     StoredEvent,
     StoredRejection,
 )
-from sluice.store.common import count_stored, source_rows
+from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.postgres_connection import (
     DEFAULT_POOL_SIZE,
     connect,
@@ -131,6 +131,7 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases):
         self._unflushed: dict[tuple[str, str], int] = {}
         self._counters_flushed = 0.0
         self._maintenance: Maintenance | None = None
+        self._timeline_pruning = TimelinePruning()
 
     # --- event log -------------------------------------------------------------------------
     def append(self, batch: AppendBatch) -> AppendResult:

@@ -1,16 +1,20 @@
 """Delivery state in the PostgreSQL store, with the SQLite store's semantics.
 
 A consumer step (read events, deliver them, advance the cursor) commits in one transaction: the
-new cursor, the log range it covered, parked events, counters and the latency histogram. Counter
-and histogram upserts are sorted by key so that two nodes' steps lock rows in the same order and
-cannot deadlock. Parked events are never deleted by Sluice: an operator's resend marks them
-`resent`.
+new cursor, the log range it covered, parked events, counters, the latency histogram and, last,
+one upsert of the minute's timeline bucket. Counter and histogram upserts are sorted by key so
+that two nodes' steps lock rows in the same order and cannot deadlock; the timeline row comes
+after them in every transaction that takes it, `set_retrying`'s too. Parked events are never
+deleted by Sluice: an operator's resend marks them `resent`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
+
+import psycopg
 
 from sluice.store.base import (
     DeliveryCommit,
@@ -18,7 +22,13 @@ from sluice.store.base import (
     RetryingEvent,
     StoredEvent,
 )
-from sluice.store.common import latency_counts
+from sluice.store.common import (
+    TimelinePruning,
+    latency_counts,
+    minute_of,
+    timeline_buckets,
+    timeline_step,
+)
 from sluice.store.postgres_connection import PostgresConnections
 
 _PARKED_COLUMNS = (
@@ -33,6 +43,8 @@ UPSERT_CURSOR_SQL = (
 
 class PostgresDeliveryState(PostgresConnections):
     """Mixed into `PostgresStore`."""
+
+    _timeline_pruning: TimelinePruning
 
     def commit_delivery(self, commit: DeliveryCommit) -> None:
         dest = commit.destination
@@ -82,8 +94,31 @@ class PostgresDeliveryState(PostgresConnections):
                     " DO UPDATE SET count = delivery_latency.count + excluded.count",
                     [(dest, bound, n) for bound, n in latency_counts(commit.latencies_ms)],
                 )
+            delivered, filtered, parked = timeline_step(commit.counters)
+            if delivered or filtered or parked:
+                minute = minute_of(commit.finished_at_ms)
+                self._prune_timeline(cur, dest, minute)
+                cur.execute(
+                    "INSERT INTO delivery_timeline VALUES (%s, %s, %s, %s, %s, 0)"
+                    " ON CONFLICT (destination, minute) DO UPDATE SET"
+                    " delivered = delivery_timeline.delivered + excluded.delivered,"
+                    " filtered = delivery_timeline.filtered + excluded.filtered,"
+                    " parked = delivery_timeline.parked + excluded.parked",
+                    (dest, minute, delivered, filtered, parked),
+                )
 
-    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
+    def _prune_timeline(self, cur: psycopg.Cursor[Any], destination: str, minute: int) -> None:
+        cutoff = self._timeline_pruning.cutoff(destination, minute)
+        if cutoff is not None:
+            cur.execute(
+                "DELETE FROM delivery_timeline WHERE destination = %s AND minute < %s",
+                (destination, cutoff),
+            )
+
+    def set_retrying(
+        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
+    ) -> None:
+        minute = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("DELETE FROM retrying WHERE destination = %s", (destination,))
             # One statement per row: a later row replaces an earlier one with the same key,
@@ -99,6 +134,14 @@ class PostgresDeliveryState(PostgresConnections):
                     for e in events
                 ],
             )  # fmt: skip
+            if events:
+                self._prune_timeline(cur, destination, minute)
+                cur.execute(
+                    "INSERT INTO delivery_timeline VALUES (%s, %s, 0, 0, 0, %s)"
+                    " ON CONFLICT (destination, minute) DO UPDATE SET"
+                    " retrying = greatest(delivery_timeline.retrying, excluded.retrying)",
+                    (destination, minute, len(events)),
+                )
 
     def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
         query = (
@@ -186,6 +229,17 @@ class PostgresDeliveryState(PostgresConnections):
                 (destination,),
             ).fetchall()
         return {int(b): int(c) for b, c in rows}
+
+    def delivery_timeline(
+        self, destination: str, since_ms: int
+    ) -> list[tuple[int, dict[str, int]]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT minute, delivered, filtered, parked, retrying FROM delivery_timeline"
+                " WHERE destination = %s AND minute >= %s ORDER BY minute",
+                (destination, minute_of(since_ms)),
+            ).fetchall()
+        return timeline_buckets(rows)
 
     def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
         with self._connection() as conn:

@@ -157,7 +157,20 @@ BEGIN
 END $$;
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+# The delivery timeline: one row per destination and minute (`minute` is its start, epoch ms).
+_V3 = """
+CREATE TABLE IF NOT EXISTS delivery_timeline (
+    destination text COLLATE "C" NOT NULL,
+    minute bigint NOT NULL,
+    delivered bigint NOT NULL,
+    filtered bigint NOT NULL,
+    parked bigint NOT NULL,
+    retrying bigint NOT NULL,
+    PRIMARY KEY (destination, minute)
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 
 
 def migrate(conn: psycopg.Connection[Any], partition_span: int) -> int:

@@ -27,7 +27,7 @@ from sluice.store.base import (
     StoredEvent,
     StoredRejection,
 )
-from sluice.store.common import count_stored, source_rows
+from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
@@ -125,6 +125,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
         self._unflushed: dict[tuple[str, str], int] = {}
         self._counters_flushed = 0.0
         self._seen_seq: int | None = None  # log position the set is caught up to; None = not loaded
+        self._timeline_pruning = TimelinePruning()
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn` in one write transaction, queued behind every other process's writers."""

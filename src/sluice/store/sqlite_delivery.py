@@ -2,14 +2,16 @@
 
 A consumer step (read events, deliver them, advance the cursor) commits in one transaction:
 the new cursor, the log range it covered (so `sluice trace` can say when an event was delivered
-without a row per event), parked events, counters and the latency histogram. Parked events are
-never deleted by Sluice: an operator's resend marks them `resent`.
+without a row per event), parked events, counters, the latency histogram and one upsert of the
+minute's timeline bucket. Parked events are never deleted by Sluice: an operator's resend marks
+them `resent`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +21,13 @@ from sluice.store.base import (
     RetryingEvent,
     StoredEvent,
 )
-from sluice.store.common import latency_counts
+from sluice.store.common import (
+    TimelinePruning,
+    latency_counts,
+    minute_of,
+    timeline_buckets,
+    timeline_step,
+)
 
 DELIVERY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_steps (
@@ -67,6 +75,15 @@ CREATE TABLE IF NOT EXISTS delivery_latency (
     count INTEGER NOT NULL,
     PRIMARY KEY (destination, bucket_ms)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_timeline (
+    destination TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    filtered INTEGER NOT NULL,
+    parked INTEGER NOT NULL,
+    retrying INTEGER NOT NULL,
+    PRIMARY KEY (destination, minute)
+) WITHOUT ROWID;
 """
 
 _PARKED_COLUMNS = (
@@ -81,6 +98,7 @@ class SqliteDeliveryState:
     _db: sqlite3.Connection
     _lock: threading.Lock
     _transaction: Callable[[Callable[[sqlite3.Connection], Any]], Any]
+    _timeline_pruning: TimelinePruning
 
     def commit_delivery(self, commit: DeliveryCommit) -> None:
         dest = commit.destination
@@ -133,10 +151,33 @@ class SqliteDeliveryState:
                     " bucket_ms) DO UPDATE SET count = count + excluded.count",
                     [(dest, bound, n) for bound, n in latency_counts(commit.latencies_ms)],
                 )
+            delivered, filtered, parked = timeline_step(commit.counters)
+            if delivered or filtered or parked:
+                minute = minute_of(commit.finished_at_ms)
+                self._prune_timeline(db, dest, minute)
+                db.execute(
+                    "INSERT INTO delivery_timeline VALUES (?, ?, ?, ?, ?, 0)"
+                    " ON CONFLICT (destination, minute) DO UPDATE SET"
+                    " delivered = delivered + excluded.delivered,"
+                    " filtered = filtered + excluded.filtered, parked = parked + excluded.parked",
+                    (dest, minute, delivered, filtered, parked),
+                )
 
         self._transaction(write)
 
-    def set_retrying(self, destination: str, events: Sequence[RetryingEvent]) -> None:
+    def _prune_timeline(self, db: sqlite3.Connection, destination: str, minute: int) -> None:
+        cutoff = self._timeline_pruning.cutoff(destination, minute)
+        if cutoff is not None:
+            db.execute(
+                "DELETE FROM delivery_timeline WHERE destination = ? AND minute < ?",
+                (destination, cutoff),
+            )
+
+    def set_retrying(
+        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
+    ) -> None:
+        minute = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
+
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM retrying WHERE destination = ?", (destination,))
             db.executemany(
@@ -147,6 +188,14 @@ class SqliteDeliveryState:
                     for e in events
                 ],
             )  # fmt: skip
+            if events:
+                self._prune_timeline(db, destination, minute)
+                db.execute(
+                    "INSERT INTO delivery_timeline VALUES (?, ?, 0, 0, 0, ?)"
+                    " ON CONFLICT (destination, minute) DO UPDATE SET"
+                    " retrying = max(retrying, excluded.retrying)",
+                    (destination, minute, len(events)),
+                )
 
         self._transaction(write)
 
@@ -240,6 +289,17 @@ class SqliteDeliveryState:
                 (destination,),
             ).fetchall()
         return {int(b): int(c) for b, c in rows}
+
+    def delivery_timeline(
+        self, destination: str, since_ms: int
+    ) -> list[tuple[int, dict[str, int]]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT minute, delivered, filtered, parked, retrying FROM delivery_timeline"
+                " WHERE destination = ? AND minute >= ? ORDER BY minute",
+                (destination, minute_of(since_ms)),
+            ).fetchall()
+        return timeline_buckets(rows)
 
     def delivery_step_for(self, destination: str, seq: int) -> tuple[int, int] | None:
         with self._lock:

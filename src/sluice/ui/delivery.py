@@ -2,7 +2,8 @@
 button that sends parked events again.
 
 Everything comes from the delivery state's counters and side tables (`delivery/stats.py`),
-never from the log: the page costs the same with a thousand events or a billion.
+never from the log: the page costs the same with a thousand events or a billion. The last hour
+is drawn from the per-minute timeline (at most 60 rows read).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.delivery.stats import destination_stats
+from sluice.delivery.stats import DEFAULT_TIMELINE_MINUTES, destination_stats, recent_timeline
 from sluice.store.base import LATENCY_BUCKETS_MS, ParkedEvent
 from sluice.ui.changes import NotFound, find_destination
-from sluice.ui.charts import bars, columns, latency_label
+from sluice.ui.charts import bars, columns, latency_label, timeline
 from sluice.ui.preview import explain
 from sluice.ui.site import Site, redirect
 from sluice.workspace.sync import export_workspace
@@ -81,11 +82,17 @@ def routes(site: Site) -> list[Route]:
             "Delivery latency (receipt to 2xx), events per bucket",
             "ok",
         )
+        last_hour = timeline(
+            recent_timeline(store, destination_id, DEFAULT_TIMELINE_MINUTES),
+            "Events per minute over the last hour: delivered, filtered and parked, "
+            "and the most events retrying at once",
+        )
         filtered = sorted((stats.get("filtered_by_reason") or {}).items(), key=lambda kv: -kv[1])
         return {
             "destination": destination,
             "stats": stats,
             "outcome": outcome,
+            "timeline": last_hour,
             "latency": latency if histogram else "",
             "filtered": [(reason, n, explain(reason)) for reason, n in filtered],
             "retrying": retrying[:SHOWN],

@@ -30,7 +30,9 @@ def _destination(store: SqliteStore, dest_id: str, enabled: bool = True) -> None
     store.put_config(ConfigObject("destination", dest_id, msgspec.json.encode(doc)))
 
 
-SETTINGS = Settings(log_retention_days=7, warehouse_interval_s=0)
+def _settings(tmp_path: Path, days: float = 7, interval_s: float = 0) -> Settings:
+    """Loads left to `sluice load` (interval 0) unless given; the warehouse in tmp_path."""
+    return Settings(data_dir=tmp_path, log_retention_days=days, warehouse_interval_s=interval_s)
 
 
 def test_trim_stops_at_the_slowest_consumer_and_the_retention_age(tmp_path: Path) -> None:
@@ -41,11 +43,11 @@ def test_trim_stops_at_the_slowest_consumer_and_the_retention_age(tmp_path: Path
     store.commit_cursor("archive", 7)
     store.commit_cursor("destination:fast", 7)
     store.commit_cursor("destination:slow", 2)
-    assert trim_once(store, SETTINGS, NOW_MS) == 2
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 2
     assert [e.seq for e in store.read_after(0, 100)] == [3, 4, 5, 6, 7]
     store.commit_cursor("destination:slow", 7)
     # Seqs 3-5 are older than 7 days; 6 and 7 are not, though every consumer has passed them.
-    assert trim_once(store, SETTINGS, NOW_MS) == 3
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 3
     assert [e.seq for e in store.read_after(0, 100)] == [6, 7]
 
 
@@ -53,14 +55,14 @@ def test_a_consumer_without_a_cursor_holds_everything(tmp_path: Path) -> None:
     store = _store(tmp_path, [10, 10])
     _destination(store, "new")
     store.commit_cursor("archive", 2)
-    assert trim_once(store, SETTINGS, NOW_MS) == 0
-    # With loads in the worker, a warehouse that never loaded holds the log too.
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 0
+    # With loads in the worker, the (default) warehouse that never loaded holds the log too.
     store.commit_cursor("destination:new", 2)
-    assert trim_once(store, Settings(log_retention_days=7), NOW_MS) == 0
-    assert trim_once(store, SETTINGS, NOW_MS) == 2
+    assert trim_once(store, _settings(tmp_path, interval_s=60), NOW_MS) == 0
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 2
 
 
 def test_retention_zero_keeps_the_log(tmp_path: Path) -> None:
     store = _store(tmp_path, [100])
     store.commit_cursor("archive", 1)
-    assert trim_once(store, Settings(log_retention_days=0, warehouse_interval_s=0), NOW_MS) == 0
+    assert trim_once(store, _settings(tmp_path, days=0), NOW_MS) == 0

@@ -2,8 +2,9 @@
 
 An event may go when it is older than `log_retention_days` and every consumer that reads the
 log has passed it: each enabled destination (its plain cursor, kept at its lowest partition's),
-the archive, and each warehouse loader. A consumer that has no cursor yet holds everything back,
-so a new or stuck consumer never loses events to the trim. The store drops whole ranges
+the archive, and each warehouse loader (whose position is kept in the warehouse itself). A
+consumer that has no position yet holds everything back, so a new or stuck consumer never loses
+events to the trim. The store drops whole ranges
 (partitions on PostgreSQL, short slices on SQLite), so the trim never holds up ingest.
 """
 
@@ -19,6 +20,12 @@ from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.delivery.partitions import cursor_name
 from sluice.errors import SluiceError
 from sluice.store.base import Store
+from sluice.warehouse.factory import (
+    duckdb_path,
+    open_backend,
+    parse_warehouse_config,
+    warehouse_bodies,
+)
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_S = 60.0
@@ -26,7 +33,7 @@ DAY_MS = 86_400_000
 
 
 def consumers_of(store: Store) -> list[str]:
-    """The cursor names whose positions bound what may be trimmed."""
+    """The cursor names in the store whose positions bound what may be trimmed."""
     names = [ARCHIVE_CURSOR]
     for obj in store.list_config("destination"):
         try:
@@ -35,10 +42,34 @@ def consumers_of(store: Store) -> list[str]:
         except (DestinationConfigError, SluiceError):
             pass  # a destination that cannot be compiled still holds its events back
         names.append(cursor_name(obj.id))
-    names.extend(f"warehouse:{obj.id}" for obj in store.list_config("warehouse"))
-    if not store.list_config("warehouse"):
-        names.append("warehouse:default")
     return names
+
+
+def warehouse_positions(settings: Settings, store: Store) -> list[int | None]:
+    """How far each warehouse has loaded (its position lives in the warehouse); None: unknown.
+
+    With loads left to `sluice load` (interval 0), a warehouse that never loaded holds nothing
+    back; otherwise it holds everything it has not loaded.
+    """
+    positions: list[int | None] = []
+    for body in warehouse_bodies(store):
+        try:
+            config = parse_warehouse_config(body)
+            if config.type == "duckdb" and not duckdb_path(config, settings.data_dir).exists():
+                position = 0
+            else:
+                backend = open_backend(config, settings.data_dir)
+                try:
+                    position = backend.position(config.id)
+                finally:
+                    backend.close()
+        except Exception as exc:  # e.g. DuckDB's file is held by a load: try next round
+            log.info("retention waits: warehouse position unknown (%s)", exc)
+            positions.append(None)
+            continue
+        if position or settings.warehouse_interval_s > 0:
+            positions.append(position)
+    return positions
 
 
 def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:
@@ -48,12 +79,14 @@ def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> in
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     cursors = store.cursors()
     names = consumers_of(store)
-    if settings.warehouse_interval_s <= 0:
-        # No loader runs in the worker: warehouse cursors only bound the trim if they exist.
-        names = [n for n in names if n in cursors or not n.startswith("warehouse:")]
     if any(name not in cursors for name in names):
-        return 0
-    up_to = min(cursors[name] for name in names)
+        return 0  # a consumer that never committed holds everything
+    positions = [cursors[name] for name in names]
+    for position in warehouse_positions(settings, store):
+        if position is None:
+            return 0
+        positions.append(position)
+    up_to = min(positions)
     before_ms = now_ms - int(settings.log_retention_days * DAY_MS)
     return store.trim_log(up_to, before_ms)
 

@@ -385,3 +385,76 @@ def test_many_chunks_load_in_log_order(store: SqliteStore, warehouse: Warehouse)
     assert (report.events, report.position) == (50, 50)
     assert warehouse.query('SELECT v FROM "web"."users"') == [(49,)]
     assert count(warehouse, "identifies") == 50
+
+
+def test_a_chunk_only_the_exact_planner_can_plan_still_loads(
+    store: SqliteStore, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two keys naming one column: the columnar planner leaves the chunk to the exact planner,
+    # which plans it (and commits it) piece by piece.
+    monkeypatch.setattr("sluice.warehouse.loader.READ_EVENTS", 3)
+    append(
+        store,
+        *[{"type": "track", "event": "Clicked", "properties": {"n": i}} for i in range(7)],
+        {"type": "track", "event": "Clicked", "properties": {"productId": 1, "product_id": 2}},
+    )
+    report = loader(store, warehouse, chunk=100).load_once()
+    assert (report.events, report.loaded, report.position) == (8, 8, 8)
+    assert count(warehouse, "clicked") == 8
+    assert warehouse.query('SELECT product_id FROM "web"."clicked" WHERE n IS NULL') == [(2,)]
+
+
+def test_a_chunk_is_read_in_pieces_and_commits_whole(store: SqliteStore, tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    append(
+        store, *[{"type": "track", "event": f"E{i % 3}", "properties": {"n": i}} for i in range(9)]
+    )
+    body = msgspec.json.encode({"id": "main", "type": "duckdb"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sluice.warehouse.loader.READ_EVENTS", 2)
+        with pytest.raises(RuntimeError, match="power cut"):
+            WarehouseLoader(
+                Settings(), store, body, lambda c: CrashingDuckDB(path, 2), chunk_events=100
+            ).load_once()
+        with duckdb.connect(str(path), read_only=True) as db:  # the whole chunk rolled back
+            assert db.execute("SELECT count(*) FROM _sluice.loads").fetchone() == (0,)
+        report = WarehouseLoader(
+            Settings(), store, body, lambda c: DuckDBBackend(path), chunk_events=100
+        ).load_once()
+    assert (report.events, report.position) == (9, 9)
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT id) FROM web.tracks").fetchone() == (
+            9,
+            9,
+        )
+
+
+def test_text_travels_exactly(store: SqliteStore, warehouse: Warehouse) -> None:
+    tricky = ["", 'a "quoted", comma', "two\nlines", "tab\there", "é日本", "nul\u0000byte", "\\"]
+    append(
+        store,
+        *[
+            {"type": "track", "event": "Said", "properties": {"text": t, "i": i}}
+            for i, t in enumerate(tricky)
+        ],
+        {"type": "track", "event": "Said", "properties": {"i": 99}},
+    )
+    report = loader(store, warehouse).load_once()
+    assert report.discards == 0
+    rows = dict(warehouse.query('SELECT i, text FROM "web"."said"'))
+    nul = "\ufffd" if warehouse.kind == "postgres" else "\u0000"  # PostgreSQL text has no NUL
+    assert rows == {i: t.replace("\u0000", nul) for i, t in enumerate(tricky)} | {99: None}
+
+
+def test_numbers_only_python_reads(store: SqliteStore, warehouse: Warehouse) -> None:
+    # 1e400 is out of range for msgspec: the exact planner's lenient decoder makes it infinity.
+    msg = {"type": "track", "event": "Measured", "messageId": "big", "receivedAt": T1}
+    payload = msgspec.json.encode({**msg, "properties": {"x": 1.5, "y": 123.25}})
+    payload = payload.replace(b"123.25", b"1e400")
+    store.append(AppendBatch(events=[NewEvent("web", "big", "track", "Measured", 0, payload)]))
+    append(store, {"type": "track", "event": "Measured", "properties": {"x": 2, "y": 1.5}})
+    loader(store, warehouse).load_once()
+    assert sorted(warehouse.query('SELECT x, y FROM "web"."measured"')) == [
+        (1.5, float("inf")),
+        (2.0, 1.5),
+    ]

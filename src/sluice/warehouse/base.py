@@ -64,6 +64,22 @@ WIDENINGS: frozenset[tuple[ColumnType, ColumnType]] = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class StagedRows:
+    """Rows planned column-wise (columnar.py) that stay in DuckDB until the backend loads them.
+
+    `query` runs on `engine` (a DuckDB connection) and yields the batch's columns in order, with
+    values already of their column's type. A DuckDB backend whose database `engine` belongs to
+    (`instance`) inserts from the query directly; another DuckDB reads it as Arrow, PostgreSQL as
+    CSV that DuckDB writes.
+    """
+
+    engine: Any  # duckdb.DuckDBPyConnection, untyped here so that base.py needs no DuckDB
+    query: str
+    count: int
+    instance: object = None  # identifies the DuckDB database the stage tables live in
+
+
+@dataclass(frozen=True, slots=True)
 class TableBatch:
     """Rows for one table of one schema, ready to load.
 
@@ -71,6 +87,7 @@ class TableBatch:
     table has, the new type for columns the backend must add. `rows` hold values already coerced
     to that type: `datetime` (aware, UTC), `int`, `float`, `bool`, `str` or `None`; a row may
     omit columns (missing means NULL). Every row has an `id` (str), unique within the batch.
+    When `staged` is set, the rows are there instead and `rows` is empty.
     """
 
     schema: str
@@ -79,6 +96,11 @@ class TableBatch:
     rows: Sequence[Mapping[str, Any]]
     # users/accounts: keep the latest row per id (replace); others: insert, skip ids present.
     upsert: bool = False
+    staged: StagedRows | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows) if self.staged is None else self.staged.count
 
 
 @dataclass(frozen=True, slots=True)

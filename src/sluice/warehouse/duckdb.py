@@ -1,9 +1,11 @@
 """The embedded warehouse: Segment's tables in a DuckDB file (`<data_dir>/warehouse.duckdb`).
 
-Rows go in as Arrow tables: the perf baseline measured an Arrow insert at 116k rows/s against
-0.6k for `executemany`. Each batch is registered as a view, then copied with one
-`INSERT ... SELECT` that skips ids the table already has (or, for users/accounts, after deleting
-the rows it replaces), all inside the one transaction that also moves the loader's position.
+Rows planned column-wise (columnar.py) are already in this database: the planner keeps them in
+an attached in-memory database (`stage()`), and each table gets one `INSERT ... SELECT` from there.
+Rows planned event by event go in as Arrow tables (the perf baseline measured an Arrow insert at
+116k rows/s against 0.6k for `executemany`). Either way the `INSERT ... SELECT` skips ids the
+table already has (or, for users/accounts, follows a delete of the rows it replaces), all inside
+the one transaction that also moves the loader's position.
 
 DuckDB lets one process hold a file open for writing, and then no other process may open it, even
 to read. The loader therefore opens the backend for one load and closes it right after, so that
@@ -65,6 +67,7 @@ _READ_TYPES = {
     "BOOLEAN": ColumnType.BOOLEAN,
 }
 _BATCH_VIEW = "_sluice_batch"
+STAGE_DATABASE = "sluice_stage"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
 _DISCARD_COLUMNS = ("schema", "table_name", "column_name", "row_id", "value", "reason")
 
@@ -117,6 +120,15 @@ class DuckDBBackend:
             " table_name VARCHAR, column_name VARCHAR, row_id VARCHAR, value VARCHAR,"
             " reason VARCHAR, discarded_at TIMESTAMPTZ)"
         )
+
+    def stage(self) -> tuple[duckdb.DuckDBPyConnection, str]:
+        """A connection for the columnar planner, and the database to keep its stage tables in.
+
+        The database is in memory and attached to this one, so a load inserts from the stage
+        tables without copying the rows out of DuckDB and back.
+        """
+        self._db.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {STAGE_DATABASE}")
+        return self._db.cursor(), STAGE_DATABASE
 
     def columns(self, schema: str) -> dict[str, dict[str, ColumnType]]:
         rows = self._db.execute(
@@ -172,21 +184,32 @@ class DuckDBBackend:
                     db.execute(
                         f"ALTER TABLE {target} ADD COLUMN {quote(column)} {SQL_TYPES[column_type]}"
                     )
-        if not batch.rows:
+        if not batch.row_count:
             return
-        db.register(_BATCH_VIEW, arrow_table(batch))
+        staged = batch.staged
+        if staged is not None and staged.instance is self:
+            self._insert(target, batch, f"({staged.query})")
+            return
+        if staged is None:
+            db.register(_BATCH_VIEW, arrow_table(batch))
+        else:  # planned in another DuckDB: read as Arrow
+            db.register(_BATCH_VIEW, staged.engine.sql(staged.query).to_arrow_table())
         try:
-            names = ", ".join(quote(c) for c in batch.columns)
-            if batch.upsert:
-                db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {_BATCH_VIEW})")
-                db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {_BATCH_VIEW}")
-            else:
-                db.execute(
-                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {_BATCH_VIEW} AS b"
-                    f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
-                )
+            self._insert(target, batch, _BATCH_VIEW)
         finally:
             db.unregister(_BATCH_VIEW)
+
+    def _insert(self, target: str, batch: TableBatch, source: str) -> None:
+        """Rows from `source` (a view or a subquery) into `target`, deduplicated on id."""
+        names = ", ".join(quote(c) for c in batch.columns)
+        if batch.upsert:
+            self._db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {source} AS b)")
+            self._db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+        else:
+            self._db.execute(
+                f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
+            )
 
     def _insert_discards(self, discards: Sequence[Discard], now: datetime) -> None:
         columns = [

@@ -197,6 +197,18 @@ class Flattener:
                 else:
                     out[column] = value
 
+    def column_of(self, prefix: str, key: str, protected: frozenset[str]) -> str:
+        """The column `key` under `prefix` flattens to, as `rows` names it (memoised alike)."""
+        columns = self._name_cache(protected).setdefault(prefix, {})
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = self._column(prefix, key, protected)
+        return column
+
+    def prefix_of(self, prefix: str, key: str) -> str:
+        """The prefix the keys of an object under `key` get (`context_page` for `context.page`)."""
+        return self._paths.get((prefix, key)) or self._path(prefix, key)
+
     def _path(self, prefix: str, key: str) -> str:
         snake = snakecase(key)
         path = f"{prefix}_{snake}" if prefix and snake else prefix or snake

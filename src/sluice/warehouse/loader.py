@@ -7,6 +7,10 @@ with the new position. The position lives in the warehouse, not in the store: ro
 commit or roll back together, so a crash mid-load neither loses nor doubles a row, and a
 warehouse restored from a backup simply resumes from its own position.
 
+Each chunk is planned column-wise in DuckDB (columnar.py: inside the warehouse's own DuckDB,
+or an in-memory one for PostgreSQL) while the previous chunk is written; a chunk the fast path
+cannot plan exactly is planned event by event (planner.py) and committed in pieces.
+
 The backend is opened for one `load_once` and closed after it, which releases the DuckDB file
 between loads (DuckDB lets only one process open it for writing).
 """
@@ -14,18 +18,22 @@ between loads (DuckDB lets only one process open it for writing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import duckdb
 
 from sluice.config import Settings
 from sluice.errors import SluiceError
 from sluice.store.base import EventStore
 from sluice.warehouse.base import ColumnType, WarehouseBackend
+from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.factory import (
     WarehouseConfig,
     open_backend,
@@ -34,9 +42,11 @@ from sluice.warehouse.factory import (
 )
 from sluice.warehouse.naming import Namer
 from sluice.warehouse.planner import Plan, Planner
+from sluice.warehouse.shape import ExactPlanNeeded
 
 log = logging.getLogger(__name__)
-DEFAULT_CHUNK_EVENTS = 50_000
+DEFAULT_CHUNK_EVENTS = 200_000  # events per transaction
+READ_EVENTS = 50_000  # events read from the log at once (and planned at once, event by event)
 BackendFactory = Callable[[WarehouseConfig], WarehouseBackend]
 
 
@@ -66,7 +76,7 @@ class LoadReport:
         self.new_columns.extend(plan.new_columns)
         for batch in plan.batches:
             key = f"{batch.schema}.{batch.table}"
-            self.rows[key] = self.rows.get(key, 0) + len(batch.rows)
+            self.rows[key] = self.rows.get(key, 0) + batch.row_count
 
     @property
     def total_rows(self) -> int:
@@ -94,8 +104,9 @@ class WarehouseLoader:
     def load_once(self) -> LoadReport:
         """Load everything the log holds beyond the warehouse's position; return what was done.
 
-        Chunk N+1 is read and planned (Python) while chunk N is written (the database, which
-        does not hold the GIL); chunks still commit one after the other, in log order.
+        Chunk N+1 is read and planned while chunk N is written (both mostly in DuckDB or the
+        database, which do not hold the GIL); chunks still commit one after the other, in log
+        order.
         """
         started = time.perf_counter()
         backend = self._open(self.config)
@@ -109,36 +120,107 @@ class WarehouseLoader:
             with lock:
                 backend.load(plan.batches, plan.discards, self.config.id, position)
 
+        engine: duckdb.DuckDBPyConnection | None = None
         try:
             position = backend.position(self.config.id)
             report = LoadReport(self.config.id, position, position)
             namer = Namer(backend.max_identifier_length)
             planner = Planner(self.config.id, namer, columns_of, self.config.sources)
-            with ThreadPoolExecutor(1, thread_name_prefix=f"warehouse-{self.config.id}") as pool:
-                pending: tuple[Future[None], Plan, int] | None = None
-                try:
-                    while True:
-                        events = self.store.read_after(position, self.chunk_events)
-                        plan = planner.plan(events, datetime.now(UTC)) if events else None
-                        if pending is not None:
-                            pending[0].result()
-                            report.add(pending[1], pending[2])
-                            pending = None
-                        if plan is None:
-                            break
-                        position = events[-1].seq
-                        pending = (pool.submit(load, plan, position), plan, position)
-                        if len(events) < self.chunk_events:
-                            pending[0].result()
-                            report.add(plan, position)
-                            break
-                except BaseException:
-                    planner.forget()
-                    raise
+            stage = getattr(backend, "stage", None)
+            if stage is not None:  # a DuckDB warehouse: plan inside it
+                engine, database = stage()
+                columnar = ColumnarPlanner(planner, engine, database, backend)
+            else:
+                engine = duckdb.connect()
+                columnar = ColumnarPlanner(planner, engine)
+            self._load_all(columnar, planner, position, report, load)
         finally:
+            if engine is not None:
+                engine.close()
             backend.close()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _load_all(
+        self,
+        columnar: ColumnarPlanner,
+        planner: Planner,
+        position: int,
+        report: LoadReport,
+        load: Callable[[Plan, int], None],
+    ) -> None:
+        """Plan each chunk while the previous one loads; commit them in log order."""
+        chunks: list[Chunk] = []  # planned and not yet loaded: their stage tables stay
+        with ThreadPoolExecutor(1, thread_name_prefix=f"warehouse-{self.config.id}") as pool:
+            pending: tuple[Future[None], Plan, int, Chunk | None] | None = None
+            try:
+                for plan, end, chunk in self._plans(columnar, planner, position, chunks):
+                    if pending is not None:
+                        self._finish(pending, report, chunks)
+                    pending = (pool.submit(load, plan, end), plan, end, chunk)
+                if pending is not None:
+                    self._finish(pending, report, chunks)
+            except BaseException:
+                planner.forget()
+                if pending is not None:
+                    with contextlib.suppress(BaseException):
+                        pending[0].result()
+                raise
+            finally:
+                for chunk in chunks:
+                    with contextlib.suppress(duckdb.Error):
+                        chunk.release()
+
+    @staticmethod
+    def _finish(
+        pending: tuple[Future[None], Plan, int, Chunk | None],
+        report: LoadReport,
+        chunks: list[Chunk],
+    ) -> None:
+        future, plan, end, chunk = pending
+        future.result()
+        report.add(plan, end)
+        if chunk is not None:
+            chunks.remove(chunk)
+            chunk.release()
+
+    def _plans(
+        self, columnar: ColumnarPlanner, planner: Planner, position: int, chunks: list[Chunk]
+    ) -> Iterator[tuple[Plan, int, Chunk | None]]:
+        """The plans of the log after `position`, each with the position it loads up to.
+
+        A chunk is read in pieces of at most `READ_EVENTS` and planned in DuckDB; a chunk that
+        needs the exact planner is planned (and committed) piece by piece instead, which bounds
+        the memory its Python rows take.
+        """
+        while True:
+            chunk = columnar.chunk()
+            chunks.append(chunk)
+            ended = False
+            while chunk.events < self.chunk_events:
+                wanted = min(READ_EVENTS, self.chunk_events - chunk.events)
+                events = self.store.read_after(position, wanted)
+                chunk.add(events)
+                if events:
+                    position = events[-1].seq
+                if len(events) < wanted:
+                    ended = True
+                    break
+            if not chunk.events:
+                return
+            uuid_ts = datetime.now(UTC)
+            try:
+                plan = chunk.plan(uuid_ts)
+            except ExactPlanNeeded as exc:
+                log.info("warehouse %s: chunk planned event by event: %s", self.config.id, exc)
+                for piece in chunk.pieces(READ_EVENTS):
+                    yield planner.plan(piece, uuid_ts), piece[-1].seq, None
+                chunks.remove(chunk)
+                chunk.release()
+            else:
+                yield plan, position, chunk
+            if ended:
+                return
 
     async def run(self) -> None:
         """Load every `warehouse_interval_s` seconds until cancelled; errors wait for the next."""

@@ -99,7 +99,7 @@ class Planner:
         self.namer = namer
         self.flattener = Flattener(namer)
         self._columns_of = columns_of
-        self._sources = frozenset(sources)
+        self.sources = frozenset(sources)
         self._known: dict[str, dict[str, dict[str, ColumnType]]] = {}
 
     def plan(self, events: Sequence[StoredEvent], uuid_ts: datetime) -> Plan:
@@ -119,7 +119,7 @@ class Planner:
         seen: set[tuple[str, str]] = set()
         notes: list[tuple[str, str]] = []
         loaded = skipped = duplicates = 0
-        sources, warehouse_id = self._sources, self.warehouse_id
+        sources, warehouse_id = self.sources, self.warehouse_id
         rows_of, fit_row = self.flattener.rows, self._fit_row
         for stored in events:
             if sources and stored.source_id not in sources:
@@ -212,10 +212,18 @@ class Planner:
         """Drop what the planner believes the warehouse holds (after a failed load)."""
         self._known.clear()
 
-    def _table(self, schema: str, name: str, upsert: bool) -> _Table:
+    def known(self, schema: str) -> dict[str, dict[str, ColumnType]]:
+        """`{table: {column: type}}` as the warehouse will be once the plans made so far load.
+
+        The columnar planner reads and extends the same dicts, so that both planners agree.
+        """
         known = self._known.get(schema)
         if known is None:
             known = self._known[schema] = self._columns_of(schema)
+        return known
+
+    def _table(self, schema: str, name: str, upsert: bool) -> _Table:
+        known = self.known(schema)
         types = known.get(name)
         if types is None:
             types = known[name] = {}

@@ -24,6 +24,8 @@ Locking, so that concurrent loaders never deadlock:
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,6 +95,9 @@ _ISO_FORMAT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 
 # PostgreSQL text cannot hold NUL; JSON strings can ("\u0000"). Stored as U+FFFD instead.
 _NUL, _NUL_STAND_IN = "\x00", "\ufffd"
+# Where staged rows become CSV for COPY: memory when the system has a tmpfs there.
+_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
+_COPY_BLOCK = 1 << 20
 
 # First key of the two-key advisory locks on tables and schemas. The loader lock uses the
 # one-key (bigint) form, which PostgreSQL keeps apart from two-key locks.
@@ -221,7 +226,7 @@ class PostgresBackend:
             direct: list[TableBatch] = []
             staged: list[TableBatch] = []
             for batch in batches:
-                if not batch.rows:
+                if not batch.row_count:
                     continue
                 have = tables[batch.schema, batch.table]
                 # Binary COPY sends values as the batch types them; a column of another type
@@ -266,6 +271,9 @@ class PostgresBackend:
     def _copy(
         self, cur: Cursor, batch: TableBatch, into: sql.Identifier, clean: bool = False
     ) -> None:
+        if batch.staged is not None:
+            self._copy_staged(cur, batch, into)
+            return
         names = list(batch.columns)
         types = [_COPY_TYPES[t] for t in batch.columns.values()]
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -287,6 +295,36 @@ class PostgresBackend:
                 f"{batch.schema}.{batch.table}: a value of row {row.get('id')!r} does not fit"
                 f" its column's type: {exc}"
             ) from exc
+
+    @staticmethod
+    def _copy_staged(cur: Cursor, batch: TableBatch, into: sql.Identifier) -> None:
+        """Rows planned in DuckDB, as CSV that DuckDB writes (no Python per value).
+
+        DuckDB's CSV writer was 2.5x faster than Arrow's here; it writes to a file (in memory
+        under /dev/shm when there is one), streamed to COPY.
+        """
+        staged = batch.staged
+        assert staged is not None
+        names = list(batch.columns)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            into, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        select = ", ".join(
+            # PostgreSQL text cannot hold NUL: U+FFFD instead, as for rows planned in Python.
+            f"replace({_quote(n)}, chr(0), '{_NUL_STAND_IN}') AS {_quote(n)}"
+            if t is ColumnType.VARCHAR
+            else _quote(n)
+            for n, t in batch.columns.items()
+        )
+        with tempfile.TemporaryDirectory(dir=_SCRATCH) as scratch:
+            path = os.path.join(scratch, "rows.csv")
+            # Empty strings are written "", NULL as nothing: COPY's CSV reads them back so.
+            staged.engine.sql(f"SELECT {select} FROM ({staged.query})").write_csv(
+                path, header=False
+            )
+            with cur.copy(copy_sql) as copy, open(path, "rb") as rows:
+                while block := rows.read(_COPY_BLOCK):
+                    copy.write(block)
 
     def _stage_and_insert(self, cur: Cursor, batch: TableBatch, table_columns: list[str]) -> None:
         stage = sql.Identifier(f"_sluice_stage_{next(self._stage_names)}")
@@ -348,6 +386,11 @@ class PostgresBackend:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _quote(name: str) -> str:
+    """A DuckDB identifier (for the queries over staged rows)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _lock(cur: Cursor, schema: str, table: str) -> None:

@@ -1,0 +1,624 @@
+"""A chunk of the log planned column-wise in DuckDB: the warehouse loader's fast path.
+
+The exact planner (planner.py) decodes, flattens and types every event in Python, most of a
+load's time. This planner hands the chunk's payloads to DuckDB and does the schema work once per
+group of events (the tracks of one event name, the pages, the identifies, ...):
+
+1. Each group has a tree of the key paths its events hold (shape.py), learnt by decoding its
+   first events in Python. One `json_extract` per event reads every known path, and the same
+   query proves the event has no other key (readers.py). Events that have one are decoded in
+   Python, the tree grows and the group is read again: rare once a load is under way.
+2. Columns the table has keep their type; a new one takes the type of its first value in log
+   order (`types.infer` on that value, found among the decoded events or by one query).
+3. SQL casts each value to its column's type only where the result is surely what `types.fit`
+   gives (sqlfit.py) and flags the rest, which go through `types.fit` in Python: a `Discard`,
+   or a value SQL could not make (a rarer ISO-8601 form, say), set into the stage.
+4. The rows stay in DuckDB, in one stage table per group (stage.py); `TableBatch.staged` is a
+   query over them, which a DuckDB warehouse inserts from and PostgreSQL reads as CSV, without
+   Python touching a value. Groups are read two at a time: DuckDB does not hold the GIL.
+
+Whatever the fast path cannot reproduce exactly (invalid JSON, a key without letters, two keys
+naming one column, a key repeated in an object) raises `ExactPlanNeeded`: the loader then plans
+that chunk with the exact planner.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import itertools
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import duckdb
+import msgspec
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from sluice.store.base import StoredEvent
+from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.planner import Plan, Planner, _discard
+from sluice.warehouse.readers import ListReader, pointer
+from sluice.warehouse.shape import (
+    CALL_TABLES,
+    CONST,
+    PICK,
+    VALUE,
+    ExactPlanNeeded,
+    Layout,
+    Node,
+    Path,
+    Shaper,
+    Source,
+    all_paths,
+    discover,
+    signature,
+)
+from sluice.warehouse.sqlfit import ident, literal, python_value
+from sluice.warehouse.stage import (
+    ARROW_TYPES,
+    Column,
+    Group,
+    GroupKey,
+    TableKey,
+    Types,
+    event_name,
+    events_arrow,
+    first_in_sample,
+    first_values_query,
+    profile_filter,
+    sample_has_all,
+    select_sql,
+    share_tracks_types,
+    stage_columns,
+    wanted,
+)
+from sluice.warehouse.types import Unfit, fit, infer
+
+_decode = msgspec.json.Decoder().decode
+STAGE_THREADS = 2  # groups read at once: DuckDB reads a small group on one core
+SAMPLE_EVENTS = 200  # decoded in Python to learn a new group's keys
+MAX_ROUNDS = 4  # times a chunk is read again because its keys grew
+T = TypeVar("T")
+
+
+class ColumnarPlanner:
+    """Plans chunks of the log in DuckDB, with one warehouse's names and known columns.
+
+    `engine` is a DuckDB connection the stage tables can live in (`database`: e.g. an in-memory
+    database attached to the warehouse's own DuckDB, so that its backend inserts from them
+    directly); `instance` tells the backend whose they are. What it learns of each group's keys
+    is kept from chunk to chunk.
+    """
+
+    def __init__(
+        self,
+        planner: Planner,
+        engine: duckdb.DuckDBPyConnection,
+        database: str = "memory",
+        instance: object = None,
+    ) -> None:
+        self.planner = planner
+        self.engine = engine
+        self.database = database
+        self.instance = instance
+        self.shaper = Shaper(planner.flattener)
+        self.trees: dict[GroupKey, Node] = {}
+        self._numbers = itertools.count()
+
+    def chunk(self) -> Chunk:
+        return Chunk(self, next(self._numbers))
+
+
+class Chunk:
+    """One chunk of the log: events are added in pieces, then planned together.
+
+    `add` sorts each event into its group, in Python and without decoding it: other sources,
+    `integrations.Warehouses` (the few events that mention it are decoded) and repeated
+    messageIds are set aside and counted, the rest become Arrow columns per group.
+    """
+
+    def __init__(self, owner: ColumnarPlanner, number: int) -> None:
+        self.owner = owner
+        self._main = owner.engine.cursor()
+        self._local = threading.local()  # per-group work runs in threads, one cursor each
+        self._run("SET TimeZone = 'UTC'")
+        self.prefix = f"{owner.database}.sluice_c{number}"
+        self.events = 0
+        self.last_seq = 0
+        self.skipped = 0  # other sources, integrations.Warehouses
+        self.duplicates = 0
+        self._parts: dict[GroupKey, list[pa.Table]] = {}
+        self._arrows: dict[int, pa.Table] = {}  # group index -> its events, once planning
+        self._seen: set[tuple[str, str]] = set()
+        self._aside: list[StoredEvent] = []  # events no group loads (kept for the exact planner)
+        self._tables: list[str] = []
+        self._exact: str | None = None
+        self._held: list[StoredEvent] = []  # pieces kept in Python once the chunk goes exact
+
+    def add(self, events: Sequence[StoredEvent]) -> None:
+        """Take one piece of the chunk (in log order)."""
+        if not events:
+            return
+        collecting = gc.isenabled()
+        gc.disable()  # as when planning: the collector would rescan every live event
+        try:
+            self._add(events)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _add(self, events: Sequence[StoredEvent]) -> None:
+        self.events += len(events)
+        self.last_seq = events[-1].seq
+        if self._exact is not None:
+            self._held.extend(events)
+            return
+        planner = self.owner.planner
+        sources, schema_of, warehouse_id = (
+            planner.sources,
+            planner.namer.schema,
+            planner.warehouse_id,
+        )
+        seen, aside = self._seen, self._aside
+        split: dict[GroupKey, list[StoredEvent]] = {}
+        for index, e in enumerate(events):
+            if sources and e.source_id not in sources:
+                self.skipped += 1
+                aside.append(e)
+                continue
+            payload = e.payload
+            try:
+                if b"Warehouses" in payload and not wanted(_decode(payload), warehouse_id):
+                    self.skipped += 1
+                    aside.append(e)
+                    continue
+                event = None
+                if e.type == "track":
+                    event = e.event or event_name(payload)
+            except (msgspec.DecodeError, ExactPlanNeeded) as exc:
+                self._exact = str(exc)
+                self._held.extend(events[index:])
+                return
+            key = (schema_of(e.source_id), e.message_id)
+            if key in seen:  # the exact planner skips the whole event
+                self.duplicates += 1
+                aside.append(e)
+                continue
+            seen.add(key)
+            group = (e.source_id, e.type, event)
+            part = split.get(group)
+            if part is None:
+                split[group] = [e]
+            else:
+                part.append(e)
+        try:
+            pieces = [(group, events_arrow(part)) for group, part in split.items()]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            self._exact = "a payload is not UTF-8 text"
+            for part in split.values():
+                self._held.extend(part)
+            return
+        for group, piece in pieces:
+            self._parts.setdefault(group, []).append(piece)
+
+    def plan(self, uuid_ts: datetime) -> Plan:
+        """The chunk's plan; `ExactPlanNeeded` when the exact planner must make it."""
+        if self._exact is not None:
+            raise ExactPlanNeeded(self._exact)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._plan(uuid_ts)
+        except duckdb.Error as exc:
+            raise ExactPlanNeeded(f"DuckDB: {exc}") from exc
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise ExactPlanNeeded(f"a payload that is not JSON: {exc}") from exc
+        finally:
+            if collecting:
+                gc.enable()
+
+    def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
+        """The chunk's events again, in log order and pieces of `size`, for the exact planner."""
+        events = [*self._aside, *self._held]
+        for (source_id, call, event), parts in self._parts.items():
+            for part in parts:
+                columns = part.to_pydict()
+                events.extend(
+                    StoredEvent(seq, source_id, message_id, call, event, 0, payload.encode())
+                    for seq, message_id, payload in zip(
+                        columns["seq"], columns["message_id"], columns["payload"], strict=True
+                    )
+                )
+        events.sort(key=lambda e: e.seq)
+        for start in range(0, len(events), size):
+            yield events[start : start + size]
+
+    def release(self) -> None:
+        """Drop the chunk's stage tables (after its load, or when it is given up)."""
+        for table in reversed(self._tables):
+            self._run(f"DROP TABLE IF EXISTS {table}")
+        self._tables.clear()
+        self._main.close()
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan(self, uuid_ts: datetime) -> Plan:
+        planner = self.owner.planner
+        groups: list[Group] = []
+        for key, parts in self._parts.items():
+            if key[1] not in CALL_TABLES:
+                raise ExactPlanNeeded(f"events of type {key[1]!r} have no table")
+            group = Group(len(groups), key, planner.namer.schema(key[0]))
+            self._arrows[group.index] = pa.concat_tables(parts)
+            groups.append(group)
+        for group in groups:
+            self._register(self._main, group.index)
+        self._sample(groups)
+        for _ in range(MAX_ROUNDS):
+            types = self._types(groups, uuid_ts)
+            grown = any(self._each(groups, functools.partial(self._stage, types=types)))
+            if not grown:
+                break
+            for group in groups:
+                self._drop(group.stage)
+        else:
+            raise ExactPlanNeeded("the chunk's keys kept growing")
+        self._check_warehouses_option(groups)
+        discards: list[tuple[tuple[int, int, int], Discard]] = []
+        used: set[tuple[str, str, str]] = set()
+        for group_used, group_discards in self._each(groups, self._check):
+            used |= group_used
+            discards.extend(group_discards)
+        batches, new_columns = self._batches(groups, types, used)
+        # The plan stands: what it adds is now what the warehouse will have.
+        for (schema, table), columns in types.items():
+            known = planner.known(schema).setdefault(table, {})
+            known.update((c, t) for c, t in columns.items() if t is not None)
+        discards.sort(key=lambda d: d[0])
+        return Plan(
+            batches,
+            [d for _, d in discards],
+            new_columns,
+            self.events,
+            sum(g.rows for g in groups),
+            self.skipped,
+            self.duplicates,
+        )
+
+    def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
+        db.register(f"sluice_e{index}", self._arrows[index])
+
+    def _sample(self, groups: list[Group]) -> None:
+        """Decode the first events of each group in Python: they start (or extend) its tree,
+        and give new columns their first value."""
+        for group in groups:
+            first = self._arrows[group.index].slice(0, SAMPLE_EVENTS).to_pydict()
+            tree = self.owner.trees.setdefault(group.key, Node())
+            for seq, payload in zip(first["seq"], first["payload"], strict=True):
+                msg = _decode_json(payload)
+                discover(msg, tree)
+                group.sample.append((seq, msg))
+            group.complete = len(group.sample) < SAMPLE_EVENTS
+            group.prefix_end = group.sample[-1][0] if group.sample else 0
+
+    def _check_warehouses_option(self, groups: list[Group]) -> None:
+        """Events that mention `integrations.Warehouses` were decided in `add`; an escaped key
+        would have been missed there."""
+        for group in groups:
+            integrations = self.owner.trees[group.key].children.get("integrations", Node())
+            if (
+                "Warehouses" in integrations.children
+                and self._row(
+                    f"SELECT count(*) FROM sluice_e{group.index} WHERE"
+                    f" json_extract(payload, '/integrations/Warehouses') IS NOT NULL"
+                    f" AND NOT contains(payload, 'Warehouses')"
+                )[0]
+            ):
+                raise ExactPlanNeeded("an escaped integrations.Warehouses key")
+
+    def _types(self, groups: list[Group], uuid_ts: datetime) -> Types:
+        """Each table's columns: the warehouse's type; `tracks`' for an event table's standard
+        columns; else the type of the column's first value in log order (None: no value)."""
+        planner, shaper = self.owner.planner, self.owner.shaper
+        types: Types = {}
+        for group in groups:
+            group.layouts = shaper.layouts(
+                group.key[1], group.key[2], self.owner.trees[group.key], uuid_ts
+            )
+            for layout in group.layouts:
+                known = planner.known(group.schema).get(layout.table, {})
+                table_types = types.setdefault((group.schema, layout.table), dict(known))
+                for column, source in layout.columns.items():
+                    if column not in table_types:
+                        table_types[column] = infer(source.const) if source.role == CONST else None
+        share_tracks_types(groups, types)
+        firsts = self._first_values(groups, types)
+        for table_key in sorted(types, key=lambda k: k[1] != "tracks"):
+            share_tracks_types(groups, types, only=table_key)
+            table_types = types[table_key]
+            for column, column_type in table_types.items():
+                first = firsts.get((table_key, column))
+                if column_type is None and first is not None:
+                    table_types[column] = infer(first[1])
+        return types
+
+    def _first_values(
+        self, groups: list[Group], types: Types
+    ) -> dict[tuple[TableKey, str], tuple[int, Any]]:
+        """The first value (log order) of each column without a type, as the flattener has it.
+
+        The decoded events hold it when they include the group's first events up to it, or
+        every event with its key; otherwise one query reads it.
+        """
+        firsts: dict[tuple[TableKey, str], tuple[int, Any]] = {}
+
+        def keep(key: tuple[TableKey, str], seq: int, value: Any) -> None:
+            if key not in firsts or seq < firsts[key][0]:
+                firsts[key] = (seq, value)
+
+        for group in groups:
+            asks: list[tuple[tuple[TableKey, str], Source, Path | None]] = []
+            for layout in group.layouts:
+                table_types = types[(group.schema, layout.table)]
+                for column, source in layout.columns.items():
+                    if table_types.get(column, 0) is not None or source.role == CONST:
+                        continue
+                    key = ((group.schema, layout.table), column)
+                    found = first_in_sample(group, source, layout.profile)
+                    if found is not None:
+                        keep(key, *found)
+                    elif not sample_has_all(group, source):
+                        asks.append((key, source, layout.profile))
+            if asks:
+                for key, seq, value in self._first_values_sql(group, asks):
+                    keep(key, seq, value)
+        return firsts
+
+    def _first_values_sql(
+        self, group: Group, asks: list[tuple[tuple[TableKey, str], Source, Path | None]]
+    ) -> Iterator[tuple[tuple[TableKey, str], int, Any]]:
+        query, read = first_values_query(asks, f"sluice_e{group.index}")
+        yield from read(self._row(query))
+
+    def _stage(self, group: Group, types: Types) -> bool:
+        """Read the group's events into its stage table; whether its tree grew (read again)."""
+        tree = self.owner.trees[group.key]
+        made = stage_columns(group, types)
+        group.stage = f"{self.prefix}_g{group.index}"
+        events = f"sluice_e{group.index}"
+        self._create(group.stage, select_sql(group, made, ListReader(tree), events))
+        odd = self._rows(
+            f"SELECT seq, e.payload FROM {group.stage} s"
+            f" JOIN sluice_e{group.index} e USING (seq)"
+            f" WHERE NOT s.sluice_ok ORDER BY seq"
+        )
+        if not odd:
+            return False
+        before, known = signature(tree), set(all_paths(tree))
+        sampled = {seq for seq, _ in group.sample}
+        for seq, payload in odd:
+            msg = _decode_json(payload)
+            discover(msg, tree)
+            if seq not in sampled:
+                group.sample.append((seq, msg))
+        group.sample.sort(key=lambda item: item[0])
+        if signature(tree) == before:
+            raise ExactPlanNeeded("a JSON object repeats a key")
+        group.fresh.update(set(all_paths(tree)) - known)
+        return True
+
+    def _check(
+        self, group: Group
+    ) -> tuple[set[tuple[str, str, str]], list[tuple[tuple[int, int, int], Discard]]]:
+        """A group's counts, the checks a full scan makes, and its discarded values.
+
+        Returns the (schema, table, column)s some row has a value in, and the discards.
+        """
+        used: set[tuple[str, str, str]] = set()
+        discards: list[tuple[tuple[int, int, int], Discard]] = []
+        planner = self.owner.planner
+        flagged = list({id(c): c for c in group.columns.values() if c.flag}.values())
+        known = planner.known(group.schema)
+        new = [
+            (key, c)
+            for key, c in group.columns.items()
+            if c.source.role != CONST and key[1] not in known.get(key[0], {})
+        ]
+        profiles = {lay.table for lay in group.layouts if lay.profile is not None}
+        counted = [(key, c) for key, c in new if key[0] not in profiles]
+        latest = [(key, c) for key, c in new if key[0] in profiles]
+        track = group.key[1] == "track"
+        profile = any(layout.profile for layout in group.layouts)
+        aggregates = [
+            "count(*)",
+            "count(*) FILTER (WHERE sluice_id IS DISTINCT FROM message_id)",
+            "count(DISTINCT sluice_pid) FILTER (WHERE sluice_pid <> '')" if profile else "0",
+            f"count(*) FILTER (WHERE sluice_event IS DISTINCT FROM {literal(group.key[2])})"
+            if track
+            else "0",
+            "coalesce(bool_or(sluice_flag), false)",
+        ]
+        row = self._row(f"SELECT {', '.join(aggregates)} FROM {group.stage}")
+        if row[4]:  # which columns, and which values: asked of the flagged rows only
+            for col in flagged:
+                self._discards(group, col, discards)
+        row = row[:4]
+        usage = [
+            f"count({c.value}) FILTER (WHERE TRUE{profile_filter(group, table)})"
+            for (table, _), c in counted
+        ]
+        row = row[:4] + (
+            self._row(f"SELECT {', '.join(usage)} FROM {group.stage}") if usage else ()
+        )
+        group.rows, bad_ids, group.profiles, bad_events = row[:4]
+        if bad_ids or bad_events:
+            raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
+        counts = list(row[4:])
+        if latest:  # users/accounts keep the latest row per id: a column only its rows use
+            counts += self._row(
+                f"SELECT {', '.join(f'count({c.value})' for _, c in latest)} FROM"
+                f" (SELECT * FROM {group.stage} WHERE sluice_pid IS NOT NULL AND sluice_pid <> ''"
+                f" QUALIFY row_number() OVER (PARTITION BY sluice_pid ORDER BY seq DESC) = 1)"
+            )
+        for ((table, column), _), count in zip(counted + latest, counts, strict=True):
+            if count:
+                used.add((group.schema, table, column))
+        for (table, column), col in group.columns.items():
+            if col.source.role == CONST and group.rows:
+                used.add((group.schema, table, column))
+        return used, discards
+
+    def _discards(
+        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
+    ) -> None:
+        """The values behind a flag, through `types.fit`: a discard, or a value SQL could not
+        make (a rarer timestamp form, a float Python prints otherwise), set in the stage."""
+        source = col.source
+        raw = f"json_extract(e.payload, '{pointer(source.path)}')::VARCHAR"
+        alt = f"json_extract(e.payload, '{pointer(source.alt)}')::VARCHAR" if source.alt else "NULL"
+        pid = "s.sluice_pid" if any(layout.profile for layout in group.layouts) else "NULL"
+        rows = self._rows(
+            f"SELECT s.seq, s.sluice_id, {pid}, {raw}, {alt} FROM {group.stage} s"
+            f" JOIN sluice_e{group.index} e USING (seq) WHERE s.sluice_flag AND {col.flag}"
+        )
+        patches: dict[int, Any] = {}
+        for position, layout in enumerate(group.layouts):
+            columns = [c for (t, c), v in group.columns.items() if v is col and t == layout.table]
+            for column in columns:
+                order = list(layout.columns).index(column)
+                for seq, row_id, profile_id, text, alt_text in rows:
+                    if layout.profile is not None:
+                        if profile_id is None or profile_id == "":
+                            continue
+                        row_id = profile_id
+                    if source.role == PICK and (text is None or text == "null"):
+                        value = python_value(alt_text, VALUE)  # the property's value
+                    else:
+                        value = python_value(text, source.role)
+                    try:
+                        patches[seq] = fit(value, col.column_type)
+                    except Unfit as exc:
+                        reason = exc.reason
+                        discard = _discard(
+                            group.schema, layout.table, column, row_id, value, reason
+                        )
+                        out.append(((seq, position, order), discard))
+        if patches:
+            patch = pa.table(
+                {
+                    "seq": pa.array(list(patches), pa.int64()),
+                    "v": pa.array(list(patches.values()), ARROW_TYPES[col.column_type]),
+                }
+            )
+            self.db.register("sluice_patch", patch)
+            try:
+                self._run(
+                    f"UPDATE {group.stage} SET {col.name} = p.v FROM sluice_patch p"
+                    f" WHERE {group.stage}.seq = p.seq"
+                )
+            finally:
+                self.db.unregister("sluice_patch")
+
+    def _batches(
+        self,
+        groups: list[Group],
+        types: Types,
+        used: set[tuple[str, str, str]],
+    ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
+        planner = self.owner.planner
+        parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
+        for group in groups:
+            for layout in group.layouts:
+                parts[(group.schema, layout.table)].append((group, layout))
+        batches: list[TableBatch] = []
+        new_columns: list[tuple[str, str, str, ColumnType]] = []
+        for (schema, table), pairs in parts.items():
+            upsert = pairs[0][1].upsert
+            count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
+            if not count:
+                continue
+            initial = planner.known(schema).get(table, {})
+            columns: dict[str, ColumnType] = {}
+            for column, column_type in types[(schema, table)].items():
+                if column_type is None or not any(column in lay.columns for _, lay in pairs):
+                    continue
+                if column in initial or (schema, table, column) in used:
+                    columns[column] = column_type
+            selects = []
+            for group, _ in pairs:
+                values = [
+                    f"{group.columns[(table, c)].value} AS {ident(c)}"
+                    if (table, c) in group.columns
+                    else f"NULL AS {ident(c)}"
+                    for c in columns
+                ]
+                where = profile_filter(group, table).replace(" AND ", " WHERE ", 1)
+                selects.append(
+                    f"SELECT seq AS sluice_seq, {', '.join(values)} FROM {group.stage}{where}"
+                )
+            names = ", ".join(ident(c) for c in columns)
+            query = f"SELECT {names} FROM ({' UNION ALL '.join(selects)})"
+            if upsert:
+                query += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY sluice_seq DESC) = 1"
+            staged = StagedRows(self.db, query, count, self.owner.instance)
+            batches.append(TableBatch(schema, table, columns, [], upsert, staged))
+            new_columns.extend(
+                (schema, table, c, t) for c, t in columns.items() if c not in initial
+            )
+        return batches, new_columns
+
+    # -- DuckDB -----------------------------------------------------------------------------
+
+    @property
+    def db(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "db", None)
+        return cursor if cursor is not None else self._main
+
+    def _each(self, groups: list[Group], work: Callable[[Group], T]) -> list[T]:
+        """`work` for every group, in threads (DuckDB runs them on both cores), in order."""
+
+        def task(group: Group) -> T:
+            cursor = self.owner.engine.cursor()
+            cursor.execute("SET TimeZone = 'UTC'").fetchall()
+            self._register(cursor, group.index)
+            self._local.db = cursor
+            try:
+                return work(group)
+            finally:
+                self._local.db = None
+                cursor.close()
+
+        with ThreadPoolExecutor(STAGE_THREADS) as pool:
+            return list(pool.map(task, groups))
+
+    def _run(self, sql: str) -> None:
+        self.db.execute(sql).fetchall()  # DuckDB wants every result read before the next call
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql).fetchall()
+
+    def _row(self, sql: str) -> tuple[Any, ...]:
+        return tuple(self._rows(sql)[0])
+
+    def _create(self, table: str, select: str) -> None:
+        self._run(f"CREATE TABLE {table} AS {select}")
+        self._tables.append(table)
+
+    def _drop(self, table: str) -> None:
+        if table in self._tables:
+            self._run(f"DROP TABLE {table}")
+            self._tables.remove(table)
+
+
+def _decode_json(payload: str) -> Any:
+    """msgspec, else the standard library for what msgspec refuses (1e400), as the exact
+    planner decodes; a ValueError for what neither reads."""
+    try:
+        return _decode(payload)
+    except msgspec.DecodeError:
+        return json.loads(payload)

@@ -1,0 +1,148 @@
+"""How the columnar planner reads a group's events in DuckDB, and proves them whole.
+
+`ListReader` gives each key path's JSON text to the SQL of `sqlfit.py` (one `json_extract` of a
+list of paths per event), and a boolean `ok` per event that is true only when the event has no
+key the group's tree lacks (shape.py): such an event is decoded in Python, the tree grows, and
+the group is read again. `ok` holds when the event's canonical JSON is exactly as long as its
+known members' texts, keys, colons, commas and braces: one more key anywhere, or a repeated one,
+and it is longer. A value that is an object with keys is caught apart (its keys would be
+flattened into columns).
+
+A `json_transform` struct reader was measured too: its string fields need no unquoting, but
+proving the events whole from byte counts cost more than the unquoting it saved.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from sluice.warehouse.shape import OBJECT, Node, Path
+
+_encode = msgspec.json.Encoder().encode
+NO_VALUE: Final = "NULL::VARCHAR"
+
+
+def pointer(path: Path) -> str:
+    """A JSON pointer (RFC 6901) as DuckDB's JSON functions take it: any key, escaped."""
+    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
+
+
+def key_length(key: str) -> int:
+    """Bytes of a key in canonical JSON, quotes included."""
+    return len(_encode(key))
+
+
+class ListReader:
+    """Every path's JSON text, from one `json_extract` per event."""
+
+    def __init__(self, root: Node) -> None:
+        self.root = root
+        self.index = {path: i for i, path in enumerate(read_paths(root), 1)}
+
+    def source(self, table: str) -> str:
+        ptrs = ", ".join(f"'{pointer(p)}'" for p in self.index)
+        columns = "".join(f", j[{i}] AS w{i}" for i in self.index.values())
+        return (
+            f"(SELECT *{columns} FROM (SELECT seq, message_id, payload,"
+            f" json_extract(payload, [{ptrs}])::VARCHAR[] AS j FROM {table}))"
+        )
+
+    def json(self, path: Path) -> str:
+        i = self.index.get(path)
+        return NO_VALUE if i is None else f"w{i}"
+
+    def text(self, path: Path) -> str:
+        return f"json_extract_string({self.json(path)}, '$')"
+
+    def ok(self) -> str:
+        return length_sql(self.root, self.index, "j", "payload")
+
+
+def read_paths(root: Node) -> list[Path]:
+    """The paths whose JSON text the list reader reads: every value, and objects seen empty
+    or as values."""
+    out: list[Path] = []
+
+    def walk(node: Node, path: Path) -> None:
+        for key, child in node.children.items():
+            sub = (*path, key)
+            if child.leaf or child.read_whole:
+                out.append(sub)
+            if OBJECT in child.kinds:
+                walk(child, sub)
+
+    walk(root, ())
+    return out
+
+
+def length_sql(root: Node, index: dict[Path, int], j: str, payload: str) -> str:
+    """The list reader's check: the event has no key beyond `root`'s tree.
+
+    `index` numbers the read paths in the list `j` of their JSON texts (1-based), also there as
+    columns `w1`, `w2`, ... A present object of n members is 1 + Σ (key + 2 + value) bytes: 2 for
+    the colon and for the comma or brace after each member. An object read whole (seen empty, or
+    as a value) is checked against its own members.
+    """
+    weights = [0] * len(index)  # key + 2 of values counted in the root's length
+    uncounted: list[str] = []  # values inside an object read whole: its text counts them
+    objects: list[str] = []  # terms of present objects not read whole
+    checks: list[str] = []
+    wholes: list[int] = []
+
+    def members(node: Node, path: Path, top: bool) -> tuple[list[str], list[str]]:
+        """(extra terms, presence SQL) of an object's members, through unread objects."""
+        terms: list[str] = []
+        present: list[str] = []
+        for key, child in node.children.items():
+            sub = (*path, key)
+            k = key_length(key) + 2
+            if child.leaf or child.read_whole:
+                i = index[sub]
+                w = f"w{i}"
+                present.append(f"{w} IS NOT NULL")
+                if top:
+                    weights[i - 1] = k
+                else:
+                    uncounted.append(f"coalesce(strlen({w}), 0)")
+                    terms.append(f"coalesce({k} + strlen({w}), 0)")
+                if OBJECT in child.kinds:  # read whole: its own members make its length
+                    wholes.append(i)
+                    own, _ = members(child, sub, top=False)
+                    expected = "1 + " + " + ".join(own) if own else "2"
+                    whole = f"{w} = '{{}}' OR strlen({w}) = ({expected})"
+                    checks.append(f"(NOT starts_with({w}, '{{') OR {whole})")
+            elif OBJECT in child.kinds:
+                inner, inner_present = members(child, sub, top)
+                if inner_present:
+                    term = f"CASE WHEN {' OR '.join(inner_present)} THEN {k + 1} ELSE 0 END"
+                    (objects if top else terms).append(term)
+                    terms.extend(inner)
+                    present.extend(inner_present)
+        return terms, present
+
+    members(root, (), top=True)
+    # Constant lists inside a lambda are rebuilt per element: keep them outside.
+    lengths = f"coalesce(list_sum(list_transform({j}, lambda x: coalesce(strlen(x), 0))), 0)"
+    keys = (
+        f"coalesce(list_dot_product(list_transform({j}, lambda x: (x IS NOT NULL)::DOUBLE),"
+        f" [{', '.join(map(str, weights))}]::DOUBLE[]), 0)::BIGINT"
+    )
+    expected = " + ".join(["1", lengths, keys, *objects])
+    if uncounted:
+        expected += " - " + " - ".join(uncounted)
+    # A value that is an object with keys would be flattened: a key the tree lacks.
+    skip = f" AND i NOT IN ({', '.join(map(str, wholes))})" if wholes else ""
+    nested = (
+        f"NOT coalesce(list_bool_or(list_transform({j}, lambda x, i: starts_with(x, '{{')"
+        f" AND x <> '{{}}'{skip})), false)"
+    )
+    root_check = (
+        f"(strlen({payload}) = ({expected})"
+        f" OR strlen(json_extract({payload}, '$')::VARCHAR) = ({expected}))"
+    )
+    return " AND ".join([root_check, nested, *checks])
+
+
+Reader = ListReader

@@ -6,8 +6,6 @@ lost position, discarded values and widening, through `WarehouseLoader` as the w
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,6 @@ from sluice.warehouse.factory import WarehouseConfig
 from sluice.warehouse.loader import WarehouseLoader
 
 C = ColumnType
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T1 = "2026-11-28T10:00:00.123Z"
 
 
@@ -49,36 +46,25 @@ def _duckdb(tmp_path: Path) -> Iterator[Warehouse]:
     yield Warehouse(lambda: DuckDBBackend(path), query, "duckdb")
 
 
-def _postgres() -> Iterator[Warehouse]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        from sluice.warehouse.postgres import PostgresBackend
-    except ImportError as exc:  # pragma: no cover - the module is written alongside this one
-        pytest.skip(f"no PostgreSQL backend: {exc}")
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
-    name = f"sluice_wh_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(PG_ADMIN_URL, dbname=name)
+def _postgres(url: str) -> Iterator[Warehouse]:
+    """A fresh database (the `pg_url` fixture of tests/conftest.py)."""
+    import psycopg
+
+    from sluice.warehouse.postgres import PostgresBackend
 
     def query(sql: str) -> list[tuple[Any, ...]]:
         with psycopg.connect(url) as db:
             return list(db.execute(sql).fetchall())
 
-    try:
-        yield Warehouse(lambda: PostgresBackend(url), query, "postgres")
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    yield Warehouse(lambda: PostgresBackend(url), query, "postgres")
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    yield from _duckdb(tmp_path) if request.param == "duckdb" else _postgres()
+    if request.param == "duckdb":
+        yield from _duckdb(tmp_path)
+    else:
+        yield from _postgres(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

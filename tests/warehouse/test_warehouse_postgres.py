@@ -5,10 +5,8 @@ Skipped when no PostgreSQL answers at 127.0.0.1:5432 (user postgres); a failure 
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,39 +25,14 @@ from sluice.warehouse.base import (
 )
 from sluice.warehouse.postgres import PostgresBackend, _lock_key
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 C = ColumnType
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
-def _unreachable() -> str | None:
-    try:
-        with psycopg.connect(ADMIN_URL, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return f"PostgreSQL unreachable at {ADMIN_URL}: {exc}"
-
-
-@pytest.fixture(scope="module")
-def admin() -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    reason = _unreachable()
-    if reason is not None:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-            pytest.fail(f"{reason}; CI must start it (see .ci/run)")
-        pytest.skip(reason)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        yield conn
-
-
 @pytest.fixture
-def url(admin: psycopg.Connection[tuple[Any, ...]]) -> Iterator[str]:
-    """A fresh database for this test, dropped afterwards."""
-    name = f"sluice_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
-    finally:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def url(pg_url: str) -> str:
+    """A fresh database for this test (tests/conftest.py), dropped afterwards."""
+    return pg_url
 
 
 @pytest.fixture
@@ -470,6 +443,8 @@ def test_backends_opened_at_once_create_the_meta_tables_once(url: str) -> None:
             backend.close()
 
 
-def test_an_unreachable_server_is_unavailable(admin: psycopg.Connection[tuple[Any, ...]]) -> None:
+def test_an_unreachable_server_is_unavailable(
+    pg_admin: psycopg.Connection[tuple[Any, ...]],
+) -> None:
     with pytest.raises(WarehouseUnavailable, match="cannot connect to PostgreSQL"):
         PostgresBackend("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")

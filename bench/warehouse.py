@@ -1,7 +1,7 @@
 """Warehouse loading benchmark: events/s and rows/s from the log into Segment-shaped tables.
 
     uv run python bench/warehouse.py [--events 1000000] [--chunk 200000]
-        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--no-ceiling]
 
 Loads `--events` mixed events (80% tracks over 20 event names with nested properties and arrays,
 10% pages, 7% identifies, 3% groups; analytics.js-like context) through `WarehouseLoader`, the
@@ -11,6 +11,11 @@ the figures cover planning and loading only. Prints the wall time spent planning
 log, sorting events into groups in Python, DuckDB reading and typing them on two threads) and
 the backend's (inserts, commits; it runs in another thread, overlapping the planning of the
 next chunk), and how many pieces were planned event by event (none for these events).
+
+Then the engines' ceiling for the same load, with no Segment logic at all: DuckDB parsing every
+event's JSON once, DuckDB writing the rows the load made into a fresh file in one transaction,
+and PostgreSQL COPYing them into fresh tables keyed on `id` (what deduplication needs). No loader
+can beat events / (parse + write) on this machine; the figure in % says how close Sluice is.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
+import psycopg
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.config import Settings
 from sluice.store.base import StoredEvent
-from sluice.warehouse.base import WarehouseBackend
+from sluice.warehouse.base import META_SCHEMA, WarehouseBackend
 from sluice.warehouse.columnar import Chunk
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
 from sluice.warehouse.planner import Planner
@@ -141,7 +149,7 @@ class TimedBackend:
         self.load_s += time.perf_counter() - started
 
 
-def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) -> None:
+def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) -> float:
     timed = TimedBackend(backend)
     planning = [0.0]
     exact = [0]
@@ -164,9 +172,8 @@ def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) ->
     try:
         # A fresh loader id: a shared PostgreSQL keeps the positions of earlier runs.
         body = _encode({"id": f"bench_{time.time_ns()}", "type": "duckdb"})
-        loader = WarehouseLoader(
-            Settings(), log, body, backend_factory=lambda c: timed, chunk_events=chunk
-        )  # type: ignore[arg-type]
+        factory: Any = lambda c: timed  # noqa: E731 (quacks like the backend it wraps)
+        loader = WarehouseLoader(Settings(), log, body, backend_factory=factory, chunk_events=chunk)  # type: ignore[arg-type]
         report = loader.load_once()
     finally:
         for (owner, name), fn in zip(patched, originals, strict=True):
@@ -185,6 +192,102 @@ def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) ->
     )
     print(f"  planning    {cpu:>9.1f} s (reading, planning; overlaps the backend)")
     print(f"  backend     {rows / load_s:>9,.0f} rows/s ({load_s:.1f} s, overlaps planning)")
+    return events / total
+
+
+def _timed(work: Any) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def _loaded_tables(warehouse: Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """The rows a DuckDB load made, copied into an in-memory DuckDB (not timed)."""
+    memory = duckdb.connect()
+    memory.execute("SET TimeZone = 'UTC'")
+    memory.execute(f"ATTACH '{warehouse}' AS loaded (READ_ONLY)")
+    names: list[str] = []
+    for schema, table in memory.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_catalog = 'loaded' AND table_schema <> ?",
+        [META_SCHEMA],
+    ).fetchall():
+        names.append(f"t{len(names)}_{table}"[:60])
+        memory.execute(f'CREATE TABLE "{names[-1]}" AS SELECT * FROM loaded."{schema}"."{table}"')
+    memory.execute("DETACH loaded")
+    return memory, names
+
+
+def parse_seconds(log: GeneratedLog) -> float:
+    """DuckDB parsing every payload once (both cores), the least any reading of them costs."""
+    db = duckdb.connect()
+    payload = pa.array([e.payload for e in log.events], pa.binary()).cast(pa.string())
+    payloads = pa.table({"payload": payload})
+    db.register("events", payloads)
+    return _timed(lambda: db.execute("SELECT count(*) FROM events WHERE json_valid(payload)"))
+
+
+def duckdb_write_seconds(memory: duckdb.DuckDBPyConnection, names: list[str], tmp: Path) -> float:
+    """Writing the load's rows into a fresh DuckDB file, one transaction, no checks."""
+    memory.execute(f"ATTACH '{tmp / 'ceiling.duckdb'}' AS fresh")
+
+    def write() -> None:
+        memory.execute("BEGIN")
+        for name in names:
+            memory.execute(f'CREATE TABLE fresh."{name}" AS SELECT * FROM memory."{name}"')
+        memory.execute("COMMIT")
+
+    try:
+        return _timed(write)
+    finally:
+        memory.execute("DETACH fresh")
+
+
+_PG_TYPES = {"TIMESTAMP WITH TIME ZONE": "timestamptz", "BIGINT": "bigint", "DOUBLE": "float8"}
+_PG_TYPES |= {"BOOLEAN": "boolean", "VARCHAR": "text"}
+
+
+def postgres_copy_seconds(
+    memory: duckdb.DuckDBPyConnection, names: list[str], url: str, tmp: Path
+) -> float:
+    """COPYing the load's rows (CSV written beforehand) into fresh PostgreSQL tables whose only
+    index is the primary key on id, one transaction."""
+    files = []
+    for name in names:
+        path = tmp / f"{name}.csv"
+        memory.execute(f"COPY \"{name}\" TO '{path}' (HEADER false)")
+        columns = memory.execute(f'DESCRIBE "{name}"').fetchall()
+        defs = ", ".join(
+            f'"{c}" {_PG_TYPES[t]}' + (' COLLATE "C" PRIMARY KEY' if c == "id" else "")
+            for c, t, *_ in columns
+        )
+        files.append((name, defs, path))
+    schema = f"sluice_ceiling_{time.time_ns()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+
+            def copy() -> None:
+                with conn.transaction():
+                    for name, defs, path in files:
+                        conn.execute(f'CREATE TABLE "{schema}"."{name}" ({defs})')
+                        copy_sql = f'COPY "{schema}"."{name}" FROM STDIN (FORMAT csv)'
+                        with conn.cursor().copy(copy_sql) as copy, open(path, "rb") as rows:
+                            while block := rows.read(1 << 20):
+                                copy.write(block)
+
+            return _timed(copy)
+        finally:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def print_ceiling(label: str, events: int, parse_s: float, write_s: float, rate: float) -> None:
+    alone, both = events / write_s, events / (parse_s + write_s)
+    print(
+        f"  ceiling     {alone:>9,.0f} events/s: {label} alone takes {write_s:.1f} s"
+        f" ({both:,.0f} events/s with parsing every event once, {parse_s:.1f} s);"
+        f" Sluice reached {rate / alone:.0%} of it"
+    )
 
 
 def main() -> None:
@@ -192,6 +295,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK_EVENTS)
     parser.add_argument("--postgres", metavar="URL", help="also load into this PostgreSQL")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the engines' ceiling")
     args = parser.parse_args()
     from sluice.warehouse.duckdb import DuckDBBackend
 
@@ -205,22 +309,31 @@ def main() -> None:
         f"generated {args.events:,} events ({size:.0f} bytes each) in"
         f" {time.perf_counter() - started:.0f} s; schema {source_id}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        backend = DuckDBBackend(Path(tmp) / "bench.duckdb")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        backend = DuckDBBackend(tmp / "bench.duckdb")
         try:
-            run("DuckDB", log, args.chunk, backend)
+            duck_rate = run("DuckDB", log, args.chunk, backend)
         finally:
             backend.close()
-    if args.postgres:
-        if importlib.util.find_spec("sluice.warehouse.postgres") is None:
-            raise SystemExit("sluice.warehouse.postgres does not exist yet")
-        from sluice.warehouse.postgres import PostgresBackend
+        if not args.no_ceiling:
+            parse_s = parse_seconds(log)
+            memory, names = _loaded_tables(tmp / "bench.duckdb")
+            write_s = duckdb_write_seconds(memory, names, tmp)
+            print_ceiling("writing its rows", len(log.events), parse_s, write_s, duck_rate)
+        if args.postgres:
+            if importlib.util.find_spec("sluice.warehouse.postgres") is None:
+                raise SystemExit("sluice.warehouse.postgres does not exist yet")
+            from sluice.warehouse.postgres import PostgresBackend
 
-        pg = PostgresBackend(args.postgres)
-        try:
-            run("PostgreSQL", log, args.chunk, pg)
-        finally:
-            pg.close()
+            pg = PostgresBackend(args.postgres)
+            try:
+                pg_rate = run("PostgreSQL", log, args.chunk, pg)
+            finally:
+                pg.close()
+            if not args.no_ceiling:
+                copy_s = postgres_copy_seconds(memory, names, args.postgres, tmp)
+                print_ceiling("COPYing its rows", len(log.events), parse_s, copy_s, pg_rate)
 
 
 if __name__ == "__main__":

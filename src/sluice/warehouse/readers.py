@@ -57,7 +57,7 @@ class ListReader:
         return f"json_extract_string({self.json(path)}, '$')"
 
     def ok(self) -> str:
-        return length_sql(self.root, self.index, "j", "payload")
+        return length_sql(self.root, self.index, "payload")
 
 
 def read_paths(root: Node) -> list[Path]:
@@ -77,23 +77,25 @@ def read_paths(root: Node) -> list[Path]:
     return out
 
 
-def length_sql(root: Node, index: dict[Path, int], j: str, payload: str) -> str:
+def length_sql(root: Node, index: dict[Path, int], payload: str) -> str:
     """The list reader's check: the event has no key beyond `root`'s tree.
 
-    `index` numbers the read paths in the list `j` of their JSON texts (1-based), also there as
-    columns `w1`, `w2`, ... A present object of n members is 1 + Σ (key + 2 + value) bytes: 2 for
+    `index` numbers the read paths (1-based), whose JSON texts are columns `w1`, `w2`, ...
+    A present object of n members is 1 + Σ (key + 2 + value) bytes: 2 for
     the colon and for the comma or brace after each member. An object read whole (seen empty, or
     as a value) is checked against its own members.
+
+    Every term is plain arithmetic on one column (`coalesce(k + strlen(w), 0)`): DuckDB runs that
+    several times faster than the same sum over the list `j` with lambdas.
     """
-    weights = [0] * len(index)  # key + 2 of values counted in the root's length
-    uncounted: list[str] = []  # values inside an object read whole: its text counts them
+    terms: list[str] = []  # one per member counted in the root's length
     objects: list[str] = []  # terms of present objects not read whole
     checks: list[str] = []
-    wholes: list[int] = []
+    wholes: set[int] = set()
 
     def members(node: Node, path: Path, top: bool) -> tuple[list[str], list[str]]:
-        """(extra terms, presence SQL) of an object's members, through unread objects."""
-        terms: list[str] = []
+        """(terms, presence SQL) of an object's members, through unread objects."""
+        own: list[str] = []
         present: list[str] = []
         for key, child in node.children.items():
             sub = (*path, key)
@@ -102,47 +104,36 @@ def length_sql(root: Node, index: dict[Path, int], j: str, payload: str) -> str:
                 i = index[sub]
                 w = f"w{i}"
                 present.append(f"{w} IS NOT NULL")
-                if top:
-                    weights[i - 1] = k
-                else:
-                    uncounted.append(f"coalesce(strlen({w}), 0)")
-                    terms.append(f"coalesce({k} + strlen({w}), 0)")
+                (terms if top else own).append(f"coalesce({k} + strlen({w}), 0)")
                 if OBJECT in child.kinds:  # read whole: its own members make its length
-                    wholes.append(i)
-                    own, _ = members(child, sub, top=False)
-                    expected = "1 + " + " + ".join(own) if own else "2"
+                    wholes.add(i)
+                    inner, _ = members(child, sub, top=False)
+                    expected = "1 + " + " + ".join(inner) if inner else "2"
                     whole = f"{w} = '{{}}' OR strlen({w}) = ({expected})"
                     checks.append(f"(NOT starts_with({w}, '{{') OR {whole})")
             elif OBJECT in child.kinds:
                 inner, inner_present = members(child, sub, top)
                 if inner_present:
                     term = f"CASE WHEN {' OR '.join(inner_present)} THEN {k + 1} ELSE 0 END"
-                    (objects if top else terms).append(term)
-                    terms.extend(inner)
+                    (objects if top else own).append(term)
+                    own.extend(inner)
                     present.extend(inner_present)
-        return terms, present
+        return own, present
 
     members(root, (), top=True)
-    # Constant lists inside a lambda are rebuilt per element: keep them outside.
-    lengths = f"coalesce(list_sum(list_transform({j}, lambda x: coalesce(strlen(x), 0))), 0)"
-    keys = (
-        f"coalesce(list_dot_product(list_transform({j}, lambda x: (x IS NOT NULL)::DOUBLE),"
-        f" [{', '.join(map(str, weights))}]::DOUBLE[]), 0)::BIGINT"
-    )
-    expected = " + ".join(["1", lengths, keys, *objects])
-    if uncounted:
-        expected += " - " + " - ".join(uncounted)
+    expected = " + ".join(["1", *terms, *objects])
     # A value that is an object with keys would be flattened: a key the tree lacks.
-    skip = f" AND i NOT IN ({', '.join(map(str, wholes))})" if wholes else ""
-    nested = (
-        f"NOT coalesce(list_bool_or(list_transform({j}, lambda x, i: starts_with(x, '{{')"
-        f" AND x <> '{{}}'{skip})), false)"
-    )
+    nested = [
+        f"coalesce(starts_with(w{i}, '{{') AND w{i} <> '{{}}', false)"
+        for i in index.values()
+        if i not in wholes
+    ]
     root_check = (
         f"(strlen({payload}) = ({expected})"
         f" OR strlen(json_extract({payload}, '$')::VARCHAR) = ({expected}))"
     )
-    return " AND ".join([root_check, nested, *checks])
+    no_object = [f"NOT ({' OR '.join(nested)})"] if nested else []
+    return " AND ".join([root_check, *no_object, *checks])
 
 
 Reader = ListReader

@@ -3,7 +3,7 @@
 The columnar planner (columnar.py) never flattens events one by one. Per group of events (the
 tracks of one event name, the pages, the identifies, ...) it keeps a `Node` tree of every key
 path seen, learnt by decoding a few events in Python (`discover`), and checks in SQL that each
-event has no other key (see `sqlfit.length_sql`); an event that does is decoded here too and the
+event has no other key (see `readers.length_sql`); an event that does is decoded here too and the
 tree grows. `Shaper` turns a tree into the group's tables and columns, named by the same
 `Flattener` the exact planner uses, and says where each column's value comes from (`Source`).
 

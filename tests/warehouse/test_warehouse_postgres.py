@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import psycopg
 import pytest
 from psycopg import sql
@@ -19,11 +20,12 @@ from sluice.warehouse.base import (
     ColumnType,
     Discard,
     SchemaChangeError,
+    StagedRows,
     TableBatch,
     WarehouseError,
     WarehouseUnavailable,
 )
-from sluice.warehouse.postgres import PostgresBackend, _lock_key
+from sluice.warehouse.postgres import PostgresBackend, _lock_key, csv_stream
 
 C = ColumnType
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -448,3 +450,59 @@ def test_an_unreachable_server_is_unavailable(
 ) -> None:
     with pytest.raises(WarehouseUnavailable, match="cannot connect to PostgreSQL"):
         PostgresBackend("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+
+
+def staged_tracks(engine: duckdb.DuckDBPyConnection, first: int, count: int) -> TableBatch:
+    """`count` tracks with ids m<first>... staged in DuckDB, as the columnar planner leaves them."""
+    query = (
+        f"SELECT 'm' || i AS id, TIMESTAMPTZ '2026-11-28 10:00:00+00' AS received_at,"
+        f" 'order_completed' AS event, i AS n FROM range({first}, {first + count}) r(i)"
+    )
+    columns = {**TRACK_COLUMNS, "n": C.INTEGER}
+    return TableBatch("web", "tracks", columns, [], staged=StagedRows(engine, query, count))
+
+
+def test_staged_rows_stream_into_copy_and_a_collision_mid_stream_redoes_the_load(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """200,000 staged rows are several MB of CSV: PostgreSQL refuses the first row (a known id)
+    while DuckDB is still writing into the pipe; the load is redone through staging."""
+    engine = duckdb.connect()
+    backend.load([staged_tracks(engine, 0, 1)], [], "loader", 1)
+    backend.load([staged_tracks(engine, 0, 200_000)], [], "loader", 2)
+    count, low, high = db.execute("SELECT count(*), min(n), max(n) FROM web.tracks").fetchone()
+    assert (count, low, high) == (200_000, 0, 199_999)
+    assert backend.position("loader") == 2
+    assert not [t for t in threading.enumerate() if t.name == "sluice-csv"]
+
+
+def test_a_duckdb_failure_while_streaming_fails_the_load_and_writes_nothing(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    engine = duckdb.connect()
+    backend.load([staged_tracks(engine, 0, 1)], [], "loader", 1)
+    # DuckDB fails on a row's cast once it has written rows before it (the 100,000th).
+    query = (
+        "SELECT 'x' || i AS id, TIMESTAMPTZ '2026-11-28 10:00:00+00' AS received_at,"
+        " 'order_completed' AS event, CASE WHEN i < 100000 THEN i ELSE ('x' || i)::BIGINT END AS n"
+        " FROM range(200000) r(i)"
+    )
+    columns = {**TRACK_COLUMNS, "n": C.INTEGER}
+    bad = TableBatch("web", "tracks", columns, [], staged=StagedRows(engine, query, 200_000))
+    with pytest.raises(WarehouseError, match="DuckDB could not write the staged rows"):
+        backend.load([bad], [], "loader", 2)
+    assert db.execute("SELECT count(*) FROM web.tracks").fetchone() == (1,)
+    assert backend.position("loader") == 1
+
+
+def test_csv_stream_ends_when_its_reader_stops_early() -> None:
+    engine = duckdb.connect()
+    many = "SELECT i, repeat('x', 100) FROM range(1000000) r(i)"
+    with pytest.raises(RuntimeError, match="reader gave up"), csv_stream(engine, many) as blocks:
+        next(blocks)
+        raise RuntimeError("reader gave up")
+    with csv_stream(engine, "SELECT i FROM range(3) r(i)") as blocks:
+        assert b"".join(blocks) == b"0\n1\n2\n"
+    missing = "SELECT * FROM no_such_table"
+    with pytest.raises(WarehouseError, match="no_such_table"), csv_stream(engine, missing) as out:
+        assert b"".join(out) == b""

@@ -26,11 +26,13 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
+import duckdb
 import psycopg
 from psycopg import errors, sql
 
@@ -300,8 +302,9 @@ class PostgresBackend:
     def _copy_staged(cur: Cursor, batch: TableBatch, into: sql.Identifier) -> None:
         """Rows planned in DuckDB, as CSV that DuckDB writes (no Python per value).
 
-        DuckDB's CSV writer was 2.5x faster than Arrow's here; it writes to a file (in memory
-        under /dev/shm when there is one), streamed to COPY.
+        DuckDB's CSV writer was 2.5x faster than Arrow's here. It writes into a named pipe that
+        COPY reads from as it fills: DuckDB writing and PostgreSQL parsing overlap, and the CSV
+        is never held whole (a 200,000-event chunk's tracks are ~150 MB of it).
         """
         staged = batch.staged
         assert staged is not None
@@ -316,15 +319,11 @@ class PostgresBackend:
             else _quote(n)
             for n, t in batch.columns.items()
         )
-        with tempfile.TemporaryDirectory(dir=_SCRATCH) as scratch:
-            path = os.path.join(scratch, "rows.csv")
-            # Empty strings are written "", NULL as nothing: COPY's CSV reads them back so.
-            staged.engine.sql(f"SELECT {select} FROM ({staged.query})").write_csv(
-                path, header=False
-            )
-            with cur.copy(copy_sql) as copy, open(path, "rb") as rows:
-                while block := rows.read(_COPY_BLOCK):
-                    copy.write(block)
+        # Empty strings are written "", NULL as nothing: COPY's CSV reads them back so.
+        query = f"SELECT {select} FROM ({staged.query})"
+        with cur.copy(copy_sql) as copy, csv_stream(staged.engine, query) as blocks:
+            for block in blocks:
+                copy.write(block)
 
     def _stage_and_insert(self, cur: Cursor, batch: TableBatch, table_columns: list[str]) -> None:
         stage = sql.Identifier(f"_sluice_stage_{next(self._stage_names)}")
@@ -460,3 +459,47 @@ def _ensure_table(cur: Cursor, batch: TableBatch) -> dict[str, str]:
         # Segment's sort key. Unnamed: PostgreSQL picks a free name that fits in 63 bytes.
         cur.execute(sql.SQL("CREATE INDEX ON {} (received_at)").format(target))
     return {**have, **{n: _DATA_TYPES[batch.columns[n]] for n in added}}
+
+
+@contextmanager
+def csv_stream(engine: duckdb.DuckDBPyConnection, query: str) -> Iterator[Iterator[bytes]]:
+    """The query's rows as CSV blocks, written by DuckDB in a thread into a named pipe.
+
+    The thread holds the pipe open for writing from before DuckDB opens it until DuckDB is done,
+    so the reader sees the end of the rows only then, whether DuckDB succeeded or failed. A
+    reader that stops early (COPY failed) closes its end: DuckDB's next write fails and the
+    thread ends. A DuckDB error is raised here, after the blocks and inside the caller's COPY,
+    so that a COPY never commits a partial CSV.
+    """
+    cursor = engine.cursor()
+    try:
+        with tempfile.TemporaryDirectory(dir=_SCRATCH) as scratch:
+            path = os.path.join(scratch, "rows.csv")
+            if not hasattr(os, "mkfifo"):  # no named pipes here: a whole file, then its blocks
+                cursor.sql(query).write_csv(path, header=False)
+                with open(path, "rb") as file:
+                    yield iter(lambda: file.read(_COPY_BLOCK), b"")
+                return
+            os.mkfifo(path, 0o600)
+            failures: list[BaseException] = []
+
+            def write() -> None:
+                keeper = os.open(path, os.O_WRONLY)  # returns once the reader has opened it
+                try:
+                    cursor.sql(query).write_csv(path, header=False)
+                except BaseException as exc:  # handed to the reading side
+                    failures.append(exc)
+                finally:
+                    os.close(keeper)
+
+            writer = threading.Thread(target=write, name="sluice-csv", daemon=True)
+            writer.start()
+            try:
+                with open(path, "rb") as pipe:
+                    yield iter(lambda: pipe.read(_COPY_BLOCK), b"")
+            finally:
+                writer.join()
+            if failures:
+                raise WarehouseError(f"DuckDB could not write the staged rows: {failures[0]}")
+    finally:
+        cursor.close()

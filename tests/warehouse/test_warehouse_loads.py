@@ -444,3 +444,55 @@ def test_numbers_only_python_reads(store: SqliteStore, warehouse: Warehouse) -> 
         (1.5, float("inf")),
         (2.0, 1.5),
     ]
+
+
+def _reload_from_start(warehouse: Warehouse) -> None:
+    """The warehouse loses its position (restored from a backup, say): the log loads again."""
+    backend = warehouse.open()
+    try:
+        backend.load([], [], "main", 0)
+    finally:
+        backend.close()
+
+
+def _by_hand(path: Path, *statements: str) -> None:
+    with duckdb.connect(str(path)) as db:
+        for statement in statements:
+            db.execute(statement)
+
+
+def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """DuckDB checks ids against their MD5 digests (`_sluice."ids:web.tracks"`); rows deleted,
+    tables dropped and digest tables lost by hand still load exactly once."""
+    (warehouse,) = _duckdb(tmp_path)
+    path = tmp_path / "warehouse.duckdb"
+    digests = 'SELECT count(*), count(DISTINCT h) FROM "_sluice"."ids:web.tracks"'
+    append(store, *[{"type": "track", "event": "Clicked"} for _ in range(4)])
+    assert loader(store, warehouse, chunk=2).load_once().events == 4
+    assert warehouse.query(digests) == [(4, 4)]
+
+    _reload_from_start(warehouse)  # every digest matches: ids are compared, nothing doubles
+    append(store, {"type": "track", "event": "Clicked"})
+    assert loader(store, warehouse).load_once().events == 5
+    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
+    assert warehouse.query(digests) == [(5, 5)]
+
+    # A row deleted by hand keeps its digest: a reload compares ids and loads it again.
+    _by_hand(path, "DELETE FROM web.tracks WHERE id = (SELECT min(id) FROM web.tracks)")
+    _reload_from_start(warehouse)
+    loader(store, warehouse).load_once()
+    assert count(warehouse, "tracks") == 5
+    assert warehouse.query(digests) == [(5, 5)]
+
+    # A table dropped by hand starts again with no digests; one from before digests gets them.
+    _by_hand(path, "DROP TABLE web.tracks", 'DROP TABLE "_sluice"."ids:web.clicked"')
+    _reload_from_start(warehouse)
+    loader(store, warehouse).load_once()
+    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
+    assert warehouse.query(digests) == [(5, 5)]
+    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(5,)]
+    _reload_from_start(warehouse)
+    loader(store, warehouse).load_once()
+    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5

@@ -4,8 +4,9 @@ Rows planned column-wise (columnar.py) are already in this database: the planner
 an attached in-memory database (`stage()`), and each table gets one `INSERT ... SELECT` from there.
 Rows planned event by event go in as Arrow tables (the perf baseline measured an Arrow insert at
 116k rows/s against 0.6k for `executemany`). Either way the `INSERT ... SELECT` skips ids the
-table already has (or, for users/accounts, follows a delete of the rows it replaces), all inside
-the one transaction that also moves the loader's position.
+table already has, found through their digests (`_insert`), or, for users/accounts, follows a
+delete of the rows it replaces, all inside the one transaction that also moves the loader's
+position.
 
 DuckDB lets one process hold a file open for writing, and then no other process may open it, even
 to read. The loader therefore opens the backend for one load and closes it right after, so that
@@ -80,6 +81,15 @@ def column_type_of(sql_type: str) -> ColumnType:
     if sql_type.startswith(("DECIMAL", "NUMERIC")):
         return ColumnType.FLOAT
     return _READ_TYPES.get(sql_type, ColumnType.VARCHAR)
+
+
+def ids_name(batch: TableBatch) -> str:
+    """The table (in the meta schema) of the MD5 digests of the ids a table holds."""
+    return f"ids:{batch.schema}.{batch.table}"
+
+
+def ids_table(batch: TableBatch) -> str:
+    return f"{quote(META_SCHEMA)}.{quote(ids_name(batch))}"
 
 
 def arrow_table(batch: TableBatch) -> pa.Table:
@@ -178,6 +188,8 @@ class DuckDBBackend:
         if existing is None:
             definition = ", ".join(f"{quote(c)} {SQL_TYPES[t]}" for c, t in batch.columns.items())
             db.execute(f"CREATE TABLE {target} ({definition})")
+            if not batch.upsert:  # a table dropped by hand may have left its ids behind
+                db.execute(f"CREATE OR REPLACE TABLE {ids_table(batch)} (h UHUGEINT)")
         else:
             for column, column_type in batch.columns.items():
                 if column not in existing:
@@ -200,16 +212,41 @@ class DuckDBBackend:
             db.unregister(_BATCH_VIEW)
 
     def _insert(self, target: str, batch: TableBatch, source: str) -> None:
-        """Rows from `source` (a view or a subquery) into `target`, deduplicated on id."""
+        """Rows from `source` (a view or a subquery) into `target`, deduplicated on id.
+
+        Ids are checked against the table's id digests (`ids_table`): 16 bytes a row, where an
+        anti-join on `id` itself would read every id the table holds, for every load. Only when
+        some digest matches (a replay) are the ids compared, by that anti-join.
+        """
+        db = self._db
         names = ", ".join(quote(c) for c in batch.columns)
         if batch.upsert:
-            self._db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {source} AS b)")
-            self._db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
-        else:
-            self._db.execute(
+            db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {source} AS b)")
+            db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+            return
+        ids = ids_table(batch)
+        if not self._has_table(META_SCHEMA, ids_name(batch)):  # a table from before digests
+            db.execute(f"CREATE TABLE {ids} AS SELECT md5_number(id) AS h FROM {target}")
+        digest = "md5_number(b.id)"
+        seen = f"EXISTS (SELECT 1 FROM {ids} AS x WHERE x.h = {digest})"
+        matched = db.execute(f"SELECT count(*) FROM {source} AS b WHERE {seen}").fetchone()
+        if matched and matched[0]:
+            db.execute(
                 f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
                 f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
             )
+            db.execute(f"INSERT INTO {ids} SELECT {digest} FROM {source} AS b WHERE NOT {seen}")
+        else:
+            db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+            db.execute(f"INSERT INTO {ids} SELECT {digest} FROM {source} AS b")
+
+    def _has_table(self, schema: str, table: str) -> bool:
+        found = self._db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+            " AND schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()
+        return bool(found and found[0])
 
     def _insert_discards(self, discards: Sequence[Discard], now: datetime) -> None:
         columns = [

@@ -21,7 +21,6 @@ can beat events / (parse + write) on this machine; the figure in % says how clos
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import tempfile
 import time
@@ -39,8 +38,10 @@ from sluice.config import Settings
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import META_SCHEMA, WarehouseBackend
 from sluice.warehouse.columnar import Chunk
+from sluice.warehouse.duckdb import DuckDBBackend, column_type_of
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
 from sluice.warehouse.planner import Planner
+from sluice.warehouse.postgres import PG_TYPES, PostgresBackend
 
 EVENT_NAMES = [
     "Order Completed", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed",
@@ -243,10 +244,6 @@ def duckdb_write_seconds(memory: duckdb.DuckDBPyConnection, names: list[str], tm
         memory.execute("DETACH fresh")
 
 
-_PG_TYPES = {"TIMESTAMP WITH TIME ZONE": "timestamptz", "BIGINT": "bigint", "DOUBLE": "float8"}
-_PG_TYPES |= {"BOOLEAN": "boolean", "VARCHAR": "text"}
-
-
 def postgres_copy_seconds(
     memory: duckdb.DuckDBPyConnection, names: list[str], url: str, tmp: Path
 ) -> float:
@@ -258,7 +255,8 @@ def postgres_copy_seconds(
         memory.execute(f"COPY \"{name}\" TO '{path}' (HEADER false)")
         columns = memory.execute(f'DESCRIBE "{name}"').fetchall()
         defs = ", ".join(
-            f'"{c}" {_PG_TYPES[t]}' + (' COLLATE "C" PRIMARY KEY' if c == "id" else "")
+            f'"{c}" {PG_TYPES[column_type_of(t)]}'
+            + (' COLLATE "C" PRIMARY KEY' if c == "id" else "")
             for c, t, *_ in columns
         )
         files.append((name, defs, path))
@@ -297,8 +295,6 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also load into this PostgreSQL")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the engines' ceiling")
     args = parser.parse_args()
-    from sluice.warehouse.duckdb import DuckDBBackend
-
     calibration = min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
     print(f"this machine: sum(range(10000)) takes {calibration:.0f} µs (compare machines with it)")
     started = time.perf_counter()
@@ -322,10 +318,6 @@ def main() -> None:
             write_s = duckdb_write_seconds(memory, names, tmp)
             print_ceiling("writing its rows", len(log.events), parse_s, write_s, duck_rate)
         if args.postgres:
-            if importlib.util.find_spec("sluice.warehouse.postgres") is None:
-                raise SystemExit("sluice.warehouse.postgres does not exist yet")
-            from sluice.warehouse.postgres import PostgresBackend
-
             pg = PostgresBackend(args.postgres)
             try:
                 pg_rate = run("PostgreSQL", log, args.chunk, pg)

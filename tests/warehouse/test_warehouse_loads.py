@@ -293,11 +293,13 @@ class CrashingDuckDB(DuckDBBackend):
         super().__init__(path)
         self.left = after_tables
 
-    def _load_batch(self, batch: TableBatch, existing: dict[str, ColumnType] | None) -> None:
+    def _load_batch(
+        self, batch: TableBatch, existing: dict[str, ColumnType] | None, digested: set[str]
+    ) -> None:
         if self.left == 0:
             raise RuntimeError("power cut")
         self.left -= 1
-        super()._load_batch(batch, existing)
+        super()._load_batch(batch, existing, digested)
 
 
 def test_a_crash_in_the_middle_of_a_load_loses_and_doubles_nothing(

@@ -163,11 +163,12 @@ class DuckDBBackend:
         db.begin()
         try:
             existing: dict[str, dict[str, dict[str, ColumnType]]] = {}
+            digested = set(self.columns(META_SCHEMA))
             for batch in batches:
                 if batch.schema not in existing:
                     db.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(batch.schema)}")
                     existing[batch.schema] = self.columns(batch.schema)
-                self._load_batch(batch, existing[batch.schema].get(batch.table))
+                self._load_batch(batch, existing[batch.schema].get(batch.table), digested)
             if discards:
                 self._insert_discards(discards, now)
             db.execute(
@@ -182,20 +183,28 @@ class DuckDBBackend:
                 db.rollback()
             raise
 
-    def _load_batch(self, batch: TableBatch, existing: dict[str, ColumnType] | None) -> None:
+    def _load_batch(
+        self, batch: TableBatch, existing: dict[str, ColumnType] | None, digested: set[str]
+    ) -> None:
+        """Create or widen the table (and its id digests, `_insert`), then insert the rows."""
         db = self._db
         target = f"{quote(batch.schema)}.{quote(batch.table)}"
         if existing is None:
             definition = ", ".join(f"{quote(c)} {SQL_TYPES[t]}" for c, t in batch.columns.items())
             db.execute(f"CREATE TABLE {target} ({definition})")
-            if not batch.upsert:  # a table dropped by hand may have left its ids behind
-                db.execute(f"CREATE OR REPLACE TABLE {ids_table(batch)} (h UHUGEINT)")
         else:
             for column, column_type in batch.columns.items():
                 if column not in existing:
                     db.execute(
                         f"ALTER TABLE {target} ADD COLUMN {quote(column)} {SQL_TYPES[column_type]}"
                     )
+        if not batch.upsert:
+            ids = ids_table(batch)
+            if existing is None:  # a table dropped by hand may have left its digests behind
+                db.execute(f"CREATE OR REPLACE TABLE {ids} (h UHUGEINT)")
+            elif ids_name(batch) not in digested:  # a table from before digests
+                db.execute(f"CREATE TABLE {ids} AS SELECT md5_number(id) AS h FROM {target}")
+            digested.add(ids_name(batch))
         if not batch.row_count:
             return
         staged = batch.staged
@@ -225,8 +234,6 @@ class DuckDBBackend:
             db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
             return
         ids = ids_table(batch)
-        if not self._has_table(META_SCHEMA, ids_name(batch)):  # a table from before digests
-            db.execute(f"CREATE TABLE {ids} AS SELECT md5_number(id) AS h FROM {target}")
         digest = "md5_number(b.id)"
         seen = f"EXISTS (SELECT 1 FROM {ids} AS x WHERE x.h = {digest})"
         matched = db.execute(f"SELECT count(*) FROM {source} AS b WHERE {seen}").fetchone()
@@ -239,14 +246,6 @@ class DuckDBBackend:
         else:
             db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
             db.execute(f"INSERT INTO {ids} SELECT {digest} FROM {source} AS b")
-
-    def _has_table(self, schema: str, table: str) -> bool:
-        found = self._db.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-            " AND schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()
-        return bool(found and found[0])
 
     def _insert_discards(self, discards: Sequence[Discard], now: datetime) -> None:
         columns = [

@@ -97,8 +97,6 @@ _ISO_FORMAT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 
 # PostgreSQL text cannot hold NUL; JSON strings can ("\u0000"). Stored as U+FFFD instead.
 _NUL, _NUL_STAND_IN = "\x00", "\ufffd"
-# Where staged rows become CSV for COPY: memory when the system has a tmpfs there.
-_SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
 _COPY_BLOCK = 1 << 20
 
 # First key of the two-key advisory locks on tables and schemas. The loader lock uses the
@@ -473,14 +471,9 @@ def csv_stream(engine: duckdb.DuckDBPyConnection, query: str) -> Iterator[Iterat
     """
     cursor = engine.cursor()
     try:
-        with tempfile.TemporaryDirectory(dir=_SCRATCH) as scratch:
+        with tempfile.TemporaryDirectory() as scratch:
             path = os.path.join(scratch, "rows.csv")
-            if not hasattr(os, "mkfifo"):  # no named pipes here: a whole file, then its blocks
-                cursor.sql(query).write_csv(path, header=False)
-                with open(path, "rb") as file:
-                    yield iter(lambda: file.read(_COPY_BLOCK), b"")
-                return
-            os.mkfifo(path, 0o600)
+            os.mkfifo(path, 0o600)  # POSIX, as the store's fcntl locks
             failures: list[BaseException] = []
 
             def write() -> None:

@@ -42,7 +42,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
 from sluice.warehouse.planner import Plan, Planner, _discard
-from sluice.warehouse.readers import ListReader, pointer
+from sluice.warehouse.readers import CompiledReader, pointer
 from sluice.warehouse.shape import (
     CALL_TABLES,
     CONST,
@@ -390,8 +390,12 @@ class Chunk:
         tree = self.owner.trees[group.key]
         made = stage_columns(group, types)
         group.stage = f"{self.prefix}_g{group.index}"
-        events = f"sluice_e{group.index}"
-        self._create(group.stage, select_sql(group, made, ListReader(tree), events))
+        reader, read = CompiledReader(tree), f"sluice_r{group.index}"
+        self.db.register(read, reader.table(self._arrows[group.index]))
+        try:
+            self._create(group.stage, select_sql(group, made, reader, read))
+        finally:
+            self.db.unregister(read)
         odd = self._rows(
             f"SELECT seq, e.payload FROM {group.stage} s"
             f" JOIN sluice_e{group.index} e USING (seq)"

@@ -1,4 +1,11 @@
-"""How the columnar planner reads a group's events in DuckDB, and proves them whole.
+"""How the columnar planner reads a group's events, and proves them whole.
+
+`CompiledReader` (the one the planner uses) reads each event once in compiled code (`_scan.c`):
+the JSON text of every key path, and whether the event holds a key the tree lacks, as Arrow
+columns. It vouches only for events whose texts are already as DuckDB would write them; the
+others ("irregular": escapes, whitespace, numbers DuckDB rewrites, repeated keys, ...) are read
+by `ListReader`, in the same query. The two agree on every event the compiled reader reads
+(tests/warehouse/test_warehouse_scan.py compares them on random events and trees).
 
 `ListReader` gives each key path's JSON text to the SQL of `sqlfit.py` (one `json_extract` of a
 list of paths per event), and a boolean `ok` per event that is true only when the event has no
@@ -14,10 +21,12 @@ proving the events whole from byte counts cost more than the unquoting it saved.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
+import pyarrow as pa  # type: ignore[import-untyped]
 
+from sluice.warehouse import _scan  # type: ignore[attr-defined]
 from sluice.warehouse.shape import OBJECT, Node, Path
 
 _encode = msgspec.json.Encoder().encode
@@ -136,4 +145,90 @@ def length_sql(root: Node, index: dict[Path, int], payload: str) -> str:
     return " AND ".join([root_check, *no_object, *checks])
 
 
-Reader = ListReader
+class CompiledReader:
+    """Every path's JSON text from one compiled pass per event; DuckDB's list reader for the
+    events the compiled pass calls irregular.
+
+    `table` reads a group's events (Arrow: seq, message_id, payload) into the table `source`
+    then selects from, once registered in DuckDB under the name given to `source`.
+    """
+
+    def __init__(self, root: Node) -> None:
+        self.root = root
+        self.index = {path: i for i, path in enumerate(read_paths(root), 1)}
+        self.spec = tree_spec(root, self.index)
+        self.fallback = ListReader(root)  # the same paths, numbered the same way
+
+    def table(self, events: pa.Table) -> pa.Table:
+        """The events with their texts `w1`, `w2`, ..., `sluice_read_ok` and `sluice_odd`."""
+        names = [*(f"w{i}" for i in self.index.values()), "sluice_read_ok", "sluice_odd"]
+        batches = []
+        for batch in events.select(["seq", "message_id", "payload"]).to_batches():
+            payload = batch.column(2)
+            if payload.null_count:
+                raise ValueError("an event without a payload")
+            count = len(payload)
+            _, offsets, data = payload.buffers()
+            texts, ok, odd = _scan.read(
+                offsets, data, payload.offset, count, self.spec, len(self.index)
+            )
+            columns = [
+                pa.StringArray.from_buffers(
+                    count, pa.py_buffer(offs), pa.py_buffer(chars), pa.py_buffer(valid)
+                )
+                for valid, offs, chars in texts
+            ]
+            columns += [_bits(ok, count), _bits(odd, count)]
+            batches.append(
+                pa.RecordBatch.from_arrays(
+                    [*batch.columns, *columns], names=[*batch.schema.names, *names]
+                )
+            )
+        if not batches:
+            schema = events.select(["seq", "message_id", "payload"]).schema
+            for name in names:
+                kind = pa.string() if name.startswith("w") else pa.bool_()
+                schema = schema.append(pa.field(name, kind))
+            return schema.empty_table()
+        return pa.Table.from_batches(batches)
+
+    def source(self, table: str) -> str:
+        texts = "".join(f", w{i}" for i in self.index.values())
+        odd = f"(SELECT seq, message_id, payload FROM {table} WHERE sluice_odd)"
+        return (
+            f"(SELECT seq, message_id, payload{texts}, sluice_read_ok FROM {table}"
+            f" WHERE NOT sluice_odd UNION ALL SELECT seq, message_id, payload{texts},"
+            f" {self.fallback.ok()} FROM {self.fallback.source(odd)})"
+        )
+
+    def json(self, path: Path) -> str:
+        return self.fallback.json(path)
+
+    def text(self, path: Path) -> str:
+        return self.fallback.text(path)
+
+    def ok(self) -> str:
+        return "sluice_read_ok"
+
+
+def tree_spec(root: Node, index: dict[Path, int]) -> list[tuple[int, bool, bool, list[Any]]]:
+    """The tree as `_scan.read` takes it: nodes (root first) of (column of its text or -1,
+    read whole, flattened object, [(key as UTF-8, node), ...])."""
+    nodes: list[tuple[int, bool, bool, list[Any]]] = [(-1, False, True, [])]
+
+    def add(node: Node, path: Path, at: int) -> None:
+        for key, child in node.children.items():
+            sub = (*path, key)
+            nodes.append((index.get(sub, 0) - 1, child.read_whole, OBJECT in child.kinds, []))
+            nodes[at][3].append((key.encode(), len(nodes) - 1))
+            add(child, sub, len(nodes) - 1)
+
+    add(root, (), 0)
+    return nodes
+
+
+def _bits(bitmap: bytes, count: int) -> pa.Array:
+    return pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(bitmap)])
+
+
+Reader = ListReader | CompiledReader

@@ -16,8 +16,20 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
 from sluice.warehouse import _scan  # type: ignore[attr-defined]
-from sluice.warehouse.readers import CompiledReader, ListReader, tree_spec
-from sluice.warehouse.shape import Node, discover
+from sluice.warehouse.base import ColumnType
+from sluice.warehouse.readers import (
+    PRESENT_ANY,
+    PRESENT_VALUE,
+    RAW,
+    STRING,
+    CompiledReader,
+    ListReader,
+    Output,
+    tree_spec,
+)
+from sluice.warehouse.shape import MOMENT, PICK, TEXT, VALUE, Node, Source, discover
+from sluice.warehouse.sqlfit import present_sql, typed_sql
+from sluice.warehouse.stage import ARROW_TYPES, SQL_TYPES, compiled_op, json_sql
 
 KEYS = ["id", "name", "price", "a", "b", "user_id", "0", "café", "x/y", "t~1"]
 NUMBERS = [
@@ -27,7 +39,9 @@ NUMBERS = [
 ]  # fmt: skip
 STRINGS = [
     '"plain"', '""', '"Chloé"', '"a/b"', '"line\\nbreak"', '"q\\"uote"', '"\\u00e9"',
-    '"\\/"', '"2023-05-01T10:00:00Z"', '"tab\\t"', '"€ 5"',
+    '"\\/"', '"2023-05-01T10:00:00Z"', '"tab\\t"', '"€ 5"', '"2024-02-29T23:59:59.999Z"',
+    '"2023-02-29"', '"2023-01-01T24:00:00Z"', '"0000-01-01"', '"2024-01-02T03:04:05.123456Z"',
+    '"1969-12-31T23:59:59.5Z"', '"2023-05-01"', '"1e5"', '"0.00001"', '"12345678901234567"',
 ]  # fmt: skip
 
 
@@ -86,7 +100,7 @@ def events(seed: int, count: int) -> list[str]:
 
 def compare(payloads: list[str], tree: Node) -> tuple[int, int]:
     """Both readers over the same events: equal texts and ok wherever the compiled one reads,
-    and equal on every event through `CompiledReader.source`. Returns (read, irregular)."""
+    Returns (read, irregular)."""
     db = duckdb.connect()
     arrow = pa.table(
         {
@@ -96,9 +110,9 @@ def compare(payloads: list[str], tree: Node) -> tuple[int, int]:
         }
     )
     compiled, listed = CompiledReader(tree), ListReader(tree)
-    db.register("r", compiled.table(arrow))
+    raws = [Output(f"w{i + 1}", RAW, path) for path, i in compiled.index.items()]
+    db.register("r", compiled.table(arrow, raws))
     ws = [f"w{i}" for i in listed.index.values()]
-    columns = ", ".join([*ws, "ok"])
     rows = {
         r[0]: r[1:]
         for r in db.execute(
@@ -112,14 +126,6 @@ def compare(payloads: list[str], tree: Node) -> tuple[int, int]:
             f"SELECT seq, {', '.join(ws) or 'NULL'}, sluice_read_ok, sluice_odd FROM r"
         ).fetchall()
     }
-    both = {
-        r[0]: r[1:]
-        for r in db.execute(
-            f"SELECT seq, {', '.join(ws) or 'NULL'}, coalesce({compiled.ok()}, true)"
-            f" FROM {compiled.source('r')}"
-        ).fetchall()
-    }
-    assert both == rows, columns
     read = 0
     for seq, expected in rows.items():
         *texts, ok, odd = raw[seq]
@@ -172,16 +178,89 @@ def test_malformed_json_is_left_to_duckdb(payload: str) -> None:
     offsets = pa.array([0, len(data)], pa.int32()).buffers()[1]
     tree = Node()
     discover({"a": 1}, tree)
-    texts, ok, odd = _scan.read(offsets, data, 0, 1, tree_spec(tree, {("a",): 1}), 1)
-    assert odd == b"\x01" and ok == b"\x00"
+    raw = [(RAW, PRESENT_ANY, 0, -1, False)]
+    texts, flag, ok, odd = _scan.read(offsets, data, 0, 1, tree_spec(tree, {("a",): 1}), 1, raw)
+    assert odd == b"\x01" and ok == b"\x00" and flag == b"\x00"
     assert texts[0][0] == b"\x00"  # no text given
 
 
 def test_a_malformed_tree_is_refused() -> None:
     offsets = pa.array([0, 2], pa.int32()).buffers()[1]
     with pytest.raises(ValueError):
-        _scan.read(offsets, b"{}", 0, 1, [(5, False, True, [])], 1)
+        _scan.read(offsets, b"{}", 0, 1, [(5, False, True, [])], 1, [])
     with pytest.raises(ValueError):
-        _scan.read(offsets, b"{}", 0, 1, [(-1, False, True, [(b"a", 7)])], 0)
+        _scan.read(offsets, b"{}", 0, 1, [(-1, False, True, [(b"a", 7)])], 0, [])
     with pytest.raises(ValueError):
-        _scan.read(offsets, b"{}", 0, 2, [(-1, False, True, [])], 0)  # offsets too short
+        _scan.read(offsets, b"{}", 0, 2, [(-1, False, True, [])], 0, [])  # offsets too short
+    with pytest.raises(ValueError):
+        _scan.read(offsets, b"{}", 0, 1, [(-1, False, True, [])], 0, [(RAW, 0, 3, -1, False)])
+    with pytest.raises(ValueError):
+        _scan.read(offsets, b"{}", 0, 1, [(-1, False, True, [])], 0, [(99, 0, -1, -1, False)])
+
+
+# Every role and type a stage column can have (a page's name, PICK, when the test gives an alt).
+TYPED = [(role, column_type) for role in (TEXT, VALUE, MOMENT) for column_type in ColumnType]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_values_are_the_sql_values_or_flagged(seed: int) -> None:
+    """Where the compiled reader gives a value it is the SQL's; where it gives NULL for a
+    present value, the row is flagged (Python decides, as for the SQL's NULLs)."""
+    rng = random.Random(seed)
+    pool = [*NUMBERS, *STRINGS, "true", "false", "null", "[1,2]", '{"k":1}', "{}", '["1e5"]']
+    keys = "abcdefgh"
+    payloads = [
+        "{"
+        + ",".join(
+            [f'"messageId":"m{n}"']
+            + [f'"{k}":{rng.choice(pool)}' for k in rng.sample(keys, rng.randint(1, 3))]
+        )
+        + "}"
+        for n in range(600)
+    ]
+    tree = Node()
+    for text in payloads:
+        discover(json.loads(text), tree)
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    arrow = pa.table(
+        {
+            "seq": pa.array(range(1, len(payloads) + 1), pa.int64()),
+            "message_id": pa.array([f"m{n}" for n in range(len(payloads))]),
+            "payload": pa.array(payloads, pa.string()),
+        }
+    )
+    compiled, listed = CompiledReader(tree), ListReader(tree)
+    paths = list(compiled.index)
+    given = flagged = 0
+    for path in paths:
+        alt = rng.choice([None, rng.choice(paths)])
+        for op, (role, column_type) in [(STRING, (TEXT, ColumnType.VARCHAR))] + [
+            (compiled_op(PICK if alt else role, t), (PICK if alt else role, t)) for role, t in TYPED
+        ]:
+            pick = alt if op != STRING else None  # ids and names have no alternative
+            source = Source(role, path, alt=pick or ())
+            presence = PRESENT_VALUE if role == VALUE else PRESENT_ANY
+            out = Output("v", op, path, ARROW_TYPES[column_type], pick, presence, flagged=True)
+            db.register("r", compiled.table(arrow, [out]))
+            w = json_sql(source, listed.json)
+            if op == STRING:
+                sql = f"json_extract_string({w}, '$')"
+            else:
+                sql = f"CAST({typed_sql(role, column_type, w)[0]} AS {SQL_TYPES[column_type]})"
+            rows = db.execute(
+                f"SELECT c.seq, c.v, c.sluice_flag, c.sluice_odd, s.v, s.p"
+                f" FROM r c JOIN (SELECT seq, {sql} AS v, {present_sql(role, w)} AS p"
+                f" FROM {listed.source('r')}) s USING (seq)"
+            ).fetchall()
+            for seq, mine, flag, odd, theirs, was_present in rows:
+                if odd:
+                    continue
+                if mine is not None:
+                    given += 1
+                    assert mine == theirs, (payloads[seq - 1], path, op)
+                    assert not flag
+                else:
+                    assert flag == (bool(was_present) and op != STRING), (payloads[seq - 1], op)
+                    flagged += flag
+    assert given > 500 and flagged > 50

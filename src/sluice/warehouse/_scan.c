@@ -11,6 +11,11 @@
  * valid JSON. Any other event is marked irregular and read by DuckDB instead (readers.py): the
  * reader is never wrong, only sometimes not the one that reads.
  *
+ * For the events it reads, it also types the stage's columns as sqlfit.py's SQL would
+ * (`outputs`): each value is exactly what that SQL gives, or NULL where it is unsure (a
+ * timestamp it does not know, a text the SQL would leave to Python); a present value that comes
+ * out NULL sets the row's flag, and Python looks at it, as it does for the SQL's NULLs.
+ *
  * The scan itself runs without the GIL, so the planner's two threads scan two groups at once.
  */
 #define PY_SSIZE_T_CLEAN
@@ -41,7 +46,6 @@ typedef struct {
     char *data;
     Py_ssize_t len, cap;
     int32_t *offsets;
-    uint8_t *valid;
 } Column;
 
 typedef struct {
@@ -292,19 +296,261 @@ static int grow(Column *c, Py_ssize_t need) {
     return 0;
 }
 
-static void free_columns(Column *columns, int count) {
-    if (!columns)
-        return;
-    for (int i = 0; i < count; i++) {
-        free(columns[i].data);
-        free(columns[i].offsets);
-        free(columns[i].valid);
-    }
-    free(columns);
+/* What an output column holds (readers.py names them). */
+enum {
+    OP_RAW,        /* the JSON text, as json_extract gives it */
+    OP_STRING,     /* json_extract_string: a string unquoted, null NULL, else the JSON text */
+    OP_TEXT_ALL,   /* sqlfit._text(objects=True) */
+    OP_TEXT,       /* sqlfit._text(objects=False) */
+    OP_MOMENT_TEXT,/* a non-string as _text(objects=True); strings are Python's */
+    OP_INTEGER,
+    OP_FLOAT,
+    OP_BOOLEAN,
+    OP_TIMESTAMP,  /* microseconds since 1970 */
+    OP_NONE,       /* always NULL */
+    OP_COUNT
+};
+enum { PRESENT_ANY, PRESENT_VALUE }; /* sqlfit.present_sql: ids/names/moments, or values */
+
+typedef struct {
+    int op, presence, path, alt, flagged;
+} Out;
+
+typedef struct {
+    uint8_t *valid;
+    Column text;       /* string ops */
+    uint8_t *fixed;    /* 8 bytes a row (integers, floats, timestamps) or a bitmap (booleans) */
+} Output;
+
+static int is_string_op(int op) { return op <= OP_MOMENT_TEXT; }
+
+/* The JSON text was there and not null (and, for values, not an object: those flatten). */
+static int present(const char *w, Py_ssize_t n, int presence) {
+    if (!w || (n == 4 && memcmp(w, "null", 4) == 0))
+        return 0;
+    return presence != PRESENT_VALUE || w[0] != '{';
 }
 
-/* The tree as Python gives it: [(w, whole, object, [(key: bytes, child), ...]), ...], root
-   first. Keys point into the bytes objects, which the list keeps alive during the scan. */
+/* sqlfit.GUARD: texts whose rendering by DuckDB and by Python may differ. */
+static int guarded(const char *w, Py_ssize_t n) {
+    int run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = w[i];
+        if (c == '\\')
+            return 1;
+        if (is_digit(c)) {
+            if (++run >= 16)
+                return 1;
+            if (i + 1 < n && (w[i + 1] == 'e' || w[i + 1] == 'E'))
+                return 1;
+            if (c == '0' && i + 5 < n && memcmp(w + i + 1, ".0000", 5) == 0)
+                return 1;
+        } else {
+            run = 0;
+        }
+    }
+    return 0;
+}
+
+static const double POWERS[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8,
+                                1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+/* A regular number token (number_token) as a double: at most 15 significant digits and no
+   exponent, so digits / 10^k, both exact, divides to the correctly rounded value; integers of
+   up to 18 digits convert correctly rounded. Returns 0 for anything else. */
+static int number_value(const char *w, Py_ssize_t n, double *out, int64_t *integer,
+                        int *is_integer) {
+    Py_ssize_t i = 0;
+    int negative = 0, frac = -1;
+    int64_t digits = 0;
+    if (n && w[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    if (i >= n || !is_digit(w[i]))
+        return 0;
+    for (; i < n; i++) {
+        if (w[i] == '.') {
+            frac = 0;
+            continue;
+        }
+        if (!is_digit(w[i]))
+            return 0;
+        digits = digits * 10 + (w[i] - '0');
+        if (frac >= 0)
+            frac++;
+    }
+    *is_integer = frac < 0;
+    if (frac < 0) {
+        *integer = negative ? -digits : digits;
+        *out = (double)*integer;
+    } else {
+        if (frac > 15)
+            return 0;
+        double value = (double)digits / POWERS[frac];
+        *out = negative ? -value : value;
+    }
+    return 1;
+}
+
+static int days_in_month(int year, int month) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
+        return 29;
+    return days[month - 1];
+}
+
+static int digits_at(const char *p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_digit(p[i]))
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* A quoted ISO-8601 text in one of sqlfit.TIMESTAMP_GLOBS' shapes, with every field in range,
+   as microseconds since 1970 (UTC); 0 when not (the SQL's TRY_CAST or Python decides then). */
+static int timestamp_value(const char *w, Py_ssize_t n, int64_t *out) {
+    if (n < 12 || w[0] != '"' || w[n - 1] != '"')
+        return 0;
+    const char *t = w + 1;
+    Py_ssize_t len = n - 2;
+    int year, month, day, hour = 0, minute = 0, second = 0, micros = 0;
+    if (!(len == 10 || len == 20 || len == 24 || len == 27))
+        return 0;
+    if (!digits_at(t, 4, &year) || t[4] != '-' || !digits_at(t + 5, 2, &month) || t[7] != '-' ||
+        !digits_at(t + 8, 2, &day))
+        return 0;
+    if (len > 10) {
+        if (t[10] != 'T' || !digits_at(t + 11, 2, &hour) || t[13] != ':' ||
+            !digits_at(t + 14, 2, &minute) || t[16] != ':' || !digits_at(t + 17, 2, &second) ||
+            t[len - 1] != 'Z')
+            return 0;
+        if (len > 20) {
+            int fraction, places = (int)len - 21;
+            if (t[19] != '.' || !digits_at(t + 20, places, &fraction))
+                return 0;
+            micros = places == 3 ? fraction * 1000 : fraction;
+        }
+    }
+    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
+        hour > 23 || minute > 59 || second > 59)
+        return 0;
+    /* days from civil (proleptic Gregorian), 1970-01-01 = 0 */
+    int y = month <= 2 ? year - 1 : year;
+    int era = y / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *out = ((days * 86400 + hour * 3600 + minute * 60 + second) * 1000000) + micros;
+    return 1;
+}
+
+static int append_text(Column *c, const char *p, Py_ssize_t n) {
+    if (c->len + n > INT32_MAX || grow(c, n) < 0)
+        return -1;
+    memcpy(c->data + c->len, p, (size_t)n);
+    c->len += n;
+    return 0;
+}
+
+/* One output value of one row: 1 when set, 0 when NULL, -1 when out of memory. */
+static int emit(const Out *o, Output *out, Py_ssize_t row, const char *w, Py_ssize_t n) {
+    double number;
+    int64_t integer;
+    int is_integer, is_string = w && w[0] == '"';
+    switch (o->op) {
+    case OP_RAW:
+        if (!w)
+            return 0;
+        return append_text(&out->text, w, n) < 0 ? -1 : 1;
+    case OP_STRING:
+    case OP_TEXT_ALL:
+    case OP_TEXT:
+    case OP_MOMENT_TEXT:
+        if (!w || (n == 4 && memcmp(w, "null", 4) == 0))
+            return 0;
+        if (is_string) {
+            if (o->op == OP_MOMENT_TEXT)
+                return 0;
+            return append_text(&out->text, w + 1, n - 2) < 0 ? -1 : 1;
+        }
+        if (o->op != OP_STRING && (guarded(w, n) || (o->op == OP_TEXT && w[0] == '{')))
+            return 0;
+        return append_text(&out->text, w, n) < 0 ? -1 : 1;
+    case OP_INTEGER:
+        if (!w || is_string || !number_value(w, n, &number, &integer, &is_integer))
+            return 0;
+        if (!is_integer) {
+            if (!(number >= -9.223372036854775808e18 && number < 9.223372036854775808e18))
+                return 0;
+            integer = (int64_t)number;
+            if ((double)integer != number)
+                return 0; /* a fraction */
+        }
+        memcpy(out->fixed + row * 8, &integer, 8);
+        return 1;
+    case OP_FLOAT:
+        if (!w || is_string || !number_value(w, n, &number, &integer, &is_integer))
+            return 0;
+        memcpy(out->fixed + row * 8, &number, 8);
+        return 1;
+    case OP_BOOLEAN:
+        if (w && n == 4 && memcmp(w, "true", 4) == 0) {
+            out->fixed[row >> 3] |= (uint8_t)(1u << (row & 7));
+            return 1;
+        }
+        return w && n == 5 && memcmp(w, "false", 5) == 0;
+    case OP_TIMESTAMP:
+        if (!w || !timestamp_value(w, n, &integer))
+            return 0;
+        memcpy(out->fixed + row * 8, &integer, 8);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void free_outputs(Output *outputs, int count) {
+    if (!outputs)
+        return;
+    for (int i = 0; i < count; i++) {
+        free(outputs[i].valid);
+        free(outputs[i].text.data);
+        free(outputs[i].text.offsets);
+        free(outputs[i].fixed);
+    }
+    free(outputs);
+}
+
+/* The outputs as Python gives them: [(op, presence, path, alt, flagged), ...]. */
+static Out *read_outputs(PyObject *spec, int paths, int *count) {
+    Py_ssize_t n = PyList_Size(spec);
+    Out *outs = calloc((size_t)(n ? n : 1), sizeof(Out));
+    if (!outs) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Out *o = &outs[i];
+        if (!PyArg_ParseTuple(PyList_GetItem(spec, i), "iiiip", &o->op, &o->presence, &o->path,
+                              &o->alt, &o->flagged) ||
+            o->op < 0 || o->op >= OP_COUNT || o->path < -1 || o->path >= paths ||
+            o->alt < -1 || o->alt >= paths) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a malformed output");
+            free(outs);
+            return NULL;
+        }
+    }
+    *count = (int)n;
+    return outs;
+}
+
 static int read_tree(PyObject *spec, Node **nodes_out, Member **members_out, int *n_members,
                      int columns) {
     Py_ssize_t n = PyList_Size(spec);
@@ -374,53 +620,81 @@ static PyObject *bitmap(const uint8_t *bits, Py_ssize_t count) {
     return PyBytes_FromStringAndSize((const char *)bits, (count + 7) / 8);
 }
 
+/* One output's Arrow buffers: (validity, offsets, data) for texts, (validity, values) else. */
+static PyObject *output_buffers(const Out *o, const Output *out, Py_ssize_t count) {
+    if (is_string_op(o->op))
+        return Py_BuildValue(
+            "(NNN)", bitmap(out->valid, count),
+            PyBytes_FromStringAndSize((const char *)out->text.offsets,
+                                      (count + 1) * (Py_ssize_t)sizeof(int32_t)),
+            PyBytes_FromStringAndSize(out->text.data ? out->text.data : "", out->text.len));
+    if (o->op == OP_BOOLEAN)
+        return Py_BuildValue("(NN)", bitmap(out->valid, count), bitmap(out->fixed, count));
+    if (o->op == OP_NONE)
+        return Py_BuildValue("(N)", bitmap(out->valid, count));
+    return Py_BuildValue("(NN)", bitmap(out->valid, count),
+                         PyBytes_FromStringAndSize((const char *)out->fixed, count * 8));
+}
+
 PyDoc_STRVAR(read_doc,
-"read(offsets, data, first, count, tree, columns) -> (texts, ok, irregular)\n\n"
+"read(offsets, data, first, count, tree, paths, outputs) -> (columns, flag, ok, irregular)\n\n"
 "Scans `count` JSON texts of an Arrow string array (its int32 `offsets` buffer, from index\n"
-"`first`, and its `data` buffer). Returns, per column, (validity bitmap, int32 offsets, data)\n"
-"of each path's JSON text, and two bitmaps: the event has no key the tree lacks, and the\n"
-"event is irregular (its texts and ok are not given: DuckDB must read it).");
+"`first`, and its `data` buffer) against `tree`, whose `paths` read paths are numbered from 0.\n"
+"Returns each output's Arrow buffers, and three bitmaps: some flagged output was present but\n"
+"came out NULL; the event has no key the tree lacks; the event is irregular (nothing else is\n"
+"given for it: DuckDB must read it).");
 
 static PyObject *scan_read(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer offsets_view, data_view;
     Py_ssize_t first, count;
-    PyObject *spec;
-    int columns;
-    if (!PyArg_ParseTuple(args, "y*y*nnO!i", &offsets_view, &data_view, &first, &count,
-                          &PyList_Type, &spec, &columns))
+    PyObject *spec, *out_spec;
+    int paths;
+    if (!PyArg_ParseTuple(args, "y*y*nnO!iO!", &offsets_view, &data_view, &first, &count,
+                          &PyList_Type, &spec, &paths, &PyList_Type, &out_spec))
         return NULL;
     PyObject *result = NULL;
     Node *nodes = NULL;
     Member *members = NULL;
-    Column *cols = NULL;
+    Out *outs = NULL;
+    Output *outputs = NULL;
     uint32_t *seen = NULL;
     const char **start = NULL;
     Py_ssize_t *size = NULL;
-    uint8_t *ok_bits = NULL, *odd_bits = NULL;
-    int n_members = 0, failed = 0;
-    if (first < 0 || count < 0 || columns < 0 ||
+    uint8_t *ok_bits = NULL, *odd_bits = NULL, *flag_bits = NULL;
+    int n_members = 0, n_outs = 0, failed = 0;
+    if (first < 0 || count < 0 || paths < 0 ||
         (first + count + 1) * (Py_ssize_t)sizeof(int32_t) > offsets_view.len) {
         PyErr_SetString(PyExc_ValueError, "offsets out of range");
         goto done;
     }
-    if (read_tree(spec, &nodes, &members, &n_members, columns) < 0)
+    if (read_tree(spec, &nodes, &members, &n_members, paths) < 0)
         goto done;
-    Py_ssize_t bitmap_len = (count + 7) / 8;
-    cols = calloc((size_t)(columns ? columns : 1), sizeof(Column));
+    if (!(outs = read_outputs(out_spec, paths, &n_outs)))
+        goto done;
+    Py_ssize_t bitmap_len = (count + 7) / 8 + 1;
+    outputs = calloc((size_t)(n_outs ? n_outs : 1), sizeof(Output));
     seen = calloc((size_t)(n_members ? n_members : 1), sizeof(uint32_t));
-    start = calloc((size_t)(columns ? columns : 1), sizeof(char *));
-    size = calloc((size_t)(columns ? columns : 1), sizeof(Py_ssize_t));
-    ok_bits = calloc((size_t)(bitmap_len ? bitmap_len : 1), 1);
-    odd_bits = calloc((size_t)(bitmap_len ? bitmap_len : 1), 1);
-    if (!cols || !seen || !start || !size || !ok_bits || !odd_bits) {
+    start = calloc((size_t)(paths ? paths : 1), sizeof(char *));
+    size = calloc((size_t)(paths ? paths : 1), sizeof(Py_ssize_t));
+    ok_bits = calloc((size_t)bitmap_len, 1);
+    odd_bits = calloc((size_t)bitmap_len, 1);
+    flag_bits = calloc((size_t)bitmap_len, 1);
+    if (!outputs || !seen || !start || !size || !ok_bits || !odd_bits || !flag_bits) {
         PyErr_NoMemory();
         goto done;
     }
-    for (int c = 0; c < columns; c++) {
-        cols[c].offsets = calloc((size_t)count + 1, sizeof(int32_t));
-        cols[c].valid = calloc((size_t)(bitmap_len ? bitmap_len : 1), 1);
-        if (!cols[c].offsets || !cols[c].valid) {
+    for (int i = 0; i < n_outs; i++) {
+        Output *out = &outputs[i];
+        out->valid = calloc((size_t)bitmap_len, 1);
+        if (is_string_op(outs[i].op))
+            out->text.offsets = calloc((size_t)count + 1, sizeof(int32_t));
+        else if (outs[i].op == OP_BOOLEAN)
+            out->fixed = calloc((size_t)bitmap_len, 1);
+        else if (outs[i].op != OP_NONE)
+            out->fixed = calloc((size_t)count + 1, 8);
+        if (!out->valid || (is_string_op(outs[i].op) && !out->text.offsets) ||
+            (outs[i].op != OP_NONE && !is_string_op(outs[i].op) && !out->fixed)) {
             PyErr_NoMemory();
             goto done;
         }
@@ -432,11 +706,12 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
     for (Py_ssize_t row = 0; row < count && !failed; row++) {
         int32_t lo = offsets[row], hi = offsets[row + 1];
         const char *p = data + lo, *end = data + hi;
+        uint8_t bit = (uint8_t)(1u << (row & 7));
         if (lo < 0 || hi < lo || hi > data_view.len) {
             failed = 2;
             break;
         }
-        memset(start, 0, sizeof(char *) * (size_t)columns);
+        memset(start, 0, sizeof(char *) * (size_t)paths);
         s.irregular = 0;
         s.ok = 1;
         if (p < end && *p == '{') {
@@ -447,22 +722,31 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
             s.irregular = 1;
         }
         if (s.irregular)
-            odd_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
+            odd_bits[row >> 3] |= bit;
         else if (s.ok)
-            ok_bits[row >> 3] |= (uint8_t)(1u << (row & 7));
-        for (int c = 0; c < columns; c++) {
-            Column *col = &cols[c];
-            if (!s.irregular && start[c]) {
-                if (col->len + size[c] > INT32_MAX || grow(col, size[c]) < 0) {
-                    failed = 1;
-                    break;
-                }
-                memcpy(col->data + col->len, start[c], (size_t)size[c]);
-                col->len += size[c];
-                col->valid[row >> 3] |= (uint8_t)(1u << (row & 7));
+            ok_bits[row >> 3] |= bit;
+        for (int i = 0; i < n_outs && !s.irregular; i++) {
+            const Out *o = &outs[i];
+            const char *w = o->path >= 0 ? start[o->path] : NULL;
+            Py_ssize_t n = o->path >= 0 ? size[o->path] : 0;
+            if (o->alt >= 0 && !present(w, n, PRESENT_ANY)) { /* a page's name: else the property */
+                const char *alt = start[o->alt];
+                w = present(alt, size[o->alt], PRESENT_VALUE) ? alt : NULL;
+                n = w ? size[o->alt] : 0;
             }
-            col->offsets[row + 1] = (int32_t)col->len;
+            int set = emit(o, &outputs[i], row, w, n);
+            if (set < 0) {
+                failed = 1;
+                break;
+            }
+            if (set)
+                outputs[i].valid[row >> 3] |= bit;
+            else if (o->flagged && present(w, n, o->presence))
+                flag_bits[row >> 3] |= bit;
         }
+        for (int i = 0; i < n_outs; i++)
+            if (outputs[i].text.offsets)
+                outputs[i].text.offsets[row + 1] = (int32_t)outputs[i].text.len;
     }
     Py_END_ALLOW_THREADS
     if (failed) {
@@ -472,24 +756,22 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
             PyErr_NoMemory();
         goto done;
     }
-    PyObject *texts = PyList_New(columns);
-    if (!texts)
+    PyObject *columns = PyList_New(n_outs);
+    if (!columns)
         goto done;
-    for (int c = 0; c < columns; c++) {
-        PyObject *item = Py_BuildValue(
-            "(NNN)", bitmap(cols[c].valid, count),
-            PyBytes_FromStringAndSize((const char *)cols[c].offsets,
-                                      (count + 1) * (Py_ssize_t)sizeof(int32_t)),
-            PyBytes_FromStringAndSize(cols[c].data ? cols[c].data : "", cols[c].len));
+    for (int i = 0; i < n_outs; i++) {
+        PyObject *item = output_buffers(&outs[i], &outputs[i], count);
         if (!item) {
-            Py_DECREF(texts);
+            Py_DECREF(columns);
             goto done;
         }
-        PyList_SET_ITEM(texts, c, item);
+        PyList_SET_ITEM(columns, i, item);
     }
-    result = Py_BuildValue("(NNN)", texts, bitmap(ok_bits, count), bitmap(odd_bits, count));
+    result = Py_BuildValue("(NNNN)", columns, bitmap(flag_bits, count), bitmap(ok_bits, count),
+                           bitmap(odd_bits, count));
 done:
-    free_columns(cols, columns);
+    free_outputs(outputs, n_outs);
+    free(outs);
     free(nodes);
     free(members);
     free(seen);
@@ -497,6 +779,7 @@ done:
     free(size);
     free(ok_bits);
     free(odd_bits);
+    free(flag_bits);
     PyBuffer_Release(&offsets_view);
     PyBuffer_Release(&data_view);
     return result;

@@ -66,13 +66,13 @@ from sluice.warehouse.stage import (
     GroupKey,
     TableKey,
     Types,
+    compiled_select,
     event_name,
     events_arrow,
     first_in_sample,
     first_values_query,
     profile_filter,
     sample_has_all,
-    select_sql,
     share_tracks_types,
     stage_columns,
     wanted,
@@ -391,9 +391,10 @@ class Chunk:
         made = stage_columns(group, types)
         group.stage = f"{self.prefix}_g{group.index}"
         reader, read = CompiledReader(tree), f"sluice_r{group.index}"
-        self.db.register(read, reader.table(self._arrows[group.index]))
+        outputs, select = compiled_select(group, made, reader, read)
+        self.db.register(read, reader.table(self._arrows[group.index], outputs))
         try:
-            self._create(group.stage, select_sql(group, made, reader, read))
+            self._create(group.stage, select)
         finally:
             self.db.unregister(read)
         odd = self._rows(

@@ -21,6 +21,7 @@ proving the events whole from byte counts cost more than the unquoting it saved.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -145,70 +146,96 @@ def length_sql(root: Node, index: dict[Path, int], payload: str) -> str:
     return " AND ".join([root_check, *no_object, *checks])
 
 
-class CompiledReader:
-    """Every path's JSON text from one compiled pass per event; DuckDB's list reader for the
-    events the compiled pass calls irregular.
+# What `_scan.read` makes of a path's JSON text (OP_* in _scan.c): the text itself, as
+# `json_extract_string` gives it, or a column's value as sqlfit.py's SQL types it.
+RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT, INTEGER, FLOAT, BOOLEAN, TIMESTAMP, NONE = range(10)
+PRESENT_ANY, PRESENT_VALUE = 0, 1  # sqlfit.present_sql: ids, names and moments; values
+_TEXT_OPS: Final = (RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT)
+_STRING: Final = pa.string()
+_FIXED: Final = {
+    INTEGER: pa.int64(),
+    FLOAT: pa.float64(),
+    TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
 
-    `table` reads a group's events (Arrow: seq, message_id, payload) into the table `source`
-    then selects from, once registered in DuckDB under the name given to `source`.
-    """
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One column the compiled reader makes: `op` of the text at `path` (for a page's name,
+    the property at `alt` when the top-level value is absent). When `flagged`, a value present
+    (`presence`) that comes out NULL sets the row's `sluice_flag`. `arrow_type` is the
+    column's type (for NONE, whose values are all NULL)."""
+
+    name: str
+    op: int
+    path: Path | None
+    arrow_type: pa.DataType = _STRING
+    alt: Path | None = None
+    presence: int = PRESENT_ANY
+    flagged: bool = False
+
+
+class CompiledReader:
+    """Every event read once in compiled code (`_scan.read`); the irregular ones are left to
+    DuckDB (`ListReader`, which has the same paths in the same order)."""
 
     def __init__(self, root: Node) -> None:
         self.root = root
-        self.index = {path: i for i, path in enumerate(read_paths(root), 1)}
-        self.spec = tree_spec(root, self.index)
-        self.fallback = ListReader(root)  # the same paths, numbered the same way
+        self.index = {path: i for i, path in enumerate(read_paths(root))}
+        self.spec = tree_spec(root, {path: i + 1 for path, i in self.index.items()})
+        self.fallback = ListReader(root)
 
-    def table(self, events: pa.Table) -> pa.Table:
-        """The events with their texts `w1`, `w2`, ..., `sluice_read_ok` and `sluice_odd`."""
-        names = [*(f"w{i}" for i in self.index.values()), "sluice_read_ok", "sluice_odd"]
+    def table(self, events: pa.Table, outputs: list[Output]) -> pa.Table:
+        """The events (seq, message_id, payload) with the `outputs` as columns, `sluice_flag`,
+        `sluice_read_ok` (no key the tree lacks) and `sluice_odd` (irregular: the other
+        columns are NULL, DuckDB reads the event)."""
+        spec = [(o.op, o.presence, self._at(o.path), self._at(o.alt), o.flagged) for o in outputs]
+        names = [o.name for o in outputs] + ["sluice_flag", "sluice_read_ok", "sluice_odd"]
+        base = events.select(["seq", "message_id", "payload"])
         batches = []
-        for batch in events.select(["seq", "message_id", "payload"]).to_batches():
+        for batch in base.to_batches():
             payload = batch.column(2)
             if payload.null_count:
                 raise ValueError("an event without a payload")
             count = len(payload)
             _, offsets, data = payload.buffers()
-            texts, ok, odd = _scan.read(
-                offsets, data, payload.offset, count, self.spec, len(self.index)
+            columns, flag, ok, odd = _scan.read(
+                offsets, data, payload.offset, count, self.spec, len(self.index), spec
             )
-            columns = [
-                pa.StringArray.from_buffers(
-                    count, pa.py_buffer(offs), pa.py_buffer(chars), pa.py_buffer(valid)
-                )
-                for valid, offs, chars in texts
-            ]
-            columns += [_bits(ok, count), _bits(odd, count)]
+            arrays = [_array(o, b, count) for o, b in zip(outputs, columns, strict=True)]
+            arrays += [_bits(flag, count), _bits(ok, count), _bits(odd, count)]
             batches.append(
                 pa.RecordBatch.from_arrays(
-                    [*batch.columns, *columns], names=[*batch.schema.names, *names]
+                    [*batch.columns, *arrays], names=[*batch.schema.names, *names]
                 )
             )
-        if not batches:
-            schema = events.select(["seq", "message_id", "payload"]).schema
-            for name in names:
-                kind = pa.string() if name.startswith("w") else pa.bool_()
-                schema = schema.append(pa.field(name, kind))
-            return schema.empty_table()
-        return pa.Table.from_batches(batches)
+        if batches:
+            return pa.Table.from_batches(batches)
+        schema = base.schema
+        for o in outputs:
+            schema = schema.append(pa.field(o.name, o.arrow_type))
+        for name in names[len(outputs) :]:
+            schema = schema.append(pa.field(name, pa.bool_()))
+        return schema.empty_table()
 
-    def source(self, table: str) -> str:
-        texts = "".join(f", w{i}" for i in self.index.values())
-        odd = f"(SELECT seq, message_id, payload FROM {table} WHERE sluice_odd)"
-        return (
-            f"(SELECT seq, message_id, payload{texts}, sluice_read_ok FROM {table}"
-            f" WHERE NOT sluice_odd UNION ALL SELECT seq, message_id, payload{texts},"
-            f" {self.fallback.ok()} FROM {self.fallback.source(odd)})"
-        )
+    def _at(self, path: Path | None) -> int:
+        return -1 if path is None else self.index.get(path, -1)
 
-    def json(self, path: Path) -> str:
-        return self.fallback.json(path)
+    def odd(self, table: str) -> str:
+        """The irregular events of a `table` this reader made, for `fallback` to read."""
+        return f"(SELECT seq, message_id, payload FROM {table} WHERE sluice_odd)"
 
-    def text(self, path: Path) -> str:
-        return self.fallback.text(path)
 
-    def ok(self) -> str:
-        return "sluice_read_ok"
+def _array(output: Output, buffers: tuple[bytes, ...], count: int) -> pa.Array:
+    valid = pa.py_buffer(buffers[0])
+    if output.op in _TEXT_OPS:
+        offsets, chars = buffers[1], buffers[2]
+        return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(chars), valid)
+    if output.op == BOOLEAN:
+        return pa.Array.from_buffers(pa.bool_(), count, [valid, pa.py_buffer(buffers[1])])
+    if output.op == NONE:
+        return pa.nulls(count, output.arrow_type)
+    return pa.Array.from_buffers(_FIXED[output.op], count, [valid, pa.py_buffer(buffers[1])])
 
 
 def tree_spec(root: Node, index: dict[Path, int]) -> list[tuple[int, bool, bool, list[Any]]]:
@@ -231,4 +258,4 @@ def _bits(bitmap: bytes, count: int) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), count, [None, pa.py_buffer(bitmap)])
 
 
-Reader = ListReader | CompiledReader
+Reader = ListReader

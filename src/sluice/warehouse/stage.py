@@ -24,8 +24,34 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType
 from sluice.warehouse.planner import wants_warehouse
-from sluice.warehouse.readers import Reader, pointer
-from sluice.warehouse.shape import CONST, PICK, TEXT, VALUE, ExactPlanNeeded, Layout, Path, Source
+from sluice.warehouse.readers import (
+    BOOLEAN,
+    FLOAT,
+    INTEGER,
+    MOMENT_TEXT,
+    NONE,
+    PRESENT_ANY,
+    PRESENT_VALUE,
+    STRING,
+    TEXT_ALL,
+    TEXT_VALUE,
+    TIMESTAMP,
+    CompiledReader,
+    Output,
+    Reader,
+    pointer,
+)
+from sluice.warehouse.shape import (
+    CONST,
+    MOMENT,
+    PICK,
+    TEXT,
+    VALUE,
+    ExactPlanNeeded,
+    Layout,
+    Path,
+    Source,
+)
 from sluice.warehouse.sqlfit import flattened, literal, present_sql, python_value, typed_sql
 from sluice.warehouse.types import Unfit, fit
 
@@ -137,6 +163,50 @@ def select_sql(
     inner.append(f"{reader.ok()} AS sluice_ok")
     outer.append("sluice_ok")
     return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {reader.source(table)})"
+
+
+def compiled_select(
+    group: Group, made: dict[tuple[Source, ColumnType], Column], reader: CompiledReader, table: str
+) -> tuple[list[Output], str]:
+    """What the compiled reader must make, and the stage's rows from the `table` it makes:
+    its columns for the events it read, `select_sql` over DuckDB's reading for the others.
+
+    Its values are those of `select_sql`'s SQL, or NULL and flagged (types Python then makes).
+    """
+    outputs = [Output("sluice_id", STRING, ("messageId",))]
+    outer = ["seq", "message_id", "sluice_id"]
+    for layout in group.layouts:
+        if layout.profile is not None:
+            outputs.append(Output("sluice_pid", STRING, layout.profile))
+            outer.append("sluice_pid")
+    for (source, column_type), col in made.items():
+        if source.role == CONST:
+            outer.append(f"{read_sql(source, column_type, None)} AS {col.name}")
+            continue
+        outer.append(col.name)
+        op = compiled_op(source.role, column_type)
+        alt = source.alt if source.role == PICK and source.alt else None
+        presence = PRESENT_VALUE if source.role == VALUE else PRESENT_ANY
+        arrow_type = ARROW_TYPES[column_type]
+        flagged = col.flag is not None
+        outputs.append(Output(col.name, op, source.path, arrow_type, alt, presence, flagged))
+    outer.append("sluice_flag")
+    if group.key[1] == "track":
+        outputs.append(Output("sluice_event", STRING, ("event",)))
+        outer.append("sluice_event")
+    outer.append("sluice_read_ok AS sluice_ok")
+    fallback = select_sql(group, made, reader.fallback, reader.odd(table))
+    compiled = f"SELECT {', '.join(outer)} FROM {table} WHERE NOT sluice_odd"
+    return outputs, f"{compiled} UNION ALL {fallback}"
+
+
+def compiled_op(role: str, column_type: ColumnType) -> int:
+    """The compiled reader's op for what `typed_sql` does with this role and type."""
+    if role in (TEXT, PICK):
+        return {C.VARCHAR: TEXT_ALL, C.TIMESTAMP: TIMESTAMP}.get(column_type, NONE)
+    if column_type is C.VARCHAR:
+        return MOMENT_TEXT if role == MOMENT else TEXT_VALUE
+    return {C.INTEGER: INTEGER, C.FLOAT: FLOAT, C.BOOLEAN: BOOLEAN}.get(column_type, TIMESTAMP)
 
 
 def new_column(name: str, source: Source, column_type: ColumnType) -> Column:

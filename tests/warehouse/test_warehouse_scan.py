@@ -111,7 +111,15 @@ def compare(payloads: list[str], tree: Node) -> tuple[int, int]:
     )
     compiled, listed = CompiledReader(tree), ListReader(tree)
     raws = [Output(f"w{i + 1}", RAW, path) for path, i in compiled.index.items()]
-    db.register("r", compiled.table(arrow, raws))
+    read, odd_events = compiled.tables(arrow, raws)
+    db.register("r", _with_payload(arrow, read))
+    odd_seqs = [
+        seq
+        for seq, odd in zip(read["seq"].to_pylist(), read["sluice_odd"].to_pylist(), strict=True)
+        if odd
+    ]
+    assert odd_events["seq"].to_pylist() == odd_seqs
+    assert odd_events["payload"].to_pylist() == [payloads[seq - 1] for seq in odd_seqs]
     ws = [f"w{i}" for i in listed.index.values()]
     rows = {
         r[0]: r[1:]
@@ -242,7 +250,7 @@ def test_compiled_values_are_the_sql_values_or_flagged(seed: int) -> None:
             source = Source(role, path, alt=pick or ())
             presence = PRESENT_VALUE if role == VALUE else PRESENT_ANY
             out = Output("v", op, path, ARROW_TYPES[column_type], pick, presence, flagged=True)
-            db.register("r", compiled.table(arrow, [out]))
+            db.register("r", _with_payload(arrow, compiled.tables(arrow, [out])[0]))
             w = json_sql(source, listed.json)
             if op == STRING:
                 sql = f"json_extract_string({w}, '$')"
@@ -264,3 +272,8 @@ def test_compiled_values_are_the_sql_values_or_flagged(seed: int) -> None:
                     assert flag == (bool(was_present) and op != STRING), (payloads[seq - 1], op)
                     flagged += flag
     assert given > 500 and flagged > 50
+
+
+def _with_payload(events: pa.Table, read: pa.Table) -> pa.Table:
+    """The compiled reader's table with the payloads again (the list reader reads them)."""
+    return read.append_column("payload", events.column("payload"))

@@ -73,6 +73,7 @@ from sluice.warehouse.stage import (
     first_values_query,
     profile_filter,
     sample_has_all,
+    select_sql,
     share_tracks_types,
     stage_columns,
     wanted,
@@ -390,13 +391,21 @@ class Chunk:
         tree = self.owner.trees[group.key]
         made = stage_columns(group, types)
         group.stage = f"{self.prefix}_g{group.index}"
-        reader, read = CompiledReader(tree), f"sluice_r{group.index}"
-        outputs, select = compiled_select(group, made, reader, read)
-        self.db.register(read, reader.table(self._arrows[group.index], outputs))
+        reader = CompiledReader(tree)
+        read, irregular = f"sluice_r{group.index}", f"sluice_o{group.index}"
+        outputs, select = compiled_select(group, made, read)
+        read_rows, odd_events = reader.tables(self._arrows[group.index], outputs)
+        names = [read]
+        if odd_events.num_rows:  # DuckDB reads the irregular events (compiling it costs)
+            names.append(irregular)
+            select += f" UNION ALL {select_sql(group, made, reader.fallback, irregular)}"
+        for name, rows in zip(names, (read_rows, odd_events), strict=False):
+            self.db.register(name, rows)
         try:
             self._create(group.stage, select)
         finally:
-            self.db.unregister(read)
+            for name in names:
+                self.db.unregister(name)
         odd = self._rows(
             f"SELECT seq, e.payload FROM {group.stage} s"
             f" JOIN sluice_e{group.index} e USING (seq)"

@@ -185,14 +185,15 @@ class CompiledReader:
         self.spec = tree_spec(root, {path: i + 1 for path, i in self.index.items()})
         self.fallback = ListReader(root)
 
-    def table(self, events: pa.Table, outputs: list[Output]) -> pa.Table:
-        """The events (seq, message_id, payload) with the `outputs` as columns, `sluice_flag`,
-        `sluice_read_ok` (no key the tree lacks) and `sluice_odd` (irregular: the other
-        columns are NULL, DuckDB reads the event)."""
+    def tables(self, events: pa.Table, outputs: list[Output]) -> tuple[pa.Table, pa.Table]:
+        """What the compiled reader read: the events' seq and message_id with the `outputs` as
+        columns, `sluice_flag`, `sluice_read_ok` (no key the tree lacks) and `sluice_odd`
+        (irregular: the other columns are NULL); and the irregular events themselves (seq,
+        message_id, payload), for `fallback` to read (apart: DuckDB reads them alone)."""
         spec = [(o.op, o.presence, self._at(o.path), self._at(o.alt), o.flagged) for o in outputs]
         names = [o.name for o in outputs] + ["sluice_flag", "sluice_read_ok", "sluice_odd"]
         base = events.select(["seq", "message_id", "payload"])
-        batches = []
+        batches, odd_masks = [], []
         for batch in base.to_batches():
             payload = batch.column(2)
             if payload.null_count:
@@ -203,27 +204,28 @@ class CompiledReader:
                 offsets, data, payload.offset, count, self.spec, len(self.index), spec
             )
             arrays = [_array(o, b, count) for o, b in zip(outputs, columns, strict=True)]
-            arrays += [_bits(flag, count), _bits(ok, count), _bits(odd, count)]
+            odd_masks.append(_bits(odd, count))
+            arrays += [_bits(flag, count), _bits(ok, count), odd_masks[-1]]
             batches.append(
                 pa.RecordBatch.from_arrays(
-                    [*batch.columns, *arrays], names=[*batch.schema.names, *names]
+                    [*batch.columns[:2], *arrays], names=[*batch.schema.names[:2], *names]
                 )
             )
+        if any(mask.true_count for mask in odd_masks):
+            odd_events = base.filter(pa.chunked_array(odd_masks, pa.bool_()))
+        else:
+            odd_events = base.slice(0, 0)
         if batches:
-            return pa.Table.from_batches(batches)
-        schema = base.schema
+            return pa.Table.from_batches(batches), odd_events
+        schema = base.schema.remove(2)
         for o in outputs:
             schema = schema.append(pa.field(o.name, o.arrow_type))
         for name in names[len(outputs) :]:
             schema = schema.append(pa.field(name, pa.bool_()))
-        return schema.empty_table()
+        return schema.empty_table(), odd_events
 
     def _at(self, path: Path | None) -> int:
         return -1 if path is None else self.index.get(path, -1)
-
-    def odd(self, table: str) -> str:
-        """The irregular events of a `table` this reader made, for `fallback` to read."""
-        return f"(SELECT seq, message_id, payload FROM {table} WHERE sluice_odd)"
 
 
 def _array(output: Output, buffers: tuple[bytes, ...], count: int) -> pa.Array:

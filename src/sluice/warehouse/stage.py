@@ -36,7 +36,6 @@ from sluice.warehouse.readers import (
     TEXT_ALL,
     TEXT_VALUE,
     TIMESTAMP,
-    CompiledReader,
     Output,
     Reader,
     pointer,
@@ -166,10 +165,10 @@ def select_sql(
 
 
 def compiled_select(
-    group: Group, made: dict[tuple[Source, ColumnType], Column], reader: CompiledReader, table: str
+    group: Group, made: dict[tuple[Source, ColumnType], Column], read: str
 ) -> tuple[list[Output], str]:
-    """What the compiled reader must make, and the stage's rows from the `table` it makes:
-    its columns for the events it read, `select_sql` over DuckDB's reading for the others.
+    """What the compiled reader must make, and the stage's rows for the events it read, from
+    the table `read` it makes (`CompiledReader.tables`; the irregular ones are `select_sql`'s).
 
     Its values are those of `select_sql`'s SQL, or NULL and flagged (types Python then makes).
     """
@@ -195,9 +194,7 @@ def compiled_select(
         outputs.append(Output("sluice_event", STRING, ("event",)))
         outer.append("sluice_event")
     outer.append("sluice_read_ok AS sluice_ok")
-    fallback = select_sql(group, made, reader.fallback, reader.odd(table))
-    compiled = f"SELECT {', '.join(outer)} FROM {table} WHERE NOT sluice_odd"
-    return outputs, f"{compiled} UNION ALL {fallback}"
+    return outputs, f"SELECT {', '.join(outer)} FROM {read} WHERE NOT sluice_odd"
 
 
 def compiled_op(role: str, column_type: ColumnType) -> int:

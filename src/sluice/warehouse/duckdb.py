@@ -68,6 +68,7 @@ _READ_TYPES = {
     "BOOLEAN": ColumnType.BOOLEAN,
 }
 _BATCH_VIEW = "_sluice_batch"
+_DIGESTS = "temp.main._sluice_digests"  # the digests of the ids a batch brings
 STAGE_DATABASE = "sluice_stage"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
 _DISCARD_COLUMNS = ("schema", "table_name", "column_name", "row_id", "value", "reason")
@@ -234,18 +235,30 @@ class DuckDBBackend:
             db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
             return
         ids = ids_table(batch)
-        digest = "md5_number(b.id)"
-        seen = f"EXISTS (SELECT 1 FROM {ids} AS x WHERE x.h = {digest})"
-        matched = db.execute(f"SELECT count(*) FROM {source} AS b WHERE {seen}").fetchone()
-        if matched and matched[0]:
-            db.execute(
-                f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
-                f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
-            )
-            db.execute(f"INSERT INTO {ids} SELECT {digest} FROM {source} AS b WHERE NOT {seen}")
-        else:
-            db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
-            db.execute(f"INSERT INTO {ids} SELECT {digest} FROM {source} AS b")
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_DIGESTS} AS SELECT md5_number(b.id) AS h"
+            f" FROM {source} AS b"
+        )
+        try:
+            # The new digests are the IN list (hashed), the table's are probed: a scan of 16
+            # bytes a row, where hashing the table's digests would grow with it.
+            matched = db.execute(
+                f"SELECT count(*) FROM {ids} WHERE h IN (SELECT h FROM {_DIGESTS})"
+            ).fetchone()
+            if matched and matched[0]:
+                db.execute(
+                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
+                )
+                db.execute(
+                    f"INSERT INTO {ids} SELECT h FROM {_DIGESTS}"
+                    f" WHERE h NOT IN (SELECT h FROM {ids})"
+                )
+            else:
+                db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+                db.execute(f"INSERT INTO {ids} SELECT h FROM {_DIGESTS}")
+        finally:
+            db.execute(f"DROP TABLE IF EXISTS {_DIGESTS}")
 
     def _insert_discards(self, discards: Sequence[Discard], now: datetime) -> None:
         columns = [

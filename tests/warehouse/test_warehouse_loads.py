@@ -6,6 +6,9 @@ lost position, discarded values and widening, through `WarehouseLoader` as the w
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -498,3 +501,38 @@ def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
     assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
+
+
+_LOAD_THEN_DIE = """
+import os, signal, sys
+from pathlib import Path
+from sluice.warehouse.base import ColumnType, TableBatch
+from sluice.warehouse.duckdb import DuckDBBackend
+
+backend = DuckDBBackend(Path(sys.argv[1]))
+columns = {"id": ColumnType.VARCHAR, "n": ColumnType.INTEGER}
+rows = [{"id": f"m{i}", "n": i} for i in range(1000)]
+backend.load([TableBatch("web", "tracks", columns, rows)], [], "main", 1000)
+print("committed", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close: no checkpoint
+"""
+
+
+def test_rows_committed_to_the_write_ahead_log_survive_kill_9(tmp_path: Path) -> None:
+    """Commits are not checkpointed (only at close, or when the log is large): a process killed
+    right after a commit leaves its rows in DuckDB's log, which the next open replays."""
+    path = tmp_path / "warehouse.duckdb"
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_THEN_DIE, str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == -signal.SIGKILL and "committed" in done.stdout, done.stderr
+    assert Path(f"{path}.wal").stat().st_size > 0  # the rows are in the log, not the file yet
+    backend = DuckDBBackend(path)
+    try:
+        assert backend.position("main") == 1000
+        assert backend.columns("web")["tracks"] == {"id": C.VARCHAR, "n": C.INTEGER}
+    finally:
+        backend.close()
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*), sum(n) FROM web.tracks").fetchone() == (1000, 499500)
+    assert not Path(f"{path}.wal").exists()  # checkpointed at close

@@ -68,6 +68,7 @@ _READ_TYPES = {
     "BOOLEAN": ColumnType.BOOLEAN,
 }
 _BATCH_VIEW = "_sluice_batch"
+CHECKPOINT_THRESHOLD = "1GB"  # of write-ahead log (DuckDB's default: 16MB)
 _DIGESTS = "temp.main._sluice_digests"  # the digests of the ids a batch brings
 STAGE_DATABASE = "sluice_stage"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
@@ -119,6 +120,11 @@ class DuckDBBackend:
                 " (another process, e.g. `sluice serve` or the duckdb shell, may hold it open)"
             ) from exc
         self._db.execute("SET TimeZone = 'UTC'")
+        # Commits write the write-ahead log only; the file is checkpointed when the log reaches
+        # this size, and at `close`. A checkpoint rewrites the partly filled row groups of every
+        # table a commit touched: once per load instead of once per chunk (1,000,000 bench
+        # events: 8-10% faster end to end). A crash replays the log, so nothing is lost.
+        self._db.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         meta = quote(META_SCHEMA)
         self._db.execute(f"CREATE SCHEMA IF NOT EXISTS {meta}")
         self._db.execute(
@@ -311,4 +317,10 @@ class DuckDBBackend:
         return [Discard(*row) for row in rows]
 
     def close(self) -> None:
-        self._db.close()
+        """Checkpoint (see `__init__`) and close; a failed checkpoint leaves the log, which the
+        next open replays."""
+        try:
+            with contextlib.suppress(duckdb.Error):
+                self._db.execute("CHECKPOINT")
+        finally:
+            self._db.close()

@@ -25,7 +25,7 @@ from sluice.warehouse.base import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from sluice.warehouse.postgres import PostgresBackend, _lock_key, csv_stream
+from sluice.warehouse.postgres import PostgresBackend, _lock_key, binary_rows
 
 C = ColumnType
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -465,15 +465,14 @@ def staged_tracks(engine: duckdb.DuckDBPyConnection, first: int, count: int) -> 
 def test_staged_rows_stream_into_copy_and_a_collision_mid_stream_redoes_the_load(
     backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
 ) -> None:
-    """200,000 staged rows are several MB of CSV: PostgreSQL refuses the first row (a known id)
-    while DuckDB is still writing into the pipe; the load is redone through staging."""
+    """200,000 staged rows are several MB of binary COPY: PostgreSQL refuses the first row (a
+    known id) while more are still being sent; the load is redone through staging."""
     engine = duckdb.connect()
     backend.load([staged_tracks(engine, 0, 1)], [], "loader", 1)
     backend.load([staged_tracks(engine, 0, 200_000)], [], "loader", 2)
     count, low, high = db.execute("SELECT count(*), min(n), max(n) FROM web.tracks").fetchone()
     assert (count, low, high) == (200_000, 0, 199_999)
     assert backend.position("loader") == 2
-    assert not [t for t in threading.enumerate() if t.name == "sluice-csv"]
 
 
 def test_a_duckdb_failure_while_streaming_fails_the_load_and_writes_nothing(
@@ -489,20 +488,56 @@ def test_a_duckdb_failure_while_streaming_fails_the_load_and_writes_nothing(
     )
     columns = {**TRACK_COLUMNS, "n": C.INTEGER}
     bad = TableBatch("web", "tracks", columns, [], staged=StagedRows(engine, query, 200_000))
-    with pytest.raises(WarehouseError, match="DuckDB could not write the staged rows"):
+    with pytest.raises(WarehouseError, match="DuckDB could not read the staged rows"):
         backend.load([bad], [], "loader", 2)
     assert db.execute("SELECT count(*) FROM web.tracks").fetchone() == (1,)
     assert backend.position("loader") == 1
 
 
-def test_csv_stream_ends_when_its_reader_stops_early() -> None:
+def test_binary_rows_end_when_their_reader_stops_early() -> None:
     engine = duckdb.connect()
-    many = "SELECT i, repeat('x', 100) FROM range(1000000) r(i)"
-    with pytest.raises(RuntimeError, match="reader gave up"), csv_stream(engine, many) as blocks:
-        next(blocks)
-        raise RuntimeError("reader gave up")
-    with csv_stream(engine, "SELECT i FROM range(3) r(i)") as blocks:
-        assert b"".join(blocks) == b"0\n1\n2\n"
-    missing = "SELECT * FROM no_such_table"
-    with pytest.raises(WarehouseError, match="no_such_table"), csv_stream(engine, missing) as out:
-        assert b"".join(out) == b""
+    many = "SELECT i FROM range(1000000) r(i)"
+    rows = binary_rows(engine, many, [C.INTEGER])
+    assert next(rows).startswith(b"PGCOPY\n\xff\r\n\x00")
+    next(rows)
+    rows.close()  # the COPY failed: the cursor is closed, nothing is left running
+    three = b"".join(binary_rows(engine, "SELECT i FROM range(3) r(i)", [C.INTEGER]))
+    fields = b"".join(b"\x00\x01" + (8).to_bytes(4, "big") + i.to_bytes(8, "big") for i in range(3))
+    assert three == b"PGCOPY\n\xff\r\n\x00" + bytes(8) + fields + b"\xff\xff"
+    missing = binary_rows(engine, "SELECT * FROM no_such_table", [C.INTEGER])
+    with pytest.raises(WarehouseError, match="no_such_table"):
+        b"".join(missing)
+
+
+def test_staged_values_of_every_type_arrive_as_they_were(
+    backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    """Binary COPY: NULLs, negative and large integers, floats, booleans, timestamps on both
+    sides of PostgreSQL's epoch (2000) and of 1970, empty and non-ASCII text, NUL (U+FFFD)."""
+    engine = duckdb.connect()
+    engine.execute("SET TimeZone = 'UTC'")
+    values = [
+        ("m1", "2026-11-28 10:00:00.123456+00", -5, 1.5, True, "Chloé € 5"),
+        ("m2", "1999-12-31 23:59:59.999999+00", 9223372036854775807, -0.1, False, ""),
+        ("m3", "1969-07-20 20:17:40+00", -9223372036854775808, 1e300, None, "a\x00b"),
+        ("m4", None, None, None, None, None),
+    ]
+    engine.execute(
+        "CREATE TABLE rows (id VARCHAR, received_at TIMESTAMPTZ, n BIGINT, x DOUBLE,"
+        " ok BOOLEAN, note VARCHAR)"
+    )
+    engine.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", values)
+    columns = {
+        "id": C.VARCHAR, "received_at": C.TIMESTAMP, "n": C.INTEGER, "x": C.FLOAT,
+        "ok": C.BOOLEAN, "note": C.VARCHAR,
+    }  # fmt: skip
+    staged = StagedRows(engine, "SELECT * FROM rows", len(values))
+    backend.load([TableBatch("web", "things", columns, [], staged=staged)], [], "loader", 1)
+    got = db.execute(
+        "SELECT id, received_at, n, x, ok, note FROM web.things ORDER BY id"
+    ).fetchall()
+    expected = engine.execute("SELECT * FROM rows ORDER BY id").fetchall()
+    assert [r[0] for r in got] == ["m1", "m2", "m3", "m4"]
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine[:5] == theirs[:5]
+        assert mine[5] == (theirs[5].replace("\x00", "\ufffd") if theirs[5] is not None else None)

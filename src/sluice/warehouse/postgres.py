@@ -24,9 +24,6 @@ Locking, so that concurrent loaders never deadlock:
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
-import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,8 +31,11 @@ from typing import Any, ClassVar
 
 import duckdb
 import psycopg
+import pyarrow as pa  # type: ignore[import-untyped]
 from psycopg import errors, sql
+from psycopg.copy import QueuedLibpqWriter
 
+from sluice.warehouse import _pgcopy  # type: ignore[attr-defined]
 from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
@@ -97,7 +97,6 @@ _ISO_FORMAT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 
 # PostgreSQL text cannot hold NUL; JSON strings can ("\u0000"). Stored as U+FFFD instead.
 _NUL, _NUL_STAND_IN = "\x00", "\ufffd"
-_COPY_BLOCK = 1 << 20
 
 # First key of the two-key advisory locks on tables and schemas. The loader lock uses the
 # one-key (bigint) form, which PostgreSQL keeps apart from two-key locks.
@@ -298,16 +297,17 @@ class PostgresBackend:
 
     @staticmethod
     def _copy_staged(cur: Cursor, batch: TableBatch, into: sql.Identifier) -> None:
-        """Rows planned in DuckDB, as CSV that DuckDB writes (no Python per value).
+        """Rows planned in DuckDB, read as Arrow and sent as binary COPY (`binary_rows`).
 
-        DuckDB's CSV writer was 2.5x faster than Arrow's here. It writes into a named pipe that
-        COPY reads from as it fills: DuckDB writing and PostgreSQL parsing overlap, and the CSV
-        is never held whole (a 200,000-event chunk's tracks are ~150 MB of it).
+        Binary COPY spares PostgreSQL parsing text (1.6-1.8x faster than CSV for the bench's
+        rows, timestamps above all), and encoding Arrow columns costs less than DuckDB writing
+        CSV. The COPY writes from a thread (psycopg's queued writer), so encoding the next
+        rows overlaps sending these.
         """
         staged = batch.staged
         assert staged is not None
         names = list(batch.columns)
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             into, sql.SQL(", ").join(map(sql.Identifier, names))
         )
         select = ", ".join(
@@ -317,10 +317,9 @@ class PostgresBackend:
             else _quote(n)
             for n, t in batch.columns.items()
         )
-        # Empty strings are written "", NULL as nothing: COPY's CSV reads them back so.
         query = f"SELECT {select} FROM ({staged.query})"
-        with cur.copy(copy_sql) as copy, csv_stream(staged.engine, query) as blocks:
-            for block in blocks:
+        with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
+            for block in binary_rows(staged.engine, query, list(batch.columns.values())):
                 copy.write(block)
 
     def _stage_and_insert(self, cur: Cursor, batch: TableBatch, table_columns: list[str]) -> None:
@@ -459,40 +458,51 @@ def _ensure_table(cur: Cursor, batch: TableBatch) -> dict[str, str]:
     return {**have, **{n: _DATA_TYPES[batch.columns[n]] for n in added}}
 
 
-@contextmanager
-def csv_stream(engine: duckdb.DuckDBPyConnection, query: str) -> Iterator[Iterator[bytes]]:
-    """The query's rows as CSV blocks, written by DuckDB in a thread into a named pipe.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+_COPY_TRAILER = b"\xff\xff"
+_COPY_KINDS: Mapping[ColumnType, int] = {  # _pgcopy.c's KIND_*
+    ColumnType.VARCHAR: 0,
+    ColumnType.INTEGER: 1,
+    ColumnType.FLOAT: 2,
+    ColumnType.BOOLEAN: 3,
+    ColumnType.TIMESTAMP: 4,
+}
+_ARROW_TYPES: Mapping[ColumnType, pa.DataType] = {
+    ColumnType.VARCHAR: pa.string(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+_ARROW_ROWS = 20_000  # rows per Arrow batch read from DuckDB and encoded at once
 
-    The thread holds the pipe open for writing from before DuckDB opens it until DuckDB is done,
-    so the reader sees the end of the rows only then, whether DuckDB succeeded or failed. A
-    reader that stops early (COPY failed) closes its end: DuckDB's next write fails and the
-    thread ends. A DuckDB error is raised here, after the blocks and inside the caller's COPY,
-    so that a COPY never commits a partial CSV.
+
+def binary_rows(
+    engine: duckdb.DuckDBPyConnection, query: str, types: Sequence[ColumnType]
+) -> Iterator[bytes]:
+    """The query's rows as binary COPY data (header, rows, trailer), its columns of `types`.
+
+    A DuckDB error is raised before the trailer, inside the caller's COPY, so that a COPY never
+    commits part of the rows.
     """
     cursor = engine.cursor()
     try:
-        with tempfile.TemporaryDirectory() as scratch:
-            path = os.path.join(scratch, "rows.csv")
-            os.mkfifo(path, 0o600)  # POSIX, as the store's fcntl locks
-            failures: list[BaseException] = []
-
-            def write() -> None:
-                keeper = os.open(path, os.O_WRONLY)  # returns once the reader has opened it
-                try:
-                    cursor.sql(query).write_csv(path, header=False)
-                except BaseException as exc:  # handed to the reading side
-                    failures.append(exc)
-                finally:
-                    os.close(keeper)
-
-            writer = threading.Thread(target=write, name="sluice-csv", daemon=True)
-            writer.start()
-            try:
-                with open(path, "rb") as pipe:
-                    yield iter(lambda: pipe.read(_COPY_BLOCK), b"")
-            finally:
-                writer.join()
-            if failures:
-                raise WarehouseError(f"DuckDB could not write the staged rows: {failures[0]}")
+        try:
+            reader = cursor.sql(query).to_arrow_reader(_ARROW_ROWS)
+            yield _COPY_HEADER
+            for batch in reader or ():
+                columns = []
+                for array, column_type in zip(batch.columns, types, strict=True):
+                    if array.type != _ARROW_TYPES[column_type]:
+                        array = array.cast(_ARROW_TYPES[column_type])
+                    buffers = array.buffers()
+                    valid = buffers[0] if array.null_count else None
+                    data = buffers[2] if column_type is ColumnType.VARCHAR else None
+                    kind = _COPY_KINDS[column_type]
+                    columns.append((kind, array.offset, valid, buffers[1], data))
+                yield _pgcopy.encode(batch.num_rows, columns)
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's, through Arrow
+            raise WarehouseError(f"DuckDB could not read the staged rows: {exc}") from exc
+        yield _COPY_TRAILER
     finally:
         cursor.close()

@@ -23,6 +23,7 @@ figure in % says how close Sluice is.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -165,7 +166,9 @@ def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) ->
         body = _encode({"id": f"bench_{time.time_ns()}", "type": "duckdb"})
         factory: Any = lambda c: backend  # noqa: E731
         loader = WarehouseLoader(Settings(), log, body, backend_factory=factory, chunk_events=chunk)  # type: ignore[arg-type]
+        cpu_before = os.times()
         report = loader.load_once()
+        cpu_after = os.times()
     finally:
         for (owner, name, _), fn in zip(patched, originals, strict=True):
             setattr(owner, name, fn)
@@ -180,6 +183,11 @@ def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) ->
     print(
         f"  end to end  {events / total:>9,.0f} events/s {rows / total:>9,.0f} rows/s"
         f" ({total:.1f} s)"
+    )
+    used = sum(cpu_after[:2]) - sum(cpu_before[:2])
+    print(
+        f"  CPU         {used:>9.1f} s (this process, all threads: {used / total:.2f} cores busy"
+        f" of {os.cpu_count()})"
     )
     print(f"  planning    {cpu:>9.1f} s (reading, planning; overlaps the backend)")
     print(f"  backend     {rows / load_s:>9,.0f} rows/s ({load_s:.1f} s, overlaps planning)")

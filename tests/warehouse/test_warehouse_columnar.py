@@ -474,3 +474,22 @@ def test_payloads_not_written_by_the_collector() -> None:
     plan = assert_same(events)
     row = rows_of(next(b for b in plan.batches if b.table == "e"))[0]
     assert (row["name"], row["n"], row["m"]) == ('café "x"', 1.5, 100.0)
+
+
+def test_hour_24_is_python_s_to_judge_on_both_readers() -> None:
+    """DuckDB casts T24:00:00 to the next midnight, Python refuses it: both readers (compiled,
+    and DuckDB's for an event it cannot vouch for: an escape) leave it to Python."""
+    events = stored(
+        [
+            {"type": "track", "event": "E", "properties": {"at": "2023-01-01T10:00:00Z"}},
+            {"type": "track", "event": "E", "properties": {"at": "2023-01-01T24:00:00Z"}},
+            {
+                "type": "track",
+                "event": "E",
+                "properties": {"at": "2023-01-01T24:00:00Z"},
+                "x": "\n",
+            },
+        ]
+    )
+    plan = assert_same(events)
+    assert [(d.row_id, d.column) for d in plan.discards] == [("m2", "at"), ("m3", "at")]

@@ -52,6 +52,7 @@ typedef struct {
     const Node *nodes;
     const Member *members;
     uint32_t *seen;     /* per member: the object instance that last had it */
+    int n_seen;
     uint32_t stamp;
     const char **start; /* per column: this event's value text, or NULL */
     Py_ssize_t *size;
@@ -237,6 +238,10 @@ static const char *object_members(Scan *s, const char *p, const char *end, int n
         return p + 1;
     }
     uint32_t stamp = ++s->stamp;
+    if (stamp == 0) { /* wrapped: forget the old stamps */
+        memset(s->seen, 0, sizeof(uint32_t) * (size_t)s->n_seen);
+        stamp = s->stamp = 1;
+    }
     for (;;) {
         if (p >= end || *p != '"')
             goto odd;
@@ -702,7 +707,7 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
     const int32_t *offsets = (const int32_t *)offsets_view.buf + first;
     const char *data = (const char *)data_view.buf;
     Py_BEGIN_ALLOW_THREADS
-    Scan s = {nodes, members, seen, 0, start, size, 0, 1};
+    Scan s = {nodes, members, seen, n_members, 0, start, size, 0, 1};
     for (Py_ssize_t row = 0; row < count && !failed; row++) {
         int32_t lo = offsets[row], hi = offsets[row + 1];
         const char *p = data + lo, *end = data + hi;

@@ -82,8 +82,10 @@ def _text(w: str, objects: bool) -> str:
 
 def _timestamp(w: str) -> str:
     shapes = " OR ".join(f"{w} GLOB '{glob}'" for glob in TIMESTAMP_GLOBS)
+    # DuckDB reads hour 24 as the next day's midnight; Python refuses it (a discard there).
     return (
         f"CASE WHEN ({shapes}) AND NOT starts_with({w}, '\"0000')"
+        f" AND substring({w}, 13, 2) <> '24'"
         f" THEN TRY_CAST(substring({w}, 2, strlen({w}) - 2) AS TIMESTAMPTZ) END"
     )
 

@@ -1,21 +1,23 @@
-"""A chunk of the log planned column-wise in DuckDB: the warehouse loader's fast path.
+"""A chunk of the log planned column-wise: the warehouse loader's fast path.
 
 The exact planner (planner.py) decodes, flattens and types every event in Python, most of a
-load's time. This planner hands the chunk's payloads to DuckDB and does the schema work once per
-group of events (the tracks of one event name, the pages, the identifies, ...):
+load's time. This planner reads the chunk's payloads in compiled code and DuckDB and does the
+schema work once per group of events (the tracks of one event name, the pages, ...):
 
 1. Each group has a tree of the key paths its events hold (shape.py), learnt by decoding its
-   first events in Python. One `json_extract` per event reads every known path, and the same
-   query proves the event has no other key (readers.py). Events that have one are decoded in
-   Python, the tree grows and the group is read again: rare once a load is under way.
+   first events in Python. The compiled reader (readers.py, `_scan.c`) reads every known path
+   of each event once and proves the event has no other key; DuckDB reads the few events it
+   cannot vouch for. Events with another key are decoded in Python, the tree grows and the
+   group is read again: rare once a load is under way.
 2. Columns the table has keep their type; a new one takes the type of its first value in log
    order (`types.infer` on that value, found among the decoded events or by one query).
-3. SQL casts each value to its column's type only where the result is surely what `types.fit`
-   gives (sqlfit.py) and flags the rest, which go through `types.fit` in Python: a `Discard`,
-   or a value SQL could not make (a rarer ISO-8601 form, say), set into the stage.
+3. Values are cast to their column's type only where the result is surely what `types.fit`
+   gives (the compiled reader, or sqlfit.py's SQL) and flagged otherwise; flagged values go
+   through `types.fit` in Python: a `Discard`, or a value only Python makes, set into the stage.
 4. The rows stay in DuckDB, in one stage table per group (stage.py); `TableBatch.staged` is a
-   query over them, which a DuckDB warehouse inserts from and PostgreSQL reads as CSV, without
-   Python touching a value. Groups are read two at a time: DuckDB does not hold the GIL.
+   query over them, which a DuckDB warehouse inserts from and PostgreSQL reads as Arrow (sent
+   as binary COPY), without Python touching a value. Groups are read two at a time: neither
+   the compiled reader nor DuckDB holds the GIL.
 
 Whatever the fast path cannot reproduce exactly (invalid JSON, a key without letters, two keys
 naming one column, a key repeated in an object) raises `ExactPlanNeeded`: the loader then plans

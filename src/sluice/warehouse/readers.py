@@ -1,10 +1,11 @@
 """How the columnar planner reads a group's events, and proves them whole.
 
 `CompiledReader` (the one the planner uses) reads each event once in compiled code (`_scan.c`):
-the JSON text of every key path, and whether the event holds a key the tree lacks, as Arrow
-columns. It vouches only for events whose texts are already as DuckDB would write them; the
-others ("irregular": escapes, whitespace, numbers DuckDB rewrites, repeated keys, ...) are read
-by `ListReader`, in the same query. The two agree on every event the compiled reader reads
+every key path's value, whether the event holds a key the tree lacks, and the stage's columns
+typed as sqlfit.py's SQL types them (or NULL and flagged, for Python), as Arrow columns. It
+vouches only for events whose texts are already as DuckDB would write them; the others
+("irregular": escapes, whitespace, numbers DuckDB rewrites, repeated keys, ...) are read by
+`ListReader` and typed by that SQL (stage.py). The two agree wherever the compiled reader reads
 (tests/warehouse/test_warehouse_scan.py compares them on random events and trees).
 
 `ListReader` gives each key path's JSON text to the SQL of `sqlfit.py` (one `json_extract` of a

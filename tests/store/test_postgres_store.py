@@ -530,11 +530,15 @@ def test_a_trim_interrupted_half_way_is_finished_by_the_next(pg_url: str) -> Non
         trimming.start()
         with psycopg.connect(pg_url, autocommit=True) as admin:
             deadline = time.monotonic() + 10
+            # Cancelled only once its first phase has committed "detach pending" and it waits
+            # for the long reader: a cancel before that leaves nothing pending.
             detach = (
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND query LIKE 'ALTER TABLE events DETACH%'"
+                " AND query LIKE 'ALTER TABLE events DETACH%' AND wait_event_type = 'Lock'"
             )
-            while not (pids := admin.execute(detach).fetchall()):
+            while not (pids := admin.execute(detach).fetchall()) or not any(
+                p.detach_pending for p in partitions(admin)
+            ):
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             admin.execute("SELECT pg_cancel_backend(%s)", pids[0])

@@ -166,6 +166,15 @@ def test_full_tree_reads_every_regular_event_as_ok() -> None:
         discover(json.loads(text), tree)
     read, irregular = compare(payloads, tree)
     assert (read, irregular) == (3, 0)
+    arrow = pa.table(
+        {"seq": [1, 2, 3], "message_id": ["m1", "m2", "m3"], "payload": payloads},
+        schema=pa.schema(
+            [("seq", pa.int64()), ("message_id", pa.string()), ("payload", pa.string())]
+        ),
+    )
+    rows, odd_events = CompiledReader(tree).tables(arrow, [])
+    assert rows["sluice_read_ok"].to_pylist() == [True, True, True]
+    assert odd_events.num_rows == 0
 
 
 @pytest.mark.parametrize(

@@ -397,16 +397,16 @@ class Chunk:
         read, irregular = f"sluice_r{group.index}", f"sluice_o{group.index}"
         outputs, select = compiled_select(group, made, read)
         read_rows, odd_events = reader.tables(self._arrows[group.index], outputs)
-        names = [read]
+        tables = {read: read_rows}
         if odd_events.num_rows:  # DuckDB reads the irregular events (compiling it costs)
-            names.append(irregular)
+            tables[irregular] = odd_events
             select += f" UNION ALL {select_sql(group, made, reader.fallback, irregular)}"
-        for name, rows in zip(names, (read_rows, odd_events), strict=False):
+        for name, rows in tables.items():
             self.db.register(name, rows)
         try:
             self._create(group.stage, select)
         finally:
-            for name in names:
+            for name in tables:
                 self.db.unregister(name)
         odd = self._rows(
             f"SELECT seq, e.payload FROM {group.stage} s"

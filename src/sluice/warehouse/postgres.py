@@ -48,6 +48,7 @@ from sluice.warehouse.base import (
     WarehouseError,
     WarehouseUnavailable,
 )
+from sluice.warehouse.stage import ARROW_TYPES  # the types staged rows have
 
 # Segment's types as PostgreSQL types. `text`, not `varchar(512)`: PostgreSQL stores both the same
 # way and a length limit only adds a check; 512 is Redshift's limit, and truncating would lose data.
@@ -467,13 +468,6 @@ _COPY_KINDS: Mapping[ColumnType, int] = {  # _pgcopy.c's KIND_*
     ColumnType.BOOLEAN: 3,
     ColumnType.TIMESTAMP: 4,
 }
-_ARROW_TYPES: Mapping[ColumnType, pa.DataType] = {
-    ColumnType.VARCHAR: pa.string(),
-    ColumnType.INTEGER: pa.int64(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.BOOLEAN: pa.bool_(),
-    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-}
 _ARROW_ROWS = 20_000  # rows per Arrow batch read from DuckDB and encoded at once
 
 
@@ -493,8 +487,8 @@ def binary_rows(
             for batch in reader or ():
                 columns = []
                 for array, column_type in zip(batch.columns, types, strict=True):
-                    if array.type != _ARROW_TYPES[column_type]:
-                        array = array.cast(_ARROW_TYPES[column_type])
+                    if array.type != ARROW_TYPES[column_type]:
+                        array = array.cast(ARROW_TYPES[column_type])
                     buffers = array.buffers()
                     valid = buffers[0] if array.null_count else None
                     data = buffers[2] if column_type is ColumnType.VARCHAR else None

@@ -153,11 +153,6 @@ RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT, INTEGER, FLOAT, BOOLEAN, TIMESTA
 PRESENT_ANY, PRESENT_VALUE = 0, 1  # sqlfit.present_sql: ids, names and moments; values
 _TEXT_OPS: Final = (RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT)
 _STRING: Final = pa.string()
-_FIXED: Final = {
-    INTEGER: pa.int64(),
-    FLOAT: pa.float64(),
-    TIMESTAMP: pa.timestamp("us", tz="UTC"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +160,7 @@ class Output:
     """One column the compiled reader makes: `op` of the text at `path` (for a page's name,
     the property at `alt` when the top-level value is absent). When `flagged`, a value present
     (`presence`) that comes out NULL sets the row's `sluice_flag`. `arrow_type` is the
-    column's type (for NONE, whose values are all NULL)."""
+    column's type, which the op's values have (text ops: string)."""
 
     name: str
     op: int
@@ -234,11 +229,10 @@ def _array(output: Output, buffers: tuple[bytes, ...], count: int) -> pa.Array:
     if output.op in _TEXT_OPS:
         offsets, chars = buffers[1], buffers[2]
         return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(chars), valid)
-    if output.op == BOOLEAN:
-        return pa.Array.from_buffers(pa.bool_(), count, [valid, pa.py_buffer(buffers[1])])
     if output.op == NONE:
         return pa.nulls(count, output.arrow_type)
-    return pa.Array.from_buffers(_FIXED[output.op], count, [valid, pa.py_buffer(buffers[1])])
+    # booleans (a bitmap), integers, floats, timestamps (8 bytes a value): of the column's type
+    return pa.Array.from_buffers(output.arrow_type, count, [valid, pa.py_buffer(buffers[1])])
 
 
 def tree_spec(root: Node, index: dict[Path, int]) -> list[tuple[int, bool, bool, list[Any]]]:

@@ -1,5 +1,10 @@
 """The compiled parts of Sluice (everything else is pyproject.toml): the warehouse's JSON reader
-and its PostgreSQL binary COPY encoder."""
+and its PostgreSQL binary COPY encoder.
+
+Both are optional: where no C compiler or no Python headers are found, setuptools warns and
+installs Sluice without them, and the loader does their work in DuckDB and Python, slower
+(src/sluice/warehouse/compiled.py).
+"""
 
 from setuptools import Extension, setup
 
@@ -8,10 +13,16 @@ FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
 setup(
     ext_modules=[
         Extension(
-            "sluice.warehouse._scan", ["src/sluice/warehouse/_scan.c"], extra_compile_args=FLAGS
+            "sluice.warehouse._scan",
+            ["src/sluice/warehouse/_scan.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
         ),
         Extension(
-            "sluice.warehouse._pgcopy", ["src/sluice/warehouse/_pgcopy.c"], extra_compile_args=FLAGS
+            "sluice.warehouse._pgcopy",
+            ["src/sluice/warehouse/_pgcopy.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
         ),
     ]
 )

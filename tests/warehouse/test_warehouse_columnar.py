@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from sluice.store.base import StoredEvent
+from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType, TableBatch
 from sluice.warehouse.columnar import ColumnarPlanner
 from sluice.warehouse.duckdb import DuckDBBackend
@@ -412,7 +413,19 @@ def _events(seed: int, count: int, wild: bool) -> list[dict[str, Any]]:
     return msgs
 
 
+@pytest.fixture(params=["compiled", "duckdb"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Plan with the compiled reader, and as an install without C extensions does (DuckDB reads
+    every event, compiled.py)."""
+    if request.param == "duckdb":
+        monkeypatch.setenv(compiled.DISABLE_ENV, "1")
+    elif compiled.scan() is None:
+        pytest.skip("sluice.warehouse._scan is not built (no C compiler)")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.usefixtures("reader")
 def test_varied_events_stay_on_the_fast_path_and_match(seed: int) -> None:
     known: Known = {}
     if seed % 2:  # a warehouse that already has some columns, some of other types
@@ -422,6 +435,7 @@ def test_varied_events_stay_on_the_fast_path_and_match(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.usefixtures("reader")
 def test_wild_events_match_or_fall_back(seed: int) -> None:
     events = stored(_events(100 + seed, 300, wild=True))
     try:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from sluice.warehouse import compiled
 from sluice.warehouse.base import (
     ColumnType,
     Discard,
@@ -25,7 +26,7 @@ from sluice.warehouse.base import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from sluice.warehouse.postgres import PostgresBackend, _lock_key, binary_rows
+from sluice.warehouse.postgres import PostgresBackend, _lock_key, binary_rows, python_copy_rows
 
 C = ColumnType
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -494,6 +495,41 @@ def test_a_duckdb_failure_while_streaming_fails_the_load_and_writes_nothing(
     assert backend.position("loader") == 1
 
 
+@pytest.fixture(params=["compiled", "python"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Encode COPY rows with `_pgcopy.c`, and as an install without C extensions does."""
+    if request.param == "python":
+        monkeypatch.setenv(compiled.DISABLE_ENV, "1")
+    elif compiled.pgcopy() is None:
+        pytest.skip("sluice.warehouse._pgcopy is not built (no C compiler)")
+    return str(request.param)
+
+
+def test_the_python_encoder_writes_the_compiled_one_s_bytes() -> None:
+    pgcopy = compiled.pgcopy()
+    if pgcopy is None:
+        pytest.skip("sluice.warehouse._pgcopy is not built (no C compiler)")
+    engine = duckdb.connect()
+    engine.execute("SET TimeZone = 'UTC'")
+    query = (
+        "SELECT CASE WHEN i % 7 = 0 THEN NULL ELSE 'é' || i END AS t,"
+        " CASE WHEN i % 5 = 0 THEN NULL ELSE i * 7919 - 500000 END AS n,"
+        " CASE WHEN i % 3 = 0 THEN NULL ELSE i / 7 END AS x,"
+        " CASE WHEN i % 11 = 0 THEN NULL ELSE i % 2 = 0 END AS ok,"
+        " CASE WHEN i % 13 = 0 THEN NULL"
+        " ELSE TIMESTAMPTZ '1969-12-31 23:00:00+00' + i * INTERVAL 1 HOUR END AS at"
+        " FROM range(50000) r(i)"
+    )
+    types = [C.VARCHAR, C.INTEGER, C.FLOAT, C.BOOLEAN, C.TIMESTAMP]
+    with_c = b"".join(binary_rows(engine, query, types))
+    table = engine.sql(query).to_arrow_table().slice(100)  # arrays that do not start at 0
+    arrays = [table.column(i).combine_chunks() for i in range(len(types))]
+    sliced = python_copy_rows(table.num_rows, arrays, types)
+    assert len(with_c) > 1_000_000
+    assert with_c.endswith(sliced + b"\xff\xff")
+
+
+@pytest.mark.usefixtures("encoder")
 def test_binary_rows_end_when_their_reader_stops_early() -> None:
     engine = duckdb.connect()
     many = "SELECT i FROM range(1000000) r(i)"
@@ -509,6 +545,7 @@ def test_binary_rows_end_when_their_reader_stops_early() -> None:
         b"".join(missing)
 
 
+@pytest.mark.usefixtures("encoder")
 def test_staged_values_of_every_type_arrive_as_they_were(
     backend: PostgresBackend, db: psycopg.Connection[tuple[Any, ...]]
 ) -> None:

@@ -24,8 +24,9 @@ Locking, so that concurrent loaders never deadlock:
 from __future__ import annotations
 
 import itertools
+import struct
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -35,7 +36,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from psycopg import errors, sql
 from psycopg.copy import QueuedLibpqWriter
 
-from sluice.warehouse import _pgcopy  # type: ignore[attr-defined]
+from sluice.warehouse import compiled
 from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
@@ -483,20 +484,75 @@ def binary_rows(
     try:
         try:
             reader = cursor.sql(query).to_arrow_reader(_ARROW_ROWS)
+            encode = _encoder()
             yield _COPY_HEADER
             for batch in reader or ():
-                columns = []
+                arrays = []
                 for array, column_type in zip(batch.columns, types, strict=True):
                     if array.type != ARROW_TYPES[column_type]:
                         array = array.cast(ARROW_TYPES[column_type])
-                    buffers = array.buffers()
-                    valid = buffers[0] if array.null_count else None
-                    data = buffers[2] if column_type is ColumnType.VARCHAR else None
-                    kind = _COPY_KINDS[column_type]
-                    columns.append((kind, array.offset, valid, buffers[1], data))
-                yield _pgcopy.encode(batch.num_rows, columns)
+                    arrays.append(array)
+                yield encode(batch.num_rows, arrays, types)
         except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's, through Arrow
             raise WarehouseError(f"DuckDB could not read the staged rows: {exc}") from exc
         yield _COPY_TRAILER
     finally:
         cursor.close()
+
+
+Encoder = Callable[[int, Sequence[pa.Array], Sequence[ColumnType]], bytes]
+
+
+def _encoder() -> Encoder:
+    """`_pgcopy.c`'s encoder where it is built (compiled.py), else the one in Python."""
+    pgcopy = compiled.pgcopy()
+    if pgcopy is None:
+        return python_copy_rows
+
+    def encode(count: int, arrays: Sequence[pa.Array], types: Sequence[ColumnType]) -> bytes:
+        columns = []
+        for array, column_type in zip(arrays, types, strict=True):
+            buffers = array.buffers()
+            valid = buffers[0] if array.null_count else None
+            data = buffers[2] if column_type is ColumnType.VARCHAR else None
+            columns.append((_COPY_KINDS[column_type], array.offset, valid, buffers[1], data))
+        return pgcopy.encode(count, columns)  # type: ignore[no-any-return]
+
+    return encode
+
+
+_NULL_FIELD = b"\xff\xff\xff\xff"  # length -1
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
+_FIELD_FORMATS: Mapping[ColumnType, struct.Struct] = {
+    ColumnType.INTEGER: struct.Struct(">iq"),
+    ColumnType.FLOAT: struct.Struct(">id"),
+    ColumnType.BOOLEAN: struct.Struct(">i?"),
+    ColumnType.TIMESTAMP: struct.Struct(">iq"),
+}
+
+
+def python_copy_rows(count: int, arrays: Sequence[pa.Array], types: Sequence[ColumnType]) -> bytes:
+    """Binary COPY rows in Python, for installs without `_pgcopy` (the same bytes, slower)."""
+    columns: list[list[bytes]] = []
+    for array, column_type in zip(arrays, types, strict=True):
+        if column_type is ColumnType.TIMESTAMP:
+            array = array.cast(pa.int64())
+        values = array.to_pylist()
+        if column_type is ColumnType.VARCHAR:
+            fields = []
+            for value in values:
+                if value is None:
+                    fields.append(_NULL_FIELD)
+                else:
+                    data = value.encode()
+                    fields.append(len(data).to_bytes(4, "big") + data)
+        else:
+            form, size = _FIELD_FORMATS[column_type], _FIELD_FORMATS[column_type].size - 4
+            shift = _PG_EPOCH_US if column_type is ColumnType.TIMESTAMP else 0
+            fields = [
+                _NULL_FIELD if v is None else form.pack(size, v - shift if shift else v)
+                for v in values
+            ]
+        columns.append(fields)
+    head = len(arrays).to_bytes(2, "big")
+    return b"".join(head + b"".join(row) for row in zip(*columns, strict=True)) if columns else b""

@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from sluice.warehouse import _scan  # type: ignore[attr-defined]
+from sluice.warehouse import compiled
 from sluice.warehouse.shape import OBJECT, Node, Path
 
 _encode = msgspec.json.Encoder().encode
@@ -172,8 +172,9 @@ class Output:
 
 
 class CompiledReader:
-    """Every event read once in compiled code (`_scan.read`); the irregular ones are left to
-    DuckDB (`ListReader`, which has the same paths in the same order)."""
+    """Every event read once in compiled code (`_scan.read`); the irregular ones, or all of them
+    where `_scan` is not built (compiled.py), are left to DuckDB (`ListReader`, which has the
+    same paths in the same order)."""
 
     def __init__(self, root: Node) -> None:
         self.root = root
@@ -190,13 +191,16 @@ class CompiledReader:
         names = [o.name for o in outputs] + ["sluice_flag", "sluice_read_ok", "sluice_odd"]
         base = events.select(["seq", "message_id", "payload"])
         batches, odd_masks = [], []
+        scan = compiled.scan()
+        if scan is None:  # not built: every event is DuckDB's to read
+            return self._empty(base, outputs, names), base
         for batch in base.to_batches():
             payload = batch.column(2)
             if payload.null_count:
                 raise ValueError("an event without a payload")
             count = len(payload)
             _, offsets, data = payload.buffers()
-            columns, flag, ok, odd = _scan.read(
+            columns, flag, ok, odd = scan.read(
                 offsets, data, payload.offset, count, self.spec, len(self.index), spec
             )
             arrays = [_array(o, b, count) for o, b in zip(outputs, columns, strict=True)]
@@ -213,12 +217,16 @@ class CompiledReader:
             odd_events = base.slice(0, 0)
         if batches:
             return pa.Table.from_batches(batches), odd_events
+        return self._empty(base, outputs, names), odd_events
+
+    @staticmethod
+    def _empty(base: pa.Table, outputs: list[Output], names: list[str]) -> pa.Table:
         schema = base.schema.remove(2)
         for o in outputs:
             schema = schema.append(pa.field(o.name, o.arrow_type))
         for name in names[len(outputs) :]:
             schema = schema.append(pa.field(name, pa.bool_()))
-        return schema.empty_table(), odd_events
+        return schema.empty_table()
 
     def _at(self, path: Path | None) -> int:
         return -1 if path is None else self.index.get(path, -1)

@@ -1,0 +1,53 @@
+"""The warehouse loader's two C extensions, where this install has them.
+
+setup.py builds `_scan` (the compiled JSON reader) and `_pgcopy` (the binary COPY encoder) when
+a C compiler and Python's headers are there, and installs Sluice without them when not: a
+missing compiler must not stop `uv run sluice serve` on a slim container. Without them the
+loader reads every event with DuckDB's JSON functions (readers.ListReader) and encodes COPY rows
+in Python (postgres.py): the same rows, slower (docs/warehouse.md "Without a C compiler").
+`SLUICE_NO_C_EXTENSIONS=1` makes an install that has them behave as one that has not (the tests
+load both ways with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from types import ModuleType
+
+try:
+    from sluice.warehouse import _scan  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler
+    _scan = None
+try:
+    from sluice.warehouse import _pgcopy  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler
+    _pgcopy = None
+
+DISABLE_ENV = "SLUICE_NO_C_EXTENSIONS"
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _module(name: str, module: ModuleType | None) -> ModuleType | None:
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return None
+    if module is None and name not in _warned:
+        _warned.add(name)
+        log.warning(
+            "sluice.warehouse.%s is not built (no C compiler when Sluice was installed):"
+            " the warehouse loads without it, about 1.5x slower; install gcc and Python's"
+            " headers, then `uv sync --reinstall-package sluice`",
+            name,
+        )
+    return module
+
+
+def scan() -> ModuleType | None:
+    """The compiled JSON reader (`_scan.c`), or None: DuckDB reads every event."""
+    return _module("_scan", _scan)
+
+
+def pgcopy() -> ModuleType | None:
+    """The binary COPY encoder (`_pgcopy.c`), or None: rows are encoded in Python."""
+    return _module("_pgcopy", _pgcopy)

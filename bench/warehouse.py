@@ -200,6 +200,14 @@ def _timed(work: Any) -> float:
     return time.perf_counter() - started
 
 
+def _timed_cpu(work: Any) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all threads) of `work`."""
+    before = os.times()
+    wall = _timed(work)
+    after = os.times()
+    return wall, sum(after[:2]) - sum(before[:2])
+
+
 def _loaded_tables(warehouse: Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """The rows a DuckDB load made, copied into an in-memory DuckDB (not timed)."""
     memory = duckdb.connect()
@@ -226,8 +234,11 @@ def parse_seconds(log: GeneratedLog) -> float:
     return _timed(lambda: db.execute("SELECT count(*) FROM events WHERE json_valid(payload)"))
 
 
-def duckdb_write_seconds(memory: duckdb.DuckDBPyConnection, names: list[str], tmp: Path) -> float:
-    """Writing the load's rows into a fresh DuckDB file, one transaction, no checks."""
+def duckdb_write_seconds(
+    memory: duckdb.DuckDBPyConnection, names: list[str], tmp: Path
+) -> tuple[float, float]:
+    """Writing the load's rows into a fresh DuckDB file, one transaction, no checks: wall and
+    CPU seconds."""
     memory.execute(f"ATTACH '{tmp / 'ceiling.duckdb'}' AS fresh")
 
     def write() -> None:
@@ -237,7 +248,7 @@ def duckdb_write_seconds(memory: duckdb.DuckDBPyConnection, names: list[str], tm
         memory.execute("COMMIT")
 
     try:
-        return _timed(write)
+        return _timed_cpu(write)
     finally:
         memory.execute("DETACH fresh")
 
@@ -274,10 +285,13 @@ def postgres_copy_seconds(memory: duckdb.DuckDBPyConnection, names: list[str], u
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def print_ceiling(label: str, events: int, parse_s: float, write_s: float, rate: float) -> None:
+def print_ceiling(
+    label: str, events: int, parse_s: float, write_s: float, rate: float, cpu_s: float | None = None
+) -> None:
     alone, both = events / write_s, events / (parse_s + write_s)
+    cpu = f", {cpu_s:.1f} s of CPU in this process" if cpu_s is not None else ""
     print(
-        f"  ceiling     {alone:>9,.0f} events/s: {label} alone takes {write_s:.1f} s"
+        f"  ceiling     {alone:>9,.0f} events/s: {label} alone takes {write_s:.1f} s{cpu}"
         f" ({both:,.0f} events/s with parsing every event once, {parse_s:.1f} s);"
         f" Sluice reached {rate / alone:.0%} of it"
     )
@@ -310,8 +324,10 @@ def main() -> None:
         if not args.no_ceiling:
             parse_s = parse_seconds(log)
             memory, names = _loaded_tables(tmp / "bench.duckdb")
-            write_s = duckdb_write_seconds(memory, names, tmp)
-            print_ceiling("writing its rows", len(log.events), parse_s, write_s, duck_rate)
+            write_s, write_cpu = duckdb_write_seconds(memory, names, tmp)
+            print_ceiling(
+                "writing its rows", len(log.events), parse_s, write_s, duck_rate, write_cpu
+            )
         if args.postgres:
             pg = PostgresBackend(args.postgres)
             try:

@@ -562,4 +562,6 @@ def python_copy_rows(count: int, arrays: Sequence[pa.Array], types: Sequence[Col
             ]
         columns.append(fields)
     head = len(arrays).to_bytes(2, "big")
-    return b"".join(head + b"".join(row) for row in zip(*columns, strict=True)) if columns else b""
+    if not columns:
+        return head * count
+    return b"".join(head + b"".join(row) for row in zip(*columns, strict=True))

@@ -470,7 +470,8 @@ def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
     store: SqliteStore, tmp_path: Path
 ) -> None:
     """DuckDB checks ids against their MD5 digests (`_sluice."ids:web.tracks"`); rows deleted,
-    tables dropped and digest tables lost by hand still load exactly once."""
+    rows inserted by another tool, tables dropped and digest tables lost by hand still load
+    exactly once."""
     (warehouse,) = _duckdb(tmp_path)
     path = tmp_path / "warehouse.duckdb"
     digests = 'SELECT count(*), count(DISTINCT h) FROM "_sluice"."ids:web.tracks"'
@@ -484,23 +485,41 @@ def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
     assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
     assert warehouse.query(digests) == [(5, 5)]
 
-    # A row deleted by hand keeps its digest: a reload compares ids and loads it again.
+    # A row deleted by hand: the table no longer has a row per digest, the digests are made
+    # again from its ids, and a reload loads the row again.
     _by_hand(path, "DELETE FROM web.tracks WHERE id = (SELECT min(id) FROM web.tracks)")
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
     assert count(warehouse, "tracks") == 5
     assert warehouse.query(digests) == [(5, 5)]
 
+    # Rows another tool inserted (an import of old Segment tables, say), one of them an event
+    # the log holds but has not loaded yet: the digests are made again from the table's ids,
+    # and the log's copy is not loaded twice.
+    (later,) = append(store, {"type": "track", "event": "Clicked"})
+    _by_hand(
+        path,
+        "CREATE TABLE web.old AS SELECT * FROM web.clicked LIMIT 2",
+        f"UPDATE web.old SET id = CASE WHEN rowid = 0 THEN '{later}' ELSE 'from-segment' END",
+        "INSERT INTO web.clicked SELECT * FROM web.old",
+        "DROP TABLE web.old",
+    )
+    assert loader(store, warehouse).load_once().events == 1
+    ids = [row[0] for row in warehouse.query("SELECT id FROM web.clicked")]
+    assert len(ids) == len(set(ids)) == 7 and {later, "from-segment"} <= set(ids)
+    assert count(warehouse, "tracks") == 6
+    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(7,)]
+
     # A table dropped by hand starts again with no digests; one from before digests gets them.
     _by_hand(path, "DROP TABLE web.tracks", 'DROP TABLE "_sluice"."ids:web.clicked"')
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
-    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
-    assert warehouse.query(digests) == [(5, 5)]
-    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(5,)]
+    assert (count(warehouse, "tracks"), count(warehouse, "clicked")) == (6, 7)
+    assert warehouse.query(digests) == [(6, 6)]
+    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(7,)]
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
-    assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
+    assert (count(warehouse, "tracks"), count(warehouse, "clicked")) == (6, 7)
 
 
 _LOAD_THEN_DIE = """

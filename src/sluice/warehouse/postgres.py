@@ -554,12 +554,9 @@ def python_copy_rows(count: int, arrays: Sequence[pa.Array], types: Sequence[Col
                     data = value.encode()
                     fields.append(len(data).to_bytes(4, "big") + data)
         else:
-            form, size = _FIELD_FORMATS[column_type], _FIELD_FORMATS[column_type].size - 4
-            shift = _PG_EPOCH_US if column_type is ColumnType.TIMESTAMP else 0
-            fields = [
-                _NULL_FIELD if v is None else form.pack(size, v - shift if shift else v)
-                for v in values
-            ]
+            form = _FIELD_FORMATS[column_type]
+            size, shift = form.size - 4, _PG_EPOCH_US if column_type is ColumnType.TIMESTAMP else 0
+            fields = [_NULL_FIELD if v is None else form.pack(size, v - shift) for v in values]
         columns.append(fields)
     head = len(arrays).to_bytes(2, "big")
     if not columns:

@@ -1,4 +1,5 @@
-"""What an operator looks at, as JSON-ready documents: status, events, rejected and parked items.
+"""What an operator looks at, as JSON-ready documents: status, events, rejected, retrying and
+parked items.
 
 The CLI prints these, the admin API returns them and the UI renders them; building them in one
 place keeps the three in agreement (a field renamed here is renamed everywhere).
@@ -15,7 +16,7 @@ from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
 from sluice.delivery.worker import WORKER_LEASE_PREFIX
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import ParkedEvent, Store, StoredEvent, StoredRejection
+from sluice.store.base import ParkedEvent, RetryingEvent, Store, StoredEvent, StoredRejection
 from sluice.warehouse.stats import warehouse_stats
 
 NO_SOURCE = "(no source)"  # counters of requests no write key matched
@@ -62,6 +63,27 @@ def parked_record(parked: ParkedEvent) -> dict[str, Any]:
         "request": msgspec.json.decode(parked.request),
         "response": msgspec.json.decode(parked.response),
     }
+
+
+def retrying_record(destination: str, retrying: RetryingEvent) -> dict[str, Any]:
+    """A retry-set row: since when it fails, how often, when it is tried next, the last
+    exchange (`waiting`: behind an earlier event of its user, with `ordering: per_user`)."""
+    record: dict[str, Any] = {
+        "destination": destination,
+        "messageId": retrying.message_id,
+        "seq": retrying.seq,
+        "action": retrying.action or None,
+        "state": retrying.state,
+        "attempts": retrying.attempts,
+        "firstFailure": format_ms(retrying.first_attempt_ms),
+        "nextAttempt": format_ms(retrying.next_attempt_ms)
+        if retrying.state == "retrying"
+        else None,
+        "lastError": retrying.last_error,
+        "request": msgspec.json.decode(retrying.request),
+        "response": msgspec.json.decode(retrying.response),
+    }
+    return record
 
 
 def timeline_record(minute_ms: int, counts: dict[str, int]) -> dict[str, Any]:

@@ -237,3 +237,45 @@ def test_destination_timeline_counts_each_minute(
         res = api.get("/destinations/timehook/timeline", query={"minutes": bad})
         assert res.status == 400, bad
         assert res.json()["field"] == "minutes"
+
+
+def test_retrying_events_are_listed_retried_now_and_parked(
+    api: Api, admin_server: SluiceServer, recorder: Recorder
+) -> None:
+    stuck = f"retry-{uuid.uuid4()}"
+    flaky = f"retry-{uuid.uuid4()}"
+    failing = {stuck, flaky}
+    recorder.respond_with(
+        lambda r: (
+            Reply(503, headers={"retry-after": "3600"})
+            if r.json()["messageId"] in failing
+            else Reply(200)
+        )
+    )
+    add_webhook(api, recorder, "retryhook")
+    send(admin_server, track("Retried", stuck), track("Retried", flaky), track("Fine"))
+
+    def retrying() -> list[dict[str, Any]]:
+        res = api.get("/retrying", query={"destination": "retryhook"})
+        return list(api.ok(res)["retrying"])
+
+    found = wait_for(lambda: len(retrying()) == 2 and retrying(), what="two retrying events")
+    by_id = {r["messageId"]: r for r in found}
+    item = by_id[stuck]
+    assert (item["destination"], item["state"], item["attempts"]) == ("retryhook", "retrying", 1)
+    assert item["lastError"] == "HTTP 503" and item["response"]["status"] == 503
+    assert item["nextAttempt"] > item["firstFailure"]  # an hour away (Retry-After)
+    cli = sluice(admin_server.data_dir, "retrying", "list", "--json", "--destination", "retryhook")
+    assert [json.loads(line) for line in cli.stdout.splitlines()] == found
+    assert api.post("/retrying/retry", {}).status == 422  # nothing named
+    failing.discard(flaky)
+    assert api.ok(api.post("/retrying/retry", {"messageIds": [flaky]})) == {"count": 1}
+    wait_for(lambda: [r["messageId"] for r in retrying()] == [stuck], what="flaky delivered")
+    assert api.ok(api.post("/retrying/park", {"destination": "retryhook", "all": True})) == {
+        "count": 1
+    }
+    assert retrying() == []
+    parked = api.ok(api.get("/parked", query={"destination": "retryhook"}))["parked"]
+    assert [(p["messageId"], p["reason"]) for p in parked] == [
+        (stuck, "parked_by_operator: HTTP 503")
+    ]

@@ -7,78 +7,22 @@ recording server; failures are real (500s, 400s, refused connections).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable
-from typing import Any
 
-import msgspec
 import pytest
+from delivery_kit import (
+    StartServer,
+    add_destination,
+    message_ids,
+    send,
+    sluice,
+    trace,
+    track,
+    webhook,
+)
 
-from recorder import Recorded, Recorder, Reply
-from server import WRITE_KEY, SluiceServer, basic, wait_for
-from sluice.store.base import ConfigObject
-
-StartServer = Callable[..., SluiceServer]
-
-
-def add_destination(server: SluiceServer, doc: dict[str, Any]) -> None:
-    """Put a destination in the running server's workspace, starting at the log's end."""
-    store = server.store
-    store.commit_cursor(f"destination:{doc['id']}", store.last_seq())
-    store.put_config(ConfigObject("destination", doc["id"], msgspec.json.encode(doc)))
-
-
-def webhook(dest_id: str, recorder: Recorder, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": dest_id,
-        "type": "webhook",
-        "sources": ["web"],
-        "settings": {"urls": [f"{recorder.base_url}/{dest_id}"]},
-        "delivery": {"retry_window_s": 3600},
-        **extra,
-    }
-
-
-def track(message_id: str | None = None, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": "Order Completed",
-        "userId": "user-1",
-        "messageId": message_id or f"m-{uuid.uuid4()}",
-        "properties": {"revenue": 12.5},
-        **fields,
-    }
-
-
-def send(server: SluiceServer, *items: dict[str, Any]) -> None:
-    res = server.post(
-        "/v1/batch", {"batch": list(items)}, headers={"authorization": basic(WRITE_KEY)}
-    )
-    assert res.status == 200, res.body
-
-
-def message_ids(requests: list[Recorded]) -> list[str]:
-    return [r.json()["messageId"] for r in requests]
-
-
-def sluice(server: SluiceServer, *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "sluice", *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout
-
-
-def trace(server: SluiceServer, message_id: str) -> dict[str, Any]:
-    report = json.loads(sluice(server, "trace", message_id, "--json"))
-    (found,) = report["found"]
-    return {hop["destination"]: hop for hop in found["destinations"]}
+from recorder import Recorder, Reply
+from server import WRITE_KEY, SluiceServer, wait_for
 
 
 @pytest.fixture

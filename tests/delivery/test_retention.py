@@ -8,7 +8,7 @@ import msgspec
 
 from sluice.config import Settings
 from sluice.delivery.retention import DAY_MS, trim_once
-from sluice.store.base import AppendBatch, ConfigObject, NewEvent
+from sluice.store.base import AppendBatch, ConfigObject, DeliveryCommit, NewEvent, RetryRow
 from sluice.store.sqlite import SqliteStore
 
 NOW_MS = 1_800_000_000_000
@@ -66,3 +66,20 @@ def test_retention_zero_keeps_the_log(tmp_path: Path) -> None:
     store = _store(tmp_path, [100])
     store.commit_cursor("archive", 1)
     assert trim_once(store, _settings(tmp_path, days=0), NOW_MS) == 0
+
+
+def test_an_event_in_a_retry_set_is_never_trimmed(tmp_path: Path) -> None:
+    store = _store(tmp_path, [10, 10, 10, 10])
+    _destination(store, "hook")
+    store.commit_cursor("archive", 4)
+    store.commit_cursor("destination:hook", 4)  # passed by the cursor, but seq 3 is retrying
+    (third,) = [e for e in store.read_after(0, 10) if e.seq == 3]
+    row = RetryRow(
+        "hook", 3, "send", third.message_id, "web", "track", "E", 0, 0, 1, "retrying", 2, 0,
+        NOW_MS, 0, "HTTP 500", b"{}", b"{}", third.payload,
+    )  # fmt: skip
+    store.commit_delivery(DeliveryCommit("hook", None, 0, -1, NOW_MS, 1, retries=[row]))
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 2
+    assert [e.seq for e in store.read_after(0, 100)] == [3, 4]
+    store.park_retrying("hook", now_ms=NOW_MS)  # settled: nothing holds it any more
+    assert trim_once(store, _settings(tmp_path), NOW_MS) == 2

@@ -4,6 +4,7 @@ test_sqlite_store.py and test_postgres_store.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import msgspec
@@ -17,7 +18,6 @@ from sluice.store.base import (
     EventQuery,
     NewParked,
     Rejection,
-    RetryingEvent,
     SourceRow,
     Store,
 )
@@ -248,12 +248,7 @@ def parked(message_id: str, seq: int, reason: str = "http_400") -> NewParked:
     return NewParked(message_id, seq, reason, 1, b'{"method":"POST"}', b'{"status":400}', b"{}")
 
 
-def retrying(message_id: str, seq: int, attempts: int = 1) -> RetryingEvent:
-    return RetryingEvent(message_id, seq, 1000, attempts, 2000, "HTTP 503")
-
-
 def test_commit_delivery_writes_one_step(store: Store) -> None:
-    store.set_retrying("hooks", [retrying("a", 1), retrying("c", 3)])
     store.commit_delivery(
         DeliveryCommit(
             destination="hooks",
@@ -268,7 +263,6 @@ def test_commit_delivery_writes_one_step(store: Store) -> None:
         )
     )
     assert store.get_cursor("destination:hooks") == 2
-    assert [(d, r.message_id) for d, r in store.retrying()] == [("hooks", "c")]  # <= cursor gone
     assert store.delivery_step_for("hooks", 1) == (5000, 2)
     assert store.delivery_step_for("hooks", 2) == (5000, 2)
     assert store.delivery_step_for("hooks", 3) is None
@@ -310,16 +304,6 @@ def test_commit_delivery_adds_up_and_names_its_cursor(store: Store) -> None:
     assert store.delivery_step_for("hooks", 7) == (9000, 1)
 
 
-def test_set_retrying_replaces_the_destinations_rows(store: Store) -> None:
-    store.set_retrying("hooks", [retrying("a", 1), retrying("b", 2)])
-    store.set_retrying("amp", [retrying("a", 1)])
-    store.set_retrying("hooks", [retrying("b", 2, attempts=3), retrying("b", 2, attempts=4)])
-    assert store.retrying("hooks") == [("hooks", retrying("b", 2, attempts=4))]
-    assert [d for d, _ in store.retrying()] == ["amp", "hooks"]
-    store.set_retrying("hooks", [])
-    assert store.retrying("hooks") == []
-
-
 MINUTE = 1_767_225_600_000  # 2026-01-01 00:00 UTC: the start of a timeline bucket
 DAY_MS = 86_400_000
 
@@ -353,14 +337,14 @@ def test_timeline_sums_steps_into_the_minute_they_finished_in(store: Store) -> N
 
 
 def test_timeline_keeps_the_most_events_retrying_in_a_minute(store: Store) -> None:
-    store.set_retrying("hooks", [retrying("a", 1), retrying("b", 2)], now_ms=MINUTE + 1000)
-    store.set_retrying(
-        "hooks", [retrying("a", 1), retrying("b", 2), retrying("c", 3)], now_ms=MINUTE + 2000
-    )
-    store.set_retrying("hooks", [retrying("c", 3)], now_ms=MINUTE + 3000)  # fewer: max stays
+    for at, size in ((1000, 2), (2000, 3), (3000, 1)):  # fewer later: the most stays
+        store.commit_delivery(dataclasses.replace(counted("hooks", MINUTE + at, {}),
+                                                  retrying_now=size))  # fmt: skip
     store.commit_delivery(counted("hooks", MINUTE + 4000, {"delivered": 2}))
-    store.set_retrying("hooks", [retrying("d", 4)], now_ms=MINUTE + 61_000)
-    store.set_retrying("hooks", [], now_ms=MINUTE + 121_000)  # nothing retrying: no bucket
+    store.commit_delivery(
+        dataclasses.replace(counted("hooks", MINUTE + 61_000, {}), retrying_now=1)
+    )
+    store.commit_delivery(counted("hooks", MINUTE + 121_000, {}))  # nothing: no bucket
     assert store.delivery_timeline("hooks", MINUTE) == [
         (MINUTE, {"delivered": 2, "filtered": 0, "parked": 0, "retrying": 3}),
         (MINUTE + 60_000, {"delivered": 0, "filtered": 0, "parked": 0, "retrying": 1}),
@@ -389,9 +373,9 @@ def test_timeline_drops_buckets_older_than_a_week(backend: Backend) -> None:
     minutes = [minute for minute, _ in store.delivery_timeline("hooks", 0)]
     assert minutes == [week_old, week_old + 60_000, MINUTE]
     assert len(store.delivery_timeline("amp", 0)) == 1  # pruned when amp writes, not before
-    # Another process (or node) prunes as well, on its first write; retrying writes prune too.
+    # Another process (or node) prunes as well, on its first write.
     other = backend.open()
-    other.set_retrying("hooks", [retrying("a", 1)], now_ms=MINUTE + 120_000)
+    other.commit_delivery(counted("hooks", MINUTE + 120_000, {"delivered": 1}))
     minutes = [minute for minute, _ in store.delivery_timeline("hooks", 0)]
     assert minutes == [MINUTE, MINUTE + 120_000]
 

@@ -346,8 +346,11 @@ def test_delivery_page_shows_delivery_retries_recovery_and_parked_events(
     assert legend(page, "retrying") >= 1
     assert legend(page, "delivered") == tile(page, "delivered")
     shoot(page, "delivery-retrying")
-    # It is fixed: the retry goes through and nothing is left retrying.
+    # It is fixed; the operator does not wait for the backoff: "Retry now" on its row.
     hook.respond_with(Reply(200))
+    page.reload()
+    page.locator("#retrying-table button:text-is('Retry now')").first.click()
+    assert "will be sent again within a second" in page.locator(".flash").inner_text()
     wait_for(
         lambda: tile(page, "delivered") >= 6 and tile(page, "retrying") == 0,
         timeout=WAIT_S,
@@ -378,6 +381,17 @@ def test_delivery_page_shows_delivery_retries_recovery_and_parked_events(
         what="the parked event resent",
     )
     assert [r.json()["messageId"] for r in hook.requests].count(f"{run}-p0") == 2
+
+    # An event that will never go through: the operator parks it from the retrying list.
+    hook.respond_with(Reply(503))
+    analytics.track(user_id="ada", event="Order Completed", message_id=f"{run}-k0")
+    wait_for(lambda: tile(page, "retrying") == 1, timeout=WAIT_S, what="retrying again")
+    page.reload()
+    page.click("#park-all")
+    assert "1 event parked" in page.locator(".flash").inner_text()
+    wait_for(lambda: tile(page, "parked") == 1, timeout=WAIT_S, what="parked by the operator")
+    assert "parked_by_operator: HTTP 503" in page.locator("details.failure").first.inner_text()
+    hook.respond_with(Reply(200))
 
 
 def test_filter_preview_names_the_rule_and_shows_the_exact_request(

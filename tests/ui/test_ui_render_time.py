@@ -38,7 +38,6 @@ from sluice.store.base import (
     DeliveryCommit,
     NewEvent,
     NewParked,
-    RetryingEvent,
 )
 from sluice.store.sqlite import SqliteStore
 
@@ -107,15 +106,11 @@ def seed_last_hour(path: Path) -> None:
             counters = {"delivered": 100, "filtered:filter:No bots": ago % 7}
             if ago % 13 == 0:
                 counters["parked:permanent_error"] = 1
+            retrying = ago if 20 <= ago < 30 else None  # a spell of retries
             store.commit_delivery(
-                DeliveryCommit("hook", None, 0, -1, at, 1, counters=counters, latencies_ms=[80])
-            )
-            if 20 <= ago < 30:
-                failing = [
-                    RetryingEvent(f"r{i}", 1, at, 2, at + 1000, "HTTP 503") for i in range(ago)
-                ]
-                store.set_retrying("hook", failing, now_ms=at)
-        store.set_retrying("hook", [])
+                DeliveryCommit("hook", None, 0, -1, at, 1, counters=counters, latencies_ms=[80],
+                               retrying_now=retrying)
+            )  # fmt: skip
     finally:
         store.close()
 

@@ -9,6 +9,7 @@ the store is synchronous, and answer JSON. Every route but `/openapi.json` needs
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -48,6 +49,7 @@ from sluice.inspection import (
     event_record,
     parked_record,
     rejected_record,
+    retrying_record,
     status_report,
     timeline_record,
 )
@@ -68,6 +70,18 @@ class RetryBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     ids: list[ParkedId] = []
     destination: str | None = None
+
+
+class RetryingBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`POST /retrying/retry|park`: messageIds, a destination, or `all`."""
+
+    destination: str | None = None
+    message_ids: list[str] = msgspec.field(default_factory=list, name="messageIds")
+    all: bool = False
+
+    def check(self) -> None:
+        if not self.message_ids and not self.all:
+            raise Invalid("Give the messageIds, or all: true", field="messageIds")
 
 
 class AdminApi:
@@ -101,6 +115,9 @@ class AdminApi:
             route("/rejected", self.rejected, "GET"),
             route("/parked", self.parked, "GET"),
             route("/parked/retry", self.retry_parked, "POST"),
+            route("/retrying", self.retrying, "GET"),
+            route("/retrying/retry", self.retry_now, "POST"),
+            route("/retrying/park", self.park_retrying, "POST"),
             route("/replays", self.list_replays, "GET"),
             route("/replays", self.start_replay, "POST"),
             route("/replays/{id}", self.get_replay, "GET"),
@@ -280,6 +297,30 @@ class AdminApi:
             raise Invalid("Give the parked ids to retry, a destination, or both", field="ids")
         count = await asyncio.to_thread(self.store.request_parked_retry, body.destination, body.ids)
         return json_response({"queued": count})
+
+    async def retrying(self, request: Request) -> Response:
+        limit = query_limit(request, DEFAULT_PARKED)
+        destination = query_str(request, "destination")
+        found = await asyncio.to_thread(self.store.retrying, destination, limit)
+        return json_response({"retrying": [retrying_record(d, r) for d, r in found]})
+
+    async def retry_now(self, request: Request) -> Response:
+        body = convert(decode_json(await request.body()), RetryingBody)
+        body.check()
+        now_ms = int(time.time() * 1000)
+        count = await asyncio.to_thread(
+            self.store.retry_now, body.destination, body.message_ids, now_ms=now_ms
+        )
+        return json_response({"count": count})
+
+    async def park_retrying(self, request: Request) -> Response:
+        body = convert(decode_json(await request.body()), RetryingBody)
+        body.check()
+        now_ms = int(time.time() * 1000)
+        count = await asyncio.to_thread(
+            self.store.park_retrying, body.destination, body.message_ids, now_ms=now_ms
+        )
+        return json_response({"count": count})
 
     # --- replays -----------------------------------------------------------------------------
     async def list_replays(self, request: Request) -> Response:

@@ -433,6 +433,38 @@ def _observe_paths() -> Schema:
                 body=json_content(ref("RetryRequest"), {"destination": "hook"}),
             )
         },
+        "/retrying": {
+            "get": _operation(
+                "list_retrying",
+                "Events whose delivery failed and will be tried again (the retry sets)",
+                "Retrying",
+                _responses(
+                    200,
+                    "By destination and log order",
+                    object_schema({"retrying": {"type": "array", "items": ref("Retrying")}}),
+                    400,
+                ),
+                parameters=[_query("destination", "Only this destination id", STR), _limit(50)],
+            )
+        },
+        "/retrying/retry": {
+            "post": _operation(
+                "retry_now",
+                "Make retrying events due now (the worker sends them within a second)",
+                "Retrying",
+                _responses(200, "How many are due now", ref("RetryingActionResult"), 400, 422),
+                body=json_content(ref("RetryingAction"), {"destination": "hook", "all": True}),
+            )
+        },
+        "/retrying/park": {
+            "post": _operation(
+                "park_retrying",
+                "Park retrying events now (skip them); they can be sent again from parked",
+                "Retrying",
+                _responses(200, "How many were parked", ref("RetryingActionResult"), 400, 422),
+                body=json_content(ref("RetryingAction"), {"messageIds": ["m-1"]}),
+            )
+        },
         "/replays": {
             "get": _operation(
                 "list_replays",

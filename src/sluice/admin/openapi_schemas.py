@@ -169,10 +169,21 @@ def other_schemas() -> dict[str, Schema]:
                             "filtered": INT,
                             "filtered_by_reason": count_map,
                             "retrying": INT,
+                            "waiting": {
+                                **INT,
+                                "description": "Events waiting behind their user's retrying one",
+                            },
                             "parked": INT,
                             "parked_total": INT,
                             "latency_ms": latency,
                             "lag": nullable(INT),
+                            "state": object_schema(
+                                {
+                                    "state": {"enum": ["running", "paused", "not_started"]},
+                                    "detail": {**STR, "description": "Why it is paused"},
+                                    "since": nullable(INT),
+                                }
+                            ),
                         }
                     ),
                 },
@@ -230,6 +241,7 @@ def other_schemas() -> dict[str, Schema]:
                             "delivered_after_resend",
                             "filtered",
                             "retrying",
+                            "waiting",
                             "parked",
                             "pending",
                             "destination_disabled",
@@ -279,6 +291,34 @@ def other_schemas() -> dict[str, Schema]:
             optional=("ids", "destination"),
         ),
         "RetryResult": object_schema({"queued": INT}),
+        "Retrying": object_schema(
+            {
+                "destination": STR,
+                "messageId": STR,
+                "seq": INT,
+                "action": nullable(STR),
+                "state": {"enum": ["retrying", "waiting"]},
+                "attempts": INT,
+                "firstFailure": TIME,
+                "nextAttempt": {**nullable(TIME), "description": "None while waiting"},
+                "lastError": STR,
+                "request": {**ANY, "description": "The last request that failed"},
+                "response": {**ANY, "description": "What the destination answered"},
+            }
+        ),
+        "RetryingAction": object_schema(
+            {
+                "destination": nullable(STR),
+                "messageIds": {"type": "array", "items": STR, "default": []},
+                "all": {
+                    **BOOL,
+                    "default": False,
+                    "description": "Every retrying event (of the destination, if given)",
+                },
+            },
+            optional=("destination", "messageIds", "all"),
+        ),
+        "RetryingActionResult": object_schema({"count": INT}),
         "TimelineMinute": object_schema(
             {
                 "minute": {**TIME, "description": "The minute's start, UTC"},

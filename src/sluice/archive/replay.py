@@ -3,11 +3,13 @@
 Segment's rule for replays: the `integrations` object is replaced by `{"All": false,
 "<destination>": true}` so the events reach that destination only, and the destination's own
 filters still apply. Delivery goes through the delivery engine's code (`plan` and
-`Consumer.deliver`): routing, filters, mappings, batching, retries and parking behave exactly as
-live. Two differences, both deliberate: the retry window counts from when the replay sends an
-event (counted from its original receipt, a month-old event would be parked at its first 500),
-and a replay adds nothing to the live delivery counters (Segment does not show replays in Event
-Delivery either). Events a replay parks go to the destination's parked table like any other.
+`Sender.deliver`): routing, filters, mappings, batching and parking behave exactly as live.
+Three differences, all deliberate: a replay retries a failed event in place (it has no retry
+set of its own: a batch waits for its retries, then parks), the retry window counts from when
+the replay sends an event (counted from its original receipt, a month-old event would be parked
+at its first 500), and a replay adds nothing to the live delivery counters (Segment does not
+show replays in Event Delivery either). Events a replay parks go to the destination's parked
+table like any other.
 
 A replay is rate limited (events per second, default 1,000) so live traffic keeps flowing, and
 resumable: a state file per (destination, range, filters) in `<data_dir>/replays/` remembers the
@@ -35,8 +37,8 @@ from sluice.archive.layout import archive_root
 from sluice.archive.reader import ArchivedEvent, ArchiveFile, ArchiveQuery, archive_files, read_file
 from sluice.config import Settings
 from sluice.delivery.config import DestinationConfig, compile_destination
-from sluice.delivery.consumer import Consumer
 from sluice.delivery.plan import plan
+from sluice.delivery.sending import Sender
 from sluice.errors import SluiceError
 from sluice.store.base import DeliveryCommit, NewParked, Store, StoredEvent
 
@@ -117,7 +119,7 @@ class Replay:
         self.state_file = state_path(settings.data_dir, request)
         self.config = load_destination(store, request.destination_id)
         self.name = self.config.names[0]
-        self.consumer = Consumer(self.config, store, session, record_retrying=False)
+        self.sender = Sender(self.config, session)
         rate = request.rate
         per_batch = int(rate / BATCHES_PER_S) if rate else MAX_BATCH_EVENTS
         self.batch_events = max(1, min(MAX_BATCH_EVENTS, per_batch))
@@ -207,7 +209,7 @@ class Replay:
     async def _send(self, batch: Sequence[ArchivedEvent], state: ReplayState) -> None:
         now_ms = int(time.time() * 1000)
         work = plan(self.config, [self._stored(a, now_ms) for a in batch])
-        result = await self.consumer.deliver(work)
+        result = await self.sender.deliver(work, retry_in_step=True)
         if result.parked:
             await asyncio.to_thread(self._save_parked, result.parked, result.attempts)
         sources = self.config.sources

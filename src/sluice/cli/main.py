@@ -9,6 +9,7 @@ import sluice.cli.events
 import sluice.cli.parked
 import sluice.cli.rejected
 import sluice.cli.replay
+import sluice.cli.retrying
 import sluice.cli.serve
 import sluice.cli.status
 import sluice.cli.token

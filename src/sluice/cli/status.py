@@ -56,6 +56,20 @@ def status(
     console.print(table)
     if destinations:
         console.print(_destination_table(destinations))
+        for dest, stats in sorted(destinations.items()):
+            state = stats["state"]
+            if state["state"] == "paused":
+                console.print(f"[yellow]destination {dest} paused:[/] {state['detail']}")
+            if stats["retrying"] or stats["waiting"]:
+                console.print(
+                    f"destination {dest}: {stats['retrying']} retrying"
+                    + (
+                        f", {stats['waiting']} waiting behind their user"
+                        if stats["waiting"]
+                        else ""
+                    )
+                    + f" — `sluice retrying list --destination {dest}`"
+                )
     workers: dict[str, list[str]] = document["workers"]
     for holder, units in workers.items():
         console.print(f"worker {holder}: {', '.join(units) or '(idle)'}")
@@ -72,16 +86,19 @@ def status(
 
 def _destination_table(destinations: dict[str, dict[str, Any]]) -> Table:
     table = Table(title="Delivery")
-    for column in ("destination", "delivered", "filtered", "retrying", "parked", "lag"):
-        table.add_column(column, justify="left" if column == "destination" else "right")
+    for column in ("destination", "state", "delivered", "filtered", "retrying", "parked", "lag"):
+        table.add_column(
+            column, justify="right" if column not in ("destination", "state") else "left"
+        )
     table.add_column("latency p50/p95/p99 (ms, ≤)")
     for dest, stats in sorted(destinations.items()):
         latency = stats["latency_ms"]
         table.add_row(
             dest,
+            stats["state"]["state"],
             str(stats["delivered"]),
             str(stats["filtered"]),
-            str(stats["retrying"]),
+            str(stats["retrying"] + stats["waiting"]),
             str(stats["parked"]),
             "-" if stats["lag"] is None else str(stats["lag"]),
             "/".join("-" if latency[k] is None else str(latency[k]) for k in ("p50", "p95", "p99")),

@@ -25,6 +25,8 @@ from sluice.mapping import compile as compile_mapping
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_CHUNK_EVENTS = 2000
+DEFAULT_MAX_RETRYING = 100_000
+ORDERINGS = ("none", "per_user")
 MAX_PARTITIONS = 64
 
 
@@ -56,6 +58,11 @@ class DeliveryOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_window_s: float = DEFAULT_RETRY_WINDOW_S
     # Consumers sharing the destination by user hash, each claimed by a worker of its own.
     partitions: int = 1
+    # "none" (Segment's): a failed event is retried on its own while later ones flow. "per_user":
+    # a user's later events wait behind that user's retrying event (RudderStack's barrier).
+    ordering: str = "none"
+    # Events in the retry set at most; past it the cursor pauses (`sluice status` says so).
+    max_retrying: int = DEFAULT_MAX_RETRYING
 
 
 class DestinationDoc(msgspec.Struct, kw_only=True):
@@ -161,6 +168,10 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
     options: DeliveryOptions = _convert(doc.delivery, DeliveryOptions, "delivery")
     if options.concurrency < 1:
         _raise("delivery.concurrency", "must be at least 1")
+    if options.ordering not in ORDERINGS:
+        _raise("delivery.ordering", f"must be one of {', '.join(ORDERINGS)}")
+    if options.max_retrying < 1:
+        _raise("delivery.max_retrying", "must be at least 1")
     if not 1 <= options.partitions <= MAX_PARTITIONS:
         _raise("delivery.partitions", f"must be between 1 and {MAX_PARTITIONS}")
     try:

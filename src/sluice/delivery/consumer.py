@@ -1,14 +1,24 @@
-"""One destination's consumer: read the log from its cursor, deliver, retry, park, advance.
+"""One destination's consumer: read the log from its cursor, deliver, and keep failures off it.
 
-A step takes the next run of events, plans them (routing, filters, mappings), sends the requests
-with bounded concurrency, and retries what failed with jittered exponential backoff. It advances
-the cursor only when every event of the step is delivered, filtered or parked, in one store
-transaction with the step's stats: an acknowledged event is never skipped, even across a crash
-(at-least-once: a crash mid-step sends that step's requests again).
+A step takes the next run of events from the cursor and the retry-set rows that are due, plans
+them (routing, filters, mappings: the configuration of now, for retries too), and sends each
+request once (`sending.py`). What fails with a retryable answer joins the destination's retry
+set (`store/retry_set.py`) and the cursor moves on: one failing event never holds back the
+others. Failures and parks are committed as they happen: with the step's cursor in one
+transaction when the step ends at once (the usual case), or after each round of sending when it
+does not (a circuit that opens mid-step, a Retry-After pause).
 
-Failing endpoints delay only this destination: while its step waits for a retry nothing else
-waits on it. After a run of failures the circuit breaker stops sending until a probe succeeds;
-events past the retry window (default 4 h since receipt) are parked with the last exchange.
+Outages are not per-event failures: while the circuit breaker is open the step's unsent requests
+wait for its probes and no further step is read, so the cursor pauses instead of copying the log
+into the retry set; when a probe succeeds, what failed during the outage is made due at once.
+The retry set has a bound (`delivery.max_retrying`): past it the cursor pauses too. Events are
+parked after the retry window (default 4 h from receipt) or on a permanent error.
+
+`ordering: per_user` adds RudderStack's barrier: a user's later events wait (`waiting` rows)
+behind that user's retrying event, at most one request per user is in flight, and every other
+user flows. Crash safety: a restart re-reads the step from the committed cursor and skips the
+events that already have a retry-set or parked row, so nothing is lost or counted twice; what
+was sent and not yet committed is sent again (at least once).
 """
 
 from __future__ import annotations
@@ -16,72 +26,52 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import aiohttp
-import msgspec
 
 from sluice.delivery.config import DEFAULT_CHUNK_EVENTS, DestinationConfig
-from sluice.delivery.exchange import request_record, response_record
 from sluice.delivery.partitions import (
     Partition,
     cursor_name,
     partition_cursors,
     starting_position,
+    user_hash,
 )
 from sluice.delivery.plan import Plan, plan
-from sluice.delivery.policy import CircuitBreaker, Pacer
-from sluice.delivery.sender import send
-from sluice.destinations.base import (
-    EventFailure,
-    Mapped,
-    Outcome,
-    OutRequest,
-    Response,
-    Verdict,
-)
-from sluice.store.base import (
-    DeliveryCommit,
-    NewParked,
-    ParkedEvent,
-    RetryingEvent,
-    Store,
-    StoredEvent,
-)
+from sluice.delivery.retries import DueRetries, RetryBook, RetryChanges, merge, plan_retries
+from sluice.delivery.sending import Sender, StepResult
+from sluice.destinations.base import Mapped
+from sluice.spec.timestamps import format_ms
+from sluice.store.base import DeliveryCommit, ParkedEvent, RetryRow, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.05
 PARKED_POLL_S = 1.0
-MAX_CIRCUIT_WAIT_S = 60.0
-PAYLOAD_TOO_LARGE = "payload_too_large"  # the reason a destination gives for a 413
+RETRY_POLL_S = 0.5  # how often the retry set is asked for due rows (when it has any)
+REFRESH_S = 2.0  # how often the set's size (and per-user barriers) are read back
+DUE_LIMIT = 500  # retry-set rows per step
+FAR_FUTURE_MS = 2**62
+RECOVERY_MARGIN_MS = 5_000
 
 
-@dataclass(slots=True)
-class Pending:
-    """A request still to be sent, with what it carries and how it has gone so far."""
+@dataclasses.dataclass(slots=True)
+class _Flushed:
+    """What of a step's result is already committed (by identity: `settle` reorders lists)."""
 
-    action_id: str
-    mapped: list[Mapped]
-    request: OutRequest
-    attempts: int = 0
-    not_before: float = 0.0  # monotonic
-    last_error: str = ""
-    first_attempt_ms: int = 0
+    ids: set[int] = dataclasses.field(default_factory=set)
 
-
-@dataclass(slots=True)
-class StepResult:
-    delivered: dict[str, int] = field(default_factory=dict)  # message_id -> finished ms
-    parked: list[NewParked] = field(default_factory=list)
-    attempts: int = 0
+    def new(self, items: Sequence[Any]) -> list[Any]:
+        fresh = [x for x in items if id(x) not in self.ids]
+        self.ids.update(id(x) for x in fresh)
+        return fresh
 
 
 class Consumer:
-    """Delivers one destination's events; `run()` until cancelled."""
+    """Delivers one destination's events (or one partition's); `run()` until cancelled."""
 
     def __init__(
         self,
@@ -89,26 +79,54 @@ class Consumer:
         store: Store,
         session: aiohttp.ClientSession,
         *,
-        record_retrying: bool = True,
         partition: Partition | None = None,
     ) -> None:
-        """`record_retrying=False` for a replay: the retrying events shown by `sluice trace`
-        belong to the live consumer, one set per destination. `partition` (k, N): deliver only
-        the users of partition k (see delivery/partitions.py)."""
+        """`partition` (k, N): deliver only the users of partition k (delivery/partitions.py)."""
         self.config = config
         self.partition = partition
         self.cursor_name = cursor_name(config.id, partition)
-        self.record_retrying = record_retrying
         self.store = store
-        self.session = session
-        self.breaker = CircuitBreaker()
-        self.pacer = Pacer(max_concurrency=config.options.concurrency)
-        self._rng = random.Random()
-        self._next_request_at = 0.0
+        self.sender = Sender(config, session)
+        self.book = RetryBook(config)
+        self.per_user = config.options.ordering == "per_user"
+        self.blocked: dict[int, int] = {}  # per_user: active rows per user hash
+        self.skip: set[int] = set()  # seqs past the cursor that already have a failure row
+        self.active = 0  # active rows in the destination's retry set
+        self._next_retry_poll = 0.0
+        self._next_refresh = 0.0
         self._last_parked_check = 0.0
+        self._state: tuple[str, str] | None = None
+        self._was_open = False
+
+    @property
+    def breaker(self) -> Any:
+        return self.sender.breaker
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
+        cursor = await self._start()
+        prefetched: asyncio.Task[list[StoredEvent]] | None = None
+        while True:
+            await self._refresh()
+            due = await self._due()
+            events: list[StoredEvent] = []
+            if not self.full:
+                events = await (prefetched or self._next_events(cursor))
+                prefetched = None
+                if len(events) >= DEFAULT_CHUNK_EVENTS:
+                    # Read the next run from the log (in a thread) while this one is delivered.
+                    prefetched = asyncio.create_task(self._next_events(events[-1].seq))
+            if events or due:
+                cursor = await self.step(events, cursor, due)
+            else:
+                await asyncio.sleep(IDLE_POLL_S)
+            # Parked events are the destination's, not a partition's: partition 0 resends them.
+            resends = self.partition is None or self.partition[0] == 0
+            if resends and time.monotonic() - self._last_parked_check >= PARKED_POLL_S:
+                self._last_parked_check = time.monotonic()
+                await self.resend_parked()
+
+    async def _start(self) -> int:
         store = self.store
         name = self.cursor_name
         cursor = await asyncio.to_thread(store.find_cursor, name)
@@ -119,22 +137,14 @@ class Consumer:
             if cursor is None:  # a new destination gets what arrives from now on, as at Segment
                 cursor = await asyncio.to_thread(store.last_seq)
             await asyncio.to_thread(store.commit_cursor, name, cursor)
-        prefetched: asyncio.Task[list[StoredEvent]] | None = None
-        while True:
-            events = await (prefetched or self._next_events(cursor))
-            prefetched = None
-            if events:
-                # Read the next run from the log (in a thread) while this one is delivered.
-                if len(events) >= DEFAULT_CHUNK_EVENTS:
-                    prefetched = asyncio.create_task(self._next_events(events[-1].seq))
-                cursor = await self.step(events, cursor)
-            else:
-                await asyncio.sleep(IDLE_POLL_S)
-            # Parked events are the destination's, not a partition's: partition 0 resends them.
-            resends = self.partition is None or self.partition[0] == 0
-            if resends and time.monotonic() - self._last_parked_check >= PARKED_POLL_S:
-                self._last_parked_check = time.monotonic()
-                await self.resend_parked()
+        dest = self.config.id
+        self.skip = await asyncio.to_thread(store.failed_seqs_after, dest, cursor)
+        if not self.per_user and (self.partition is None or self.partition[0] == 0):
+            now_ms = int(time.time() * 1000)
+            await asyncio.to_thread(store.release_waiting, dest, now_ms=now_ms)
+        self._next_refresh = 0.0
+        await self._refresh()
+        return cursor
 
     async def _next_events(self, cursor: int) -> list[StoredEvent]:
         events = await asyncio.to_thread(self.store.read_after, cursor, DEFAULT_CHUNK_EVENTS)
@@ -144,40 +154,196 @@ class Consumer:
             events = await asyncio.to_thread(self.store.read_after, cursor, DEFAULT_CHUNK_EVENTS)
         return events
 
-    async def step(self, events: Sequence[StoredEvent], cursor: int) -> int:
-        """Deliver one run of events; return the new cursor (committed)."""
-        work = plan(self.config, events, self.partition)
-        result = await self.deliver(work)
-        new_cursor = events[-1].seq
+    @property
+    def full(self) -> bool:
+        return self.active >= self.config.options.max_retrying
+
+    async def _refresh(self) -> None:
+        """Read the retry set's size (operators change it too) and per-user barriers back."""
+        now = time.monotonic()
+        if now < self._next_refresh:
+            return
+        self._next_refresh = now + REFRESH_S
+        dest = self.config.id
+        counts = await asyncio.to_thread(self.store.retry_counts)
+        self.active = sum(counts.get(dest, {}).values())
+        if self.per_user:
+            self.blocked = await asyncio.to_thread(self.store.retry_users, dest, self.partition)
+        await self._publish_state()
+
+    async def _due(self) -> list[RetryRow]:
+        """Retry-set rows due now; with the circuit open and nothing else to probe with, the
+        soonest row, due or not (so a recovery is seen within one probe interval)."""
+        now = time.monotonic()
+        if self.active <= 0 or now < self._next_retry_poll:
+            return []
         now_ms = int(time.time() * 1000)
-        counters = {f"filtered:{reason}": n for reason, n in work.filtered.items()}
-        counters["delivered"] = len(result.delivered)
-        for parked in result.parked:
-            key = f"parked:{parked.reason.split(':', 1)[0]}"
+        rows = await asyncio.to_thread(
+            self.store.due_retries, self.config.id, now_ms, DUE_LIMIT, self.partition
+        )
+        if not rows and self.breaker.is_open and now >= self.sender.probe_at:
+            rows = await asyncio.to_thread(
+                self.store.due_retries, self.config.id, FAR_FUTURE_MS, 1, self.partition
+            )
+        self._next_retry_poll = now + (0.0 if len(rows) >= DUE_LIMIT else RETRY_POLL_S)
+        return rows
+
+    # --- one step --------------------------------------------------------------------------
+    async def step(
+        self, events: Sequence[StoredEvent], cursor: int, due_rows: Sequence[RetryRow] = ()
+    ) -> int:
+        """Deliver one run of events and the due retries; return the new cursor (committed)."""
+        fresh = [e for e in events if e.seq not in self.skip] if self.skip else list(events)
+        if self.skip and events:
+            self.skip = {s for s in self.skip if s > events[-1].seq}
+        work = plan(self.config, fresh, self.partition)
+        due = plan_retries(self.config, due_rows) if due_rows else None
+        combined = merge(due.work, work) if due is not None else work
+        retried = set(due.rows) if due is not None else set()
+        flushed = _Flushed()
+
+        async def on_round(result: StepResult) -> None:
+            await self._commit(result, combined, due, flushed, None)
+
+        user_key = hold = None
+        if self.per_user:
+            user_key = _user_key
+
+            def hold(m: Mapped) -> bool:
+                return m.message_id not in retried and user_hash(m.event) in self.blocked
+
+        result = await self.sender.deliver(
+            combined, retry_in_step=False, user_key=user_key, hold=hold, on_round=on_round
+        )
+        new_cursor = events[-1].seq if events else cursor
+        await self._commit(result, combined, due, flushed, (events, new_cursor))
+        if self.partition is not None and events:
+            await asyncio.to_thread(self._advance_destination_cursor)
+        return new_cursor
+
+    async def _commit(
+        self,
+        result: StepResult,
+        work: Plan,
+        due: DueRetries | None,
+        flushed: _Flushed,
+        end: tuple[Sequence[StoredEvent], int] | None,
+    ) -> None:
+        """Commit what is new in `result`: failures, parks, held events; at the step's `end`
+        also deliveries, filtered counts, settled retries and the cursor, in one transaction."""
+        changes = self.book.failures(flushed.new(result.failed), work, due)
+        changes.added.extend(self.book.waiting(flushed.new(result.held), work))
+        parked = flushed.new(result.parked)
+        counters: dict[str, int] = {}
+        for p in parked:
+            key = f"parked:{p.reason.split(':', 1)[0]}"
             counters[key] = counters.get(key, 0) + 1
-        latencies = [
-            finished - work.received_at_ms[mid]
-            for mid, finished in result.delivered.items()
-            if mid in work.received_at_ms
-        ]
+        latencies: list[int] = []
+        if end is not None:
+            if due is not None:
+                settled = self.book.settled(result, due, work)
+                changes.delivered, changes.dropped = settled.delivered, settled.dropped
+            counters.update({f"filtered:{reason}": n for reason, n in work.filtered.items()})
+            counters["delivered"] = len(result.delivered)
+            latencies = [
+                finished - work.received_at_ms[mid]
+                for mid, finished in result.delivered.items()
+                if mid in work.received_at_ms
+            ]
+        self._track(changes, due)
+        touched = bool(changes.added or changes.rescheduled or changes.delivered or changes.dropped)
+        events, new_cursor = end if end is not None else ((), None)
+        if end is None and not (touched or parked):
+            return
         await asyncio.to_thread(
             self.store.commit_delivery,
             DeliveryCommit(
                 destination=self.config.id,
-                cursor=new_cursor,
-                first_seq=events[0].seq,
-                last_seq=new_cursor,
-                finished_at_ms=now_ms,
+                cursor=new_cursor if events else None,
+                first_seq=events[0].seq if events else 0,
+                last_seq=events[-1].seq if events else -1,
+                finished_at_ms=int(time.time() * 1000),
                 attempts=result.attempts,
                 counters=counters,
                 latencies_ms=latencies,
-                parked=result.parked,
+                parked=parked,
                 cursor_name=self.cursor_name,
+                retries=changes.added,
+                retries_rescheduled=changes.rescheduled,
+                retries_delivered=changes.delivered,
+                retries_dropped=changes.dropped,
+                retrying_now=self.active if touched else None,
             ),
         )
-        if self.partition is not None:
-            await asyncio.to_thread(self._advance_destination_cursor)
-        return new_cursor
+        await self._after_round()
+
+    def _track(self, changes: RetryChanges, due: DueRetries | None) -> None:
+        """Keep the in-memory size of the set and the per-user barriers up to date."""
+        self.active += changes.active_delta
+        if not self.per_user:
+            return
+        for row in changes.added:
+            self.blocked[row.user_hash] = self.blocked.get(row.user_hash, 0) + 1
+        if due is None:
+            return
+        hashes = {(r.seq, r.action): r.user_hash for rows in due.rows.values() for r in rows}
+        settled = [(d.seq, d.action) for d in changes.delivered]
+        settled += [(k.seq, k.action) for k in changes.dropped]
+        for key in settled:
+            h = hashes.get(key)
+            if h is not None and h in self.blocked:
+                self.blocked[h] -= 1
+                if self.blocked[h] <= 0:
+                    del self.blocked[h]
+
+    async def _after_round(self) -> None:
+        """A circuit that closed again: what failed during the outage is due now."""
+        is_open = self.breaker.is_open
+        if self._was_open and not is_open:
+            since = self.sender.opened_at_ms - RECOVERY_MARGIN_MS
+            now_ms = int(time.time() * 1000)
+            n = await asyncio.to_thread(
+                self.store.retry_now, self.config.id, (), now_ms=now_ms, failed_since_ms=since
+            )
+            log.warning("destination %s recovered; %d failed events due now", self.config.id, n)
+            self._next_retry_poll = 0.0
+        elif is_open and not self._was_open:
+            log.warning(
+                "destination %s: circuit open (%s); delivery paused, probing",
+                self.config.id,
+                self.sender.last_error,
+            )
+        self._was_open = is_open
+        await self._publish_state()
+
+    async def _publish_state(self) -> None:
+        """Write what the consumer is doing (running or paused, and why) when it changes."""
+        if self.breaker.is_open:
+            opened = format_ms(self.sender.opened_at_ms)
+            state = (
+                "paused",
+                f"circuit open since {opened}: every request fails"
+                f" ({self.sender.last_error}); one probe every {self.sender.circuit_wait():g} s",
+            )
+        elif self.full:
+            state = (
+                "paused",
+                f"retry set full: {self.active} events retrying"
+                f" (delivery.max_retrying: {self.config.options.max_retrying})",
+            )
+        else:
+            state = ("running", "")
+        if (
+            self._state is not None
+            and self._state[0] == state[0]
+            and (self._state[1].split(":", 1)[0] == state[1].split(":", 1)[0])
+        ):
+            return
+        self._state = state
+        now_ms = int(time.time() * 1000)
+        await asyncio.to_thread(
+            self.store.set_consumer_state, self.cursor_name, state[0], state[1], now_ms
+        )
 
     def _advance_destination_cursor(self) -> None:
         """Keep the destination's plain cursor at its lowest partition's (status, retention)."""
@@ -190,234 +356,28 @@ class Consumer:
             if cursors.get(cursor_name(self.config.id)) != lowest:
                 self.store.commit_cursor(cursor_name(self.config.id), lowest)
 
-    # --- sending ---------------------------------------------------------------------------
-    def _requests(self, work: Plan, result: StepResult) -> list[Pending]:
-        destination = self.config.destination
-        pending: list[Pending] = []
-        for action_id, items in work.work.items():
-            action = destination.actions[action_id]
-            size = max(1, min(action.max_batch, self.config.options.batch_size or action.max_batch))
-            for chunk in _chunks(items, size, action.max_batch_bytes):
-                pending.extend(self._build(action_id, chunk, work, result))
-        return pending
-
-    def _build(
-        self, action_id: str, chunk: list[Mapped], work: Plan, result: StepResult
-    ) -> list[Pending]:
-        try:
-            requests = self.config.destination.build(action_id, chunk)
-        except Exception as exc:  # an unusable mapped payload, or a destination bug
-            if len(chunk) > 1:  # find the bad events: the others still go
-                return [p for m in chunk for p in self._build(action_id, [m], work, result)]
-            log.info("destination %s cannot send %s: %s", self.config.id, chunk[0].message_id, exc)
-            self._park(
-                result, work, chunk[0].message_id, f"invalid_payload: {exc}", 0, b"{}", b"{}"
-            )
-            return []
-        carried = {i for r in requests for i in r.message_ids}
-        now_ms = int(time.time() * 1000)
-        for mapped in chunk:  # nothing to send for it (e.g. an identify with nothing to set)
-            if mapped.message_id not in carried:
-                result.delivered.setdefault(mapped.message_id, now_ms)
-        return [Pending(action_id, _carried(r, chunk, len(requests)), r) for r in requests]
-
-    def _park(
-        self,
-        result: StepResult,
-        work: Plan,
-        message_id: str,
-        reason: str,
-        attempts: int,
-        request: bytes,
-        response: bytes,
-    ) -> None:
-        stored = work.events.get(message_id)
-        if stored is None or any(p.message_id == message_id for p in result.parked):
-            return
-        result.parked.append(
-            NewParked(message_id, stored.seq, reason, attempts, request, response, stored.payload)
-        )
-
-    async def deliver(self, work: Plan) -> StepResult:
-        result = StepResult()
-        pending = self._requests(work, result)
-        while pending:
-            now = time.monotonic()
-            start_at = max(min(p.not_before for p in pending), self.pacer.paused_until)
-            if start_at > now:
-                await asyncio.sleep(start_at - now)
-                continue
-            if self.config.destination.any_request_delivers:
-                pending = _without_delivered(pending, result)
-                if not pending:
-                    break
-            ready = [p for p in pending if p.not_before <= now]
-            if self.breaker.is_open:
-                ready = ready[:1]  # half-open: one probe decides
-            sent = {id(p) for p in ready}
-            waiting = [p for p in pending if id(p) not in sent]
-            outcomes = await self._send_all(ready)
-            retry: list[Pending] = []
-            for item, response, outcome in outcomes:
-                if response is None or outcome is None:  # not sent: the circuit opened meanwhile
-                    item.not_before = time.monotonic() + self._circuit_wait()
-                    retry.append(item)
-                    continue
-                retry.extend(self._settle(item, response, outcome, work, result))
-            pending = waiting + retry
-            if pending:
-                await self._record_retrying(pending, work)
-        if self.config.destination.any_request_delivers:
-            result.parked = [p for p in result.parked if p.message_id not in result.delivered]
-        else:  # one event, several requests: delivered only if none of them parked it
-            for parked in result.parked:
-                result.delivered.pop(parked.message_id, None)
-        return result
-
-    async def _send_all(
-        self, ready: list[Pending]
-    ) -> list[tuple[Pending, Response | None, Outcome | None]]:
-        limit = asyncio.Semaphore(max(1, self.pacer.concurrency))
-        timeout = self.config.timeout_s
-        rate = self.config.options.requests_per_s
-
-        async def one(item: Pending) -> tuple[Pending, Response | None, Outcome | None]:
-            async with limit:
-                if self.breaker.is_open and len(ready) > 1:
-                    return item, None, None  # stop hammering: the probe decides
-                if rate > 0:
-                    now = time.monotonic()
-                    slot = max(now, self._next_request_at)
-                    self._next_request_at = slot + 1.0 / rate
-                    if slot > now:
-                        await asyncio.sleep(slot - now)
-                item.attempts += 1
-                if not item.first_attempt_ms:
-                    item.first_attempt_ms = int(time.time() * 1000)
-                response = await send(self.session, item.request, timeout)
-                try:
-                    outcome = self.config.destination.interpret(item.request, response)
-                except Exception as exc:
-                    outcome = Outcome(Verdict.RETRY, f"could not read the response: {exc}")
-                self.breaker.record(outcome.verdict is not Verdict.RETRY)
-                return item, response, outcome
-
-        return await asyncio.gather(*(one(p) for p in ready))
-
-    def _settle(
-        self,
-        item: Pending,
-        response: Response,
-        outcome: Outcome,
-        work: Plan,
-        result: StepResult,
-    ) -> list[Pending]:
-        """Record what happened to one request; return what must be sent again."""
-        now = time.monotonic()
-        now_ms = int(time.time() * 1000)
-        result.attempts = max(result.attempts, item.attempts)
-        ok = outcome.verdict is Verdict.DELIVERED
-        if outcome.verdict is Verdict.RETRY and response.status == 429:
-            self.pacer.throttled(now, outcome.retry_after_s)
-        elif ok:
-            self.pacer.succeeded()
-        ids = [m.message_id for m in item.mapped]
-        failures = dict(outcome.failures)
-        retry_ids: list[str] = []
-        if outcome.verdict is Verdict.RETRY:
-            parked_here = {m for m, f in failures.items() if f.verdict is Verdict.PARK}
-            retry_ids = [m for m in ids if m not in parked_here]
-        elif outcome.verdict is Verdict.PARK:
-            for mid in ids:
-                failures.setdefault(mid, EventFailure(Verdict.PARK, outcome.reason))
-        for mid in ids:
-            failure = failures.get(mid)
-            if failure is None and outcome.verdict is Verdict.DELIVERED:
-                result.delivered[mid] = now_ms
-            elif failure is not None and failure.verdict is Verdict.PARK:
-                exchange = (request_record(item.request), response_record(response))
-                self._park(result, work, mid, failure.reason, item.attempts, *exchange)
-            elif failure is not None and mid not in retry_ids:
-                retry_ids.append(mid)
-        if not retry_ids:
-            return []
-        # Events past the retry window are parked with the last exchange; the rest wait.
-        reason = outcome.reason if outcome.verdict is Verdict.RETRY else "partial failure"
-        keep = []
-        for mapped in item.mapped:
-            if mapped.message_id not in retry_ids:
-                continue
-            received = work.received_at_ms.get(mapped.message_id, now_ms)
-            if self.config.retry.expired(received, now_ms):
-                why = f"retry_window_exceeded: {reason}"
-                exchange = (request_record(item.request), response_record(response))
-                self._park(result, work, mapped.message_id, why, item.attempts, *exchange)
-            else:
-                keep.append(mapped)
-        if not keep:
-            return []
-        delay = self.config.retry.backoff(item.attempts, self._rng)
-        if outcome.retry_after_s is not None:
-            delay = max(delay, outcome.retry_after_s)
-        if self.breaker.is_open:
-            delay = max(delay, self._circuit_wait())
-        destination = self.config.destination
-        if outcome.reason == PAYLOAD_TOO_LARGE and len(keep) > 1:  # halve the batch, resend
-            half = len(keep) // 2
-            requests = [*destination.build(item.action_id, keep[:half]),
-                        *destination.build(item.action_id, keep[half:])]  # fmt: skip
-        elif len(keep) == len(item.mapped):
-            requests = [item.request]
-        else:
-            requests = destination.build(item.action_id, keep)
-        return [
-            Pending(item.action_id, _carried(request, keep, len(requests)), request,
-                    item.attempts, now + delay, reason, item.first_attempt_ms)
-            for request in requests
-        ]  # fmt: skip
-
-    def _circuit_wait(self) -> float:
-        """Seconds between probes of an open circuit: 2, 4, 8, ... up to a minute."""
-        return min(MAX_CIRCUIT_WAIT_S, 2.0 ** max(self.breaker.opened, 1))
-
-    async def _record_retrying(self, pending: list[Pending], work: Plan) -> None:
-        if not self.record_retrying:
-            return
-        now_ms = int(time.time() * 1000)
-        rows = [
-            RetryingEvent(
-                m.message_id,
-                work.events[m.message_id].seq,
-                p.first_attempt_ms or now_ms,
-                p.attempts,
-                now_ms + int(max(p.not_before - time.monotonic(), 0) * 1000),
-                p.last_error,
-            )
-            for p in pending
-            if p.attempts
-            for m in p.mapped
-            if m.message_id in work.events
-        ]
-        # The step's commit clears these rows (every retrying event is behind the new cursor).
-        if rows:
-            await asyncio.to_thread(self.store.set_retrying, self.config.id, rows, now_ms=now_ms)
-
     # --- parked events an operator asked to send again --------------------------------------
     async def resend_parked(self) -> None:
+        """Send parked events an operator asked for once; a retryable failure puts them in the
+        retry set with a new window (from now), a permanent one parks them again."""
         requested = await asyncio.to_thread(
             self.store.parked, self.config.id, ("retry_requested",), 500
         )
         if not requested:
             return
         by_message: dict[str, ParkedEvent] = {p.message_id: p for p in requested}
+        now_ms = int(time.time() * 1000)
         stored = [
             StoredEvent(p.seq, next(iter(self.config.sources), ""), p.message_id, "", None,
-                        int(time.time() * 1000), p.payload)
+                        now_ms, p.payload)
             for p in requested
         ]  # fmt: skip
         work = plan(_all_sources(self.config), stored)
-        result = await self.deliver(work)
-        resent = [by_message[m].id for m in result.delivered if m in by_message]
+        result = await self.sender.deliver(work, retry_in_step=False)
+        changes = self.book.failures(result.failed, work, None, window_start_ms=now_ms)
+        self._track(changes, None)
+        back = {m for m in result.delivered} | {r.message_id for r in changes.added}
+        resent = [by_message[m].id for m in back if m in by_message]
         filtered = [p.id for p in requested if p.message_id not in work.events]
         for again in result.parked:
             original = by_message[again.message_id]
@@ -425,12 +385,11 @@ class Consumer:
                 self.store.repark, original.id, again.reason, original.attempts + again.attempts,
                 again.request, again.response,
             )  # fmt: skip
-        cursor = await asyncio.to_thread(self.store.get_cursor, self.cursor_name)
         await asyncio.to_thread(
             self.store.commit_delivery,
             DeliveryCommit(
                 destination=self.config.id,
-                cursor=cursor,
+                cursor=None,
                 first_seq=0,
                 last_seq=-1,
                 finished_at_ms=int(time.time() * 1000),
@@ -438,54 +397,14 @@ class Consumer:
                 counters={"delivered": len(result.delivered), "resent": len(resent)},
                 resent_parked_ids=resent + filtered,
                 cursor_name=self.cursor_name,
+                retries=changes.added,
+                retrying_now=self.active if changes.added else None,
             ),
         )
 
 
-def _chunks(items: list[Mapped], size: int, max_bytes: int) -> list[list[Mapped]]:
-    """Runs of at most `size` events and (for batching actions) about `max_bytes` of JSON."""
-    if size == 1:
-        return [[m] for m in items]
-    chunks: list[list[Mapped]] = []
-    current: list[Mapped] = []
-    weight = 0
-    for mapped in items:
-        cost = len(msgspec.json.encode(mapped.payload)) + 1
-        if current and (len(current) >= size or weight + cost > max_bytes):
-            chunks.append(current)
-            current, weight = [], 0
-        current.append(mapped)
-        weight += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _carried(request: OutRequest, chunk: list[Mapped], requests: int) -> list[Mapped]:
-    """The mapped events a request carries: the whole chunk, or those its ids name (in order)."""
-    if requests == 1 and len(request.message_ids) == len(chunk):
-        return chunk
-    by_id: dict[str, list[Mapped]] = {}
-    for mapped in chunk:
-        by_id.setdefault(mapped.message_id, []).append(mapped)
-    carried = []
-    for message_id in request.message_ids:
-        candidates = by_id.get(message_id)
-        if candidates:
-            carried.append(candidates.pop(0) if len(candidates) > 1 else candidates[0])
-    return carried
-
-
-def _without_delivered(pending: list[Pending], result: StepResult) -> list[Pending]:
-    """Alternatives of an event already delivered are not sent (or retried) any more."""
-    kept = []
-    for item in pending:
-        left = [m for m in item.mapped if m.message_id not in result.delivered]
-        if len(left) == len(item.mapped):
-            kept.append(item)
-        elif left:
-            kept.append(dataclasses.replace(item, mapped=left))
-    return kept
+def _user_key(mapped: Mapped) -> Hashable:
+    return user_hash(mapped.event)
 
 
 def _all_sources(config: DestinationConfig) -> DestinationConfig:

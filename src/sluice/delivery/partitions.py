@@ -44,6 +44,19 @@ def partition_of(event: Mapping[str, Any], n: int) -> int:
     return zlib.crc32(str(key).encode()) % n
 
 
+def user_hash(event: Mapping[str, Any]) -> int:
+    """The event's user as partitions hash it (userId, else anonymousId, else messageId)."""
+    key = event.get("userId") or event.get("anonymousId") or event.get("messageId") or ""
+    return zlib.crc32(str(key).encode())
+
+
+def payload_user_hash(payload: bytes) -> int:
+    """`user_hash` of a stored payload, without decoding the whole event."""
+    who = _who(payload)
+    key = who.userId or who.anonymousId or who.messageId or ""
+    return zlib.crc32(str(key).encode())
+
+
 def payload_partition(payload: bytes, n: int) -> int:
     """`partition_of` for a stored payload, without decoding the whole event."""
     who = _who(payload)

@@ -32,6 +32,8 @@ class Plan:
     work: dict[str, list[Mapped]] = field(default_factory=dict)
     received_at_ms: dict[str, int] = field(default_factory=dict)
     events: dict[str, StoredEvent] = field(default_factory=dict)
+    alone: set[str] = field(default_factory=set)  # message ids to send one per request
+    prior_attempts: dict[str, int] = field(default_factory=dict)  # retries: attempts so far
 
     def filter(self, reason: str) -> None:
         self.filtered[reason] = self.filtered.get(reason, 0) + 1

@@ -2,7 +2,8 @@
 
 An event may go when it is older than `log_retention_days` and every consumer that reads the
 log has passed it: each enabled destination (its plain cursor, kept at its lowest partition's),
-the archive, and each warehouse loader (whose position is kept in the warehouse itself). A
+the archive, each warehouse loader (whose position is kept in the warehouse itself) and every
+event still in a retry set (its row keeps the body, but `sluice trace` reads the log). A
 consumer that has no position yet holds everything back, so a new or stuck consumer never loses
 events to the trim. The store drops whole ranges
 (partitions on PostgreSQL, short slices on SQLite), so the trim never holds up ingest.
@@ -86,6 +87,9 @@ def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> in
         if position is None:
             return 0
         positions.append(position)
+    oldest_retrying = store.oldest_retrying_seq()
+    if oldest_retrying is not None:  # retry-set rows keep their bodies, but trace reads the log
+        positions.append(oldest_retrying - 1)
     up_to = min(positions)
     before_ms = now_ms - int(settings.log_retention_days * DAY_MS)
     return store.trim_log(up_to, before_ms)

@@ -28,9 +28,8 @@ def percentile(histogram: dict[int, int], fraction: float) -> int | None:
 
 def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
     counters = store.delivery_counters()
-    retrying: dict[str, int] = {}
-    for dest, _ in store.retrying():
-        retrying[dest] = retrying.get(dest, 0) + 1
+    retrying = store.retry_counts()
+    states = store.consumer_states()
     parked = store.parked_counts(("parked", "retry_requested"))
     log_end = store.last_seq()
     result: dict[str, dict[str, Any]] = {}
@@ -44,7 +43,8 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
             "delivered": own.get("delivered", 0),
             "filtered": sum(filtered.values()),
             "filtered_by_reason": filtered,
-            "retrying": retrying.get(dest, 0),
+            "retrying": retrying.get(dest, {}).get("retrying", 0),
+            "waiting": retrying.get(dest, {}).get("waiting", 0),
             "parked": parked.get(dest, 0),
             "parked_total": sum(v for n, v in own.items() if n.startswith("parked:")),
             "latency_ms": {
@@ -53,8 +53,23 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
                 "p99": percentile(histogram, 0.99),
             },
             "lag": None if cursor is None else log_end - cursor,
+            "state": _state(states, dest),
         }
     return result
+
+
+def _state(states: dict[str, tuple[str, str, int]], destination: str) -> dict[str, Any]:
+    """The consumer's state (`running`, or `paused` and why); a partitioned destination is
+    paused when any of its partitions is."""
+    own = [
+        v for k, v in states.items()
+        if k == cursor_name(destination) or k.startswith(cursor_name(destination) + "#")
+    ]  # fmt: skip
+    paused = [v for v in own if v[0] != "running"]
+    if paused:
+        state, detail, since = paused[0]
+        return {"state": state, "detail": detail, "since": since}
+    return {"state": "running" if own else "not_started", "detail": "", "since": None}
 
 
 def recent_timeline(

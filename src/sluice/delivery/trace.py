@@ -1,7 +1,8 @@
 """Where one event went: for every destination of its source, what happened to it.
 
 Routing is a pure function of the event and the configuration, so "filtered" is explained by
-planning the event again; delivered, retrying and parked come from the delivery state. Shared by
+planning the event again; delivered, retrying (from the moment of the failure) and parked come
+from the delivery state, and "pending" says why when the destination's consumer is paused. Shared by
 `sluice trace` and (later) the admin API and UI.
 """
 
@@ -16,15 +17,17 @@ from sluice.delivery.partitions import cursor_name
 from sluice.delivery.plan import decide
 from sluice.errors import SluiceError
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import Store, StoredEvent
+from sluice.store.base import RetryingEvent, Store, StoredEvent
 
 
 def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
     event = msgspec.json.decode(stored.payload)
-    retrying = {
-        (dest, r.message_id): r for dest, r in store.retrying() if r.message_id == stored.message_id
-    }
+    retries: dict[str, RetryingEvent] = {}
+    for dest, r in store.retries_for_message(stored.message_id):
+        if r.seq == stored.seq and (dest not in retries or r.state != "delivered"):
+            retries[dest] = r  # an action still retrying outweighs one delivered
     parked = {p.destination: p for p in store.parked_for_message(stored.message_id)}
+    states = store.consumer_states()
     hops: list[dict[str, Any]] = []
     for obj in store.list_config("destination"):
         hop: dict[str, Any] = {"destination": obj.id}
@@ -37,8 +40,9 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
             continue
         hop["type"] = config.type
         cursor = store.find_cursor(cursor_name(obj.id))
-        if obj.id in parked:
-            p = parked[obj.id]
+        p = parked.get(obj.id)
+        retry = retries.get(obj.id)
+        if p is not None and (p.state != "resent" or retry is None):
             hop.update(
                 status="parked" if p.state != "resent" else "delivered_after_resend",
                 at=format_ms(p.parked_at_ms),
@@ -47,16 +51,19 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
                 request=msgspec.json.decode(p.request),
                 response=msgspec.json.decode(p.response),
             )
-        elif (obj.id, stored.message_id) in retrying:
-            r = retrying[(obj.id, stored.message_id)]
+            if p.state == "retry_requested":
+                hop["resend"] = "requested"
+        elif retry is not None and retry.state == "delivered":
             hop.update(
-                status="retrying",
-                attempts=r.attempts,
-                next_attempt=format_ms(r.next_attempt_ms),
-                last_error=r.last_error,
+                status="delivered", at=format_ms(retry.updated_at_ms), attempts=retry.attempts
             )
+        elif retry is not None:
+            hop.update(retry_hop(retry))
         elif cursor is None or cursor < stored.seq:
             hop["status"] = "pending" if config.enabled else "destination_disabled"
+            state = states.get(cursor_name(obj.id))
+            if config.enabled and state is not None and state[0] != "running":
+                hop["paused"] = state[1]
         else:
             reason, _ = decide(config, event)
             step = store.delivery_step_for(obj.id, stored.seq)
@@ -68,6 +75,25 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
                 hop.update(status="delivered", at=format_ms(step[0]), attempts=step[1])
         hops.append(hop)
     return hops
+
+
+def retry_hop(r: RetryingEvent) -> dict[str, Any]:
+    """A retry-set row as trace shows it: retrying (or waiting behind its user), since when,
+    how many attempts, when the next one is, and the last failed exchange."""
+    hop: dict[str, Any] = {
+        "status": r.state,
+        "attempts": r.attempts,
+        "first_failure": format_ms(r.first_attempt_ms),
+        "last_error": r.last_error,
+    }
+    if r.state == "retrying":
+        hop["next_attempt"] = format_ms(r.next_attempt_ms)
+    if r.action:
+        hop["action"] = r.action
+    if r.attempts:
+        hop["request"] = msgspec.json.decode(r.request)
+        hop["response"] = msgspec.json.decode(r.response)
+    return hop
 
 
 def trace_message(store: Store, message_id: str) -> list[dict[str, Any]]:

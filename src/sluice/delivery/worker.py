@@ -37,6 +37,7 @@ from sluice.store.factory import open_store
 
 log = logging.getLogger(__name__)
 CONFIG_POLL_S = 1.0
+CLEANUP_S = 60.0  # how often retry sets of deleted destinations are looked for
 WORKER_LEASE_PREFIX = "worker:"
 PR_SET_NAME = 15
 
@@ -75,6 +76,8 @@ class Worker:
         self._units: dict[str, Unit] = {}
         self._renewed_at = 0.0
         self._session: aiohttp.ClientSession | None = None
+        self._next_cleanup = 0.0
+        self._destinations: set[str] = set()
 
     async def run(self) -> None:
         async with new_session() as session:
@@ -115,6 +118,9 @@ class Worker:
                 await self._stop_unit(name, release=wanted is None)
                 if wanted is not None:
                     self._start(wanted)  # still holds the lease: restart with the new config
+        if time.monotonic() >= self._next_cleanup:
+            self._next_cleanup = time.monotonic() + CLEANUP_S
+            await self._drop_deleted_retry_sets()
         target = await self._fair_share()
         if len(self.running) > target:
             # Give one unit up per round: another worker below its share claims it.
@@ -169,6 +175,9 @@ class Worker:
             return
         self._version = version
         docs = await asyncio.to_thread(self.store.list_config, "destination")
+        if self._destinations - {obj.id for obj in docs}:
+            self._next_cleanup = 0.0  # a destination was deleted: drop its retry set soon
+        self._destinations = {obj.id for obj in docs}
         units = {u.name: u for u in self._background_units()}
         for obj in docs:
             try:
@@ -185,6 +194,19 @@ class Worker:
                 unit = self._destination_unit(config, obj.body, partition)
                 units[unit.name] = unit
         self._units = units
+
+    async def _drop_deleted_retry_sets(self) -> None:
+        """A deleted destination's retry set goes once its consumer is gone (never before: it
+        holds events that were not delivered)."""
+        holding = await asyncio.to_thread(self.store.retry_destinations)
+        deleted = [d for d in holding if d not in self._destinations]
+        for dest in deleted:
+            prefix = cursor_name(dest)
+            if any(n == prefix or n.startswith(prefix + "#") for n in self.running):
+                continue
+            dropped = await asyncio.to_thread(self.store.drop_retry_set, dest)
+            if dropped:
+                log.warning("dropped %d retrying events of deleted destination %s", dropped, dest)
 
     def _destination_unit(
         self, config: DestinationConfig, body: bytes, partition: Partition | None

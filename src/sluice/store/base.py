@@ -221,14 +221,75 @@ class ParkedEvent:
 
 @dataclass(frozen=True, slots=True)
 class RetryingEvent:
-    """An event whose delivery failed and will be tried again (shown by `sluice trace`)."""
+    """A retry-set row as operators see it (`sluice trace`, `sluice retrying`, the UI)."""
 
     message_id: str
     seq: int
-    first_attempt_ms: int
+    first_attempt_ms: int  # when its delivery first failed
     attempts: int
     next_attempt_ms: int
     last_error: str
+    action: str = ""  # the action that failed ("" for every action of the event)
+    state: str = "retrying"  # "retrying", "waiting" (behind its user's event) or "delivered"
+    request: bytes = b"{}"  # the last failed exchange
+    response: bytes = b"{}"
+    updated_at_ms: int = 0  # the last attempt (when it was delivered, for "delivered")
+
+
+class RetryKey(NamedTuple):
+    """One retry-set row of a destination: an event (its log position) and an action."""
+
+    seq: int
+    action: str
+
+
+class RetryRow(NamedTuple):
+    """A whole retry-set row: the event (with its body), where its retries stand, the last
+    failed exchange. `user_hash` is the event's user hashed as partitions hash it."""
+
+    destination: str
+    seq: int
+    action: str
+    message_id: str
+    source_id: str
+    type: str
+    event: str | None
+    received_at_ms: int
+    window_start_ms: int  # the retry window counts from here (receipt, or an operator's resend)
+    user_hash: int
+    state: str
+    attempts: int
+    first_failure_ms: int
+    next_attempt_ms: int
+    updated_at_ms: int
+    last_error: str
+    request: bytes
+    response: bytes
+    payload: bytes
+
+    @property
+    def key(self) -> RetryKey:
+        return RetryKey(self.seq, self.action)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReschedule:
+    """A retry that failed again: its new attempt count, due time and exchange."""
+
+    seq: int
+    action: str
+    attempts: int
+    next_attempt_ms: int
+    last_error: str
+    request: bytes
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDelivered:
+    seq: int
+    action: str
+    attempts: int
 
 
 @dataclass(slots=True)
@@ -245,6 +306,13 @@ class DeliveryCommit:
     latencies_ms: list[int] = field(default_factory=list)
     parked: list[NewParked] = field(default_factory=list)
     resent_parked_ids: list[int] = field(default_factory=list)
+    # The retry set (store/retry_set.py): failures that will be tried again, added or replaced;
+    # retries that failed again, were delivered, or left the set (parked, filtered).
+    retries: list[RetryRow] = field(default_factory=list)
+    retries_rescheduled: list[RetryReschedule] = field(default_factory=list)
+    retries_delivered: list[RetryDelivered] = field(default_factory=list)
+    retries_dropped: list[RetryKey] = field(default_factory=list)
+    retrying_now: int | None = None  # the set's size after this commit (the timeline's gauge)
     # The cursor to move: "destination:<id>" unless the destination is split into partitions
     # ("destination:<id>#<k>/<n>", each claimed by a worker of its own).
     cursor_name: str | None = None
@@ -267,14 +335,65 @@ class DeliveryState(Protocol):
 
     def commit_delivery(self, commit: DeliveryCommit) -> None: ...
 
-    def set_retrying(
-        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
-    ) -> None:
-        """Replace the destination's retrying events (those of the step it is stuck on), and
-        raise the timeline's `retrying` for the minute of `now_ms` (default: the clock's now)."""
+    def retrying(
+        self,
+        destination: str | None = None,
+        limit: int | None = None,
+        *,
+        states: Sequence[str] = ("retrying", "waiting"),
+    ) -> list[tuple[str, RetryingEvent]]:
+        """Retry-set rows in these states, by destination and log order."""
         ...
 
-    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]: ...
+    def retries_for_message(self, message_id: str) -> list[tuple[str, RetryingEvent]]: ...
+
+    def retry_counts(self) -> dict[str, dict[str, int]]:
+        """Active retry-set rows per destination and state."""
+        ...
+
+    def due_retries(
+        self, destination: str, now_ms: int, limit: int, partition: tuple[int, int] | None = None
+    ) -> list[RetryRow]: ...
+
+    def next_retry_at(self, destination: str) -> int | None: ...
+
+    def retry_users(
+        self, destination: str, partition: tuple[int, int] | None = None
+    ) -> dict[int, int]: ...
+
+    def failed_seqs_after(self, destination: str, seq: int) -> set[int]: ...
+
+    def oldest_retrying_seq(self) -> int | None: ...
+
+    def retry_destinations(self) -> list[str]: ...
+
+    def retry_now(
+        self,
+        destination: str | None,
+        message_ids: Sequence[str] = (),
+        *,
+        now_ms: int = 0,
+        failed_since_ms: int | None = None,
+    ) -> int: ...
+
+    def park_retrying(
+        self,
+        destination: str | None,
+        message_ids: Sequence[str] = (),
+        *,
+        reason: str = "parked_by_operator",
+        now_ms: int,
+    ) -> int: ...
+
+    def release_waiting(self, destination: str, *, now_ms: int) -> int: ...
+
+    def drop_retry_set(self, destination: str) -> int: ...
+
+    def set_consumer_state(self, consumer: str, state: str, detail: str, since_ms: int) -> None: ...
+
+    def consumer_states(self) -> dict[str, tuple[str, str, int]]:
+        """{consumer: (state, detail, since ms)} as consumers last wrote them."""
+        ...
 
     def parked(
         self,

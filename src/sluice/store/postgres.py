@@ -79,6 +79,7 @@ from sluice.store.postgres_schema import (
     handed_out,
     migrate,
 )
+from sluice.store.retry_set import DeliveredPruning
 
 COUNTER_FLUSH_S = 0.25
 MAX_APPEND_ATTEMPTS = 3
@@ -132,6 +133,7 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases):
         self._counters_flushed = 0.0
         self._maintenance: Maintenance | None = None
         self._timeline_pruning = TimelinePruning()
+        self._delivered_pruning = DeliveredPruning()
 
     # --- event log -------------------------------------------------------------------------
     def append(self, batch: AppendBatch) -> AppendResult:

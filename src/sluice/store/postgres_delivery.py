@@ -4,14 +4,13 @@ A consumer step (read events, deliver them, advance the cursor) commits in one t
 new cursor, the log range it covered, parked events, counters, the latency histogram and, last,
 one upsert of the minute's timeline bucket. Counter and histogram upserts are sorted by key so
 that two nodes' steps lock rows in the same order and cannot deadlock; the timeline row comes
-after them in every transaction that takes it, `set_retrying`'s too. Parked events are never
+after them in every transaction that takes it. Parked events are never
 deleted by Sluice: an operator's resend marks them `resent`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -19,7 +18,6 @@ import psycopg
 from sluice.store.base import (
     DeliveryCommit,
     ParkedEvent,
-    RetryingEvent,
     StoredEvent,
 )
 from sluice.store.common import (
@@ -30,6 +28,7 @@ from sluice.store.common import (
     timeline_step,
 )
 from sluice.store.postgres_connection import PostgresConnections
+from sluice.store.retry_set import POSTGRES, Cursor, RetrySetState
 
 _PARKED_COLUMNS = (
     "id, destination, message_id, seq, parked_at, reason, attempts, request, response, payload,"
@@ -41,8 +40,10 @@ UPSERT_CURSOR_SQL = (
 )
 
 
-class PostgresDeliveryState(PostgresConnections):
+class PostgresDeliveryState(PostgresConnections, RetrySetState):
     """Mixed into `PostgresStore`."""
+
+    _dialect = POSTGRES
 
     _timeline_pruning: TimelinePruning
 
@@ -51,10 +52,6 @@ class PostgresDeliveryState(PostgresConnections):
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             if commit.cursor is not None:
                 cur.execute(UPSERT_CURSOR_SQL, (commit.consumer, commit.cursor))
-                cur.execute(
-                    "DELETE FROM retrying WHERE destination = %s AND seq <= %s",
-                    (dest, commit.cursor),
-                )
             if commit.last_seq >= commit.first_seq > 0:
                 cur.execute(
                     "INSERT INTO delivery_steps VALUES (%s, %s, %s, %s, %s)"
@@ -74,6 +71,7 @@ class PostgresDeliveryState(PostgresConnections):
                         for p in commit.parked
                     ],
                 )  # fmt: skip
+            self._write_retry_changes(cur, commit)
             if commit.resent_parked_ids:
                 cur.execute(
                     "UPDATE parked SET state = 'resent' WHERE id = ANY(%s)",
@@ -115,46 +113,13 @@ class PostgresDeliveryState(PostgresConnections):
                 (destination, cutoff),
             )
 
-    def set_retrying(
-        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
-    ) -> None:
-        minute = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("DELETE FROM retrying WHERE destination = %s", (destination,))
-            # One statement per row: a later row replaces an earlier one with the same key,
-            # as SQLite's INSERT OR REPLACE does.
-            cur.executemany(
-                "INSERT INTO retrying VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (destination, seq, message_id) DO UPDATE SET"
-                " first_attempt = excluded.first_attempt, attempts = excluded.attempts,"
-                " next_attempt = excluded.next_attempt, last_error = excluded.last_error",
-                [
-                    (destination, e.message_id, e.seq, e.first_attempt_ms, e.attempts,
-                     e.next_attempt_ms, e.last_error)
-                    for e in events
-                ],
-            )  # fmt: skip
-            if events:
-                self._prune_timeline(cur, destination, minute)
-                cur.execute(
-                    "INSERT INTO delivery_timeline VALUES (%s, %s, 0, 0, 0, %s)"
-                    " ON CONFLICT (destination, minute) DO UPDATE SET"
-                    " retrying = greatest(delivery_timeline.retrying, excluded.retrying)",
-                    (destination, minute, len(events)),
-                )
-
-    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
-        query = (
-            "SELECT destination, message_id, seq, first_attempt, attempts, next_attempt,"
-            " last_error FROM retrying"
-        )
-        params: tuple[str, ...] = ()
-        if destination is not None:
-            query += " WHERE destination = %s"
-            params = (destination,)
+    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
-            rows = conn.execute(query + " ORDER BY destination, seq", params).fetchall()
-        return [(r[0], RetryingEvent(*r[1:])) for r in rows]
+            return conn.execute(POSTGRES(sql), params).fetchall()
+
+    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            return fn(cur)
 
     def parked(
         self,

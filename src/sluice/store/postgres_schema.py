@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
+from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
+
 # Advisory-lock keys are bigints; Sluice keeps to two prefixes of the top 16 bits so that other
 # applications sharing the database are unlikely to collide with it.
 HORIZON_LOCK_BASE = 0x51C3 << 48  # + k: an appender that may allocate seqs > k (postgres.py)
@@ -170,7 +172,13 @@ CREATE TABLE IF NOT EXISTS delivery_timeline (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
+# The retry set replaces `retrying` (store/retry_set.py): per-event retries off the cursor.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, RETRY_SET_TABLE_POSTGRES),
+)
 
 
 def migrate(conn: psycopg.Connection[Any], partition_span: int) -> int:

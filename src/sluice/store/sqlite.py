@@ -30,6 +30,7 @@ from sluice.store.base import (
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
+from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
 
@@ -112,7 +113,12 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
         with self._lock, self._writer_lock():
             try:
                 db.executescript(
-                    "BEGIN IMMEDIATE;" + SCHEMA + DELIVERY_SCHEMA + LEASES_SCHEMA + "COMMIT;"
+                    "BEGIN IMMEDIATE;"
+                    + SCHEMA
+                    + DELIVERY_SCHEMA
+                    + RETRY_SET_TABLE_SQLITE
+                    + LEASES_SCHEMA
+                    + "COMMIT;"
                 )
             except BaseException:
                 if db.in_transaction:
@@ -126,6 +132,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
         self._counters_flushed = 0.0
         self._seen_seq: int | None = None  # log position the set is caught up to; None = not loaded
         self._timeline_pruning = TimelinePruning()
+        self._delivered_pruning = DeliveredPruning()
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn` in one write transaction, queued behind every other process's writers."""

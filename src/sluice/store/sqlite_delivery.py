@@ -1,4 +1,4 @@
-"""Delivery state in the SQLite store: consumer steps, retrying and parked events, stats.
+"""Delivery state in the SQLite store: consumer steps, the retry set, parked events, stats.
 
 A consumer step (read events, deliver them, advance the cursor) commits in one transaction:
 the new cursor, the log range it covered (so `sluice trace` can say when an event was delivered
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sluice.store.base import (
     DeliveryCommit,
     ParkedEvent,
-    RetryingEvent,
     StoredEvent,
 )
 from sluice.store.common import (
@@ -28,6 +26,7 @@ from sluice.store.common import (
     timeline_buckets,
     timeline_step,
 )
+from sluice.store.retry_set import SQLITE, Cursor, RetrySetState
 
 DELIVERY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_steps (
@@ -37,16 +36,6 @@ CREATE TABLE IF NOT EXISTS delivery_steps (
     finished_at INTEGER NOT NULL,
     attempts INTEGER NOT NULL,
     PRIMARY KEY (destination, last_seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS retrying (
-    destination TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    first_attempt INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    next_attempt INTEGER NOT NULL,
-    last_error TEXT NOT NULL,
-    PRIMARY KEY (destination, seq, message_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS parked (
     id INTEGER PRIMARY KEY,
@@ -92,8 +81,10 @@ _PARKED_COLUMNS = (
 )
 
 
-class SqliteDeliveryState:
+class SqliteDeliveryState(RetrySetState):
     """Mixed into `SqliteStore`: uses its connection, its lock and its cross-process writer lock."""
+
+    _dialect = SQLITE
 
     _db: sqlite3.Connection
     _lock: threading.Lock
@@ -109,9 +100,6 @@ class SqliteDeliveryState:
                     "INSERT INTO cursors (consumer, seq) VALUES (?, ?)"
                     " ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq",
                     (commit.consumer, commit.cursor),
-                )
-                db.execute(
-                    "DELETE FROM retrying WHERE destination = ? AND seq <= ?", (dest, commit.cursor)
                 )
             if commit.last_seq >= commit.first_seq > 0:
                 db.execute(
@@ -134,6 +122,7 @@ class SqliteDeliveryState:
                         for p in commit.parked
                     ],
                 )  # fmt: skip
+            self._write_retry_changes(db, commit)
             if commit.resent_parked_ids:
                 db.executemany(
                     "UPDATE parked SET state = 'resent' WHERE id = ?",
@@ -173,44 +162,12 @@ class SqliteDeliveryState:
                 (destination, cutoff),
             )
 
-    def set_retrying(
-        self, destination: str, events: Sequence[RetryingEvent], *, now_ms: int | None = None
-    ) -> None:
-        minute = minute_of(int(time.time() * 1000) if now_ms is None else now_ms)
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM retrying WHERE destination = ?", (destination,))
-            db.executemany(
-                "INSERT OR REPLACE INTO retrying VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (destination, e.message_id, e.seq, e.first_attempt_ms, e.attempts,
-                     e.next_attempt_ms, e.last_error)
-                    for e in events
-                ],
-            )  # fmt: skip
-            if events:
-                self._prune_timeline(db, destination, minute)
-                db.execute(
-                    "INSERT INTO delivery_timeline VALUES (?, ?, 0, 0, 0, ?)"
-                    " ON CONFLICT (destination, minute) DO UPDATE SET"
-                    " retrying = max(retrying, excluded.retrying)",
-                    (destination, minute, len(events)),
-                )
-
-        self._transaction(write)
-
-    def retrying(self, destination: str | None = None) -> list[tuple[str, RetryingEvent]]:
-        sql = (
-            "SELECT destination, message_id, seq, first_attempt, attempts, next_attempt,"
-            " last_error FROM retrying"
-        )
-        params: tuple[str, ...] = ()
-        if destination is not None:
-            sql += " WHERE destination = ?"
-            params = (destination,)
+    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY destination, seq", params).fetchall()
-        return [(r[0], RetryingEvent(*r[1:])) for r in rows]
+            return self._db.execute(sql, params).fetchall()
+
+    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
+        return self._transaction(fn)
 
     def parked(
         self,

@@ -1,5 +1,6 @@
-"""Event delivery of one destination: what happened to its events, its latest failures, and the
-button that sends parked events again.
+"""Event delivery of one destination: what happened to its events, what is retrying (with the
+buttons to retry it now or park it) and its latest failures (with the button that sends parked
+events again).
 
 Everything comes from the delivery state's counters and side tables (`delivery/stats.py`),
 never from the log: the page costs the same with a thousand events or a billion. The last hour
@@ -9,6 +10,7 @@ is drawn from the per-minute timeline (at most 60 rows read).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import msgspec
@@ -120,7 +122,25 @@ def routes(site: Site) -> list[Route]:
             f"{count} parked {plural} will be sent again within seconds.",
         )
 
+    async def retrying(request: Request) -> Response:
+        """Retry now or park (skip) one retrying event, or all of the destination's."""
+        destination_id = request.path_params["destination_id"]
+        form = await request.form()
+        ids = [str(v) for v in form.getlist("message_id") if str(v)]
+        now_ms = int(time.time() * 1000)
+        if form.get("do") == "park":
+            count = await site.run(
+                lambda: site.store.park_retrying(destination_id, ids, now_ms=now_ms)
+            )
+            done = "parked; send them again from the parked list below"
+        else:
+            count = await site.run(lambda: site.store.retry_now(destination_id, ids, now_ms=now_ms))
+            done = "will be sent again within a second"
+        plural = "event" if count == 1 else "events"
+        return redirect(f"/destinations/{destination_id}/delivery", f"{count} {plural} {done}.")
+
     return [
         Route("/destinations/{destination_id}/delivery", page, methods=["GET"]),
+        Route("/destinations/{destination_id}/retrying", retrying, methods=["POST"]),
         Route("/destinations/{destination_id}/parked/retry", retry, methods=["POST"]),
     ]

@@ -1,0 +1,455 @@
+"""Sending a plan's work to one destination: requests, concurrency, pacing, circuit breaker.
+
+`Sender.deliver(work)` turns mapped events into requests and sends them. What happens to a
+retryable failure depends on who asks:
+
+- the live consumer (`retry_in_step=False`) gets every failed event back after one attempt
+  (`StepResult.failed`) and moves it to the destination's retry set, so the cursor moves on;
+- a replay or an operator's one-off send (`retry_in_step=True`) retries in place with backoff
+  until the retry window ends, then parks (a replay has no retry set of its own).
+
+Either way, while the circuit breaker is open nothing more is attempted: requests not yet sent
+wait in the step for the breaker's probes (one request at a time, 2 s doubling to a minute), so
+a destination that is down holds its consumer's cursor instead of filling its retry set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+import aiohttp
+import msgspec
+
+from sluice.delivery.config import DestinationConfig
+from sluice.delivery.exchange import request_record, response_record
+from sluice.delivery.plan import Plan
+from sluice.delivery.policy import CircuitBreaker, Pacer
+from sluice.delivery.sender import send
+from sluice.destinations.base import EventFailure, Mapped, Outcome, OutRequest, Response, Verdict
+from sluice.store.base import NewParked
+
+log = logging.getLogger(__name__)
+
+MAX_CIRCUIT_WAIT_S = 60.0
+PAYLOAD_TOO_LARGE = "payload_too_large"  # the reason a destination gives for a 413
+
+UserKey = Callable[[Mapped], Hashable]
+
+
+@dataclass(slots=True)
+class Pending:
+    """A request still to be sent, with what it carries and how it has gone so far."""
+
+    action_id: str
+    mapped: list[Mapped]
+    request: OutRequest
+    attempts: int = 0
+    not_before: float = 0.0  # monotonic
+    last_error: str = ""
+    first_attempt_ms: int = 0
+    order: int = 0  # its place in the step (log order), kept through retries and rebuilds
+    retried: bool = False  # carries events from the retry set (their failures don't open the
+    # circuit: a few events failing forever must not pause the whole destination)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One event (and action) whose request failed with a retryable answer."""
+
+    message_id: str
+    action_id: str
+    attempts: int
+    error: str
+    request: bytes
+    response: bytes
+    retry_after_s: float | None
+    first_attempt_ms: int
+
+
+@dataclass(slots=True)
+class StepResult:
+    delivered: dict[str, int] = field(default_factory=dict)  # message_id -> finished ms
+    parked: list[NewParked] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)  # retry_in_step=False only
+    held: list[Mapped] = field(default_factory=list)  # held back by `hold` (per-user order)
+    attempts: int = 0  # the attempts the slowest request needed
+
+    def settle(self, any_request_delivers: bool) -> None:
+        """One verdict per event: a parked or failed request of an event outweighs a delivered
+        one, unless any one request delivers it (classic webhooks to several URLs)."""
+        if any_request_delivers:
+            self.parked = [p for p in self.parked if p.message_id not in self.delivered]
+            self.failed = [f for f in self.failed if f.message_id not in self.delivered]
+        else:
+            for parked in self.parked:
+                self.delivered.pop(parked.message_id, None)
+            parked_ids = {p.message_id for p in self.parked}
+            self.failed = [f for f in self.failed if f.message_id not in parked_ids]
+            for failure in self.failed:
+                self.delivered.pop(failure.message_id, None)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for failure in self.failed:  # one failure per event and action: its last
+            key = (failure.message_id, failure.action_id)
+            if key not in seen:
+                seen.add(key)
+                unique.append(failure)
+        self.failed = unique
+
+
+class Sender:
+    """What one destination's requests share: session, breaker, pacing, rate limit."""
+
+    def __init__(self, config: DestinationConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.session = session
+        self.breaker = CircuitBreaker()
+        self.pacer = Pacer(max_concurrency=config.options.concurrency)
+        self.probe_at = 0.0  # monotonic: while the circuit is open, no probe before this
+        self.opened_at_ms = 0  # when the circuit last opened (epoch ms)
+        self.last_error = ""
+        self._rng = random.Random()
+        self._next_request_at = 0.0
+
+    # --- building requests ---------------------------------------------------------------------
+    def requests(self, work: Plan, result: StepResult, *, single: bool = False,
+                 user_key: UserKey | None = None) -> list[Pending]:  # fmt: skip
+        """The plan's mapped events as requests: batches up to the action's limit (one event
+        each with `single`); with `user_key`, a user's events are kept in one batch."""
+        destination = self.config.destination
+        pending: list[Pending] = []
+        for action_id, items in work.work.items():
+            action = destination.actions[action_id]
+            size = max(1, min(action.max_batch, self.config.options.batch_size or action.max_batch))
+            if single:
+                size = 1
+            alone = [m for m in items if m.message_id in work.alone]
+            if alone:  # retried more than once: each on its own, so one bad event fails alone
+                items = [m for m in items if m.message_id not in work.alone]
+                for mapped in alone:
+                    pending.extend(self._build(action_id, [mapped], work, result))
+            for chunk in _chunks(items, size, action.max_batch_bytes, user_key):
+                pending.extend(self._build(action_id, chunk, work, result))
+        return pending
+
+    def _build(
+        self, action_id: str, chunk: list[Mapped], work: Plan, result: StepResult
+    ) -> list[Pending]:
+        try:
+            requests = self.config.destination.build(action_id, chunk)
+        except Exception as exc:  # an unusable mapped payload, or a destination bug
+            if len(chunk) > 1:  # find the bad events: the others still go
+                return [p for m in chunk for p in self._build(action_id, [m], work, result)]
+            log.info("destination %s cannot send %s: %s", self.config.id, chunk[0].message_id, exc)
+            park(result, work, chunk[0].message_id, f"invalid_payload: {exc}", 0, b"{}", b"{}")
+            return []
+        carried = {i for r in requests for i in r.message_ids}
+        now_ms = int(time.time() * 1000)
+        for mapped in chunk:  # nothing to send for it (e.g. an identify with nothing to set)
+            if mapped.message_id not in carried:
+                result.delivered.setdefault(mapped.message_id, now_ms)
+        return [Pending(action_id, _carried(r, chunk, len(requests)), r) for r in requests]
+
+    # --- sending ---------------------------------------------------------------------------
+    async def deliver(
+        self,
+        work: Plan,
+        *,
+        retry_in_step: bool,
+        single: bool = False,
+        user_key: UserKey | None = None,
+        hold: Callable[[Mapped], bool] | None = None,
+        on_round: Callable[[StepResult], Awaitable[None]] | None = None,
+    ) -> StepResult:
+        """Send the plan's work; see the module docstring for what a failure becomes.
+
+        `user_key` (ordering per user): at most one request per user is in flight, in log order,
+        and once `hold` says a user's events must wait (an earlier one failed), that user's
+        later events are not sent but returned in `held`. `on_round` is called after each
+        round of sending that leaves work pending, so failures are recorded at once."""
+        result = StepResult()
+        pending = self.requests(work, result, single=single, user_key=user_key)
+        for order, item in enumerate(pending):
+            item.order = order
+            item.retried = any(m.message_id in work.prior_attempts for m in item.mapped)
+        any_delivers = self.config.destination.any_request_delivers
+        while pending:
+            if hold is not None:
+                pending = self._hold_back(pending, hold, work, result)
+                if not pending:
+                    break
+            now = time.monotonic()
+            start_at = max(min(p.not_before for p in pending), self.pacer.paused_until)
+            if self.breaker.is_open:
+                start_at = max(start_at, self.probe_at)
+            if start_at > now:
+                await asyncio.sleep(start_at - now)
+                continue
+            if any_delivers:
+                pending = _without_delivered(pending, result)
+                if not pending:
+                    break
+            ready = [p for p in pending if p.not_before <= now]
+            if user_key is not None:
+                ready = _one_per_user(pending, ready, user_key)
+            if self.breaker.is_open:
+                ready = ready[:1]  # half-open: one probe decides
+            sent = {id(p) for p in ready}
+            waiting = [p for p in pending if id(p) not in sent]
+            outcomes = await self._send_all(ready)
+            retry: list[Pending] = []
+            for item, response, outcome in outcomes:
+                if response is None or outcome is None:  # not sent: the circuit opened meanwhile
+                    retry.append(item)
+                    continue
+                retry.extend(self._settle(item, response, outcome, work, result, retry_in_step))
+            pending = sorted(waiting + retry, key=lambda p: p.order)
+            if pending and on_round is not None:
+                await on_round(result)
+        result.settle(any_delivers)
+        return result
+
+    def _hold_back(
+        self, pending: list[Pending], hold: Callable[[Mapped], bool], work: Plan,
+        result: StepResult,
+    ) -> list[Pending]:  # fmt: skip
+        """Take the events of held users out of the requests not yet sent."""
+        kept = []
+        for item in pending:
+            if item.attempts:
+                kept.append(item)
+                continue
+            held = [m for m in item.mapped if hold(m)]
+            if not held:
+                kept.append(item)
+                continue
+            result.held.extend(held)
+            left = [m for m in item.mapped if not hold(m)]
+            if left:
+                rebuilt = self._build(item.action_id, left, work, result)
+                for again in rebuilt:
+                    again.order = item.order
+                kept.extend(rebuilt)
+        return kept
+
+    async def _send_all(
+        self, ready: list[Pending]
+    ) -> list[tuple[Pending, Response | None, Outcome | None]]:
+        limit = asyncio.Semaphore(max(1, self.pacer.concurrency))
+        timeout = self.config.timeout_s
+        rate = self.config.options.requests_per_s
+
+        async def one(item: Pending) -> tuple[Pending, Response | None, Outcome | None]:
+            async with limit:
+                if self.breaker.is_open and len(ready) > 1:
+                    return item, None, None  # stop hammering: the probe decides
+                if rate > 0:
+                    now = time.monotonic()
+                    slot = max(now, self._next_request_at)
+                    self._next_request_at = slot + 1.0 / rate
+                    if slot > now:
+                        await asyncio.sleep(slot - now)
+                item.attempts += 1
+                if not item.first_attempt_ms:
+                    item.first_attempt_ms = int(time.time() * 1000)
+                response = await send(self.session, item.request, timeout)
+                try:
+                    outcome = self.config.destination.interpret(item.request, response)
+                except Exception as exc:
+                    outcome = Outcome(Verdict.RETRY, f"could not read the response: {exc}")
+                self._record(outcome, counts=not item.retried)
+                return item, response, outcome
+
+        return await asyncio.gather(*(one(p) for p in ready))
+
+    def _record(self, outcome: Outcome, *, counts: bool = True) -> None:
+        """Feed the breaker: any success closes it; a failure counts towards opening it unless
+        the request carried retries only (a probe's failure always counts)."""
+        was_open = self.breaker.is_open
+        ok = outcome.verdict is not Verdict.RETRY
+        if ok or counts or was_open:
+            self.breaker.record(ok)
+        if self.breaker.is_open:
+            if not was_open:
+                self.opened_at_ms = int(time.time() * 1000)
+            self.last_error = outcome.reason
+            self.probe_at = time.monotonic() + self.circuit_wait()
+
+    def circuit_wait(self) -> float:
+        """Seconds between probes of an open circuit: 2, 4, 8, ... up to a minute."""
+        return min(MAX_CIRCUIT_WAIT_S, 2.0 ** max(self.breaker.opened, 1))
+
+    def _settle(
+        self,
+        item: Pending,
+        response: Response,
+        outcome: Outcome,
+        work: Plan,
+        result: StepResult,
+        retry_in_step: bool,
+    ) -> list[Pending]:
+        """Record what happened to one request; return what must be sent again in this step."""
+        now = time.monotonic()
+        now_ms = int(time.time() * 1000)
+        result.attempts = max(result.attempts, item.attempts)
+        if outcome.verdict is Verdict.RETRY and response.status == 429:
+            self.pacer.throttled(now, outcome.retry_after_s)
+        elif outcome.verdict is Verdict.DELIVERED:
+            self.pacer.succeeded()
+        ids = [m.message_id for m in item.mapped]
+        failures = dict(outcome.failures)
+        retry_ids: list[str] = []
+        if outcome.verdict is Verdict.RETRY:
+            parked_here = {m for m, f in failures.items() if f.verdict is Verdict.PARK}
+            retry_ids = [m for m in ids if m not in parked_here]
+        elif outcome.verdict is Verdict.PARK:
+            for mid in ids:
+                failures.setdefault(mid, EventFailure(Verdict.PARK, outcome.reason))
+        exchange = (request_record(item.request), response_record(response))
+        for mid in ids:
+            failure = failures.get(mid)
+            if failure is None and outcome.verdict is Verdict.DELIVERED:
+                result.delivered[mid] = now_ms
+            elif failure is not None and failure.verdict is Verdict.PARK:
+                park(result, work, mid, failure.reason, item.attempts, *exchange)
+            elif failure is not None and mid not in retry_ids:
+                retry_ids.append(mid)
+        if not retry_ids:
+            return []
+        reason = outcome.reason if outcome.verdict is Verdict.RETRY else "partial failure"
+        keep = []
+        for mapped in item.mapped:
+            if mapped.message_id not in retry_ids:
+                continue
+            received = work.received_at_ms.get(mapped.message_id, now_ms)
+            if self.config.retry.expired(received, now_ms):
+                why = f"retry_window_exceeded: {reason}"
+                park(result, work, mapped.message_id, why, item.attempts, *exchange)
+            else:
+                keep.append(mapped)
+        if not keep:
+            return []
+        if not retry_in_step:  # the consumer moves them to the retry set
+            result.failed.extend(
+                Failure(m.message_id, item.action_id, item.attempts, reason, *exchange,
+                        outcome.retry_after_s, item.first_attempt_ms)
+                for m in keep
+            )  # fmt: skip
+            return []
+        delay = self.config.retry.backoff(item.attempts, self._rng)
+        if outcome.retry_after_s is not None:
+            delay = max(delay, outcome.retry_after_s)
+        destination = self.config.destination
+        if outcome.reason == PAYLOAD_TOO_LARGE and len(keep) > 1:  # halve the batch, resend
+            half = len(keep) // 2
+            requests = [*destination.build(item.action_id, keep[:half]),
+                        *destination.build(item.action_id, keep[half:])]  # fmt: skip
+        elif len(keep) == len(item.mapped):
+            requests = [item.request]
+        else:
+            requests = destination.build(item.action_id, keep)
+        return [
+            Pending(item.action_id, _carried(request, keep, len(requests)), request,
+                    item.attempts, now + delay, reason, item.first_attempt_ms)
+            for request in requests
+        ]  # fmt: skip
+
+
+def park(
+    result: StepResult,
+    work: Plan,
+    message_id: str,
+    reason: str,
+    attempts: int,
+    request: bytes,
+    response: bytes,
+) -> None:
+    """Record that an event is parked (once per event)."""
+    stored = work.events.get(message_id)
+    if stored is None or any(p.message_id == message_id for p in result.parked):
+        return
+    attempts += work.prior_attempts.get(message_id, 0)
+    result.parked.append(
+        NewParked(message_id, stored.seq, reason, attempts, request, response, stored.payload)
+    )
+
+
+def _chunks(
+    items: list[Mapped], size: int, max_bytes: int, user_key: UserKey | None = None
+) -> list[list[Mapped]]:
+    """Runs of at most `size` events and (for batching actions) about `max_bytes` of JSON.
+
+    With `user_key`, a user's events (in log order) are not split over two runs unless they
+    outgrow one, so requests of different runs rarely share a user and can go at once."""
+    if size == 1:
+        return [[m] for m in items]
+    if user_key is not None:
+        groups: dict[Hashable, list[Mapped]] = {}
+        for mapped in items:
+            groups.setdefault(user_key(mapped), []).append(mapped)
+        runs = list(groups.values())
+    else:
+        runs = [[m] for m in items]
+    chunks: list[list[Mapped]] = []
+    current: list[Mapped] = []
+    weight = 0
+    for run in runs:
+        costs = [len(msgspec.json.encode(m.payload)) + 1 for m in run]
+        if current and (len(current) + len(run) > size or weight + sum(costs) > max_bytes):
+            chunks.append(current)
+            current, weight = [], 0
+        for mapped, cost in zip(run, costs, strict=True):
+            if current and (len(current) >= size or weight + cost > max_bytes):
+                chunks.append(current)
+                current, weight = [], 0
+            current.append(mapped)
+            weight += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _carried(request: OutRequest, chunk: list[Mapped], requests: int) -> list[Mapped]:
+    """The mapped events a request carries: the whole chunk, or those its ids name (in order)."""
+    if requests == 1 and len(request.message_ids) == len(chunk):
+        return chunk
+    by_id: dict[str, list[Mapped]] = {}
+    for mapped in chunk:
+        by_id.setdefault(mapped.message_id, []).append(mapped)
+    carried = []
+    for message_id in request.message_ids:
+        candidates = by_id.get(message_id)
+        if candidates:
+            carried.append(candidates.pop(0) if len(candidates) > 1 else candidates[0])
+    return carried
+
+
+def _without_delivered(pending: list[Pending], result: StepResult) -> list[Pending]:
+    """Alternatives of an event already delivered are not sent (or retried) any more."""
+    kept = []
+    for item in pending:
+        left = [m for m in item.mapped if m.message_id not in result.delivered]
+        if len(left) == len(item.mapped):
+            kept.append(item)
+        elif left:
+            kept.append(dataclasses.replace(item, mapped=left))
+    return kept
+
+
+def _one_per_user(pending: list[Pending], ready: list[Pending], user_key: UserKey) -> list[Pending]:
+    """Of the ready requests, those no earlier pending request shares a user with."""
+    ready_ids = {id(p) for p in ready}
+    claimed: set[Hashable] = set()
+    chosen = []
+    for item in pending:
+        users = {user_key(m) for m in item.mapped}
+        if id(item) in ready_ids and not users & claimed:
+            chosen.append(item)
+        claimed |= users
+    return chosen

@@ -11,7 +11,15 @@ Starts `sluice serve` on a fresh data dir and a webhook receiver (aiohttp, its o
 4. latency: a steady 1,000 events/s into /v1/batch (10 events every 10 ms); p50/p99 of the time
    from `receivedAt` to the receiver reading the event;
 5. isolation: per-event delivery to a healthy receiver, alone and next to a destination whose
-   receiver answers 500 to everything.
+   receiver answers 500 to everything;
+6. poison: 1% of events answer 500 forever (every 100th); the others' drain rate next to the
+   same drain with no failures, and their latency at a steady 1,000 events/s;
+7. outage: the receiver answers 500 to everything for `--outage-seconds` while events arrive at
+   100/s, then recovers: events lost, the retry set's size during the outage, and the drain rate
+   after recovery next to the no-outage one.
+
+`--only poison,outage` runs some scenarios (names: batched, per_event, end_to_end, steady,
+isolation, poison, outage).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -51,17 +60,30 @@ def free_port() -> int:
 def receiver_main(port: int, fail: bool) -> None:
     from aiohttp import web
 
-    stats: dict[str, Any] = {"events": 0, "requests": 0, "latencies": [], "record": False}
+    stats: dict[str, Any] = {"events": 0, "requests": 0, "latencies": [], "record": False,
+                             "down": fail, "poison_every": 0, "ids": None}  # fmt: skip
+    ids: set[str] = set()
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
         stats["requests"] += 1
-        if fail:
+        if stats["down"]:
             return web.Response(status=500, text="down")
+        data = None
+        if stats["poison_every"] or stats["ids"] is not None:
+            data = json.loads(body)
+            events = data if isinstance(data, list) else [data]
+            if stats["poison_every"] and any(
+                int(e["messageId"].rsplit("-", 1)[1]) % stats["poison_every"] == 0 for e in events
+            ):
+                return web.Response(status=500, text="poison")
+            if stats["ids"] is not None:
+                ids.update(e["messageId"] for e in events)
+                stats["ids"] = len(ids)
         stats["events"] += body.count(b'"messageId"')
         if stats["record"]:
             now = time.time()
-            data = json.loads(body)
+            data = json.loads(body) if data is None else data
             for event in data if isinstance(data, list) else [data]:
                 received = event["receivedAt"]
                 moment = time.mktime(time.strptime(received[:19], "%Y-%m-%dT%H:%M:%S"))
@@ -242,17 +264,101 @@ def per_event(receiver: Receiver, dest_id: str) -> dict[str, Any]:
     }
 
 
-def drain(sluice: Sluice, make: Any, events: int) -> float:
-    """Events/s a destination drains a log of `events` pre-ingested events at."""
+def drain(sluice: Sluice, make: Any, events: int, **receiver_setup: Any) -> float:
+    """Events/s a destination drains a log of `events` pre-ingested events at. With
+    `poison_every`, every such event fails forever and the others' rate is returned."""
     receiver = Receiver()
+    if receiver_setup:
+        receiver.control(**receiver_setup)
     start = sluice.last_seq()
     asyncio.run(ingest(sluice.port, events))
     dest = make(receiver)
     sluice.start_destinations([dest], start)
-    seconds = wait_for_events(receiver, events)
+    every = receiver_setup.get("poison_every", 0)
+    seconds = wait_for_events(receiver, events - poisoned(events, every))
     sluice.apply([])
     receiver.stop()
-    return events / seconds
+    return (events - poisoned(events, every)) / seconds
+
+
+def poisoned(events: int, every: int) -> int:
+    """How many of events 0..events-1 are poison (every `every`-th, from 0)."""
+    return -(-events // every) if every else 0
+
+
+def steady_latency(sluice: Sluice, seconds: int, **receiver_setup: Any) -> dict[str, float]:
+    """p50/p99/max from receipt to the receiver at a steady 1,000 events/s (delivered ones)."""
+    receiver = Receiver()
+    sluice.start_destinations([per_event(receiver, f"steady{time.time_ns()}")], sluice.last_seq())
+    time.sleep(1.5)
+    receiver.control(record=True, **receiver_setup)
+    total = 1000 * seconds
+    asyncio.run(ingest(sluice.port, total, per_request=10, concurrency=4, rate=1000))
+    wait_for_events(receiver, total - poisoned(total, receiver_setup.get("poison_every", 0)))
+    latencies = sorted(receiver.stats()["latencies"])
+    sluice.apply([])
+    receiver.stop()
+    return {
+        "p50": round(latencies[len(latencies) // 2] * 1000, 1),
+        "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
+        "max": round(latencies[-1] * 1000, 1),
+    }
+
+
+def retry_set_size(sluice: Sluice, destination: str) -> int:
+    from sluice.store.sqlite import SqliteStore
+
+    store = SqliteStore(sluice.data / "log.db")
+    try:
+        return sum(store.retry_counts().get(destination, {}).values())
+    finally:
+        store.close()
+
+
+def outage(sluice: Sluice, seconds: int, rate: int) -> dict[str, Any]:
+    """The receiver fails everything for `seconds` while events arrive at `rate`/s, then
+    recovers: what got lost, how big the retry set grew, how fast the backlog drained."""
+    receiver = Receiver()
+    receiver.control(down=True, ids=0)
+    sluice.start_destinations([per_event(receiver, "outage")], sluice.last_seq())
+    sizes: list[int] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(1.0):
+            sizes.append(retry_set_size(sluice, "outage"))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    total = seconds * rate
+    asyncio.run(ingest(sluice.port, total, per_request=10, concurrency=4, rate=rate))
+    sampling.set()
+    sampler.join()
+    receiver.control(down=False)
+    recovered = time.monotonic()
+    while receiver.stats()["events"] == 0:
+        time.sleep(0.01)
+    first = time.monotonic()
+    while receiver.stats()["ids"] < total:
+        if time.monotonic() - first > 600:
+            break
+        time.sleep(0.05)
+    done = time.monotonic()
+    stats = receiver.stats()
+    sluice.apply([])
+    receiver.stop()
+    return {
+        "events": total,
+        "lost": total - stats["ids"],
+        "delivered_more_than_once": stats["events"] - stats["ids"],
+        "retry_set_max_rows": max(sizes, default=0),
+        "first_delivery_after_recovery_s": first - recovered,
+        "drain_events_per_s_from_first_delivery": total / (done - first),
+        "drain_events_per_s_from_recovery": total / (done - recovered),
+    }
+
+
+SCENARIOS = ("batched", "per_event", "end_to_end", "steady", "isolation", "poison", "outage")
 
 
 def main() -> None:
@@ -260,61 +366,83 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--per-event-events", type=int, default=30_000)
     parser.add_argument("--steady-seconds", type=int, default=15)
+    parser.add_argument("--outage-seconds", type=int, default=300)
+    parser.add_argument("--outage-rate", type=int, default=100)
+    parser.add_argument("--only", default=",".join(SCENARIOS))
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        parser.error(f"unknown scenarios {sorted(only - set(SCENARIOS))}; known: {SCENARIOS}")
     sluice = Sluice()
     results: dict[str, Any] = {}
+    n = args.per_event_events
     try:
-        results["batched_drain_events_per_s"] = drain(sluice, batched, args.events)
-        results["per_event_drain_events_per_s"] = drain(
-            sluice, lambda r: per_event(r, "single"), args.per_event_events
-        )
+        if "batched" in only:
+            results["batched_drain_events_per_s"] = drain(sluice, batched, args.events)
+        if "per_event" in only:
+            results["per_event_drain_events_per_s"] = drain(
+                sluice, lambda r: per_event(r, "single"), n
+            )
 
-        # End to end: ingest and batched delivery at once.
-        receiver = Receiver()
-        sluice.start_destinations([batched(receiver, "e2e")], sluice.last_seq())
-        time.sleep(1.5)
-        began = time.monotonic()
-        asyncio.run(ingest(sluice.port, args.events))
-        wait_for_events(receiver, args.events)
-        results["batched_end_to_end_events_per_s"] = args.events / (time.monotonic() - began)
-        sluice.apply([])
-        receiver.stop()
+        if "end_to_end" in only:  # ingest and batched delivery at once
+            receiver = Receiver()
+            sluice.start_destinations([batched(receiver, "e2e")], sluice.last_seq())
+            time.sleep(1.5)
+            began = time.monotonic()
+            asyncio.run(ingest(sluice.port, args.events))
+            wait_for_events(receiver, args.events)
+            results["batched_end_to_end_events_per_s"] = args.events / (time.monotonic() - began)
+            sluice.apply([])
+            receiver.stop()
 
-        # Latency at a steady 1,000 events/s.
-        receiver = Receiver()
-        sluice.start_destinations([per_event(receiver, "steady")], sluice.last_seq())
-        time.sleep(1.5)
-        receiver.control(record=True)
-        total = 1000 * args.steady_seconds
-        asyncio.run(ingest(sluice.port, total, per_request=10, concurrency=4, rate=1000))
-        wait_for_events(receiver, total)
-        latencies = sorted(receiver.stats()["latencies"])
-        results["steady_1000_per_s_latency_ms"] = {
-            "p50": round(latencies[len(latencies) // 2] * 1000, 1),
-            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
-            "max": round(latencies[-1] * 1000, 1),
-        }
-        sluice.apply([])
-        receiver.stop()
+        if "steady" in only:
+            results["steady_1000_per_s_latency_ms"] = steady_latency(sluice, args.steady_seconds)
 
-        # Isolation: a healthy destination alone, then next to one that answers 500.
-        alone = drain(sluice, lambda r: per_event(r, "healthy"), args.per_event_events)
-        failing = Receiver(fail=True)
-        healthy = Receiver()
-        start = sluice.last_seq()
-        asyncio.run(ingest(sluice.port, args.per_event_events))
-        sluice.start_destinations(
-            [per_event(failing, "failing"), per_event(healthy, "healthy2")], start
-        )
-        with_failing = args.per_event_events / wait_for_events(healthy, args.per_event_events)
-        results["isolation"] = {
-            "healthy_alone_events_per_s": alone,
-            "healthy_next_to_failing_events_per_s": with_failing,
-            "ratio": with_failing / alone,
-            "failing_requests_seen": failing.stats()["requests"],
-        }
-        failing.stop()
-        healthy.stop()
+        if "isolation" in only:  # a healthy destination alone, then next to one failing
+            alone = drain(sluice, lambda r: per_event(r, "healthy"), n)
+            failing = Receiver(fail=True)
+            healthy = Receiver()
+            start = sluice.last_seq()
+            asyncio.run(ingest(sluice.port, n))
+            sluice.start_destinations(
+                [per_event(failing, "failing"), per_event(healthy, "healthy2")], start
+            )
+            with_failing = n / wait_for_events(healthy, n)
+            results["isolation"] = {
+                "healthy_alone_events_per_s": alone,
+                "healthy_next_to_failing_events_per_s": with_failing,
+                "ratio": with_failing / alone,
+                "failing_requests_seen": failing.stats()["requests"],
+            }
+            failing.stop()
+            healthy.stop()
+
+        if "poison" in only:  # 1% fail forever; the same drain without failures, alternating
+            clean, dirty = [], []
+            for round_ in range(2):
+                name = f"clean{round_}"
+                clean.append(drain(sluice, lambda r, d=name: per_event(r, d), n))
+                name = f"poison{round_}"
+                dirty.append(drain(sluice, lambda r, d=name: per_event(r, d), n, poison_every=100))
+            results["poison_1_percent"] = {
+                "no_failures_events_per_s": clean,
+                "others_next_to_poison_events_per_s": dirty,
+                "ratio": sum(dirty) / sum(clean),
+                "steady_1000_per_s_latency_ms_of_the_others": steady_latency(
+                    sluice, args.steady_seconds, poison_every=100
+                ),
+            }
+
+        if "outage" in only:
+            no_outage = results.get("per_event_drain_events_per_s") or drain(
+                sluice, lambda r: per_event(r, "reference"), n
+            )
+            result = outage(sluice, args.outage_seconds, args.outage_rate)
+            result["no_outage_drain_events_per_s"] = no_outage
+            result["ratio_from_first_delivery"] = (
+                result["drain_events_per_s_from_first_delivery"] / no_outage
+            )
+            results["outage"] = result
     finally:
         sluice.stop()
     print(json.dumps(results, indent=2, default=lambda v: round(v, 1)))

@@ -28,7 +28,6 @@ import pytest
 from sluice.config import Settings
 from sluice.store.base import ConfigObject, EventQuery, Store, StoredEvent
 from sluice.store.factory import open_store
-from sluice.store.sqlite import SqliteStore
 
 WRITE_KEY = "wk_test_1234567890"  # source "web"
 OTHER_KEY = "wk_other_1234567890"  # source "app"
@@ -92,9 +91,12 @@ def source_body(source_id: str, name: str, keys: Iterable[str], enabled: bool = 
     )
 
 
-def seed_sources(data_dir: Path, sources: Iterable[SourceSpec] = DEFAULT_SOURCES) -> None:
-    """Put sources into the store of `data_dir` (the server loads them at start)."""
-    store = SqliteStore(data_dir / "log.db")
+def seed_sources(
+    data_dir: Path, sources: Iterable[SourceSpec] = DEFAULT_SOURCES, database_url: str | None = None
+) -> None:
+    """Put sources into the store of `data_dir`, or PostgreSQL's at `database_url` (the server
+    loads them at start)."""
+    store = open_store(Settings(data_dir=data_dir, database_url=database_url))
     try:
         for source_id, name, keys, enabled in sources:
             body = source_body(source_id, name, keys, enabled)

@@ -18,10 +18,8 @@ import msgspec
 import pytest
 
 from recorder import Recorded, Recorder
-from server import DEFAULT_SOURCES, WRITE_KEY, SluiceServer, basic, source_body
-from sluice.config import Settings
+from server import WRITE_KEY, SluiceServer, basic, seed_sources
 from sluice.store.base import ConfigObject
-from sluice.store.factory import open_store
 
 StartServer = Callable[..., SluiceServer]
 
@@ -101,11 +99,5 @@ def store_env(request: pytest.FixtureRequest, backend: str, data_dir: Path) -> d
     if backend == "postgres":
         url = request.getfixturevalue("pg_url")
         env["SLUICE_DATABASE_URL"] = url
-    store = open_store(Settings(data_dir=data_dir, database_url=url))
-    try:
-        for source_id, name, keys, enabled in DEFAULT_SOURCES:
-            body = source_body(source_id, name, keys, enabled)
-            store.put_config(ConfigObject("source", source_id, body))
-    finally:
-        store.close()
+    seed_sources(data_dir, database_url=url)
     return env

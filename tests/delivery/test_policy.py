@@ -35,6 +35,10 @@ def test_circuit_opens_after_consecutive_failures_and_closes_on_success() -> Non
     for _ in range(3):
         breaker.record(False)
     assert breaker.is_open and breaker.opened == 1
+    breaker.record(False)  # a request sent before it opened: no change
+    assert breaker.opened == 1
+    breaker.record(False, probe=True)  # a failed probe: the next one waits longer
+    assert breaker.opened == 2
     breaker.record(True)
     assert not breaker.is_open and breaker.opened == 0
 

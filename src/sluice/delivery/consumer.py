@@ -95,7 +95,7 @@ class Consumer:
         self._next_retry_poll = 0.0
         self._next_refresh = 0.0
         self._last_parked_check = 0.0
-        self._state: tuple[str, str] | None = None
+        self._state: str | None = None  # the kind of state last written
         self._was_open = False
 
     @property
@@ -165,7 +165,7 @@ class Consumer:
             return
         self._next_refresh = now + REFRESH_S
         dest = self.config.id
-        counts = await asyncio.to_thread(self.store.retry_counts)
+        counts = await asyncio.to_thread(self.store.retry_counts, dest)
         self.active = sum(counts.get(dest, {}).values())
         if self.per_user:
             self.blocked = await asyncio.to_thread(self.store.retry_users, dest, self.partition)
@@ -317,32 +317,33 @@ class Consumer:
         await self._publish_state()
 
     async def _publish_state(self) -> None:
-        """Write what the consumer is doing (running or paused, and why) when it changes."""
+        """Write what the consumer is doing (running, or paused and why) when that changes."""
         if self.breaker.is_open:
             opened = format_ms(self.sender.opened_at_ms)
-            state = (
-                "paused",
-                f"circuit open since {opened}: every request fails"
-                f" ({self.sender.last_error}); one probe every {self.sender.circuit_wait():g} s",
+            kind, detail = (
+                "circuit_open",
+                (
+                    f"circuit open since {opened}: every request fails ({self.sender.last_error});"
+                    f" probing, at most every {self.sender.circuit_wait():g} s"
+                ),
             )
         elif self.full:
-            state = (
-                "paused",
-                f"retry set full: {self.active} events retrying"
-                f" (delivery.max_retrying: {self.config.options.max_retrying})",
+            kind, detail = (
+                "retry_set_full",
+                (
+                    f"retry set full: {self.active} events retrying"
+                    f" (delivery.max_retrying: {self.config.options.max_retrying})"
+                ),
             )
         else:
-            state = ("running", "")
-        if (
-            self._state is not None
-            and self._state[0] == state[0]
-            and (self._state[1].split(":", 1)[0] == state[1].split(":", 1)[0])
-        ):
+            kind, detail = "running", ""
+        if kind == self._state:
             return
-        self._state = state
+        self._state = kind
         now_ms = int(time.time() * 1000)
+        state = "running" if kind == "running" else "paused"
         await asyncio.to_thread(
-            self.store.set_consumer_state, self.cursor_name, state[0], state[1], now_ms
+            self.store.set_consumer_state, self.cursor_name, state, detail, now_ms
         )
 
     def _advance_destination_cursor(self) -> None:

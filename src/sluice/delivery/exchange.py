@@ -9,15 +9,17 @@ import msgspec
 from sluice.destinations.base import OutRequest, Response
 
 MAX_KEPT_BODY = 16 * 1024
+# A failed request of many events is kept with each of them (retry set, parked): less of it.
+SHARED_KEPT_BODY = 1024
 REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 
 
-def _text(body: bytes) -> str:
-    text = body[:MAX_KEPT_BODY].decode("utf-8", "replace")
-    return text + ("…" if len(body) > MAX_KEPT_BODY else "")
+def _text(body: bytes, limit: int = MAX_KEPT_BODY) -> str:
+    text = body[:limit].decode("utf-8", "replace")
+    return text + ("…" if len(body) > limit else "")
 
 
-def request_record(request: OutRequest) -> bytes:
+def request_record(request: OutRequest, limit: int = MAX_KEPT_BODY) -> bytes:
     headers = {
         k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
         for k, v in request.headers.items()
@@ -26,14 +28,14 @@ def request_record(request: OutRequest) -> bytes:
         "method": request.method,
         "url": request.url,
         "headers": headers,
-        "body": _text(request.body),
+        "body": _text(request.body, limit),
     }
     return msgspec.json.encode(record)
 
 
-def response_record(response: Response) -> bytes:
+def response_record(response: Response, limit: int = MAX_KEPT_BODY) -> bytes:
     record: dict[str, Any] = {"status": response.status, "headers": dict(response.headers)}
     if response.error:
         record["error"] = response.error
-    record["body"] = _text(response.body)
+    record["body"] = _text(response.body, limit)
     return msgspec.json.encode(record)

@@ -56,14 +56,15 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self.consecutive_failures >= self.failures_to_open
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool, *, probe: bool = False) -> None:
+        """One request's outcome; `probe`: it was sent while the circuit was open."""
         if ok:
             self.consecutive_failures = 0
             self.opened = 0
         else:
             self.consecutive_failures += 1
-            if self.consecutive_failures == self.failures_to_open:
-                self.opened += 1
+            if self.consecutive_failures == self.failures_to_open or (probe and self.is_open):
+                self.opened += 1  # it opens, or a probe failed: the next probe waits longer
 
 
 @dataclass(slots=True)

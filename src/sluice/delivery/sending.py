@@ -27,7 +27,12 @@ import aiohttp
 import msgspec
 
 from sluice.delivery.config import DestinationConfig
-from sluice.delivery.exchange import request_record, response_record
+from sluice.delivery.exchange import (
+    MAX_KEPT_BODY,
+    SHARED_KEPT_BODY,
+    request_record,
+    response_record,
+)
 from sluice.delivery.plan import Plan
 from sluice.delivery.policy import CircuitBreaker, Pacer
 from sluice.delivery.sender import send
@@ -255,6 +260,7 @@ class Sender:
                     self._next_request_at = slot + 1.0 / rate
                     if slot > now:
                         await asyncio.sleep(slot - now)
+                probe = self.breaker.is_open
                 item.attempts += 1
                 if not item.first_attempt_ms:
                     item.first_attempt_ms = int(time.time() * 1000)
@@ -263,18 +269,18 @@ class Sender:
                     outcome = self.config.destination.interpret(item.request, response)
                 except Exception as exc:
                     outcome = Outcome(Verdict.RETRY, f"could not read the response: {exc}")
-                self._record(outcome, counts=not item.retried)
+                self._record(outcome, counts=not item.retried, probe=probe)
                 return item, response, outcome
 
         return await asyncio.gather(*(one(p) for p in ready))
 
-    def _record(self, outcome: Outcome, *, counts: bool = True) -> None:
+    def _record(self, outcome: Outcome, *, counts: bool = True, probe: bool = False) -> None:
         """Feed the breaker: any success closes it; a failure counts towards opening it unless
         the request carried retries only (a probe's failure always counts)."""
         was_open = self.breaker.is_open
         ok = outcome.verdict is not Verdict.RETRY
-        if ok or counts or was_open:
-            self.breaker.record(ok)
+        if ok or counts or probe:
+            self.breaker.record(ok, probe=probe)
         if self.breaker.is_open:
             if not was_open:
                 self.opened_at_ms = int(time.time() * 1000)
@@ -311,7 +317,8 @@ class Sender:
         elif outcome.verdict is Verdict.PARK:
             for mid in ids:
                 failures.setdefault(mid, EventFailure(Verdict.PARK, outcome.reason))
-        exchange = (request_record(item.request), response_record(response))
+        limit = MAX_KEPT_BODY if len(item.mapped) == 1 else SHARED_KEPT_BODY
+        exchange = (request_record(item.request, limit), response_record(response, limit))
         for mid in ids:
             failure = failures.get(mid)
             if failure is None and outcome.verdict is Verdict.DELIVERED:

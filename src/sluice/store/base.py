@@ -347,7 +347,7 @@ class DeliveryState(Protocol):
 
     def retries_for_message(self, message_id: str) -> list[tuple[str, RetryingEvent]]: ...
 
-    def retry_counts(self) -> dict[str, dict[str, int]]:
+    def retry_counts(self, destination: str | None = None) -> dict[str, dict[str, int]]:
         """Active retry-set rows per destination and state."""
         ...
 

@@ -348,11 +348,13 @@ class RetrySetState:
         )
         return [_view(r) for r in rows]
 
-    def retry_counts(self) -> dict[str, dict[str, int]]:
+    def retry_counts(self, destination: str | None = None) -> dict[str, dict[str, int]]:
         """Rows per destination and state (retrying, waiting), a count per index range."""
+        where, params = _where(destination, ())
         rows = self._retry_read(
             "SELECT destination, state, count(*) FROM retry_set"
-            " WHERE state IN ('retrying', 'waiting') GROUP BY destination, state"
+            f" WHERE state IN ('retrying', 'waiting'){where} GROUP BY destination, state",
+            params,
         )
         counts: dict[str, dict[str, int]] = {}
         for dest, state, n in rows:

@@ -15,6 +15,7 @@ import msgspec
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
 from sluice.delivery.worker import WORKER_LEASE_PREFIX
+from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import ParkedEvent, RetryingEvent, Store, StoredEvent, StoredRejection
 from sluice.warehouse.stats import warehouse_stats
@@ -112,5 +113,5 @@ def event_record(stored: StoredEvent) -> dict[str, Any]:
         "type": stored.type,
         "event": stored.event,
         "receivedAt": format_ms(stored.received_at_ms),
-        "payload": msgspec.json.decode(stored.payload),
+        "payload": lenient_decode(stored.payload),
     }

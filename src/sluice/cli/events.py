@@ -12,6 +12,7 @@ from rich.console import Console
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
+from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import EventQuery, StoredEvent
 
@@ -34,17 +35,17 @@ def _summary(payload: dict[str, Any]) -> str:
 
 def _print(console: Console, events: list[StoredEvent], as_json: bool) -> None:
     for stored in events:
+        payload = lenient_decode(stored.payload)  # an event stored broken still prints
         if as_json:
-            sys.stdout.buffer.write(stored.payload + b"\n")
+            sys.stdout.buffer.write(msgspec.json.encode(payload) + b"\n")
             continue
-        payload = msgspec.json.decode(stored.payload)
         who = payload.get("userId") or f"anon:{payload.get('anonymousId')}"
         console.print(
             f"[dim]#{stored.seq} {format_ms(stored.received_at_ms)}[/] "
             f"[bold cyan]{stored.type:<8}[/] [bold]{_summary(payload)}[/] "
             f"[green]{who}[/] [dim]source={stored.source_id} id={stored.message_id}[/]"
         )
-        console.print_json(stored.payload.decode())
+        console.print_json(msgspec.json.encode(payload).decode())
     sys.stdout.flush()
 
 

@@ -40,6 +40,7 @@ from sluice.collector.responses import (
     send_pixel,
     send_success,
 )
+from sluice.collector.sanitize import clean_body, item_fault
 from sluice.collector.settings_endpoint import api_host, source_settings
 from sluice.config import Settings
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS, RejectReason
@@ -236,6 +237,7 @@ class Collector:
         try:
             raw = await read_body(receive, limit)
             body = inflate(raw, headers.get(b"content-encoding", b"").decode("latin-1"), limit)
+            body = clean_body(body)
             if kind == _BATCH:
                 envelope = parse_batch(body)
                 raws: list[Raw] | None = envelope.batch
@@ -244,7 +246,7 @@ class Collector:
             else:
                 message = parse_message(body)
                 items = [message]
-                raws = None
+                raws = [Raw(body)]
                 body_key = message.get("writeKey")
         except BodyError as exc:
             await send_error(send, exc.status, exc.code, exc.message, cors)
@@ -346,6 +348,10 @@ class Collector:
             # The limit applies to the item as the client sent it, not to what Sluice adds.
             if refused is None and raw is not None and len(raw) > max_bytes:
                 refused = Rejected(RejectReason.MESSAGE_TOO_LARGE, f"over {max_bytes} bytes")
+            if refused is None and raw is not None:
+                fault = item_fault(raw)
+                if fault is not None:
+                    refused = Rejected(RejectReason(fault[0]), fault[1])
             if refused is None:
                 refused = normalize(item, envelope, path_type)
             if refused is not None:

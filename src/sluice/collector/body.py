@@ -74,9 +74,14 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
     return data
 
 
+TOO_DEEP = BodyError(400, "too_deep", "the body nests objects or arrays too deep to parse")
+
+
 def parse_batch(body: bytes) -> BatchEnvelope:
     try:
         return _batch_decoder.decode(body)
+    except RecursionError:
+        raise TOO_DEEP from None
     except msgspec.ValidationError as exc:
         # Invalid JSON and non-object bodies are reported as such, not as a bad batch.
         if not isinstance(parse_json(body), dict):
@@ -90,6 +95,8 @@ def parse_batch(body: bytes) -> BatchEnvelope:
 def parse_message(body: bytes) -> dict[str, Any]:
     try:
         return _item_decoder.decode(body)
+    except RecursionError:
+        raise TOO_DEEP from None
     except msgspec.ValidationError as exc:
         parse_json(body)
         raise BodyError(400, "invalid_request", "the body must be a JSON object") from exc
@@ -111,5 +118,7 @@ def parse_json(body: bytes) -> Any:
         raise BodyError(400, "invalid_json", "the request body is empty")
     try:
         return _decoder.decode(body)
+    except RecursionError:
+        raise TOO_DEEP from None
     except msgspec.DecodeError as exc:
         raise BodyError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc

@@ -45,7 +45,14 @@ from sluice.delivery.retries import DueRetries, RetryBook, RetryChanges, merge, 
 from sluice.delivery.sending import Sender, StepResult
 from sluice.destinations.base import Mapped
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import DeliveryCommit, ParkedEvent, RetryRow, Store, StoredEvent
+from sluice.store.base import (
+    DeliveryCommit,
+    NewParked,
+    ParkedEvent,
+    RetryRow,
+    Store,
+    StoredEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +222,7 @@ class Consumer:
         result = await self.sender.deliver(
             combined, retry_in_step=False, user_key=user_key, hold=hold, on_round=on_round
         )
+        result.parked.extend(_unusable(combined))
         new_cursor = events[-1].seq if events else cursor
         await self._commit(result, combined, due, flushed, (events, new_cursor))
         if self.partition is not None and events:
@@ -243,6 +251,8 @@ class Consumer:
             if due is not None:
                 settled = self.book.settled(result, due, work)
                 changes.delivered, changes.dropped = settled.delivered, settled.dropped
+                if self.per_user and (settled.delivered or settled.dropped):
+                    self._next_retry_poll = 0.0  # their users' next waiting events are due now
             counters.update({f"filtered:{reason}": n for reason, n in work.filtered.items()})
             counters["delivered"] = len(result.delivered)
             latencies = [
@@ -402,6 +412,20 @@ class Consumer:
                 retrying_now=self.active if changes.added else None,
             ),
         )
+
+
+def _unusable(work: Plan) -> list[NewParked]:
+    """Events that could not be planned, parked with the error (logged once per step)."""
+    if work.unusable:
+        stored, error = work.unusable[0]
+        log.warning(
+            "%d event(s) cannot be read for delivery (first: %s: %s); parked",
+            len(work.unusable), stored.message_id, error,
+        )  # fmt: skip
+    return [
+        NewParked(s.message_id, s.seq, f"unreadable_event: {error}", 0, b"{}", b"{}", s.payload)
+        for s, error in work.unusable
+    ]
 
 
 def _user_key(mapped: Mapped) -> Hashable:

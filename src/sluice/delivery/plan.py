@@ -33,6 +33,9 @@ class Plan:
     received_at_ms: dict[str, int] = field(default_factory=dict)
     events: dict[str, StoredEvent] = field(default_factory=dict)
     alone: set[str] = field(default_factory=set)  # message ids to send one per request
+    # Events that cannot be planned at all (a stored body that does not decode, a rule that
+    # fails on it): parked with the error, never a crash of the consumer.
+    unusable: list[tuple[StoredEvent, str]] = field(default_factory=list)
     prior_attempts: dict[str, int] = field(default_factory=dict)  # retries: attempts so far
 
     def filter(self, reason: str) -> None:
@@ -77,12 +80,17 @@ def plan(
     for stored in events:
         if sources and stored.source_id not in sources:
             continue  # not this destination's traffic: neither sent nor counted
-        if (
-            partition is not None
-            and payload_partition(stored.payload, partition[1]) != partition[0]
-        ):
-            continue  # another partition's consumer sends (and counts) it
-        reason, work = decide(config, _decode(stored.payload))
+        try:
+            if (
+                partition is not None
+                and payload_partition(stored.payload, partition[1]) != partition[0]
+            ):
+                continue  # another partition's consumer sends (and counts) it
+            reason, work = decide(config, _decode(stored.payload))
+        except Exception as exc:  # one event's fault must not stop the others
+            if partition is None or stored.seq % partition[1] == partition[0]:
+                result.unusable.append((stored, f"{type(exc).__name__}: {exc}"[:500]))
+            continue
         if reason is not None:
             result.filter(reason)
             continue

@@ -97,6 +97,7 @@ def merge(first: Plan, second: Plan) -> Plan:
         events={**second.events, **first.events},
         alone=first.alone | second.alone,
         prior_attempts={**second.prior_attempts, **first.prior_attempts},
+        unusable=first.unusable + second.unusable,
     )
     for reason, n in second.filtered.items():
         merged.filtered[reason] = merged.filtered.get(reason, 0) + n

@@ -317,6 +317,10 @@ class Sender:
         elif outcome.verdict is Verdict.PARK:
             for mid in ids:
                 failures.setdefault(mid, EventFailure(Verdict.PARK, outcome.reason))
+        if outcome.verdict is Verdict.DELIVERED and not failures:  # the common case, quickly
+            for mid in ids:
+                result.delivered[mid] = now_ms
+            return []
         limit = MAX_KEPT_BODY if len(item.mapped) == 1 else SHARED_KEPT_BODY
         exchange = (request_record(item.request, limit), response_record(response, limit))
         for mid in ids:
@@ -400,9 +404,25 @@ def _chunks(
         groups: dict[Hashable, list[Mapped]] = {}
         for mapped in items:
             groups.setdefault(user_key(mapped), []).append(mapped)
-        runs = list(groups.values())
-    else:
-        runs = [[m] for m in items]
+        return _chunk_runs(list(groups.values()), size, max_bytes)
+    chunks: list[list[Mapped]] = []
+    current: list[Mapped] = []
+    weight = 0
+    for mapped in items:
+        cost = len(msgspec.json.encode(mapped.payload)) + 1
+        if current and (len(current) >= size or weight + cost > max_bytes):
+            chunks.append(current)
+            current, weight = [], 0
+        current.append(mapped)
+        weight += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _chunk_runs(runs: list[list[Mapped]], size: int, max_bytes: int) -> list[list[Mapped]]:
+    """`_chunks` of runs (a user's events each) that start a new chunk rather than split a run
+    that fits in one."""
     chunks: list[list[Mapped]] = []
     current: list[Mapped] = []
     weight = 0

@@ -16,12 +16,13 @@ from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.delivery.partitions import cursor_name
 from sluice.delivery.plan import decide
 from sluice.errors import SluiceError
+from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import RetryingEvent, Store, StoredEvent
 
 
 def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
-    event = msgspec.json.decode(stored.payload)
+    event = lenient_decode(stored.payload)
     retries: dict[str, RetryingEvent] = {}
     for dest, r in store.retries_for_message(stored.message_id):
         if r.seq == stored.seq and (dest not in retries or r.state != "delivered"):
@@ -65,7 +66,10 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
             if config.enabled and state is not None and state[0] != "running":
                 hop["paused"] = state[1]
         else:
-            reason, _ = decide(config, event)
+            try:
+                reason, _ = decide(config, event)
+            except Exception as exc:  # an event no rule can read: delivery parked it
+                reason = f"unreadable_event: {type(exc).__name__}"
             step = store.delivery_step_for(obj.id, stored.seq)
             if reason is not None:
                 hop.update(status="filtered", reason=reason)

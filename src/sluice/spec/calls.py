@@ -42,3 +42,5 @@ class RejectReason(StrEnum):
     TOO_MANY_ITEMS = "too_many_items"
     INVALID_WRITE_KEY = "invalid_write_key"
     SOURCE_DISABLED = "source_disabled"
+    TOO_DEEP = "too_deep"  # objects/arrays nested past the limit (collector/sanitize.py)
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # a number that does not fit a double

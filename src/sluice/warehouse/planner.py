@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from sluice.spec.jsontext import clean_body, lenient_decode
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType, Discard, TableBatch
 from sluice.warehouse.flatten import Flattener, Row
@@ -128,9 +129,9 @@ class Planner:
             schema = self.namer.schema(stored.source_id)
             try:
                 msg = _decode(stored.payload)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 msg = _decode_lenient(stored.payload)
-            if type(msg) is not dict:
+            if type(msg) is not dict or "_unreadable" in msg:
                 reason = "the stored event is not a JSON object"
                 discards.append(_discard(schema, "", "", stored.message_id, stored.payload, reason))
                 continue
@@ -278,11 +279,13 @@ def _sync(table: _Table, base: _Table) -> None:
 
 
 def _decode_lenient(payload: bytes) -> dict[str, Any] | None:
-    """The standard library's decoder, for what msgspec refuses (`1e400` becomes infinity)."""
+    """What msgspec refuses: the standard library's decoder (`1e400` becomes infinity, which
+    loads as a discard), else as Segment's API would have stored it (broken strings as U+FFFD);
+    None when it is no JSON object at all."""
     try:
-        msg = json.loads(payload)
-    except ValueError:
-        return None
+        msg = json.loads(clean_body(payload))
+    except (ValueError, RecursionError):
+        msg = lenient_decode(payload)
     return msg if isinstance(msg, dict) else None
 
 

@@ -21,13 +21,16 @@ DEFAULT_DATA_DIR = Path("sluice-data")
 # Segment documents 32 KB per message and 500 KB per batch, but its own libraries overshoot
 # (analytics-node was seen sending 40 KB events in 530 KB batches): the defaults leave headroom.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-DEFAULT_MAX_BATCH_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024  # rudder-sdk-python sends batches up to 4 MB
 DEFAULT_MAX_BATCH_ITEMS = 2500
 DEFAULT_DEDUPE_WINDOW_S = 24 * 3600
 DEFAULT_MAX_PENDING_EVENTS = 200_000
 DEFAULT_KEEP_REJECTIONS = 10_000
 MAX_DEFAULT_WORKERS = 4
 DEFAULT_WAREHOUSE_INTERVAL_S = 60.0
+# Segment's default limit of distinct events per source schema (its "Schema Limits" page); past
+# it, a new event name's tracks load into `tracks` only (docs/warehouse.md).
+DEFAULT_WAREHOUSE_MAX_EVENT_TABLES = 4000
 # Segment's S3 destination: a file never exceeds 100 MB and is written at least hourly.
 DEFAULT_ARCHIVE_MAX_FILE_BYTES = 100 * 1024 * 1024
 DEFAULT_ARCHIVE_MAX_FILE_AGE_S = 3600
@@ -74,6 +77,8 @@ class Settings:
     keep_rejections: int = DEFAULT_KEEP_REJECTIONS
     # Seconds between warehouse loads by the worker (0 turns automatic loads off).
     warehouse_interval_s: float = DEFAULT_WAREHOUSE_INTERVAL_S
+    # Event tables a warehouse makes per source, unless its settings say `max_event_tables`.
+    warehouse_max_event_tables: int = DEFAULT_WAREHOUSE_MAX_EVENT_TABLES
     # Raw archive (gzip NDJSON in Segment's segment-logs/ layout); None means <data_dir>/archive.
     archive_dir: Path | None = None
     archive_max_file_bytes: int = DEFAULT_ARCHIVE_MAX_FILE_BYTES  # uncompressed
@@ -116,6 +121,7 @@ _INT_FIELDS = {
     "archive_max_file_bytes",
     "archive_max_file_age_s",
     "archive_retention_days",
+    "warehouse_max_event_tables",
 }
 _FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source", "lease_s", "log_retention_days"}
 
@@ -144,6 +150,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{name}={raw!r} is not a valid {f.type}") from exc
     if values.get("role", "all") not in ROLES:
         raise ConfigError(f"SLUICE_ROLE must be one of {', '.join(ROLES)}")
+    if values.get("warehouse_max_event_tables", 0) < 0:
+        raise ConfigError("SLUICE_WAREHOUSE_MAX_EVENT_TABLES must be 0 or more")
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
     return Settings(**values)

@@ -129,6 +129,11 @@ INVALID_DOCUMENTS = [
         "    mappings: [{action: nope}]\n",
         id="unknown-action",
     ),
+    pytest.param(
+        "destinations:\n  - id: d\n    type: webhook\n    settings: {urls: ['http://x']}\n"
+        "    filters: [{title: t, if: 'type = ', actions: [{type: drop}]}]\n",
+        id="filter-condition",
+    ),
     pytest.param("sources: [web\n", id="yaml-syntax"),
 ]
 
@@ -330,6 +335,21 @@ def test_destination_errors_name_the_field(api: Api) -> None:
         (webhook(settings={"url": "http://x"}), "settings", "unknown field `url`"),
         (webhook(sources=["mobile"]), "sources[0]", "Unknown source 'mobile'"),
         (webhook(mappings=[{"action": "nope"}]), "mappings[0].action", "nope"),
+        (
+            webhook(mappings=[{"action": "send", "trigger": "type = ", "mapping": {}}]),
+            "mappings[0].trigger",
+            "at position 7 in 'type = '",
+        ),
+        (
+            webhook(filters=[{"title": "t", "if": "type = ", "actions": [{"type": "drop"}]}]),
+            "filters[0].if",
+            "at position 7 in 'type = '",
+        ),
+        (
+            webhook(filters=[{"title": "t", "if": "all", "actions": [{"type": "explode"}]}]),
+            "filters[0].actions[0].type",
+            "Invalid value 'explode'",
+        ),
         (webhook(delivery={"concurrency": 0}), "delivery.concurrency", "at least 1"),
     ]
     for body, field, message in cases:
@@ -341,6 +361,24 @@ def test_destination_errors_name_the_field(api: Api) -> None:
         assert message in error["message"], (body, error)
         assert error["message"].startswith(f"{field}: "), error
     assert api.ok(api.get("/destinations")) == {"destinations": []}
+
+
+def test_a_filter_that_does_not_compile_is_refused_and_nothing_changes(api: Api) -> None:
+    filters = [{"title": "No tests", "if": "userId = 'test'", "actions": [{"type": "drop"}]}]
+    api.ok(api.post("/destinations", webhook(filters=filters)), 201)
+    broken = [{**filters[0], "if": "userId = 'test"}]
+    for res in (
+        api.patch("/destinations/hook", {"filters": broken}),
+        api.patch("/destinations/hook", {"filters": [{**broken[0], "enabled": False}]}),
+        api.put("/destinations/hook", webhook(filters=broken)),
+    ):
+        assert res.status == 422, res.body
+        assert res.json() == {
+            "code": "invalid",
+            "message": 'filters[0].if: unterminated string at position 9 in "userId = \'test"',
+            "field": "filters[0].if",
+        }
+    assert api.ok(api.get("/destinations/hook"))["filters"] == filters
 
 
 def test_deleting_a_source_a_destination_uses_is_a_conflict(api: Api) -> None:

@@ -3,14 +3,16 @@ consumer could use are refused one by one, and no input gets a 5xx or sinks its 
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from server import CounterDelta, SluiceServer
+from server import CounterDelta, SluiceServer, StartServer, seed_sources
 from sluice.collector.sanitize import MAX_DEPTH, clean_body, depth, item_fault
 
 FFFD = "\ufffd"
@@ -146,3 +148,88 @@ def test_nesting_past_what_can_be_parsed_is_a_400_not_a_500(
     res = sluice_server.post(path, body.encode())
     assert res.status == 400, res.body
     assert res.json()["code"] == "too_deep"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store_server(
+    request: pytest.FixtureRequest, start_server: StartServer, tmp_path: Path
+) -> SluiceServer:
+    data_dir = tmp_path / "node"
+    env = {"SLUICE_WORKERS": "1", "SLUICE_WAREHOUSE_INTERVAL_S": "0"}
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        env["SLUICE_DATABASE_URL"] = url
+    seed_sources(data_dir, database_url=url)
+    return start_server(env, data_dir=data_dir)
+
+
+def test_nul_in_ids_and_names_is_handled_per_item_on_both_backends(
+    any_store_server: SluiceServer,
+) -> None:
+    server = any_store_server
+    good, named = new_id(), new_id()
+    body = {
+        "batch": [
+            track(messageId=f"{new_id()}\u0000x"),
+            track(messageId=named, event="Nul\u0000Name"),
+            track(messageId=good),
+        ]
+    }
+    res = server.post("/v1/batch", body)
+    assert res.status == 200, res.body
+    assert stored(server, good) is not None
+    [event] = server.store.find_events(named)
+    assert event.event == f"Nul{FFFD}Name"
+    assert msgspec.json.decode(event.payload)["event"] == "Nul\u0000Name"  # as sent
+    [rejected] = server.store.rejections(5)
+    assert (rejected.reason, rejected.detail) == ("invalid_message_id", "messageId contains NUL")
+
+
+def test_a_truncated_gzip_body_says_so(sluice_server: SluiceServer) -> None:
+    whole = gzip.compress(json.dumps(track()).encode())
+    res = sluice_server.post("/v1/track", whole[: len(whole) // 2],
+                             headers={"Content-Encoding": "gzip"})  # fmt: skip
+    assert res.status == 400 and res.json()["code"] == "invalid_gzip"
+    assert "truncated" in res.json()["message"]
+
+
+def test_gzip_without_its_header_and_a_byte_order_mark_are_read(
+    sluice_server: SluiceServer,
+) -> None:
+    zipped, marked = track(), track()
+    res = sluice_server.post("/v1/track", gzip.compress(json.dumps(zipped).encode()))
+    assert res.status == 200, res.body
+    res = sluice_server.post("/v1/track", b"\xef\xbb\xbf" + json.dumps(marked).encode())
+    assert res.status == 200, res.body
+    assert stored(sluice_server, zipped["messageId"]) is not None
+    assert stored(sluice_server, marked["messageId"]) is not None
+
+
+def test_whole_request_refusals_are_counted_by_reason(sluice_server: SluiceServer) -> None:
+    delta = CounterDelta(sluice_server)
+    for _ in range(2):
+        assert sluice_server.post("/v1/batch", b"{not json").status == 400
+    delta.settle()
+    assert delta[("web", "request_rejected:invalid_json")] == 2
+
+
+def test_a_4_mb_batch_as_rudder_sends_it_is_stored(start_server: StartServer) -> None:
+    server = start_server({"SLUICE_WORKERS": "1"})  # the default limits
+    items = [track(properties={"blob": "x" * 30_000}) for _ in range(130)]
+    body = json.dumps({"batch": items}).encode()
+    assert 3_900_000 < len(body) < 4 * 1024 * 1024
+    res = server.post("/v1/batch", body)
+    assert res.status == 200, res.body
+    assert stored(server, items[-1]["messageId"]) is not None
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["track"], {"a": 1}, 1, True])
+def test_a_type_that_is_not_a_string_rejects_the_item_only(
+    sluice_server: SluiceServer, kind: Any
+) -> None:
+    """Found by bench/fuzz.py: a list or object as `type` was a 500 for the whole batch."""
+    good = track()
+    res = sluice_server.post("/v1/batch", {"batch": [track(type=kind), good]})
+    assert res.status == 200, res.body
+    assert stored(sluice_server, good["messageId"]) is not None

@@ -17,6 +17,7 @@ from sluice.delivery.filters import (
     FilterResult,
     SampleAction,
     apply_filters,
+    filter_errors,
     parse_filters,
     sample_fraction,
 )
@@ -157,7 +158,38 @@ def test_invalid_documents(
     assert str(error).startswith(f"filter #{index}")
 
 
-# --- fail-closed -------------------------------------------------------------------------------
+# --- invalid conditions: refused when new, fail-closed when stored ------------------------------
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "disabled"])
+def test_strict_parsing_refuses_a_condition_that_does_not_compile(enabled: bool) -> None:
+    # New configuration is refused, as a mapping's trigger is: a disabled filter too.
+    docs = [doc("ok", "all", DROP), doc("broken", 'userId = oops"', DROP, enabled=enabled)]
+    with pytest.raises(FilterError) as info:
+        parse_filters(docs, strict=True)
+    error = info.value
+    assert (error.index, error.field) == (1, "if")
+    assert error.message == "unterminated string at position 13 in 'userId = oops\"'"
+    assert str(error) == f"filter #1, field if: {error.message}"
+    assert [f.title for f in parse_filters(docs[:1], strict=True)] == ["ok"]
+
+
+def test_filter_errors_name_each_enabled_filter_that_drops_everything() -> None:
+    filters = parse_filters(
+        [
+            doc("ok", "all", DROP),
+            doc("broken", "type = ", DROP),
+            doc("off", "type = ", DROP, enabled=False),
+            doc("leaky", "event =", {"type": "drop_properties", "fields": {"": ["userId"]}}),
+        ]
+    )
+    assert filter_errors(filters) == [
+        "filter #1 'broken', field if: expected a value, a field or '(' but the expression"
+        " ends at position 7 in 'type = '",
+        "filter #3 'leaky', field if: expected a value, a field or '(' but the expression"
+        " ends at position 7 in 'event ='",
+    ]
+    assert filter_errors(parse_filters([doc("ok", "all", DROP)])) == []
 
 
 def test_invalid_condition_is_kept_and_drops_everything() -> None:

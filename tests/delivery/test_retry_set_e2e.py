@@ -95,8 +95,9 @@ def test_a_permanent_error_is_parked_at_once_next_to_a_retrying_event(
     add_destination(server, webhook("hook", recorder))
     send(server, track("down"), track("bad"), track("fine"))
     started = time.monotonic()
-    wait_for(lambda: trace(server, "bad")["hook"]["status"] == "parked", timeout=10)
-    assert time.monotonic() - started < 3
+    wait_for(lambda: server.store.parked_for_message("bad"), timeout=10, interval=0.02)
+    assert time.monotonic() - started < 5  # not when its step-mate's retries end
+    assert trace(server, "bad")["hook"]["status"] == "parked"
     assert trace(server, "down")["hook"]["status"] == "retrying"
     assert trace(server, "fine")["hook"]["status"] == "delivered"
 
@@ -144,7 +145,7 @@ def test_an_outage_pauses_the_cursor_and_recovery_resumes_it(
 def test_ordering_per_user_holds_a_users_later_events_behind_its_retrying_one(
     server: SluiceServer, recorder: Recorder
 ) -> None:
-    failures = {"a1": 2}  # a1 fails twice, then is accepted
+    failures = {"a1": 3}  # a1 fails three times (about 7 s of backoff), then is accepted
     lock = threading.Lock()
 
     def respond(request: Recorded) -> Reply:
@@ -164,8 +165,14 @@ def test_ordering_per_user_holds_a_users_later_events_behind_its_retrying_one(
     send(server, track("b2", userId="b"), track("a3", userId="a"), track("b3", userId="b"))
     wait_for(lambda: {"b2", "b3"} <= set(message_ids(recorder.requests)), timeout=5)
     # While a1 retries, a2 and a3 wait (not sent); b flows.
-    if "a2" not in message_ids(recorder.requests):
-        assert trace(server, "a3")["hook"]["status"] == "waiting"
+    wait_for(
+        lambda: (
+            {r.message_id for _, r in server.store.retrying("hook", states=("waiting",))}
+            == {"a2", "a3"}
+        ),
+        timeout=5,
+    )
+    assert "a2" not in message_ids(recorder.requests)
     wait_for(lambda: {"a1", "a2", "a3"} <= set(message_ids(recorder.requests)), timeout=30)
     delivered_a = [
         r.json()["messageId"]
@@ -176,7 +183,7 @@ def test_ordering_per_user_holds_a_users_later_events_behind_its_retrying_one(
     first_a2 = message_ids(recorder.requests).index("a2")
     assert first_a2 > first_a1_ok  # a2 only after a1 was accepted
     assert delivered_a == ["a2", "a3"]
-    assert message_ids(recorder.requests).count("a1") == 3
+    assert message_ids(recorder.requests).count("a1") == 4
     wait_for(lambda: trace(server, "a3")["hook"]["status"] == "delivered", timeout=10)
 
 

@@ -71,9 +71,16 @@ REJECTIONS = [
     ("messageId over 100 characters", {"type": "identify", "userId": "u",
                                        "messageId": "m" * 101}, None,
      RejectReason.INVALID_MESSAGE_ID),
-    ("numeric messageId", {"type": "identify", "userId": "u", "messageId": 7}, None,
+    ("boolean messageId", {"type": "identify", "userId": "u", "messageId": True}, None,
      RejectReason.INVALID_MESSAGE_ID),
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(7, "7"), (7.0, "7"), (1.5, "1.5")])
+def test_a_numeric_message_id_becomes_a_string_as_numeric_user_ids_do(sent: Any, kept: str) -> None:
+    item: dict[str, Any] = {"type": "identify", "userId": "u", "messageId": sent}
+    assert normalize(item, make_envelope(0)) is None
+    assert item["messageId"] == kept
 
 
 @pytest.mark.parametrize(
@@ -228,6 +235,51 @@ TIMES = [
      "last tuesday", NOW_ISO, None),
     ("unparseable sentAt: no correction", "2024-01-02T03:00:00Z", "soon", None,
      "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", "soon"),
+    # RFC 3339 forms fromisoformat refuses: lower-case t/z, the leap second (its minute's last ms).
+    ("lower-case t and z", "2024-01-02t03:00:00z", "2024-01-02t03:00:02.500z", None,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:04:02.500Z", "2024-01-02T03:00:02.500Z"),
+    ("lower-case envelope sentAt", "2024-01-02T03:04:00.100Z", None, "2024-01-02t03:04:01z",
+     "2024-01-02T03:04:00.100Z", "2024-01-02T03:04:04.100Z", "2024-01-02T03:04:01.000Z"),
+    ("leap second timestamp", "2016-12-31T23:59:60Z", None, None,
+     "2016-12-31T23:59:59.999Z", "2016-12-31T23:59:59.999Z", None),
+    ("leap second sentAt", "2016-12-31T23:59:59.000Z", "2016-12-31T23:59:60.000Z", None,
+     "2016-12-31T23:59:59.000Z", "2024-01-02T03:04:04.001Z", "2016-12-31T23:59:59.999Z"),
+    ("offset +05", "2024-01-02T08:00:00+05", None, None,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", None),
+    # A correction outside years 1-9999 makes timestamp receivedAt, and never raises.
+    ("sentAt 9999-12-31: receivedAt", "2024-01-02T03:00:00Z", "9999-12-31T23:59:59Z", None,
+     "2024-01-02T03:00:00.000Z", NOW_ISO, "9999-12-31T23:59:59.000Z"),
+    ("envelope sentAt 9999-12-31: receivedAt", "2024-01-02T03:00:00Z", None,
+     "9999-12-31T23:59:59Z", "2024-01-02T03:00:00.000Z", NOW_ISO, "9999-12-31T23:59:59.000Z"),
+    ("correction before year 1: receivedAt", "0001-01-01T00:00:00Z", "2024-01-02T03:04:06Z",
+     None, "0001-01-01T00:00:00.000Z", NOW_ISO, "2024-01-02T03:04:06.000Z"),
+    ("correction after year 9999: receivedAt", "9999-12-31T23:59:59.999Z",
+     "2024-01-02T03:04:04Z", None, "9999-12-31T23:59:59.999Z", NOW_ISO,
+     "2024-01-02T03:04:04.000Z"),
+    ("correction on year 1's first ms", "0001-01-01T00:00:00Z", "2024-01-02T03:04:05Z", None,
+     "0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z", "2024-01-02T03:04:05.000Z"),
+    # Not a time (numbers, outside years 1-9999 once in UTC): kept as sent, as Segment does.
+    ("numeric timestamp kept as original", 1_704_164_640_000, None, None,
+     1_704_164_640_000, NOW_ISO, None),
+    ("numeric timestamp and sentAt", 1_704_164_640_000, 1_704_164_641_000, None,
+     1_704_164_640_000, NOW_ISO, 1_704_164_641_000),
+    ("numeric sentAt: no correction", "2024-01-02T03:00:00Z", 1_704_164_641_000, None,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", 1_704_164_641_000),
+    ("numeric envelope sentAt: no correction", "2024-01-02T03:00:00Z", None, 1_704_164_641,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", 1_704_164_641),
+    ("empty sentAt: no correction", "2024-01-02T03:00:00Z", "", None,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", ""),
+    ("timestamp before year 1 in UTC", "0001-01-01T00:00:00+01:00", None, None,
+     "0001-01-01T00:00:00+01:00", NOW_ISO, None),
+    ("timestamp after year 9999 in UTC", "9999-12-31T23:59:59-01:00", "2024-01-02T03:04:01Z",
+     None, "9999-12-31T23:59:59-01:00", NOW_ISO, "2024-01-02T03:04:01.000Z"),
+    ("sentAt after year 9999 in UTC", "2024-01-02T03:00:00Z", "9999-12-31T23:59:59-01:00", None,
+     "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", "9999-12-31T23:59:59-01:00"),
+    ("envelope sentAt after year 9999 in UTC", "2024-01-02T03:00:00Z", None,
+     "9999-12-31T23:59:59-01:00", "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z",
+     "9999-12-31T23:59:59-01:00"),
+    ("unreadable item sentAt beats a good envelope one", "2024-01-02T03:00:00Z", "soon",
+     "2024-01-02T03:04:01Z", "2024-01-02T03:00:00.000Z", "2024-01-02T03:00:00.000Z", "soon"),
 ]  # fmt: skip
 
 
@@ -237,12 +289,12 @@ TIMES = [
     ids=[case[0] for case in TIMES],
 )
 def test_timestamps(
-    timestamp: str | None,
-    sent_at: str | None,
-    envelope_sent_at: str | None,
-    original: str | None,
+    timestamp: object,
+    sent_at: object,
+    envelope_sent_at: object,
+    original: object,
     corrected: str,
-    sent: str | None,
+    sent: object,
 ) -> None:
     item: dict[str, Any] = {"type": "identify", "userId": "u"}
     if timestamp is not None:
@@ -275,6 +327,55 @@ def test_original_timestamp_is_used_when_timestamp_is_absent() -> None:
     )
     assert item["originalTimestamp"] == "2024-01-02T03:04:00.000Z"
     assert item["timestamp"] == "2024-01-02T03:04:04.000Z"
+
+
+SENT_ATS = {
+    "9999-12-31": "9999-12-31T23:59:59Z",
+    "9999-12-31-last-ms": "9999-12-31T23:59:59.999Z",
+    "year-1": "0001-01-01T00:00:00Z",
+    "past-9999-in-utc": "9999-12-31T23:59:59-01:00",
+    "before-1-in-utc": "0001-01-01T00:00:00+01:00",
+    "leap-second": "2016-12-31T23:59:60Z",
+    "garbage": "soon",
+    "huge-number": 10**30,
+    "list": ["2024-01-02"],
+    "absent": None,
+}
+CLIENT_TIMESTAMPS = {
+    "now": "2024-01-02T03:04:05Z",
+    "year-1": "0001-01-01T00:00:00Z",
+    "year-9999": "9999-12-31T23:59:59.999Z",
+    "before-1-in-utc": "0001-01-01T00:00:00+01:00",
+    "garbage": "x",
+    "huge-number": -(10**30),
+    "absent": None,
+}
+HOSTILE = [
+    (f"sentAt={sent_label}-timestamp={ts_label}", sent_at, timestamp)
+    for sent_label, sent_at in SENT_ATS.items()
+    for ts_label, timestamp in CLIENT_TIMESTAMPS.items()
+]
+
+
+@pytest.mark.parametrize(
+    ("sent_at", "timestamp"),
+    [(sent_at, timestamp) for _, sent_at, timestamp in HOSTILE],
+    ids=[label for label, _, _ in HOSTILE],
+)
+def test_a_request_never_raises_and_always_has_a_timestamp(sent_at: Any, timestamp: Any) -> None:
+    """What a client sends as times never fails the request (it was a 500 for a sentAt in 9999)."""
+    env = envelope(sent_at=sent_at)
+    items = [{"type": "track", "userId": "u", "event": "e", "timestamp": timestamp},
+             {"type": "track", "userId": "u", "event": "e", "timestamp": timestamp,
+              "sentAt": sent_at}]  # fmt: skip
+    for item in items:
+        accepted(item, env)
+        assert item["receivedAt"] == NOW_ISO
+        moment = parse_ms(item["timestamp"])
+        assert moment is not None
+        assert format_ms(moment) == item["timestamp"]
+        if parse_ms(sent_at) is None:
+            assert item.get("sentAt") == sent_at  # kept as sent, for the record
 
 
 # --- context.ip --------------------------------------------------------------------------------

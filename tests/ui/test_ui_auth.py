@@ -165,6 +165,60 @@ def test_first_run_screen_refuses_other_machines_and_proxies(start_server: Start
     assert sluice_cli(server.data_dir, "admin", "list").stdout == ""
 
 
+@pytest.fixture(scope="module")
+def no_admin_yet(start_module_server: StartServer) -> SluiceServer:
+    """A server no test gives an admin: its first-run screen stays open to local visitors."""
+    return start_module_server()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "x-forwarded-for",
+        "x-client-ip",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "x-original-forwarded-for",
+        "forwarded",
+        "x-forwarded-proto",
+        "via",
+        "x-proxy-real-ip",  # not a known name: caught by its shape
+    ],
+)
+def test_first_run_screen_refuses_every_forwarding_header(
+    no_admin_yet: SluiceServer, header: str
+) -> None:
+    value = "1.1 proxy" if header == "via" else "203.0.113.9"
+    proxied = no_admin_yet.request("GET", "/setup", headers={header: value})
+    assert proxied.status == 403
+    assert b'name="password"' not in proxied.body
+    home = no_admin_yet.request("GET", "/", headers={header: value})
+    assert home.headers["location"] == "/signin"
+    # The control: the same request without the header is offered the screen.
+    assert b'name="confirm"' in no_admin_yet.request("GET", "/setup").body
+    assert no_admin_yet.request("GET", "/").headers["location"] == "/setup"
+
+
+def test_a_write_key_is_printed_when_it_is_made_and_never_again(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server(data_dir=tmp_path / "fresh")  # no source: one is made
+    (source,) = server.store.sources()
+    (key,) = source.write_keys
+    first = server.log()
+    assert f"source default: write key {key}" in first
+    server.stop()
+    server.start()
+    again = server.log()[len(first) :]
+    assert "listening on" in again
+    assert key not in again
+    assert "Sources: default. Write keys: the web UI's Sources page or sluice export." in again
+
+
 def test_every_post_needs_the_csrf_token_of_its_session(
     browser: Browser, server: SluiceServer
 ) -> None:

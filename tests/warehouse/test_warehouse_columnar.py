@@ -21,7 +21,7 @@ import pytest
 
 from sluice.store.base import StoredEvent
 from sluice.warehouse import compiled
-from sluice.warehouse.base import ColumnType, TableBatch
+from sluice.warehouse.base import CappedEvents, ColumnType, Discard, TableBatch
 from sluice.warehouse.columnar import ColumnarPlanner
 from sluice.warehouse.duckdb import DuckDBBackend
 from sluice.warehouse.naming import Namer
@@ -126,6 +126,7 @@ def assert_same(events: list[StoredEvent], known: Known | None = None, **kw: Any
             assert column in table_known and all(column not in r for r in got_rows)
     assert set(got.new_columns) == set(want.new_columns)
     assert Counter(got.discards) == Counter(want.discards)
+    assert set(got.capped) == set(want.capped)
     # What both planners believe the warehouse holds agrees (the exact one also remembers the
     # types `tracks` lent an event table for columns its rows never had).
     for schema, tables in want_known.items():
@@ -161,6 +162,80 @@ def test_tracks_and_their_event_tables() -> None:
         )
     )
     assert all(b.staged is not None for b in plan.batches)
+
+
+def _capped_reason(cap: int) -> str:
+    return (
+        f"the source has {cap} event tables (max_event_tables):"
+        " this event name's events load into tracks only"
+    )
+
+
+def test_event_tables_past_the_cap_go_to_tracks_only() -> None:
+    # `clicked` exists; one more table fits: `Signed Up`, the first new name in log order.
+    known: Known = {
+        "web": {"clicked": {"id": C.VARCHAR}, "tracks": {"id": C.VARCHAR}, "pages": {}},
+        "app": {"clicked": {"id": C.VARCHAR}, "viewed": {"id": C.VARCHAR}},
+    }
+    track = [
+        ("Signed Up", {"plan": "pro"}),
+        ("Viewed", {"n": 1}),
+        ("Clicked", {"x": 1}),
+        ("Viewed", {"n": 2, "dup": True}),
+        ("viewed", {"n": 3}),  # the same table name as `Viewed`
+        ("Added", {"sku": "a"}),
+        ("Signed Up", {"plan": "free"}),
+    ]
+    msgs: list[dict[str, Any]] = [
+        {"type": "track", "event": name, "properties": props} for name, props in track
+    ]
+    msgs.append({"type": "page", "name": "Home"})
+    msgs.append({"type": "track", "event": "Viewed", "_source": "app", "properties": {"n": 4}})
+    events = stored(msgs)
+    events.append(events[3])  # a repeated messageId: skipped, not counted
+    # `viewed` was capped by an earlier load: counted, but no discard this time.
+    plan = assert_same(events, known, max_event_tables=2, capped_of=lambda s: {"viewed"})
+    assert {b.table: b.row_count for b in plan.batches if b.schema == "web"} == {
+        "tracks": 7,
+        "signed_up": 2,
+        "clicked": 1,
+        "pages": 1,
+    }
+    assert {b.table for b in plan.batches if b.schema == "app"} == {"tracks", "viewed"}
+    assert set(plan.capped) == {
+        CappedEvents("web", "viewed", "Viewed", 3, first=False),
+        CappedEvents("web", "added", "Added", 1, first=True),
+    }
+    assert [d for d in plan.discards if d.column == "event"] == [
+        Discard("web", "tracks", "event", "m6", "Added", _capped_reason(2))
+    ]
+    (tracks,) = [b for b in plan.batches if (b.schema, b.table) == ("web", "tracks")]
+    # The capped ones are in `tracks` as any track is, `event` naming the table they would have.
+    assert sorted((r["event"], r["event_text"]) for r in rows_of(tracks)) == [
+        ("added", "Added"),
+        ("clicked", "Clicked"),
+        ("signed_up", "Signed Up"),
+        ("signed_up", "Signed Up"),
+        ("viewed", "Viewed"),
+        ("viewed", "Viewed"),
+        ("viewed", "viewed"),
+    ]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 100], ids=["pieces-of-1", "pieces-of-3", "one-piece"])
+def test_the_cap_admits_new_names_in_log_order_on_both_planners(piece: int) -> None:
+    names = [f"E{i % 7}" for i in range(30)]
+    events = stored([{"type": "track", "event": n, "properties": {"i": i}} for i, n in
+                     enumerate(names)])  # fmt: skip
+    for cap in (0, 1, 3, 7):
+        want, _ = exact(events, {}, max_event_tables=cap)
+        got, _, _ = columnar(events, {}, piece, max_event_tables=cap)
+        tables = {b.table for b in want.batches} - {"tracks"}
+        assert tables == {f"e{i}" for i in range(cap)}
+        assert {b.table for b in got.batches} - {"tracks"} == tables
+        assert set(got.capped) == set(want.capped)
+        assert sum(c.events for c in want.capped) == sum(n >= f"E{cap}" for n in names)
+        assert Counter(got.discards) == Counter(want.discards)
 
 
 def test_every_call_type() -> None:

@@ -6,6 +6,7 @@ lost position, discarded values and widening, through `WarehouseLoader` as the w
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -21,7 +22,13 @@ import pytest
 from sluice.config import Settings
 from sluice.store.base import AppendBatch, NewEvent, StoredEvent
 from sluice.store.sqlite import SqliteStore
-from sluice.warehouse.base import ColumnType, SchemaChangeError, TableBatch, WarehouseBackend
+from sluice.warehouse.base import (
+    CappedEvents,
+    ColumnType,
+    SchemaChangeError,
+    TableBatch,
+    WarehouseBackend,
+)
 from sluice.warehouse.duckdb import DuckDBBackend
 from sluice.warehouse.factory import WarehouseConfig
 from sluice.warehouse.loader import WarehouseLoader
@@ -287,6 +294,109 @@ def test_warehouse_sources_and_integrations(store: SqliteStore, warehouse: Wareh
     report = loader(store, warehouse, sources=["app"]).load_once()
     assert (report.events, report.loaded, report.skipped) == (4, 2, 2)
     assert set(report.rows) == {"app.tracks", "app.b", "app.d"}
+
+
+def _tables(warehouse: Warehouse, schema: str = "web") -> set[str]:
+    backend = warehouse.open()
+    try:
+        return set(backend.columns(schema))
+    finally:
+        backend.close()
+
+
+def _capped(warehouse: Warehouse) -> list[CappedEvents]:
+    backend = warehouse.open()
+    try:
+        return backend.capped_events()
+    finally:
+        backend.close()
+
+
+def test_event_tables_past_the_cap_load_into_tracks_only(
+    store: SqliteStore, warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "sluice.warehouse.loader")
+    capped_settings = {"settings": {"max_event_tables": 2}}
+    track = [{"type": "track", "event": f"Event {i}", "properties": {"i": i}} for i in range(4)]
+    append(store, *track, track[2], {"type": "page", "name": "Home"})
+    append(store, {"type": "track", "event": "Event 3"}, source="app")  # its own schema
+    report = loader(store, warehouse, **capped_settings).load_once()
+    assert _tables(warehouse) == {"tracks", "event_0", "event_1", "pages"}
+    assert _tables(warehouse, "app") == {"tracks", "event_3"}
+    assert report.capped == {"web.event_2": 2, "web.event_3": 1}
+    assert count(warehouse, "tracks") == 5
+    assert sorted(warehouse.query('SELECT event, event_text FROM "web"."tracks"'))[2:] == [
+        ("event_2", "Event 2"),
+        ("event_2", "Event 2"),
+        ("event_3", "Event 3"),
+    ]
+    assert _capped(warehouse) == [
+        CappedEvents("web", "event_2", "Event 2", 2),
+        CappedEvents("web", "event_3", "Event 3", 1),
+    ]
+    reason = (
+        "the source has 2 event tables (max_event_tables): this event name's events load into"
+        " tracks only"
+    )
+    backend = warehouse.open()
+    try:
+        discards = sorted(backend.discards(), key=lambda d: d.value)
+    finally:
+        backend.close()
+    assert [(d.schema, d.table, d.column, d.value, d.reason) for d in discards] == [
+        ("web", "tracks", "event", "Event 2", reason),
+        ("web", "tracks", "event", "Event 3", reason),
+    ]
+    assert report.discards == 2
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == [
+        "warehouse main: schema web has all the event tables it may have (max_event_tables):"
+        f" events named {name!r} load into web.tracks only"
+        for name in ("Event 2", "Event 3")
+    ]
+
+    # Later loads: a capped name is counted on (logged and discarded once only), a new name is
+    # capped too, and the names with tables keep them.
+    caplog.clear()
+    append(store, track[2], track[0], {"type": "track", "event": "Event 9"})
+    report = loader(store, warehouse, **capped_settings).load_once()
+    assert (report.capped, report.discards) == ({"web.event_2": 1, "web.event_9": 1}, 1)
+    assert [c.events for c in _capped(warehouse)] == [3, 1, 1]
+    assert count(warehouse, "event_0") == 2
+    assert [r.getMessage().split("named ")[1] for r in caplog.records] == [
+        "'Event 9' load into web.tracks only"
+    ]
+
+    # Raising the cap gives the next names their tables from the next load on.
+    append(store, track[2])
+    report = loader(store, warehouse, settings={"max_event_tables": 3}).load_once()
+    assert report.capped == {}
+    assert count(warehouse, "event_2") == 1
+    assert [c.events for c in _capped(warehouse)] == [3, 1, 1]  # what was counted stays
+
+
+def test_the_cap_comes_from_settings_and_holds_on_the_exact_planner(
+    store: SqliteStore, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two keys naming one column: the chunk is planned event by event, in pieces of 3.
+    monkeypatch.setattr("sluice.warehouse.loader.READ_EVENTS", 3)
+    append(
+        store,
+        *[{"type": "track", "event": f"E{i % 4}", "properties": {"n": i}} for i in range(8)],
+        {"type": "track", "event": "E3", "properties": {"productId": 1, "product_id": 2}},
+    )
+    body = msgspec.json.encode({"id": "main", "type": warehouse.kind})
+    report = WarehouseLoader(
+        Settings(warehouse_max_event_tables=1),
+        store,
+        body,
+        backend_factory=lambda c: warehouse.open(),
+        chunk_events=100,
+    ).load_once()
+    assert _tables(warehouse) == {"tracks", "e0"}
+    assert report.capped == {"web.e1": 2, "web.e2": 2, "web.e3": 3}
+    assert report.discards == 3  # one per capped name, the first piece's or a later one's
+    assert [(c.table, c.events) for c in _capped(warehouse)] == [("e1", 2), ("e2", 2), ("e3", 3)]
 
 
 class CrashingDuckDB(DuckDBBackend):

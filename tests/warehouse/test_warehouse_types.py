@@ -184,3 +184,14 @@ def test_a_trait_that_does_not_fit_users_names_the_user() -> None:
         [StoredEvent(1, "web", "m1", "identify", None, 0, msgspec.json.encode(msg))], NOW
     )
     assert [(d.table, d.row_id) for d in p.discards] == [("users", "ada")]
+
+
+def test_integers_past_64_bits_never_reach_a_bigint_column() -> None:
+    """Found by bench/fuzz.py: a page `name` of 2**63 made every load fail (pyarrow overflow)."""
+    assert infer(2**63) is ColumnType.VARCHAR and infer(2**63 - 1) is ColumnType.INTEGER
+    assert fit(2**63, ColumnType.VARCHAR) == str(2**63)
+    for value in (2**63, -(2**63) - 1):
+        with pytest.raises(Unfit, match="64-bit"):
+            fit(value, ColumnType.INTEGER)
+    with pytest.raises(Unfit, match="out of range"):
+        fit(10**400, ColumnType.FLOAT)

@@ -271,6 +271,18 @@ INVALID = [
         id="nan",
     ),
     pytest.param(
+        "warehouses: [{id: w, type: duckdb, settings: {max_event_tables: -1}}]",
+        "warehouses[0].settings.max_event_tables",
+        "Expected a whole number of event tables per source, 0 or more, got -1",
+        id="negative-max-event-tables",
+    ),
+    pytest.param(
+        "warehouses: [{id: w, type: postgres, settings: {max_event_tables: '100'}}]",
+        "warehouses[0].settings.max_event_tables",
+        "Expected a whole number of event tables per source, 0 or more, got '100'",
+        id="max-event-tables-as-text",
+    ),
+    pytest.param(
         "- id: web\n",
         "",
         "Expected object, got array",

@@ -177,6 +177,11 @@ def other_schemas() -> dict[str, Schema]:
                             "parked_total": INT,
                             "latency_ms": latency,
                             "lag": nullable(INT),
+                            "filter_errors": {
+                                "type": "array",
+                                "items": STR,
+                                "description": "Filters that do not compile (drop everything)",
+                            },
                             "state": object_schema(
                                 {
                                     "state": {"enum": ["running", "paused", "not_started"]},
@@ -191,7 +196,9 @@ def other_schemas() -> dict[str, Schema]:
                     "type": "object",
                     "additionalProperties": {
                         "type": "object",
-                        "description": "type, position, lag, discards; or error",
+                        "description": (
+                            "type, position, lag, discards, capped_names, capped_events; or error"
+                        ),
                     },
                 },
                 "workers": {

@@ -10,7 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.process
 import os
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +20,11 @@ from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.config import ROLES, ConfigError, Settings
 
+if TYPE_CHECKING:
+    from sluice.store.base import SourceRow
+
 console = Console(stderr=True)
+MAX_LISTED_SOURCES = 20  # at start; `sluice export` lists them all
 
 
 def _export(settings: Settings) -> None:
@@ -52,16 +57,29 @@ def _announce(settings: Settings) -> None:
             " admin (or run [cyan]sluice admin create EMAIL[/])"
         )
     if created is not None:
-        console.print(f"Created source [bold]{created[0]}[/] for you.")
-    for source in sources:
-        state = "" if source.enabled else " (disabled)"
-        for key in source.write_keys:
-            console.print(f"  source [bold]{source.id}[/]{state}: write key [green]{key}[/]")
+        # The one time a key is printed: it was just made and nobody has it yet. Server logs
+        # are collected, shipped and kept for long; later starts name the sources only.
+        source_id, key = created
+        console.print(f"Created source [bold]{source_id}[/] for you.")
+        console.print(f"  source [bold]{source_id}[/]: write key [green]{key}[/]")
+    else:
+        console.print(
+            f"Sources: {_source_list(sources)}. Write keys: the web UI's Sources page or"
+            " [cyan]sluice export[/]."
+        )
     console.print(
         "Point a Segment library at it, e.g. "
         f"[cyan]Analytics(write_key, host='{base}')[/] or "
         f'[cyan]curl -u WRITE_KEY: {base}/v1/track -d \'{{"userId":"u1","event":"Hi"}}\'[/]'
     )
+
+
+def _source_list(sources: Sequence[SourceRow]) -> str:
+    if not sources:
+        return "none"
+    names = [s.id + ("" if s.enabled else " (disabled)") for s in sources[:MAX_LISTED_SOURCES]]
+    more = len(sources) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more else "")
 
 
 @app.command()

@@ -57,6 +57,8 @@ def status(
     if destinations:
         console.print(_destination_table(destinations))
         for dest, stats in sorted(destinations.items()):
+            for problem in stats.get("filter_errors", []):
+                console.print(f"[red]destination {dest} drops every event:[/] {problem}")
             state = stats["state"]
             if state["state"] == "paused":
                 console.print(f"[yellow]destination {dest} paused:[/] {state['detail']}")

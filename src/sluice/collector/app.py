@@ -48,6 +48,7 @@ from sluice.spec.normalize import Envelope, Rejected, make_envelope, normalize
 from sluice.store.base import AppendBatch, EventStore, NewEvent, Rejection, SourceRow
 
 log = logging.getLogger(__name__)
+REFUSAL_LOG_EVERY_S = 60.0
 
 ASGIApp = Any
 CONFIG_POLL_S = 1.0
@@ -100,6 +101,7 @@ class Collector:
         )
         self._trusted = parse_networks(settings.trusted_proxies)
         self._poller: asyncio.Task[None] | None = None
+        self._refusals_logged: dict[str, float] = {}  # reason -> when last logged (monotonic)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -249,6 +251,7 @@ class Collector:
                 raws = [Raw(body)]
                 body_key = message.get("writeKey")
         except BodyError as exc:
+            self._count_refused_request(headers, exc.code, exc.message)
             await send_error(send, exc.status, exc.code, exc.message, cors)
             return
         key = _text(body_key) or key_from_header(headers.get(b"authorization"))
@@ -353,17 +356,29 @@ class Collector:
                 if fault is not None:
                     refused = Rejected(RejectReason(fault[0]), fault[1])
             if refused is None:
-                refused = normalize(item, envelope, path_type)
+                try:
+                    refused = normalize(item, envelope, path_type)
+                except Exception as exc:  # a case normalisation missed: this item only, no 500
+                    log.exception("item of source %s could not be normalised", item_source)
+                    detail = f"could not be normalised: {type(exc).__name__}: {exc}"[:300]
+                    refused = Rejected(RejectReason.INVALID_FIELD, detail)
             if refused is not None:
                 self._reject(batch, item_source, refused, raw if item is None else item, envelope)
                 continue
             assert item is not None
+            message_id = item["messageId"]
+            if "\x00" in message_id:  # no store can key on it (PostgreSQL refuses NUL in text)
+                refused = Rejected(RejectReason.INVALID_MESSAGE_ID, "messageId contains NUL")
+                self._reject(batch, item_source, refused, item, envelope)
+                continue
             payload = _encode(item)
             event = item.get("event")
+            if isinstance(event, str) and "\x00" in event:
+                event = event.replace("\x00", "\ufffd")  # the column only; the payload keeps it
             events.append(
                 NewEvent(
                     item_source,
-                    item["messageId"],
+                    message_id,
                     item["type"],
                     event if isinstance(event, str) else None,
                     envelope.received_at_ms,
@@ -371,6 +386,22 @@ class Collector:
                 )
             )
         return batch
+
+    def _count_refused_request(self, headers: dict[bytes, bytes], code: str, message: str) -> None:
+        """A whole request refused (bad body, too large, ...): counted per source (by its Basic
+        auth key when it has one, else under no source) and logged once a minute per reason."""
+        key = key_from_header(headers.get(b"authorization"))
+        source = self.sources_by_key.get(key) if key else None
+        if self.committer is not None:
+            self.committer.count(source.id if source else "", f"request_rejected:{code}")
+        now = time.monotonic()
+        if now - self._refusals_logged.get(code, -REFUSAL_LOG_EVERY_S) >= REFUSAL_LOG_EVERY_S:
+            self._refusals_logged[code] = now
+            log.warning(
+                "request refused (%s) from source %s: %s (logged once a minute per reason;"
+                " counted as request_rejected:%s)",
+                code, source.id if source else "(unknown)", message, code,
+            )  # fmt: skip
 
     def _reject(
         self, batch: AppendBatch, source_id: str, rejected: Rejected, item: Any, envelope: Envelope
@@ -405,11 +436,13 @@ class Collector:
         if source is None or not source.enabled:
             await send_error(send, 404, "invalid_write_key", "no source has this write key", cors)
             return
-        host_header = headers.get(b"host")
+        peer = scope.get("client")
         host, protocol = api_host(
             self.settings.public_url,
-            host_header.decode("latin-1") if host_header else None,
+            headers,
             scope.get("scheme", "http"),
+            peer[0] if peer else None,
+            self._trusted,
         )
         await send_json(send, 200, source_settings(key, host, protocol), cors)
 

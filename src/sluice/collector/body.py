@@ -58,10 +58,18 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """The body as JSON text: inflated (gzip or deflate, by the header or, when a client forgot
+    it, by gzip's magic bytes), without a UTF-8 byte order mark."""
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
-        return body
+        if not body.startswith(GZIP_MAGIC):
+            return body[3:] if body.startswith(UTF8_BOM) else body
+        encoding = "gzip"  # sniffed
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise BodyError(400, "unsupported_encoding", f"Content-Encoding {encoding!r} unsupported")
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, auto-detected
@@ -71,7 +79,9 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
         raise BodyError(400, "invalid_gzip", f"body is not valid {encoding}: {exc}") from exc
     if len(data) > limit or inflater.unconsumed_tail:
         raise BodyError(400, "request_too_large", f"inflated body exceeds {limit} bytes")
-    return data
+    if not inflater.eof:
+        raise BodyError(400, "invalid_gzip", f"the {encoding} body is cut short (truncated)")
+    return data[3:] if data.startswith(UTF8_BOM) else data
 
 
 TOO_DEEP = BodyError(400, "too_deep", "the body nests objects or arrays too deep to parse")

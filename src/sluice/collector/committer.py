@@ -4,6 +4,11 @@ Requests hand their events to `submit` and await the returned future; one writer
 everything queued since its last commit, writes it in one transaction, and only then resolves the
 futures, so a 200 is never sent before the data is on disk. Under load, groups grow by themselves
 (whatever arrived while the previous commit ran), which is what makes durability cheap.
+
+A group that the store refuses for what one request holds (not for being unreachable) is
+committed again request by request, and a refused request event by event: the refused events
+are kept as rejections, so one client's input never fails another's request, nor its own
+neighbours.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sluice.store.base import AppendBatch, EventStore
+from sluice.spec.calls import RejectReason
+from sluice.store.base import AppendBatch, EventStore, Rejection
+from sluice.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_GROUP_EVENTS = 20_000
+STORE_REFUSED = RejectReason.STORE_REFUSED.value
 # The writer wakes this often when idle, so counters held back by the store reach disk.
 COUNTER_FLUSH_S = 0.25
 # How long the writer waits for more requests before committing a group. Zero: groups form from
@@ -125,26 +133,72 @@ class GroupCommitter:
             loose, self._loose_counters = self._loose_counters, {}
         for key, value in loose.items():
             merged.counters[key] = merged.counters.get(key, 0) + value
-        error: BaseException | None = None
+        errors: dict[int, BaseException] = {}
         try:
             self._store.append(merged)
             self.commits += 1
-        except Exception as exc:  # answered as 503 to every request in the group
-            log.exception("group commit of %d events failed", len(merged.events))
-            error = exc
-            with self._pending_lock:
-                for key, value in loose.items():
-                    self._loose_counters[key] = self._loose_counters.get(key, 0) + value
+        except StoreUnavailable as exc:  # answered as 503 to every request in the group
+            log.error("group commit of %d events failed: %s", len(merged.events), exc)
+            errors = {id(r): exc for r in group}
+            self._keep_counters(loose)
+        except Exception:
+            # Something in the group makes the store refuse it: commit request by request (and
+            # a failing request event by event), so no other client pays for it.
+            log.exception("group commit of %d events failed; isolating", len(merged.events))
+            self._keep_counters(loose)
+            for request in group:
+                error = self._commit_alone(request)
+                if error is not None:
+                    errors[id(request)] = error
         with self._pending_lock:
             self._pending -= sum(r.size for r in group)
-        futures = [r.future for r in group if r.future is not None]
-        if futures:
+        outcomes = [(r.future, errors.get(id(r))) for r in group if r.future is not None]
+        if outcomes:
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-                self._loop.call_soon_threadsafe(_resolve, futures, error)
+                self._loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _keep_counters(self, loose: dict[tuple[str, str], int]) -> None:
+        with self._pending_lock:
+            for key, value in loose.items():
+                self._loose_counters[key] = self._loose_counters.get(key, 0) + value
+
+    def _commit_alone(self, request: _Request) -> BaseException | None:
+        """Commit one request on its own; if the store refuses it, commit its events one by one
+        and keep each it refuses as a rejection (`store_refused`), so the request succeeds."""
+        try:
+            self._store.append(request.batch)
+            self.commits += 1
+            return None
+        except StoreUnavailable as exc:
+            return exc
+        except Exception:
+            pass
+        batch = request.batch
+        kept = AppendBatch(rejections=list(batch.rejections), counters=dict(batch.counters))
+        for event in batch.events:
+            try:
+                self._store.append(AppendBatch(events=[event]))
+                continue
+            except StoreUnavailable as exc:
+                return exc
+            except Exception as exc:
+                detail = f"the event log refused it: {type(exc).__name__}: {exc}"[:500]
+                log.warning("event %r of source %s refused by the store: %s",
+                            event.message_id, event.source_id, exc)  # fmt: skip
+            kept.rejections.append(
+                Rejection(event.source_id, STORE_REFUSED, detail, event.received_at_ms,
+                          event.payload)
+            )  # fmt: skip
+            kept.count(event.source_id, f"rejected:{STORE_REFUSED}")
+        try:
+            self._store.append(kept)
+        except Exception as exc:
+            return exc
+        return None
 
 
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
+def _resolve(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, error in outcomes:
         if future.done():
             continue
         if error is None:

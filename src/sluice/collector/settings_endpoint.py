@@ -7,17 +7,34 @@ in the cloud (Sluice), so `unbundledIntegrations` is empty and nothing else is l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from sluice.collector.peer import Network, forwarded_origin
 
-def api_host(public_url: str | None, host_header: str | None, scheme: str) -> tuple[str, str]:
-    """(`host[:port]/v1`, protocol) as the SDKs want them."""
+
+def api_host(
+    public_url: str | None,
+    headers: Mapping[bytes, bytes],
+    scheme: str,
+    peer: str | None = None,
+    trusted: tuple[Network, ...] = (),
+) -> tuple[str, str]:
+    """(`host[:port]/v1`, protocol) as the SDKs want them.
+
+    `SLUICE_PUBLIC_URL` when set; else what a trusted proxy says the client used
+    (`X-Forwarded-Proto` / `X-Forwarded-Host`, or `Forwarded`), so that analytics.js behind a
+    TLS-terminating proxy posts over https; else the request's own `Host` and scheme.
+    """
     if public_url:
         parts = urlsplit(public_url)
         path = parts.path.rstrip("/")
         return f"{parts.netloc}{path}/v1", parts.scheme or "https"
-    return f"{host_header or 'localhost'}/v1", scheme
+    forwarded_scheme, forwarded_host = forwarded_origin(peer, headers, trusted)
+    host_header = headers.get(b"host")
+    host = forwarded_host or (host_header.decode("latin-1") if host_header else "localhost")
+    return f"{host}/v1", forwarded_scheme or scheme
 
 
 def source_settings(write_key: str, host: str, protocol: str) -> dict[str, Any]:

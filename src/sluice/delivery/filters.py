@@ -8,8 +8,10 @@ the configuration, so `sluice trace` can explain any past decision:
 
 - a condition is evaluated once, on the event as received (before properties are removed);
 - sampling hashes a field (or the messageId), never a random number;
-- an enabled filter whose condition does not compile drops every event (fail-closed, as
-  Segment does, so a broken filter never leaks what it was meant to remove).
+- a condition that does not compile is refused where configuration comes in (`sluice apply`,
+  the admin API and the UI check with `strict=True`); a stored filter that predates that check
+  is kept, and while enabled drops every event (fail-closed, as Segment does, so a broken filter
+  never leaks what it was meant to remove). `filter_errors` says which, for logs and status.
 
 Events are never mutated: a filter that removes properties returns a new dict that shares every
 part it did not change.
@@ -179,11 +181,13 @@ class Filter:
         )
 
 
-def parse_filters(raw: Sequence[Mapping[str, Any]]) -> list[Filter]:
+def parse_filters(raw: Sequence[Mapping[str, Any]], *, strict: bool = False) -> list[Filter]:
     """Check and compile a destination's filter documents.
 
-    A structural problem raises FilterError naming the filter and field. A condition that is not
-    valid FQL does not raise: the filter is kept with `error` set, and drops every event.
+    A structural problem raises FilterError naming the filter and field. With `strict` (new
+    configuration), so does a condition that is not valid FQL (field `if`), enabled or not, as
+    a mapping's trigger does. Without it (a stored configuration, which may predate the check),
+    such a filter is kept with `error` set and drops every event while enabled.
     """
     if len(raw) > MAX_FILTERS:
         message = f"a destination has at most {MAX_FILTERS} filters, got {len(raw)}"
@@ -196,16 +200,23 @@ def parse_filters(raw: Sequence[Mapping[str, Any]]) -> list[Filter]:
         for a, action in enumerate(doc.actions):
             if isinstance(action, DropPropertiesAction | AllowPropertiesAction):
                 _check_paths(action, index, f"actions[{a}].fields")
-        filters.append(
-            Filter.compile(
-                doc.title,
-                doc.condition,
-                doc.actions,
-                enabled=doc.enabled,
-                description=doc.description,
-            )
+        flt = Filter.compile(
+            doc.title, doc.condition, doc.actions, enabled=doc.enabled, description=doc.description
         )
+        if strict and flt.error is not None:
+            raise FilterError(flt.error, index=index, field="if")
+        filters.append(flt)
     return filters
+
+
+def filter_errors(filters: Sequence[Filter]) -> list[str]:
+    """What is wrong with each enabled filter whose condition does not compile (each of them
+    drops every event): `filter #0 'No PII', field if: <FQL error>`, for logs and status."""
+    return [
+        f"filter #{index} {flt.title!r}, field if: {flt.error}"
+        for index, flt in enumerate(filters)
+        if flt.enabled and flt.error is not None
+    ]
 
 
 def apply_filters(filters: Sequence[Filter], event: Event) -> FilterResult:

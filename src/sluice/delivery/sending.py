@@ -322,7 +322,11 @@ class Sender:
                 result.delivered[mid] = now_ms
             return []
         limit = MAX_KEPT_BODY if len(item.mapped) == 1 else SHARED_KEPT_BODY
-        exchange = (request_record(item.request, limit), response_record(response, limit))
+        secrets = self.config.destination.secret_values
+        exchange = (
+            request_record(item.request, limit, secrets),
+            response_record(response, limit, secrets),
+        )
         for mid in ids:
             failure = failures.get(mid)
             if failure is None and outcome.verdict is Verdict.DELIVERED:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
+
+from sluice.delivery.filters import FilterError, filter_errors, parse_filters
 from sluice.delivery.partitions import cursor_name
 from sluice.store.base import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS, Store
 from sluice.store.common import minute_of
@@ -54,8 +57,19 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
             },
             "lag": None if cursor is None else log_end - cursor,
             "state": _state(states, dest),
+            "filter_errors": _filter_errors(obj.body),
         }
     return result
+
+
+def _filter_errors(body: bytes) -> list[str]:
+    """Filters stored before they were checked whose condition does not compile: each drops
+    every event (delivery fails closed), so status says so."""
+    try:
+        doc = msgspec.json.decode(body)
+        return filter_errors(parse_filters(doc.get("filters") or []))
+    except (msgspec.DecodeError, AttributeError, TypeError, FilterError):
+        return []
 
 
 def _state(states: dict[str, tuple[str, str, int]], destination: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import aiohttp
 from sluice.config import DEFAULT_LEASE_S, Settings
 from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
 from sluice.delivery.consumer import Consumer
+from sluice.delivery.filters import filter_errors
 from sluice.delivery.partitions import Partition, cursor_name
 from sluice.delivery.sender import new_session
 from sluice.errors import SluiceError
@@ -186,7 +187,13 @@ class Worker:
                 self.errors[obj.id] = str(exc)
                 log.error("destination %s is not delivered: %s", obj.id, exc)
                 continue
-            self.errors.pop(obj.id, None)
+            dropping = "; ".join(filter_errors(config.filters))
+            if dropping:  # stored before filters were checked: it drops every event
+                if self.errors.get(obj.id) != dropping:  # once, not at every config change
+                    log.error("destination %s drops every event: %s", obj.id, dropping)
+                self.errors[obj.id] = dropping
+            else:
+                self.errors.pop(obj.id, None)
             if not config.enabled:
                 continue
             n = config.options.partitions

@@ -315,6 +315,7 @@ class Amplitude(Destination):
     name = "Actions Amplitude"
     aliases = ("Amplitude",)
     Settings = AmplitudeSettings
+    secret_settings = frozenset({"api_key", "secret_key"})
     settings: AmplitudeSettings
     default_endpoint = REGION_HOSTS["north_america"]
     actions: ClassVar[Mapping[str, Action]] = {

@@ -13,6 +13,7 @@ default mapping is the whole event (`{"@path": "$"}`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,9 +172,34 @@ class Destination:
     aliases: ClassVar[Sequence[str]] = ()
     default_endpoint: ClassVar[str] = ""
     timeout_s: ClassVar[float] = DEFAULT_TIMEOUT_S
+    # Settings that are credentials: their values are redacted wherever they appear in the
+    # requests and responses Sluice keeps (parked events, the retry set, `sluice trace`; see
+    # delivery/exchange.py). A list or mapping setting has each of its string values redacted.
+    secret_settings: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        settings = getattr(cls, "Settings", None)
+        fields = getattr(settings, "__struct_fields__", ())
+        unknown = sorted(cls.secret_settings - set(fields))
+        if settings is not None and unknown:
+            # A misspelt name would leave the real setting unredacted: refuse at import.
+            raise TypeError(f"{cls.__name__}.secret_settings: no such setting: {unknown}")
 
     def __init__(self, settings: DestinationSettings) -> None:
         self.settings = settings
+
+    @functools.cached_property
+    def secret_values(self) -> tuple[str, ...]:
+        """The non-empty string values of `secret_settings`, for redaction."""
+        values: list[str] = []
+        for name in sorted(self.secret_settings):
+            value = getattr(self.settings, name, None)
+            if isinstance(value, Mapping):
+                value = list(value.values())
+            items = value if isinstance(value, list | tuple) else [value]
+            values.extend(v for v in items if isinstance(v, str) and v)
+        return tuple(values)
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> DestinationSettings:

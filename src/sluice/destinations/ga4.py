@@ -327,6 +327,7 @@ class GoogleAnalytics4(Destination):
         "Actions Google Analytic 4",
     )
     Settings: ClassVar[type[DestinationSettings]] = GA4Settings
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"api_secret"})
     default_endpoint: ClassVar[str] = "https://www.google-analytics.com"
     actions: ClassVar[Mapping[str, Action]] = {spec.action: _action(spec) for spec in EVENTS}
     presets: ClassVar[Sequence[Preset]] = tuple(_presets())

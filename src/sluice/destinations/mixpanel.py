@@ -297,6 +297,7 @@ class Mixpanel(Destination):
     name = "Mixpanel (Actions)"
     aliases = ("Mixpanel",)
     Settings = MixpanelSettings
+    secret_settings = frozenset({"project_token", "api_secret"})
     settings: MixpanelSettings
     default_endpoint = REGION_HOSTS["US"]
     actions: ClassVar[Mapping[str, Action]] = {

@@ -143,6 +143,7 @@ class PostHog(Destination):
     name = "Posthog"  # Segment's name for the Actions destination; "PostHog" is the classic one
     aliases = ("PostHog",)
     Settings = PostHogSettings
+    secret_settings = frozenset({"api_key"})
     settings: PostHogSettings
     default_endpoint = US_CLOUD
     actions: ClassVar[Mapping[str, Action]] = {

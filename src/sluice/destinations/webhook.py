@@ -96,6 +96,7 @@ class Webhook(Destination):
     id: ClassVar[str] = "webhook"
     name: ClassVar[str] = "Webhooks"
     Settings: ClassVar[type[DestinationSettings]] = WebhookSettings
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"shared_secret"})
     timeout_s: ClassVar[float] = TIMEOUT_S
     # The requests built for one event are alternatives: the event is delivered when any of them
     # is, and the others are then not retried (Segment: "If sending a message to any of the

@@ -124,6 +124,7 @@ class WebhookActions(Destination):
     name: ClassVar[str] = "Webhooks (Actions)"
     aliases: ClassVar[Sequence[str]] = ("Webhook",)
     Settings: ClassVar[type[DestinationSettings]] = WebhookActionsSettings
+    secret_settings: ClassVar[frozenset[str]] = frozenset({"shared_secret"})
     actions: ClassVar[Mapping[str, Action]] = {
         "send": Action("send", "Send", _send, max_batch=MAX_BATCH_SIZE),
     }

@@ -44,3 +44,4 @@ class RejectReason(StrEnum):
     SOURCE_DISABLED = "source_disabled"
     TOO_DEEP = "too_deep"  # objects/arrays nested past the limit (collector/sanitize.py)
     NUMBER_OUT_OF_RANGE = "number_out_of_range"  # a number that does not fit a double
+    STORE_REFUSED = "store_refused"  # the event log refused the event alone (committer.py)

@@ -23,7 +23,7 @@ from sluice.spec.calls import (
     MAX_MESSAGE_ID_LENGTH,
     RejectReason,
 )
-from sluice.spec.timestamps import format_ms, parse_ms
+from sluice.spec.timestamps import MAX_MS, MIN_MS, format_ms, parse_ms
 
 _DECODED_FIELDS = frozenset(
     {
@@ -65,7 +65,10 @@ def make_envelope(
     context: dict[str, Any] | None = None,
     integrations: dict[str, Any] | None = None,
 ) -> Envelope:
-    """An envelope with its timestamps parsed and formatted once for all its items."""
+    """An envelope with its timestamps parsed and formatted once for all its items.
+
+    A `sentAt` that is not a time (see `_stamp_times`) is kept as sent, and corrects nothing.
+    """
     sent_ms = parse_ms(sent_at)
     return Envelope(
         received_at_ms=received_at_ms,
@@ -162,7 +165,7 @@ def normalize(item: Any, envelope: Envelope, path_type: str | None = None) -> Re
         return Rejected(RejectReason.NOT_AN_OBJECT, "each message must be a JSON object")
     _decode_fields(item)
     call = path_type or item.get("type")
-    if call not in CALL_TYPES:
+    if not isinstance(call, str) or call not in CALL_TYPES:
         return Rejected(RejectReason.INVALID_TYPE, f"unknown type {call!r}")
     item["type"] = call
 
@@ -177,6 +180,8 @@ def normalize(item: Any, envelope: Envelope, path_type: str | None = None) -> Re
         return rejected
 
     message_id = item.get("messageId")
+    if isinstance(message_id, int | float) and not isinstance(message_id, bool):
+        message_id = item["messageId"] = _identifier(message_id)  # as ids: 7 becomes "7"
     if message_id is None or message_id == "":
         item["messageId"] = str(uuid.uuid4())
     elif not isinstance(message_id, str) or len(message_id) > MAX_MESSAGE_ID_LENGTH:
@@ -197,6 +202,16 @@ def normalize(item: Any, envelope: Envelope, path_type: str | None = None) -> Re
 
 
 def _stamp_times(item: dict[str, Any], envelope: Envelope) -> None:
+    """`receivedAt`, `originalTimestamp`, `sentAt` and the skew-corrected `timestamp`.
+
+    Never raises, whatever the client sends. What Segment does with a value it cannot read is kept:
+    a `timestamp` that is not a time (not a string, numbers included, unparseable, or outside
+    years 1 to 9999 in UTC) stays as sent in `originalTimestamp` and `timestamp` is `receivedAt`
+    (segmentio/segment-import#2); such a `sentAt` stays as sent in `sentAt` and corrects nothing,
+    so `timestamp` is `originalTimestamp` (segmentio/analytics-swift#75, analytics-java#340). A
+    correction that leaves years 1 to 9999 (a `sentAt` of 9999-12-31 beside a timestamp of today)
+    makes `timestamp` `receivedAt`; `originalTimestamp` and `sentAt` are still written normalised.
+    """
     received_ms = envelope.received_at_ms
     item["receivedAt"] = envelope.received_at
     raw_sent = item.get("sentAt")
@@ -221,8 +236,12 @@ def _stamp_times(item: dict[str, Any], envelope: Envelope) -> None:
     item["originalTimestamp"] = format_ms(original_ms)
     if sent_ms is None:
         item["timestamp"] = item["originalTimestamp"]
+        return
+    corrected_ms = received_ms - (sent_ms - original_ms)
+    if MIN_MS <= corrected_ms <= MAX_MS:
+        item["timestamp"] = format_ms(corrected_ms)
     else:
-        item["timestamp"] = format_ms(received_ms - (sent_ms - original_ms))
+        item["timestamp"] = envelope.received_at
 
 
 def _fill_ip(context: dict[str, Any], peer_ip: str) -> None:

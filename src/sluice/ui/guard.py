@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.requests import cookie_parser
 
-from sluice.collector.peer import Network, parse_networks
+from sluice.collector.peer import Network, forwarded_origin, parse_networks
 from sluice.config import Settings
 from sluice.store.base import EventStore
 from sluice.ui.accounts import find_admin, has_admin, password_tag
@@ -41,7 +41,20 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PREFIXES = ("/signin", "/setup", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 MAX_FORM_BYTES = 1024 * 1024
-FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip", b"x-forwarded-host")
+# Headers by which proxies, load balancers and CDNs pass the client on. Any of them makes a
+# request "not local"; so does any name containing "forwarded" or ending in "-ip"/"clientip"
+# (`is_forwarding_header`), to cover products not listed here. A false "not local" costs an
+# admin `sluice admin create`; a false "local" would hand the first-run screen to a stranger.
+FORWARDING_HEADERS = frozenset(
+    {
+        b"forwarded", b"forwarded-for", b"x-forwarded", b"x-forwarded-for", b"x-forwarded-host",
+        b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-server", b"x-forwarded-prefix",
+        b"x-original-forwarded-for", b"x-real-ip", b"x-client-ip", b"client-ip",
+        b"cf-connecting-ip", b"cf-connecting-ipv6", b"true-client-ip", b"fastly-client-ip",
+        b"x-cluster-client-ip", b"x-azure-clientip", b"x-appengine-user-ip", b"x-originating-ip",
+        b"x-remote-ip", b"x-remote-addr", b"x-envoy-external-address", b"x-original-host", b"via",
+    }
+)  # fmt: skip
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -68,6 +81,15 @@ class Visitor:
         return self.session.email if self.session else None
 
 
+def is_forwarding_header(name: bytes) -> bool:
+    """Whether a (lower-case) header name is one a proxy adds to pass the client on."""
+    return (
+        name in FORWARDING_HEADERS
+        or b"forwarded" in name
+        or name.endswith((b"-ip", b"-ipv6", b"clientip"))
+    )
+
+
 def is_local(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     """A loopback peer that did not come through a proxy.
 
@@ -75,7 +97,7 @@ def is_local(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     forwarding headers, and are then not considered local.
     """
     client = scope.get("client")
-    if not client or any(name in headers for name in FORWARDING_HEADERS):
+    if not client or any(is_forwarding_header(name) for name in headers):
         return False
     try:
         return ipaddress.ip_address(client[0]).is_loopback
@@ -111,14 +133,8 @@ class Guard:
         if scope.get("scheme") == "https":
             return True
         client = scope.get("client")
-        proto = headers.get(b"x-forwarded-proto", b"").split(b",")[0].strip().lower()
-        if not proto or not client or not self._trusted:
-            return False
-        try:
-            peer = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        return proto == b"https" and any(peer in net for net in self._trusted)
+        scheme, _host = forwarded_origin(client[0] if client else None, headers, self._trusted)
+        return scheme == "https"
 
     def _session(self, cookies: dict[str, str]) -> Session | None:
         session = self.keys.verify(cookies.get(SESSION_COOKIE))

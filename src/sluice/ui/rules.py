@@ -7,6 +7,9 @@ one event (`preview.py`), so what the preview shows is what saving would do.
 
 With no mappings configured a destination sends its presets. Saving a first mapping copies the
 presets in too, so that adding one mapping never silently stops the others.
+
+A filter whose condition is not valid FQL is refused when saved (the workspace check); one
+stored before that check drops every event, so the page marks it and says so.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sluice.delivery.filters import FilterError, parse_filters
 from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import load
 from sluice.store.base import EventQuery
@@ -151,6 +155,17 @@ def _index(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() else None
 
 
+def stored_filter_errors(destination: Destination) -> tuple[dict[int, str], str]:
+    """The stored filters' problems, as delivery sees them: per filter, why its condition does
+    not compile; and what makes the list unusable as a whole (the destination is then not
+    delivered at all). A stored document may predate the check saving makes."""
+    try:
+        filters = parse_filters(destination.filters)
+    except FilterError as exc:
+        return {}, str(exc)
+    return {i: f.error for i, f in enumerate(filters) if f.error is not None}, ""
+
+
 def routes(site: Site) -> list[Route]:
     def recent(destination: Destination) -> list[dict[str, Any]]:
         """The newest events the destination could get, as samples for the preview."""
@@ -176,8 +191,17 @@ def routes(site: Site) -> list[Route]:
         _, destination = find_destination(ws, destination_id)
         cls = load(destination.type)
         samples = recent(destination)
+        filter_errors, filters_error = stored_filter_errors(destination)
+        dropping = [
+            (i, destination.filters[i].get("title", ""))
+            for i in filter_errors
+            if destination.filters[i].get("enabled", True) is not False
+        ]
         return {
             "destination": destination,
+            "filter_errors": filter_errors,
+            "filters_error": filters_error,
+            "dropping": dropping,
             "cls": cls,
             "presets": presets_of(cls),
             "samples": samples,

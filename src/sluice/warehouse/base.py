@@ -20,6 +20,9 @@ from sluice.errors import SluiceError
 META_SCHEMA = "_sluice"
 DISCARDS_TABLE = "discards"  # schema, table_name, column_name, row_id, value, reason, discarded_at
 LOADS_TABLE = "loads"  # loader_id PRIMARY KEY, position, loaded_at
+# schema, table_name, event_text, events, first_capped_at, last_capped_at; PRIMARY KEY (schema,
+# table_name): the event names that got no table of their own (see `CappedEvents`).
+CAPPED_TABLE = "capped_events"
 
 
 class WarehouseError(SluiceError):
@@ -115,6 +118,23 @@ class Discard:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CappedEvents:
+    """Tracks of one event name that went to `tracks` only: when the name first came, its
+    source's schema already had the `max_event_tables` event tables the warehouse allows.
+
+    `table` is the table the name would have had (what `tracks.event` holds), `event_text` the
+    name as first sent, `events` how many of its events (in a plan, or ever when read back).
+    `first` is set in the plan that caps the name for the first time in this warehouse.
+    """
+
+    schema: str
+    table: str
+    event_text: str
+    events: int
+    first: bool = False
+
+
 class WarehouseBackend(Protocol):
     """A warehouse Sluice loads into."""
 
@@ -131,16 +151,21 @@ class WarehouseBackend(Protocol):
         discards: Sequence[Discard],
         loader_id: str,
         position: int,
+        capped: Sequence[CappedEvents] = (),
     ) -> None:
         """Write everything in ONE transaction.
 
         Create schemas and tables as needed, `ALTER TABLE ADD COLUMN` for new columns, insert
         rows deduplicated on `id` (rows whose id exists are skipped; upsert tables replace the
         row with that id), append `discards` to `_sluice.discards` (schema, table_name,
-        column_name, row_id, value, reason, discarded_at) and set the loader's position in
-        `_sluice.loads` (loader_id PRIMARY KEY, position, loaded_at). A crash mid-load neither
-        loses nor doubles rows.
+        column_name, row_id, value, reason, discarded_at), add `capped` to the counts of
+        `_sluice.capped_events` and set the loader's position in `_sluice.loads` (loader_id
+        PRIMARY KEY, position, loaded_at). A crash mid-load neither loses nor doubles rows.
         """
+        ...
+
+    def capped_events(self, schema: str | None = None) -> list[CappedEvents]:
+        """The event names that got no table (of one schema, or all), with their event counts."""
         ...
 
     def position(self, loader_id: str) -> int:

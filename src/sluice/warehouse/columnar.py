@@ -43,7 +43,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
-from sluice.warehouse.planner import Plan, Planner, _discard
+from sluice.warehouse.planner import CappedCounts, Plan, Planner, _discard, capped_events
 from sluice.warehouse.readers import CompiledReader, pointer
 from sluice.warehouse.shape import (
     CALL_TABLES,
@@ -277,11 +277,15 @@ class Chunk:
         for group_used, group_discards in self._each(groups, self._check):
             used |= group_used
             discards.extend(group_discards)
+        capped = self._capped(groups, discards)
         batches, new_columns = self._batches(groups, types, used)
         # The plan stands: what it adds is now what the warehouse will have.
         for (schema, table), columns in types.items():
             known = planner.known(schema).setdefault(table, {})
             known.update((c, t) for c, t in columns.items() if t is not None)
+        for (schema, table), (_, _, first) in capped.items():
+            if first:
+                planner.note_capped(schema, table)
         discards.sort(key=lambda d: d[0])
         return Plan(
             batches,
@@ -291,7 +295,28 @@ class Chunk:
             sum(g.rows for g in groups),
             self.skipped,
             self.duplicates,
+            capped_events(capped),
         )
+
+    def _first(self, group: Group) -> tuple[int, str]:
+        """The seq and messageId of the group's first event."""
+        events = self._arrows[group.index]
+        return events["seq"][0].as_py(), events["message_id"][0].as_py()
+
+    def _capped(
+        self, groups: list[Group], discards: list[tuple[tuple[int, int, int], Discard]]
+    ) -> CappedCounts:
+        """Count the tracks of capped names, as the exact planner does event by event."""
+        planner = self.owner.planner
+        counts: CappedCounts = {}
+        for group in sorted((g for g in groups if g.capped), key=self._first):
+            text = group.key[2] or ""
+            seq, row_id = self._first(group)
+            table = planner.namer.event_table(text)
+            discard = planner.count_capped(counts, group.schema, table, text, row_id, group.rows)
+            if discard is not None:
+                discards.append(((seq, -1, 0), discard))
+        return counts
 
     def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
         db.register(f"sluice_e{index}", self._arrows[index])
@@ -329,9 +354,16 @@ class Chunk:
         columns; else the type of the column's first value in log order (None: no value)."""
         planner, shaper = self.owner.planner, self.owner.shaper
         types: Types = {}
+        for group in sorted(groups, key=self._first):  # new event tables: first come, first in
+            if group.key[1] == "track" and (table := planner.namer.event_table(group.key[2] or "")):
+                group.capped = not planner.allows_event_table(group.schema, table)
         for group in groups:
             group.layouts = shaper.layouts(
-                group.key[1], group.key[2], self.owner.trees[group.key], uuid_ts
+                group.key[1],
+                group.key[2],
+                self.owner.trees[group.key],
+                uuid_ts,
+                own_table=not group.capped,
             )
             for layout in group.layouts:
                 known = planner.known(group.schema).get(layout.table, {})

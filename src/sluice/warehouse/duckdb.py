@@ -25,10 +25,12 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.warehouse.base import (
+    CAPPED_TABLE,
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
     WIDENINGS,
+    CappedEvents,
     ColumnType,
     Discard,
     SchemaChangeError,
@@ -73,6 +75,7 @@ _DIGESTS = "temp.main._sluice_digests"  # the digests of the ids a batch brings
 STAGE_DATABASE = "sluice_stage"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
 _DISCARD_COLUMNS = ("schema", "table_name", "column_name", "row_id", "value", "reason")
+_CAPPED = f'"{META_SCHEMA}"."{CAPPED_TABLE}"'
 
 
 def quote(name: str) -> str:
@@ -137,6 +140,11 @@ class DuckDBBackend:
             " table_name VARCHAR, column_name VARCHAR, row_id VARCHAR, value VARCHAR,"
             " reason VARCHAR, discarded_at TIMESTAMPTZ)"
         )
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {_CAPPED} (schema VARCHAR, table_name VARCHAR,"
+            " event_text VARCHAR, events BIGINT NOT NULL, first_capped_at TIMESTAMPTZ,"
+            " last_capped_at TIMESTAMPTZ, PRIMARY KEY (schema, table_name))"
+        )
 
     def stage(self) -> tuple[duckdb.DuckDBPyConnection, str]:
         """A connection for the columnar planner, and the database to keep its stage tables in.
@@ -164,6 +172,7 @@ class DuckDBBackend:
         discards: Sequence[Discard],
         loader_id: str,
         position: int,
+        capped: Sequence[CappedEvents] = (),
     ) -> None:
         db = self._db
         now = datetime.now(UTC)
@@ -178,6 +187,14 @@ class DuckDBBackend:
                 self._load_batch(batch, existing[batch.schema].get(batch.table), digested)
             if discards:
                 self._insert_discards(discards, now)
+            if capped:
+                db.executemany(
+                    f"INSERT INTO {_CAPPED} VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (schema, table_name) DO UPDATE"
+                    " SET events = events + excluded.events,"
+                    " last_capped_at = excluded.last_capped_at",
+                    [[c.schema, c.table, c.event_text, c.events, now, now] for c in capped],
+                )
             db.execute(
                 f"INSERT INTO {quote(META_SCHEMA)}.{quote(LOADS_TABLE)} VALUES (?, ?, ?)"
                 " ON CONFLICT (loader_id) DO UPDATE SET position = excluded.position,"
@@ -327,6 +344,15 @@ class DuckDBBackend:
             [limit],
         ).fetchall()
         return [Discard(*row) for row in rows]
+
+    def capped_events(self, schema: str | None = None) -> list[CappedEvents]:
+        where, args = ("WHERE schema = ?", [schema]) if schema is not None else ("", [])
+        rows = self._db.execute(
+            f"SELECT schema, table_name, event_text, events FROM {_CAPPED} {where}"
+            " ORDER BY schema, table_name",
+            args,
+        ).fetchall()
+        return [CappedEvents(*row) for row in rows]
 
     def close(self) -> None:
         """Checkpoint (see `__init__`) and close; a failed checkpoint leaves the log, which the

@@ -6,6 +6,9 @@ file `<data_dir>/warehouse.duckdb` (id `default`), so that a fresh `sluice serve
 query without any setup. Listing any warehouse replaces that default.
 
 Backends are imported lazily: the PostgreSQL one needs its driver only when it is used.
+
+Besides each backend's own settings (`path`, `url`), every warehouse takes `max_event_tables`:
+the event tables it makes per source (default `SLUICE_WAREHOUSE_MAX_EVENT_TABLES`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sluice.warehouse.base import WarehouseBackend, WarehouseNotFound, Warehouse
 
 DEFAULT_WAREHOUSE_ID = "default"
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
+MAX_EVENT_TABLES_SETTING = "max_event_tables"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,19 @@ def parse_warehouse_config(body: bytes) -> WarehouseConfig:
         raise WarehouseUnavailable(
             f"warehouse {doc['id']!r}: 'settings' must be a mapping and 'sources' a list"
         )
+    cap = settings.get(MAX_EVENT_TABLES_SETTING)
+    if cap is not None and (type(cap) is not int or cap < 0):
+        raise WarehouseUnavailable(
+            f"warehouse {doc['id']!r}: settings.{MAX_EVENT_TABLES_SETTING} must be a whole"
+            f" number, 0 or more (got {cap!r})"
+        )
     return WarehouseConfig(doc["id"], str(doc.get("type", "duckdb")), settings, tuple(sources))
+
+
+def max_event_tables(config: WarehouseConfig, default: int) -> int:
+    """The event tables the warehouse makes per source: its setting, else `default`."""
+    cap = config.settings.get(MAX_EVENT_TABLES_SETTING)
+    return cap if type(cap) is int else default
 
 
 def default_warehouse_body() -> bytes:

@@ -13,6 +13,10 @@ cannot plan exactly is planned event by event (planner.py) and committed in piec
 
 The backend is opened for one `load_once` and closed after it, which releases the DuckDB file
 between loads (DuckDB lets only one process open it for writing).
+
+Each source's schema gets at most `max_event_tables` event tables; the tracks of a name past
+that go to `tracks` only. The first load that caps a name logs it (once: the warehouse keeps
+the names it capped in `_sluice.capped_events`, with their counts).
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ import duckdb
 from sluice.config import Settings
 from sluice.errors import SluiceError
 from sluice.store.base import EventStore
-from sluice.warehouse.base import ColumnType, WarehouseBackend
+from sluice.warehouse.base import CappedEvents, ColumnType, WarehouseBackend
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.factory import (
     WarehouseConfig,
+    max_event_tables,
     open_backend,
     parse_warehouse_config,
     warehouse_bodies,
@@ -47,6 +52,7 @@ from sluice.warehouse.shape import ExactPlanNeeded
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_EVENTS = 200_000  # events per transaction
 READ_EVENTS = 50_000  # events read from the log at once (and planned at once, event by event)
+MAX_LOGGED_CAPPED = 20  # names capped for the first time logged one by one per load, at most
 BackendFactory = Callable[[WarehouseConfig], WarehouseBackend]
 
 
@@ -64,6 +70,9 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)  # "schema.table" -> rows written
     discards: int = 0
     new_columns: list[tuple[str, str, str, ColumnType]] = field(default_factory=list)
+    # "schema.table" -> tracks loaded into `tracks` only: the source had all its event tables
+    capped: dict[str, int] = field(default_factory=dict)
+    newly_capped: list[CappedEvents] = field(default_factory=list)  # names capped the first time
     seconds: float = 0.0
 
     def add(self, plan: Plan, position: int) -> None:
@@ -77,6 +86,11 @@ class LoadReport:
         for batch in plan.batches:
             key = f"{batch.schema}.{batch.table}"
             self.rows[key] = self.rows.get(key, 0) + batch.row_count
+        for capped in plan.capped:
+            key = f"{capped.schema}.{capped.table}"
+            self.capped[key] = self.capped.get(key, 0) + capped.events
+            if capped.first:
+                self.newly_capped.append(capped)
 
     @property
     def total_rows(self) -> int:
@@ -98,6 +112,7 @@ class WarehouseLoader:
         self.store = store
         self.config = parse_warehouse_config(warehouse_config_body)
         self.chunk_events = chunk_events
+        self.max_event_tables = max_event_tables(self.config, settings.warehouse_max_event_tables)
         data_dir = settings.data_dir
         self._open: BackendFactory = backend_factory or (lambda c: open_backend(c, data_dir))
 
@@ -116,16 +131,27 @@ class WarehouseLoader:
             with lock:
                 return backend.columns(schema)
 
+        def capped_of(schema: str) -> set[str]:
+            with lock:
+                return {c.table for c in backend.capped_events(schema)}
+
         def load(plan: Plan, position: int) -> None:
             with lock:
-                backend.load(plan.batches, plan.discards, self.config.id, position)
+                backend.load(plan.batches, plan.discards, self.config.id, position, plan.capped)
 
         engine: duckdb.DuckDBPyConnection | None = None
         try:
             position = backend.position(self.config.id)
             report = LoadReport(self.config.id, position, position)
             namer = Namer(backend.max_identifier_length)
-            planner = Planner(self.config.id, namer, columns_of, self.config.sources)
+            planner = Planner(
+                self.config.id,
+                namer,
+                columns_of,
+                self.config.sources,
+                max_event_tables=self.max_event_tables,
+                capped_of=capped_of,
+            )
             stage = getattr(backend, "stage", None)
             if stage is not None:  # a DuckDB warehouse: plan inside it
                 engine, database = stage()
@@ -179,7 +205,9 @@ class WarehouseLoader:
     ) -> None:
         future, plan, end, chunk = pending
         future.result()
+        logged = len(report.newly_capped)
         report.add(plan, end)
+        _log_capped(report.warehouse_id, report.newly_capped[logged:], logged)
         if chunk is not None:
             chunks.remove(chunk)
             chunk.release()
@@ -248,6 +276,24 @@ class WarehouseLoader:
                 self.config.id, report.events, report.total_rows, len(report.rows),
                 report.discards, report.seconds,
             )  # fmt: skip
+
+
+def _log_capped(warehouse_id: str, names: list[CappedEvents], logged: int) -> None:
+    """Names capped for the first time (their load committed), after `logged` others of this
+    load: each on its own line, up to `MAX_LOGGED_CAPPED` a load."""
+    for n, capped in enumerate(names, logged):
+        if n < MAX_LOGGED_CAPPED:
+            log.warning(
+                "warehouse %s: schema %s has all the event tables it may have"
+                " (max_event_tables): events named %r load into %s.tracks only",
+                warehouse_id, capped.schema, capped.event_text, capped.schema,
+            )  # fmt: skip
+        elif n == MAX_LOGGED_CAPPED:
+            log.warning(
+                "warehouse %s: more event names load into tracks only (`sluice status --json`:"
+                " capped_names)",
+                warehouse_id,
+            )
 
 
 def loaders_for(settings: Settings, store: EventStore) -> list[WarehouseLoader]:

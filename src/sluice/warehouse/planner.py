@@ -4,7 +4,10 @@ The planner owns the schema work: it knows the columns each table has (read once
 backend, then kept up to date with the columns its own plans add), gives a new column the type of
 its first value, makes later values fit their column or discards them, honours
 `integrations.Warehouses` and a warehouse's `sources`, and deduplicates on `id` within the load
-(the backend deduplicates across loads).
+(the backend deduplicates across loads). It also caps the event tables of each source's schema
+(`max_event_tables`): once a schema has that many, a new event name's tracks go to `tracks`
+only, and the plan counts them (`CappedEvents`), with one discard the first time a name is
+capped. Both planners ask it (`allows_event_table`), in log order, so they cap the same names.
 
 Speed matters (a backfill replays the whole log): a value whose Python type already is its
 column's native type, which is nearly every value, costs one dict lookup and one identity test.
@@ -21,14 +24,17 @@ from typing import Any
 
 import msgspec
 
+from sluice.config import DEFAULT_WAREHOUSE_MAX_EVENT_TABLES
 from sluice.spec.jsontext import clean_body, lenient_decode
 from sluice.store.base import StoredEvent
-from sluice.warehouse.base import ColumnType, Discard, TableBatch
+from sluice.warehouse.base import CappedEvents, ColumnType, Discard, TableBatch
 from sluice.warehouse.flatten import Flattener, Row
-from sluice.warehouse.naming import Namer
+from sluice.warehouse.naming import STANDARD_TABLES, Namer
 from sluice.warehouse.types import NATIVE, Unfit, as_text, fit, infer
 
 ColumnsOf = Callable[[str], dict[str, dict[str, ColumnType]]]
+CappedOf = Callable[[str], Collection[str]]  # a schema's event tables capped by earlier loads
+CappedCounts = dict[tuple[str, str], list[Any]]  # (schema, table) -> [event_text, events, first]
 _decode = msgspec.json.Decoder().decode
 _MAX_DISCARDED_VALUE = 1024
 _MAX_SHAPES = 256
@@ -84,6 +90,20 @@ class Plan:
     loaded: int  # events that produced rows
     skipped: int  # other sources, integrations.Warehouses, types without a table
     duplicates: int  # events whose messageId came earlier in the same load
+    capped: list[CappedEvents] = field(default_factory=list)  # tracks with no table of their own
+
+
+def capped_events(counts: CappedCounts) -> list[CappedEvents]:
+    return [CappedEvents(sc, t, text, n, first) for (sc, t), (text, n, first) in counts.items()]
+
+
+def capped_discard(schema: str, event_text: str, row_id: str, max_event_tables: int) -> Discard:
+    """What `_sluice.discards` keeps of a name capped for the first time (its first event)."""
+    reason = (
+        f"the source has {max_event_tables} event tables (max_event_tables):"
+        " this event name's events load into tracks only"
+    )
+    return _discard(schema, "tracks", "event", row_id, event_text, reason)
 
 
 class Planner:
@@ -95,13 +115,21 @@ class Planner:
         namer: Namer,
         columns_of: ColumnsOf,
         sources: Collection[str] = (),
+        *,
+        max_event_tables: int = DEFAULT_WAREHOUSE_MAX_EVENT_TABLES,
+        capped_of: CappedOf | None = None,
     ) -> None:
         self.warehouse_id = warehouse_id
         self.namer = namer
         self.flattener = Flattener(namer)
         self._columns_of = columns_of
         self.sources = frozenset(sources)
+        self.max_event_tables = max_event_tables
+        self._capped_of = capped_of
         self._known: dict[str, dict[str, dict[str, ColumnType]]] = {}
+        self._event_tables: dict[str, int] = {}  # per schema: its event tables, planned ones too
+        self._refused: dict[str, set[str]] = {}  # per schema: event tables refused so far
+        self._capped: dict[str, set[str]] = {}  # per schema: names capped by earlier plans
 
     def plan(self, events: Sequence[StoredEvent], uuid_ts: datetime) -> Plan:
         # Every row stays alive until the load: the cyclic collector would rescan them all
@@ -117,6 +145,7 @@ class Planner:
     def _plan(self, events: Sequence[StoredEvent], uuid_ts: datetime) -> Plan:
         tables: dict[tuple[str, str], _Table] = {}
         discards: list[Discard] = []
+        capped: CappedCounts = {}
         seen: set[tuple[str, str]] = set()
         notes: list[tuple[str, str]] = []
         loaded = skipped = duplicates = 0
@@ -153,6 +182,15 @@ class Planner:
             if not parts:
                 skipped += 1
                 continue
+            if len(parts) > 1 and stored.type == "track":
+                table_name = parts[1][0]
+                if not self.allows_event_table(schema, table_name):
+                    parts = parts[:1]
+                    text = standard["event_text"]
+                    discard = self.count_capped(capped, schema, table_name, text, standard["id"])
+                    if discard is not None:
+                        discards.append(discard)
+                        self.note_capped(schema, table_name)
             loaded += 1
             row_id = standard["id"]
             base: _Table | None = None
@@ -207,11 +245,75 @@ class Planner:
                 for c, t in columns.items()
                 if c not in table.initial
             )
-        return Plan(batches, discards, new_columns, len(events), loaded, skipped, duplicates)
+        return Plan(
+            batches,
+            discards,
+            new_columns,
+            len(events),
+            loaded,
+            skipped,
+            duplicates,
+            capped_events(capped),
+        )
+
+    def count_capped(
+        self,
+        counts: CappedCounts,
+        schema: str,
+        table: str,
+        event_text: str,
+        row_id: str,
+        events: int = 1,
+    ) -> Discard | None:
+        """Count tracks that go to `tracks` only; the discard to keep when this plan is the
+        first to cap their name (`row_id`: the name's first event in the plan)."""
+        entry = counts.get((schema, table))
+        if entry is not None:
+            entry[1] += events
+            return None
+        first = self.first_capped(schema, table)
+        counts[(schema, table)] = [event_text, events, first]
+        return capped_discard(schema, event_text, row_id, self.max_event_tables) if first else None
+
+    def allows_event_table(self, schema: str, table: str) -> bool:
+        """Whether the event table `table` may have rows: it exists (or an earlier plan makes
+        it), or the schema has fewer than `max_event_tables` event tables (then it is counted
+        in from now on). Asked in log order, so that the first names get the tables."""
+        known = self.known(schema)
+        if table in known:
+            return True
+        refused = self._refused.setdefault(schema, set())
+        if table in refused:
+            return False
+        count = self._event_tables.get(schema)
+        if count is None:
+            count = sum(1 for name in known if name not in STANDARD_TABLES)
+        if count < self.max_event_tables:
+            known[table] = {}
+            self._event_tables[schema] = count + 1
+            return True
+        self._event_tables[schema] = count
+        refused.add(table)
+        return False
+
+    def first_capped(self, schema: str, table: str) -> bool:
+        """Whether no earlier load or plan capped the name of this event table."""
+        capped = self._capped.get(schema)
+        if capped is None:
+            of = self._capped_of
+            capped = self._capped[schema] = set(of(schema) if of is not None else ())
+        return table not in capped
+
+    def note_capped(self, schema: str, table: str) -> None:
+        """The plan that capped it first stands (`first_capped` asked before)."""
+        self._capped[schema].add(table)
 
     def forget(self) -> None:
         """Drop what the planner believes the warehouse holds (after a failed load)."""
         self._known.clear()
+        self._event_tables.clear()
+        self._refused.clear()
+        self._capped.clear()
 
     def known(self, schema: str) -> dict[str, dict[str, ColumnType]]:
         """`{table: {column: type}}` as the warehouse will be once the plans made so far load.

@@ -38,10 +38,12 @@ from psycopg.copy import QueuedLibpqWriter
 
 from sluice.warehouse import compiled
 from sluice.warehouse.base import (
+    CAPPED_TABLE,
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
     WIDENINGS,
+    CappedEvents,
     ColumnType,
     Discard,
     SchemaChangeError,
@@ -130,17 +132,34 @@ CREATE TABLE IF NOT EXISTS {META_SCHEMA}.{LOADS_TABLE} (
     position bigint NOT NULL,
     loaded_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS {META_SCHEMA}.{CAPPED_TABLE} (
+    schema text NOT NULL,
+    table_name text NOT NULL,
+    event_text text NOT NULL,
+    events bigint NOT NULL,
+    first_capped_at timestamptz NOT NULL DEFAULT now(),
+    last_capped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, table_name)
+);
 """
 
 _META_MISSING = f"""
 SELECT to_regclass('{META_SCHEMA}.{DISCARDS_TABLE}') IS NULL
     OR to_regclass('{META_SCHEMA}.{LOADS_TABLE}') IS NULL
+    OR to_regclass('{META_SCHEMA}.{CAPPED_TABLE}') IS NULL
 """
 
 _SET_POSITION = sql.SQL(
     "INSERT INTO {} (loader_id, position, loaded_at) VALUES (%s, %s, now()) "
     "ON CONFLICT (loader_id) DO UPDATE SET position = EXCLUDED.position, loaded_at = now()"
 ).format(sql.Identifier(META_SCHEMA, LOADS_TABLE))
+
+# Rows are written in key order, so two loaders capping the same names never wait in a cycle.
+_ADD_CAPPED = sql.SQL(
+    "INSERT INTO {0} AS c (schema, table_name, event_text, events) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (schema, table_name) DO UPDATE "
+    "SET events = c.events + EXCLUDED.events, last_capped_at = now()"
+).format(sql.Identifier(META_SCHEMA, CAPPED_TABLE))
 
 _COPY_DISCARDS = sql.SQL(
     "COPY {} (schema, table_name, column_name, row_id, value, reason) FROM STDIN"
@@ -212,6 +231,14 @@ class PostgresBackend:
         with self._transaction() as cur:
             return [Discard(*row) for row in cur.execute(query, (limit,))]
 
+    def capped_events(self, schema: str | None = None) -> list[CappedEvents]:
+        query = sql.SQL(
+            "SELECT schema, table_name, event_text, events FROM {} "
+            "WHERE %s::text IS NULL OR schema = %s ORDER BY schema, table_name"
+        ).format(sql.Identifier(META_SCHEMA, CAPPED_TABLE))
+        with self._transaction() as cur:
+            return [CappedEvents(*row) for row in cur.execute(query, (schema, schema))]
+
     # -- writing ------------------------------------------------------------------------------
 
     def load(
@@ -220,6 +247,7 @@ class PostgresBackend:
         discards: Sequence[Discard],
         loader_id: str,
         position: int,
+        capped: Sequence[CappedEvents] = (),
     ) -> None:
         with self._transaction() as cur:
             cur.execute(_LOCK_LOADER, (loader_id,))
@@ -247,6 +275,14 @@ class PostgresBackend:
                     for d in discards:
                         fields = (d.schema, d.table, d.column, d.row_id, d.value, d.reason)
                         copy.write_row([_clean(v) for v in fields])
+            if capped:
+                cur.executemany(
+                    _ADD_CAPPED,
+                    [
+                        (c.schema, c.table, _clean(c.event_text), c.events)
+                        for c in sorted(capped, key=lambda c: (c.schema, c.table))
+                    ],
+                )
             cur.execute(_SET_POSITION, (loader_id, position))
 
     def _prepare(

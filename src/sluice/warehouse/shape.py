@@ -150,8 +150,18 @@ class Shaper:
     def __init__(self, flattener: Flattener) -> None:
         self.flattener = flattener
 
-    def layouts(self, call: str, event: str | None, root: Node, uuid_ts: datetime) -> list[Layout]:
-        """The tables one group writes (`event` is a track's event name, as stored)."""
+    def layouts(
+        self,
+        call: str,
+        event: str | None,
+        root: Node,
+        uuid_ts: datetime,
+        *,
+        own_table: bool = True,
+    ) -> list[Layout]:
+        """The tables one group writes (`event` is a track's event name, as stored; without
+        `own_table`, its tracks go to `tracks` only: the source has all the event tables the
+        warehouse allows)."""
         if root.kinds != {OBJECT}:
             raise ExactPlanNeeded("a stored event is not a JSON object")
         children = root.children
@@ -162,6 +172,8 @@ class Shaper:
                 raise ExactPlanNeeded("a track whose event name has no table")
             standard["event"] = Source(CONST, const=table)
             standard["event_text"] = Source(CONST, const=event)
+            if not own_table:
+                return [Layout("tracks", standard)]
             extra = self._leaves(children.get("properties"), ("properties",), "", _TRACK_COLUMNS)
             return [Layout("tracks", standard), _layout(table, standard, extra, shared=True)]
         if call in ("page", "screen"):

@@ -111,6 +111,7 @@ class Group:
     prefix_end: int = 0
     complete: bool = False
     fresh: set[Path] = field(default_factory=set)  # paths learnt after the group was read
+    capped: bool = False  # tracks whose name gets no table: the source has all it may have
 
 
 def stage_columns(group: Group, types: Types) -> dict[tuple[Source, ColumnType], Column]:

@@ -77,7 +77,9 @@ def infer(value: Any) -> ColumnType:
     if kind is bool:
         return ColumnType.BOOLEAN
     if kind is int:
-        return ColumnType.INTEGER
+        if MIN_INTEGER <= value <= MAX_INTEGER:
+            return ColumnType.INTEGER
+        return ColumnType.VARCHAR  # past 64 bits: its digits as text, as a BigInt's
     if kind is float:
         return ColumnType.FLOAT
     if kind is datetime:
@@ -117,13 +119,18 @@ def fit(value: Any, column_type: ColumnType) -> Any:
         if kind is float:
             return value
         if kind is int or kind is BigInt:
-            result = float(value)
+            try:
+                result = float(value)
+            except OverflowError:
+                result = math.inf
             if math.isinf(result):
                 raise Unfit("number out of range for float")
             return result
     elif column_type is ColumnType.INTEGER:
         if kind is int:
-            return value
+            if MIN_INTEGER <= value <= MAX_INTEGER:
+                return value
+            raise Unfit("integer out of 64-bit range")
         if kind is BigInt:
             raise Unfit("integer out of 64-bit range")
         if kind is float and value.is_integer() and MIN_INTEGER <= value <= MAX_INTEGER:

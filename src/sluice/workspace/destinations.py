@@ -2,8 +2,13 @@
 
 `check_workspace` checks the document's shape; whether a destination's settings, filters,
 mappings and triggers make sense depends on its type, which only the delivery engine knows.
-`sluice apply` and the admin API both call this, so a workspace is accepted by the same rules
-however it arrives.
+`sluice apply`, the admin API and the UI all call this, so a workspace is accepted by the same
+rules however it arrives.
+
+Filters are checked strictly here: a condition that is not valid FQL is refused with the field
+named (`destinations[0].filters[1].if`), as a mapping's trigger is. The delivery engine itself
+is lenient with stored filters (a document stored before this check still loads, and its broken
+filter drops every event), so the strict check belongs to the way in.
 """
 
 from __future__ import annotations
@@ -19,10 +24,19 @@ def check_destinations(ws: Workspace) -> None:
     # Imported here: the delivery engine (and every destination type) is heavy to import, and
     # reading or exporting a workspace does not need it.
     from sluice.delivery.config import DestinationConfigError, compile_destination
+    from sluice.delivery.filters import FilterError, parse_filters
 
     for index, destination in enumerate(ws.destinations):
+        at = f"destinations[{index}]"
+        try:
+            parse_filters(destination.filters, strict=True)
+        except FilterError as exc:
+            path = f"{at}.filters"
+            if exc.index is not None:
+                path += f"[{exc.index}]" + (f".{exc.field}" if exc.field else "")
+            raise WorkspaceError(exc.message, path=path) from exc
         try:
             compile_destination(msgspec.to_builtins(destination))
         except DestinationConfigError as exc:
-            path = f"destinations[{index}]" + (f".{exc.path}" if exc.path else "")
+            path = at + (f".{exc.path}" if exc.path else "")
             raise WorkspaceError(exc.message, path=path) from exc

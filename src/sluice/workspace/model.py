@@ -2,7 +2,8 @@
 
 The Structs check shape and types (msgspec, with unknown fields refused so that a typo is an
 error rather than a setting silently ignored); `check_workspace` adds the rules that span several
-objects: unique ids, unique write keys, references to existing sources, JSON-only free-form values.
+objects: unique ids, unique write keys, references to existing sources, JSON-only free-form values,
+and the warehouse settings every backend shares (`max_event_tables`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 WriteKey = Annotated[str, msgspec.Meta(pattern=WRITE_KEY_PATTERN)]
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 FreeForm = dict[str, Any]
+# A warehouse setting of every backend (warehouse/factory.py reads it).
+MAX_EVENT_TABLES = "max_event_tables"
 WarehouseType = Literal["duckdb", "postgres"]
 
 
@@ -114,6 +117,13 @@ def check_workspace(ws: Workspace) -> None:
         _check_source_refs(path, refs, source_ids)
     for path, value in _free_form_values(ws):
         _check_json(path, value)
+    for i, warehouse in enumerate(ws.warehouses):
+        cap = warehouse.settings.get(MAX_EVENT_TABLES)
+        if cap is not None and (type(cap) is not int or cap < 0):
+            raise WorkspaceError(
+                f"Expected a whole number of event tables per source, 0 or more, got {cap!r}",
+                path=f"warehouses[{i}].settings.{MAX_EVENT_TABLES}",
+            )
 
 
 def _check_unique_ids(

@@ -120,8 +120,9 @@ def main() -> None:
         server.wait(timeout=30)
         receiver.stop()
     # The warehouse: whatever the server's loads left, one more load takes (never stuck).
-    subprocess.run([sys.executable, "-m", "sluice", "load"], env=env, capture_output=True,
-                   check=True)  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-m", "sluice", "load"], env=env,
+                            capture_output=True)  # fmt: skip
+    result["final_load_exit_status"] = loaded.returncode
     status = [sys.executable, "-m", "sluice", "status", "--json"]
     report = json.loads(subprocess.run(status, env=env, capture_output=True, check=True).stdout)
     warehouse = report["warehouses"].get("main", {})

@@ -145,6 +145,8 @@ class Flattener:
                     if len(moments) >= _MAX_CACHED_MOMENTS:
                         moments.clear()
                     moments[value] = moment
+                if type(moment) is int and not MIN_INTEGER <= moment <= MAX_INTEGER:
+                    moment = BigInt(moment)  # a number sent as a time, past 64 bits
                 row[column] = moment
         row["uuid_ts"] = uuid_ts
         context = get("context")

@@ -30,6 +30,7 @@ from sluice.delivery.config import DestinationConfig
 from sluice.delivery.exchange import (
     MAX_KEPT_BODY,
     SHARED_KEPT_BODY,
+    Redactor,
     request_record,
     response_record,
 )
@@ -284,7 +285,7 @@ class Sender:
         if self.breaker.is_open:
             if not was_open:
                 self.opened_at_ms = int(time.time() * 1000)
-            self.last_error = outcome.reason
+            self.last_error = Redactor(self.config.destination.secret_values).error(outcome.reason)
             self.probe_at = time.monotonic() + self.circuit_wait()
 
     def circuit_wait(self) -> float:
@@ -327,17 +328,18 @@ class Sender:
             request_record(item.request, limit, secrets),
             response_record(response, limit, secrets),
         )
+        redact = Redactor(secrets).error  # reasons quote error texts, which may quote the URL
         for mid in ids:
             failure = failures.get(mid)
             if failure is None and outcome.verdict is Verdict.DELIVERED:
                 result.delivered[mid] = now_ms
             elif failure is not None and failure.verdict is Verdict.PARK:
-                park(result, work, mid, failure.reason, item.attempts, *exchange)
+                park(result, work, mid, redact(failure.reason), item.attempts, *exchange)
             elif failure is not None and mid not in retry_ids:
                 retry_ids.append(mid)
         if not retry_ids:
             return []
-        reason = outcome.reason if outcome.verdict is Verdict.RETRY else "partial failure"
+        reason = redact(outcome.reason) if outcome.verdict is Verdict.RETRY else "partial failure"
         keep = []
         for mapped in item.mapped:
             if mapped.message_id not in retry_ids:

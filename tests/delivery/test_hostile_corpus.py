@@ -9,13 +9,15 @@ archive keeps them, and `sluice events` / `sluice trace` still print.
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import duckdb
 from delivery_kit import StartServer, add_destination, message_ids, sluice, webhook
 
 from recorder import Recorder
-from server import wait_for
+from server import SluiceServer, wait_for
 from sluice.store.base import AppendBatch, NewEvent
 
 HOSTILE: dict[str, bytes] = {
@@ -91,12 +93,83 @@ def test_hostile_stored_events_never_stall_a_consumer(
     last = server.store.last_seq()
     wait_for(lambda: server.store.cursors().get("archive", 0) >= last, timeout=30)
 
-    def loaded() -> set[str]:
-        try:
-            with duckdb.connect(str(server.data_dir / "warehouse.duckdb"), read_only=True) as db:
-                rows = db.execute("SELECT id FROM web.tracks").fetchall()
-        except duckdb.Error:
-            return set()
-        return {r[0] for r in rows}
+    wait_for(
+        lambda: {*good, "m"} <= _warehouse_ids(server), timeout=60, what="the warehouse past them"
+    )
 
-    wait_for(lambda: {*good, "m"} <= loaded(), timeout=60, what="the warehouse past them")
+
+def _warehouse_ids(server: SluiceServer) -> set[str]:
+    try:
+        with duckdb.connect(str(server.data_dir / "warehouse.duckdb"), read_only=True) as db:
+            rows = db.execute("SELECT id FROM web.tracks").fetchall()
+    except duckdb.Error:
+        return set()
+    return {r[0] for r in rows}
+
+
+def _worker_rss_kib(group: int) -> int:
+    """Resident memory of the server's worker process (named `sluice-worker`), from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            if (entry / "comm").read_text().strip() != "sluice-worker":
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ProcessLookupError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no sluice-worker process in the server's group")
+
+
+def test_memory_stays_flat_while_hostile_events_keep_arriving(
+    start_server: StartServer, recorder: Recorder
+) -> None:
+    """The stall of the original report grew the worker's memory; now hostile events are each
+    one failure: twenty more rounds of the corpus leave the worker's memory where one round did."""
+    server = start_server(
+        {
+            "SLUICE_WORKERS": "1",
+            "SLUICE_WAREHOUSE_INTERVAL_S": "1",
+            "SLUICE_ARCHIVE_MAX_FILE_AGE_S": "1",
+        }
+    )
+    add_destination(server, webhook("hook", recorder))
+    assert server.proc is not None
+    group = server.proc.pid
+
+    def store_round(n: int) -> str:
+        now = int(time.time() * 1000)
+        batch = AppendBatch()
+        for message_id, payload in HOSTILE.items():
+            hostile_id = f"{message_id}-{n}"
+            batch.events.append(
+                event(hostile_id, payload.replace(message_id.encode(), hostile_id.encode()), now)
+            )
+        ok = f"good-{n}"
+        body = {"type": "track", "event": "E", "userId": "u", "messageId": ok}
+        batch.events.append(event(ok, json.dumps(body).encode(), now))
+        server.store.append(batch)
+        return ok
+
+    def settled(ok: str) -> None:
+        wait_for(lambda: ok in message_ids(recorder.requests), timeout=30, what=ok)
+        last = server.store.last_seq()
+        wait_for(lambda: server.store.cursors().get("archive", 0) >= last, timeout=30)
+
+    for n in range(3):  # warm up: every consumer has met every kind of hostile event
+        settled(store_round(n))
+    before = _worker_rss_kib(group)
+    for n in range(3, 23):
+        last_good = store_round(n)
+        settled(last_good)
+    after = _worker_rss_kib(group)
+    print(f"worker RSS {before} KiB -> {after} KiB over 20 rounds")
+    parked = sluice(server, "parked", "list", "--json", "--limit", "1000").splitlines()
+    assert len(parked) >= 22 * len(HOSTILE)  # the last round may still be parking
+    assert after - before < 16 * 1024, f"worker grew from {before} KiB to {after} KiB"
+    wait_for(lambda: last_good in _warehouse_ids(server), timeout=60, what="the warehouse")

@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 WRITE_KEY = "bench_write_key_0123456789"
+WORKER_PROCESSES = ("sluice-worker", "sluice-delivery", "sluice-batch")
 
 # A 656-byte track event like analytics.js sends (the payload of reference/perf-baseline.md).
 EVENT_TEMPLATE = (
@@ -98,8 +99,8 @@ def rss_of_group(pgid: int) -> dict[int, int]:
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            if (entry / "comm").read_text().strip() == "sluice-worker":
-                continue  # the worker process (destinations, archive, warehouse): not a collector
+            if (entry / "comm").read_text().strip() in WORKER_PROCESSES:
+                continue  # the worker (destinations, archive, warehouse): not a collector
             for line in (entry / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     result[int(entry.name)] = int(line.split()[1]) * 1024

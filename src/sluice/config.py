@@ -37,6 +37,7 @@ DEFAULT_ARCHIVE_MAX_FILE_AGE_S = 3600
 DEFAULT_LEASE_S = 30.0
 DEFAULT_LOG_RETENTION_DAYS = 7.0
 ROLES = ("all", "collector", "worker")
+SMALL_MACHINE_CPUS = 4
 
 
 class ConfigError(SluiceError):
@@ -45,6 +46,11 @@ class ConfigError(SluiceError):
 
 def _redacted(value: str | None) -> str:
     return "None" if value is None else "'***'"
+
+
+def default_batch_nice() -> int:
+    """10 on a machine of 4 CPUs or fewer, where a load would compete with delivery; else 0."""
+    return 10 if (os.cpu_count() or 1) <= SMALL_MACHINE_CPUS else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,11 @@ class Settings:
     lease_s: float = DEFAULT_LEASE_S
     # The log keeps events at least this long, and until every consumer has passed them.
     log_retention_days: float = DEFAULT_LOG_RETENTION_DAYS
+    # CPU priority given up by the worker's batch process (warehouse loads, archive, retention),
+    # 0-19 as `nice`: on a small machine delivery gets the CPU first.
+    batch_nice: int = field(default_factory=lambda: default_batch_nice())
+    # A worker process using more resident memory than this is restarted (0: no limit).
+    worker_memory_limit_mb: int = 0
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -122,6 +133,8 @@ _INT_FIELDS = {
     "archive_max_file_age_s",
     "archive_retention_days",
     "warehouse_max_event_tables",
+    "batch_nice",
+    "worker_memory_limit_mb",
 }
 _FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source", "lease_s", "log_retention_days"}
 
@@ -152,6 +165,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"SLUICE_ROLE must be one of {', '.join(ROLES)}")
     if values.get("warehouse_max_event_tables", 0) < 0:
         raise ConfigError("SLUICE_WAREHOUSE_MAX_EVENT_TABLES must be 0 or more")
+    if not 0 <= values.get("batch_nice", 0) <= 19:
+        raise ConfigError("SLUICE_BATCH_NICE must be 0 to 19 (as nice(1))")
+    if values.get("worker_memory_limit_mb", 0) < 0:
+        raise ConfigError("SLUICE_WORKER_MEMORY_LIMIT_MB must be 0 (no limit) or more")
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
     return Settings(**values)

@@ -14,7 +14,7 @@ import msgspec
 
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
-from sluice.delivery.worker import WORKER_LEASE_PREFIX
+from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import ParkedEvent, RetryingEvent, Store, StoredEvent, StoredRejection
@@ -28,27 +28,56 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
     by_source: dict[str, dict[str, int]] = {}
     for (source, name), value in store.counters().items():
         by_source.setdefault(source or NO_SOURCE, {})[name] = value
+    warehouses = warehouse_stats(settings, store)
     return {
         "sources": by_source,
         "log_end": store.last_seq(),
         "destinations": destination_stats(store),
-        "warehouses": warehouse_stats(settings, store),
-        "workers": workers_report(store),
+        "warehouses": warehouses,
+        "workers": workers_report(store, warehouses),
     }
 
 
-def workers_report(store: Store) -> dict[str, list[str]]:
-    """Live workers (by lease) and the consumers each one runs now."""
+def workers_report(store: Store, warehouses: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Live worker processes (by lease holder): their lane, pid, CPU time and memory as they
+    last reported them, and the units each runs now with its lag behind the log's end."""
     now_ms = int(time.time() * 1000)
-    workers: dict[str, list[str]] = {}
+    end = store.last_seq()
+    cursors = store.cursors()
+    warehouse_lag = max((int(w.get("lag", 0)) for w in warehouses.values()), default=0)
+    workers: dict[str, dict[str, Any]] = {}
     for lease in store.leases():
-        if lease.expires_at_ms <= now_ms:
+        if lease.expires_at_ms <= now_ms or lease.name.startswith(("admin:", "replay:")):
             continue
+        worker = workers.setdefault(lease.holder, {"lane": None, "units": {}})
         if lease.name.startswith(WORKER_LEASE_PREFIX):
-            workers.setdefault(lease.holder, [])
-        elif not lease.name.startswith(("admin:", "replay:")):
-            workers.setdefault(lease.holder, []).append(lease.name)
-    return {holder: sorted(units) for holder, units in sorted(workers.items())}
+            worker["lane"] = lease.name[len(WORKER_LEASE_PREFIX) :].split(":", 1)[0]
+            continue
+        lag: int | None = None
+        if lease.name in cursors:
+            lag = max(end - cursors[lease.name], 0)
+        elif lease.name == "warehouses":
+            lag = warehouse_lag
+        worker["units"][lease.name] = {"lag": lag}
+    reports = {r.holder: r for r in store.processes()}
+    for holder, worker in workers.items():
+        report = reports.get(holder)
+        if report is None:
+            continue
+        worker.update(
+            host=report.host,
+            pid=report.pid,
+            cpu_s=round(report.cpu_ms / 1000, 1),
+            rss_mib=round(report.rss_kib / 1024, 1),
+            restarts=report.restarts,
+            started_at=format_ms(report.started_at_ms),
+            reported_at=format_ms(report.updated_at_ms),
+        )
+        worker["lane"] = worker["lane"] or report.lane
+    return {
+        holder: {**w, "units": dict(sorted(w["units"].items()))}
+        for holder, w in sorted(workers.items(), key=lambda kv: (str(kv[1]["lane"]), kv[0]))
+    }
 
 
 def parked_record(parked: ParkedEvent) -> dict[str, Any]:

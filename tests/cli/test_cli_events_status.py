@@ -182,9 +182,14 @@ def status(server: SluiceServer) -> dict[str, Any]:
 
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
     assert set(status) == {"sources", "log_end", "destinations", "warehouses", "workers"}
-    # The server's worker process holds the archive, warehouse and retention consumers.
-    (units,) = status["workers"].values()
-    assert {"archive", "retention", "warehouses"} <= set(units)
+    # The server's batch process holds the archive, warehouse and retention consumers; its
+    # delivery process the destinations'. Each reports its pid, CPU time and memory.
+    lanes = {w["lane"]: w for w in status["workers"].values()}
+    assert set(lanes) == {"batch", "delivery"}
+    assert {"archive", "retention", "warehouses"} <= set(lanes["batch"]["units"])
+    assert lanes["batch"]["units"]["archive"]["lag"] >= 0
+    for worker in lanes.values():
+        assert worker["pid"] > 0 and worker["rss_mib"] > 0 and worker["cpu_s"] >= 0
     assert status["log_end"] == server.store.last_seq()
     for counters in status["sources"].values():
         assert all(isinstance(v, int) for v in counters.values())

@@ -81,6 +81,9 @@ def test_secret_names(name: str, secret: bool) -> None:
         ("https://h.example/a/b@c?x=1", "https://h.example/a/b@c?x=1"),
         ("http://[::1]:8080/p?sig=00", f"http://[::1]:8080/p?sig={R}"),
         ("https://h.example/hook/s3cret-value/x", f"https://h.example/hook/{R}/x"),
+        ("https://hooks.slack.com/services/T0/B0/XyZ", f"https://hooks.slack.com/services/{R}"),
+        ("https://discord.com/api/webhooks/1/tok", f"https://discord.com/api/webhooks/{R}"),
+        ("https://example.com/services/T0/B0/XyZ", "https://example.com/services/T0/B0/XyZ"),
     ],
     ids=[
         "ga4-query",
@@ -93,6 +96,9 @@ def test_secret_names(name: str, secret: bool) -> None:
         "at-in-path",
         "ipv6",
         "setting-in-path",
+        "slack-webhook-path",
+        "discord-webhook-path",
+        "same-path-elsewhere",
     ],
 )
 def test_urls(url: str, kept: str) -> None:

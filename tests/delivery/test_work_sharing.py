@@ -8,6 +8,7 @@ Leases are short here (SLUICE_LEASE_S) so a takeover takes seconds, not the defa
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -101,7 +102,7 @@ def test_workers_share_a_partitioned_destination_and_nodes_survive_kill_9(
     # Five units (archive, warehouses, retention, two partitions) over two workers: 3 + 2. The
     # partitions may land on one worker; what matters is that both are held and work is spread.
     wait_for(lambda: len(_holders(store, "destination:hooks#")) == 2, 20, what="partitions held")
-    wait_for(lambda: len(_holders(store, "worker:")) == 2, 20, what="both workers live")
+    wait_for(lambda: len(_holders(store, "worker:delivery:")) == 2, 20, what="both workers live")
     units = _holders(store, "")
     wait_for(
         lambda: (
@@ -143,7 +144,7 @@ def test_workers_share_a_partitioned_destination_and_nodes_survive_kill_9(
         doomed = live_collectors.pop()  # the producer stops sending to it; a request may be
         doomed.kill()  # in flight: it gets no answer and counts as not acknowledged
         victim_holder = _holders(store, "destination:hooks#")["destination:hooks#0/2"]
-        victim = pids[int(victim_holder.split(":")[1])]
+        victim = pids[os.getpgid(int(victim_holder.split(":")[1]))]  # the lane's server
         victim.kill()
         killed_at = time.monotonic()
         wait_for(
@@ -178,6 +179,6 @@ def test_workers_share_a_partitioned_destination_and_nodes_survive_kill_9(
         in_order = [e["messageId"] for e in sent if e["userId"] == user]
         assert first_seen.get(user, []) == in_order, user
     # The survivor runs both partitions now; the victim holds nothing.
-    survivors = set(_holders(store, "worker:").values())
+    survivors = set(_holders(store, "worker:delivery:").values())
     assert victim_holder not in survivors
     assert set(_holders(store, "destination:hooks#").values()) == survivors

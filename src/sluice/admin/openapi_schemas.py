@@ -203,8 +203,16 @@ def other_schemas() -> dict[str, Schema]:
                 },
                 "workers": {
                     "type": "object",
-                    "additionalProperties": {"type": "array", "items": STR},
-                    "description": "Live workers (by lease holder) and the consumers each runs",
+                    "additionalProperties": {
+                        "type": "object",
+                        "description": (
+                            "lane (delivery or batch), host, pid, cpu_s, rss_mib, restarts,"
+                            " started_at, reported_at, units: {name: {lag}}"
+                        ),
+                    },
+                    "description": (
+                        "Live worker processes (by lease holder) and the consumers each runs"
+                    ),
                 },
             }
         ),

@@ -7,9 +7,12 @@ environment of the workers.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.process
 import os
+import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
     from sluice.store.base import SourceRow
 
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
+WORKER_RESTART_MIN_S = 1.0
+WORKER_RESTART_MAX_S = 60.0
+WORKER_HEALTHY_AFTER_S = 60.0
 MAX_LISTED_SOURCES = 20  # at start; `sluice export` lists them all
 
 
@@ -111,13 +118,13 @@ def serve(
         raise ConfigError(f"--role must be one of {', '.join(ROLES)}, not {settings.role!r}")
     if settings.role == "worker":
         console.print(f"[bold]Sluice[/] worker running (data in {settings.data_dir})")
-        from sluice.delivery.worker import run_worker
+        from sluice.runtime.supervisor import run_worker
 
         run_worker(settings)
         return
     _announce(settings)
     _export(settings)
-    delivery = _start_delivery(settings) if settings.role == "all" else None
+    worker = WorkerKeeper(settings) if settings.role == "all" else None
     server = Granian(
         "sluice.collector.app:app_factory",
         factory=True,
@@ -131,17 +138,50 @@ def serve(
     try:
         server.serve()
     finally:
-        if delivery is not None:
-            delivery.terminate()
-            delivery.join(timeout=10)
+        if worker is not None:
+            worker.stop()
 
 
-def _start_delivery(settings: Settings) -> multiprocessing.process.BaseProcess:
-    """The delivery worker runs in its own process, next to the HTTP workers."""
-    from sluice.delivery.worker import run_worker
+class WorkerKeeper:
+    """Runs the worker (its supervisor and lane processes: runtime/) next to the HTTP workers,
+    and starts it again if it dies (its lanes die with it), a second later, doubling to a minute.
 
-    process = multiprocessing.get_context("fork").Process(
-        target=run_worker, args=(settings,), name="sluice-delivery", daemon=True
-    )
-    process.start()
-    return process
+    Not a daemon process: those may not start processes of their own. It dies with this one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stopping = threading.Event()
+        self._process = self._start()
+        threading.Thread(target=self._watch, name="worker-keeper", daemon=True).start()
+
+    def _start(self) -> multiprocessing.process.BaseProcess:
+        from sluice.runtime.supervisor import run_worker
+
+        process = multiprocessing.get_context("fork").Process(
+            target=run_worker, args=(self.settings,), name="sluice-worker"
+        )
+        process.start()
+        return process
+
+    def _watch(self) -> None:
+        backoff = WORKER_RESTART_MIN_S
+        started = time.monotonic()
+        while not self._stopping.wait(1.0):
+            if self._process.is_alive():
+                if time.monotonic() - started >= WORKER_HEALTHY_AFTER_S:
+                    backoff = WORKER_RESTART_MIN_S
+                continue
+            code = self._process.exitcode
+            log.error("the worker process exited (%s); starting it again in %.0f s", code, backoff)
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, WORKER_RESTART_MAX_S)
+            self._process = self._start()
+            started = time.monotonic()
+
+    def stop(self) -> None:
+        """SIGTERM: the worker stops its lanes, which give their leases up."""
+        self._stopping.set()
+        self._process.terminate()
+        self._process.join(timeout=30)

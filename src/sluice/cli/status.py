@@ -72,9 +72,8 @@ def status(
                     )
                     + f" — `sluice retrying list --destination {dest}`"
                 )
-    workers: dict[str, list[str]] = document["workers"]
-    for holder, units in workers.items():
-        console.print(f"worker {holder}: {', '.join(units) or '(idle)'}")
+    if document["workers"]:
+        console.print(_worker_table(document["workers"]))
     for warehouse_id, stats in sorted(warehouses.items()):
         if "error" in stats:
             console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")
@@ -84,6 +83,26 @@ def status(
                 f"{stats['position']} (lag {stats['lag']}), {stats['discards']} discarded values"
                 + (" — `sluice warehouse discards`" if stats["discards"] else "")
             )
+
+
+def _worker_table(workers: dict[str, dict[str, Any]]) -> Table:
+    """Each worker process: its lane, where it runs, what it costs, its units and their lag."""
+    table = Table(title="Worker processes")
+    for column in ("lane", "process"):
+        table.add_column(column)
+    for column in ("CPU s", "memory MiB", "restarts"):
+        table.add_column(column, justify="right")
+    table.add_column("units (lag)")
+    for holder, w in workers.items():
+        units = ", ".join(
+            name + ("" if u["lag"] is None else f" ({u['lag']})") for name, u in w["units"].items()
+        )
+        where = f"{w['host']} pid {w['pid']}" if "pid" in w else holder
+        table.add_row(
+            str(w["lane"] or "?"), where, str(w.get("cpu_s", "")), str(w.get("rss_mib", "")),
+            str(w.get("restarts", "")), units or "(idle)",
+        )  # fmt: skip
+    return table
 
 
 def _destination_table(destinations: dict[str, dict[str, Any]]) -> Table:

@@ -18,6 +18,9 @@ each replacing a value by `<redacted>`:
    URL, header values, request and response bodies, error text; as is, JSON-escaped and
    URL-encoded. Values shorter than `MIN_SECRET_CHARS` are left alone: replacing every "ab"
    in a body would make the record useless, and no real credential is that short.
+4. Paths that are credentials. An incoming-webhook URL of a host in `SECRET_PATH_HOSTS`
+   (Slack's `https://hooks.slack.com/services/T…/B…/X…`, Discord's) is its own credential:
+   everything after the path's first segment goes, in the request URL and in error texts.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ MAX_KEPT_BODY = 16 * 1024
 # A failed request of many events is kept with each of them (retry set, parked): less of it.
 SHARED_KEPT_BODY = 1024
 REDACTED = "<redacted>"
+# Rule 4: hosts whose webhook URLs carry the credential in the path.
+SECRET_PATH_HOSTS = frozenset({"hooks.slack.com", "discord.com", "discordapp.com"})
 MIN_SECRET_CHARS = 4
 
 # Rule 1. Names are compared lower-cased with `-` read as `_`. A name is secret when it is one
@@ -105,6 +110,11 @@ class Redactor:
         if sep:
             authority, slash, path = after.partition("/")
             userinfo, at, host = authority.rpartition("@")
+            if path and host.rsplit(":", 1)[0].lower() in SECRET_PATH_HOSTS:
+                first, inner, more = path.partition("/")
+                if first == "api":  # discord.com/api/webhooks/<id>/<token>
+                    first, inner, more = path.partition("/webhooks/")
+                path = f"{first}{inner}{REDACTED}" if more else path
             if at:
                 user, colon, _password = userinfo.partition(":")
                 userinfo = f"{user}:{REDACTED}" if colon else REDACTED

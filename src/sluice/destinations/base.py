@@ -176,6 +176,9 @@ class Destination:
     # requests and responses Sluice keeps (parked events, the retry set, `sluice trace`; see
     # delivery/exchange.py). A list or mapping setting has each of its string values redacted.
     secret_settings: ClassVar[frozenset[str]] = frozenset()
+    # Mapping fields that are credentials, per action (Slack's webhook `url`, whose path is the
+    # secret): the UI's request preview redacts their values as it does `secret_settings`.
+    secret_fields: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -78,6 +78,8 @@ class Slack(Destination):
     name: ClassVar[str] = "Slack (Actions)"
     aliases: ClassVar[Sequence[str]] = ("Actions Slack",)
     Settings: ClassVar[type[DestinationSettings]] = SlackSettings
+    # No setting is a secret: the webhook URL, the credential, is a field of each mapping.
+    secret_fields: ClassVar[Mapping[str, frozenset[str]]] = {"postToChannel": frozenset({"url"})}
     actions: ClassVar[Mapping[str, Action]] = {
         "postToChannel": Action("postToChannel", "Post Message", _post_message, max_batch=1),
     }

@@ -487,5 +487,36 @@ class Leases(Protocol):
         ...
 
 
-class Store(EventStore, DeliveryState, Leases, Protocol):
+@dataclass(frozen=True, slots=True)
+class ProcessReport:
+    """One worker process as it last reported itself."""
+
+    holder: str  # its lease holder id
+    lane: str  # what it runs: "delivery", "batch" (runtime/units.py)
+    host: str
+    pid: int
+    started_at_ms: int
+    cpu_ms: int  # user + system CPU time since it started
+    rss_kib: int
+    restarts: int  # how often its supervisor restarted this lane after a crash
+    updated_at_ms: int  # by the reporting process's clock
+
+
+class ProcessReports(Protocol):
+    """What each worker process reports of itself (store/processes.py), for `sluice status`."""
+
+    def report_process(self, report: ProcessReport) -> None:
+        """Record (upsert) a process's report; reports not renewed for a day are dropped."""
+        ...
+
+    def processes(self) -> list[ProcessReport]:
+        """Every reported process, live or stale (compare `updated_at_ms`)."""
+        ...
+
+    def forget_process(self, holder: str) -> int:
+        """Drop a process known to be gone: its report and its leases (free for a claim now)."""
+        ...
+
+
+class Store(EventStore, DeliveryState, Leases, ProcessReports, Protocol):
     """Everything a backend provides: the log, the control plane, delivery state and leases."""

@@ -79,6 +79,7 @@ from sluice.store.postgres_schema import (
     handed_out,
     migrate,
 )
+from sluice.store.processes import ProcessReportsState
 from sluice.store.retry_set import DeliveredPruning
 
 COUNTER_FLUSH_S = 0.25
@@ -104,7 +105,7 @@ _COPY_TYPES = ["text", "text", "text", "text", "int8", "bytea"]
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class PostgresStore(PostgresDeliveryState, PostgresLeases):
+class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState):
     """`Store` on a PostgreSQL database shared by many nodes; safe to share between threads."""
 
     def __init__(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
+from sluice.store.processes import PROCESSES_TABLE_POSTGRES
 from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
 
 # Advisory-lock keys are bigints; Sluice keeps to two prefixes of the top 16 bits so that other
@@ -178,6 +179,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, _V2),
     (3, _V3),
     (4, RETRY_SET_TABLE_POSTGRES),
+    (5, PROCESSES_TABLE_POSTGRES),  # worker process reports (store/processes.py)
 )
 
 

@@ -30,6 +30,7 @@ from sluice.store.base import (
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
+from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
@@ -83,7 +84,7 @@ _UPSERT_COUNTER = (
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class SqliteStore(SqliteDeliveryState, SqliteLeases):
+class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
 
     def __init__(
@@ -118,6 +119,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases):
                     + DELIVERY_SCHEMA
                     + RETRY_SET_TABLE_SQLITE
                     + LEASES_SCHEMA
+                    + PROCESSES_TABLE_SQLITE
                     + "COMMIT;"
                 )
             except BaseException:

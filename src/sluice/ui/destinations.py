@@ -23,7 +23,7 @@ from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import known_types, load
 from sluice.errors import SluiceError
 from sluice.ui.changes import NotFound, apply_change, find_destination, local_path, message
-from sluice.ui.forms import Field, FormError, read_settings, settings_fields
+from sluice.ui.forms import Field, FormError, keep_secrets, read_settings, settings_fields
 from sluice.ui.site import Site, redirect
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import Destination, Workspace
@@ -203,6 +203,9 @@ def routes(site: Site) -> list[Route]:
             context["values"] = {**context["values"], "raw": _form_values(form)}
             return refused(request, "destination.html", context, str(exc), exc.field)
         values["id"] = destination_id
+        values["settings"] = keep_secrets(
+            context["fields"], values["settings"], destination.settings, values["raw"]
+        )
         context["values"] = values
 
         def change(ws: Workspace) -> None:

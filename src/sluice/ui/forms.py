@@ -6,6 +6,11 @@ field becomes an input by its type; the submitted form becomes the `settings` ma
 workspace document, leaving out what was left empty so the destination's defaults apply.
 Whether the values are right is not decided here: the same checks as `sluice apply` run on the
 result.
+
+A setting the destination marks secret (`secret_settings`, the list delivery redacts by; or a
+text setting named like one, for plug-ins that do not say) is a password input that is never
+filled in: a saved secret does not go back to the browser. Left empty, the saved value stays
+(`keep_secrets`); an optional one is removed only by its own checkbox.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from msgspec import inspect
 from sluice.destinations.base import Destination
 
 SECRET_NAME = re.compile(r"(secret|password|token|api_key|key)$")
+CLEAR_PREFIX = "clear."  # `clear.settings.<name>`: the box that removes a saved optional secret
 ADVANCED = frozenset({"endpoint"})
 HELP = {
     "endpoint": "Optional: send to this base URL instead of the service's own (a proxy, a test"
@@ -97,7 +103,7 @@ def settings_fields(cls: type[Destination]) -> list[Field]:
     fields = []
     for f in info.fields:
         kind, choices = _kind(f.type)
-        if kind == "text" and SECRET_NAME.search(f.name):
+        if kind == "text" and (f.name in cls.secret_settings or SECRET_NAME.search(f.name)):
             kind = "secret"
         label = f.name.replace("_", " ").capitalize()
         fields.append(
@@ -152,6 +158,25 @@ def read_settings(fields: list[Field], form: Mapping[str, str]) -> dict[str, Any
         else:
             settings[field.name] = raw if field.kind == "secret" else text
     return settings
+
+
+def keep_secrets(
+    fields: list[Field],
+    submitted: dict[str, Any],
+    saved: Mapping[str, Any],
+    form: Mapping[str, str],
+) -> dict[str, Any]:
+    """`submitted` with each secret left empty set to its saved value, unless its clear box is
+    checked: the form never shows a secret, so an empty field means "unchanged"."""
+    kept = dict(submitted)
+    for field in fields:
+        name = field.name
+        if field.kind != "secret" or name in kept or saved.get(name) in (None, ""):
+            continue
+        if form.get(f"{CLEAR_PREFIX}settings.{name}") and not field.required:
+            continue
+        kept[name] = saved[name]
+    return kept
 
 
 def _pairs(name: str, text: str) -> dict[str, str]:

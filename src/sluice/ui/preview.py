@@ -4,19 +4,29 @@ The preview compiles the destination document being edited (`compile_destination
 planner's `decide` on the event (consent, `integrations`, filters in Segment's order, mapping
 triggers) and the destination's request builder on the mapped payloads: the verdict and the
 requests shown are exactly what the worker would produce, and nothing is sent.
+
+What is shown is redacted as the delivery records are (`Redactor`, delivery/exchange.py): URL
+user info, secret-looking query parameters and headers, the values of the destination's
+`secret_settings` and of its secret mapping fields (`secret_fields`: a Slack webhook URL). The
+preview is for checking a configuration on screen, where a credential must not be read off.
+A filter whose condition does not compile is named with the compiler's message, not just as
+the reason the event was dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
-from sluice.delivery.config import DestinationConfigError, compile_destination
+from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
+from sluice.delivery.exchange import MIN_SECRET_CHARS, Redactor
+from sluice.delivery.filters import Filter
 from sluice.delivery.plan import NO_MATCHING_MAPPING, NOT_CONNECTED, decide
 from sluice.delivery.routing import BUNDLED, CONSENT, INTEGRATIONS_DISABLED
-from sluice.destinations.base import OutRequest
+from sluice.destinations.base import Mapped, OutRequest
 from sluice.errors import SluiceError
 
 REASONS = {
@@ -41,19 +51,53 @@ def explain(reason: str) -> str:
     return REASONS.get(reason, reason)
 
 
-def _shown_body(body: bytes) -> Any:
+def filter_problems(filters: Sequence[Filter]) -> list[str]:
+    """One line per filter whose condition does not compile, with the compiler's message."""
+    problems = []
+    for flt in filters:
+        if flt.error is None:
+            continue
+        note = "" if flt.enabled else " (disabled: it drops nothing, but cannot be saved)"
+        problems.append(f"invalid filter “{flt.title}”: {flt.error}{note}")
+    return problems
+
+
+def _credential(value: str) -> str:
+    """What to hide of a secret field's value: a URL's path and query (its host is no secret
+    and tells webhooks apart), unless too short to be redacted alone; else the whole value."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        rest = value.split(parts.netloc, 1)[1].lstrip("/")
+        if len(rest) >= MIN_SECRET_CHARS:
+            return rest
+    return value
+
+
+def redactor(config: DestinationConfig, work: Sequence[tuple[str, Mapped]]) -> Redactor:
+    """The delivery records' redaction for this destination and the payloads mapped for it."""
+    destination = config.destination
+    secrets = list(destination.secret_values)
+    for action_id, mapped in work:
+        names = destination.secret_fields.get(action_id, frozenset())
+        if names and isinstance(mapped.payload, Mapping):
+            values = (mapped.payload.get(name) for name in sorted(names))
+            secrets.extend(_credential(v) for v in values if isinstance(v, str) and v)
+    return Redactor(secrets)
+
+
+def _shown_json(text: str) -> Any:
     try:
-        return msgspec.json.decode(body)
+        return msgspec.json.decode(text)
     except msgspec.DecodeError:
-        return body.decode("utf-8", "replace")
+        return text
 
 
-def _request(request: OutRequest) -> dict[str, Any]:
+def _request(request: OutRequest, redact: Redactor) -> dict[str, Any]:
     return {
         "method": request.method,
-        "url": request.url,
-        "headers": dict(request.headers),
-        "body": _shown_body(request.body),
+        "url": redact.url(request.url),
+        "headers": redact.headers(request.headers),
+        "body": _shown_json(redact.text(request.body.decode("utf-8", "replace"))),
         "messageIds": list(request.message_ids),
     }
 
@@ -68,16 +112,17 @@ def preview(doc: Mapping[str, Any], event: Any, source_id: str | None = None) ->
     if not isinstance(event, dict):
         return {"ok": False, "error": "the event must be a JSON object"}
     if source_id and config.sources and source_id not in config.sources:
-        return _filtered(NOT_CONNECTED, [])
+        return _filtered(NOT_CONNECTED, [], [])
     triggers = [{"name": m.name, "action": m.action.id, "matches": False} for m in config.mappings]
+    problems = filter_problems(config.filters)
     reason, work = decide(config, event)
     if reason is not None:
-        return _filtered(reason, triggers)
+        return _filtered(reason, triggers, problems)
     routed = work[0][1].event
     for mapping, shown in zip(config.mappings, triggers, strict=True):
         shown["matches"] = bool(mapping.trigger(routed))
+    redact = redactor(config, work)
     requests: list[dict[str, Any]] = []
-    problems: list[str] = []
     by_action: dict[str, list[Any]] = {}
     for action_id, mapped in work:
         by_action.setdefault(action_id, []).append(mapped)
@@ -86,21 +131,21 @@ def preview(doc: Mapping[str, Any], event: Any, source_id: str | None = None) ->
         try:
             built = config.destination.build(action_id, items)
         except (SluiceError, ValueError, TypeError, KeyError) as exc:
-            problems.append(f"{action_id}: would be parked as invalid_payload: {exc}")
+            problems.append(redact.error(f"{action_id}: would be parked as invalid_payload: {exc}"))
             continue
-        requests.extend(_request(r) for r in built)
+        requests.extend(_request(r, redact) for r in built)
     return {
         "ok": True,
         "passes": True,
         "event": routed,
         "mappings": triggers,
-        "payloads": payloads,
+        "payloads": _shown_json(redact.text(msgspec.json.encode(payloads).decode())),
         "requests": requests,
         "problems": problems,
     }
 
 
-def _filtered(reason: str, triggers: list[dict[str, Any]]) -> dict[str, Any]:
+def _filtered(reason: str, triggers: list[dict[str, Any]], problems: list[str]) -> dict[str, Any]:
     return {
         "ok": True,
         "passes": False,
@@ -109,5 +154,5 @@ def _filtered(reason: str, triggers: list[dict[str, Any]]) -> dict[str, Any]:
         "mappings": triggers,
         "payloads": [],
         "requests": [],
-        "problems": [],
+        "problems": problems,
     }

@@ -9,7 +9,8 @@ With no mappings configured a destination sends its presets. Saving a first mapp
 presets in too, so that adding one mapping never silently stops the others.
 
 A filter whose condition is not valid FQL is refused when saved (the workspace check); one
-stored before that check drops every event, so the page marks it and says so.
+stored before that check drops every event, so the page marks it and says so. Previewing such a
+draft names it with the compiler's message (`invalid_filter`), never a bare "filtered".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.routing import Route
 from sluice.delivery.filters import FilterError, parse_filters
 from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import load
+from sluice.errors import SluiceError
 from sluice.store.base import EventQuery
 from sluice.ui.changes import NotFound, apply_change, find_destination, message
 from sluice.ui.debugger import SCAN_WINDOW
@@ -343,14 +345,17 @@ def routes(site: Site) -> list[Route]:
         doc = msgspec.to_builtins(destination)
         draft = data.get("draft")
         if isinstance(draft, dict) and draft.get("kind") in ("filter", "mapping"):
-            form = {str(k): str(v) for k, v in (draft.get("form") or {}).items()}
+            fields = draft.get("form") or {}
+            if not isinstance(fields, dict):
+                return {"ok": False, "error": "the draft's form must be a JSON object"}
+            form = {str(k): str(v) for k, v in fields.items()}
             kind = draft["kind"]
             try:
                 parsed = filter_from_form(form) if kind == "filter" else mapping_from_form(form)
-            except FormError as exc:
+                items = with_draft(destination, kind, _index(form.get("index")), parsed)
+            except (FormError, SluiceError) as exc:
                 return {"ok": False, "error": str(exc)}
-            key = "filters" if kind == "filter" else "mappings"
-            doc[key] = with_draft(destination, kind, _index(form.get("index")), parsed)
+            doc["filters" if kind == "filter" else "mappings"] = items
         event = data.get("event")
         if isinstance(event, str):
             try:

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from sluice.collector.peer import Network, forwarded_origin, parse_networks
 from sluice.config import Settings
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import Store
@@ -101,6 +102,7 @@ class Site:
         self.store = store
         self.settings = settings
         self.keys = SessionKeys(store)
+        self.trusted: tuple[Network, ...] = parse_networks(settings.trusted_proxies)
         self.templates = _environment()
         self._log: Store | None = None
         self._log_lock = threading.Lock()
@@ -136,8 +138,19 @@ class Site:
         return response
 
     def base_url(self, request: Request) -> str:
-        """This server as clients reach it (for snippets)."""
-        return base_url(self.settings.public_url, request.url.scheme, request.headers.get("host"))
+        """This server as clients reach it (for snippets), decided as the settings endpoint
+        decides analytics.js's `apiHost`: the scheme and host a trusted proxy forwards, never
+        those of anyone else (a crafted header must not put another host in the snippet)."""
+        headers: dict[bytes, bytes] = {}
+        for name, value in request.scope.get("headers", []):
+            headers.setdefault(name, value)
+        peer = request.client.host if request.client else None
+        scheme, host = forwarded_origin(peer, headers, self.trusted)
+        return base_url(
+            self.settings.public_url,
+            scheme or request.url.scheme,
+            host or request.headers.get("host"),
+        )
 
 
 def redirect(path: str, flash: str = "") -> RedirectResponse:

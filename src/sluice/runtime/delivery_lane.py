@@ -1,0 +1,108 @@
+"""The delivery lane: a consumer per enabled destination (or per partition of one).
+
+Its process does nothing else, so its latency depends on the destinations alone: the batch lane's
+loads run elsewhere (runtime/batch_lane.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Collection
+
+import aiohttp
+
+from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
+from sluice.delivery.consumer import Consumer
+from sluice.delivery.filters import filter_errors
+from sluice.delivery.partitions import Partition, cursor_name
+from sluice.delivery.sender import new_session
+from sluice.errors import SluiceError
+from sluice.runtime.units import Unit
+from sluice.store.base import Store
+
+log = logging.getLogger(__name__)
+DELIVERY = "delivery"
+CLEANUP_S = 60.0  # how often retry sets of deleted destinations are looked for
+
+
+class DestinationCatalogue:
+    """The destinations of the workspace, followed by its config version."""
+
+    lane = DELIVERY
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.errors: dict[str, str] = {}  # destination id -> why it is not delivered as it is
+        self._version = -1
+        self._destinations: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._next_cleanup = 0.0
+
+    @contextlib.asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        async with new_session() as session:
+            self._session = session
+            try:
+                yield
+            finally:
+                self._session = None
+
+    async def refresh(self) -> dict[str, Unit] | None:
+        version = await asyncio.to_thread(self.store.config_version)
+        if version == self._version:
+            return None
+        self._version = version
+        docs = await asyncio.to_thread(self.store.list_config, "destination")
+        if self._destinations - {obj.id for obj in docs}:
+            self._next_cleanup = 0.0  # a destination was deleted: drop its retry set soon
+        self._destinations = {obj.id for obj in docs}
+        units: dict[str, Unit] = {}
+        for obj in docs:
+            try:
+                config = compile_destination(obj.body)
+            except (DestinationConfigError, SluiceError) as exc:
+                self.errors[obj.id] = str(exc)
+                log.error("destination %s is not delivered: %s", obj.id, exc)
+                continue
+            dropping = "; ".join(filter_errors(config.filters))
+            if dropping:  # stored before filters were checked: it drops every event
+                if self.errors.get(obj.id) != dropping:  # once, not at every config change
+                    log.error("destination %s drops every event: %s", obj.id, dropping)
+                self.errors[obj.id] = dropping
+            else:
+                self.errors.pop(obj.id, None)
+            if not config.enabled:
+                continue
+            n = config.options.partitions
+            for partition in [None] if n == 1 else [(k, n) for k in range(n)]:
+                unit = self._unit(config, obj.body, partition)
+                units[unit.name] = unit
+        return units
+
+    async def upkeep(self, running: Collection[str]) -> None:
+        if time.monotonic() < self._next_cleanup:
+            return
+        self._next_cleanup = time.monotonic() + CLEANUP_S
+        await self._drop_deleted_retry_sets(running)
+
+    async def _drop_deleted_retry_sets(self, running: Collection[str]) -> None:
+        """A deleted destination's retry set goes once its consumer is gone (never before: it
+        holds events that were not delivered)."""
+        holding = await asyncio.to_thread(self.store.retry_destinations)
+        for dest in [d for d in holding if d not in self._destinations]:
+            prefix = cursor_name(dest)
+            if any(n == prefix or n.startswith(prefix + "#") for n in running):
+                continue
+            dropped = await asyncio.to_thread(self.store.drop_retry_set, dest)
+            if dropped:
+                log.warning("dropped %d retrying events of deleted destination %s", dropped, dest)
+
+    def _unit(self, config: DestinationConfig, body: bytes, partition: Partition | None) -> Unit:
+        async def job() -> None:
+            assert self._session is not None, "units run inside resources()"
+            await Consumer(config, self.store, self._session, partition=partition).run()
+
+        return Unit(cursor_name(config.id, partition), body, job)

@@ -1,0 +1,59 @@
+"""Units: the consumers a lane process runs, each while it holds the unit's lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One consumer a worker may run: its lease name, what defines it, and how to run it."""
+
+    name: str
+    key: bytes  # its configuration: a change restarts it
+    job: Job
+
+
+class Catalogue(Protocol):
+    """What one lane runs: its units as the workspace defines them now, and its chores."""
+
+    lane: str
+
+    def resources(self) -> AbstractAsyncContextManager[None]:
+        """What the lane's units share while the process runs (e.g. an HTTP session)."""
+        ...
+
+    async def refresh(self) -> dict[str, Unit] | None:
+        """The lane's units by name, or None when nothing changed since the last call."""
+        ...
+
+    async def upkeep(self, running: Collection[str]) -> None:
+        """Periodic chores of the lane, given the units this process runs (called every tick)."""
+        ...
+
+
+async def supervised(name: str, job: Job) -> None:
+    """Run `job` again a second after it fails: its position is durable, nothing is skipped."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting it in a second", name)
+            await asyncio.sleep(1.0)
+
+
+async def no_resources() -> AsyncIterator[None]:
+    """For `contextlib.asynccontextmanager`: a lane whose units share nothing."""
+    yield

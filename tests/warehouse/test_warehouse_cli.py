@@ -9,7 +9,8 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-import sluice.cli.warehouse  # noqa: F401  (registers the commands)
+import sluice.cli.status  # registers the commands, as the next line does
+import sluice.cli.warehouse  # noqa: F401
 from sluice.cli.app import app
 from sluice.store.base import AppendBatch, ConfigObject, NewEvent
 from sluice.store.sqlite import SqliteStore
@@ -134,3 +135,66 @@ def test_workspace_warehouses_replace_the_default(tmp_path: Path) -> None:
     assert isinstance(result.exception, WarehouseNotFound)  # two warehouses: which one?
     result = run("load", "--data-dir", str(data_dir))
     assert (tmp_path / "other.duckdb").exists()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def capped_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """A warehouse that makes 2 event tables per source."""
+    settings: dict[str, Any] = {"max_event_tables": 2}
+    if request.param == "postgres":
+        settings["url"] = request.getfixturevalue("pg_url")
+    return {"id": "main", "type": request.param, "settings": settings}
+
+
+def test_warehouse_shows_the_event_names_past_the_cap(
+    tmp_path: Path, capped_warehouse: dict[str, Any]
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    names = ["Signed Up", "Clicked", "Viewed 1", "Viewed 2", "Viewed 3", "Viewed 4"]
+    names += ["Viewed 5", "Viewed 6", "Viewed 2", "Viewed 2", "Viewed 3"]
+    seed(
+        data_dir,
+        *[{"type": "track", "event": name} for name in names],
+        warehouses=[capped_warehouse],
+    )
+    if capped_warehouse["type"] == "duckdb":
+        result = run("warehouse", "--data-dir", str(data_dir))
+        assert result.output == "main (duckdb): nothing loaded yet\n"
+    loaded = run("load", "--data-dir", str(data_dir))
+    assert loaded.exit_code == 0, loaded.output
+    assert "9 events of 6 event names went to tracks only" in loaded.output
+    result = run("warehouse", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    kind = capped_warehouse["type"]
+    assert lines[:8] == [
+        f"main ({kind}): at most 2 event tables per source (max_event_tables)",
+        "  web: 2 event tables; 6 event names have no table of their own (capped at 2 event"
+        " tables): their 9 events are in web.tracks only",
+        "    Viewed 2          3 events  (table viewed_2)",
+        "    Viewed 3          2 events  (table viewed_3)",
+        "    Viewed 1          1 events  (table viewed_1)",
+        "    Viewed 4          1 events  (table viewed_4)",
+        "    Viewed 5          1 events  (table viewed_5)",
+        "    ... 1 more: `sluice warehouse capped --warehouse main --schema web`",
+    ]
+    assert lines[8].startswith("  Why: a source makes at most 2 event tables")
+    assert "raise the warehouse's settings.max_event_tables" in lines[8]
+    listed = run("warehouse", "capped", "--json", "--data-dir", str(data_dir))
+    assert listed.exit_code == 0, listed.output
+    assert [msgspec.json.decode(line) for line in listed.output.splitlines()][:2] == [
+        {"schema": "web", "event": "Viewed 2", "table": "viewed_2", "events": 3},
+        {"schema": "web", "event": "Viewed 3", "table": "viewed_3", "events": 2},
+    ]
+    table = run("warehouse", "capped", "--schema", "web", "--data-dir", str(data_dir))
+    assert "Viewed 6" in table.output and "max_event_tables is 2" in table.output
+    assert (
+        "every event name has its table"
+        in run("warehouse", "capped", "--schema", "app", "--data-dir", str(data_dir)).output
+    )
+    status = run("status", "--data-dir", str(data_dir))
+    assert (
+        "warehouse main: 6 event names have no table of their own (max_event_tables): their 9"
+        " events are in tracks only — `sluice warehouse capped`"
+    ) in " ".join(status.output.split())

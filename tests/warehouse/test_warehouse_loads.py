@@ -576,24 +576,46 @@ def _by_hand(path: Path, *statements: str) -> None:
             db.execute(statement)
 
 
+def _digest_tables(warehouse: Warehouse) -> list[str]:
+    return [
+        name
+        for (name,) in warehouse.query(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = '_sluice'"
+            " AND table_name LIKE 'ids:%' ORDER BY 1"
+        )
+    ]
+
+
+@pytest.mark.parametrize("digests", [True, False], ids=["digests", "small-tables"])
 def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
-    store: SqliteStore, tmp_path: Path
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, digests: bool
 ) -> None:
-    """DuckDB checks ids against their MD5 digests (`_sluice."ids:web.tracks"`); rows deleted,
-    rows inserted by another tool, tables dropped and digest tables lost by hand still load
-    exactly once."""
+    """DuckDB checks a large table's ids against their MD5 digests (`_sluice."ids:web.tracks"`),
+    a small table's against the table itself; rows deleted, rows inserted by another tool,
+    tables dropped and digest tables lost by hand still load exactly once."""
+    if digests:  # every table is large enough to have them
+        monkeypatch.setattr("sluice.warehouse.duckdb.DIGESTS_FROM_ROWS", 0)
     (warehouse,) = _duckdb(tmp_path)
     path = tmp_path / "warehouse.duckdb"
-    digests = 'SELECT count(*), count(DISTINCT h) FROM "_sluice"."ids:web.tracks"'
+
+    def digests_of(table: str) -> list[tuple[Any, ...]]:
+        if not digests:
+            return []
+        return warehouse.query(f'SELECT count(*), count(DISTINCT h) FROM "_sluice"."ids:{table}"')
+
+    def expect(n: int) -> list[tuple[Any, ...]]:
+        return [(n, n)] if digests else []
+
     append(store, *[{"type": "track", "event": "Clicked"} for _ in range(4)])
     assert loader(store, warehouse, chunk=2).load_once().events == 4
-    assert warehouse.query(digests) == [(4, 4)]
+    assert digests_of("web.tracks") == expect(4)
+    assert _digest_tables(warehouse) == (["ids:web.clicked", "ids:web.tracks"] if digests else [])
 
-    _reload_from_start(warehouse)  # every digest matches: ids are compared, nothing doubles
+    _reload_from_start(warehouse)  # every id is there: ids are compared, nothing doubles
     append(store, {"type": "track", "event": "Clicked"})
     assert loader(store, warehouse).load_once().events == 5
     assert count(warehouse, "tracks") == count(warehouse, "clicked") == 5
-    assert warehouse.query(digests) == [(5, 5)]
+    assert digests_of("web.tracks") == expect(5)
 
     # A row deleted by hand: the table no longer has a row per digest, the digests are made
     # again from its ids, and a reload loads the row again.
@@ -601,7 +623,7 @@ def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
     assert count(warehouse, "tracks") == 5
-    assert warehouse.query(digests) == [(5, 5)]
+    assert digests_of("web.tracks") == expect(5)
 
     # Rows another tool inserted (an import of old Segment tables, say), one of them an event
     # the log holds but has not loaded yet: the digests are made again from the table's ids,
@@ -618,18 +640,49 @@ def test_duckdb_dedupes_through_id_digests_and_what_was_changed_by_hand(
     ids = [row[0] for row in warehouse.query("SELECT id FROM web.clicked")]
     assert len(ids) == len(set(ids)) == 7 and {later, "from-segment"} <= set(ids)
     assert count(warehouse, "tracks") == 6
-    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(7,)]
+    assert [n for n, _ in digests_of("web.clicked")] == [n for n, _ in expect(7)]
 
     # A table dropped by hand starts again with no digests; one from before digests gets them.
-    _by_hand(path, "DROP TABLE web.tracks", 'DROP TABLE "_sluice"."ids:web.clicked"')
+    dropped = ['DROP TABLE "_sluice"."ids:web.clicked"'] if digests else []
+    _by_hand(path, "DROP TABLE web.tracks", *dropped)
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
     assert (count(warehouse, "tracks"), count(warehouse, "clicked")) == (6, 7)
-    assert warehouse.query(digests) == [(6, 6)]
-    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.clicked"') == [(7,)]
+    assert digests_of("web.tracks") == expect(6)
+    assert [n for n, _ in digests_of("web.clicked")] == [n for n, _ in expect(7)]
     _reload_from_start(warehouse)
     loader(store, warehouse).load_once()
     assert (count(warehouse, "tracks"), count(warehouse, "clicked")) == (6, 7)
+
+
+def test_duckdb_tables_get_id_digests_once_they_are_large(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Digests are made from a table's ids when it reaches `DIGESTS_FROM_ROWS` rows, and dropped
+    when it holds fewer again: a small table costs DuckDB one file block, not two."""
+    monkeypatch.setattr("sluice.warehouse.duckdb.DIGESTS_FROM_ROWS", 5)
+    (warehouse,) = _duckdb(tmp_path)
+    path = tmp_path / "warehouse.duckdb"
+    append(store, *[{"type": "track", "event": f"E{i % 2}"} for i in range(4)])
+    loader(store, warehouse).load_once()
+    assert _digest_tables(warehouse) == []
+    append(store, *[{"type": "track", "event": "E0"} for _ in range(2)])
+    loader(store, warehouse).load_once()
+    assert _digest_tables(warehouse) == ["ids:web.tracks"]  # 6 rows; e0 has 4
+    assert warehouse.query('SELECT count(*) FROM "_sluice"."ids:web.tracks"') == [(6,)]
+    _reload_from_start(warehouse)
+    append(store, {"type": "track", "event": "E0"})
+    loader(store, warehouse).load_once()
+    assert (count(warehouse, "tracks"), count(warehouse, "e0"), count(warehouse, "e1")) == (7, 5, 2)
+    assert _digest_tables(warehouse) == ["ids:web.e0", "ids:web.tracks"]
+    _by_hand(path, "DELETE FROM web.e0 WHERE rowid < 3")
+    append(store, {"type": "track", "event": "E0"})
+    loader(store, warehouse).load_once()
+    assert _digest_tables(warehouse) == ["ids:web.tracks"]  # e0 is small again
+    _reload_from_start(warehouse)  # the deleted rows come back, nothing doubles
+    loader(store, warehouse).load_once()
+    assert (count(warehouse, "tracks"), count(warehouse, "e0"), count(warehouse, "e1")) == (8, 6, 2)
+    assert _digest_tables(warehouse) == ["ids:web.e0", "ids:web.tracks"]
 
 
 _LOAD_THEN_DIE = """

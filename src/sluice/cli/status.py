@@ -83,6 +83,12 @@ def status(
                 f"{stats['position']} (lag {stats['lag']}), {stats['discards']} discarded values"
                 + (" — `sluice warehouse discards`" if stats["discards"] else "")
             )
+            if stats.get("capped_names"):
+                console.print(
+                    f"warehouse {warehouse_id}: {stats['capped_names']} event names have no table"
+                    f" of their own (max_event_tables): their {stats['capped_events']} events are"
+                    " in tracks only — `sluice warehouse capped`"
+                )
 
 
 def _worker_table(workers: dict[str, dict[str, Any]]) -> Table:

@@ -1,9 +1,12 @@
-"""`sluice load` and `sluice warehouse widen|discards`: warehouse loads and schema care by hand.
+"""`sluice load` and `sluice warehouse [widen|discards|capped]`: loads and schema care by hand.
 
 The worker loads every `warehouse_interval_s`; `sluice load` does it now (e.g. before a query, or
 in a cron job with automatic loads off). A value that did not fit its column's type is kept in
 `_sluice.discards`: `sluice warehouse discards` lists them, and `sluice warehouse widen` changes
-a column's type (integer → float, any → varchar) so that later values fit.
+a column's type (integer → float, any → varchar) so that later values fit. An event name that
+came after its source had all the event tables it may have (`max_event_tables`) has no table:
+`sluice warehouse` says so per schema, with the busiest such names, and `sluice warehouse capped`
+lists them all, so that nobody looks for a table that was never made.
 """
 
 from __future__ import annotations
@@ -18,13 +21,28 @@ from rich.table import Table
 
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
-from sluice.warehouse.base import ColumnType, SchemaChangeError
-from sluice.warehouse.factory import find_warehouse, open_backend, warehouse_bodies
+from sluice.config import Settings
+from sluice.store.base import EventStore
+from sluice.warehouse.base import CappedEvents, ColumnType, SchemaChangeError, WarehouseBackend
+from sluice.warehouse.factory import (
+    MAX_EVENT_TABLES_SETTING,
+    WarehouseConfig,
+    duckdb_path,
+    find_warehouse,
+    max_event_tables,
+    open_backend,
+    parse_warehouse_config,
+    warehouse_bodies,
+)
 from sluice.warehouse.loader import LoadReport, WarehouseLoader
-from sluice.warehouse.naming import Namer
+from sluice.warehouse.naming import STANDARD_TABLES, Namer
 
-warehouse_app = typer.Typer(help="Warehouse schema: widen a column, list discarded values.")
+warehouse_app = typer.Typer(
+    help="Each warehouse's event tables and capped event names; widen a column, list discards."
+)
 app.add_typer(warehouse_app, name="warehouse")
+SHOWN_CAPPED = 5  # capped names `sluice warehouse` shows per schema, those with most events
+CAP_ENV = "SLUICE_WAREHOUSE_MAX_EVENT_TABLES"
 
 WarehouseOption = Annotated[
     str | None,
@@ -81,6 +99,148 @@ def _print_report(console: Console, report: LoadReport) -> None:
         for name, rows in sorted(report.rows.items()):
             table.add_row(name, str(rows), str(new.get(name, 0)))
         console.print(table)
+    if report.capped:
+        events = sum(report.capped.values())
+        console.print(
+            f"{events} events of {len(report.capped)} event names went to tracks only: their"
+            " source has all the event tables it may have (`sluice warehouse` says more)",
+            soft_wrap=True,
+        )
+
+
+@warehouse_app.callback(invoke_without_command=True)
+def overview(
+    ctx: typer.Context,
+    warehouse: Annotated[
+        str | None, typer.Option("--warehouse", help="Only this warehouse id (default: all).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Per warehouse and source schema: its event tables, and the event names past the cap."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_from(data_dir, database_url)
+    store = open_store_for(settings)
+    try:
+        if warehouse is None:
+            configs = [parse_warehouse_config(body) for body in warehouse_bodies(store)]
+        else:
+            configs = [find_warehouse(store, warehouse)]
+        schemas = {config.id: _source_ids(store, config) for config in configs}
+    finally:
+        store.close()
+    for config in configs:
+        if config.type == "duckdb" and not duckdb_path(config, settings.data_dir).exists():
+            typer.echo(f"{config.id} (duckdb): nothing loaded yet")
+            continue
+        backend = open_backend(config, settings.data_dir)
+        try:
+            lines = _overview(config, backend, settings, schemas[config.id])
+        finally:
+            backend.close()
+        for line in lines:
+            typer.echo(line)
+
+
+def _source_ids(store: EventStore, config: WarehouseConfig) -> list[str]:
+    return list(config.sources) or [source.id for source in store.sources()]
+
+
+def _overview(
+    config: WarehouseConfig, backend: WarehouseBackend, settings: Settings, sources: list[str]
+) -> list[str]:
+    """What `sluice warehouse` prints of one warehouse."""
+    cap = max_event_tables(config, settings.warehouse_max_event_tables)
+    namer = Namer(backend.max_identifier_length)
+    capped: dict[str, list[CappedEvents]] = {}
+    for c in backend.capped_events():
+        capped.setdefault(c.schema, []).append(c)
+    schemas = dict.fromkeys([namer.schema(source) for source in sources] + sorted(capped))
+    lines = [
+        f"{config.id} ({config.type}): at most {cap:,} event tables per source"
+        f" ({MAX_EVENT_TABLES_SETTING})"
+    ]
+    for schema in schemas:
+        tables = sum(1 for name in backend.columns(schema) if name not in STANDARD_TABLES)
+        names = sorted(capped.get(schema, ()), key=lambda c: (-c.events, c.event_text))
+        if not names:
+            lines.append(f"  {schema}: {tables:,} event tables")
+            continue
+        events = sum(c.events for c in names)
+        lines.append(
+            f"  {schema}: {tables:,} event tables; {len(names):,} event names have no table of"
+            f" their own (capped at {cap:,} event tables): their {events:,} events are in"
+            f" {schema}.tracks only"
+        )
+        width = max(len(c.event_text) for c in names[:SHOWN_CAPPED])
+        for c in names[:SHOWN_CAPPED]:
+            lines.append(f"    {c.event_text:<{width}}  {c.events:>9,} events  (table {c.table})")
+        if len(names) > SHOWN_CAPPED:
+            lines.append(
+                f"    ... {len(names) - SHOWN_CAPPED:,} more:"
+                f" `sluice warehouse capped --warehouse {config.id} --schema {schema}`"
+            )
+        if tables < cap:  # the cap was raised since
+            lines.append(
+                f"    (the schema has room for {cap - tables:,} more event tables now: the next"
+                " events of these names get tables, first come first served)"
+            )
+    if capped:
+        where = (
+            f"the warehouse's settings.{MAX_EVENT_TABLES_SETTING}"
+            if MAX_EVENT_TABLES_SETTING in config.settings
+            else f"{CAP_ENV} (or the warehouse's settings.{MAX_EVENT_TABLES_SETTING})"
+        )
+        lines.append(
+            f"  Why: a source makes at most {cap:,} event tables, so that event names holding"
+            " ids or dates do not make tables without end. To give more names their tables,"
+            f" raise {where}: they get them from the next load on, and their earlier events"
+            " stay in tracks only."
+        )
+    return lines
+
+
+@warehouse_app.command("capped")
+def capped_names(
+    schema: Annotated[str | None, typer.Option(help="Only this schema.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    warehouse: WarehouseOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Event names that have no table (past max_event_tables): their events are in tracks only."""
+    settings = settings_from(data_dir, database_url)
+    store = open_store_for(settings)
+    try:
+        config = find_warehouse(store, warehouse)
+    finally:
+        store.close()
+    backend = open_backend(config, settings.data_dir)
+    try:
+        found = backend.capped_events(schema)
+    finally:
+        backend.close()
+    found.sort(key=lambda c: (c.schema, -c.events, c.event_text))
+    if as_json:
+        for c in found:
+            record = {"schema": c.schema, "event": c.event_text, "table": c.table}
+            sys.stdout.buffer.write(msgspec.json.encode({**record, "events": c.events}) + b"\n")
+        return
+    if not found:
+        typer.echo(f"{config.id}: every event name has its table")
+        return
+    cap = max_event_tables(config, settings.warehouse_max_event_tables)
+    table = Table(
+        "schema",
+        "event name",
+        "events in tracks only",
+        "its table would be",
+        title=f"{config.id}: event names with no table ({MAX_EVENT_TABLES_SETTING} is {cap:,})",
+    )
+    for c in found:
+        table.add_row(c.schema, c.event_text, f"{c.events:,}", c.table)
+    Console(highlight=False).print(table)
 
 
 @warehouse_app.command("widen")

@@ -1,5 +1,7 @@
-"""Warehouses: how far each has loaded, its tables and rows, discarded values, and widening a
-column (the manual type change `sluice warehouse widen` makes).
+"""Warehouses: how far each has loaded, its tables and rows, discarded values, the event names
+that have no table of their own (their source had all its `max_event_tables`: their events are
+in `tracks` only, and someone looking for their table must learn why it is not there), and
+widening a column (the manual type change `sluice warehouse widen` makes).
 
 A DuckDB warehouse is read with a read-only connection, the way docs/warehouse.md tells people
 to read it between loads: the page never creates anything in the file and never holds its write
@@ -20,10 +22,12 @@ from sluice.config import Settings
 from sluice.store.base import EventStore
 from sluice.ui.site import Site, redirect
 from sluice.warehouse.base import (
+    CAPPED_TABLE,
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
     WIDENINGS,
+    CappedEvents,
     ColumnType,
     Discard,
     WarehouseError,
@@ -31,14 +35,17 @@ from sluice.warehouse.base import (
 from sluice.warehouse.factory import (
     WarehouseConfig,
     duckdb_path,
+    max_event_tables,
     open_backend,
     parse_warehouse_config,
     warehouse_bodies,
 )
-from sluice.warehouse.naming import Namer
+from sluice.warehouse.naming import STANDARD_TABLES, Namer
 from sluice.warehouse.stats import warehouse_stats
 
 SHOWN_DISCARDS = 20
+SHOWN_CAPPED = 20  # capped names shown per schema: the busiest, or those matching a search
+MAX_SEARCH = 200
 WIDEN_TO = sorted({new.value for _, new in WIDENINGS})
 
 
@@ -62,6 +69,58 @@ class WarehouseView:
     discards: list[Discard] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     error: str = ""
+    max_event_tables: int = 0
+    table_names: set[tuple[str, str]] = field(default_factory=set)  # (schema, table), all
+    capped: list[CappedEvents] = field(default_factory=list)  # names with no table of their own
+    capped_schemas: list[CappedSchema] = field(default_factory=list)  # what the page shows
+
+    def event_tables(self, schema: str) -> int:
+        return sum(1 for s, t in self.table_names if s == schema and t not in STANDARD_TABLES)
+
+    def capped_table(self, schema: str, table: str) -> CappedEvents | None:
+        """The record of an event table's name capped in this schema, if it was."""
+        for c in self.capped:
+            if c.schema == schema and c.table == table:
+                return c
+        return None
+
+
+@dataclass(slots=True)
+class CappedSchema:
+    """One schema's capped event names as the page shows them."""
+
+    schema: str
+    event_tables: int
+    names: int
+    events: int
+    matching: int  # names matching the search (all of them without one)
+    shown: list[CappedEvents]
+
+
+def capped_schemas(view: WarehouseView, search: str = "") -> list[CappedSchema]:
+    """Per schema, its capped names with most events first, or those whose name or table
+    contains `search` (any case): there may be thousands, and one is looked for by name."""
+    by_schema: dict[str, list[CappedEvents]] = {}
+    for c in view.capped:
+        by_schema.setdefault(c.schema, []).append(c)
+    needle = search.strip().casefold()
+    groups = []
+    for schema, names in sorted(by_schema.items()):
+        names.sort(key=lambda c: (-c.events, c.event_text))
+        matching = [
+            c for c in names if not needle or needle in c.event_text.casefold() or needle in c.table
+        ]
+        groups.append(
+            CappedSchema(
+                schema,
+                view.event_tables(schema),
+                len(names),
+                sum(c.events for c in names),
+                len(matching),
+                matching[:SHOWN_CAPPED],
+            )
+        )
+    return groups
 
 
 def _duckdb_view(
@@ -88,6 +147,23 @@ def _duckdb_view(
         ).fetchone()
         if row is not None:
             view.position, view.loaded_at = int(row[0]), str(row[1])
+        tables = db.execute(
+            "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()"
+            " WHERE schema_name <> ?",
+            [META_SCHEMA],
+        ).fetchall()
+        view.table_names = {(s, t) for s, t, _ in tables}
+        if db.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [META_SCHEMA, CAPPED_TABLE],
+        ).fetchall():  # a file no load has opened since capping came has none
+            view.capped = [
+                CappedEvents(*r)
+                for r in db.execute(
+                    "SELECT schema, table_name, event_text, events"
+                    f' FROM {meta}."{CAPPED_TABLE}" ORDER BY schema, table_name'
+                ).fetchall()
+            ]
         if not details:
             return
         count = db.execute(f'SELECT count(*) FROM {meta}."{DISCARDS_TABLE}"').fetchone()
@@ -100,14 +176,7 @@ def _duckdb_view(
                 [SHOWN_DISCARDS],
             ).fetchall()
         ]
-        sizes = {
-            (s, t): int(n)
-            for s, t, n in db.execute(
-                "SELECT schema_name, table_name, estimated_size FROM duckdb_tables()"
-                " WHERE schema_name <> ?",
-                [META_SCHEMA],
-            ).fetchall()
-        }
+        sizes = {(s, t): int(n) for s, t, n in tables}
         columns: dict[tuple[str, str], dict[str, str]] = {}
         for schema, table, column, sql_type in db.execute(
             "SELECT table_schema, table_name, column_name, data_type"
@@ -148,7 +217,9 @@ def _protocol_view(
                 view.tables.append(
                     Table(schema, table, None, {c: t.value for c, t in cols.items()})
                 )
+                view.table_names.add((schema, table))
         view.discards = backend.discards(SHOWN_DISCARDS)
+        view.capped = backend.capped_events()
     finally:
         backend.close()
 
@@ -166,6 +237,7 @@ def warehouse_views(
             views.append(WarehouseView("(unreadable)", "", (), error=str(exc)))
             continue
         view = WarehouseView(config.id, config.type, config.sources)
+        view.max_event_tables = max_event_tables(config, settings.warehouse_max_event_tables)
         if config.type == "duckdb":
             _duckdb_view(view, config, settings, details)
         else:
@@ -207,8 +279,13 @@ def widen(settings: Settings, store: EventStore, form: dict[str, str], warehouse
 
 def routes(site: Site) -> list[Route]:
     async def page(request: Request) -> Response:
+        search = request.query_params.get("capped", "").strip()[:MAX_SEARCH]
         views = await site.run(warehouse_views, site.settings, site.store)
-        return site.render(request, "warehouses.html", views=views, widen_to=WIDEN_TO)
+        for view in views:
+            view.capped_schemas = capped_schemas(view, search)
+        return site.render(
+            request, "warehouses.html", views=views, widen_to=WIDEN_TO, search=search
+        )
 
     async def widen_column(request: Request) -> Response:
         warehouse_id = request.path_params["warehouse_id"]

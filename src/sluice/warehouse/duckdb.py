@@ -4,9 +4,9 @@ Rows planned column-wise (columnar.py) are already in this database: the planner
 an attached in-memory database (`stage()`), and each table gets one `INSERT ... SELECT` from there.
 Rows planned event by event go in as Arrow tables (the perf baseline measured an Arrow insert at
 116k rows/s against 0.6k for `executemany`). Either way the `INSERT ... SELECT` skips ids the
-table already has, found through their digests (`_insert`), or, for users/accounts, follows a
-delete of the rows it replaces, all inside the one transaction that also moves the loader's
-position.
+table already has (found through their digests in a large table, compared directly in a small
+one: `_insert`), or, for users/accounts, follows a delete of the rows it replaces, all inside
+the one transaction that also moves the loader's position.
 
 DuckDB lets one process hold a file open for writing, and then no other process may open it, even
 to read. The loader therefore opens the backend for one load and closes it right after, so that
@@ -76,6 +76,11 @@ STAGE_DATABASE = "sluice_stage"
 _DISCARDS = f'"{META_SCHEMA}"."{DISCARDS_TABLE}"'
 _DISCARD_COLUMNS = ("schema", "table_name", "column_name", "row_id", "value", "reason")
 _CAPPED = f'"{META_SCHEMA}"."{CAPPED_TABLE}"'
+# A table with fewer rows (this batch's included) keeps no id digests: its ids are compared
+# with the batch's directly, an anti-join reading less than one row group of ids. A digest table
+# takes a file block of its own (256 KiB) however few rows it holds, so one beside every small
+# event table doubled the file: 5,000 event names made 10,005 tables and 2.4 GiB.
+DIGESTS_FROM_ROWS = 122_880  # DuckDB's row group
 
 
 def quote(name: str) -> str:
@@ -210,7 +215,7 @@ class DuckDBBackend:
     def _load_batch(
         self, batch: TableBatch, existing: dict[str, ColumnType] | None, digested: set[str]
     ) -> None:
-        """Create or widen the table (and its id digests, `_insert`), then insert the rows."""
+        """Create or widen the table (and its id digests, `_digests`), then insert the rows."""
         db = self._db
         target = f"{quote(batch.schema)}.{quote(batch.table)}"
         if existing is None:
@@ -222,52 +227,74 @@ class DuckDBBackend:
                     db.execute(
                         f"ALTER TABLE {target} ADD COLUMN {quote(column)} {SQL_TYPES[column_type]}"
                     )
-        if not batch.upsert:
-            ids = ids_table(batch)
-            if existing is None:  # a table dropped by hand may have left its digests behind
-                db.execute(f"CREATE OR REPLACE TABLE {ids} (h UHUGEINT)")
-            elif ids_name(batch) not in digested or not self._digests_match(target, ids):
-                # A table from before digests, or whose rows someone else inserted or deleted
-                # (an import of old Segment tables, say): its digests are made from its ids.
-                db.execute(
-                    f"CREATE OR REPLACE TABLE {ids} AS SELECT md5_number(id) AS h FROM {target}"
-                )
-            digested.add(ids_name(batch))
+        digests = not batch.upsert and self._digests(target, batch, existing, digested)
         if not batch.row_count:
             return
+        new = existing is None
         staged = batch.staged
         if staged is not None and staged.instance is self:
-            self._insert(target, batch, f"({staged.query})")
+            self._insert(target, batch, f"({staged.query})", digests, new)
             return
         if staged is None:
             db.register(_BATCH_VIEW, arrow_table(batch))
         else:  # planned in another DuckDB: read as Arrow
             db.register(_BATCH_VIEW, staged.engine.sql(staged.query).to_arrow_table())
         try:
-            self._insert(target, batch, _BATCH_VIEW)
+            self._insert(target, batch, _BATCH_VIEW, digests, new)
         finally:
             db.unregister(_BATCH_VIEW)
 
-    def _digests_match(self, target: str, ids: str) -> bool:
-        """Whether the table holds as many rows as it has id digests: what Sluice inserted, no
-        more and no less (DuckDB counts a table's rows from its metadata: ~1 ms for 10,000,000)."""
-        ((same,),) = self._db.execute(
-            f"SELECT (SELECT count(*) FROM {target}) = (SELECT count(*) FROM {ids})"
-        ).fetchall()
-        return bool(same)
+    def _digests(
+        self,
+        target: str,
+        batch: TableBatch,
+        existing: dict[str, ColumnType] | None,
+        digested: set[str],
+    ) -> bool:
+        """Whether the table's ids are checked through digests (`_insert`): it holds at least
+        `DIGESTS_FROM_ROWS` rows with the batch's. Makes, remakes or drops them to suit."""
+        db = self._db
+        name, ids = ids_name(batch), ids_table(batch)
+        rows = 0 if existing is None else self._count(target)
+        if rows + batch.row_count < DIGESTS_FROM_ROWS:
+            if name in digested:  # the table shrank, or was dropped by hand, or is from before
+                db.execute(f"DROP TABLE {ids}")
+                digested.discard(name)
+            return False
+        if existing is None:  # a table dropped by hand may have left its digests behind
+            db.execute(f"CREATE OR REPLACE TABLE {ids} (h UHUGEINT)")
+        elif name not in digested or self._count(ids) != rows:
+            # A table that grew past the threshold, or whose rows someone else inserted or
+            # deleted (an import of old Segment tables, say): its digests are made from its ids.
+            db.execute(f"CREATE OR REPLACE TABLE {ids} AS SELECT md5_number(id) AS h FROM {target}")
+        digested.add(name)
+        return True
 
-    def _insert(self, target: str, batch: TableBatch, source: str) -> None:
+    def _count(self, table: str) -> int:
+        """A table's rows (DuckDB counts them from its metadata: ~1 ms for 10,000,000)."""
+        ((rows,),) = self._db.execute(f"SELECT count(*) FROM {table}").fetchall()
+        return int(rows)
+
+    def _insert(
+        self, target: str, batch: TableBatch, source: str, digests: bool, new: bool
+    ) -> None:
         """Rows from `source` (a view or a subquery) into `target`, deduplicated on id.
 
-        Ids are checked against the table's id digests (`ids_table`): 16 bytes a row, where an
-        anti-join on `id` itself would read every id the table holds, for every load. Only when
-        some digest matches (a replay) are the ids compared, by that anti-join.
+        A large table's ids are checked against its id digests (`ids_table`): 16 bytes a row,
+        where an anti-join on `id` itself would read every id the table holds, for every load.
+        Only when some digest matches (a replay) are the ids compared, by that anti-join. A
+        small table (`_digests`) has the anti-join straight away, a new one needs none.
         """
         db = self._db
         names = ", ".join(quote(c) for c in batch.columns)
+        insert = f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
+        unseen = f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
         if batch.upsert:
             db.execute(f"DELETE FROM {target} WHERE id IN (SELECT id FROM {source} AS b)")
-            db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+            db.execute(insert)
+            return
+        if not digests:
+            db.execute(insert if new else insert + unseen)
             return
         ids = ids_table(batch)
         db.execute(
@@ -281,16 +308,13 @@ class DuckDBBackend:
                 f"SELECT count(*) FROM {ids} WHERE h IN (SELECT h FROM {_DIGESTS})"
             ).fetchall()
             if matched:
-                db.execute(
-                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b"
-                    f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS x WHERE x.id = b.id)"
-                )
+                db.execute(insert + unseen)
                 db.execute(
                     f"INSERT INTO {ids} SELECT h FROM {_DIGESTS}"
                     f" WHERE h NOT IN (SELECT h FROM {ids})"
                 )
             else:
-                db.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {source} AS b")
+                db.execute(insert)
                 db.execute(f"INSERT INTO {ids} SELECT h FROM {_DIGESTS}")
         finally:
             db.execute(f"DROP TABLE IF EXISTS {_DIGESTS}")

@@ -205,10 +205,16 @@ class SluiceServer:
         self.proc = None
 
     def stop(self) -> None:
-        """SIGTERM (graceful), then SIGKILL if the server takes too long."""
+        """SIGTERM to `sluice serve` (graceful: it stops its HTTP workers and its worker), then
+        SIGKILL to the whole group if it takes too long.
+
+        Only the main process is signalled, as a service manager's `KillMode=mixed` does: with
+        every process of the group signalled at once, granian's main process can deadlock in its
+        own signal handler (seen with gdb) and each such stop waited the whole timeout."""
         if self.proc is None:
             return
-        self._signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=STOP_TIMEOUT_S)
         # Workers may outlive the main process; the group goes in any case.

@@ -37,7 +37,8 @@ def create(
     """Create an admin who can sign in to the web UI (or, with --update, change a password)."""
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = open_store_for(settings_from(data_dir, database_url))
+    # The first admin may come before the first `sluice serve`.
+    store = open_store_for(settings_from(data_dir, database_url), create=True)
     try:
         admin = create_admin(store, email, password, replace=update)
     except AccountError as exc:

@@ -7,6 +7,7 @@ import sys
 import sluice.cli.admin
 import sluice.cli.events
 import sluice.cli.parked
+import sluice.cli.ready
 import sluice.cli.rejected
 import sluice.cli.replay
 import sluice.cli.retrying

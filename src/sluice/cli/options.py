@@ -9,6 +9,7 @@ import typer
 
 from sluice.config import Settings, load_settings
 from sluice.store.base import Store
+from sluice.store.errors import StoreUnavailable
 
 DataDirOption = Annotated[
     Path | None,
@@ -33,7 +34,16 @@ def settings_from(data_dir: Path | None, database_url: str | None = None) -> Set
     return load_settings().replace(data_dir=data_dir, database_url=database_url)
 
 
-def open_store_for(settings: Settings) -> Store:
+def open_store_for(settings: Settings, *, create: bool = False) -> Store:
+    """The store the settings point at. Only commands that set a store up (`serve`, `apply`,
+    `admin create`, `token create`) pass `create`: the others refuse a data dir with no store
+    and leave it untouched, so a mistyped `--data-dir` is an error, not an empty store that
+    reads as zero events."""
     from sluice.store.factory import open_store
 
+    if not create and not settings.database_url and not settings.log_path.exists():
+        raise StoreUnavailable(
+            f"no Sluice store in {settings.data_dir.absolute()} (no {settings.log_path.name}"
+            " there): check --data-dir or SLUICE_DATA_DIR, or start `sluice serve` with it first"
+        )
     return open_store(settings)

@@ -20,8 +20,11 @@ import typer
 from rich.console import Console
 
 from sluice.cli.app import app
+from sluice.cli.claims import claim_start
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.config import ROLES, ConfigError, Settings
+from sluice.logs import ACCESS_FORMAT, granian_log_config
+from sluice.logs import configure as configure_logging
 
 if TYPE_CHECKING:
     from sluice.store.base import SourceRow
@@ -41,13 +44,14 @@ def _export(settings: Settings) -> None:
     os.environ["SLUICE_HOST"] = settings.host
     os.environ["SLUICE_PORT"] = str(settings.port)
     os.environ["SLUICE_WORKERS"] = str(settings.workers)
+    os.environ["SLUICE_ROLE"] = settings.role  # /readyz checks the worker of role `all` only
 
 
 def _announce(settings: Settings) -> None:
     from sluice.ui.accounts import has_admin
     from sluice.workspace.sync import ensure_default_source
 
-    store = open_store_for(settings)
+    store = open_store_for(settings, create=True)
     try:
         created = ensure_default_source(store)
         sources = list(store.sources())
@@ -108,20 +112,27 @@ def serve(
     ] = None,
 ) -> None:
     """Run Sluice: the Tracking API on /v1, data in ./sluice-data."""
-    from granian import Granian
-    from granian.constants import Interfaces
-
     settings = settings_from(data_dir, database_url).replace(
         host=host, port=port, workers=workers, role=role
     )
     if settings.role not in ROLES:
         raise ConfigError(f"--role must be one of {', '.join(ROLES)}, not {settings.role!r}")
+    configure_logging(settings.log_level, settings.log_format, "serve")
+    # Refused before anything is announced: a second server must not look like it started.
+    with claim_start(settings):
+        _run(settings)
+
+
+def _run(settings: Settings) -> None:
     if settings.role == "worker":
         console.print(f"[bold]Sluice[/] worker running (data in {settings.data_dir})")
         from sluice.runtime.supervisor import run_worker
 
         run_worker(settings)
         return
+    from granian import Granian
+    from granian.constants import Interfaces
+
     _announce(settings)
     _export(settings)
     worker = WorkerKeeper(settings) if settings.role == "all" else None
@@ -133,7 +144,10 @@ def serve(
         interface=Interfaces.ASGI,
         workers=settings.workers,
         backlog=2048,
-        log_level="warning",  # type: ignore[arg-type]
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_dictconfig=granian_log_config(settings.log_format),
+        log_access=settings.access_log,
+        log_access_format=ACCESS_FORMAT,
     )
     try:
         server.serve()

@@ -30,7 +30,8 @@ def create(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Make a new token and print it; Sluice keeps only its hash, so it is shown this once."""
-    store = open_store_for(settings_from(data_dir, database_url))
+    # Provisioning may make the token before the first `sluice serve`.
+    store = open_store_for(settings_from(data_dir, database_url), create=True)
     try:
         record, token = create_token(store, name)
     finally:

@@ -50,7 +50,8 @@ def apply_command(
     try:
         ws = load_workspace_file(file)
         check_destinations(ws)
-        store = open_store_for(settings_from(data_dir, database_url))
+        # A first apply sets a store up; a dry run changes nothing, not even that.
+        store = open_store_for(settings_from(data_dir, database_url), create=not dry_run)
         try:
             report = apply_workspace(store, ws, dry_run=dry_run)
         finally:

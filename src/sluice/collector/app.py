@@ -1,8 +1,9 @@
 """The collector: Segment's Tracking API as a raw ASGI app, in front of the group committer.
 
 Raw ASGI rather than a framework router because this is the hot path: one dict lookup routes a
-request, and no per-request objects are built beyond what the work needs. Anything that is not an
-ingest path goes to `fallback` (the admin API and UI mount there in later issues).
+request, and no per-request objects are built beyond what the work needs. `/healthz` and `/readyz`
+(health.py) are answered here too, outside the UI's sign-in. Anything else that is not an ingest
+path goes to `fallback` (the admin API and the UI).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sluice.collector.body import (
     read_body,
 )
 from sluice.collector.committer import GroupCommitter
+from sluice.collector.health import ReadinessProbe
 from sluice.collector.peer import client_ip, parse_networks
 from sluice.collector.pixel import decode_pixel_query
 from sluice.collector.ratelimit import SharedTokenBuckets
@@ -102,6 +104,7 @@ class Collector:
         self._trusted = parse_networks(settings.trusted_proxies)
         self._poller: asyncio.Task[None] | None = None
         self._refusals_logged: dict[str, float] = {}  # reason -> when last logged (monotonic)
+        self.readiness = ReadinessProbe(settings, store)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -182,6 +185,11 @@ class Collector:
                     with contextlib.suppress(BodyError):
                         await read_body(receive, self.settings.max_batch_bytes)
                 await send_json(send, 200, {"ok": True}, [])
+            elif path == "/readyz":  # here, not in the UI: probes carry no session
+                readiness = await self.readiness.readiness()
+                status = 200 if readiness.ready else 503
+                body = readiness.body(self.settings.role)
+                await send_json(send, status, body, [(b"cache-control", b"no-store")])
             elif self.fallback is not None:
                 await self.fallback(scope, receive, send)
             else:
@@ -470,9 +478,11 @@ def app_factory() -> Collector:
     Every path that is not the Tracking API goes to the admin API and the web UI.
     """
     from sluice.config import load_settings
+    from sluice.logs import configure as configure_logging
     from sluice.store.factory import open_store
     from sluice.web import build_web
 
     settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, "http")
     store = open_store(settings)
     return create_app(settings, store, build_web(store, settings))

@@ -92,6 +92,10 @@ class GroupCommitter:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        try:
+            self._store.warm_up()  # requests queue meanwhile; other processes' writes do not
+        except Exception:
+            log.exception("could not load the dedupe window ahead; the first append will")
         stopping = False
         while not stopping:
             try:

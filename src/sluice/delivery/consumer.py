@@ -285,6 +285,11 @@ class Consumer:
                 retrying_now=self.active if touched else None,
             ),
         )
+        if parked:  # committed: say so once per step, with the first reason (already redacted)
+            log.info(
+                "destination %s parked %d event(s) (first: %s: %s) — `sluice parked list`",
+                self.config.id, len(parked), parked[0].message_id, parked[0].reason,
+            )  # fmt: skip
         await self._after_round()
 
     def _track(self, changes: RetryChanges, due: DueRetries | None) -> None:

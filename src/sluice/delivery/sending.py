@@ -152,7 +152,7 @@ class Sender:
         except Exception as exc:  # an unusable mapped payload, or a destination bug
             if len(chunk) > 1:  # find the bad events: the others still go
                 return [p for m in chunk for p in self._build(action_id, [m], work, result)]
-            log.info("destination %s cannot send %s: %s", self.config.id, chunk[0].message_id, exc)
+            log.debug("destination %s cannot send %s: %s", self.config.id, chunk[0].message_id, exc)
             park(result, work, chunk[0].message_id, f"invalid_payload: {exc}", 0, b"{}", b"{}")
             return []
         carried = {i for r in requests for i in r.message_ids}

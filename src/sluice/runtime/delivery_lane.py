@@ -80,6 +80,7 @@ class DestinationCatalogue:
             for partition in [None] if n == 1 else [(k, n) for k in range(n)]:
                 unit = self._unit(config, obj.body, partition)
                 units[unit.name] = unit
+        log.info("workspace version %d: %d destination consumer(s)", version, len(units))
         return units
 
     async def upkeep(self, running: Collection[str]) -> None:

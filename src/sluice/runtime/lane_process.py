@@ -10,6 +10,7 @@ import os
 import signal
 
 from sluice.config import Settings
+from sluice.logs import configure as configure_logging
 from sluice.runtime.batch_lane import BATCH, BatchCatalogue
 from sluice.runtime.delivery_lane import DELIVERY, DestinationCatalogue
 from sluice.runtime.lease_runner import LeaseRunner
@@ -46,6 +47,7 @@ def prctl(option: int, value: int | bytes) -> None:
 def run_lane(settings: Settings, lane: str, holder: str, restarts: int) -> None:
     """Process entry point, started by the supervisor (runtime/supervisor.py)."""
     prctl(PR_SET_NAME, process_name(lane))
+    configure_logging(settings.log_level, settings.log_format, lane)
     # Die with the supervisor: an orphaned lane would hold its leases with nobody to restart it.
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if lane == BATCH and settings.batch_nice:

@@ -97,6 +97,8 @@ class LeaseRunner:
         for name, (unit, _) in list(self.running.items()):
             wanted = self._units.get(name)
             if wanted is None or wanted.key != unit.key:
+                log.info("%s: %s", name, "configuration changed, restarting it" if wanted
+                         else "no longer in the workspace, stopping it")  # fmt: skip
                 await self._stop_unit(name, release=wanted is None)
                 if wanted is not None:
                     self._start(wanted)  # still holds the lease: restart with the new config
@@ -104,12 +106,15 @@ class LeaseRunner:
         target = await self._fair_share()
         if len(self.running) > target:
             # Give one unit up per round: another process below its share claims it.
-            await self._stop_unit(sorted(self.running)[-1])
+            name = sorted(self.running)[-1]
+            log.info("%s: given up to another %s process (fair share: %d)", name, self.lane, target)
+            await self._stop_unit(name)
             return
         for name in self._claim_order():
             if len(self.running) >= target:
                 break
             if name not in self.running and await asyncio.to_thread(self._claim, name):
+                log.info("%s: lease taken, running it", name)
                 self._start(self._units[name])
 
     def _claim(self, name: str) -> bool:

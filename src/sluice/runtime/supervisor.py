@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from sluice.config import Settings
+from sluice.logs import configure as configure_logging
 from sluice.runtime.lane_process import LANES, PR_SET_NAME, PR_SET_PDEATHSIG, prctl, run_lane
 from sluice.runtime.self_report import rss_kib
 from sluice.store.factory import open_store
@@ -157,7 +158,7 @@ def _lane_main(settings: Settings, lane: str, token: str, restarts: int) -> None
 def run_worker(settings: Settings) -> None:
     """Process entry point of the worker (`sluice serve` starts it next to the HTTP workers;
     `--role worker` runs it in the foreground)."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format, "worker")
     prctl(PR_SET_NAME, b"sluice-worker")
     if multiprocessing.parent_process() is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # dies with `sluice serve`, and stops its lanes

@@ -128,6 +128,12 @@ class EventStore(Protocol):
         """
         ...
 
+    def warm_up(self) -> None:
+        """Prepare what the first append would (the dedupe window's ids, on SQLite), without
+        blocking other writers; the collector calls it as it starts. A no-op where nothing is
+        kept in memory (PostgreSQL deduplicates in the database)."""
+        ...
+
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
         """Events with `seq` greater than the given one, oldest first (consumers with cursors)."""
         ...

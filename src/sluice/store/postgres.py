@@ -137,6 +137,9 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState):
         self._delivered_pruning = DeliveredPruning()
 
     # --- event log -------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        return None  # the dedupe window lives in `seen_ids`, nothing to load
+
     def append(self, batch: AppendBatch) -> AppendResult:
         with self._append_lock:
             with self._counter_lock:
@@ -343,6 +346,15 @@ class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState):
         with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'config_version'").fetchone()
         return int(row[0]) if row else 0
+
+    def schema_versions(self, timeout_s: float) -> list[int]:
+        """The migrations applied to the database, read within about `timeout_s` (the wait for a
+        pooled connection, then a statement timeout): readiness probes (collector/health.py)
+        must answer while the database does not."""
+        with self._connection(timeout_s) as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {max(int(timeout_s * 1000), 1)}")
+            rows = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        return [int(v) for (v,) in rows]
 
     def list_config(self, kind: str | None = None) -> list[ConfigObject]:
         query = "SELECT kind, id, body FROM config"

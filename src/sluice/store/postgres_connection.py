@@ -113,11 +113,14 @@ class PostgresConnections:
         self._pool: ConnectionPool | None = None
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; losing the server raises `StoreUnavailable`."""
+    def _connection(
+        self, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    ) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (waiting at most `timeout_s` for one); losing the server raises
+        `StoreUnavailable`."""
         assert self._pool is not None, "the store is closed"
         try:
-            with self._pool.connection(timeout=DEFAULT_CONNECT_TIMEOUT_S) as conn:
+            with self._pool.connection(timeout=timeout_s) as conn:
                 try:
                     yield conn
                 except psycopg.OperationalError as exc:

@@ -211,25 +211,28 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def warm_up(self) -> None:
+        """Load the dedupe window's ids now, on a read-only connection of its own and outside
+        the writer lock: done by the first append instead, it held every process's writes for
+        as long (4.6 s with 1,000,000 events in the window). Appends catch up from there."""
+        if self._seen_seq is not None:
+            return
+        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            reader.execute("BEGIN")  # one snapshot for both reads
+            seen, last = _load_window(reader, self._seen.window_ms)
+            reader.execute("COMMIT")
+        finally:
+            reader.close()
+        with self._lock:
+            if self._seen_seq is None:  # no append loaded it meanwhile
+                self._seen, self._seen_seq = seen, last
+
     def _catch_up(self) -> None:
         """Bring the seen-id set up to the log's end (first load, or other processes' appends)."""
         db = self._db
         if self._seen_seq is None:
-            now_ms = int(time.time() * 1000)
-            self._seen = SeenIds(self._seen.window_ms)
-            # Clocks of processes sharing one log may differ: read a minute past the window.
-            cutoff = now_ms - self._seen.window_ms - 60_000
-            last = 0
-            for seq, message_id, received_at in db.execute(
-                "SELECT seq, message_id, received_at FROM events ORDER BY seq DESC"
-            ):
-                if received_at < cutoff:
-                    break
-                last = max(last, seq)
-                self._seen.add(message_id, received_at)
-            self._seen_seq = last or int(
-                db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            )
+            self._seen, self._seen_seq = _load_window(db, self._seen.window_ms)
             return
         for seq, message_id, received_at in db.execute(
             "SELECT seq, message_id, received_at FROM events WHERE seq > ?", (self._seen_seq,)
@@ -376,3 +379,21 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
         with self._lock:
             self._db.close()
             os.close(self._lock_fd)
+
+
+def _load_window(db: sqlite3.Connection, window_ms: int) -> tuple[SeenIds, int]:
+    """The ids received within the dedupe window, newest first, and the log position read to."""
+    seen = SeenIds(window_ms)
+    # Clocks of processes sharing one log may differ: read a minute past the window.
+    cutoff = int(time.time() * 1000) - window_ms - 60_000
+    last = 0
+    for seq, message_id, received_at in db.execute(
+        "SELECT seq, message_id, received_at FROM events ORDER BY seq DESC"
+    ):
+        if received_at < cutoff:
+            break
+        last = max(last, seq)
+        seen.add(message_id, received_at)
+    if not last:
+        last = int(db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    return seen, last

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from sluice import __version__
 from sluice.collector.peer import Network, forwarded_origin, parse_networks
 from sluice.config import Settings
 from sluice.spec.timestamps import format_ms
@@ -92,6 +93,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pretty"] = pretty_json
     env.filters["num"] = number
     env.filters["q"] = lambda s: quote(str(s), safe="")
+    env.globals["version"] = __version__  # the footer's, for signed-in admins only
     return env
 
 

@@ -467,3 +467,15 @@ def test_trim_keeps_everything_above_the_cut_and_counts_what_it_removed(store: S
     # The backends differ in how much they remove (rows or whole partitions), never in this:
     assert {e.message_id for e in left} >= {f"n{i}" for i in range(5)}
     assert store.last_seq() == 10
+
+
+def test_positions_are_never_handed_out_twice_after_a_trim_of_everything(store: Store) -> None:
+    """An idle log whose every event passed retention: the next event still gets the next
+    position, not 1 again (consumers would skip it until it passed their old cursors)."""
+    old = now_ms() - 10 * 86_400_000
+    store.append(batch(*(event(f"o{i}", at=old) for i in range(5))))
+    store.trim_log(10**9, now_ms())
+    store.append(batch(event("after")))
+    (after,) = [e for e in store.read_after(0, 100) if e.message_id == "after"]
+    assert after.seq == 6
+    assert [e.message_id for e in store.read_after(5, 100)] == ["after"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import sluice.cli.admin
+import sluice.cli.backup
 import sluice.cli.events
 import sluice.cli.parked
 import sluice.cli.ready

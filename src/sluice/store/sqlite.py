@@ -217,7 +217,8 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
         as long (4.6 s with 1,000,000 events in the window). Appends catch up from there."""
         if self._seen_seq is not None:
             return
-        reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+        uri = Path(self.path).absolute().as_uri() + "?mode=ro"  # escapes ?, # and % in the path
+        reader = sqlite3.connect(uri, uri=True, timeout=30.0)
         try:
             reader.execute("BEGIN")  # one snapshot for both reads
             seen, last = _load_window(reader, self._seen.window_ms)

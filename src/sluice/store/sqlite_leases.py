@@ -70,7 +70,10 @@ class SqliteLeases:
         """Delete a prefix of the log in slices, each its own short write transaction.
 
         `seq` is the rowid, so each slice is a range delete on the table's own b-tree; slices keep
-        the writer lock (which the collectors also need) held for milliseconds at a time.
+        the writer lock (which the collectors also need) held for milliseconds at a time. The
+        newest event always stays: SQLite numbers a new row max(rowid) + 1, so an emptied log
+        would hand out positions again from 1 and every consumer would skip the new events
+        until they passed its old cursor.
         """
         total = 0
         while True:
@@ -79,7 +82,8 @@ class SqliteLeases:
                     lambda db: (
                         db.execute(
                             "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-                            " WHERE seq <= ? AND received_at < ? ORDER BY seq LIMIT 5000)",
+                            " WHERE seq <= ? AND seq < (SELECT max(seq) FROM events)"
+                            " AND received_at < ? ORDER BY seq LIMIT 5000)",
                             (up_to_seq, received_before_ms),
                         ).rowcount
                     )

@@ -1,0 +1,157 @@
+"""`sluice backup DEST` and `sluice restore SRC`: one machine's data copied while the server runs,
+and put back into an empty data dir (sluice/backup/, docs/operations.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sluice.backup.manifest import (
+    MANIFEST_NAME,
+    BackupError,
+    megabytes,
+    pg_dump_command,
+    pg_restore_command,
+)
+from sluice.backup.restore import missing_listed, plan_restore, restore, verify_backup
+from sluice.backup.take import (
+    ARCHIVE_MODES,
+    DEFAULT_ARCHIVE_MODE,
+    DEFAULT_WAREHOUSE_WAIT_S,
+    take_backup,
+)
+from sluice.cli.app import app
+from sluice.cli.claims import SERVE_LOCK_NAME
+from sluice.cli.options import DatabaseUrlOption, DataDirOption, settings_from
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="A new (or empty) directory for the backup.")],
+    archive: Annotated[
+        str,
+        typer.Option(
+            help="The archive's finished files: list (in the manifest; they usually have a copy"
+            " elsewhere, e.g. aws s3 sync), copy, or skip.",
+        ),
+    ] = DEFAULT_ARCHIVE_MODE,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a warehouse load that holds its file.")
+    ] = DEFAULT_WAREHOUSE_WAIT_S,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Copy the store, the warehouse and the archive consistently, while the server runs."""
+    if archive not in ARCHIVE_MODES:
+        raise typer.BadParameter(f"one of {', '.join(ARCHIVE_MODES)}", param_hint="--archive")
+    settings = settings_from(data_dir, database_url)
+    started = time.monotonic()
+    manifest = take_backup(settings, dest, archive=archive, wait_s=wait, say=typer.echo)
+    copied = manifest.copied()
+    typer.echo(
+        f"Backup written to {dest} in {time.monotonic() - started:.1f} s: {len(copied)} files,"
+        f" {megabytes(sum(f.bytes for f in copied))}, listed with their SHA-256 in"
+        f" {dest / MANIFEST_NAME}"
+    )
+    if settings.database_url:
+        typer.secho(
+            "The store is not in this backup: it is PostgreSQL. Dump it now, after this"
+            " command (so that the warehouse copy is not ahead of it), or rely on PITR"
+            " (docs/operations.md):",
+            fg="yellow",
+            bold=True,
+        )
+        typer.echo(f"  {pg_dump_command(settings.database_url, dest)}")
+        typer.echo("  (its password from ~/.pgpass or PGPASSWORD)")
+
+
+@app.command("restore")
+def restore_command(
+    src: Annotated[Path, typer.Argument(help="A directory `sluice backup` wrote.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Restore a backup into a data dir that holds no store, after checking its checksums."""
+    settings = settings_from(data_dir, database_url)
+    manifest = verify_backup(src)
+    copied = manifest.copied()
+    typer.echo(
+        f"Backup of {manifest.created_at} (sluice {manifest.sluice_version}, log position"
+        f" {manifest.log_position}): {len(copied)} files match their SHA-256"
+    )
+    with _hold_data_dir(settings.data_dir):
+        plan = plan_restore(manifest, settings)
+        restore(src, plan)
+    kept = len(copied) - len(plan)
+    note = f" ({kept} archive files were there already)" if kept else ""
+    typer.echo(
+        f"Restored {len(plan)} files ({megabytes(sum(e.bytes for e, _ in plan))}) into"
+        f" {settings.data_dir}{note}"
+    )
+    missing = missing_listed(manifest, settings)
+    if missing:
+        typer.secho(
+            f"The backup listed {len(manifest.listed())} archive files without copying them;"
+            f" {len(missing)} are not in the archive folder (first: {missing[0].restore_to})."
+            " Copy them back from where the archive is kept (e.g. aws s3 sync) to replay"
+            " those days; nothing else needs them.",
+            fg="yellow",
+        )
+    if manifest.store == "postgres":
+        typer.secho(
+            "This backup holds no store: it was taken on PostgreSQL. Restore the store's dump"
+            " into an empty database before starting Sluice:",
+            fg="yellow",
+            bold=True,
+        )
+        typer.echo(f"  {pg_restore_command(settings.database_url, src)}")
+    elif manifest.sluice_version != _installed_version():
+        typer.echo(f"(made by sluice {manifest.sluice_version}; this is {_installed_version()})")
+    typer.echo(f"Start it with: sluice serve --data-dir {settings.data_dir}")
+
+
+def _installed_version() -> str:
+    from sluice import __version__
+
+    return __version__
+
+
+@contextlib.contextmanager
+def _hold_data_dir(data_dir: Path) -> Iterator[None]:
+    """Refuse a data dir a `sluice serve` holds, and hold it while restoring so that none starts
+    meanwhile: the same `flock` on `serve.lock` that `serve` takes (cli/claims.py)."""
+    made = not data_dir.exists()
+    lock_path = data_dir / SERVE_LOCK_NAME
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BackupError(f"cannot restore into {data_dir}: {exc.strerror or exc}") from None
+    done = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            who = f"a sluice serve (PID {pid})" if pid.isdigit() else "a sluice serve"
+            raise BackupError(
+                f"{who} is running on the data dir {data_dir.absolute()}: stop it first"
+                " (a restore fills an empty data dir, never a live one)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # whom a `serve` started meanwhile names
+        yield
+        done = True
+    finally:
+        os.close(fd)
+        if made and not done:  # refused: leave no directory behind
+            lock_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                data_dir.rmdir()

@@ -12,7 +12,9 @@ lists them all, so that nobody looks for a table that was never made.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import msgspec
 import typer
@@ -36,6 +38,8 @@ from sluice.warehouse.factory import (
 )
 from sluice.warehouse.loader import LoadReport, WarehouseLoader
 from sluice.warehouse.naming import STANDARD_TABLES, Namer
+
+T = TypeVar("T")
 
 warehouse_app = typer.Typer(
     help="Each warehouse's event tables and capped event names; widen a column, list discards."
@@ -201,6 +205,26 @@ def _overview(
     return lines
 
 
+def _read_backend(
+    data_dir: Path | None,
+    database_url: str | None,
+    warehouse: str | None,
+    read: Callable[[WarehouseBackend], T],
+) -> tuple[Settings, WarehouseConfig, T]:
+    """`read` on the chosen warehouse's backend, opened for that read only."""
+    settings = settings_from(data_dir, database_url)
+    store = open_store_for(settings)
+    try:
+        config = find_warehouse(store, warehouse)
+    finally:
+        store.close()
+    backend = open_backend(config, settings.data_dir)
+    try:
+        return settings, config, read(backend)
+    finally:
+        backend.close()
+
+
 @warehouse_app.command("capped")
 def capped_names(
     schema: Annotated[str | None, typer.Option(help="Only this schema.")] = None,
@@ -210,17 +234,9 @@ def capped_names(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Event names that have no table (past max_event_tables): their events are in tracks only."""
-    settings = settings_from(data_dir, database_url)
-    store = open_store_for(settings)
-    try:
-        config = find_warehouse(store, warehouse)
-    finally:
-        store.close()
-    backend = open_backend(config, settings.data_dir)
-    try:
-        found = backend.capped_events(schema)
-    finally:
-        backend.close()
+    settings, config, found = _read_backend(
+        data_dir, database_url, warehouse, lambda b: b.capped_events(schema)
+    )
     found.sort(key=lambda c: (c.schema, -c.events, c.event_text))
     if as_json:
         for c in found:
@@ -290,17 +306,7 @@ def discards(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Values that did not fit their column's type (the rows loaded without them)."""
-    settings = settings_from(data_dir, database_url)
-    store = open_store_for(settings)
-    try:
-        config = find_warehouse(store, warehouse)
-    finally:
-        store.close()
-    backend = open_backend(config, settings.data_dir)
-    try:
-        found = backend.discards(limit)
-    finally:
-        backend.close()
+    _, config, found = _read_backend(data_dir, database_url, warehouse, lambda b: b.discards(limit))
     if as_json:
         for d in found:
             sys.stdout.buffer.write(msgspec.json.encode(d) + b"\n")

@@ -273,7 +273,7 @@ class ArchiveWriter:
         handle.close()
         final = open_file.folder / file_name(open_file.first_seq, open_file.last_seq)
         os.rename(open_file.partial_path, final)
-        _fsync_dir(open_file.folder)
+        fsync_dir(open_file.folder)
         del self._open[open_file.key]
         self._finalized_through[open_file.key] = open_file.last_seq
 
@@ -350,10 +350,11 @@ def _make_dirs(folder: Path) -> None:
     for created in reversed(missing):
         with contextlib.suppress(FileExistsError):
             created.mkdir()
-        _fsync_dir(created.parent)
+        fsync_dir(created.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a file created or renamed in it) durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

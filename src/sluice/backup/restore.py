@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 
 from sluice.archive.layout import archive_root
+from sluice.archive.writer import fsync_dir
 from sluice.backup.manifest import (
     LOG_FILE,
     BackupError,
@@ -20,7 +21,6 @@ from sluice.backup.manifest import (
     Manifest,
     copy_file,
     file_digest,
-    fsync_dir,
     read_manifest,
     resolve_target,
 )

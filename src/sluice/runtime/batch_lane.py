@@ -8,12 +8,12 @@ process runs at a lower CPU priority (`SLUICE_BATCH_NICE`) so delivery gets the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 
 from sluice.archive.writer import ArchiveWriter
 from sluice.config import Settings
 from sluice.delivery.retention import run_retention
-from sluice.runtime.units import Unit, no_resources
+from sluice.runtime.units import Unit
 from sluice.store.base import Store
 from sluice.store.factory import open_store
 from sluice.warehouse.loader import run_warehouses
@@ -31,8 +31,9 @@ class BatchCatalogue:
         self.store = store
         self._given = False
 
-    def resources(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return contextlib.asynccontextmanager(no_resources)()
+    @contextlib.asynccontextmanager
+    async def resources(self) -> AsyncIterator[None]:
+        yield  # its units share nothing
 
     async def refresh(self) -> dict[str, Unit] | None:
         if self._given:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,8 +52,3 @@ async def supervised(name: str, job: Job) -> None:
         except Exception:
             log.exception("%s failed; restarting it in a second", name)
             await asyncio.sleep(1.0)
-
-
-async def no_resources() -> AsyncIterator[None]:
-    """For `contextlib.asynccontextmanager`: a lane whose units share nothing."""
-    yield

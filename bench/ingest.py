@@ -5,6 +5,10 @@ loopback, unique messageIds so deduplication does real work), samples the RSS of
 process, and checks that the log holds every acknowledged event afterwards.
 
     uv run python bench/ingest.py [--duration 10] [--connections 64] [--workers N]
+    uv run python bench/ingest.py --scrape-every 1 [--rounds 3]
+
+`--scrape-every S` measures what metrics cost: batch runs with and without a Prometheus-like
+scraper reading `/metrics` every S seconds, alternating (A B A B ...) in the same server.
 
 Needs `wrk` (Debian: apt-get install wrk).
 """
@@ -228,6 +232,60 @@ def run_wrk(
     }
 
 
+class Scraper:
+    """GET /metrics every `interval` seconds while running; keeps each scrape's duration."""
+
+    def __init__(self, port: int, interval: float) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.interval = interval
+        self.durations_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            with urllib.request.urlopen(self.url, timeout=10) as res:
+                res.read()
+            self.durations_ms.append((time.perf_counter() - started) * 1000)
+            self._stop.wait(self.interval)
+
+
+def scrape_cost(server: Server, args: argparse.Namespace, script: str) -> None:
+    """Batch throughput with and without scraping, alternating, in one server."""
+    runs: dict[str, list[float]] = {"without": [], "with": []}
+    scrapes: list[float] = []
+    url = f"http://127.0.0.1:{server.port}/"
+    for n in range(args.rounds):
+        # A B B A ...: the server slows as its log grows, which must not favour either side.
+        for mode in ("without", "with") if n % 2 == 0 else ("with", "without"):
+            if mode == "with":
+                with Scraper(server.port, args.scrape_every) as scraper:
+                    r = run_wrk(url, script, args.duration, args.connections, args.threads)
+                scrapes.extend(scraper.durations_ms)
+            else:
+                r = run_wrk(url, script, args.duration, args.connections, args.threads)
+            runs[mode].append(r["rps"] * args.batch_size)
+            print(f"  {mode:<8} scraping: {r['rps'] * args.batch_size:>10,.0f} events/s")
+    without, with_ = sum(runs["without"]), sum(runs["with"])
+    scrapes.sort()
+    print(
+        f"batch{args.batch_size}, {args.rounds} rounds of {args.duration}s each: scraping every"
+        f" {args.scrape_every:g}s costs {1 - with_ / without:.1%} of ingest throughput"
+        f" ({with_ / args.rounds:,.0f} vs {without / args.rounds:,.0f} events/s);"
+        f" {len(scrapes)} scrapes, p50 {scrapes[len(scrapes) // 2]:.1f} ms,"
+        f" max {scrapes[-1]:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -238,6 +296,10 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--scrape-every", type=float, default=None, help="measure the cost of scraping /metrics"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternations (--scrape-every)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
@@ -254,6 +316,12 @@ def main() -> None:
     results = {}
     server = Server(args.workers)
     server.start()
+    if args.scrape_every is not None:
+        try:
+            scrape_cost(server, args, scenarios[f"batch{args.batch_size}"][0])
+        finally:
+            server.stop()
+        return
     server.sample_rss()
     try:
         for name, (script, per_request) in scenarios.items():

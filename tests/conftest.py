@@ -126,3 +126,15 @@ def pg_url(pg_admin: psycopg.Connection[tuple[Any, ...]]) -> Iterator[str]:
         yield f"{PG_HOST_URL}/{name}"
     finally:
         pg_admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def seeded_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A data dir and the env of servers on it, for each backend (PostgreSQL: a fresh database
+    in `SLUICE_DATABASE_URL`), the store seeded with the test sources."""
+    data_dir = tmp_path / "data"
+    env: dict[str, str] = {}
+    if request.param == "postgres":
+        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("pg_url")
+    seed_sources(data_dir, database_url=env.get("SLUICE_DATABASE_URL"))
+    return env, data_dir

@@ -54,7 +54,14 @@ def ui_files() -> list[str]:
     return sorted(str(f.relative_to(REPO / "src")) for f in files if f.is_file())
 
 
+# What ships of npm: the bridge's pinned manifest and lockfile (`sluice bridge install` runs
+# `npm ci` with them), never an installed package.
+BRIDGE_JS = ("bridge/js/package.json", "bridge/js/package-lock.json", "bridge/js/sidecar.js")
+
+
 def from_npm_or_tests(name: str) -> bool:
+    if name.endswith(BRIDGE_JS):
+        return False
     return "node_modules" in name or "tests/" in name or name.endswith((".mjs", "package.json"))
 
 
@@ -94,6 +101,7 @@ def test_the_sdist_holds_the_c_sources_and_the_ui_files(dist: Path) -> None:
     expected = {"pyproject.toml", "setup.py", "README.md", "CHANGELOG.md", "LICENSE", "NOTICE"}
     expected |= set(C_SOURCES)
     expected |= {f"src/{name}" for name in ui_files()}
+    expected |= {f"src/sluice/{name}" for name in BRIDGE_JS}
     assert expected <= names, sorted(expected - names)
     assert not [name for name in names if from_npm_or_tests(name)]
 
@@ -104,6 +112,7 @@ def test_the_wheel_holds_the_ui_files_and_nothing_from_npm(dist: Path) -> None:
         names = set(archive.namelist())
     licenses = f"sluice-{VERSION}.dist-info/licenses"
     expected = {*ui_files(), "sluice/py.typed", f"{licenses}/LICENSE", f"{licenses}/NOTICE"}
+    expected |= {f"sluice/{name}" for name in BRIDGE_JS}
     assert expected <= names, sorted(expected - names)
     assert not [name for name in names if from_npm_or_tests(name)]
     if has_compiler():

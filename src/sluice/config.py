@@ -7,6 +7,7 @@ CLI flags override the environment by building a new object with `replace`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ DEFAULT_LOG_RETENTION_DAYS = 7.0
 # /readyz fails below this much free space in the data dir's file system: about 17 minutes of
 # SQLite ingest at 1,000 events/s of 1 KB, room for the WAL, an archive file and a warehouse load.
 DEFAULT_READY_MIN_FREE_MB = 1024
+DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128")  # loopback: the node itself
 ROLES = ("all", "collector", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -113,14 +115,19 @@ class Settings:
     log_format: str = "text"
     # One line per HTTP request (granian's access log, write keys in paths redacted).
     access_log: bool = False
+    # Who may scrape /metrics: these networks, or anyone with `Authorization: Bearer <token>`.
+    metrics_allow: tuple[str, ...] = DEFAULT_METRICS_ALLOW
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         fields = ", ".join(
             f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
-            if f.name != "database_url"
+            if f.name not in ("database_url", "metrics_token")
         )
-        return f"Settings({fields}, database_url={_redacted(self.database_url)})"
+        token = "None" if self.metrics_token is None else "'***'"
+        url = _redacted(self.database_url)
+        return f"Settings({fields}, database_url={url}, metrics_token={token})"
 
     @property
     def log_path(self) -> Path:
@@ -182,7 +189,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[f.name] = Path(raw)
             elif f.name in _BOOL_FIELDS:
                 values[f.name] = _boolean(name, raw)
-            elif f.name == "trusted_proxies":
+            elif f.name in ("trusted_proxies", "metrics_allow"):
                 values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
             else:
                 values[f.name] = raw
@@ -203,6 +210,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["log_level"] = values.get("log_level", "info").lower()
     if values.get("log_format", "text") not in LOG_FORMATS:
         raise ConfigError(f"SLUICE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    for name in ("trusted_proxies", "metrics_allow"):
+        for network in values.get(name, ()):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"SLUICE_{name.upper()}: {network!r} is not an IP address or network (CIDR)"
+                ) from None
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
     return Settings(**values)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
@@ -35,7 +36,24 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "destinations": destination_stats(store),
         "warehouses": warehouses,
         "workers": workers_report(store, warehouses),
+        "bridge": bridge_report(store),
     }
+
+
+def bridge_report(store: Store) -> dict[str, dict[str, Any]]:
+    """The Node sidecar of each worker process running Segment's destinations, as it last
+    reported (every 10 s while it runs): healthy, its pid, memory and restarts."""
+    result: dict[str, dict[str, Any]] = {}
+    for unit, state in sorted(store.unit_stats().items()):
+        if unit.startswith(BRIDGE_REPORT_PREFIX):
+            result[unit[len(BRIDGE_REPORT_PREFIX) :]] = {
+                "healthy": bool(state.get("healthy")),
+                "node_pid": state.get("pid") or None,
+                "rss_mib": round(state.get("rss_kib", 0) / 1024, 1),
+                "restarts": state.get("restarts", 0),
+                "reported_at": format_ms(state.get("reported_ms", 0)),
+            }
+    return result
 
 
 def workers_report(store: Store, warehouses: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -203,7 +203,9 @@ def test_the_rate_limit_spaces_events_out(
     # Batches of 4 (a tenth of a second each): the last starts 36 / 40 s after the first.
     assert elapsed >= 0.85
     times = [r.at for r in recorder.requests]
-    assert max(times) - min(times) >= 0.8
+    # The schedule is 0.9 s from the first batch to the last; a first request that a busy
+    # machine delays shortens the span measured at the receiver, never the whole replay.
+    assert max(times) - min(times) >= 0.6
     assert elapsed < 10  # loose: the limit is a ceiling, but the replay does not crawl
 
 

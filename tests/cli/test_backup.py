@@ -241,7 +241,7 @@ def test_restore_refuses_a_data_dir_with_a_store(taken: Taken, tmp_path: Path) -
 def test_restore_refuses_a_data_dir_a_server_holds(taken: Taken) -> None:
     pid = taken.server.proc.pid if taken.server.proc else None
     error = refused("restore", str(taken.backup), "--data-dir", str(taken.server.data_dir))
-    assert f"a sluice serve (PID {pid}) is running on the data dir" in error
+    assert f"sluice serve (PID {pid}) is running on the data dir" in error
     assert str(taken.server.data_dir) in error
 
 

@@ -201,7 +201,7 @@ def test_status_counts_per_source(status: dict[str, Any]) -> None:
     assert web["received"] in (WEB_COUNT + 1, WEB_COUNT + 2)
     assert web["stored"] == web["received"] - 1
     assert web["rejected:missing_event"] == 1
-    assert status["sources"]["app"] == {"received": 1, "stored": 1}
+    assert status["sources"]["app"] == {"received": 1, "stored": 1, "stored:track": 1}
 
 
 def test_status_pretty(server: SluiceServer) -> None:

@@ -20,11 +20,9 @@ import msgspec
 import pytest
 
 from recorder import Recorder
-from server import DEFAULT_SOURCES, WRITE_KEY, SluiceServer, basic, source_body, wait_for
-from sluice.config import Settings
+from server import WRITE_KEY, SluiceServer, basic, wait_for
 from sluice.delivery.partitions import partition_cursors, partition_of, starting_position
 from sluice.store.base import ConfigObject
-from sluice.store.factory import open_store
 
 StartServer = Callable[..., SluiceServer]
 LEASE_S = 3.0
@@ -56,23 +54,11 @@ def _holders(store: Any, prefix: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def cluster_env(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], Path]:
+@pytest.fixture
+def cluster_env(seeded_store: tuple[dict[str, str], Path]) -> tuple[dict[str, str], Path]:
     """Settings shared by every node of the cluster, on a store seeded with the test sources."""
-    data_dir = tmp_path / "data"
-    env = dict(ENV)
-    url = None
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-        env["SLUICE_DATABASE_URL"] = url
-    store = open_store(Settings(data_dir=data_dir, database_url=url))
-    try:
-        for source_id, name, keys, enabled in DEFAULT_SOURCES:
-            store.put_config(ConfigObject("source", source_id, source_body(source_id, name, keys,
-                                                                            enabled)))  # fmt: skip
-    finally:
-        store.close()
-    return env, data_dir
+    env, data_dir = seeded_store
+    return {**ENV, **env}, data_dir
 
 
 def test_workers_share_a_partitioned_destination_and_nodes_survive_kill_9(

@@ -67,4 +67,7 @@ def test_the_worker_logs_its_state_changes_as_json(
     messages = [str(line["message"]) for line in lines()]
     assert any(m.startswith("workspace version ") for m in messages)
     assert any(m == "archive: lease taken, running it" for m in messages)
+    assert any(m.startswith("Sluice listening on http://127.0.0.1:") for m in messages)
+    # Every line a log shipper reads is one object: the startup banner too.
+    assert [t for t in server.log().splitlines() if t.strip() and not t.startswith("{")] == []
     assert WRITE_KEY not in server.log()

@@ -18,12 +18,10 @@ import pytest
 
 from recorder import Recorder
 from server import (
-    DEFAULT_SOURCES,
     WRITE_KEY,
     SluiceServer,
     StartServer,
     basic,
-    source_body,
     wait_for,
 )
 from sluice.config import Settings, default_batch_nice
@@ -33,23 +31,11 @@ from sluice.store.factory import open_store
 LEASE_S = "30"  # the default: a takeover that waited for expiry would take this long
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def node(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], Path]:
+@pytest.fixture
+def node(seeded_store: tuple[dict[str, str], Path]) -> tuple[dict[str, str], Path]:
     """A server's env and data dir, its store seeded with the test sources."""
-    data_dir = tmp_path / "data"
-    env = {"SLUICE_WORKERS": "1", "SLUICE_LEASE_S": LEASE_S}
-    url = None
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_url")
-        env["SLUICE_DATABASE_URL"] = url
-    store = open_store(Settings(data_dir=data_dir, database_url=url))
-    try:
-        for source_id, name, keys, enabled in DEFAULT_SOURCES:
-            store.put_config(ConfigObject("source", source_id, source_body(source_id, name, keys,
-                                                                            enabled)))  # fmt: skip
-    finally:
-        store.close()
-    return env, data_dir
+    env, data_dir = seeded_store
+    return {**{"SLUICE_WORKERS": "1", "SLUICE_LEASE_S": LEASE_S}, **env}, data_dir
 
 
 def holder_of(store: Store, unit: str) -> str | None:

@@ -60,8 +60,10 @@ def test_append_counts_stored_and_duplicates(store: Store) -> None:
     assert source_counters(store) == {
         ("web", "received"): 2,
         ("web", "stored"): 1,
+        ("web", "stored:track"): 1,  # by call type, for metrics
         ("web", "duplicates"): 2,
         ("app", "stored"): 1,
+        ("app", "stored:track"): 1,
     }
     assert [e.message_id for e in store.read_after(0, 10)] == ["a", "b"]
 

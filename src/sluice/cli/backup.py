@@ -4,7 +4,6 @@ and put back into an empty data dir (sluice/backup/, docs/operations.md)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from sluice.backup.take import (
     take_backup,
 )
 from sluice.cli.app import app
-from sluice.cli.claims import SERVE_LOCK_NAME
+from sluice.cli.claims import SERVE_LOCK_NAME, DataDirInUse, lock_data_dir
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, settings_from
 
 
@@ -126,32 +125,29 @@ def _installed_version() -> str:
 @contextlib.contextmanager
 def _hold_data_dir(data_dir: Path) -> Iterator[None]:
     """Refuse a data dir a `sluice serve` holds, and hold it while restoring so that none starts
-    meanwhile: the same `flock` on `serve.lock` that `serve` takes (cli/claims.py)."""
+    meanwhile: the same lock `serve` takes (cli/claims.py)."""
     made = not data_dir.exists()
-    lock_path = data_dir / SERVE_LOCK_NAME
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = lock_data_dir(data_dir, shared=False)  # its PID is whom a `serve` started names
     except OSError as exc:
         raise BackupError(f"cannot restore into {data_dir}: {exc.strerror or exc}") from None
+    except DataDirInUse as exc:
+        _remove_if_made(data_dir, made)
+        raise BackupError(
+            f"{exc}: stop it first (a restore fills an empty data dir, never a live one)"
+        ) from None
     done = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            who = f"a sluice serve (PID {pid})" if pid.isdigit() else "a sluice serve"
-            raise BackupError(
-                f"{who} is running on the data dir {data_dir.absolute()}: stop it first"
-                " (a restore fills an empty data dir, never a live one)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # whom a `serve` started meanwhile names
         yield
         done = True
     finally:
         os.close(fd)
-        if made and not done:  # refused: leave no directory behind
-            lock_path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                data_dir.rmdir()
+        if not done:  # refused: leave no directory behind
+            _remove_if_made(data_dir, made)
+
+
+def _remove_if_made(data_dir: Path, made: bool) -> None:
+    if made:
+        (data_dir / SERVE_LOCK_NAME).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            data_dir.rmdir()

@@ -73,38 +73,55 @@ def claim_start(settings: Settings) -> Iterator[None]:
         held.release()
 
 
-def _lock_data_dir(data_dir: Path, *, shared: bool) -> int:
+class DataDirInUse(SluiceError):
+    """Another process holds the data dir's lock (`holder`: its PID, when it wrote one)."""
+
+    def __init__(self, data_dir: Path, holder: int | None) -> None:
+        self.holder = holder
+        who = f"another sluice serve (PID {holder})" if holder else "another sluice serve"
+        super().__init__(f"{who} is running on the data dir {data_dir.absolute()}")
+
+
+def lock_data_dir(data_dir: Path, *, shared: bool) -> int:
     """One `sluice serve` per embedded store: a `flock` on `<data_dir>/serve.lock`, with this
-    process's PID in the file for the message of the next one.
+    process's PID in the file for the message of the next one. Returns the lock's descriptor
+    (closing it releases the lock); raises `DataDirInUse`, or `OSError` when the file cannot be
+    made.
 
     `serve` (role `all`) takes it exclusively: it runs everything, a second one is a mistake.
     Explicit roles (`--role collector`, `--role worker`) take it shared, so that processes of
     one machine can split the work on one SQLite file as docs/deploy.md describes, while an
-    `all` next to them is still refused. The lock, not the PID, decides: the kernel drops it when
-    the process dies, even by kill -9, so a stale file never blocks a restart. Several nodes on
-    one PostgreSQL are normal and take no lock.
+    `all` next to them is still refused. `sluice restore` takes it exclusively while it fills a
+    data dir. The lock, not the PID, decides: the kernel drops it when the process dies, even by
+    kill -9, so a stale file never blocks a restart. Several nodes on one PostgreSQL are normal
+    and take no lock.
     """
-    path = data_dir / SERVE_LOCK_NAME
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StartRefused(f"cannot lock the data dir: {path}: {exc.strerror or exc}") from None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / SERVE_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = _pid_in(fd)
         os.close(fd)
-        who = f"another sluice serve (PID {holder})" if holder else "another sluice serve"
-        raise StartRefused(
-            f"{who} is running on the data dir {data_dir.absolute()}: stop it first, or give"
-            " this one its own --data-dir (several servers on one store need PostgreSQL, or"
-            " explicit --role collector/worker processes, see docs/deploy.md)"
-        ) from None
+        raise DataDirInUse(data_dir, holder) from None
     if not shared:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _lock_data_dir(data_dir: Path, *, shared: bool) -> int:
+    try:
+        return lock_data_dir(data_dir, shared=shared)
+    except OSError as exc:
+        path = data_dir / SERVE_LOCK_NAME
+        raise StartRefused(f"cannot lock the data dir: {path}: {exc.strerror or exc}") from None
+    except DataDirInUse as exc:
+        raise StartRefused(
+            f"{exc}: stop it first, or give this one its own --data-dir (several servers on one"
+            " store need PostgreSQL, or explicit --role collector/worker processes, see"
+            " docs/deploy.md)"
+        ) from None
 
 
 def _pid_in(fd: int) -> int | None:

@@ -6,6 +6,7 @@ import sys
 
 import sluice.cli.admin
 import sluice.cli.backup
+import sluice.cli.bridge
 import sluice.cli.events
 import sluice.cli.parked
 import sluice.cli.ready

@@ -30,8 +30,13 @@ DatabaseUrlOption = Annotated[
 
 
 def settings_from(data_dir: Path | None, database_url: str | None = None) -> Settings:
-    """Environment first, then the command's flags on top."""
-    return load_settings().replace(data_dir=data_dir, database_url=database_url)
+    """Environment first, then the command's flags on top. Segment's destinations (the bridge)
+    are looked up in the data dir chosen here."""
+    from sluice.bridge import location
+
+    settings = load_settings().replace(data_dir=data_dir, database_url=database_url)
+    location.use_data_dir(settings.data_dir)
+    return settings
 
 
 def open_store_for(settings: Settings, *, create: bool = False) -> Store:

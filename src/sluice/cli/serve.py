@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from sluice.cli.app import app
 from sluice.cli.claims import claim_start
@@ -25,6 +26,7 @@ from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for,
 from sluice.config import ROLES, ConfigError, Settings
 from sluice.logs import ACCESS_FORMAT, granian_log_config
 from sluice.logs import configure as configure_logging
+from sluice.metrics.process import prepare_multiprocess_dir, remove_multiprocess_dir
 
 if TYPE_CHECKING:
     from sluice.store.base import SourceRow
@@ -58,31 +60,45 @@ def _announce(settings: Settings) -> None:
         admin_exists = has_admin(store)
     finally:
         store.close()
+    json_logs = settings.log_format == "json"
     base = f"http://{settings.host}:{settings.port}"
-    console.print(f"[bold]Sluice[/] listening on {base}  (data in {settings.data_dir})")
+    lines = [f"[bold]Sluice[/] listening on {base}  (data in {settings.data_dir})"]
     if admin_exists:
-        console.print(f"Web UI: [cyan]{base}/[/] (sign in)")
+        lines.append(f"Web UI: [cyan]{base}/[/] (sign in)")
     else:
-        console.print(
+        lines.append(
             f"Web UI: open [cyan]{base}/[/] in a browser on this machine to create the first"
             " admin (or run [cyan]sluice admin create EMAIL[/])"
         )
-    if created is not None:
+    if created is not None and not json_logs:
         # The one time a key is printed: it was just made and nobody has it yet. Server logs
-        # are collected, shipped and kept for long; later starts name the sources only.
+        # are collected, shipped and kept for long; later starts name the sources only, and
+        # JSON logs (made to be shipped) never hold it.
         source_id, key = created
-        console.print(f"Created source [bold]{source_id}[/] for you.")
-        console.print(f"  source [bold]{source_id}[/]: write key [green]{key}[/]")
+        lines.append(f"Created source [bold]{source_id}[/] for you.")
+        lines.append(f"  source [bold]{source_id}[/]: write key [green]{key}[/]")
     else:
-        console.print(
-            f"Sources: {_source_list(sources)}. Write keys: the web UI's Sources page or"
+        lines.append(
+            ("Created source " + created[0] + ". " if created is not None else "")
+            + f"Sources: {_source_list(sources)}. Write keys: the web UI's Sources page or"
             " [cyan]sluice export[/]."
         )
-    console.print(
+    lines.append(
         "Point a Segment library at it, e.g. "
         f"[cyan]Analytics(write_key, host='{base}')[/] or "
         f'[cyan]curl -u WRITE_KEY: {base}/v1/track -d \'{{"userId":"u1","event":"Hi"}}\'[/]'
     )
+    _say(settings, *lines)
+
+
+def _say(settings: Settings, *lines: str) -> None:
+    """Startup lines: for a person on a terminal, or one JSON log line each (SLUICE_LOG_FORMAT
+    json: every line of stderr is then an object a log shipper parses)."""
+    for line in lines:
+        if settings.log_format == "json":
+            log.info("%s", Text.from_markup(line).plain)
+        else:
+            console.print(line)
 
 
 def _source_list(sources: Sequence[SourceRow]) -> str:
@@ -125,7 +141,7 @@ def serve(
 
 def _run(settings: Settings) -> None:
     if settings.role == "worker":
-        console.print(f"[bold]Sluice[/] worker running (data in {settings.data_dir})")
+        _say(settings, f"[bold]Sluice[/] worker running (data in {settings.data_dir})")
         from sluice.runtime.supervisor import run_worker
 
         run_worker(settings)
@@ -135,6 +151,8 @@ def _run(settings: Settings) -> None:
 
     _announce(settings)
     _export(settings)
+    # Before the HTTP workers start: they find it in their environment (metrics/process.py).
+    metrics_dir = prepare_multiprocess_dir(settings.data_dir)
     worker = WorkerKeeper(settings) if settings.role == "all" else None
     server = Granian(
         "sluice.collector.app:app_factory",
@@ -154,6 +172,7 @@ def _run(settings: Settings) -> None:
     finally:
         if worker is not None:
             worker.stop()
+        remove_multiprocess_dir(metrics_dir)
 
 
 class WorkerKeeper:

@@ -74,6 +74,13 @@ def status(
                 )
     if document["workers"]:
         console.print(_worker_table(document["workers"]))
+    for worker, sidecar in document["bridge"].items():
+        state = "running" if sidecar["healthy"] else "[red]down, restarting[/]"
+        console.print(
+            f"bridge sidecar of worker {worker}: {state}, node pid {sidecar['node_pid'] or '-'},"
+            f" {sidecar['rss_mib']} MiB, {sidecar['restarts']} restarts"
+            f" (reported {sidecar['reported_at']})"
+        )
     for warehouse_id, stats in sorted(warehouses.items()):
         if "error" in stats:
             console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")

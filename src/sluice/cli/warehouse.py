@@ -52,13 +52,14 @@ WarehouseOption = Annotated[
     str | None,
     typer.Option("--warehouse", help="Warehouse id (default: the only one, or `default`)."),
 ]
+EachWarehouseOption = Annotated[
+    str | None, typer.Option("--warehouse", help="Only this warehouse id (default: all).")
+]
 
 
 @app.command("load")
 def load(
-    warehouse: Annotated[
-        str | None, typer.Option("--warehouse", help="Only this warehouse id (default: all).")
-    ] = None,
+    warehouse: EachWarehouseOption = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
@@ -115,9 +116,7 @@ def _print_report(console: Console, report: LoadReport) -> None:
 @warehouse_app.callback(invoke_without_command=True)
 def overview(
     ctx: typer.Context,
-    warehouse: Annotated[
-        str | None, typer.Option("--warehouse", help="Only this warehouse id (default: all).")
-    ] = None,
+    warehouse: EachWarehouseOption = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:

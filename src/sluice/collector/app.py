@@ -1,9 +1,10 @@
 """The collector: Segment's Tracking API as a raw ASGI app, in front of the group committer.
 
 Raw ASGI rather than a framework router because this is the hot path: one dict lookup routes a
-request, and no per-request objects are built beyond what the work needs. `/healthz` and `/readyz`
-(health.py) are answered here too, outside the UI's sign-in. Anything else that is not an ingest
-path goes to `fallback` (the admin API and the UI).
+request, and no per-request objects are built beyond what the work needs. `/healthz`,
+`/readyz` (health.py) and `/metrics` (metrics/endpoint.py) are answered here too, outside the
+UI's sign-in. Anything else that is not an ingest path goes to `fallback` (the admin API and
+the UI).
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ from sluice.collector.responses import (
 from sluice.collector.sanitize import clean_body, item_fault
 from sluice.collector.settings_endpoint import api_host, source_settings
 from sluice.config import Settings
+from sluice.metrics.endpoint import MetricsEndpoint
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS, RejectReason
 from sluice.spec.normalize import Envelope, Rejected, make_envelope, normalize
-from sluice.store.base import AppendBatch, EventStore, NewEvent, Rejection, SourceRow
+from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow, Store
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_EVERY_S = 60.0
@@ -85,7 +87,7 @@ def _cors_headers(origin: bytes | None) -> Headers:
 class Collector:
     """State shared by every request of one collector process."""
 
-    def __init__(self, settings: Settings, store: EventStore, fallback: ASGIApp = None) -> None:
+    def __init__(self, settings: Settings, store: Store, fallback: ASGIApp = None) -> None:
         self.settings = settings
         self.store = store
         self.fallback = fallback
@@ -105,6 +107,7 @@ class Collector:
         self._poller: asyncio.Task[None] | None = None
         self._refusals_logged: dict[str, float] = {}  # reason -> when last logged (monotonic)
         self.readiness = ReadinessProbe(settings, store)
+        self.metrics = MetricsEndpoint(settings, store)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -113,7 +116,9 @@ class Collector:
         # 20-30% of batch throughput here. Objects alive at start are frozen out of every pass.
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
-        self.committer = GroupCommitter(self.store, asyncio.get_running_loop())
+        self.committer = GroupCommitter(
+            self.store, asyncio.get_running_loop(), metrics=self.metrics.process
+        )
         self.committer.start()
         await asyncio.to_thread(self.reload_sources)
         self._poller = asyncio.create_task(self._poll_config())
@@ -126,6 +131,7 @@ class Collector:
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)
         await asyncio.to_thread(self.store.close)
+        await asyncio.to_thread(self.metrics.close)
         if self._buckets is not None:
             self._buckets.close()
 
@@ -190,6 +196,8 @@ class Collector:
                 status = 200 if readiness.ready else 503
                 body = readiness.body(self.settings.role)
                 await send_json(send, status, body, [(b"cache-control", b"no-store")])
+            elif path == "/metrics" and method == "GET":
+                await self.metrics(scope, receive, send)
             elif self.fallback is not None:
                 await self.fallback(scope, receive, send)
             else:
@@ -200,7 +208,11 @@ class Collector:
         if method == "OPTIONS":
             await self._preflight(send, headers, cors)
         elif route is not None and method == "POST":
-            await self._ingest(scope, receive, send, headers, cors, route)
+            started = time.perf_counter()
+            status = await self._ingest(scope, receive, send, headers, cors, route)
+            metrics = self.metrics.process
+            metrics.ingest_seconds.labels(route[0]).observe(time.perf_counter() - started)
+            metrics.responses.labels(status).inc()
         elif path.startswith("/v1/pixel/") and method in ("GET", "HEAD"):
             await self._pixel(scope, send, headers, cors, path[len("/v1/pixel/") :])
         elif path == "/v1/m" and method == "POST":
@@ -240,7 +252,8 @@ class Collector:
         headers: dict[bytes, bytes],
         cors: Headers,
         route: tuple[str, str | None],
-    ) -> None:
+    ) -> int:
+        """Answer one Tracking API request; returns the HTTP status sent (for metrics)."""
         kind, path_type = route
         settings = self.settings
         limit = settings.max_batch_bytes if kind == _BATCH else settings.max_message_bytes
@@ -261,7 +274,7 @@ class Collector:
         except BodyError as exc:
             self._count_refused_request(headers, exc.code, exc.message)
             await send_error(send, exc.status, exc.code, exc.message, cors)
-            return
+            return exc.status
         key = _text(body_key) or key_from_header(headers.get(b"authorization"))
         if key is None and items and items[0] is not None:
             key = _text(items[0].get("writeKey"))
@@ -276,9 +289,10 @@ class Collector:
         failure = await self._accept(scope, headers, key, fields, items, path_type, raws)
         if failure is None:
             await send_success(send, cors)
-        else:
-            status, code, text, retry = failure
-            await send_error(send, status, code, text, cors, retry_after=retry)
+            return 200
+        status, code, text, retry = failure
+        await send_error(send, status, code, text, cors, retry_after=retry)
+        return status
 
     async def _accept(
         self,
@@ -463,7 +477,7 @@ def _text(value: Any) -> str | None:
 
 
 def create_app(
-    settings: Settings, store: EventStore | None = None, fallback: ASGIApp = None
+    settings: Settings, store: Store | None = None, fallback: ASGIApp = None
 ) -> Collector:
     if store is None:
         from sluice.store.factory import open_store

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sluice.metrics.process import ProcessMetrics
 from sluice.spec.calls import RejectReason
 from sluice.store.base import AppendBatch, EventStore, Rejection
 from sluice.store.errors import StoreUnavailable
@@ -52,8 +53,10 @@ class GroupCommitter:
         loop: asyncio.AbstractEventLoop,
         max_group_events: int = DEFAULT_MAX_GROUP_EVENTS,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        metrics: ProcessMetrics | None = None,
     ) -> None:
         self._max_wait_s = max_wait_s
+        self._metrics = metrics
         self._store = store
         self._loop = loop
         self._max_group = max_group_events
@@ -138,10 +141,17 @@ class GroupCommitter:
         for key, value in loose.items():
             merged.counters[key] = merged.counters.get(key, 0) + value
         errors: dict[int, BaseException] = {}
+        metrics = self._metrics
         try:
+            started = time.perf_counter()
             self._store.append(merged)
             self.commits += 1
+            if metrics is not None and merged.events:
+                metrics.commit_seconds.observe(time.perf_counter() - started)
+                metrics.commit_events.observe(len(merged.events))
         except StoreUnavailable as exc:  # answered as 503 to every request in the group
+            if metrics is not None:
+                metrics.commit_failures.inc()
             log.error("group commit of %d events failed: %s", len(merged.events), exc)
             errors = {id(r): exc for r in group}
             self._keep_counters(loose)
@@ -149,6 +159,8 @@ class GroupCommitter:
             # Something in the group makes the store refuse it: commit request by request (and
             # a failing request event by event), so no other client pays for it.
             log.exception("group commit of %d events failed; isolating", len(merged.events))
+            if metrics is not None:
+                metrics.commit_failures.inc()
             self._keep_counters(loose)
             for request in group:
                 error = self._commit_alone(request)

@@ -30,7 +30,6 @@ one at a time, so a hung database cannot pile threads up).
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import socket
 import time
@@ -39,7 +38,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from sluice import __version__
+from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.config import Settings
+from sluice.pids import running
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.store.base import EventStore, Lease
 
@@ -53,7 +54,7 @@ MIB = 1024 * 1024
 # lanes' delivery and warehouse code into every collector process.
 WORKER_LANES = ("delivery", "batch")
 STORE, MIGRATIONS, WORKER, DISK = "store", "migrations", "worker", "disk"
-_HAS_PROC = os.path.isdir("/proc/self")
+BRIDGE = "bridge"  # present only where the worker runs Segment's destinations
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,11 @@ class _LeaseReader(Protocol):
     def leases(self) -> list[Lease]: ...
 
 
+@runtime_checkable
+class _UnitStatsReader(Protocol):
+    def unit_stats(self) -> dict[str, dict[str, int]]: ...
+
+
 class ReadinessProbe:
     """The checks of one collector process, cached for `CACHE_S`."""
 
@@ -130,6 +136,9 @@ class ReadinessProbe:
         checks[MIGRATIONS] = self._check_migrations(versions)
         checks[WORKER] = self._check_worker(store)
         checks[DISK] = self._check_disk()
+        bridge = self._check_bridge(store)
+        if bridge is not None:  # only on a node whose worker runs Segment's destinations
+            checks[BRIDGE] = bridge
         return Readiness(checks)
 
     def _check_store(self) -> tuple[Check, list[int] | None]:
@@ -187,6 +196,40 @@ class ReadinessProbe:
             return Check(False, _error(exc))
         return worker_check(leases, self.host, int(time.time() * 1000))
 
+    def _check_bridge(self, store: Check) -> Check | None:
+        """The Node sidecars of this host's live delivery processes (docs/bridge.md), as they
+        last reported: None when none runs here."""
+        if self.settings.role != "all" or not store.ok:
+            return None
+        if not isinstance(self.store, _UnitStatsReader):
+            return None
+        try:
+            stats = self.store.unit_stats()
+        except Exception as exc:
+            return Check(False, _error(exc))
+        prefix = f"{BRIDGE_REPORT_PREFIX}{self.host}:"
+        ours = {
+            int(unit[len(prefix) :]): state
+            for unit, state in stats.items()
+            if unit.startswith(prefix) and unit[len(prefix) :].isdigit()
+        }
+        live = {pid: state for pid, state in ours.items() if running(pid)}
+        if not live:
+            return None
+        down = [f"pid {pid}" for pid, state in live.items() if not state.get("healthy")]
+        if down:
+            return Check(
+                False,
+                f"the bridge's Node sidecar of the delivery process ({', '.join(down)}) is down"
+                " and restarting: Segment's destinations wait (the worker's log says why)",
+            )
+        sidecars = ", ".join(
+            f"node pid {s.get('pid')} ({s.get('rss_kib', 0) // 1024} MiB,"
+            f" {s.get('restarts', 0)} restarts)"
+            for s in live.values()
+        )
+        return Check(True, f"the bridge's sidecars run: {sidecars}")
+
     def _check_disk(self) -> Check:
         minimum = self.settings.ready_min_free_mb
         path = _existing(self.settings.data_dir)
@@ -216,7 +259,7 @@ def worker_check(leases: list[Lease], host: str, now_ms: int) -> Check:
         if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
             continue
         pid = int(parts[1])
-        (ours if _running(pid) else dead)[lane].append(pid)
+        (ours if running(pid) else dead)[lane].append(pid)
     everywhere = ", ".join(f"{n} {lane}" for lane, n in live.items())
     missing = [lane for lane in WORKER_LANES if not ours[lane]]
     if not missing:
@@ -236,26 +279,6 @@ def worker_check(leases: list[Lease], host: str, now_ms: int) -> Check:
         "; ".join(problems) + " (starting, or died: `sluice serve` starts its worker again);"
         f" live lanes in the store: {everywhere}",
     )
-
-
-def _running(pid: int) -> bool:
-    """Is the process alive? A zombie is not: an orphaned lane may wait long to be reaped (in a
-    container whose first process reaps nothing)."""
-    if _HAS_PROC:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-        except FileNotFoundError:
-            return False
-        except (OSError, IndexError):
-            pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _existing(path: Path) -> Path:

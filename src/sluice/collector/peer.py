@@ -19,7 +19,7 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
 
 
 def is_trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
-    """Whether `address` is in one of the trusted proxy networks."""
+    """Whether `address` is in one of `networks` (trusted proxies, allowed metrics scrapers)."""
     if address is None or not networks:
         return False
     try:

@@ -9,15 +9,17 @@ writing mappings gets what Segment would send.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import msgspec
 
+from sluice.bridge.destination import BridgedDestination, mapping_error
 from sluice.delivery.filters import Filter, parse_filters
 from sluice.delivery.policy import DEFAULT_RETRY_WINDOW_S, RetryPolicy
-from sluice.destinations.base import Action, Destination
+from sluice.destinations.base import Action, Destination, DestinationSettings
 from sluice.destinations.registry import load
 from sluice.errors import SluiceError
 from sluice.fql import compile_trigger
@@ -63,6 +65,10 @@ class DeliveryOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ordering: str = "none"
     # Events in the retry set at most; past it the cursor pauses (`sluice status` says so).
     max_retrying: int = DEFAULT_MAX_RETRYING
+    # Segment's destinations (segment:<slug>) only: every request their code makes goes to this
+    # base URL instead of the API's (path and query kept): an egress proxy, or a test server.
+    # Native destinations take `settings.endpoint`.
+    base_url: str | None = None
 
 
 class DestinationDoc(msgspec.Struct, kw_only=True):
@@ -125,7 +131,9 @@ def _raise(path: str, message: str) -> NoReturn:
     raise DestinationConfigError(path, message)
 
 
-def _compile_mapping(cls: type[Destination], doc: MappingDoc, path: str) -> CompiledMapping:
+def _compile_mapping(
+    cls: type[Destination], doc: MappingDoc, path: str, compile_one: CompileOne
+) -> CompiledMapping:
     """A configured mapping; missing trigger or fields come from the action's first preset."""
     action = cls.actions.get(doc.action)
     if action is None:
@@ -138,7 +146,43 @@ def _compile_mapping(cls: type[Destination], doc: MappingDoc, path: str) -> Comp
     if mapping is None:
         _raise(f"{path}.mapping", "a mapping is required (this action has no preset)")
     name = doc.name or (preset.name if preset else doc.action)
-    return _compiled(action, name, trigger, mapping, path)
+    return compile_one(action, name, trigger, mapping, path)
+
+
+def _settings(cls: type[Destination], raw: dict[str, Any]) -> DestinationSettings:
+    """The destination's own check of its settings, its error naming the field."""
+    try:
+        return cls.parse_settings(raw)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$")
+        _raise(("settings" + where.rstrip("`")).rstrip("."), message)
+
+
+def _compiled_for(
+    destination: Destination,
+    action: Action,
+    name: str,
+    trigger: str,
+    mapping: Mapping[str, Any],
+    path: str,
+) -> CompiledMapping:
+    """A native destination's mapping is evaluated here; a bridged one's (Segment's code runs
+    it) is checked against the action's fields and travels with the event instead."""
+    if not isinstance(destination, BridgedDestination):
+        return _compiled(action, name, trigger, mapping, path)
+    problem = mapping_error(destination.entry, action.id, mapping)
+    if problem is not None:
+        _raise(f"{path}.mapping", problem)
+    compiled = _compiled(action, name, trigger, mapping, path)  # checks the trigger and kit
+    index = destination.subscribe(action.id, trigger, mapping)
+
+    def subscribed(event: Mapping[str, Any]) -> Any:
+        return {"subscription": index, "event": event}
+
+    return CompiledMapping(name, action, compiled.trigger, subscribed, subscribed)
+
+
+CompileOne = Callable[[Action, str, str, Mapping[str, Any], str], CompiledMapping]
 
 
 def _compiled(
@@ -164,8 +208,13 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
         cls = load(doc.type)
     except SluiceError as exc:
         _raise("type", str(exc))
-    settings = _convert(doc.settings, cls.Settings, "settings")
+    settings = _settings(cls, doc.settings)
     options: DeliveryOptions = _convert(doc.delivery, DeliveryOptions, "delivery")
+    bridged = isinstance(cls, type) and issubclass(cls, BridgedDestination)
+    if options.base_url is not None and not bridged:
+        _raise("delivery.base_url", "only Segment's destinations take it: use settings.endpoint")
+    if options.base_url is not None and not options.base_url.startswith(("http://", "https://")):
+        _raise("delivery.base_url", f"{options.base_url!r} is not an http(s) URL")
     if options.concurrency < 1:
         _raise("delivery.concurrency", "must be at least 1")
     if options.ordering not in ORDERINGS:
@@ -178,19 +227,24 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
         filters = parse_filters(doc.filters)
     except SluiceError as exc:
         _raise("filters", str(exc))
+    destination = cls(settings)
+    compile_one = functools.partial(_compiled_for, destination)
     if doc.mappings:
         mappings = [
-            _compile_mapping(cls, _convert(m, MappingDoc, f"mappings[{i}]"), f"mappings[{i}]")
+            _compile_mapping(cls, _convert(m, MappingDoc, f"mappings[{i}]"), f"mappings[{i}]",
+                             compile_one)
             for i, m in enumerate(doc.mappings)
-        ]
+        ]  # fmt: skip
         mappings = [
             m for m, d in zip(mappings, doc.mappings, strict=True) if d.get("enabled", True)
         ]
     else:
         mappings = [
-            _compiled(cls.actions[p.action], p.name, p.trigger, p.mapping, f"presets[{i}]")
+            compile_one(cls.actions[p.action], p.name, p.trigger, p.mapping, f"presets[{i}]")
             for i, p in enumerate(cls.presets)
         ]
+    if isinstance(destination, BridgedDestination):
+        destination.base_url = options.base_url
     names = tuple(dict.fromkeys((cls.name, *cls.aliases, *([doc.name] if doc.name else []))))
     return DestinationConfig(
         id=doc.id,
@@ -198,7 +252,7 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
         names=names,
         enabled=doc.enabled,
         sources=frozenset(doc.sources),
-        destination=cls(settings),
+        destination=destination,
         filters=filters,
         mappings=mappings,
         consent_categories=tuple(doc.consent_categories),

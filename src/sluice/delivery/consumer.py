@@ -63,6 +63,7 @@ REFRESH_S = 2.0  # how often the set's size (and per-user barriers) are read bac
 DUE_LIMIT = 500  # retry-set rows per step
 FAR_FUTURE_MS = 2**62
 RECOVERY_MARGIN_MS = 5_000
+CIRCUIT_OPEN = "circuit open"  # how a paused state's detail starts while the breaker is open
 
 
 @dataclasses.dataclass(slots=True)
@@ -338,8 +339,9 @@ class Consumer:
             kind, detail = (
                 "circuit_open",
                 (
-                    f"circuit open since {opened}: every request fails ({self.sender.last_error});"
-                    f" probing, at most every {self.sender.circuit_wait():g} s"
+                    f"{CIRCUIT_OPEN} since {opened}: every request fails"
+                    f" ({self.sender.last_error}); probing, at most every"
+                    f" {self.sender.circuit_wait():g} s"
                 ),
             )
         elif self.full:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import yarl
 
 from sluice.destinations.base import OutRequest, Response
 
+NODE_FETCH_MAX_REDIRECTS = 20  # node-fetch's `follow` limit
 MAX_RESPONSE_BYTES = 64 * 1024  # kept for `sluice trace` and parked events; enough to read why
 
 
@@ -21,24 +23,54 @@ def new_session(limit: int = 256) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
 
 
-async def send(session: aiohttp.ClientSession, request: OutRequest, timeout_s: float) -> Response:
+async def send(
+    session: aiohttp.ClientSession,
+    request: OutRequest,
+    timeout_s: float,
+    *,
+    as_made: bool = False,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+) -> Response:
+    """Send one request; read at most `max_bytes` of the answer.
+
+    `as_made`: the request is sent exactly as code Sluice runs made it (Segment's, through the
+    bridge), so the API sees what Segment's own would: the URL as node-fetch puts it on the
+    wire, not re-quoted by yarl (`%` alone would become `%25`, `[` `%5B`, `%40` `@`, changing a
+    path or query an API reads and breaking signatures over it); no Content-Type unless that
+    code set one (aiohttp adds application/octet-stream to any body); no body when empty;
+    redirects followed, as node-fetch follows them (native destinations' are not)."""
+    url: str | yarl.URL = request.url
+    skip: tuple[str, ...] = ()
+    if as_made:
+        url = yarl.URL(request.url, encoded=True)
+        if not any(name.lower() == "content-type" for name in request.headers):
+            skip = ("Content-Type",)
     try:
         async with session.request(
             request.method,
-            request.url,
-            data=request.body,
+            url,
+            data=(request.body or None) if as_made else request.body,
             headers=dict(request.headers),
+            skip_auto_headers=skip,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
-            allow_redirects=False,
+            allow_redirects=as_made,
+            max_redirects=NODE_FETCH_MAX_REDIRECTS,
         ) as answer:
-            body = await answer.content.read(MAX_RESPONSE_BYTES)
+            chunks: list[bytes] = []
+            size = 0
+            while size < max_bytes:  # read(n) returns what has arrived so far, not n bytes
+                chunk = await answer.content.read(max_bytes - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
             headers = {k.lower(): v for k, v in answer.headers.items()}
-            return Response(answer.status, headers, body)
+            return Response(answer.status, headers, b"".join(chunks))
     except TimeoutError:
         return Response(0, {}, b"", error=f"timeout after {timeout_s:g} s")
     except aiohttp.ClientError as exc:
         return Response(0, {}, b"", error=f"{type(exc).__name__}: {exc}")
     except asyncio.CancelledError:
         raise
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a URL or header aiohttp cannot send
         return Response(0, {}, b"", error=f"{type(exc).__name__}: {exc}")

@@ -249,6 +249,7 @@ class Sender:
     ) -> list[tuple[Pending, Response | None, Outcome | None]]:
         limit = asyncio.Semaphore(max(1, self.pacer.concurrency))
         timeout = self.config.timeout_s
+        destination = self.config.destination
         rate = self.config.options.requests_per_s
 
         async def one(item: Pending) -> tuple[Pending, Response | None, Outcome | None]:
@@ -265,9 +266,12 @@ class Sender:
                 item.attempts += 1
                 if not item.first_attempt_ms:
                     item.first_attempt_ms = int(time.time() * 1000)
-                response = await send(self.session, item.request, timeout)
+                if destination.runs_code:  # Segment's code makes the requests (bridge/)
+                    response = await destination.perform(self.session, item.request, timeout)
+                else:
+                    response = await send(self.session, item.request, timeout)
                 try:
-                    outcome = self.config.destination.interpret(item.request, response)
+                    outcome = destination.interpret(item.request, response)
                 except Exception as exc:
                     outcome = Outcome(Verdict.RETRY, f"could not read the response: {exc}")
                 self._record(outcome, counts=not item.retried, probe=probe)
@@ -325,7 +329,7 @@ class Sender:
         limit = MAX_KEPT_BODY if len(item.mapped) == 1 else SHARED_KEPT_BODY
         secrets = self.config.destination.secret_values
         exchange = (
-            request_record(item.request, limit, secrets),
+            request_record(response.sent or item.request, limit, secrets),
             response_record(response, limit, secrets),
         )
         redact = Redactor(secrets).error  # reasons quote error texts, which may quote the URL

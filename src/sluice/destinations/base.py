@@ -61,6 +61,9 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
     error: str | None = None  # timeout / connection error text when status is 0
+    # The request that was really made, when code the destination runs made it (`runs_code`):
+    # what trace and parked entries record instead of the request the engine built.
+    sent: OutRequest | None = None
 
 
 class InvalidPayload(SluiceError, ValueError):
@@ -179,6 +182,9 @@ class Destination:
     # Mapping fields that are credentials, per action (Slack's webhook `url`, whose path is the
     # secret): the UI's request preview redacts their values as it does `secret_settings`.
     secret_fields: ClassVar[Mapping[str, frozenset[str]]] = {}
+    # Requests are made by code the destination runs (Segment's, bridge/destination.py): the
+    # engine calls `perform` for each request it built instead of sending it.
+    runs_code: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -220,3 +226,7 @@ class Destination:
     def interpret(self, request: OutRequest, response: Response) -> Outcome:
         """How the request went; override where the API reports errors per event."""
         return default_outcome(response)
+
+    async def perform(self, session: Any, request: OutRequest, timeout_s: float) -> Response:
+        """Carry out a request of a destination that `runs_code` (others' are sent as built)."""
+        raise NotImplementedError(f"{self.id} sends its requests as built")

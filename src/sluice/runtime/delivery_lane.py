@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Collection
 
 import aiohttp
 
+from sluice.bridge import location
 from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
 from sluice.delivery.consumer import Consumer
 from sluice.delivery.filters import filter_errors
@@ -26,6 +27,7 @@ from sluice.store.base import Store
 log = logging.getLogger(__name__)
 DELIVERY = "delivery"
 CLEANUP_S = 60.0  # how often retry sets of deleted destinations are looked for
+BRIDGE_REPORT_S = 10.0  # how often the bridge's sidecar state is written for status and /readyz
 
 
 class DestinationCatalogue:
@@ -40,6 +42,7 @@ class DestinationCatalogue:
         self._destinations: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         self._next_cleanup = 0.0
+        self._next_bridge_report = 0.0
 
     @contextlib.asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
@@ -49,6 +52,12 @@ class DestinationCatalogue:
                 yield
             finally:
                 self._session = None
+                if location.report() is not None:
+                    await location.stop_sidecar()  # Segment's destinations' Node
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(
+                            self.store.forget_unit_stats, location.report_unit()
+                        )
 
     async def refresh(self) -> dict[str, Unit] | None:
         version = await asyncio.to_thread(self.store.config_version)
@@ -84,10 +93,26 @@ class DestinationCatalogue:
         return units
 
     async def upkeep(self, running: Collection[str]) -> None:
+        await self._report_bridge()
         if time.monotonic() < self._next_cleanup:
             return
         self._next_cleanup = time.monotonic() + CLEANUP_S
         await self._drop_deleted_retry_sets(running)
+
+    async def _report_bridge(self) -> None:
+        """The sidecar's state (when this process runs Segment's destinations), for `sluice
+        status` and `/readyz`, every BRIDGE_REPORT_S."""
+        state = location.report()
+        if state is None or time.monotonic() < self._next_bridge_report:
+            return
+        self._next_bridge_report = time.monotonic() + BRIDGE_REPORT_S
+        try:
+            await asyncio.to_thread(
+                self.store.record_unit_stats, location.report_unit(), state["reported_ms"], {},
+                state,
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("the bridge's state could not be reported: %s", exc)
 
     async def _drop_deleted_retry_sets(self, running: Collection[str]) -> None:
         """A deleted destination's retry set goes once its consumer is gone (never before: it

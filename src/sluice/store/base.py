@@ -13,7 +13,7 @@ above the oldest in-flight transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -524,5 +524,19 @@ class ProcessReports(Protocol):
         ...
 
 
-class Store(EventStore, DeliveryState, Leases, ProcessReports, Protocol):
+class UnitStats(Protocol):
+    """What batch units report of their work, for metrics (store/unit_stats.py)."""
+
+    def record_unit_stats(
+        self, unit: str, now_ms: int, add: Mapping[str, int], set_to: Mapping[str, int]
+    ) -> None:
+        """Add to counters and set gauges of one unit (e.g. "warehouse:main"), in one write."""
+        ...
+
+    def unit_stats(self) -> dict[str, dict[str, int]]: ...
+
+    def forget_unit_stats(self, unit: str) -> None: ...
+
+
+class Store(EventStore, DeliveryState, Leases, ProcessReports, UnitStats, Protocol):
     """Everything a backend provides: the log, the control plane, delivery state and leases."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
@@ -16,6 +17,8 @@ from sluice.store.base import (
     SourceRow,
     latency_bucket,
 )
+
+STORED_BY_TYPE = "stored:"  # counter name prefix: events stored, by call type
 
 
 class _SourceBody(msgspec.Struct):
@@ -40,7 +43,8 @@ def source_rows(objects: Iterable[ConfigObject]) -> list[SourceRow]:
 def count_stored(
     counters: dict[tuple[str, str], int], offered: list[NewEvent], stored: list[NewEvent]
 ) -> None:
-    """Add one append's `stored` and `duplicates` per source, and its group commit, in place."""
+    """Add one append's `stored` and `duplicates` per source, `stored:<type>` per source and call
+    type (for metrics), and its group commit, in place."""
     stored_by_source = _per_source(stored)
     for source, n_offered in _per_source(offered).items():
         n_stored = stored_by_source.get(source, 0)
@@ -49,6 +53,9 @@ def count_stored(
                 counters[(source, name)] = counters.get((source, name), 0) + n
     if stored:
         counters[("", "group_commits")] = counters.get(("", "group_commits"), 0) + 1
+        for (source, call), n in Counter((e.source_id, e.type) for e in stored).items():
+            key = (source, STORED_BY_TYPE + call)
+            counters[key] = counters.get(key, 0) + n
 
 
 def _per_source(events: list[NewEvent]) -> dict[str, int]:

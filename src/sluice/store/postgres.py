@@ -81,6 +81,7 @@ from sluice.store.postgres_schema import (
 )
 from sluice.store.processes import ProcessReportsState
 from sluice.store.retry_set import DeliveredPruning
+from sluice.store.unit_stats import UnitStatsState
 
 COUNTER_FLUSH_S = 0.25
 MAX_APPEND_ATTEMPTS = 3
@@ -105,7 +106,7 @@ _COPY_TYPES = ["text", "text", "text", "text", "int8", "bytea"]
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState):
+class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState, UnitStatsState):
     """`Store` on a PostgreSQL database shared by many nodes; safe to share between threads."""
 
     def __init__(

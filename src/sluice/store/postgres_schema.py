@@ -22,6 +22,7 @@ from psycopg import sql
 
 from sluice.store.processes import PROCESSES_TABLE_POSTGRES
 from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
+from sluice.store.unit_stats import UNIT_STATS_TABLE_POSTGRES
 
 # Advisory-lock keys are bigints; Sluice keeps to two prefixes of the top 16 bits so that other
 # applications sharing the database are unlikely to collide with it.
@@ -180,6 +181,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, _V3),
     (4, RETRY_SET_TABLE_POSTGRES),
     (5, PROCESSES_TABLE_POSTGRES),  # worker process reports (store/processes.py)
+    (6, UNIT_STATS_TABLE_POSTGRES),  # what batch units report, for metrics (store/unit_stats.py)
 )
 
 

@@ -34,6 +34,7 @@ from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
+from sluice.store.unit_stats import UNIT_STATS_TABLE_SQLITE, UnitStatsState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,7 +85,7 @@ _UPSERT_COUNTER = (
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
+class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState, UnitStatsState):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
 
     def __init__(
@@ -120,6 +121,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState):
                     + RETRY_SET_TABLE_SQLITE
                     + LEASES_SCHEMA
                     + PROCESSES_TABLE_SQLITE
+                    + UNIT_STATS_TABLE_SQLITE
                     + "COMMIT;"
                 )
             except BaseException:

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import duckdb
 
 from sluice.config import Settings
 from sluice.errors import SluiceError
-from sluice.store.base import EventStore
+from sluice.store.base import EventStore, UnitStats
 from sluice.warehouse.base import CappedEvents, ColumnType, WarehouseBackend
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.factory import (
@@ -48,12 +49,17 @@ from sluice.warehouse.factory import (
 from sluice.warehouse.naming import Namer
 from sluice.warehouse.planner import Plan, Planner
 from sluice.warehouse.shape import ExactPlanNeeded
+from sluice.warehouse.stats import record_load
 
 log = logging.getLogger(__name__)
 DEFAULT_CHUNK_EVENTS = 200_000  # events per transaction
 READ_EVENTS = 50_000  # events read from the log at once (and planned at once, event by event)
 MAX_LOGGED_CAPPED = 20  # names capped for the first time logged one by one per load, at most
 BackendFactory = Callable[[WarehouseConfig], WarehouseBackend]
+
+
+class LoaderStore(EventStore, UnitStats, Protocol):
+    """What a loader needs of the store: the log to read, and somewhere to report its loads."""
 
 
 @dataclass(slots=True)
@@ -103,7 +109,7 @@ class WarehouseLoader:
     def __init__(
         self,
         settings: Settings,
-        store: EventStore,
+        store: LoaderStore,
         warehouse_config_body: bytes,
         backend_factory: BackendFactory | None = None,
         chunk_events: int = DEFAULT_CHUNK_EVENTS,
@@ -117,7 +123,18 @@ class WarehouseLoader:
         self._open: BackendFactory = backend_factory or (lambda c: open_backend(c, data_dir))
 
     def load_once(self) -> LoadReport:
-        """Load everything the log holds beyond the warehouse's position; return what was done.
+        """Load everything the log holds beyond the warehouse's position; return what was done
+        (and report it to the store, for metrics: warehouse/stats.py)."""
+        try:
+            report = self._load()
+        except Exception:
+            record_load(self.store, self.config.id, None)
+            raise
+        record_load(self.store, self.config.id, report)
+        return report
+
+    def _load(self) -> LoadReport:
+        """One load.
 
         Chunk N+1 is read and planned while chunk N is written (both mostly in DuckDB or the
         database, which do not hold the GIL); chunks still commit one after the other, in log
@@ -296,12 +313,12 @@ def _log_capped(warehouse_id: str, names: list[CappedEvents], logged: int) -> No
             )
 
 
-def loaders_for(settings: Settings, store: EventStore) -> list[WarehouseLoader]:
+def loaders_for(settings: Settings, store: LoaderStore) -> list[WarehouseLoader]:
     """One loader per warehouse of the workspace (or the default DuckDB warehouse)."""
     return [WarehouseLoader(settings, store, body) for body in warehouse_bodies(store)]
 
 
-async def run_warehouses(settings: Settings, store: EventStore) -> None:
+async def run_warehouses(settings: Settings, store: LoaderStore) -> None:
     """What the worker runs: load every warehouse of the workspace, then wait the interval.
 
     The workspace is re-read before each round, so added or removed warehouses take effect at

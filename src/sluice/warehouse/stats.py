@@ -3,10 +3,12 @@ event names that load into `tracks` only because their source has all its event 
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import TYPE_CHECKING, Any
 
 from sluice.config import Settings
-from sluice.store.base import EventStore
+from sluice.store.base import EventStore, UnitStats
 from sluice.warehouse.factory import (
     duckdb_path,
     open_backend,
@@ -14,7 +16,39 @@ from sluice.warehouse.factory import (
     warehouse_bodies,
 )
 
+if TYPE_CHECKING:
+    from sluice.warehouse.loader import LoadReport
+
+log = logging.getLogger(__name__)
 MAX_COUNTED_DISCARDS = 100_000
+UNIT_PREFIX = "warehouse:"  # the unit name of a warehouse's reports in the store's unit stats
+
+
+def record_load(store: UnitStats, warehouse_id: str, report: LoadReport | None) -> None:
+    """Report one load (None: it failed) to the store, where `/metrics` reads it without opening
+    the warehouse. A report that cannot be written is logged, never fails the load."""
+    now_ms = int(time.time() * 1000)
+    if report is None:
+        add, set_to = {"load_failures": 1}, {"last_failure_ms": now_ms}
+    else:
+        add = {
+            "loads": 1,
+            "events": report.events,
+            "rows": report.total_rows,
+            "discards": report.discards,
+            "load_ms": round(report.seconds * 1000),
+        }
+        set_to = {
+            "position": report.position,
+            "last_load_ms": now_ms,
+            "last_duration_ms": round(report.seconds * 1000),
+        }
+    try:
+        store.record_unit_stats(UNIT_PREFIX + warehouse_id, now_ms, add, set_to)
+    except Exception as exc:
+        log.warning(
+            "warehouse %s: its load could not be reported for metrics: %s", warehouse_id, exc
+        )
 
 
 def warehouse_stats(settings: Settings, store: EventStore) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,349 @@
+"""A `segment:<slug>` destination: Segment's own code, run by the sidecar, behind the interface
+every native destination has (destinations/base.py), so routing, filters, triggers, batching,
+retries, the circuit breaker, parking and `sluice trace` are the delivery engine's as for any
+other destination.
+
+What differs is who makes the requests. A native destination turns mapped events into requests
+that the engine sends; here the engine hands an *execute* (one event, or a batch for an action
+with `performBatch`) to the sidecar, which runs Segment's mapping, validation and `perform`, and
+every HTTP request that code makes comes back through `perform` below to the engine's own
+client (same session, timeout, `delivery.base_url`). The engine sees the execute as one request
+whose outcome is Segment's verdict per event (bridge/outcomes.py), and records the last real
+request and response of it for trace and parked entries.
+
+Mappings are not evaluated in Python: the event goes to Segment's code as it is, with the
+subscription (`subscribe`, `partnerAction`, `mapping`) that applies. Python still evaluates the
+trigger, so routing stays a pure function `sluice trace` can replay.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+import msgspec
+
+from sluice.bridge import location
+from sluice.bridge.catalog import ActionInfo, CatalogEntry
+from sluice.bridge.errors import SidecarDied
+from sluice.bridge.outcomes import outcome_of
+from sluice.bridge.results import ExecuteResult
+from sluice.delivery.sender import send
+from sluice.destinations.base import (
+    Action,
+    Destination,
+    DestinationSettings,
+    Mapped,
+    Outcome,
+    OutRequest,
+    Preset,
+    Response,
+    Verdict,
+)
+
+EXECUTE_METHOD = "EXECUTE"  # the engine's request for one execute (never sent over HTTP)
+DEFAULT_BATCH = 100  # events per execute of an action with performBatch (Segment's default)
+# Settings whose names say they are credentials, besides those typed as passwords.
+SECRET_NAME_PARTS = ("key", "secret", "token", "password", "auth")
+# A hung perform is cut after this many request timeouts (an execute may make a few requests).
+EXECUTE_TIMEOUTS = 3
+# Of a response to Segment's code: it reads the whole answer (trace keeps less, as for any).
+BRIDGED_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+class BridgedSettings(DestinationSettings):
+    """The destination's settings under Segment's own names (checked against its definition
+    when the destination is compiled: `settings_error`)."""
+
+    values: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One mapping of the destination as Segment's code takes it."""
+
+    action: str
+    subscribe: str
+    mapping: Mapping[str, Any]
+    batch_size: int = 1  # > 1: Segment's `onBatch` with up to this many events
+
+    def document(self) -> dict[str, Any]:
+        return {"subscribe": self.subscribe, "partnerAction": self.action, "mapping": self.mapping}
+
+
+@dataclass(frozen=True, slots=True)
+class BridgedResponse(Response):
+    """An execute's answer: its last real exchange, and Segment's verdict for its events."""
+
+    outcome: Outcome | None = None
+
+
+class BridgedDestination(Destination):
+    """Base of the classes `bridged_class` makes, one per catalogue entry."""
+
+    entry: ClassVar[CatalogEntry]
+    Settings = BridgedSettings
+    runs_code: ClassVar[bool] = True
+
+    def __init__(self, settings: DestinationSettings) -> None:
+        super().__init__(settings)
+        self.subscriptions: list[Subscription] = []
+        self.base_url: str | None = None
+
+    @classmethod
+    def parse_settings(cls, raw: Mapping[str, Any]) -> DestinationSettings:
+        problem = settings_error(cls.entry, raw)
+        if problem is not None:
+            path, message = problem
+            raise msgspec.ValidationError(f"{message} - at `$.{path}`")
+        return BridgedSettings(values=dict(raw))
+
+    @property
+    def values(self) -> dict[str, Any]:
+        assert isinstance(self.settings, BridgedSettings)
+        return self.settings.values
+
+    @functools.cached_property
+    def secret_values(self) -> tuple[str, ...]:
+        names = secret_names(self.entry)
+        found: list[str] = []
+        for name, value in self.values.items():
+            if name in names and isinstance(value, str) and value:
+                found.append(value)
+            elif name == "oauth" and isinstance(value, Mapping):
+                found.extend(v for k, v in value.items() if isinstance(v, str) and v and
+                             any(p in k.lower() for p in ("token", "secret")))  # fmt: skip
+        return tuple(found)
+
+    def subscribe(self, action: str, trigger: str, mapping: Mapping[str, Any]) -> int:
+        """Add a subscription; returns its index (what mapped events carry)."""
+        size = batch_size_of(self.entry.actions[action], mapping)
+        self.subscriptions.append(Subscription(action, trigger, mapping, size))
+        return len(self.subscriptions) - 1
+
+    # --- the engine's side ----------------------------------------------------------------------
+    def build(self, action_id: str, mapped: Sequence[Mapped]) -> list[OutRequest]:
+        """Executes of `mapped`: per subscription, a batch of up to its batch size, or one per
+        event when it does not batch (events keep their order)."""
+        groups: dict[int, list[Mapped]] = {}
+        for m in mapped:
+            groups.setdefault(int(m.payload["subscription"]), []).append(m)
+        requests = []
+        url = f"segment:{self.entry.slug}/{action_id}"
+        for index, group in groups.items():
+            size = self.subscriptions[index].batch_size
+            for start in range(0, len(group), size):
+                piece = group[start : start + size]
+                body = msgspec.json.encode(
+                    {"subscription": index, "events": [m.payload["event"] for m in piece]}
+                )
+                ids = [m.message_id for m in piece]
+                requests.append(OutRequest(EXECUTE_METHOD, url, {}, body, ids))
+        return requests
+
+    async def perform(
+        self, session: aiohttp.ClientSession, request: OutRequest, timeout_s: float
+    ) -> Response:
+        """Run one execute in the sidecar, its requests sent through `session`."""
+        work = msgspec.json.decode(request.body)
+        subscription = self.subscriptions[work["subscription"]]
+        events: list[Mapping[str, Any]] = work["events"]
+
+        async def fetch(
+            exec_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+        ) -> tuple[int, Mapping[str, str], bytes]:
+            out = OutRequest(method, self._redirected(url), headers, body, request.message_ids)
+            answer = await send(session, out, timeout_s, as_made=True,
+                                max_bytes=BRIDGED_RESPONSE_BYTES)  # fmt: skip
+            if answer.status == 0:
+                raise (TimeoutError if "timeout" in (answer.error or "") else ConnectionError)(
+                    answer.error or "no response"
+                )
+            return answer.status, answer.headers, answer.body
+
+        batch = subscription.batch_size > 1  # as Segment: onBatch whenever batching is on
+        try:
+            result = await location.sidecar().execute(
+                self.entry.slug,
+                subscription.document(),
+                self.values,
+                event=None if batch else events[0],
+                events=events if batch else None,
+                fetch=fetch,
+                timeout_s=timeout_s * EXECUTE_TIMEOUTS,
+            )
+        except (SidecarDied, TimeoutError) as exc:
+            reason = f"bridge: {exc}" if str(exc) else f"bridge: {type(exc).__name__}"
+            return BridgedResponse(0, {}, b"", reason, outcome=Outcome(Verdict.RETRY, reason))
+        outcome = outcome_of(result, list(request.message_ids), destination=self.entry.slug)
+        return _response(result, outcome, request.message_ids, self._redirected)
+
+    def interpret(self, request: OutRequest, response: Response) -> Outcome:
+        if isinstance(response, BridgedResponse) and response.outcome is not None:
+            return response.outcome
+        return Outcome(Verdict.RETRY, response.error or "the bridge gave no verdict")
+
+    def _redirected(self, url: str) -> str:
+        """`delivery.base_url`: the request's scheme and host replaced, its path kept."""
+        if not self.base_url:
+            return url
+        rest = url.split("://", 1)[-1]
+        path = rest[rest.find("/") :] if "/" in rest else "/"
+        return self.base_url.rstrip("/") + path
+
+
+def _response(
+    result: ExecuteResult,
+    outcome: Outcome,
+    message_ids: Sequence[str],
+    redirected: Callable[[str], str],
+) -> BridgedResponse:
+    last = result.last_exchange
+    if last is None:
+        delivered = outcome.verdict is Verdict.DELIVERED
+        error = None if delivered else outcome.reason
+        return BridgedResponse(200 if delivered else 0, {}, b"", error, outcome=outcome)
+    url = redirected(last.url)  # where it went
+    sent = OutRequest(last.method, url, last.request_headers, last.request_body, message_ids)
+    return BridgedResponse(last.status, last.response_headers, last.response_body, last.error,
+                           sent, outcome=outcome)  # fmt: skip
+
+
+def secret_names(entry: CatalogEntry) -> frozenset[str]:
+    """Settings that are credentials: typed as passwords, or named like one."""
+    properties: Mapping[str, Any] = entry.auth_fields.get("properties", {})
+    return frozenset(
+        name
+        for name, field in properties.items()
+        if field.get("format") == "password"
+        or any(part in name.lower() for part in SECRET_NAME_PARTS)
+    )
+
+
+def settings_error(entry: CatalogEntry, raw: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first setting that breaks the definition's fields: (name, why), or None.
+
+    Checked like Segment's settings form: required fields present, known names only, the JSON
+    type and the choices; `oauth` holds an OAuth destination's client and tokens."""
+    schema = entry.auth_fields
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if raw.get(name) in (None, ""):
+            return name, f"{entry.name} needs the setting {name!r} ({_title(properties, name)})"
+    for name, value in raw.items():
+        if name == "oauth":
+            if not isinstance(value, Mapping):
+                return name, "must be an object (access_token, refresh_token, clientId, ...)"
+            continue
+        field = properties.get(name)
+        if field is None:
+            known = ", ".join(sorted(properties)) or "none"
+            return name, f"{entry.name} has no setting {name!r} (its settings: {known})"
+        problem = _type_error(field, value)
+        if problem is not None:
+            return name, problem
+    return None
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+def _type_error(field: Mapping[str, Any], value: Any) -> str | None:
+    if value is None:
+        return None
+    kinds = field.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+    allowed = tuple(t for k in kinds for t in _JSON_TYPES.get(k, ()))
+    if allowed and (not isinstance(value, allowed) or (bool not in allowed and value is True)):
+        return f"expected {' or '.join(kinds)}, got {type(value).__name__}"
+    choices = field.get("enum")
+    if choices and value not in choices:
+        return f"must be one of {', '.join(map(str, choices))}"
+    return None
+
+
+def _title(properties: Mapping[str, Any], name: str) -> str:
+    return str(properties.get(name, {}).get("title") or name)
+
+
+def mapping_error(entry: CatalogEntry, action: str, mapping: Mapping[str, Any]) -> str | None:
+    """A mapping that names a field the action does not have: why, or None."""
+    properties: Mapping[str, Any] = entry.actions[action].fields.get("properties", {})
+    unknown = sorted(set(mapping) - set(properties))
+    if unknown:
+        return (
+            f"{entry.name} / {entry.actions[action].title} has no field {unknown[0]!r}"
+            f" (its fields: {', '.join(sorted(properties))})"
+        )
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _class_for(entry_json: bytes) -> type[BridgedDestination]:
+    entry = msgspec.json.decode(entry_json, type=CatalogEntry)
+    actions = {
+        action_id: Action(
+            action_id,
+            info.title,
+            _unused_build,
+            max_batch=max_batch_of(info),
+        )
+        for action_id, info in entry.actions.items()
+    }
+    presets = [
+        Preset(p.name, p.partner_action, p.subscribe or "", p.mapping)
+        for p in entry.automatic_presets()
+    ]
+    aliases = tuple(a for a in (entry.definition_slug, f"actions-{entry.slug}") if a)
+    attributes = {
+        "id": entry.type, "name": entry.name, "entry": entry, "actions": actions,
+        "presets": presets, "aliases": aliases,
+    }  # fmt: skip
+    name = "Bridged_" + "".join(c if c.isalnum() else "_" for c in entry.slug)
+    return type(name, (BridgedDestination,), attributes)
+
+
+def _batch_field(info: ActionInfo) -> Mapping[str, Any]:
+    properties: Mapping[str, Any] = info.fields.get("properties", {})
+    return properties.get("batch_size") or {}
+
+
+def max_batch_of(info: ActionInfo) -> int:
+    """The most events one execute of the action may take (the engine's chunk size)."""
+    if not info.has_perform_batch:
+        return 1
+    field = _batch_field(info)
+    return int(field.get("maximum") or field.get("default") or DEFAULT_BATCH)
+
+
+def batch_size_of(info: ActionInfo, mapping: Mapping[str, Any]) -> int:
+    """As Segment batches: only an action with `performBatch` whose mapping turns
+    `enable_batching` on, by the mapping's `batch_size` (else the field's default), within the
+    field's maximum; otherwise one event per execute."""
+    if not info.has_perform_batch or mapping.get("enable_batching") is not True:
+        return 1
+    field = _batch_field(info)
+    wanted = mapping.get("batch_size")
+    if not isinstance(wanted, int | float) or isinstance(wanted, bool) or wanted < 1:
+        wanted = field.get("default") or DEFAULT_BATCH
+    return max(1, min(int(wanted), max_batch_of(info)))
+
+
+def _unused_build(destination: Any, mapped: Sequence[Mapped]) -> list[OutRequest]:
+    """Actions of a bridged destination build through `BridgedDestination.build`."""
+    raise NotImplementedError
+
+
+def bridged_class(entry: CatalogEntry) -> type[BridgedDestination]:
+    """The Destination class of one catalogue entry (made once per entry and catalogue)."""
+    return _class_for(msgspec.json.encode(entry))

@@ -1,0 +1,80 @@
+"""Every metric the store's collector exposes (cluster.py): name, type, help and labels, in one
+table, so docs/metrics.md and the dashboard are checked against it (tests/metrics)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+
+class Spec(NamedTuple):
+    name: str  # counters without their `_total`: the library adds it
+    kind: str  # "counter", "gauge" or "histogram"
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+_SRC = ("source",)
+_DEST = ("destination",)
+_WH = ("warehouse",)
+_PROC = ("holder", "lane", "host")
+
+CLUSTER: dict[str, Spec] = {
+    s.name: s
+    for s in (
+        Spec("sluice_log_end_position", "gauge", "The event log's last position."),
+        Spec("sluice_events_received", "counter", "Events received by the Tracking API, valid or not.", _SRC),
+        Spec("sluice_events_stored", "counter", "Events stored in the log, by call type.", ("source", "type")),
+        Spec("sluice_events_duplicate", "counter", "Events not stored: their messageId was in the dedupe window.", _SRC),
+        Spec("sluice_events_rejected", "counter", "Events refused one by one (invalid), by reason.", ("source", "reason")),
+        Spec("sluice_events_throttled", "counter", "Events of requests answered 429 (rate limit, overload).", _SRC),
+        Spec("sluice_requests_rejected", "counter", "Whole requests refused, by error code.", ("source", "code")),
+        Spec("sluice_group_commits", "counter", "Group commits that stored events."),
+        Spec("sluice_destination_delivered", "counter", "Events the destination accepted.", _DEST),
+        Spec("sluice_destination_filtered", "counter", "Events not sent to the destination, by reason (filters, consent, integrations object, no action).", ("destination", "reason")),
+        Spec("sluice_destination_parked", "counter", "Events parked (given up on, kept for a resend), by reason.", ("destination", "reason")),
+        Spec("sluice_destination_parked_events", "gauge", "Events parked now (not resent or dropped yet).", _DEST),
+        Spec("sluice_destination_retrying_events", "gauge", "Events in the retry set, by state (waiting: behind an earlier event of their user).", ("destination", "state")),
+        Spec("sluice_destination_lag_events", "gauge", "Events the destination's cursor has not passed.", _DEST),
+        Spec("sluice_destination_lag_seconds", "gauge", "Age of the oldest event the destination's cursor has not passed.", _DEST),
+        Spec("sluice_destination_circuit_open", "gauge", "1 while the destination's circuit breaker is open (every request fails).", _DEST),
+        Spec("sluice_destination_paused", "gauge", "1 while the destination's cursor waits (circuit open, retry set full).", _DEST),
+        Spec("sluice_delivery_duration_seconds", "histogram", "Time from an event's receipt to its delivery.", _DEST),
+        Spec("sluice_archive_lag_events", "gauge", "Events the archive has not written."),
+        Spec("sluice_archive_lag_seconds", "gauge", "Age of the oldest event the archive has not written."),
+        Spec("sluice_warehouse_lag_events", "gauge", "Events the warehouse has not loaded (as of its last load).", _WH),
+        Spec("sluice_warehouse_lag_seconds", "gauge", "Age of the oldest event the warehouse has not loaded.", _WH),
+        Spec("sluice_warehouse_loads", "counter", "Warehouse loads, by outcome (ok, failed).", ("warehouse", "outcome")),
+        Spec("sluice_warehouse_load_seconds", "counter", "Time spent loading (divided by the loads: the mean load duration).", _WH),
+        Spec("sluice_warehouse_last_load_duration_seconds", "gauge", "How long the last load took.", _WH),
+        Spec("sluice_warehouse_last_load_timestamp_seconds", "gauge", "When the last load finished (Unix time).", _WH),
+        Spec("sluice_warehouse_rows", "counter", "Rows written to the warehouse.", _WH),
+        Spec("sluice_warehouse_events", "counter", "Events read from the log by the warehouse's loads.", _WH),
+        Spec("sluice_warehouse_discards", "counter", "Values not loaded (type conflicts), kept in the warehouse's discards.", _WH),
+        Spec("sluice_worker_leases", "gauge", "Units (consumers, loaders) a worker process holds by lease.", _PROC),
+        Spec("sluice_worker_resident_memory_bytes", "gauge", "A worker process's resident memory, as last reported.", _PROC),
+        Spec("sluice_worker_cpu_seconds", "counter", "A worker process's CPU time (user + system), as last reported.", _PROC),
+        Spec("sluice_worker_restarts", "counter", "How often the supervisor restarted this lane after it died.", _PROC),
+        Spec("sluice_worker_report_age_seconds", "gauge", "Seconds since the worker process last reported (it does when it renews its leases).", _PROC),
+    )
+}  # fmt: skip
+
+
+def family(name: str) -> CounterMetricFamily | GaugeMetricFamily:
+    """An empty counter or gauge of the table, to add samples to."""
+    spec = CLUSTER[name]
+    kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+    assert spec.kind in ("counter", "gauge"), f"{name} is a {spec.kind}"
+    return kind(spec.name, spec.help, labels=list(spec.labels))
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    """An empty histogram of the table."""
+    spec = CLUSTER[name]
+    assert spec.kind == "histogram", f"{name} is a {spec.kind}"
+    return HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels))

@@ -1,0 +1,216 @@
+"""Segment's destinations delivered by Sluice's worker: a real `sluice serve` whose data dir holds
+the installed bridge, a `segment:<slug>` destination in its workspace, and the local recording
+server standing in for the vendor's API (`delivery.base_url`).
+
+What is checked is what a user sees: the request Segment's code makes arrives, an event the API
+refuses is parked with Segment's reason and the real request (credentials redacted), a failing
+API puts events in the retry set, and a configuration Segment's definition would refuse is
+refused at compile time naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delivery.delivery_kit import add_destination, send, sluice, track
+from recorder import Recorder, Reply
+from server import SluiceServer, StartServer, seed_sources, wait_for
+from sluice.bridge import location
+from sluice.delivery.config import DestinationConfigError, compile_destination
+from sluice.destinations.base import Mapped
+
+AMPLITUDE = {"apiKey": "amp-key-123456", "secretKey": "amp-secret-654321"}
+
+
+@pytest.fixture
+def bridged_server(
+    start_server: StartServer, bridge_data_dir: Path, tmp_path: Path
+) -> SluiceServer:
+    """A server whose data dir has the installed bridge (linked from the test cache)."""
+    data_dir = tmp_path / "data"
+    seed_sources(data_dir)
+    (data_dir / "bridge").symlink_to(bridge_data_dir / "bridge")
+    return start_server({"SLUICE_WORKERS": "1"}, data_dir=data_dir)
+
+
+@pytest.fixture
+def use_bridge(bridge_data_dir: Path) -> Any:
+    location.use_data_dir(bridge_data_dir)
+    yield
+    location.use_data_dir(Path("sluice-data"))
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def amplitude(recorder: Recorder, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "amp",
+        "type": "segment:amplitude",
+        "sources": ["web"],
+        "settings": AMPLITUDE,
+        "delivery": {"base_url": recorder.base_url, "retry_window_s": 3600},
+        **extra,
+    }
+
+
+def test_segments_code_delivers_through_sluices_worker(
+    bridged_server: SluiceServer, recorder: Recorder
+) -> None:
+    add_destination(bridged_server, amplitude(recorder))
+    send(bridged_server, track("m-1", event="Signed Up", anonymousId="anon-1"))
+    wait_for(lambda: recorder.requests, timeout=30, what="Amplitude's request")
+    (request,) = recorder.requests
+    assert (request.method, request.path) == ("POST", "/2/httpapi")
+    assert request.headers["user-agent"] == "Segment (Actions)"
+    body = request.json()
+    assert body["api_key"] == AMPLITUDE["apiKey"]
+    (event,) = body["events"]
+    assert (event["event_type"], event["user_id"], event["device_id"]) == (
+        "Signed Up", "user-1", "anon-1"
+    )  # fmt: skip
+    assert event["event_properties"] == {"revenue": 12.5}
+
+    def delivered() -> int:
+        status = json.loads(sluice(bridged_server, "status", "--json"))
+        return int(status["destinations"]["amp"]["delivered"])
+
+    wait_for(lambda: delivered() == 1, 10, what="the delivery counted")
+
+    # The sidecar is reported: `sluice status` and `/readyz` (a check of its own, here only).
+    def sidecars() -> dict[str, Any]:
+        return dict(json.loads(sluice(bridged_server, "status", "--json"))["bridge"])
+
+    (sidecar,) = wait_for(lambda: list(sidecars().values()), 20, what="the sidecar's report")
+    assert sidecar["healthy"] and sidecar["node_pid"] and sidecar["restarts"] == 0
+    ready = bridged_server.request("GET", "/readyz").json()
+    assert ready["checks"]["bridge"]["ok"], ready
+    assert "bridge sidecar of worker" in sluice(bridged_server, "status")
+
+    # Node killed: the next execute starts it again and the event is delivered (at least once).
+    os.kill(sidecar["node_pid"], signal.SIGKILL)
+    send(bridged_server, track("m-2", event="After The Crash"))
+
+    def crash_event_arrived() -> bool:
+        return any(r.json()["events"][0]["event_type"] == "After The Crash"
+                   for r in recorder.requests)  # fmt: skip
+
+    wait_for(crash_event_arrived, 30, what="delivery after the crash")
+    wait_for(lambda: delivered() == 2, 10, what="the second delivery counted")
+    wait_for(lambda: next(iter(sidecars().values()))["restarts"] >= 1, 20, what="a restart")
+
+
+def test_a_refused_event_is_parked_with_segments_reason_and_the_real_request(
+    bridged_server: SluiceServer, recorder: Recorder
+) -> None:
+    recorder.respond_with(Reply(400, {"code": 400, "error": "Invalid field values"}))
+    add_destination(bridged_server, amplitude(recorder))
+    send(bridged_server, track("m-400", event="Bad One"))
+    parked = wait_for(lambda: json_lines(sluice(bridged_server, "parked", "list", "--json")), 30)
+    (entry,) = parked
+    assert entry["messageId"] == "m-400" and "400" in entry["reason"]
+    assert entry["request"]["url"] == f"{recorder.base_url}/2/httpapi"
+    kept = json.dumps(entry)
+    assert AMPLITUDE["apiKey"] not in kept and AMPLITUDE["secretKey"] not in kept
+
+
+def test_a_failing_api_puts_events_in_the_retry_set(
+    bridged_server: SluiceServer, recorder: Recorder
+) -> None:
+    recorder.respond_with(Reply(503, {"code": 503}))
+    add_destination(bridged_server, amplitude(recorder))
+    send(bridged_server, track("m-503"))
+    rows = wait_for(lambda: json_lines(sluice(bridged_server, "retrying", "list", "--json")), 30)
+    assert rows[0]["messageId"] == "m-503" and "503" in rows[0]["lastError"]
+    recorder.respond_with(Reply(200, {"code": 200}))
+    sluice(bridged_server, "retrying", "retry", "--destination", "amp")
+    wait_for(lambda: not json_lines(sluice(bridged_server, "retrying", "list", "--json")), 30)
+
+
+# --- what compiling refuses -------------------------------------------------------------------
+@pytest.mark.usefixtures("use_bridge")
+@pytest.mark.parametrize(
+    ("doc", "path", "words"),
+    [
+        ({"type": "segment:kafka"}, "type", "cannot run in Sluice"),
+        ({"type": "segment:no-such-thing"}, "type", "no Segment destination"),
+        ({"type": "segment:amplitude", "settings": {}}, "settings.apiKey", "needs the setting"),
+        ({"type": "segment:amplitude", "settings": {**AMPLITUDE, "apikey": "x"}},
+         "settings.apikey", "has no setting"),
+        ({"type": "segment:amplitude", "settings": {**AMPLITUDE, "endpoint": "mars"}},
+         "settings.endpoint", "must be one of north_america, europe"),
+        ({"type": "segment:amplitude", "settings": AMPLITUDE,
+          "mappings": [{"action": "logEventV2", "trigger": 'type = "track"',
+                        "mapping": {"event_typo": {"@path": "$.event"}}}]},
+         "mappings[0].mapping", "has no field 'event_typo'"),
+        ({"type": "webhook", "settings": {"urls": ["http://x"]},
+          "delivery": {"base_url": "http://y"}}, "delivery.base_url", "settings.endpoint"),
+    ],
+    ids=["unsupported", "unknown", "required", "unknown-setting", "choice", "mapping-field",
+         "base-url-native"],
+)  # fmt: skip
+def test_what_segment_would_refuse_is_refused_naming_the_field(
+    doc: dict[str, Any], path: str, words: str
+) -> None:
+    with pytest.raises(DestinationConfigError) as caught:
+        compile_destination({"id": "d", **doc})
+    assert caught.value.path == path and words in caught.value.message, caught.value
+
+
+@pytest.mark.usefixtures("use_bridge")
+def test_segment_names_resolve_and_presets_apply() -> None:
+    for name in ("segment:amplitude", "actions-amplitude", "Actions Amplitude"):
+        config = compile_destination({"id": "d", "type": name, "settings": AMPLITUDE})
+        assert config.destination.id == "segment:amplitude"
+        assert {m.name for m in config.mappings} >= {"Track Calls", "Page Calls"}
+    settings = {"api_key": "k", "app_id": "a", "endpoint": "https://rest.iad-01.braze.com"}
+    braze = compile_destination(
+        {"id": "b", "type": "Braze Cloud Mode (Actions)", "settings": settings}
+    )
+    assert braze.destination.id == "segment:braze"
+    assert "Braze Cloud Mode (Actions)" in braze.names
+
+
+@pytest.mark.usefixtures("use_bridge")
+def test_without_node_a_segment_destination_is_refused_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node here
+    with pytest.raises(DestinationConfigError) as caught:
+        compile_destination({"id": "d", "type": "segment:amplitude", "settings": AMPLITUDE})
+    assert caught.value.path == "type" and "install Node.js 18.17" in caught.value.message
+
+
+@pytest.mark.usefixtures("use_bridge")
+def test_executes_batch_as_segment_does() -> None:
+    """performBatch only where the mapping turns `enable_batching` on, by its `batch_size`
+    within the field's maximum; one event per execute otherwise."""
+    settings = {"projectToken": "t", "apiSecret": "s"}
+    trigger = 'type = "track"'
+
+    def subscription_sizes(mapping: dict[str, Any]) -> int:
+        subscription = {"action": "trackEvent", "trigger": trigger, "mapping": mapping}
+        doc = {"id": "mp", "type": "segment:mixpanel", "settings": settings,
+               "mappings": [subscription]}  # fmt: skip
+        destination = compile_destination(doc).destination
+        return int(destination.subscriptions[0].batch_size)  # type: ignore[attr-defined]
+
+    assert subscription_sizes({"event": {"@path": "$.event"}}) == 1
+    assert subscription_sizes({"event": {"@path": "$.event"}, "enable_batching": True}) == 1000
+    assert subscription_sizes({"enable_batching": True, "batch_size": 250}) == 250
+    assert subscription_sizes({"enable_batching": True, "batch_size": 99_999}) == 2000
+    config = compile_destination({"id": "mp", "type": "segment:mixpanel", "settings": settings})
+    mapped = [
+        Mapped(f"m{i}", {"subscription": 0, "event": {"type": "track", "messageId": f"m{i}"}}, {})
+        for i in range(5)
+    ]
+    requests = config.destination.build("trackEvent", mapped)
+    expected = 1 if config.destination.subscriptions[0].batch_size > 1 else 5  # type: ignore[attr-defined]
+    assert len(requests) == expected

@@ -41,6 +41,7 @@ DEFAULT_LOG_RETENTION_DAYS = 7.0
 # SQLite ingest at 1,000 events/s of 1 KB, room for the WAL, an archive file and a warehouse load.
 DEFAULT_READY_MIN_FREE_MB = 1024
 DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128")  # loopback: the node itself
+DEFAULT_EGRESS_DENY = ("169.254.0.0/16", "fe80::/10")  # link-local: clouds' instance metadata
 ROLES = ("all", "collector", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -118,6 +119,9 @@ class Settings:
     # Who may scrape /metrics: these networks, or anyone with `Authorization: Bearer <token>`.
     metrics_allow: tuple[str, ...] = DEFAULT_METRICS_ALLOW
     metrics_token: str | None = field(default=None, repr=False)
+    # Where destinations may send (delivery/egress.py): only these networks when set; never these.
+    egress_allow: tuple[str, ...] = ()
+    egress_deny: tuple[str, ...] = DEFAULT_EGRESS_DENY
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -160,6 +164,7 @@ _FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source", "lease_s", "lo
 
 
 _BOOL_FIELDS = {"access_log"}
+_NETWORK_FIELDS = ("trusted_proxies", "metrics_allow", "egress_allow", "egress_deny")
 
 
 def _boolean(name: str, raw: str) -> bool:
@@ -189,8 +194,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[f.name] = Path(raw)
             elif f.name in _BOOL_FIELDS:
                 values[f.name] = _boolean(name, raw)
-            elif f.name in ("trusted_proxies", "metrics_allow"):
-                values[f.name] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            elif f.name in _NETWORK_FIELDS:  # "none": an empty list (e.g. no denied network)
+                parts = () if raw.strip().lower() == "none" else raw.split(",")
+                values[f.name] = tuple(p.strip() for p in parts if p.strip())
             else:
                 values[f.name] = raw
         except ValueError as exc:
@@ -210,7 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["log_level"] = values.get("log_level", "info").lower()
     if values.get("log_format", "text") not in LOG_FORMATS:
         raise ConfigError(f"SLUICE_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
-    for name in ("trusted_proxies", "metrics_allow"):
+    for name in _NETWORK_FIELDS:
         for network in values.get(name, ()):
             try:
                 ipaddress.ip_network(network, strict=False)

@@ -214,3 +214,56 @@ def test_executes_batch_as_segment_does() -> None:
     requests = config.destination.build("trackEvent", mapped)
     expected = 1 if config.destination.subscriptions[0].batch_size > 1 else 5  # type: ignore[attr-defined]
     assert len(requests) == expected
+
+
+def test_refreshed_oauth_tokens_are_kept_and_outlive_the_worker(
+    bridged_server: SluiceServer, recorder: Recorder
+) -> None:
+    """m3ter (OAuth): the old token gets 401, Segment's loop refreshes it, the retry succeeds;
+    the new token is kept in the store, so a restarted server sends it at once."""
+
+    def answer(request: Any) -> Reply:
+        if request.path.endswith("/oauth/token"):
+            return Reply(200, {"access_token": "fresh-token-1", "expires_in": 3600})
+        if request.headers.get("authorization") == "Bearer fresh-token-1":
+            return Reply(200, {"result": "accepted"})
+        return Reply(401, {"message": "expired"})
+
+    recorder.respond_with(answer)
+    doc = {
+        "id": "usage", "type": "segment:m3ter", "sources": ["web"],
+        "settings": {"access_key_id": "key-1", "api_secret": "secret-1", "org_id": "org-1",
+                     "oauth": {"access_token": "stale-token", "refresh_token": "r-1"}},
+        "delivery": {"base_url": recorder.base_url},
+    }  # fmt: skip
+    add_destination(bridged_server, doc)
+    usage = {"uid": "u-1", "meter": "api_calls", "account": "acct-1"}
+    send(bridged_server, track("u-1", event="Usage", properties=usage))
+    wait_for(lambda: any(r.headers.get("authorization") == "Bearer fresh-token-1"
+                         for r in recorder.requests), 30, what="the retried request")  # fmt: skip
+    wait_for(lambda: bridged_server.store.oauth_tokens("usage"), 10, what="the kept token")
+    assert bridged_server.store.oauth_tokens("usage") == ("fresh-token-1", None)
+
+    bridged_server.stop()
+    recorder.requests.clear()
+    bridged_server.start()
+    send(bridged_server, track("u-2", event="Usage", properties=usage))
+    wait_for(lambda: recorder.requests, 30, what="the next request")
+    first = recorder.requests[0]
+    assert first.headers.get("authorization") == "Bearer fresh-token-1", first
+    assert "stale-token" not in bridged_server.log() and "fresh-token-1" not in bridged_server.log()
+
+
+def test_segments_code_cannot_reach_a_denied_network(
+    bridged_server: SluiceServer, recorder: Recorder
+) -> None:
+    """The egress policy applies to requests Segment's code makes: parked, never retried."""
+    mapping = {"url": "http://169.254.169.254/latest/meta-data/", "method": "POST",
+               "data": {"@path": "$.properties"}}  # fmt: skip
+    send_it = {"action": "send", "trigger": 'type = "track"', "mapping": mapping}
+    doc = {"id": "hook", "type": "segment:webhook", "sources": ["web"], "mappings": [send_it]}
+    add_destination(bridged_server, doc)
+    send(bridged_server, track("m-meta"))
+    (entry,) = wait_for(lambda: json_lines(sluice(bridged_server, "parked", "list", "--json")), 30)
+    assert "egress_denied" in entry["reason"] and entry["messageId"] == "m-meta"
+    assert not json_lines(sluice(bridged_server, "retrying", "list", "--json"))

@@ -181,7 +181,8 @@ def status(server: SluiceServer) -> dict[str, Any]:
 
 
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
-    assert set(status) == {"sources", "log_end", "destinations", "warehouses", "workers"}
+    assert set(status) == {"sources", "log_end", "destinations", "warehouses", "workers", "bridge"}
+    assert status["bridge"] == {}  # no worker runs Segment's destinations here
     # The server's batch process holds the archive, warehouse and retention consumers; its
     # delivery process the destinations'. Each reports its pid, CPU time and memory.
     lanes = {w["lane"]: w for w in status["workers"].values()}

@@ -145,6 +145,15 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
     ("whole trigger in parentheses", '(type = "track")', TRACK, True),
     ("or of four", 'event = "a" or event = "b" or event = "c" or event = "Order Completed"',
      TRACK, True),
+    # Spellings Segment's parser takes and its presets use (Pinterest, Amazon, Equals).
+    ("upper-case AND", 'type = "track" AND event = "Order Completed"', TRACK, True),
+    ("upper-case AND, other event", 'type = "track" AND event = "Signed Up"', TRACK, False),
+    ("mixed-case Or", 'type = "page" Or type = "track"', TRACK, True),
+    ("bare word value", "type = track or type = page", TRACK, True),
+    ("bare word value, no match", "type = identify or type = group", TRACK, False),
+    ("a quoted AND stays a string", 'event = "AND"', {"event": "AND"}, True),
+    ("a word on the right is a string", "event = name", {"event": "name", "name": "x"}, True),
+    ("a path on the right too", "event = properties.b", {"event": "properties.b"}, True),
 ]  # fmt: skip
 
 
@@ -175,7 +184,6 @@ INVALID = [
     ("whole properties object", "properties = null", 0, "triggers can test"),
     ("dotted event", 'event.name = "x"', 0, "triggers can test"),
     ("literal on the left", '"track" = type', 0, "expected a field"),
-    ("field on the right", "event = name", 8, "expected a string, number"),
     ("list value", 'type = ["track"]', 7, "expected a string, number"),
     ("in", 'type in ["track", "page"]', 5, "'in' is not supported"),
     ("ordering against a word", 'properties.total > "abc"', 19, "needs a number"),

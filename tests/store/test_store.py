@@ -481,3 +481,15 @@ def test_positions_are_never_handed_out_twice_after_a_trim_of_everything(store: 
     (after,) = [e for e in store.read_after(0, 100) if e.message_id == "after"]
     assert after.seq == 6
     assert [e.message_id for e in store.read_after(5, 100)] == ["after"]
+
+
+def test_oauth_tokens_are_kept_per_destination(store: Store) -> None:
+    assert store.oauth_tokens("crm") is None
+    store.save_oauth_tokens("crm", "access-1", "refresh-1", 1_000)
+    store.save_oauth_tokens("crm", "access-2", None, 2_000)  # no new refresh token: keep the old
+    assert store.oauth_tokens("crm") == ("access-2", "refresh-1")
+    store.save_oauth_tokens("crm", "access-3", "refresh-2", 3_000)
+    assert store.oauth_tokens("crm") == ("access-3", "refresh-2")
+    assert store.oauth_tokens("other") is None
+    store.forget_oauth_tokens("crm")
+    assert store.oauth_tokens("crm") is None

@@ -214,6 +214,22 @@ def other_schemas() -> dict[str, Schema]:
                         "Live worker processes (by lease holder) and the consumers each runs"
                     ),
                 },
+                "bridge": {
+                    "type": "object",
+                    "additionalProperties": object_schema(
+                        {
+                            "healthy": {"type": "boolean"},
+                            "node_pid": nullable(INT),
+                            "rss_mib": {"type": "number"},
+                            "restarts": INT,
+                            "reported_at": TIME,
+                        }
+                    ),
+                    "description": (
+                        "The Node sidecar (Segment's destinations) of each worker process that"
+                        " runs one, by host:pid, as it last reported"
+                    ),
+                },
             }
         ),
         "Event": object_schema(

@@ -18,7 +18,9 @@ trigger, so routing stays a pure function `sluice trace` can replay.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,9 +32,10 @@ from sluice.bridge import location
 from sluice.bridge.catalog import ActionInfo, CatalogEntry
 from sluice.bridge.errors import SidecarDied
 from sluice.bridge.outcomes import outcome_of
-from sluice.bridge.results import ExecuteResult
+from sluice.bridge.results import ExecuteResult, TokenRefresh
 from sluice.delivery.sender import send
 from sluice.destinations.base import (
+    EGRESS_DENIED,
     Action,
     Destination,
     DestinationSettings,
@@ -43,6 +46,7 @@ from sluice.destinations.base import (
     Response,
     Verdict,
 )
+from sluice.store.base import OAuthTokens
 
 EXECUTE_METHOD = "EXECUTE"  # the engine's request for one execute (never sent over HTTP)
 DEFAULT_BATCH = 100  # events per execute of an action with performBatch (Segment's default)
@@ -92,6 +96,13 @@ class BridgedDestination(Destination):
         super().__init__(settings)
         self.subscriptions: list[Subscription] = []
         self.base_url: str | None = None
+        self._tokens: tuple[OAuthTokens, str] | None = None  # (store, destination id)
+        self._oauth: dict[str, str] | None = None  # refreshed tokens, newer than the settings'
+
+    def keep_tokens(self, store: OAuthTokens, destination_id: str) -> None:
+        """Where tokens Segment's code refreshes are kept (the worker's store), and read from
+        at the first execute: a restarted worker goes on with the newest token."""
+        self._tokens = (store, destination_id)
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> DestinationSettings:
@@ -151,6 +162,7 @@ class BridgedDestination(Destination):
         work = msgspec.json.decode(request.body)
         subscription = self.subscriptions[work["subscription"]]
         events: list[Mapping[str, Any]] = work["events"]
+        denied: list[str] = []  # requests the egress policy refused: parked, not retried
 
         async def fetch(
             exec_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
@@ -159,6 +171,8 @@ class BridgedDestination(Destination):
             answer = await send(session, out, timeout_s, as_made=True,
                                 max_bytes=BRIDGED_RESPONSE_BYTES)  # fmt: skip
             if answer.status == 0:
+                if EGRESS_DENIED in (answer.error or ""):
+                    denied.append(answer.error or EGRESS_DENIED)
                 raise (TimeoutError if "timeout" in (answer.error or "") else ConnectionError)(
                     answer.error or "no response"
                 )
@@ -169,22 +183,62 @@ class BridgedDestination(Destination):
             result = await location.sidecar().execute(
                 self.entry.slug,
                 subscription.document(),
-                self.values,
+                await self._settings_now(),
                 event=None if batch else events[0],
                 events=events if batch else None,
                 fetch=fetch,
+                on_token_refresh=self._refreshed,
                 timeout_s=timeout_s * EXECUTE_TIMEOUTS,
             )
         except (SidecarDied, TimeoutError) as exc:
             reason = f"bridge: {exc}" if str(exc) else f"bridge: {type(exc).__name__}"
             return BridgedResponse(0, {}, b"", reason, outcome=Outcome(Verdict.RETRY, reason))
         outcome = outcome_of(result, list(request.message_ids), destination=self.entry.slug)
+        if denied and outcome.verdict is Verdict.RETRY:
+            outcome = Outcome(Verdict.PARK, denied[-1])
         return _response(result, outcome, request.message_ids, self._redirected)
+
+    async def _settings_now(self) -> dict[str, Any]:
+        """The settings, with `oauth` holding the newest tokens (refreshed ones win)."""
+        if self._oauth is None and self._tokens is not None:
+            store, destination_id = self._tokens
+            kept = await asyncio.to_thread(store.oauth_tokens, destination_id)
+            self._oauth = {}
+            if kept is not None:
+                access, refresh = kept
+                self._oauth = {
+                    "access_token": access,
+                    **({"refresh_token": refresh} if refresh else {}),
+                }
+        if not self._oauth:
+            return self.values
+        oauth = {**(self.values.get("oauth") or {}), **self._oauth}
+        return {**self.values, "oauth": oauth}
+
+    async def _refreshed(self, exec_id: str, tokens: TokenRefresh) -> None:
+        """Segment's refresh loop got new tokens: use them from now on, and keep them."""
+        fresh = {"access_token": tokens.access_token}
+        if tokens.refresh_token:
+            fresh["refresh_token"] = tokens.refresh_token
+        self._oauth = {**(self._oauth or {}), **fresh}
+        if self._tokens is not None:
+            store, destination_id = self._tokens
+            now_ms = int(time.time() * 1000)
+            await asyncio.to_thread(
+                store.save_oauth_tokens, destination_id, tokens.access_token,
+                tokens.refresh_token, now_ms,
+            )  # fmt: skip
 
     def interpret(self, request: OutRequest, response: Response) -> Outcome:
         if isinstance(response, BridgedResponse) and response.outcome is not None:
             return response.outcome
         return Outcome(Verdict.RETRY, response.error or "the bridge gave no verdict")
+
+    def redirected(self, url: str) -> str:
+        """Where a request Segment's code makes to `url` is sent (`delivery.base_url` applied):
+        for callers outside delivery that send its requests themselves (the UI's Test
+        connection)."""
+        return self._redirected(url)
 
     def _redirected(self, url: str) -> str:
         """`delivery.base_url`: the request's scheme and host replaced, its path kept."""

@@ -15,55 +15,23 @@ caller) and the next call starts a new process after a backoff (1 s doubling to 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
-import os
-import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from sluice.bridge.errors import BridgeNotInstalled, NodeUnavailable, SidecarDied
+from sluice.bridge.errors import BridgeNotInstalled, SidecarDied
 from sluice.bridge.health import HEALTHY_RESET_S, SidecarLimits, StderrLog, backoff_s, rss_of
 from sluice.bridge.proxy import FetchHandler, answer_fetch, no_network
-from sluice.bridge.results import Exchange, ExecuteResult, TokenRefresh, parse_result
+from sluice.bridge.results import ExecuteResult, TokenRefresh, parse_result
+from sluice.bridge.sidecar_process import Call, Process, TokenHandler, spawn
 
 log = logging.getLogger("sluice.bridge")
-
-TokenHandler = Callable[[str, TokenRefresh], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class _Call:
-    """One request to the sidecar awaiting its answer, with the state of its fetches."""
-
-    future: asyncio.Future[dict[str, Any]]
-    fetch: FetchHandler
-    on_token_refresh: TokenHandler | None
-    exchanges: list[Exchange] = field(default_factory=list)
-    refreshes: list[TokenRefresh] = field(default_factory=list)
-    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-
-
-class _Process:
-    """One running Node child: its pipes, its reader tasks and the calls it owes answers."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.calls: dict[str, _Call] = {}
-        self.ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.started_at = time.monotonic()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self.dead = False
-        self.stopping = False  # stop() closed its stdin: the exit that follows is no failure
-        self.last_pong: dict[str, Any] = {}
 
 
 class Sidecar:
@@ -83,7 +51,7 @@ class Sidecar:
         self._fetch = fetch or no_network
         self._on_token_refresh = on_token_refresh
         self._node = node
-        self._process: _Process | None = None
+        self._process: Process | None = None
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._failures = 0
@@ -182,7 +150,7 @@ class Sidecar:
     ) -> ExecuteResult:
         process = await self._ensure()
         call_id = f"e{next(self._ids)}"
-        call = _Call(
+        call = Call(
             future=asyncio.get_running_loop().create_future(),
             fetch=fetch or self._fetch,
             on_token_refresh=on_token_refresh or self._on_token_refresh,
@@ -205,7 +173,7 @@ class Sidecar:
         ok, outputs, multistatus, error = parse_result(answer)
         return ExecuteResult(ok, outputs, multistatus, error, call.exchanges, call.refreshes)
 
-    async def _send(self, process: _Process, message: Mapping[str, Any]) -> None:
+    async def _send(self, process: Process, message: Mapping[str, Any]) -> None:
         stdin = process.proc.stdin
         if process.dead or stdin is None or stdin.is_closing():
             raise SidecarDied(self.last_error or "the sidecar is not running")
@@ -217,7 +185,7 @@ class Sidecar:
             raise SidecarDied(self.last_error or str(exc)) from exc
 
     # --- lifecycle -----------------------------------------------------------------------------
-    async def _ensure(self) -> _Process:
+    async def _ensure(self) -> Process:
         async with self._lock:
             process = self._process
             if process is not None and not process.dead:
@@ -229,32 +197,14 @@ class Sidecar:
             self._process = process
             return process
 
-    async def _start(self) -> _Process:
+    async def _start(self) -> Process:
         script = self.bridge_dir / "sidecar.js"
         if not (script.exists() and (self.bridge_dir / "node_modules").is_dir()):
             raise BridgeNotInstalled(
                 f"no bridge installed in {self.bridge_dir}: run `sluice bridge install`"
             )
-        node = self._node or shutil.which("node")
-        if node is None:
-            raise NodeUnavailable("node is not on PATH: install Node.js 18.17 or newer")
-        # A minimal environment: no secret of the worker reaches third-party code this way.
-        env = {
-            "PATH": os.pathsep.join([str(Path(node).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "HOME": str(self.bridge_dir),
-        }
-        proc = await asyncio.create_subprocess_exec(
-            node,
-            str(script),
-            str(self.bridge_dir),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=str(self.bridge_dir),
-            limit=int(self.limits.max_line_mb * 1024 * 1024),
-        )
-        process = _Process(proc)
+        proc = await spawn(script, self.bridge_dir, self._node, self.limits)
+        process = Process(proc)
         loop = asyncio.get_running_loop()
         process.tasks = [
             loop.create_task(self._read(process)),
@@ -270,12 +220,12 @@ class Sidecar:
             raise
         return process
 
-    def _kill(self, process: _Process, reason: str) -> None:
+    def _kill(self, process: Process, reason: str) -> None:
         if process.proc.returncode is None:
             process.proc.kill()
         self._finish(process, reason, failure=True)
 
-    def _finish(self, process: _Process, reason: str, *, failure: bool) -> None:
+    def _finish(self, process: Process, reason: str, *, failure: bool) -> None:
         """Fail every call in flight and plan the next start (after a backoff on failures)."""
         if process.dead:
             return
@@ -310,7 +260,7 @@ class Sidecar:
         reap.add_done_callback(self._reaping.discard)
 
     @staticmethod
-    async def _reap(process: _Process) -> None:
+    async def _reap(process: Process) -> None:
         """Wait for a finished child and close its pipes, so nothing outlives the loop."""
         if process.proc.returncode is None:
             process.proc.kill()
@@ -319,7 +269,7 @@ class Sidecar:
             process.proc.stdin.close()
 
     # --- reading the child -------------------------------------------------------------------
-    async def _read(self, process: _Process) -> None:
+    async def _read(self, process: Process) -> None:
         stdout = process.proc.stdout
         assert stdout is not None
         while True:
@@ -342,7 +292,7 @@ class Sidecar:
                 self._kill(process, f"protocol error: {exc}: {line[:200]!r}")
                 return
 
-    def _dispatch(self, process: _Process, message: dict[str, Any]) -> None:
+    def _dispatch(self, process: Process, message: dict[str, Any]) -> None:
         op = message["op"]
         if op == "fetch":
             call = process.calls.get(str(message["exec"]))
@@ -370,7 +320,7 @@ class Sidecar:
         else:
             raise ValueError(f"unknown op {op!r}")
 
-    def _token_refresh(self, process: _Process, message: dict[str, Any]) -> None:
+    def _token_refresh(self, process: Process, message: dict[str, Any]) -> None:
         call = process.calls.get(str(message["exec"]))
         if call is None:
             return
@@ -394,7 +344,7 @@ class Sidecar:
             log.warning("bridge: persisting refreshed OAuth tokens failed: %s", exc)
 
     async def _answer_fetch(
-        self, process: _Process, call: _Call | None, message: dict[str, Any]
+        self, process: Process, call: Call | None, message: dict[str, Any]
     ) -> None:
         if call is None:
             reply = {"op": "fetch_result", "id": message["id"], "code": "EBRIDGE",
@@ -404,11 +354,11 @@ class Sidecar:
             call.exchanges.append(exchange)
         await self._reply(process, reply)
 
-    async def _reply(self, process: _Process, reply: Mapping[str, Any]) -> None:
+    async def _reply(self, process: Process, reply: Mapping[str, Any]) -> None:
         with contextlib.suppress(SidecarDied):  # its calls have been failed already
             await self._send(process, reply)
 
-    async def _read_stderr(self, process: _Process) -> None:
+    async def _read_stderr(self, process: Process) -> None:
         stderr = process.proc.stderr
         assert stderr is not None
         while True:
@@ -422,7 +372,7 @@ class Sidecar:
             process.stderr_tail.append(line)
             self._log_stderr(line)
 
-    async def _watch(self, process: _Process) -> None:
+    async def _watch(self, process: Process) -> None:
         """Ping on an interval; restart a sidecar that stops answering or grows too big."""
         limits = self.limits
         while not process.dead:
@@ -443,9 +393,9 @@ class Sidecar:
                 )
                 return
 
-    async def _ping(self, process: _Process) -> dict[str, Any]:
+    async def _ping(self, process: Process) -> dict[str, Any]:
         call_id = f"p{next(self._ids)}"
-        call = _Call(asyncio.get_running_loop().create_future(), no_network, None)
+        call = Call(asyncio.get_running_loop().create_future(), no_network, None)
         process.calls[call_id] = call
         try:
             await self._send(process, {"op": "ping", "id": call_id})

@@ -11,6 +11,8 @@ import asyncio
 import aiohttp
 import yarl
 
+from sluice.delivery import egress
+from sluice.delivery.egress import PolicyResolver
 from sluice.destinations.base import OutRequest, Response
 
 NODE_FETCH_MAX_REDIRECTS = 20  # node-fetch's `follow` limit
@@ -18,8 +20,12 @@ MAX_RESPONSE_BYTES = 64 * 1024  # kept for `sluice trace` and parked events; eno
 
 
 def new_session(limit: int = 256) -> aiohttp.ClientSession:
-    """One session per worker process: a connection pool shared by every destination."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
+    """One session per worker process: a connection pool shared by every destination, resolving
+    host names under this process's egress policy (delivery/egress.py)."""
+    resolver = PolicyResolver(egress.policy())
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, ttl_dns_cache=300, resolver=resolver
+    )
     return aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
 
 
@@ -39,6 +45,9 @@ async def send(
     path or query an API reads and breaking signatures over it); no Content-Type unless that
     code set one (aiohttp adds application/octet-stream to any body); no body when empty;
     redirects followed, as node-fetch follows them (native destinations' are not)."""
+    refusal = egress.policy().url_refusal(request.url)
+    if refusal is not None:  # an IP literal: names are checked by the session's resolver
+        return Response(0, {}, b"", error=refusal)
     url: str | yarl.URL = request.url
     skip: tuple[str, ...] = ()
     if as_made:

@@ -98,6 +98,8 @@ class Outcome:
     failures: Mapping[str, EventFailure] = field(default_factory=dict)
 
 
+EGRESS_DENIED = "egress_denied"  # delivery/egress.py: a request the egress policy refused
+
 # Statuses the Actions framework retries (core/errors.ts), plus 0 for timeouts/connection errors.
 RETRYABLE_STATUSES = frozenset({0, 408, 423, 429, 500, 598, 599, *range(502, 512)})
 
@@ -119,6 +121,8 @@ def default_outcome(response: Response) -> Outcome:
     if 200 <= status < 300:
         return Outcome(Verdict.DELIVERED, f"HTTP {status}")
     reason = f"HTTP {status}" if status else (response.error or "no response")
+    if status == 0 and EGRESS_DENIED in reason:  # a policy, not an outage: retrying won't help
+        return Outcome(Verdict.PARK, reason)
     if status in RETRYABLE_STATUSES or status >= 500:
         return Outcome(Verdict.RETRY, reason, retry_after_seconds(response.headers))
     return Outcome(Verdict.PARK, reason)

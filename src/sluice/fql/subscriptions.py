@@ -21,6 +21,7 @@ Anything else (other fields, functions, `in`, lists, deeper nesting) is an FqlEr
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from typing import Any, Final
 
 from sluice.fql.errors import FqlError
 from sluice.fql.evaluate import ORDERING, Event, Predicate
+from sluice.fql.lexer import LPAREN, OP, PATH, tokenize
 from sluice.fql.parser import And, Call, Compare, Group, Literal, Node, Not, Or, Path, parse
 
 _CACHE_SIZE: Final = 4096
@@ -48,6 +50,7 @@ def compile_trigger(expr: str) -> Predicate:
     """A predicate for the trigger `expr`; raises FqlError if it is not in the subset."""
     if not expr.strip():
         raise FqlError("a trigger cannot be empty", expr, 0)
+    expr = segment_spelling(expr)
     root = _level(parse(expr), expr, depth=0)
 
     def predicate(event: Event) -> bool:
@@ -57,6 +60,29 @@ def compile_trigger(expr: str) -> Predicate:
             return False
 
     return predicate
+
+
+def segment_spelling(expr: str) -> str:
+    """`expr` as Sluice's FQL writes it, from what Segment's subscription parser also accepts
+    (its destinations' presets use both): `AND`/`OR` in any case, and a bare word as the value
+    of a comparison (`type = track` for `type = "track"`; Segment's takes `properties.b` there
+    as the string "properties.b" too, never as a field)."""
+    tokens = tokenize(expr)
+    edits: list[tuple[int, int, str]] = []
+    for index, token in enumerate(tokens):
+        if token.kind != PATH or token.escaped:
+            continue
+        word = ".".join(map(str, token.value))
+        end = token.pos + len(word)
+        if expr[token.pos : end] != word:
+            continue
+        if word.lower() in ("and", "or") and word != word.lower() and len(token.value) == 1:
+            edits.append((token.pos, end, word.lower()))
+        elif index and tokens[index - 1].kind == OP and tokens[index + 1].kind != LPAREN:
+            edits.append((token.pos, end, json.dumps(word)))
+    for start, end, text in reversed(edits):
+        expr = expr[:start] + text + expr[end:]
+    return expr
 
 
 def js_string(value: Any) -> str:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Collection
 import aiohttp
 
 from sluice.bridge import location
+from sluice.bridge.destination import BridgedDestination
 from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
 from sluice.delivery.consumer import Consumer
 from sluice.delivery.filters import filter_errors
@@ -127,6 +128,9 @@ class DestinationCatalogue:
                 log.warning("dropped %d retrying events of deleted destination %s", dropped, dest)
 
     def _unit(self, config: DestinationConfig, body: bytes, partition: Partition | None) -> Unit:
+        if isinstance(config.destination, BridgedDestination):
+            config.destination.keep_tokens(self.store, config.id)
+
         async def job() -> None:
             assert self._session is not None, "units run inside resources()"
             await Consumer(config, self.store, self._session, partition=partition).run()

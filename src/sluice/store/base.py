@@ -538,5 +538,17 @@ class UnitStats(Protocol):
     def forget_unit_stats(self, unit: str) -> None: ...
 
 
-class Store(EventStore, DeliveryState, Leases, ProcessReports, UnitStats, Protocol):
+class OAuthTokens(Protocol):
+    """Tokens a destination's own code refreshed (store/oauth_tokens.py)."""
+
+    def save_oauth_tokens(
+        self, destination: str, access_token: str, refresh_token: str | None, now_ms: int
+    ) -> None: ...
+
+    def oauth_tokens(self, destination: str) -> tuple[str, str | None] | None: ...
+
+    def forget_oauth_tokens(self, destination: str) -> None: ...
+
+
+class Store(EventStore, DeliveryState, Leases, ProcessReports, UnitStats, OAuthTokens, Protocol):
     """Everything a backend provides: the log, the control plane, delivery state and leases."""

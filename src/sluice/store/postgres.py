@@ -64,6 +64,7 @@ from sluice.store.base import (
     StoredRejection,
 )
 from sluice.store.common import TimelinePruning, count_stored, source_rows
+from sluice.store.oauth_tokens import OAuthTokensState
 from sluice.store.postgres_connection import (
     DEFAULT_POOL_SIZE,
     connect,
@@ -106,7 +107,9 @@ _COPY_TYPES = ["text", "text", "text", "text", "int8", "bytea"]
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class PostgresStore(PostgresDeliveryState, PostgresLeases, ProcessReportsState, UnitStatsState):
+class PostgresStore(
+    PostgresDeliveryState, PostgresLeases, ProcessReportsState, UnitStatsState, OAuthTokensState
+):
     """`Store` on a PostgreSQL database shared by many nodes; safe to share between threads."""
 
     def __init__(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
+from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_POSTGRES
 from sluice.store.processes import PROCESSES_TABLE_POSTGRES
 from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
 from sluice.store.unit_stats import UNIT_STATS_TABLE_POSTGRES
@@ -182,6 +183,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, RETRY_SET_TABLE_POSTGRES),
     (5, PROCESSES_TABLE_POSTGRES),  # worker process reports (store/processes.py)
     (6, UNIT_STATS_TABLE_POSTGRES),  # what batch units report, for metrics (store/unit_stats.py)
+    (7, OAUTH_TOKENS_TABLE_POSTGRES),  # tokens refreshed by destinations (store/oauth_tokens.py)
 )
 
 

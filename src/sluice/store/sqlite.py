@@ -30,6 +30,7 @@ from sluice.store.base import (
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
+from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_SQLITE, OAuthTokensState
 from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
@@ -85,7 +86,9 @@ _UPSERT_COUNTER = (
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
-class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState, UnitStatsState):
+class SqliteStore(
+    SqliteDeliveryState, SqliteLeases, ProcessReportsState, UnitStatsState, OAuthTokensState
+):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
 
     def __init__(
@@ -122,6 +125,7 @@ class SqliteStore(SqliteDeliveryState, SqliteLeases, ProcessReportsState, UnitSt
                     + LEASES_SCHEMA
                     + PROCESSES_TABLE_SQLITE
                     + UNIT_STATS_TABLE_SQLITE
+                    + OAUTH_TOKENS_TABLE_SQLITE
                     + "COMMIT;"
                 )
             except BaseException:

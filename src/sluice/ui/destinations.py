@@ -1,8 +1,10 @@
-"""Destinations: the catalog (generated from the registry), adding one, its settings, on/off.
+"""Destinations: the catalog (the registry's types, and Segment's from the installed bridge),
+adding one, its settings, on/off, and "Test connection" for Segment's.
 
-The settings form is generated from the destination's `Settings` Struct (`forms.py`); what a
-form submits becomes a workspace change checked as `sluice apply` checks a file
-(`changes.py`), and its errors are shown next to the form with the values kept.
+The settings form is generated from the destination's `Settings` Struct (`forms.py`), or for
+one of Segment's destinations from its definition's auth fields (`bridged.py`); what a form
+submits becomes a workspace change checked as `sluice apply` checks a file (`changes.py`), and
+its errors are shown next to the form with the values kept.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +25,18 @@ from sluice.delivery.stats import destination_stats
 from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import known_types, load
 from sluice.errors import SluiceError
+from sluice.ui.bridged import (
+    entry_of,
+    form_fields,
+    new_settings,
+    segment_catalog,
+    settings_from_form,
+    shown_settings,
+    with_base_url,
+)
 from sluice.ui.changes import NotFound, apply_change, find_destination, local_path, message
-from sluice.ui.forms import Field, FormError, keep_secrets, read_settings, settings_fields
+from sluice.ui.connection import check_connection
+from sluice.ui.forms import FormError
 from sluice.ui.site import Site, redirect
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import Destination, Workspace
@@ -65,7 +78,8 @@ def _first_line(doc: str | None) -> str:
 
 
 def suggest_id(type_id: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9_-]", "-", type_id.lower())[:60] or "destination"
+    base = re.sub(r"[^a-z0-9_-]", "-", type_id.lower().removeprefix("segment:"))[:60]
+    base = base or "destination"
     candidate, n = base, 2
     while candidate in taken:
         candidate, n = f"{base}-{n}", n + 1
@@ -81,12 +95,15 @@ def routes(site: Site) -> list[Route]:
         ws = export_workspace(site.store)
         stats = destination_stats(site.store)
         entries = catalog()
+        segment = segment_catalog()
         names = {e.type: e.name for e in entries}
+        names.update({c.type: c.name for _, _, _, cards in segment.groups for c in cards})
         return {
             "destinations": [
                 (d, names.get(d.type, d.type), stats.get(d.id, {})) for d in ws.destinations
             ],
             "catalog": entries,
+            "segment": segment,
         }
 
     async def list_page(request: Request) -> Response:
@@ -96,53 +113,72 @@ def routes(site: Site) -> list[Route]:
         """What the form shows: the type's fields, and the destination's values (or defaults)."""
         cls: type[DestinationClass] = load(type_id)
         ws = export_workspace(site.store)
-        fields = settings_fields(cls)
+        fields = form_fields(cls)
         taken = {d.id for d in ws.destinations}
+        saved = shown_settings(cls, destination.settings) if destination else {}
         values = {
             "id": destination.id if destination else suggest_id(type_id, taken),
             "name": (destination.name or "") if destination else "",
             "enabled": destination.enabled if destination else True,
             "sources": list(destination.sources) if destination else [],
-            "settings": dict(destination.settings) if destination else {},
+            "settings": saved if destination else new_settings(cls, fields),
+            "base_url": str(destination.delivery.get("base_url") or "") if destination else "",
         }
         return {
             "cls": cls,
+            "entry": entry_of(cls),
             "type_id": type_id,
             "fields": fields,
             "values": values,
+            "saved": saved,
             "all_sources": ws.sources,
             "destination": destination,
+            "test_result": None,
         }
 
-    def submitted(fields: list[Field], form: FormData) -> dict[str, Any]:
+    def submitted(
+        context: dict[str, Any], form: FormData, saved: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The form's values; with `saved` settings, secrets left empty keep them."""
         raw = _form_values(form)
-        values: dict[str, Any] = {
+        return {
             "id": raw.get("id", "").strip(),
             "name": raw.get("name", "").strip(),
             "enabled": raw.get("enabled") == "on",
             "sources": [str(s) for s in form.getlist("sources")],
-            "settings": {},
+            "settings": settings_from_form(context["cls"], context["fields"], raw, saved),
+            "base_url": raw.get("delivery.base_url", ""),
             "raw": raw,
         }
-        values["settings"] = read_settings(fields, raw)
-        return values
+
+    def type_problem(type_id: str) -> str | None:
+        """Why there is no form for this type (unknown, or one of Segment's that cannot run)."""
+        if type_id in known_types():
+            return None
+        try:
+            load(type_id)
+        except SluiceError as exc:
+            return str(exc)
+        return None
 
     async def new_page(request: Request) -> Response:
         type_id = request.path_params["type_id"]
-        if type_id not in known_types():
-            return missing(request, f"type {type_id}")
+        problem = await site.run(type_problem, type_id)
+        if problem is not None:
+            return missing(request, f"type {type_id}: {problem}")
         context = await site.run(form_context, type_id, None)
         return site.render(request, "destination_new.html", error="", error_field="", **context)
 
     async def create(request: Request) -> Response:
         type_id = request.path_params["type_id"]
-        if type_id not in known_types():
-            return missing(request, f"type {type_id}")
+        problem = await site.run(type_problem, type_id)
+        if problem is not None:
+            return missing(request, f"type {type_id}: {problem}")
         form = await request.form()
         context = await site.run(form_context, type_id, None)
         raw = _form_values(form)
         try:
-            values = submitted(context["fields"], form)
+            values = submitted(context, form)
         except FormError as exc:
             context["values"] = {**context["values"], "raw": raw}
             return refused(request, "destination_new.html", context, str(exc), exc.field)
@@ -157,6 +193,7 @@ def routes(site: Site) -> list[Route]:
                     enabled=values["enabled"],
                     sources=values["sources"],
                     settings=values["settings"],
+                    delivery=with_base_url({}, values["base_url"]) if context["entry"] else {},
                 )
             )
 
@@ -198,14 +235,11 @@ def routes(site: Site) -> list[Route]:
         form = await request.form()
         context.update(stats=stats, tab="settings")
         try:
-            values = submitted(context["fields"], form)
+            values = submitted(context, form, dict(destination.settings))
         except FormError as exc:
             context["values"] = {**context["values"], "raw": _form_values(form)}
             return refused(request, "destination.html", context, str(exc), exc.field)
         values["id"] = destination_id
-        values["settings"] = keep_secrets(
-            context["fields"], values["settings"], destination.settings, values["raw"]
-        )
         context["values"] = values
 
         def change(ws: Workspace) -> None:
@@ -214,12 +248,27 @@ def routes(site: Site) -> list[Route]:
             target.enabled = values["enabled"]
             target.sources = values["sources"]
             target.settings = values["settings"]
+            if context["entry"] is not None:
+                target.delivery = with_base_url(target.delivery, values["base_url"])
 
         try:
             await site.run(apply_change, site.store, change)
         except WorkspaceError as exc:
             return refused(request, "destination.html", context, exc)
         return redirect(f"/destinations/{destination_id}", "Settings saved.")
+
+    async def test(request: Request) -> Response:
+        """Run the definition's `testAuthentication` with the saved settings; show the page
+        with the result."""
+        destination_id = request.path_params["destination_id"]
+        try:
+            destination, stats = await site.run(load_destination, destination_id)
+            context = await site.run(form_context, destination.type, destination)
+        except (NotFound, SluiceError):
+            return missing(request, destination_id)
+        result = await check_connection(msgspec.to_builtins(destination))
+        context.update(stats=stats, tab="settings", error="", error_field="", test_result=result)
+        return site.render(request, "destination.html", **context)
 
     async def toggle(request: Request) -> Response:
         destination_id = request.path_params["destination_id"]
@@ -282,6 +331,7 @@ def routes(site: Site) -> list[Route]:
         Route("/catalog/{type_id}", create, methods=["POST"]),
         Route("/destinations/{destination_id}", page, methods=["GET"]),
         Route("/destinations/{destination_id}", update, methods=["POST"]),
+        Route("/destinations/{destination_id}/test", test, methods=["POST"]),
         Route("/destinations/{destination_id}/enabled", toggle, methods=["POST"]),
         Route("/destinations/{destination_id}/delete", delete, methods=["POST"]),
     ]

@@ -45,6 +45,7 @@ class Field:
     choices: tuple[str, ...] = ()
     help: str = ""
     advanced: bool = False
+    default: Any = None  # what applies when left empty (Segment's definitions say)
 
     def shown(self, settings: Mapping[str, Any]) -> str:
         """The current value as the input shows it."""

@@ -28,6 +28,7 @@ from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import load
 from sluice.errors import SluiceError
 from sluice.store.base import EventQuery
+from sluice.ui.bridged import action_fields
 from sluice.ui.changes import NotFound, apply_change, find_destination, message
 from sluice.ui.debugger import SCAN_WINDOW
 from sluice.ui.forms import FormError
@@ -209,6 +210,7 @@ def routes(site: Site) -> list[Route]:
             "samples": samples,
             "samples_json": json_script(samples),
             "presets_json": json_script(presets_of(cls)),
+            "action_fields": action_fields(cls),
         }
 
     async def render(

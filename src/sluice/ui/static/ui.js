@@ -255,6 +255,13 @@ function initRules() {
   actionSelect.addEventListener('change', showWhen)
   showWhen()
 
+  // Segment's destinations: the selected action's fields are the ones listed open.
+  const mappingAction = $('#mapping-form select[name="action"]')
+  const openFields = () => {
+    for (const d of $$('#action-fields details[data-action]')) d.open = d.dataset.action === mappingAction.value
+  }
+  if (mappingAction && $('#action-fields')) mappingAction.addEventListener('change', openFields)
+
   const picker = $('#preset-picker')
   if (picker) {
     picker.addEventListener('change', () => {
@@ -346,6 +353,27 @@ function initRules() {
   run()
 }
 
+// --- the destination catalog: filter by name as one types ----------------------------------
+function initCatalogSearch() {
+  const box = $('#catalog-search')
+  if (!box) return
+  const filter = () => {
+    const words = box.value.trim().toLowerCase().split(/\s+/).filter(Boolean)
+    let shown = 0
+    for (const item of $$('[data-search]')) {
+      const hit = words.every((w) => item.dataset.search.includes(w))
+      item.hidden = !hit
+      if (hit) shown += 1
+    }
+    for (const group of $$('[data-group]')) {
+      group.hidden = !$$('[data-search]', group).some((item) => !item.hidden)
+    }
+    $('#catalog-empty').hidden = shown > 0
+  }
+  box.addEventListener('input', filter)
+  filter()
+}
+
 document.addEventListener('DOMContentLoaded', () => {
   initCopy()
   initConfirm()
@@ -353,4 +381,5 @@ document.addEventListener('DOMContentLoaded', () => {
   initDebugger()
   initRefresh()
   initRules()
+  initCatalogSearch()
 })

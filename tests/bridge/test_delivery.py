@@ -24,6 +24,7 @@ from server import SluiceServer, StartServer, seed_sources, wait_for
 from sluice.bridge import location
 from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.destinations.base import Mapped
+from sluice.ui.preview import preview
 
 AMPLITUDE = {"apiKey": "amp-key-123456", "secretKey": "amp-secret-654321"}
 
@@ -267,3 +268,21 @@ def test_segments_code_cannot_reach_a_denied_network(
     (entry,) = wait_for(lambda: json_lines(sluice(bridged_server, "parked", "list", "--json")), 30)
     assert "egress_denied" in entry["reason"] and entry["messageId"] == "m-meta"
     assert not json_lines(sluice(bridged_server, "retrying", "list", "--json"))
+
+
+@pytest.mark.usefixtures("use_bridge")
+def test_the_preview_shows_segments_requests_and_sends_nothing(recorder: Recorder) -> None:
+    doc = amplitude(recorder)
+    event = track("m-preview", event="Previewed", anonymousId="anon-9")
+    shown = preview(doc, event)
+    assert shown["ok"] and shown["passes"], shown
+    (request,) = shown["requests"]
+    assert (request["method"], request["url"]) == ("POST", f"{recorder.base_url}/2/httpapi")
+    assert request["body"]["api_key"] != AMPLITUDE["apiKey"]  # redacted, as everywhere
+    assert request["body"]["events"][0]["event_type"] == "Previewed"
+    assert request["messageIds"] == ["m-preview"]
+    assert recorder.requests == []  # captured, never sent
+    # An event Segment's code refuses (no event name for event_type): no request, the reason.
+    refused = preview(doc, {**event, "event": None})
+    assert refused["ok"] and refused["requests"] == [], refused
+    assert any("Segment's code refused it" in p for p in refused["problems"]), refused

@@ -25,7 +25,7 @@ from recorder import Recorder, Reply
 from server import WRITE_KEY, SluiceServer, basic, seed_sources, wait_for
 from sluice.bridge import location
 from sluice.bridge.catalog import Catalog, CatalogEntry
-from sluice.bridge.destination import settings_error
+from sluice.bridge.checks import settings_error
 from sluice.destinations.registry import load
 from sluice.ui.bridged import (
     INSTALL_NOTE,

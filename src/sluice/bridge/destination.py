@@ -30,9 +30,12 @@ import msgspec
 
 from sluice.bridge import location
 from sluice.bridge.catalog import ActionInfo, CatalogEntry
+from sluice.bridge.checks import secret_names, settings_error
 from sluice.bridge.errors import SidecarDied
 from sluice.bridge.outcomes import outcome_of
+from sluice.bridge.proxy import FetchHandler
 from sluice.bridge.results import ExecuteResult, TokenRefresh
+from sluice.bridge.sidecar import Sidecar
 from sluice.delivery.sender import send
 from sluice.destinations.base import (
     EGRESS_DENIED,
@@ -50,8 +53,6 @@ from sluice.store.base import OAuthTokens
 
 EXECUTE_METHOD = "EXECUTE"  # the engine's request for one execute (never sent over HTTP)
 DEFAULT_BATCH = 100  # events per execute of an action with performBatch (Segment's default)
-# Settings whose names say they are credentials, besides those typed as passwords.
-SECRET_NAME_PARTS = ("key", "secret", "token", "password", "auth")
 # A hung perform is cut after this many request timeouts (an execute may make a few requests).
 EXECUTE_TIMEOUTS = 3
 # Of a response to Segment's code: it reads the whole answer (trace keeps less, as for any).
@@ -159,9 +160,6 @@ class BridgedDestination(Destination):
         self, session: aiohttp.ClientSession, request: OutRequest, timeout_s: float
     ) -> Response:
         """Run one execute in the sidecar, its requests sent through `session`."""
-        work = msgspec.json.decode(request.body)
-        subscription = self.subscriptions[work["subscription"]]
-        events: list[Mapping[str, Any]] = work["events"]
         denied: list[str] = []  # requests the egress policy refused: parked, not retried
 
         async def fetch(
@@ -178,18 +176,8 @@ class BridgedDestination(Destination):
                 )
             return answer.status, answer.headers, answer.body
 
-        batch = subscription.batch_size > 1  # as Segment: onBatch whenever batching is on
         try:
-            result = await location.sidecar().execute(
-                self.entry.slug,
-                subscription.document(),
-                await self._settings_now(),
-                event=None if batch else events[0],
-                events=events if batch else None,
-                fetch=fetch,
-                on_token_refresh=self._refreshed,
-                timeout_s=timeout_s * EXECUTE_TIMEOUTS,
-            )
+            result = await self.execute(location.sidecar(), request, fetch, timeout_s)
         except (SidecarDied, TimeoutError) as exc:
             reason = f"bridge: {exc}" if str(exc) else f"bridge: {type(exc).__name__}"
             return BridgedResponse(0, {}, b"", reason, outcome=Outcome(Verdict.RETRY, reason))
@@ -197,6 +185,26 @@ class BridgedDestination(Destination):
         if denied and outcome.verdict is Verdict.RETRY:
             outcome = Outcome(Verdict.PARK, denied[-1])
         return _response(result, outcome, request.message_ids, self._redirected)
+
+    async def execute(
+        self, sidecar: Sidecar, request: OutRequest, fetch: FetchHandler, timeout_s: float
+    ) -> ExecuteResult:
+        """One execute the engine built (`build`), run by `sidecar` with requests through
+        `fetch`: delivery's client, or the preview's capture (ui/capture.py)."""
+        work = msgspec.json.decode(request.body)
+        subscription = self.subscriptions[work["subscription"]]
+        events: list[Mapping[str, Any]] = work["events"]
+        batch = subscription.batch_size > 1  # as Segment: onBatch whenever batching is on
+        return await sidecar.execute(
+            self.entry.slug,
+            subscription.document(),
+            await self._settings_now(),
+            event=None if batch else events[0],
+            events=events if batch else None,
+            fetch=fetch,
+            on_token_refresh=self._refreshed,
+            timeout_s=timeout_s * EXECUTE_TIMEOUTS,
+        )
 
     async def _settings_now(self) -> dict[str, Any]:
         """The settings, with `oauth` holding the newest tokens (refreshed ones win)."""
@@ -264,82 +272,6 @@ def _response(
     sent = OutRequest(last.method, url, last.request_headers, last.request_body, message_ids)
     return BridgedResponse(last.status, last.response_headers, last.response_body, last.error,
                            sent, outcome=outcome)  # fmt: skip
-
-
-def secret_names(entry: CatalogEntry) -> frozenset[str]:
-    """Settings that are credentials: typed as passwords, or named like one."""
-    properties: Mapping[str, Any] = entry.auth_fields.get("properties", {})
-    return frozenset(
-        name
-        for name, field in properties.items()
-        if field.get("format") == "password"
-        or any(part in name.lower() for part in SECRET_NAME_PARTS)
-    )
-
-
-def settings_error(entry: CatalogEntry, raw: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The first setting that breaks the definition's fields: (name, why), or None.
-
-    Checked like Segment's settings form: required fields present, known names only, the JSON
-    type and the choices; `oauth` holds an OAuth destination's client and tokens."""
-    schema = entry.auth_fields
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    for name in schema.get("required", []):
-        if raw.get(name) in (None, ""):
-            return name, f"{entry.name} needs the setting {name!r} ({_title(properties, name)})"
-    for name, value in raw.items():
-        if name == "oauth":
-            if not isinstance(value, Mapping):
-                return name, "must be an object (access_token, refresh_token, clientId, ...)"
-            continue
-        field = properties.get(name)
-        if field is None:
-            known = ", ".join(sorted(properties)) or "none"
-            return name, f"{entry.name} has no setting {name!r} (its settings: {known})"
-        problem = _type_error(field, value)
-        if problem is not None:
-            return name, problem
-    return None
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float),
-    "integer": (int,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
-def _type_error(field: Mapping[str, Any], value: Any) -> str | None:
-    if value is None:
-        return None
-    kinds = field.get("type")
-    kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
-    allowed = tuple(t for k in kinds for t in _JSON_TYPES.get(k, ()))
-    if allowed and (not isinstance(value, allowed) or (bool not in allowed and value is True)):
-        return f"expected {' or '.join(kinds)}, got {type(value).__name__}"
-    choices = field.get("enum")
-    if choices and value not in choices:
-        return f"must be one of {', '.join(map(str, choices))}"
-    return None
-
-
-def _title(properties: Mapping[str, Any], name: str) -> str:
-    return str(properties.get(name, {}).get("title") or name)
-
-
-def mapping_error(entry: CatalogEntry, action: str, mapping: Mapping[str, Any]) -> str | None:
-    """A mapping that names a field the action does not have: why, or None."""
-    properties: Mapping[str, Any] = entry.actions[action].fields.get("properties", {})
-    unknown = sorted(set(mapping) - set(properties))
-    if unknown:
-        return (
-            f"{entry.name} / {entry.actions[action].title} has no field {unknown[0]!r}"
-            f" (its fields: {', '.join(sorted(properties))})"
-        )
-    return None
 
 
 @functools.lru_cache(maxsize=512)

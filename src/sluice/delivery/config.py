@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from sluice.bridge.destination import BridgedDestination, mapping_error
+from sluice.bridge.checks import mapping_error
+from sluice.bridge.destination import BridgedDestination
 from sluice.delivery.filters import Filter, parse_filters
 from sluice.delivery.policy import DEFAULT_RETRY_WINDOW_S, RetryPolicy
 from sluice.destinations.base import Action, Destination, DestinationSettings

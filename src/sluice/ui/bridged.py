@@ -26,7 +26,8 @@ import msgspec
 
 from sluice.bridge import location
 from sluice.bridge.catalog import CatalogEntry
-from sluice.bridge.destination import BridgedDestination, secret_names
+from sluice.bridge.checks import secret_names
+from sluice.bridge.destination import BridgedDestination
 from sluice.destinations.base import Destination as DestinationClass
 from sluice.errors import SluiceError
 from sluice.ui.forms import Field, keep_secrets, read_settings, settings_fields

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sluice.bridge.destination import BridgedDestination
 from sluice.delivery.config import DestinationConfig, DestinationConfigError, compile_destination
 from sluice.delivery.exchange import MIN_SECRET_CHARS, Redactor
 from sluice.delivery.filters import Filter
@@ -28,6 +29,7 @@ from sluice.delivery.plan import NO_MATCHING_MAPPING, NOT_CONNECTED, decide
 from sluice.delivery.routing import BUNDLED, CONSENT, INTEGRATIONS_DISABLED
 from sluice.destinations.base import Mapped, OutRequest
 from sluice.errors import SluiceError
+from sluice.ui.capture import captured
 
 REASONS = {
     CONSENT: "the user did not consent to this destination's categories",
@@ -133,6 +135,13 @@ def preview(doc: Mapping[str, Any], event: Any, source_id: str | None = None) ->
         except (SluiceError, ValueError, TypeError, KeyError) as exc:
             problems.append(redact.error(f"{action_id}: would be parked as invalid_payload: {exc}"))
             continue
+        if isinstance(config.destination, BridgedDestination):  # Segment's code makes them
+            try:
+                built, refused = captured(config.destination, built)
+            except (SluiceError, OSError, TimeoutError) as exc:
+                problems.append(redact.error(f"{action_id}: the bridge could not run: {exc}"))
+                continue
+            problems.extend(redact.error(f"{action_id}: {text}") for text in refused)
         requests.extend(_request(r, redact) for r in built)
     return {
         "ok": True,

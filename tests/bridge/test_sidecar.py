@@ -190,3 +190,30 @@ def test_stderr_is_logged_with_a_rate_limit(
         for i in range(100):
             sidecar._log_stderr(f"line {i}")
     assert len(caplog.records) == 20
+
+
+def test_what_destination_code_prints_is_redacted_of_their_secrets(
+    bridge_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Third-party code may print its settings on stderr: the secrets of the destinations a
+    sidecar runs never reach the worker's log nor `last_error` (shown by status)."""
+    noisy = tmp_path / "noisy-node"  # prints like a destination logging its settings, then dies
+    noisy.write_text(  # the pause lets the stderr line be read before the exit is seen
+        "#!/bin/sh\necho 'auth failed for apiKey=sk-live-secret-123 region=eu' >&2\nsleep 0.5\n"
+    )
+    noisy.chmod(0o755)
+    limits = SidecarLimits(start_timeout_s=5)
+
+    async def main() -> str:
+        sidecar = Sidecar(bridge_dir, node=str(noisy), limits=limits)
+        sidecar.remember_secrets(["sk-live-secret-123"])
+        with pytest.raises(SidecarDied):
+            await sidecar.ping()
+        await sidecar.stop()
+        return sidecar.last_error or ""
+
+    with caplog.at_level(logging.WARNING, logger="sluice.bridge"):
+        last_error = asyncio.run(main())
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "apiKey=<redacted> region=eu" in logged + last_error
+    assert "sk-live-secret-123" not in logged and "sk-live-secret-123" not in last_error

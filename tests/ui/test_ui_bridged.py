@@ -18,7 +18,16 @@ import msgspec
 import pytest
 import yaml
 from playwright.sync_api import expect
-from ui_kit import StartServer, chromium, create_admin, new_context, shoot, sign_in, sluice_cli
+from ui_kit import (
+    StartServer,
+    chromium,
+    create_admin,
+    new_context,
+    shoot,
+    sign_in,
+    signed_in_page,
+    sluice_cli,
+)
 
 from bridge import conftest as bridge_fixtures
 from recorder import Recorder, Reply
@@ -78,22 +87,8 @@ def catalog(bridge_data_dir: Path) -> Catalog:
 
 @pytest.fixture(scope="module")
 def page(browser: Browser, server: SluiceServer) -> Iterator[Page]:
-    context = new_context(browser)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            and "Failed to load resource" not in m.text  # the 400s of refused forms
-            and errors.append(m.text)
-        ),
-    )
-    sign_in(page, server.base_url)
-    yield page
-    context.close()
-    assert errors == [], errors  # no script error or Content-Security-Policy violation
+    with signed_in_page(browser, server.base_url) as signed_in:
+        yield signed_in
 
 
 def exported(server: SluiceServer) -> dict[str, Any]:

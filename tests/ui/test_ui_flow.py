@@ -26,10 +26,9 @@ from ui_kit import (
     StartServer,
     chromium,
     create_admin,
-    new_context,
     number,
     shoot,
-    sign_in,
+    signed_in_page,
     sluice_cli,
 )
 
@@ -69,24 +68,9 @@ def server(start_module_server: StartServer) -> SluiceServer:
 
 @pytest.fixture(scope="module")
 def page(browser: Browser, server: SluiceServer) -> Iterator[Page]:
-    context = new_context(browser)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.base_url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Console errors include Content-Security-Policy violations (an inline style, say).
-    page.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            and "Failed to load resource" not in m.text  # the 400s of refused forms
-            and errors.append(m.text)
-        ),
-    )
-    sign_in(page, server.base_url)
-    yield page
-    context.close()
-    assert errors == [], errors  # no script error or policy violation on any page
+    clipboard = ["clipboard-read", "clipboard-write"]
+    with signed_in_page(browser, server.base_url, clipboard) as signed_in:
+        yield signed_in
 
 
 def client(server: SluiceServer, key: str) -> Client:

@@ -3,13 +3,14 @@ CLI, signing in through the real form, and screenshots for docs/ui.md."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,32 @@ def sign_in(page: Page, base_url: str) -> None:
     page.fill("input[name=password]", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/signin" not in url)
+
+
+@contextlib.contextmanager
+def signed_in_page(
+    browser: Browser, base_url: str, permissions: Sequence[str] = ()
+) -> Iterator[Page]:
+    """A signed-in page whose script errors and console errors (Content-Security-Policy
+    violations included) fail the test when it is closed."""
+    context = new_context(browser)
+    if permissions:
+        context.grant_permissions(list(permissions), origin=base_url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and "Failed to load resource" not in m.text  # the 400s of refused forms
+            and errors.append(m.text)
+        ),
+    )
+    sign_in(page, base_url)
+    yield page
+    context.close()
+    assert errors == [], errors  # no script error or policy violation on any page
 
 
 def csrf_token(page: Page) -> str:

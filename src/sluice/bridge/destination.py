@@ -99,6 +99,7 @@ class BridgedDestination(Destination):
         self.base_url: str | None = None
         self._tokens: tuple[OAuthTokens, str] | None = None  # (store, destination id)
         self._oauth: dict[str, str] | None = None  # refreshed tokens, newer than the settings'
+        self._told: Sidecar | None = None  # the sidecar given this destination's secrets
 
     def keep_tokens(self, store: OAuthTokens, destination_id: str) -> None:
         """Where tokens Segment's code refreshes are kept (the worker's store), and read from
@@ -161,21 +162,7 @@ class BridgedDestination(Destination):
     ) -> Response:
         """Run one execute in the sidecar, its requests sent through `session`."""
         denied: list[str] = []  # requests the egress policy refused: parked, not retried
-
-        async def fetch(
-            exec_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
-        ) -> tuple[int, Mapping[str, str], bytes]:
-            out = OutRequest(method, self._redirected(url), headers, body, request.message_ids)
-            answer = await send(session, out, timeout_s, as_made=True,
-                                max_bytes=BRIDGED_RESPONSE_BYTES)  # fmt: skip
-            if answer.status == 0:
-                if EGRESS_DENIED in (answer.error or ""):
-                    denied.append(answer.error or EGRESS_DENIED)
-                raise (TimeoutError if "timeout" in (answer.error or "") else ConnectionError)(
-                    answer.error or "no response"
-                )
-            return answer.status, answer.headers, answer.body
-
+        fetch = self.fetcher(session, timeout_s, request.message_ids, denied)
         try:
             result = await self.execute(location.sidecar(), request, fetch, timeout_s)
         except (SidecarDied, TimeoutError) as exc:
@@ -186,11 +173,40 @@ class BridgedDestination(Destination):
             outcome = Outcome(Verdict.PARK, denied[-1])
         return _response(result, outcome, request.message_ids, self._redirected)
 
+    def fetcher(
+        self,
+        session: aiohttp.ClientSession,
+        timeout_s: float,
+        message_ids: Sequence[str] = (),
+        denied: list[str] | None = None,
+    ) -> FetchHandler:
+        """How Segment's code's requests are sent: by the engine's client as made, to
+        `delivery.base_url` when set; no answer is a network error on the JS side. Refusals of
+        the egress policy are added to `denied`. Delivery and Test connection use it."""
+
+        async def fetch(
+            exec_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
+        ) -> tuple[int, Mapping[str, str], bytes]:
+            out = OutRequest(method, self._redirected(url), headers, body, message_ids)
+            answer = await send(session, out, timeout_s, as_made=True,
+                                max_bytes=BRIDGED_RESPONSE_BYTES)  # fmt: skip
+            if answer.status == 0:
+                error = answer.error or "no response"
+                if EGRESS_DENIED in error and denied is not None:
+                    denied.append(error)
+                raise (TimeoutError if "timeout" in error else ConnectionError)(error)
+            return answer.status, answer.headers, answer.body
+
+        return fetch
+
     async def execute(
         self, sidecar: Sidecar, request: OutRequest, fetch: FetchHandler, timeout_s: float
     ) -> ExecuteResult:
         """One execute the engine built (`build`), run by `sidecar` with requests through
         `fetch`: delivery's client, or the preview's capture (ui/capture.py)."""
+        if self._told is not sidecar:  # once per sidecar: what its code prints is redacted
+            sidecar.remember_secrets(self.secret_values)
+            self._told = sidecar
         work = msgspec.json.decode(request.body)
         subscription = self.subscriptions[work["subscription"]]
         events: list[Mapping[str, Any]] = work["events"]
@@ -229,6 +245,8 @@ class BridgedDestination(Destination):
         if tokens.refresh_token:
             fresh["refresh_token"] = tokens.refresh_token
         self._oauth = {**(self._oauth or {}), **fresh}
+        if self._told is not None:
+            self._told.remember_secrets(fresh.values())
         if self._tokens is not None:
             store, destination_id = self._tokens
             now_ms = int(time.time() * 1000)

@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from sluice.bridge.health import HEALTHY_RESET_S, SidecarLimits, StderrLog, back
 from sluice.bridge.proxy import FetchHandler, answer_fetch, no_network
 from sluice.bridge.results import ExecuteResult, TokenRefresh, parse_result
 from sluice.bridge.sidecar_process import Call, Process, TokenHandler, spawn
+from sluice.delivery.exchange import Redactor
 
 log = logging.getLogger("sluice.bridge")
 
@@ -57,11 +58,21 @@ class Sidecar:
         self._failures = 0
         self._not_before = 0.0
         self._log_stderr = StderrLog()
+        self._secrets: set[str] = set()
+        self._redactor = Redactor()
         self._reaping: set[asyncio.Task[None]] = set()
         self.last_error: str | None = None
         self.restarts = 0
 
     # --- public operations -------------------------------------------------------------------
+    def remember_secrets(self, secrets: Iterable[str]) -> None:
+        """Secrets of the destinations this sidecar runs: what their code prints on stderr
+        (logged, and kept for `last_error`) is redacted of them, as delivery records are."""
+        new = set(secrets) - self._secrets
+        if new:
+            self._secrets |= new
+            self._redactor = Redactor(self._secrets)
+
     async def execute(
         self,
         dest: str,
@@ -368,7 +379,7 @@ class Sidecar:
                 continue  # an overlong stderr line is dropped, not fatal
             if not raw:
                 return
-            line = raw.decode("utf-8", "replace").rstrip()[:1000]
+            line = self._redactor.text(raw.decode("utf-8", "replace").rstrip()[:1000])
             process.stderr_tail.append(line)
             self._log_stderr(line)
 

@@ -44,6 +44,7 @@ class DestinationCatalogue:
         self._session: aiohttp.ClientSession | None = None
         self._next_cleanup = 0.0
         self._next_bridge_report = 0.0
+        self._bridge_report_failing = False
 
     @contextlib.asynccontextmanager
     async def resources(self) -> AsyncIterator[None]:
@@ -113,7 +114,11 @@ class DestinationCatalogue:
                 state,
             )  # fmt: skip
         except Exception as exc:
-            log.warning("the bridge's state could not be reported: %s", exc)
+            if not self._bridge_report_failing:  # once per outage, not every 10 s
+                log.warning("the bridge's state could not be reported (until it can): %s", exc)
+            self._bridge_report_failing = True
+        else:
+            self._bridge_report_failing = False
 
     async def _drop_deleted_retry_sets(self, running: Collection[str]) -> None:
         """A deleted destination's retry set goes once its consumer is gone (never before: it

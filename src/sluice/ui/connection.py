@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.bridge import location
-from sluice.bridge.destination import BRIDGED_RESPONSE_BYTES, EXECUTE_TIMEOUTS, BridgedDestination
+from sluice.bridge.destination import EXECUTE_TIMEOUTS, BridgedDestination
 from sluice.bridge.results import ExecuteResult
 from sluice.bridge.sidecar import Sidecar
 from sluice.delivery.config import compile_destination
 from sluice.delivery.exchange import Redactor
-from sluice.delivery.sender import new_session, send
-from sluice.destinations.base import OutRequest
+from sluice.delivery.sender import new_session
 from sluice.errors import SluiceError
 
 MAX_MESSAGE_CHARS = 600
@@ -57,21 +56,10 @@ async def check_connection(document: Mapping[str, Any]) -> ConnectionTest:
     lock = _running.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
     async with lock:
         sidecar = Sidecar(location.bridge_dir())
+        sidecar.remember_secrets(destination.secret_values)
         try:
             async with new_session(limit=4) as session:
-
-                async def fetch(
-                    exec_id: str, method: str, url: str, headers: Mapping[str, str], body: bytes
-                ) -> tuple[int, Mapping[str, str], bytes]:
-                    out = OutRequest(method, destination.redirected(url), headers, body, ())
-                    answer = await send(
-                        session, out, timeout_s, as_made=True, max_bytes=BRIDGED_RESPONSE_BYTES
-                    )
-                    if answer.status == 0:
-                        error = answer.error or "no response"
-                        raise (TimeoutError if "timeout" in error else ConnectionError)(error)
-                    return answer.status, answer.headers, answer.body
-
+                fetch = destination.fetcher(session, timeout_s)
                 result = await sidecar.test_auth(
                     entry.slug,
                     destination.values,

@@ -1,10 +1,11 @@
 """The conformance suite (issue 17, scope 7): for every supported destination x action of the
 installed catalogue, what Segment's own test harness sends in plain Node, compared byte for byte
-with what Sluice's delivery engine and bridge send to a local server (conformance/harness.py).
+with what Sluice's delivery engine and bridge send to a local server (conformance/harness.py);
+and Segment-spec events through every automatic preset (conformance/spec_cases.py).
 And the generated support matrix: docs/destinations/catalog.md and conformance.json must be what
 `tests/bridge/conformance/report.py` makes of this catalogue and this run.
 
-All 150 supported destinations run (954 cases in about 15 s after the installs): no subset.
+All 150 supported destinations run (5,090 cases in about 25 s after the installs): no subset.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from conformance import harness
 from conformance.report import REGENERATE, render_catalog_md, supported_actions
+from conformance.spec_cases import is_spec_variant, preset_indexes, spec_events
 
 from sluice.bridge.catalog import Catalog
 
@@ -32,7 +34,8 @@ def results(
 ) -> list[harness.CaseResult]:
     deps = harness.install_node_deps()
     work = tmp_path_factory.mktemp("conformance")
-    return harness.run_suite(bridge_data_dir, supported_actions(catalog), work, deps)
+    presets = preset_indexes(catalog)
+    return harness.run_suite(bridge_data_dir, supported_actions(catalog), work, deps, presets)
 
 
 def test_sluice_sends_what_segments_harness_sends(results: list[harness.CaseResult]) -> None:
@@ -46,7 +49,7 @@ def test_sluice_sends_what_segments_harness_sends(results: list[harness.CaseResu
 def test_every_supported_action_ran_both_inputs(
     results: list[harness.CaseResult], catalog: Catalog
 ) -> None:
-    ran = {(r.slug, r.action, r.variant) for r in results}
+    ran = {(r.slug, r.action, r.variant) for r in results if not is_spec_variant(r.variant)}
     expected = {
         (slug, action, variant)
         for slug, actions in supported_actions(catalog).items()
@@ -56,7 +59,22 @@ def test_every_supported_action_ran_both_inputs(
     assert ran == expected
     # Most cases make requests (the rest are refused by Segment's own validation of the random
     # input, and then Sluice must park them with the same error).
-    assert sum(r.segment_requests > 0 for r in results) > len(results) * 0.7
+    generated = [r for r in results if not is_spec_variant(r.variant)]
+    assert sum(r.segment_requests > 0 for r in generated) > len(generated) * 0.7
+
+
+def test_every_automatic_preset_met_every_spec_event(
+    results: list[harness.CaseResult], catalog: Catalog
+) -> None:
+    preset_cases = [r for r in results if r.matched is not None]
+    presets = preset_indexes(catalog)
+    expected = sum(len(i) for i in presets.values()) * len(spec_events())
+    assert len(preset_cases) == expected and len(presets) > 50
+    # Every event is sent somewhere by some preset, and most matches make requests.
+    for name in spec_events():
+        assert any(r.matched and r.variant.startswith(f"spec {name} /") for r in preset_cases)
+    matched = [r for r in preset_cases if r.matched]
+    assert sum(r.segment_requests > 0 for r in matched) > len(matched) * 0.6
 
 
 def test_every_documented_deviation_is_still_needed(results: list[harness.CaseResult]) -> None:

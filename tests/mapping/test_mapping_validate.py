@@ -72,7 +72,10 @@ INVALID = [
         id="unknown-directive",
     ),
     pytest.param(
-        {"x": {"@liquid": "{{ a }}"}}, "x.@liquid", "@liquid is not supported", id="liquid"
+        {"x": {"@liquid": "{{ a }}"}},
+        "x.@liquid",
+        "@liquid is not supported by Sluice's mapping kit",
+        id="liquid",
     ),
     pytest.param(
         {"items": [1, {"@path": 2}]},
@@ -462,7 +465,19 @@ def test_error_is_a_sluice_error_and_reads_path_first() -> None:
 
 
 def test_compile_validates() -> None:
-    with pytest.raises(MappingError, match=r"^x\.@liquid: @liquid is not supported$"):
+    unsupported = r"^x\.@liquid: @liquid is not supported by Sluice's mapping kit$"
+    with pytest.raises(MappingError, match=unsupported):
         compile({"x": {"@liquid": "{{ a }}"}})
     with pytest.raises(MappingError, match="a Python set"):
         compile({"a": {1}})
+
+
+def test_liquid_is_checked_as_segment_checks_it_where_segments_code_runs_it() -> None:
+    """A bridged destination's mapping is evaluated by Segment's kit, which has @liquid."""
+    validate({"x": {"@liquid": "{{ properties.a | upcase }}"}}, liquid=True)
+    with pytest.raises(MappingError, match=r"^x\.@liquid: should be a string but it is a number$"):
+        validate({"x": {"@liquid": 1}}, liquid=True)
+    with pytest.raises(MappingError, match="length 1000 or less"):
+        validate({"x": {"@liquid": "a" * 1001}}, liquid=True)
+    with pytest.raises(MappingError, match="not supported"):  # the flag does not leak
+        validate({"x": {"@liquid": "{{ a }}"}})

@@ -25,6 +25,7 @@ from sluice.destinations.registry import load
 from sluice.errors import SluiceError
 from sluice.fql import compile_trigger
 from sluice.mapping import compile as compile_mapping
+from sluice.mapping import validate as validate_mapping
 
 DEFAULT_CONCURRENCY = 32
 DEFAULT_CHUNK_EVENTS = 2000
@@ -174,13 +175,20 @@ def _compiled_for(
     problem = mapping_error(destination.entry, action.id, mapping)
     if problem is not None:
         _raise(f"{path}.mapping", problem)
-    compiled = _compiled(action, name, trigger, mapping, path)  # checks the trigger and kit
+    try:
+        predicate = compile_trigger(trigger)
+    except SluiceError as exc:
+        _raise(f"{path}.trigger", str(exc))
+    try:  # Segment's mapping kit runs it, @liquid included: checked as Segment checks it
+        validate_mapping(mapping, liquid=True)
+    except SluiceError as exc:
+        _raise(f"{path}.mapping", str(exc))
     index = destination.subscribe(action.id, trigger, mapping)
 
     def subscribed(event: Mapping[str, Any]) -> Any:
         return {"subscription": index, "event": event}
 
-    return CompiledMapping(name, action, compiled.trigger, subscribed, subscribed)
+    return CompiledMapping(name, action, predicate, subscribed, subscribed)
 
 
 CompileOne = Callable[[Action, str, str, Mapping[str, Any], str], CompiledMapping]

@@ -11,6 +11,7 @@ Errors name the place as a dotted path: `properties.name.@path`, `items[0].@repl
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from sluice.mapping.directives import js_truthy
@@ -33,7 +34,13 @@ MAX_REPLACEMENT_LENGTH = 10
 METADATA_KEY = "_metadata"
 """The one key Segment's UI stores next to a directive (labels); it is ignored."""
 
-_UNSUPPORTED = {"@liquid": "@liquid is not supported"}
+LIQUID = "@liquid"
+MAX_LIQUID_LENGTH = 1000
+"""Longest `@liquid` template, as Segment's evaluator enforces it."""
+_UNSUPPORTED = {LIQUID: "@liquid is not supported by Sluice's mapping kit"}
+# Whether `@liquid` is accepted: only for a mapping Segment's own code evaluates (a bridged
+# destination's), never for one Sluice evaluates.
+_liquid_allowed: ContextVar[bool] = ContextVar("liquid_allowed", default=False)
 
 
 def join_path(path: str, key: str | int) -> str:
@@ -72,9 +79,14 @@ def _kind(value: Any) -> str:
     return f"a Python {type(value).__name__}"
 
 
-def validate(mapping: Any) -> None:
-    """Raise `MappingError` (with `path`) when `mapping` is not a valid mapping."""
-    _check(mapping, "")
+def validate(mapping: Any, *, liquid: bool = False) -> None:
+    """Raise `MappingError` (with `path`) when `mapping` is not a valid mapping; with
+    `liquid`, `@liquid` templates are accepted (checked as Segment checks them)."""
+    token = _liquid_allowed.set(liquid)
+    try:
+        _check(mapping, "")
+    finally:
+        _liquid_allowed.reset(token)
 
 
 def _check(node: Any, path: str) -> None:
@@ -114,6 +126,9 @@ def _directive_key(node: Mapping[Any, Any], path: str) -> str | None:
 
 
 def _check_directive(name: str, argument: Any, path: str) -> None:
+    if name == LIQUID and _liquid_allowed.get():
+        _string(argument, path, min_length=1, max_length=MAX_LIQUID_LENGTH)
+        return
     if name in _UNSUPPORTED:
         raise MappingError(_UNSUPPORTED[name], path=path)
     checker = _CHECKERS.get(name)

@@ -40,6 +40,7 @@ from typing import Any
 import aiohttp
 import msgspec
 from aiohttp import web
+from conformance.spec_cases import spec_events
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -120,13 +121,21 @@ NORMALISATIONS: dict[str, str] = {
     "not accept and `sluice apply` refuses.",
     "single-event": "Segment's harness (`testAction`) runs `perform` with one event, while "
     "Segment's production and Sluice run `performBatch` when the mapping turns "
-    "`enable_batching` on: a generated `enable_batching: true` is set to false on both sides.",
+    "`enable_batching` on: a generated `enable_batching: true` is set to false on both sides. "
+    "A preset that turns batching on runs as Segment's production runs it (executeBatch with a "
+    "batch of one on Segment's side; its multistatus error, if any, is the outcome).",
     "frozen-clock": "Both Node processes preload freeze.js: the same fixed Date, Math.random "
     "and crypto random bytes, so timestamps, signatures and generated ids are compared as "
     "they are, not masked.",
     "runtime-options": "Segment's harness is given a statsContext with a statsClient and a "
     "full logger, as Segment's production (and Sluice's sidecar) give every perform; its "
     "defaults lack them.",
+    "preset-cases": "Each Segment-spec event of tests/bridge/conformance/spec_events.json "
+    "against each automatic preset: Segment's side matches the preset's trigger with "
+    "Segment's own FQL and runs executeAction (what testAction wraps, without its test-event "
+    "defaults) with the preset's mapping; Sluice's side is a destination with that trigger "
+    "and mapping. An event Segment's FQL does not match must be filtered by Sluice; one it "
+    "matches must make the same requests.",
     "module-state": "A destination's cases run one after another in the same order on both "
     "sides (module-level caches, e.g. Friendbuy's token, evolve alike); destinations run "
     "in parallel on Sluice's side.",
@@ -186,13 +195,24 @@ def frozen_node(work: Path) -> Path:
 
 # --- Segment's side ------------------------------------------------------------------------------
 def run_segment_side(
-    bridge_dir: Path, deps: Path, destinations: Mapping[str, Sequence[str]], work: Path
+    bridge_dir: Path,
+    deps: Path,
+    destinations: Mapping[str, Sequence[str]],
+    work: Path,
+    presets: Mapping[str, Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The cases (inputs and the requests Segment's harness made) for these destinations."""
+    """The cases (inputs and the requests Segment's harness made) for these destinations;
+    with `presets` (per destination, indexes of its automatic presets), also each Segment-spec
+    event (spec_cases.py) against each of them."""
     work.mkdir(parents=True, exist_ok=True)
     plan_path, out_path = work / "segment-plan.json", work / "segment-cases.json"
+    presets = presets or {}
     plan = {
-        "destinations": [{"slug": s, "actions": list(a)} for s, a in destinations.items()],
+        "destinations": [
+            {"slug": s, "actions": list(a), "presets": list(presets.get(s, ()))}
+            for s, a in destinations.items()
+        ],
+        "spec_events": spec_events() if presets else {},
         "reply": REPLY,
     }
     plan_path.write_text(json.dumps(plan))
@@ -285,7 +305,13 @@ async def _sluice_case(
         "id": f"conformance-{index}",
         "type": f"segment:{case['slug']}",
         "settings": case["settings"],
-        "mappings": [{"action": case["action"], "trigger": TRIGGER, "mapping": case["mapping"]}],
+        "mappings": [
+            {
+                "action": case["action"],
+                "trigger": case.get("trigger", TRIGGER),  # a preset case: the preset's own
+                "mapping": case["mapping"],
+            }
+        ],
         "delivery": {"base_url": f"{server.base_url}/{key}", "retry_window_s": 3600},
     }
     try:
@@ -408,6 +434,11 @@ def differences(
     `normalise`, JSON bodies are compared after it (a documented deviation)."""
     if run.verdict == "refused":
         return [Difference("refused", f"Sluice refused the configuration: {run.reason}")]
+    if case.get("matched") is False:  # Segment's FQL did not match the preset's trigger
+        if run.verdict == "filtered" and not run.requests:
+            return []
+        text = f"Segment's trigger {case['trigger']!r} does not match; Sluice {run.verdict}"
+        return [Difference("trigger", f"{text} ({len(run.requests)} requests)")]
     found: list[Difference] = []
     theirs = case["requests"]
     ours = run.requests
@@ -467,6 +498,7 @@ class CaseResult:
     deviations: list[str]  # ids of the deviations that explain every difference
     segment_requests: int
     segment_error: str | None
+    matched: bool | None = None  # a preset case: whether Segment's FQL matched its trigger
 
     @property
     def identical(self) -> bool:
@@ -490,14 +522,20 @@ def judge(case: Mapping[str, Any], run: SluiceRun) -> CaseResult:
     return CaseResult(
         case["slug"], case["action"], case["variant"], found, used,
         len(case["requests"]), f"{error['name']}: {error['message']}" if error else None,
+        case.get("matched"),
     )  # fmt: skip
 
 
 def run_suite(
-    data_dir: Path, destinations: Mapping[str, Sequence[str]], work: Path, deps: Path
+    data_dir: Path,
+    destinations: Mapping[str, Sequence[str]],
+    work: Path,
+    deps: Path,
+    presets: Mapping[str, Sequence[int]] | None = None,
 ) -> list[CaseResult]:
-    """Both halves for these destinations and actions; one result per case."""
-    cases = run_segment_side(data_dir / "bridge", deps, destinations, work)
+    """Both halves for these destinations and actions (and presets x Segment-spec events);
+    one result per case."""
+    cases = run_segment_side(data_dir / "bridge", deps, destinations, work, presets)
     broken = [c for c in cases if "load_error" in c]
     if broken:
         raise RuntimeError(f"definitions that did not load in plain Node: {broken}")
@@ -530,11 +568,19 @@ def summary(results: Iterable[CaseResult], package: str) -> dict[str, Any]:
             "deviations": deviations,
         }
     cases = [c for a in by_slug.values() for cs in a.values() for c in cs]
+    preset_cases = [c for c in cases if c.matched is not None]
     return {
         "package": f"@segment/action-destinations@{package}",
         "generated_by": "uv run python tests/bridge/conformance/report.py",
         "cases": len(cases),
         "identical": sum(c.identical for c in cases),
+        "preset_cases": {
+            "events": sorted(spec_events()),
+            "cases": len(preset_cases),
+            "matched": sum(bool(c.matched) for c in preset_cases),
+            "with_requests": sum(c.segment_requests > 0 for c in preset_cases),
+            "identical": sum(c.identical for c in preset_cases),
+        },
         "normalisations": NORMALISATIONS,
         "deviations": {d.id: d.why for d in DEVIATIONS},
         "destinations": destinations,

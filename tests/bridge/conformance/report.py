@@ -30,6 +30,7 @@ if __name__ == "__main__":  # run as a script: make `conformance` importable as 
     sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
 
 from conformance import harness  # noqa: E402
+from conformance.spec_cases import preset_indexes  # noqa: E402
 
 from sluice.bridge.catalog import SUPPORT_CLASSES, Catalog, CatalogEntry  # noqa: E402
 from sluice.bridge.install import install, lock_sha256  # noqa: E402
@@ -86,6 +87,12 @@ def render_catalog_md(catalog: Catalog, conformance: Mapping[str, Any]) -> str:
     doc = catalog.doc
     results: Mapping[str, Any] = conformance.get("destinations", {})
     counts = catalog.counts()
+    spec = conformance.get("preset_cases") or {
+        "events": [],
+        "cases": 0,
+        "matched": 0,
+        "identical": 0,
+    }
     zero = sum(1 for e in catalog.of_class("supported") if e.zero_config)
     tried = [r for slug, r in results.items() if slug in catalog.entries]
     actions = sum(len(r["actions"]) for r in tried)
@@ -115,8 +122,13 @@ def render_catalog_md(catalog: Catalog, conformance: Mapping[str, Any]) -> str:
         "package's own seeded test-data generator (required fields only, then all fields, as "
         "Segment's snapshot tests make them) go through Segment's own test harness in plain "
         "Node and through Sluice's delivery engine and bridge to a local server; method, path "
-        "and query, headers and body must be byte-identical. An action counts as passed when "
-        f"both inputs are. {passed} of {actions} actions passed"
+        "and query, headers and body must be byte-identical. Then, for zero-config use, each "
+        f"of {len(spec['events'])} Segment-spec events (every call type, browser and mobile "
+        "contexts, ecommerce, odd values) against every automatic preset: "
+        f"{spec['cases']} cases, {spec['matched']} matched by the preset's trigger in "
+        f"Segment's FQL, {spec['identical']} identical (a non-matching event must be filtered "
+        "by Sluice too). An action counts as passed when all its cases are. "
+        f"{passed} of {actions} actions passed"
         + (f", {deviating} differ only by a documented deviation (below)" if deviating else "")
         + (f", {failed} failed" if failed else "")
         + ".",
@@ -162,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         destinations = {s: a for s, a in destinations.items() if s in args.only}
     started = time.monotonic()
-    results = harness.run_suite(data_dir, destinations, args.work, harness.install_node_deps())
+    presets = {s: i for s, i in preset_indexes(catalog).items() if s in destinations}
+    deps = harness.install_node_deps()
+    results = harness.run_suite(data_dir, destinations, args.work, deps, presets)
     elapsed = time.monotonic() - started
     for result in results:
         if result.differences:

@@ -15,6 +15,14 @@
 // every HTTP request intercepted by nock (no network) and answered by `reply`, and recorded as
 // it reached the wire: method, URL, headers (as node-fetch and Node's http module sent them),
 // body bytes. `chance` and `nock` come from NODE_PATH (tests/bridge/conformance/package.json).
+//
+// Preset cases (plan.spec_events, and `presets` per destination: indexes into its definition's
+// presets): each Segment-spec event against each automatic preset, the way Segment's
+// production runs a subscription. The trigger is matched by Segment's own FQL
+// (@segment/destination-subscriptions' parseFql + validate, as actions-core's onSubscription);
+// a matching event then runs `executeAction(preset.partnerAction, {mapping: preset.mapping})` with
+// settings from the generator (seed "<definition slug>#spec"). A non-matching one is recorded
+// as `matched: false`: Sluice must filter it.
 
 const fs = require('fs')
 const path = require('path')
@@ -30,7 +38,10 @@ const nockCommon = require('nock/lib/common')
 nockCommon.isUtf8Representable = () => false
 const nock = require('nock')
 
-const { createTestIntegration, createTestEvent } = require(corePath)
+const { createTestIntegration, createTestEvent, Destination } = require(corePath)
+const { parseFql, validate } = require(
+  require.resolve('@segment/destination-subscriptions', { paths: [path.dirname(corePath)] })
+)
 const { generateTestData } = require(path.join(PKG_DIR, 'dist', 'lib', 'test-data'))
 // No destination should use Node's own fetch (undici, which nock does not see); if one did, it
 // goes through node-fetch here, as it goes through the fetch proxy in Sluice's sidecar.
@@ -134,9 +145,72 @@ async function runCase(slug, definition, testDestination, actionSlug, requiredOn
   return { ...input, requests: recorded, error }
 }
 
+async function runPresetCase(slug, definition, testDestination, presetIndex, settings, eventName) {
+  const preset = definition.presets[presetIndex]
+  const event = { ...plan.spec_events[eventName], ...EVENT_FIELDS, messageId: `conformance-${eventName}` }
+  const parsed = parseFql(preset.subscribe)
+  if (parsed.error) throw new Error(`${slug} preset ${preset.name}: ${parsed.error.message}`)
+  const input = {
+    slug,
+    action: preset.partnerAction,
+    variant: `spec ${eventName} / ${preset.name}`,
+    preset: preset.name,
+    trigger: preset.subscribe,
+    matched: validate(parsed, event),
+    event: JSON.parse(JSON.stringify(event)),
+    mapping: JSON.parse(JSON.stringify(preset.mapping || {})),
+    settings: JSON.parse(JSON.stringify(settings))
+  }
+  recorded = []
+  let error = null
+  if (input.matched) {
+    try {
+      // Destination.executeAction, which testAction wraps: testAction would pass the event
+      // through createTestEvent, filling what a spec event leaves out (userId, event) with its
+      // test defaults. The other inputs are testAction's.
+      const options = {
+        mapping: preset.mapping || {},
+        settings,
+        auth: undefined,
+        features: {},
+        statsContext: { statsClient, tags: [] },
+        logger,
+        transactionContext: {},
+        stateContext: {},
+        subscriptionMetadata: {}
+      }
+      const action = definition.actions[preset.partnerAction]
+      if (options.mapping.enable_batching === true && typeof action.performBatch === 'function') {
+        // Segment's production batches such a subscription (onBatch → executeBatch): a batch
+        // of one here, as Sluice sends it. Failures come back as a multistatus, not thrown.
+        const results = await Destination.prototype.executeBatch.call(testDestination, preset.partnerAction, { ...options, events: [event] })
+        const failed = (results || []).find((r) => r && typeof r.status === 'number' && r.status >= 300)
+        if (failed) error = { name: failed.errortype || 'Error', message: failed.errormessage || '', status: failed.status }
+      } else {
+        await Destination.prototype.executeAction.call(testDestination, preset.partnerAction, { ...options, event })
+      }
+    } catch (err) {
+      error = plainError(err)
+    }
+  }
+  return { ...input, requests: recorded, error }
+}
+
+async function runPresetCases(slug, definition, testDestination, presets, out) {
+  const first = definition.actions[definition.presets[presets[0]].partnerAction]
+  const seed = `${definition.slug || slug}#spec`
+  const settings = generateTestData(seed, definition, first, false)[1]
+  validSettings(definition, settings)
+  for (const presetIndex of presets) {
+    for (const eventName of Object.keys(plan.spec_events)) {
+      out.push(await runPresetCase(slug, definition, testDestination, presetIndex, settings, eventName))
+    }
+  }
+}
+
 async function main() {
   const out = []
-  for (const { slug, actions } of plan.destinations) {
+  for (const { slug, actions, presets } of plan.destinations) {
     let definition
     try {
       definition = require(path.join(DEST_DIR, slug)).default
@@ -150,6 +224,7 @@ async function main() {
         out.push(await runCase(slug, definition, testDestination, actionSlug, requiredOnly))
       }
     }
+    if (presets && presets.length) await runPresetCases(slug, definition, testDestination, presets, out)
   }
   fs.writeFileSync(outPath, JSON.stringify({ cases: out }))
 }

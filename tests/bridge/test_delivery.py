@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from delivery.delivery_kit import add_destination, send, sluice, track
+from delivery.delivery_kit import add_destination, send, sluice, status, trace, track
 from recorder import Recorder, Reply
 from server import SluiceServer, StartServer, seed_sources, wait_for
 from sluice.bridge import location
@@ -286,3 +286,49 @@ def test_the_preview_shows_segments_requests_and_sends_nothing(recorder: Recorde
     refused = preview(doc, {**event, "event": None})
     assert refused["ok"] and refused["requests"] == [], refused
     assert any("Segment's code refused it" in p for p in refused["problems"]), refused
+
+
+# --- failures look as a native destination's ------------------------------------------------
+FAILURES = {
+    # mode: (what the API does, where the event ends up, words in its error)
+    "rejecting": (Reply(400, {"code": 400, "error": "Invalid"}), "parked", "400"),
+    "failing": (Reply(503, {"code": 503}), "retrying", "503"),
+    "timing-out": (Reply(200, {"code": 200}, delay_s=4), "retrying", "timeout"),
+    "down": (None, "retrying", "connect"),
+}
+
+
+@pytest.mark.parametrize("mode", list(FAILURES))
+def test_a_failure_shows_as_it_does_for_the_native_destination(
+    bridged_server: SluiceServer, recorder: Recorder, mode: str
+) -> None:
+    """Native Amplitude and Segment's Amplitude side by side against the same failing API:
+    the event lands in the same place (parked or retrying), with the same kind of error, in
+    `trace` and in `sluice status` alike."""
+    reply, where, words = FAILURES[mode]
+    delivery = {"retry_window_s": 3600, "timeout_s": 1}
+    add_destination(bridged_server, amplitude(recorder, delivery={**delivery,
+                    "base_url": recorder.base_url}))  # fmt: skip
+    native = {"id": "native", "type": "amplitude", "sources": ["web"], "delivery": delivery,
+              "settings": {"api_key": "amp-key-123456", "endpoint": recorder.base_url}}  # fmt: skip
+    add_destination(bridged_server, native)
+    if reply is None:
+        recorder.stop()
+    else:
+        recorder.respond_with(reply)
+    send(bridged_server, track(f"m-{mode}", event="Failing"))
+    command = "parked" if where == "parked" else "retrying"
+
+    def listed() -> dict[str, dict[str, Any]]:
+        rows = json_lines(sluice(bridged_server, command, "list", "--json"))
+        return {row["destination"]: row for row in rows}
+
+    rows = wait_for(lambda: (r := listed()) and len(r) == 2 and r, 40, what=f"both {command}")
+    for dest in ("amp", "native"):
+        row = rows[dest]
+        error = row["reason"] if where == "parked" else row["lastError"]
+        assert row["messageId"] == f"m-{mode}" and words in error.lower(), (dest, row)
+        hop = trace(bridged_server, f"m-{mode}")[dest]
+        assert hop["status"] == where and words in json.dumps(hop).lower(), (dest, hop)
+        counted = status(bridged_server, dest)
+        assert counted["parked" if where == "parked" else "retrying"] >= 1, (dest, counted)

@@ -39,6 +39,7 @@ from sluice.destinations.registry import load
 from sluice.ui.bridged import (
     INSTALL_NOTE,
     bridged_fields,
+    condition_holds,
     segment_catalog,
     settings_from_form,
     shown_settings,
@@ -346,7 +347,12 @@ def test_every_definitions_form_reads_back_as_the_same_settings(
             settings = {n: sample_value(s) for n, s in properties.items()}
             assert settings_error(entry, settings) is None, entry.slug
             form = {f"settings.{f.name}": f.shown(shown_settings(cls, settings)) for f in fields}
-            assert settings_from_form(cls, fields, form) == settings, entry.slug
+            # A setting whose condition (`depends_on`) fails is hidden: not read back.
+            applies = {
+                n: v for n, v in settings.items()
+                if condition_holds(entry.auth_depends_on.get(n) or {}, settings)
+            }  # fmt: skip
+            assert settings_from_form(cls, fields, form) == applies, entry.slug
             for f in fields:
                 spec = properties.get(f.name, {})
                 if spec.get("format") == "password":
@@ -397,3 +403,37 @@ def test_the_mappings_editor_lists_each_actions_fields_with_labels_and_defaults(
     page.select_option("#mapping-form select[name=action]", "identifyUser")
     expect(card.locator("details[data-action=identifyUser]")).to_have_attribute("open", "")
     expect(log_event).not_to_have_attribute("open", "")
+    # "Start a mapping from these defaults" fills the form with every default of the action.
+    log_event.locator("summary").click()
+    log_event.locator("button.use-defaults").click()
+    form = page.locator("#mapping-form")
+    expect(form.locator("select[name=action]")).to_have_value("logEventV2")
+    started = msgspec.json.decode(form.locator("textarea[name=mapping]").input_value())
+    assert started["event_type"] == {"@path": "$.event"} and "user_id" in started
+    expect(form.locator("input[name=name]")).to_have_value("Log Event V2")  # the action title
+    expect(page.locator("#preview-result")).to_contain_text("POST", timeout=WAIT_S * 1000)
+
+
+def test_a_setting_shown_under_a_condition_is_hidden_until_it_holds(
+    page: Page, server: SluiceServer, catalog: Catalog
+) -> None:
+    """Recombee's API URI applies only with the region "custom" (its `depends_on`): hidden
+    and not submitted otherwise, as in Segment's form; the condition is also said in words."""
+    assert "apiUri" in catalog.entries["recombee"].auth_depends_on
+    page.goto(f"{server.base_url}/catalog/segment:recombee")
+    api_uri = page.locator("input[name='settings.apiUri']")
+    expect(api_uri).to_be_hidden()
+    page.select_option("select[name='settings.databaseRegion']", "custom")
+    expect(api_uri).to_be_visible()
+    holder = page.locator("label", has=api_uri)
+    expect(holder.locator("small")).to_contain_text("Applies when Database Region is custom.")
+    api_uri.fill("https://rapi-custom.example")
+    page.select_option("select[name='settings.databaseRegion']", "us-west")
+    expect(api_uri).to_be_hidden()
+    page.fill("input[name=id]", "reco")
+    page.fill("input[name='settings.databaseId']", "db-1")
+    page.fill("input[name='settings.privateToken']", "token-1")
+    page.click("form.settings button[type=submit]")
+    page.wait_for_url("**/destinations/reco")
+    settings = destination_doc(server, "reco")["settings"]
+    assert settings["databaseRegion"] == "us-west" and "apiUri" not in settings

@@ -44,6 +44,7 @@ class ActionInfo(msgspec.Struct, kw_only=True):
     has_sync_mode: bool = False
     personas_required: bool = False  # a required field defaults to $.context.personas...
     dynamic_fields: list[str] = []
+    depends_on: dict[str, Any] = {}  # field -> Segment's condition for showing it
 
 
 class Preset(msgspec.Struct, kw_only=True):
@@ -68,6 +69,7 @@ class CatalogEntry(msgspec.Struct, kw_only=True):
     mode: str | None = None
     auth_scheme: str | None = None
     auth_fields: dict[str, Any] = {}  # JSON Schema of the settings
+    auth_depends_on: dict[str, Any] = {}  # setting -> Segment's condition for showing it
     has_test_authentication: bool = False
     has_refresh_access_token: bool = False
     has_audience_config: bool = False

@@ -144,14 +144,63 @@ def bridged_fields(entry: CatalogEntry) -> list[Field]:
         if default not in (None, "") and kind != "secret" and name not in required:
             help_text = f"{help_text} Default: {_shown_default(default)}.".strip()
         label = str(spec.get("title") or name)
+        condition = entry.auth_depends_on.get(name)
+        if condition:
+            help_text = f"{help_text} {condition_text(condition, properties)}".strip()
         fields.append(
-            Field(name, label, kind, name in required, choices, help_text, default=default)
-        )
+            Field(
+                name, label, kind, name in required, choices, help_text, default=default,
+                depends_on=msgspec.json.encode(condition).decode() if condition else "",
+            )
+        )  # fmt: skip
     fields.sort(key=lambda f: not f.required)
     if entry.auth_scheme in ("oauth2", "oauth-managed"):
         for key, label, kind in OAUTH_FIELDS:
             fields.append(Field(f"{OAUTH}.{key}", label, kind, False, help=OAUTH_HELP))
     return fields
+
+
+def condition_text(condition: Mapping[str, Any], properties: Mapping[str, Any]) -> str:
+    """Segment's `depends_on` in words ("Applies when Mechanism is plain or scram.")."""
+    parts = []
+    for item in condition.get("conditions") or []:
+        key = item.get("fieldKey")
+        if not key:  # a condition on the sync mode, not on a field
+            continue
+        title = str((properties.get(key) or {}).get("title") or key)
+        values = item.get("value")
+        shown = " or ".join(
+            _shown_default(v) for v in (values if isinstance(values, list) else [values])
+        )
+        verb = "is not" if item.get("operator") == "is_not" else "is"
+        parts.append(f"{title} {verb} {shown or 'empty'}")
+    joiner = " and " if condition.get("match") == "all" else " or "
+    return f"Applies when {joiner.join(parts)}." if parts else ""
+
+
+def condition_holds(condition: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """Whether Segment's `depends_on` holds for these values (ui.js applies the same rule
+    in the browser); a condition on no field (the sync mode) holds."""
+    checks = []
+    for item in condition.get("conditions") or []:
+        key = item.get("fieldKey")
+        if not key:
+            continue
+        current = settings.get(key)
+        wanted = item.get("value")
+        values = wanted if isinstance(wanted, list) else [wanted]
+        same = any(
+            bool(current) is v if isinstance(v, bool) else _text(v) == _text(current)
+            for v in values
+        )
+        checks.append(not same if item.get("operator") == "is_not" else same)
+    if not checks:
+        return True
+    return all(checks) if condition.get("match") == "all" else any(checks)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _kind(spec: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -213,7 +262,9 @@ def settings_from_form(
         return keep_secrets(fields, settings, saved, raw) if saved is not None else settings
     flat = read_settings(fields, raw)
     for field in fields:
-        if field.kind == "bool" and field.name not in flat:
+        if field.depends_on and not condition_holds(msgspec.json.decode(field.depends_on), flat):
+            flat.pop(field.name, None)  # hidden by its condition: it does not apply
+        elif field.kind == "bool" and field.name not in flat:
             flat[field.name] = False  # unchecked is off, not "whatever the default is"
         elif field.kind == "choice" and field.name in flat:
             flat[field.name] = _choice_value(cls, field.name, flat[field.name])
@@ -264,11 +315,22 @@ class ActionField:
     required: bool
     default: str  # JSON (often a mapping directive: {"@path": "$.userId"}); "" when none
     description: str
+    condition: str = ""  # when Segment's form shows it ("Applies when ..."), "" always
 
 
-def action_fields(cls: type[DestinationClass]) -> list[tuple[str, str, str, list[ActionField]]]:
-    """Per action of one of Segment's destinations: (id, title, description, its fields);
-    empty for a native destination."""
+@dataclass(frozen=True, slots=True)
+class ActionFields:
+    """One action of one of Segment's destinations, as the mappings editor shows it."""
+
+    id: str
+    title: str
+    description: str
+    fields: list[ActionField]
+    defaults: str  # JSON: every field's default, the mapping Segment's editor starts from
+
+
+def action_fields(cls: type[DestinationClass]) -> list[ActionFields]:
+    """Per action of one of Segment's destinations, its fields; empty for a native one."""
     entry = entry_of(cls)
     if entry is None:
         return []
@@ -286,10 +348,17 @@ def action_fields(cls: type[DestinationClass]) -> list[tuple[str, str, str, list
                 if "default" not in spec
                 else msgspec.json.encode(spec["default"]).decode(),
                 description=plain(str(spec.get("description") or "")),
+                condition=condition_text(info.depends_on.get(name) or {}, properties),
             )
             for name, spec in properties.items()
         ]
-        listed.append((action_id, info.title, plain(info.description or ""), fields))
+        defaults = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
+        listed.append(
+            ActionFields(
+                action_id, info.title, plain(info.description or ""), fields,
+                msgspec.json.format(msgspec.json.encode(defaults), indent=2).decode(),
+            )
+        )  # fmt: skip
     return listed
 
 

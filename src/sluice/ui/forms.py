@@ -46,6 +46,7 @@ class Field:
     help: str = ""
     advanced: bool = False
     default: Any = None  # what applies when left empty (Segment's definitions say)
+    depends_on: str = ""  # JSON of Segment's condition for showing it (ui.js applies it)
 
     def shown(self, settings: Mapping[str, Any]) -> str:
         """The current value as the input shows it."""

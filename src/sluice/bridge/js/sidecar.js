@@ -227,7 +227,8 @@ function describe(slug, def) {
       personas_required: Object.values(action.fields || {}).some(
         (f) => f.required === true && /context\.personas/.test(JSON.stringify(f.default ?? ''))
       ),
-      dynamic_fields: Object.keys(action.dynamicFields || {})
+      dynamic_fields: Object.keys(action.dynamicFields || {}),
+      depends_on: dependsOn(action.fields)
     }
   }
   const source = ownSource(slug)
@@ -239,6 +240,7 @@ function describe(slug, def) {
     mode: def.mode ?? null,
     auth_scheme: auth.scheme ?? null,
     auth_fields: fieldsToJsonSchema(auth.fields || {}),
+    auth_depends_on: dependsOn(auth.fields),
     has_test_authentication: typeof auth.testAuthentication === 'function',
     has_refresh_access_token: typeof auth.refreshAccessToken === 'function',
     has_audience_config: !!def.audienceConfig,
@@ -255,6 +257,14 @@ function describe(slug, def) {
     ),
     internal_contexts: ['engageDestinationCache', 'stateContext', 'transactionContext'].filter((name) => source.includes(name))
   }
+}
+
+function dependsOn(fields) {
+  // Which fields Segment's settings form shows only under a condition on other fields
+  // ({match, conditions: [{fieldKey, operator, value}]}); fieldsToJsonSchema leaves it out.
+  const found = {}
+  for (const [key, field] of Object.entries(fields || {})) if (field.depends_on) found[key] = field.depends_on
+  return found
 }
 
 function ownSource(slug) {

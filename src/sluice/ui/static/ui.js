@@ -262,6 +262,20 @@ function initRules() {
   }
   if (mappingAction && $('#action-fields')) mappingAction.addEventListener('change', openFields)
 
+  // "Start a mapping from these defaults": the action's every default, as Segment's editor
+  // starts a new mapping.
+  for (const button of $$('.use-defaults')) {
+    button.addEventListener('click', () => {
+      const form = $('#mapping-form')
+      form.elements.action.value = button.dataset.action
+      form.elements.mapping.value = button.dataset.defaults
+      if (!form.elements.name.value) form.elements.name.value = button.closest('details').querySelector('summary').firstChild.textContent.trim()
+      form.scrollIntoView({ block: 'start' })
+      draft = form
+      schedule()
+    })
+  }
+
   const picker = $('#preset-picker')
   if (picker) {
     picker.addEventListener('change', () => {
@@ -374,7 +388,40 @@ function initCatalogSearch() {
   filter()
 }
 
+// --- settings shown under a condition (Segment's `depends_on`) --------------------------------
+// A field whose condition does not hold is hidden and disabled (not submitted, not required),
+// as Segment's settings form hides it.
+function initDependsOn() {
+  const parts = $$('[data-depends-on]')
+  if (!parts.length) return
+  const form = parts[0].closest('form')
+  const valueOf = (key) => {
+    const input = form.elements[`settings.${key}`]
+    if (!input) return undefined
+    return input.type === 'checkbox' ? input.checked : input.value
+  }
+  const holds = (c) => {
+    const current = valueOf(c.fieldKey)
+    const wanted = Array.isArray(c.value) ? c.value : [c.value]
+    const same = wanted.some((v) => (typeof v === 'boolean' ? current === v : String(v ?? '') === String(current ?? '')))
+    return c.operator === 'is_not' ? !same : same
+  }
+  const apply = () => {
+    for (const part of parts) {
+      const rule = JSON.parse(part.dataset.dependsOn)
+      const conditions = (rule.conditions || []).filter((c) => c.fieldKey)
+      const shown = !conditions.length || (rule.match === 'all' ? conditions.every(holds) : conditions.some(holds))
+      part.hidden = !shown
+      for (const input of $$('input, select, textarea', part)) input.disabled = !shown
+    }
+  }
+  form.addEventListener('change', apply)
+  form.addEventListener('input', apply)
+  apply()
+}
+
 document.addEventListener('DOMContentLoaded', () => {
+  initDependsOn()
   initCopy()
   initConfirm()
   initTabs()

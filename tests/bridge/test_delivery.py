@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,9 @@ def test_segments_code_delivers_through_sluices_worker(
     assert sidecar["healthy"] and sidecar["node_pid"] and sidecar["restarts"] == 0
     ready = bridged_server.request("GET", "/readyz").json()
     assert ready["checks"]["bridge"]["ok"], ready
+    metrics = bridged_server.request("GET", "/metrics").body.decode()
+    up = f'sluice_bridge_sidecar_up{{host="{socket.gethostname()}",pid="'
+    assert any(line.startswith(up) and line.endswith(" 1.0") for line in metrics.splitlines())
     assert "bridge sidecar of worker" in sluice(bridged_server, "status")
 
     # Node killed: the next execute starts it again and the event is delivered (at least once).

@@ -17,6 +17,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
+from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.delivery.consumer import CIRCUIT_OPEN
 from sluice.delivery.partitions import cursor_name
 from sluice.metrics.names import family, histogram
@@ -62,6 +63,7 @@ class ClusterCollector(Collector):
                 yield metric
         yield from _warehouse_metrics(store, lag)
         yield from _worker_metrics(store, now_ms)
+        yield from _bridge_metrics(store, now_ms)
 
 
 class _Lag:
@@ -217,4 +219,22 @@ def _worker_metrics(store: Store, now_ms: int) -> Iterator[Metric]:
     for holder, count in leases.items():  # holders that report no process (older workers)
         if holder not in reported:
             f["leases"].add_metric([holder, lanes.get(holder, ""), ""], count)
+    yield from f.values()
+
+
+def _bridge_metrics(store: Store, now_ms: int) -> Iterator[Metric]:
+    """Per worker process running Segment's destinations: its Node sidecar as last reported
+    (bridge/location.py; removed when the process stops)."""
+    names = ("up", "resident_memory_bytes", "restarts", "report_age_seconds")
+    f = {name: family(f"sluice_bridge_sidecar_{name}") for name in names}
+    for unit, state in sorted(store.unit_stats().items()):
+        if not unit.startswith(BRIDGE_REPORT_PREFIX):
+            continue
+        host, _, pid = unit[len(BRIDGE_REPORT_PREFIX) :].rpartition(":")
+        labels = [host, pid]
+        f["up"].add_metric(labels, 1 if state.get("healthy") else 0)
+        f["resident_memory_bytes"].add_metric(labels, state.get("rss_kib", 0) * 1024)
+        f["restarts"].add_metric(labels, state.get("restarts", 0))
+        age = max(now_ms - state.get("reported_ms", now_ms), 0) / 1000
+        f["report_age_seconds"].add_metric(labels, age)
     yield from f.values()

@@ -23,6 +23,7 @@ _SRC = ("source",)
 _DEST = ("destination",)
 _WH = ("warehouse",)
 _PROC = ("holder", "lane", "host")
+_SIDECAR = ("host", "pid")  # the worker process's host and pid
 
 CLUSTER: dict[str, Spec] = {
     s.name: s
@@ -56,6 +57,10 @@ CLUSTER: dict[str, Spec] = {
         Spec("sluice_warehouse_rows", "counter", "Rows written to the warehouse.", _WH),
         Spec("sluice_warehouse_events", "counter", "Events read from the log by the warehouse's loads.", _WH),
         Spec("sluice_warehouse_discards", "counter", "Values not loaded (type conflicts), kept in the warehouse's discards.", _WH),
+        Spec("sluice_bridge_sidecar_up", "gauge", "1 while the Node sidecar running Segment's destinations in this worker process is healthy.", _SIDECAR),
+        Spec("sluice_bridge_sidecar_resident_memory_bytes", "gauge", "The sidecar's resident memory, as last reported.", _SIDECAR),
+        Spec("sluice_bridge_sidecar_restarts", "counter", "How often the sidecar was restarted (crash, limit, no pong) since its worker process started.", _SIDECAR),
+        Spec("sluice_bridge_sidecar_report_age_seconds", "gauge", "Seconds since the worker process last reported its sidecar (every 10 s).", _SIDECAR),
         Spec("sluice_worker_leases", "gauge", "Units (consumers, loaders) a worker process holds by lease.", _PROC),
         Spec("sluice_worker_resident_memory_bytes", "gauge", "A worker process's resident memory, as last reported.", _PROC),
         Spec("sluice_worker_cpu_seconds", "counter", "A worker process's CPU time (user + system), as last reported.", _PROC),

@@ -27,8 +27,9 @@ import msgspec
 
 from sluice.bridge.errors import BridgeNotInstalled, SidecarDied
 from sluice.bridge.health import HEALTHY_RESET_S, SidecarLimits, StderrLog, backoff_s, rss_of
-from sluice.bridge.proxy import FetchHandler, answer_fetch, no_network
-from sluice.bridge.results import ExecuteResult, TokenRefresh, parse_result
+from sluice.bridge.inbound import dispatch
+from sluice.bridge.proxy import FetchHandler, no_network
+from sluice.bridge.results import ExecuteResult, parse_result
 from sluice.bridge.sidecar_process import Call, Process, TokenHandler, spawn
 from sluice.delivery.exchange import Redactor
 
@@ -298,72 +299,10 @@ class Sidecar:
                 message = msgspec.json.decode(line)
                 if not isinstance(message, dict):
                     raise ValueError("not an object")
-                self._dispatch(process, message)
+                dispatch(process, message, self._reply)
             except (msgspec.DecodeError, ValueError, KeyError, TypeError) as exc:
                 self._kill(process, f"protocol error: {exc}: {line[:200]!r}")
                 return
-
-    def _dispatch(self, process: Process, message: dict[str, Any]) -> None:
-        op = message["op"]
-        if op == "fetch":
-            call = process.calls.get(str(message["exec"]))
-            task = asyncio.get_running_loop().create_task(
-                self._answer_fetch(process, call, message)
-            )
-            if call is not None:
-                call.tasks[str(message["id"])] = task
-        elif op in ("result", "pong"):
-            call = process.calls.get(str(message["id"]))
-            if call is not None and not call.future.done():
-                call.future.set_result(message)
-        elif op == "fetch_cancel":
-            for waiting in process.calls.values():
-                cancelled = waiting.tasks.get(str(message["id"]))
-                if cancelled is not None:
-                    cancelled.cancel()
-        elif op == "token_refresh":
-            self._token_refresh(process, message)
-        elif op == "ready":
-            if not process.ready.done():
-                process.ready.set_result(message)
-        elif op == "error":
-            raise ValueError(f"the sidecar refused a message: {message.get('message')}")
-        else:
-            raise ValueError(f"unknown op {op!r}")
-
-    def _token_refresh(self, process: Process, message: dict[str, Any]) -> None:
-        call = process.calls.get(str(message["exec"]))
-        if call is None:
-            return
-        expires = message.get("expiresIn")
-        tokens = TokenRefresh(
-            access_token=str(message.get("accessToken") or ""),
-            refresh_token=message.get("refreshToken"),
-            expires_in=float(expires) if isinstance(expires, int | float) else None,
-        )
-        call.refreshes.append(tokens)
-        if call.on_token_refresh is not None:
-            coro = self._persist_tokens(call.on_token_refresh, str(message["exec"]), tokens)
-            key = f"token{len(call.refreshes)}"
-            call.tasks[key] = asyncio.get_running_loop().create_task(coro)
-
-    @staticmethod
-    async def _persist_tokens(handler: TokenHandler, exec_id: str, tokens: TokenRefresh) -> None:
-        try:
-            await handler(exec_id, tokens)
-        except Exception as exc:  # the delivery itself went on with the new token
-            log.warning("bridge: persisting refreshed OAuth tokens failed: %s", exc)
-
-    async def _answer_fetch(
-        self, process: Process, call: Call | None, message: dict[str, Any]
-    ) -> None:
-        if call is None:
-            reply = {"op": "fetch_result", "id": message["id"], "code": "EBRIDGE",
-                     "error": "the execution is no longer waiting"}  # fmt: skip
-        else:
-            reply, exchange = await answer_fetch(call.fetch, message)
-            call.exchanges.append(exchange)
-        await self._reply(process, reply)
 
     async def _reply(self, process: Process, reply: Mapping[str, Any]) -> None:
         with contextlib.suppress(SidecarDied):  # its calls have been failed already

@@ -32,7 +32,15 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +71,13 @@ TRANSPORT_HEADERS = frozenset({"date", "content-length", "host", "accept-encodin
 # (node-fetch's on Segment's side), and then it is not compared.
 CLIENT_USER_AGENT = "node-fetch/"
 TRIGGER = 'type = "track"'
+# `settings.oauth` of the OAuth destinations' cases (a user pastes these from the provider).
+OAUTH = {
+    "access_token": "conformance-access-token",
+    "refresh_token": "conformance-refresh-token",
+    "clientId": "conformance-client-id",
+    "clientSecret": "conformance-client-secret",
+}
 PARALLEL = 24  # destinations in flight at once on Sluice's side (one sidecar, one server)
 
 
@@ -127,6 +142,9 @@ NORMALISATIONS: dict[str, str] = {
     "frozen-clock": "Both Node processes preload freeze.js: the same fixed Date, Math.random "
     "and crypto random bytes, so timestamps, signatures and generated ids are compared as "
     "they are, not masked.",
+    "oauth": "An OAuth destination (needs_oauth) gets the same tokens on both sides: in "
+    "`settings.oauth` on Sluice's, as the perform's `auth` on Segment's (what Segment's "
+    "production derives from `settings.oauth`). Every answer is 200, so no refresh happens.",
     "runtime-options": "Segment's harness is given a statsContext with a statsClient and a "
     "full logger, as Segment's production (and Sluice's sidecar) give every perform; its "
     "defaults lack them.",
@@ -200,16 +218,23 @@ def run_segment_side(
     destinations: Mapping[str, Sequence[str]],
     work: Path,
     presets: Mapping[str, Sequence[int]] | None = None,
+    oauth: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The cases (inputs and the requests Segment's harness made) for these destinations;
     with `presets` (per destination, indexes of its automatic presets), also each Segment-spec
-    event (spec_cases.py) against each of them."""
+    event (spec_cases.py) against each of them. The destinations in `oauth` get `OAUTH`'s
+    tokens."""
     work.mkdir(parents=True, exist_ok=True)
     plan_path, out_path = work / "segment-plan.json", work / "segment-cases.json"
     presets = presets or {}
     plan = {
         "destinations": [
-            {"slug": s, "actions": list(a), "presets": list(presets.get(s, ()))}
+            {
+                "slug": s,
+                "actions": list(a),
+                "presets": list(presets.get(s, ())),
+                "oauth": OAUTH if s in oauth else None,
+            }
             for s, a in destinations.items()
         ],
         "spec_events": spec_events() if presets else {},
@@ -532,10 +557,11 @@ def run_suite(
     work: Path,
     deps: Path,
     presets: Mapping[str, Sequence[int]] | None = None,
+    oauth: Collection[str] = (),
 ) -> list[CaseResult]:
     """Both halves for these destinations and actions (and presets x Segment-spec events);
     one result per case."""
-    cases = run_segment_side(data_dir / "bridge", deps, destinations, work, presets)
+    cases = run_segment_side(data_dir / "bridge", deps, destinations, work, presets, oauth)
     broken = [c for c in cases if "load_error" in c]
     if broken:
         raise RuntimeError(f"definitions that did not load in plain Node: {broken}")

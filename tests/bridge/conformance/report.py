@@ -53,9 +53,17 @@ def installed_bridge(base: Path | None = None) -> Path:
     return root
 
 
+RUNNABLE = ("supported", "needs_oauth")
+
+
 def supported_actions(catalog: Catalog) -> dict[str, list[str]]:
-    """What the suite runs: every supported destination, every action of it."""
-    return {e.slug: sorted(e.actions) for e in catalog.of_class("supported")}
+    """What the suite runs: every destination Sluice can run (supported, or needing OAuth
+    tokens), every action of it."""
+    return {e.slug: sorted(e.actions) for s in RUNNABLE for e in catalog.of_class(s)}
+
+
+def oauth_slugs(catalog: Catalog) -> frozenset[str]:
+    return frozenset(e.slug for e in catalog.of_class("needs_oauth"))
 
 
 def _cell(text: str) -> str:
@@ -77,7 +85,7 @@ def _conformance_cell(result: Mapping[str, Any] | None) -> str:
 def _row(entry: CatalogEntry, results: Mapping[str, Any]) -> str:
     zero = "yes" if entry.zero_config else "no"
     actions = ", ".join(sorted(entry.actions)) or "none"
-    conformance = _conformance_cell(results.get(entry.slug)) if entry.support == "supported" else ""
+    conformance = _conformance_cell(results.get(entry.slug)) if entry.support in RUNNABLE else ""
     cells = [entry.name, f"`{entry.type}`", entry.reason, zero, actions, conformance or "n/a"]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
@@ -118,7 +126,8 @@ def render_catalog_md(catalog: Catalog, conformance: Mapping[str, Any]) -> str:
         + f" ({zero} of the supported ones work with zero configuration: an automatic preset "
         "applies when no mapping is given).",
         "",
-        "**Conformance** (supported destinations): for every action, inputs from the "
+        "**Conformance** (supported destinations, and those needing OAuth with tokens given): "
+        "for every action, inputs from the "
         "package's own seeded test-data generator (required fields only, then all fields, as "
         "Segment's snapshot tests make them) go through Segment's own test harness in plain "
         "Node and through Sluice's delivery engine and bridge to a local server; method, path "
@@ -176,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     presets = {s: i for s, i in preset_indexes(catalog).items() if s in destinations}
     deps = harness.install_node_deps()
-    results = harness.run_suite(data_dir, destinations, args.work, deps, presets)
+    oauth = oauth_slugs(catalog)
+    results = harness.run_suite(data_dir, destinations, args.work, deps, presets, oauth)
     elapsed = time.monotonic() - started
     for result in results:
         if result.differences:

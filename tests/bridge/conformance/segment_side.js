@@ -109,6 +109,20 @@ function plainError(err) {
   return out
 }
 
+// An OAuth destination (plan: `oauth`, Segment's `settings.oauth` keys): Segment's production
+// takes the tokens out of the settings (getDestinationSettings) and hands them to the perform as
+// `auth` (getAuthData); Sluice's side gets them in `settings.oauth`, as a user writes them.
+let oauth = null
+function authOf() {
+  if (!oauth) return undefined
+  return { accessToken: oauth.access_token, refreshToken: oauth.refresh_token, clientId: oauth.clientId, clientSecret: oauth.clientSecret, refreshTokenUrl: oauth.refresh_token_url }
+}
+function withOauth(settings) {
+  const copy = JSON.parse(JSON.stringify(settings))
+  if (oauth) copy.oauth = { ...oauth }
+  return copy
+}
+
 async function runCase(slug, definition, testDestination, actionSlug, requiredOnly) {
   const seed = `${definition.slug || slug}#${actionSlug}`
   const action = definition.actions[actionSlug]
@@ -125,7 +139,7 @@ async function runCase(slug, definition, testDestination, actionSlug, requiredOn
     seed,
     event: JSON.parse(JSON.stringify(event)),
     mapping: JSON.parse(JSON.stringify(event.properties)),
-    settings: JSON.parse(JSON.stringify(settingsData)),
+    settings: withOauth(settingsData),
     normalised_settings: normalisedSettings
   }
   recorded = []
@@ -135,7 +149,7 @@ async function runCase(slug, definition, testDestination, actionSlug, requiredOn
       event,
       mapping: event.properties,
       settings: settingsData,
-      auth: undefined,
+      auth: authOf(),
       statsContext: { statsClient, tags: [] },
       logger
     })
@@ -159,7 +173,7 @@ async function runPresetCase(slug, definition, testDestination, presetIndex, set
     matched: validate(parsed, event),
     event: JSON.parse(JSON.stringify(event)),
     mapping: JSON.parse(JSON.stringify(preset.mapping || {})),
-    settings: JSON.parse(JSON.stringify(settings))
+    settings: withOauth(settings)
   }
   recorded = []
   let error = null
@@ -171,7 +185,7 @@ async function runPresetCase(slug, definition, testDestination, presetIndex, set
       const options = {
         mapping: preset.mapping || {},
         settings,
-        auth: undefined,
+        auth: authOf(),
         features: {},
         statsContext: { statsClient, tags: [] },
         logger,
@@ -210,7 +224,8 @@ async function runPresetCases(slug, definition, testDestination, presets, out) {
 
 async function main() {
   const out = []
-  for (const { slug, actions, presets } of plan.destinations) {
+  for (const { slug, actions, presets, oauth: tokens } of plan.destinations) {
+    oauth = tokens || null
     let definition
     try {
       definition = require(path.join(DEST_DIR, slug)).default

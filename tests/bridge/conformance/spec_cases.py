@@ -38,9 +38,10 @@ def spec_events() -> dict[str, Any]:
 
 
 def preset_indexes(catalog: Catalog) -> dict[str, list[int]]:
-    """Per supported destination with automatic presets, their indexes in its presets."""
+    """Per runnable destination with automatic presets, their indexes in its presets."""
     indexes: dict[str, list[int]] = {}
-    for entry in catalog.of_class("supported"):
+    runnable = catalog.of_class("supported") + catalog.of_class("needs_oauth")
+    for entry in runnable:
         found = [i for i, p in enumerate(entry.presets) if p.automatic_in(entry.actions)]
         if found:
             indexes[entry.slug] = found

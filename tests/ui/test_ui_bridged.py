@@ -10,9 +10,12 @@ reads back to the same settings, and those compile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import pytest
@@ -44,11 +47,13 @@ from sluice.ui.bridged import (
     settings_from_form,
     shown_settings,
 )
+from sluice.ui.connection import check_connection
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 bridge_data_dir = bridge_fixtures.bridge_data_dir  # the installed bridge (tests/bridge)
+T = TypeVar("T")
 API_KEY = "amp-key-123456"
 SECRET_KEY = "amp-secret-654321"
 WAIT_S = 30.0
@@ -286,6 +291,41 @@ def test_test_connection_runs_the_definitions_check_through_the_base_url(
         expect(result).to_contain_text("Connection failed.", timeout=WAIT_S * 1000)
     finally:
         recorder.start()
+
+
+def in_thread(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` on an event loop of its own (Playwright's sync API holds this thread's)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+def test_test_connection_uses_the_refreshed_tokens_delivery_kept(
+    server: SluiceServer, recorder: Recorder, bridge_data_dir: Path
+) -> None:
+    """Intercom (OAuth): the access token in the settings has expired and delivery refreshed
+    it (kept in the store); the test runs with the kept one, as delivery would."""
+    doc = {"id": "icom", "type": "segment:intercom",
+           "settings": {"oauth": {"access_token": "stale-token-1", "refresh_token": "r-1"}},
+           "delivery": {"base_url": recorder.base_url}}  # fmt: skip
+
+    def answer(request: Any) -> Reply:
+        if request.headers.get("authorization") == "Bearer fresh-token-1":
+            return Reply(200, {"type": "admin", "id": "1"})
+        return Reply(401, {"type": "error.list", "errors": [{"code": "unauthorized"}]})
+
+    recorder.respond_with(answer)
+    location.use_data_dir(bridge_data_dir)
+    try:
+        stale = in_thread(check_connection(doc, server.store))
+        assert not stale.ok and "401" in stale.request and "stale-token-1" not in stale.message
+        server.store.save_oauth_tokens("icom", "fresh-token-1", None, int(time.time() * 1000))
+        fresh = in_thread(check_connection(doc, server.store))
+        assert fresh.ok, fresh
+        assert recorder.requests[-1].headers["authorization"] == "Bearer fresh-token-1"
+        assert "fresh-token-1" not in fresh.request
+    finally:
+        location.use_data_dir(Path("sluice-data"))
+        recorder.respond_with(Reply())
 
 
 def test_no_test_button_without_test_authentication(

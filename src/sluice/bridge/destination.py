@@ -214,7 +214,7 @@ class BridgedDestination(Destination):
         return await sidecar.execute(
             self.entry.slug,
             subscription.document(),
-            await self._settings_now(),
+            await self.settings_now(),
             event=None if batch else events[0],
             events=events if batch else None,
             fetch=fetch,
@@ -222,7 +222,7 @@ class BridgedDestination(Destination):
             timeout_s=timeout_s * EXECUTE_TIMEOUTS,
         )
 
-    async def _settings_now(self) -> dict[str, Any]:
+    async def settings_now(self) -> dict[str, Any]:
         """The settings, with `oauth` holding the newest tokens (refreshed ones win)."""
         if self._oauth is None and self._tokens is not None:
             store, destination_id = self._tokens

@@ -27,6 +27,7 @@ from sluice.delivery.config import compile_destination
 from sluice.delivery.exchange import Redactor
 from sluice.delivery.sender import new_session
 from sluice.errors import SluiceError
+from sluice.store.base import OAuthTokens
 
 MAX_MESSAGE_CHARS = 600
 _running: dict[int, asyncio.Lock] = {}  # per event loop: one test at a time
@@ -39,8 +40,11 @@ class ConnectionTest:
     request: str = ""  # the last request made and its answer, redacted
 
 
-async def check_connection(document: Mapping[str, Any]) -> ConnectionTest:
-    """Run the destination's `testAuthentication` with its saved settings."""
+async def check_connection(
+    document: Mapping[str, Any], tokens: OAuthTokens | None = None
+) -> ConnectionTest:
+    """Run the destination's `testAuthentication` with its saved settings; with `tokens`
+    (the store), an OAuth destination's refreshed tokens are used, as delivery uses them."""
     try:
         config = await asyncio.to_thread(compile_destination, document)
     except SluiceError as exc:
@@ -51,18 +55,23 @@ async def check_connection(document: Mapping[str, Any]) -> ConnectionTest:
     entry = destination.entry
     if not entry.has_test_authentication:
         return ConnectionTest(False, f"{entry.name} defines no connection test.")
-    redactor = Redactor(destination.secret_values)
+    if tokens is not None:
+        destination.keep_tokens(tokens, config.id)
+    settings = await destination.settings_now()
+    oauth = [str(v) for v in (settings.get("oauth") or {}).values() if v]
+    redactor = Redactor([*destination.secret_values, *oauth])
     timeout_s = config.timeout_s
     lock = _running.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
     async with lock:
         sidecar = Sidecar(location.bridge_dir())
         sidecar.remember_secrets(destination.secret_values)
+        sidecar.remember_secrets(oauth)
         try:
             async with new_session(limit=4) as session:
                 fetch = destination.fetcher(session, timeout_s)
                 result = await sidecar.test_auth(
                     entry.slug,
-                    destination.values,
+                    settings,
                     fetch=fetch,
                     timeout_s=timeout_s * EXECUTE_TIMEOUTS,
                 )

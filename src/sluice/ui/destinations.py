@@ -266,7 +266,7 @@ def routes(site: Site) -> list[Route]:
             context = await site.run(form_context, destination.type, destination)
         except (NotFound, SluiceError):
             return missing(request, destination_id)
-        result = await check_connection(msgspec.to_builtins(destination))
+        result = await check_connection(msgspec.to_builtins(destination), site.store)
         context.update(stats=stats, tab="settings", error="", error_field="", test_result=result)
         return site.render(request, "destination.html", **context)
 

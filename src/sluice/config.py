@@ -42,6 +42,8 @@ DEFAULT_LOG_RETENTION_DAYS = 7.0
 DEFAULT_READY_MIN_FREE_MB = 1024
 DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128")  # loopback: the node itself
 DEFAULT_EGRESS_DENY = ("169.254.0.0/16", "fe80::/10")  # link-local: clouds' instance metadata
+DEFAULT_BRIDGE_MAX_RSS_MB = 512.0  # actions-core and 20 destinations: ~110 MB
+DEFAULT_BRIDGE_MAX_LINE_MB = 16.0  # a result line: a batch's requests and answers, each <= 8 MiB
 ROLES = ("all", "collector", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -122,6 +124,10 @@ class Settings:
     # Where destinations may send (delivery/egress.py): only these networks when set; never these.
     egress_allow: tuple[str, ...] = ()
     egress_deny: tuple[str, ...] = DEFAULT_EGRESS_DENY
+    # The bridge's Node sidecar is restarted over this resident memory, or when it writes a
+    # stdout line longer than this (docs/bridge.md).
+    bridge_max_rss_mb: float = DEFAULT_BRIDGE_MAX_RSS_MB
+    bridge_max_line_mb: float = DEFAULT_BRIDGE_MAX_LINE_MB
 
     def __repr__(self) -> str:
         fields = ", ".join(
@@ -160,7 +166,14 @@ _INT_FIELDS = {
     "worker_memory_limit_mb",
     "ready_min_free_mb",
 }
-_FLOAT_FIELDS = {"warehouse_interval_s", "rate_limit_per_source", "lease_s", "log_retention_days"}
+_FLOAT_FIELDS = {
+    "warehouse_interval_s",
+    "rate_limit_per_source",
+    "lease_s",
+    "log_retention_days",
+    "bridge_max_rss_mb",
+    "bridge_max_line_mb",
+}
 
 
 _BOOL_FIELDS = {"access_log"}
@@ -224,6 +237,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 raise ConfigError(
                     f"SLUICE_{name.upper()}: {network!r} is not an IP address or network (CIDR)"
                 ) from None
+    for name in ("bridge_max_rss_mb", "bridge_max_line_mb"):
+        if values.get(name, 1) <= 0:
+            raise ConfigError(f"SLUICE_{name.upper()} must be more than 0")
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
     return Settings(**values)

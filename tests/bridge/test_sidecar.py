@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from conftest import Request, StubServer, json_answer, run_with_sidecar, track
+from sluice.bridge import location
 from sluice.bridge.errors import BridgeNotInstalled, SidecarDied
 from sluice.bridge.health import SidecarLimits, rss_of
 from sluice.bridge.outcomes import outcome_of
 from sluice.bridge.results import ExecuteResult
 from sluice.bridge.sidecar import Sidecar
+from sluice.config import ConfigError, load_settings
 from sluice.destinations.base import Verdict
 
 
@@ -217,3 +219,21 @@ def test_what_destination_code_prints_is_redacted_of_their_secrets(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "apiKey=<redacted> region=eu" in logged + last_error
     assert "sk-live-secret-123" not in logged and "sk-live-secret-123" not in last_error
+
+
+def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SLUICE_BRIDGE_MAX_RSS_MB / _MAX_LINE_MB reach the process's sidecar; nonsense is refused."""
+    monkeypatch.setenv("SLUICE_BRIDGE_MAX_RSS_MB", "300")
+    monkeypatch.setenv("SLUICE_BRIDGE_MAX_LINE_MB", "2.5")
+    location.use_data_dir(tmp_path)
+    try:
+        limits = location.sidecar().limits
+        assert (limits.max_rss_mb, limits.max_line_mb) == (300, 2.5)
+    finally:
+        asyncio.run(location.stop_sidecar())
+        location.use_data_dir(Path("sluice-data"))
+    assert SidecarLimits.from_settings(load_settings({})) == SidecarLimits()
+    with pytest.raises(ConfigError, match="SLUICE_BRIDGE_MAX_RSS_MB must be more than 0"):
+        load_settings({"SLUICE_BRIDGE_MAX_RSS_MB": "0"})
+    with pytest.raises(ConfigError, match="SLUICE_BRIDGE_MAX_LINE_MB"):
+        load_settings({"SLUICE_BRIDGE_MAX_LINE_MB": "lots"})

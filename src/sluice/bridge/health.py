@@ -7,10 +7,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sluice.config import DEFAULT_BRIDGE_MAX_LINE_MB, DEFAULT_BRIDGE_MAX_RSS_MB, Settings
+
 log = logging.getLogger("sluice.bridge")
 
-DEFAULT_MAX_LINE_MB = 16
-DEFAULT_MAX_RSS_MB = 512
+DEFAULT_MAX_LINE_MB = DEFAULT_BRIDGE_MAX_LINE_MB  # SLUICE_BRIDGE_MAX_LINE_MB
+DEFAULT_MAX_RSS_MB = DEFAULT_BRIDGE_MAX_RSS_MB  # SLUICE_BRIDGE_MAX_RSS_MB
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 HEALTHY_RESET_S = 60.0  # a process that lived this long resets the backoff
@@ -27,6 +29,10 @@ class SidecarLimits:
     ping_interval_s: float = 5.0
     ping_timeout_s: float = 10.0
     start_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SidecarLimits:
+        return cls(max_line_mb=settings.bridge_max_line_mb, max_rss_mb=settings.bridge_max_rss_mb)
 
 
 def backoff_s(failures: int) -> float:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from sluice.bridge.catalog import CATALOG_FILE, Catalog
-from sluice.bridge.health import rss_of
+from sluice.bridge.health import SidecarLimits, rss_of
 from sluice.bridge.sidecar import Sidecar
-from sluice.config import DEFAULT_DATA_DIR
+from sluice.config import DEFAULT_DATA_DIR, load_settings
 
 REPORT_PREFIX = "bridge:"  # + host:pid of the worker process: its sidecar's report (unit stats)
 _data_dir: Path | None = None
@@ -56,7 +56,7 @@ def sidecar() -> Sidecar:
     """This process's sidecar, made on first use (its Node process starts at the first call)."""
     global _sidecar
     if _sidecar is None:
-        _sidecar = Sidecar(bridge_dir())
+        _sidecar = Sidecar(bridge_dir(), limits=SidecarLimits.from_settings(load_settings()))
     return _sidecar
 
 

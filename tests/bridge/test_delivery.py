@@ -171,10 +171,13 @@ def test_what_segment_would_refuse_is_refused_naming_the_field(
 
 @pytest.mark.usefixtures("use_bridge")
 def test_segment_names_resolve_and_presets_apply() -> None:
-    for name in ("segment:amplitude", "actions-amplitude", "Actions Amplitude"):
-        config = compile_destination({"id": "d", "type": name, "settings": AMPLITUDE})
-        assert config.destination.id == "segment:amplitude"
-        assert {m.name for m in config.mappings} >= {"Track Calls", "Page Calls"}
+    config = compile_destination({"id": "d", "type": "segment:amplitude", "settings": AMPLITUDE})
+    assert config.destination.id == "segment:amplitude"
+    assert {m.name for m in config.mappings} >= {"Track Calls", "Page Calls"}
+    # A name Segment gives a destination Sluice has natively is the native one (native wins).
+    for name in ("actions-amplitude", "Actions Amplitude", "amplitude (actions)"):
+        native = compile_destination({"id": "d", "type": name, "settings": AMPLITUDE})
+        assert native.destination.id == "amplitude", name
     settings = {"api_key": "k", "app_id": "a", "endpoint": "https://rest.iad-01.braze.com"}
     braze = compile_destination(
         {"id": "b", "type": "Braze Cloud Mode (Actions)", "settings": settings}

@@ -467,7 +467,7 @@ def test_settings_and_declaration() -> None:
     with pytest.raises(msgspec.ValidationError, match="project_token"):
         Mixpanel.parse_settings({"api_secret": SECRET})
     with pytest.raises(msgspec.ValidationError, match="api_region"):
-        Mixpanel.parse_settings({"project_token": TOKEN, "api_region": "IN"})
+        Mixpanel.parse_settings({"project_token": TOKEN, "api_region": "Mars"})
     settings = Mixpanel.parse_settings({"project_token": TOKEN, "api_secret": SECRET})
     assert isinstance(settings, MixpanelSettings)
     assert TOKEN not in repr(settings) and SECRET not in repr(settings)

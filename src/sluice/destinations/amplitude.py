@@ -314,10 +314,27 @@ class Amplitude(Destination):
     id = "amplitude"
     name = "Actions Amplitude"
     aliases = ("Amplitude",)
+    segment_types = ("actions-amplitude", "Amplitude (Actions)", "5f7dd6d21ad74f3842b1fc47")
+    segment_settings: ClassVar[Mapping[str, str]] = {"apiKey": "api_key", "secretKey": "secret_key"}
     Settings = AmplitudeSettings
     secret_settings = frozenset({"api_key", "secret_key"})
     settings: AmplitudeSettings
     default_endpoint = REGION_HOSTS["north_america"]
+
+    @classmethod
+    def sluice_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Segment's `endpoint` setting is the region (`north_america`, `europe`); Sluice's is a
+        base URL. A value that is a region is read as Segment's: a URL always has a scheme."""
+        settings = super().sluice_settings(raw)
+        if settings.get("endpoint") in REGION_HOSTS:
+            if "region" in settings:
+                raise msgspec.ValidationError(
+                    "`endpoint` (Segment's region setting) and `region` are the same setting:"
+                    " give one - at `$.endpoint`"
+                )
+            settings["region"] = settings.pop("endpoint")
+        return settings
+
     actions: ClassVar[Mapping[str, Action]] = {
         "logEventV2": Action("logEventV2", "Log Event V2", _build_log_event, 2000, 1_000_000),
         "identifyUser": Action("identifyUser", "Identify User", _build_identify),

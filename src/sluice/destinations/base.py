@@ -177,6 +177,13 @@ class Destination:
     any_request_delivers: ClassVar[bool] = False
     # Other names the `integrations` object may use for this destination (e.g. the classic name).
     aliases: ClassVar[Sequence[str]] = ()
+    # Segment's identifiers of the same destination (its definition's slug, `actions-amplitude`,
+    # and its catalogue metadata id): a destination document may name its type by any of these,
+    # by `name` or by an alias (registry.py), so a workspace written in Segment's terms applies.
+    segment_types: ClassVar[Sequence[str]] = ()
+    # Segment's setting names for this destination's settings (`apiKey` -> `api_key`): either
+    # spelling is accepted, not both at once (`sluice_settings`).
+    segment_settings: ClassVar[Mapping[str, str]] = {}
     default_endpoint: ClassVar[str] = ""
     timeout_s: ClassVar[float] = DEFAULT_TIMEOUT_S
     # Settings that are credentials: their values are redacted wherever they appear in the
@@ -198,6 +205,9 @@ class Destination:
         if settings is not None and unknown:
             # A misspelt name would leave the real setting unredacted: refuse at import.
             raise TypeError(f"{cls.__name__}.secret_settings: no such setting: {unknown}")
+        renamed = sorted(set(cls.segment_settings.values()) - set(fields))
+        if settings is not None and renamed:
+            raise TypeError(f"{cls.__name__}.segment_settings: no such setting: {renamed}")
 
     def __init__(self, settings: DestinationSettings) -> None:
         self.settings = settings
@@ -216,8 +226,34 @@ class Destination:
 
     @classmethod
     def parse_settings(cls, raw: Mapping[str, Any]) -> DestinationSettings:
-        """Settings from the workspace; raises msgspec.ValidationError naming the field."""
-        return msgspec.convert(dict(raw), cls.Settings)
+        """Settings from the workspace; raises msgspec.ValidationError naming the field as the
+        document spells it (Segment's name, when that is the one given)."""
+        settings = cls.sluice_settings(raw)
+        try:
+            return msgspec.convert(settings, cls.Settings)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            for segment_name, ours in cls.segment_settings.items():
+                if segment_name in raw and f"`$.{ours}" in text:
+                    text = text.replace(f"`$.{ours}", f"`$.{segment_name}")
+                    raise msgspec.ValidationError(text) from None
+            raise
+
+    @classmethod
+    def sluice_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """`raw` with Segment's setting names (`segment_settings`) renamed to Sluice's; a
+        setting given under both names is refused, naming the two."""
+        settings = dict(raw)
+        for segment_name, ours in cls.segment_settings.items():
+            if segment_name not in settings or segment_name == ours:
+                continue
+            if ours in settings:
+                raise msgspec.ValidationError(
+                    f"`{segment_name}` (Segment's name) and `{ours}` are the same setting:"
+                    f" give one - at `$.{segment_name}`"
+                )
+            settings[ours] = settings.pop(segment_name)
+        return settings
 
     @property
     def endpoint(self) -> str:

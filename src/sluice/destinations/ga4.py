@@ -326,6 +326,13 @@ class GoogleAnalytics4(Destination):
         "Actions Google Analytics 4",
         "Actions Google Analytic 4",
     )
+    segment_types: ClassVar[Sequence[str]] = (
+        "actions-google-analytics-4", "60ad61f9ff47a16b8fb7b5d9",
+    )  # fmt: skip
+    segment_settings: ClassVar[Mapping[str, str]] = {
+        "measurementId": "measurement_id", "firebaseAppId": "firebase_app_id",
+        "apiSecret": "api_secret",
+    }  # fmt: skip
     Settings: ClassVar[type[DestinationSettings]] = GA4Settings
     secret_settings: ClassVar[frozenset[str]] = frozenset({"api_secret"})
     default_endpoint: ClassVar[str] = "https://www.google-analytics.com"

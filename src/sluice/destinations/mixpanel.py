@@ -44,7 +44,11 @@ from sluice.destinations.base import (
 from sluice.spec.timestamps import parse_ms
 
 USER_AGENT = "Segment (Actions)"
-REGION_HOSTS = {"US": "https://api.mixpanel.com", "EU": "https://api-eu.mixpanel.com"}
+REGION_HOSTS = {
+    "US": "https://api.mixpanel.com",
+    "EU": "https://api-eu.mixpanel.com",
+    "IN": "https://api-in.mixpanel.com",
+}
 FORM_HEADERS = {
     "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
     "user-agent": USER_AGENT,
@@ -58,7 +62,7 @@ class MixpanelSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=
     project_token: str
     api_secret: str = ""  # Segment: "Secret Key"; without it /import authenticates by token
     # Segment's "Data Residency" values carry a flag ("EU 🇪🇺"); both spellings are accepted.
-    api_region: Literal["US", "EU", "US 🇺🇸", "EU 🇪🇺"] = "US"
+    api_region: Literal["US", "EU", "IN", "US 🇺🇸", "EU 🇪🇺", "IN 🇮🇳"] = "US"
     source_name: str | None = None  # sent as `segment_source_name` when set
     strict_mode: Literal["1", "0"] = "1"
 
@@ -296,6 +300,11 @@ class Mixpanel(Destination):
     id = "mixpanel"
     name = "Mixpanel (Actions)"
     aliases = ("Mixpanel",)
+    segment_types = ("actions-mixpanel", "615c7438d93d9b61b1e9e192")
+    segment_settings: ClassVar[Mapping[str, str]] = {
+        "projectToken": "project_token", "apiSecret": "api_secret", "apiRegion": "api_region",
+        "sourceName": "source_name", "strictMode": "strict_mode",
+    }  # fmt: skip
     Settings = MixpanelSettings
     secret_settings = frozenset({"project_token", "api_secret"})
     settings: MixpanelSettings
@@ -316,7 +325,7 @@ class Mixpanel(Destination):
 
     @property
     def endpoint(self) -> str:
-        region = "EU" if self.settings.api_region.startswith("EU") else "US"
+        region = self.settings.api_region[:2]
         return (self.settings.endpoint or REGION_HOSTS[region]).rstrip("/")
 
     def interpret(self, request: OutRequest, response: Response) -> Outcome:

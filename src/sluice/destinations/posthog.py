@@ -142,6 +142,7 @@ class PostHog(Destination):
     id = "posthog"
     name = "Posthog"  # Segment's name for the Actions destination; "PostHog" is the classic one
     aliases = ("PostHog",)
+    segment_types = ("actions-posthog", "PostHog (Actions)", "68516c107fc235f3572f8a64")
     Settings = PostHogSettings
     secret_settings = frozenset({"api_key"})
     settings: PostHogSettings

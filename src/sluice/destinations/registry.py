@@ -40,7 +40,7 @@ def known_types() -> dict[str, str]:
 
 
 def load(type_id: str) -> type[Destination]:
-    target = known_types().get(type_id)
+    target = known_types().get(type_id) or _native_named(type_id)
     if target is None:
         bridged = _bridged(type_id)
         if bridged is not None:
@@ -50,6 +50,23 @@ def load(type_id: str) -> type[Destination]:
             f"unknown destination type {type_id!r} (known: {known}, and Segment's destinations"
             " as segment:<slug> once `sluice bridge install` ran: `sluice bridge catalog`)"
         )
+    return _class_of(target)
+
+
+def _native_named(type_id: str) -> str | None:
+    """The native destination Segment (or its `integrations` object) names so: its display
+    name, an alias, its definition's slug or metadata id, in any case. Native wins over the
+    bridge: `actions-amplitude` is Sluice's Amplitude."""
+    wanted = type_id.strip().casefold()
+    for target in BUILTIN.values():
+        cls = _class_of(target)
+        names = (cls.name, *cls.aliases, *cls.segment_types)
+        if any(name.casefold() == wanted for name in names):
+            return target
+    return None
+
+
+def _class_of(target: str) -> type[Destination]:
     module_name, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Destination)):

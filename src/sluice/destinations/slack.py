@@ -77,6 +77,7 @@ class Slack(Destination):
     id: ClassVar[str] = "slack"
     name: ClassVar[str] = "Slack (Actions)"
     aliases: ClassVar[Sequence[str]] = ("Actions Slack",)
+    segment_types: ClassVar[Sequence[str]] = ("actions-slack", "5f7dd8e302173ff732db5cc4")
     Settings: ClassVar[type[DestinationSettings]] = SlackSettings
     # No setting is a secret: the webhook URL, the credential, is a field of each mapping.
     secret_fields: ClassVar[Mapping[str, frozenset[str]]] = {"postToChannel": frozenset({"url"})}

@@ -123,6 +123,8 @@ class WebhookActions(Destination):
     id: ClassVar[str] = "webhook-actions"
     name: ClassVar[str] = "Webhooks (Actions)"
     aliases: ClassVar[Sequence[str]] = ("Webhook",)
+    segment_types: ClassVar[Sequence[str]] = ("actions-webhook", "614a3c7d791c91c41bae7599")
+    segment_settings: ClassVar[Mapping[str, str]] = {"sharedSecret": "shared_secret"}
     Settings: ClassVar[type[DestinationSettings]] = WebhookActionsSettings
     secret_settings: ClassVar[frozenset[str]] = frozenset({"shared_secret"})
     actions: ClassVar[Mapping[str, Action]] = {

@@ -56,16 +56,17 @@ def test_segments_setting_names_mean_the_same(
 
 
 def test_regions_as_segment_spells_them() -> None:
-    mixpanel = compile_destination({"id": "d", "type": "actions-mixpanel",
-                                    "settings": {"projectToken": "t", "apiRegion": "IN 🇮🇳"}})  # fmt: skip
-    assert mixpanel.destination.endpoint == "https://api-in.mixpanel.com"
-    amplitude = compile_destination({"id": "d", "type": "Amplitude (Actions)",
-                                     "settings": {"apiKey": "k", "endpoint": "europe"}})  # fmt: skip
-    assert amplitude.destination.endpoint == "https://api.eu.amplitude.com"
+    def endpoint(type_id: str, settings: dict[str, Any]) -> str:
+        doc = {"id": "d", "type": type_id, "settings": settings}
+        return compile_destination(doc).destination.endpoint
+
+    in_india = {"projectToken": "t", "apiRegion": "IN 🇮🇳"}
+    assert endpoint("actions-mixpanel", in_india) == "https://api-in.mixpanel.com"
+    in_europe = {"apiKey": "k", "endpoint": "europe"}
+    assert endpoint("Amplitude (Actions)", in_europe) == "https://api.eu.amplitude.com"
     # Sluice's `endpoint` (a base URL) keeps its meaning: a URL is never a region.
-    proxied = compile_destination({"id": "d", "type": "amplitude",
-                                   "settings": {"apiKey": "k", "endpoint": "http://127.0.0.1:9/"}})  # fmt: skip
-    assert proxied.destination.endpoint == "http://127.0.0.1:9"
+    proxied = {"apiKey": "k", "endpoint": "http://127.0.0.1:9/"}
+    assert endpoint("amplitude", proxied) == "http://127.0.0.1:9"
 
 
 @pytest.mark.parametrize(

@@ -270,9 +270,11 @@ class Arrived:
 
 
 class RecordingServer:
-    """A local HTTP server that records every request by its first path segment (the case)."""
+    """A local HTTP server that records every request by its first path segment (the case);
+    not `prefixed`, every request under "" with its whole path."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefixed: bool = True) -> None:
+        self.prefixed = prefixed
         self.requests: dict[str, list[Arrived]] = {}
         self.base_url = ""
         self._runner: web.ServerRunner | None = None
@@ -280,7 +282,7 @@ class RecordingServer:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         body = await request.read()
         raw = request.raw_path
-        case, _, rest = raw.lstrip("/").partition("/")
+        case, _, rest = raw.lstrip("/").partition("/") if self.prefixed else ("", "", raw[1:])
         headers: dict[str, list[str]] = {}
         for name, value in request.headers.items():
             headers.setdefault(name.lower(), []).append(value)
@@ -507,8 +509,12 @@ def differences(
         )
     elif error is not None and run.verdict == "delivered":
         found.append(Difference("outcome", f"{threw}; Sluice delivered"))
-    elif error is not None and error["name"] not in run.reason:
-        # Sluice parks (or retries) with the error Segment's code threw, naming it.
+    elif (
+        error is not None
+        and error["name"] not in run.reason
+        and (not error["message"] or error["message"] not in run.reason)
+    ):
+        # Sluice parks (or retries) with the error Segment's code threw: its name or message.
         found.append(Difference("outcome", f"{threw}; Sluice {run.verdict}: {run.reason}"))
     return found
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from conformance import harness
 from conformance.spec_cases import preset_indexes
+
 from sluice.bridge.catalog import Catalog
 
 # Segment's slug -> Sluice's native type that reimplements it.

@@ -15,7 +15,7 @@ import pytest
 
 from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
-from sluice.destinations.base import Mapped, Verdict
+from sluice.destinations.base import InvalidPayload, Mapped, Verdict
 from sluice.destinations.posthog import EVENT_MAPPING, PostHog, PostHogSettings
 from sluice.destinations.registry import load
 from sluice.mapping import resolve
@@ -95,7 +95,8 @@ def test_track_event(recorder: Recorder) -> None:
     assert got.json() == batch({
         "event": "Signed Up",
         "timestamp": RECEIVED_AT,  # Segment maps receivedAt, not timestamp
-        "properties": {**properties, "distinct_id": "user-42", "$process_person_profile": False},
+        "properties": {**properties, "distinct_id": "user-42", "$process_person_profile": False,
+                       "$ip": "203.0.113.7"},
     })  # fmt: skip
 
 
@@ -107,7 +108,8 @@ def test_page_view(recorder: Recorder) -> None:
         "event": "$pageview",
         "timestamp": RECEIVED_AT,
         "properties": {**PAGE, "name": "Pricing", "$current_url": PAGE["url"],
-                       "distinct_id": "user-42", "$process_person_profile": False},
+                       "distinct_id": "user-42", "$process_person_profile": False,
+                       "$ip": "203.0.113.7"},
     })  # fmt: skip
 
 
@@ -133,7 +135,7 @@ def test_identify(recorder: Recorder) -> None:
         "event": "$identify",
         "api_key": API_KEY,
         "distinct_id": "user-42",
-        "properties": {"$set": traits},
+        "properties": {"$set": traits, "$ip": "203.0.113.7"},
         "timestamp": TIMESTAMP,  # identify maps timestamp
     }
     anonymous = web("identify", traits=traits)
@@ -154,28 +156,27 @@ def test_overrides_remove_same_named_properties() -> None:
     ((_, action, mapped),) = preset_work(event)
     (request,) = posthog().build(action, [mapped])
     (item,) = msgspec.json.decode(request.body)["batch"]
-    assert item["properties"] == {"distinct_id": "user-42", "$process_person_profile": False}
+    assert item["properties"] == {"distinct_id": "user-42", "$process_person_profile": False,
+                                  "$ip": "203.0.113.7"}  # fmt: skip
 
 
 def test_batching_follows_enable_batching() -> None:
-    events = [web("track", event=f"Step {i}", messageId=f"m{i}") for i in range(4)]
-    del events[3]["userId"]  # no distinct_id: PostHog refuses it, so it goes alone
+    events = [web("track", event=f"Step {i}", messageId=f"m{i}") for i in range(3)]
     as_preset = [Mapped(e["messageId"], resolve(EVENT_MAPPING, e), e) for e in events]
-    assert [r.message_ids for r in posthog().build("event", as_preset)] == [
-        ["m0"],
-        ["m1"],
-        ["m2"],
-        ["m3"],
-    ]
+    assert [r.message_ids for r in posthog().build("event", as_preset)] == [["m0"], ["m1"], ["m2"]]
     mapping = {**EVENT_MAPPING, "enable_batching": True, "anonymous_event_capture": True}
     batched = [Mapped(e["messageId"], resolve(mapping, e), e) for e in events]
     requests = posthog(historical_migration=True).build("event", batched)
-    assert [r.message_ids for r in requests] == [["m0", "m1", "m2"], ["m3"]]
+    assert [r.message_ids for r in requests] == [["m0", "m1", "m2"]]
     assert requests[0].url == "https://us.i.posthog.com/batch/"
     body = msgspec.json.decode(requests[0].body)
     assert body["historical_migration"] is True
     assert [i["properties"]["$process_person_profile"] for i in body["batch"]] == [True] * 3
-    assert "distinct_id" not in msgspec.json.decode(requests[1].body)["batch"][0]["properties"]
+    # No userId, no distinct_id: refused as Segment's schema refuses it (the engine parks it).
+    anonymous = {k: v for k, v in web("track", event="Anonymous", messageId="m3").items()
+                 if k != "userId"}  # fmt: skip
+    with pytest.raises(InvalidPayload, match="missing the required field 'distinct_id'"):
+        posthog().build("event", [Mapped("m3", resolve(EVENT_MAPPING, anonymous), anonymous)])
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from sluice.destinations.base import (
     Response,
     Verdict,
     default_outcome,
+    require,
 )
 
 USER_AGENT = "Segment (Actions)"
@@ -47,6 +48,7 @@ class PostHogSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=T
     api_key: str  # the project API key
     project_id: str = ""  # Segment asks for it; nothing these actions send uses it
     historical_migration: bool = False
+    geoip_disable: bool = False  # sent as `$geoip_disable: true`: PostHog skips GeoIP enrichment
 
     def __repr__(self) -> str:
         return f"PostHogSettings(endpoint={self.endpoint!r}, project_id={self.project_id!r}, ***)"
@@ -59,15 +61,19 @@ def _paths(**fields: str) -> dict[str, Any]:
 EVENT_MAPPING: dict[str, Any] = {
     "event_type": "track",
     **_paths(event_name="event", distinct_id="userId", properties="properties"),
-    **_paths(current_url="context.page.url", screen_name="name", timestamp="receivedAt"),
+    **_paths(current_url="context.page.url", screen_name="name"),
     "anonymous_event_capture": False,
+    **_paths(timestamp="receivedAt"),
     "enable_batching": False,
     "batch_size": MAX_BATCH,
+    **_paths(ip_address="context.ip"),
 }
 PAGE_MAPPING = {**EVENT_MAPPING, "event_type": "page", "event_name": "$pageview"}
 # Segment's preset names screens `$screenview`, but the code sends `$screen` for screen events.
 SCREEN_MAPPING = {**EVENT_MAPPING, "event_type": "screen", "event_name": "$screenview"}
-IDENTIFY_MAPPING = _paths(distinct_id="userId", properties="traits", timestamp="timestamp")
+IDENTIFY_MAPPING = _paths(
+    distinct_id="userId", properties="traits", timestamp="timestamp", ip_address="context.ip"
+)
 
 
 def _present(payload: Mapping[str, Any], **names: str) -> dict[str, Any]:
@@ -75,7 +81,12 @@ def _present(payload: Mapping[str, Any], **names: str) -> dict[str, Any]:
     return {new: payload[old] for new, old in names.items() if old in payload}
 
 
-def batch_event(payload: Mapping[str, Any]) -> dict[str, Any]:
+def _js_or(value: Any) -> Any:
+    """`value || undefined` of Segment's code: None (left out) for any falsy value."""
+    return value if value not in (None, "", 0, False) else None
+
+
+def batch_event(payload: Mapping[str, Any], geoip_disable: bool = False) -> dict[str, Any]:
     """One item of `/batch/` from a Track Event payload.
 
     Segment writes `$current_url`, `$screen_name`, `distinct_id` and `$process_person_profile`
@@ -95,25 +106,37 @@ def batch_event(payload: Mapping[str, Any]) -> dict[str, Any]:
             properties[key] = payload[field]
         else:
             properties.pop(key, None)
+    _set_or_drop(properties, "$geoip_disable", _js_or(geoip_disable))
+    _set_or_drop(properties, "$ip", _js_or(payload.get("ip_address")))
     head = {"event": name} if name else _present(payload, event="event_name")
     return {**head, **_present(payload, timestamp="timestamp"), "properties": properties}
 
 
+def _set_or_drop(properties: dict[str, Any], key: str, value: Any) -> None:
+    """`{...properties, key: value}` as JSON: an undefined value removes the key."""
+    if value is None:
+        properties.pop(key, None)
+    else:
+        properties[key] = value
+
+
+EVENT_REQUIRED = ("event_type", "event_name", "distinct_id", "anonymous_event_capture",
+                  "enable_batching")  # fmt: skip
+
+
 def _build_event(dest: PostHog, mapped: Sequence[Mapped]) -> list[OutRequest]:
-    """Batching events share a request; an event without `distinct_id`, which PostHog refuses,
-    goes alone so that the refusal parks only that event."""
-    batched: list[Mapped] = []
-    alone: list[Mapped] = []
+    """Batching events share a request, the others go one by one; an event missing a field
+    Segment's definition requires (no `distinct_id`: no userId) is refused as Segment does."""
     for m in mapped:
-        together = m.payload.get("enable_batching") and m.payload.get("distinct_id")
-        (batched if together else alone).append(m)
-    groups = ([batched] if batched else []) + [[m] for m in alone]
+        require(m.payload, *EVENT_REQUIRED)
+    batched = [m for m in mapped if m.payload.get("enable_batching")]
+    groups = ([batched] if batched else []) + [[m] for m in mapped if m not in batched]
     requests = []
     for group in groups:
         body = {
             "api_key": dest.settings.api_key,
             "historical_migration": dest.settings.historical_migration,
-            "batch": [batch_event(m.payload) for m in group],
+            "batch": [batch_event(m.payload, dest.settings.geoip_disable) for m in group],
         }
         ids = [m.message_id for m in group]
         requests.append(OutRequest("POST", f"{dest.endpoint}/batch/", HEADERS, _encode(body), ids))
@@ -130,12 +153,19 @@ def _build_identify(dest: PostHog, mapped: Sequence[Mapped]) -> list[OutRequest]
             "event": "$identify",
             "api_key": dest.settings.api_key,
             **_present(m.payload, distinct_id="distinct_id"),
-            "properties": {**_present(m.payload, **{"$set": "properties"})},
+            "properties": _identify_properties(m.payload, dest.settings.geoip_disable),
             **_present(m.payload, timestamp="timestamp"),
         }
         url = f"{dest.endpoint}/i/v0/e/"
         requests.append(OutRequest("POST", url, HEADERS, _encode(body), [m.message_id]))
     return requests
+
+
+def _identify_properties(payload: Mapping[str, Any], geoip_disable: bool) -> dict[str, Any]:
+    properties = _present(payload, **{"$set": "properties"})
+    _set_or_drop(properties, "$geoip_disable", _js_or(geoip_disable))
+    _set_or_drop(properties, "$ip", _js_or(payload.get("ip_address")))
+    return properties
 
 
 class PostHog(Destination):

@@ -43,8 +43,9 @@ async def send(
     bridge), so the API sees what Segment's own would: the URL as node-fetch puts it on the
     wire, not re-quoted by yarl (`%` alone would become `%25`, `[` `%5B`, `%40` `@`, changing a
     path or query an API reads and breaking signatures over it); no Content-Type unless that
-    code set one (aiohttp adds application/octet-stream to any body); no body when empty;
-    redirects followed, as node-fetch follows them (native destinations' are not)."""
+    code set one; redirects followed, as node-fetch follows them (native destinations' are
+    not). Any request: no Content-Type unless it sets one (aiohttp would add
+    application/octet-stream to any body), no body when empty."""
     refusal = egress.policy().url_refusal(request.url)
     if refusal is not None:  # an IP literal: names are checked by the session's resolver
         return Response(0, {}, b"", error=refusal)
@@ -52,13 +53,13 @@ async def send(
     skip: tuple[str, ...] = ()
     if as_made:
         url = yarl.URL(request.url, encoded=True)
-        if not any(name.lower() == "content-type" for name in request.headers):
-            skip = ("Content-Type",)
+    if not any(name.lower() == "content-type" for name in request.headers):
+        skip = ("Content-Type",)  # a request that sets none has none (aiohttp would add one)
     try:
         async with session.request(
             request.method,
             url,
-            data=(request.body or None) if as_made else request.body,
+            data=request.body or None,
             headers=dict(request.headers),
             skip_auto_headers=skip,
             timeout=aiohttp.ClientTimeout(total=timeout_s),

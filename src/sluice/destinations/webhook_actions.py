@@ -3,8 +3,8 @@
 What it sends, per segmentio/action-destinations
 `packages/destination-actions/src/destinations/webhook/{index.ts,send/index.ts}` and the Segment
 docs page `src/connections/destinations/catalog/actions-webhook/index.md`: one action, "Send",
-with the fields `url`, `method` (POST, PUT or PATCH; default POST), `headers`, `data` (default
-the whole event) and the framework's batching fields (`enable_batching`, `batch_size`: default
+with the fields `url`, `method` (POST, PUT or PATCH; default POST), `headers`, `data` (the
+editor's default: the whole event; absent, no body is sent) and the framework's batching fields (`enable_batching`, `batch_size`: default
 1,000, at most 4,000). A single event goes as its `data`; a batch as the JSON array of the
 events' `data`, one request per distinct (url, method, headers), the batch keys Segment uses.
 Headers: `User-Agent: Segment (Actions)`, the mapped headers, then `Content-Type:
@@ -33,6 +33,7 @@ from sluice.destinations.base import (
     Preset,
 )
 from sluice.destinations.webhook import merge_headers, sign
+from sluice.mapping.directives import js_truthy
 
 METHODS = ("POST", "PUT", "PATCH")
 DEFAULT_BATCH_SIZE = 1000
@@ -71,7 +72,9 @@ def _fields(item: Mapped) -> tuple[str, str, dict[str, str], Any, bool, int]:
     if not isinstance(raw_headers, dict):
         raise ValueError(f"message {item.message_id}: `headers` must be an object")
     headers = {str(k): str(v) for k, v in raw_headers.items() if v is not None}
-    data = payload.get("data", item.event)  # the field's default: the whole event
+    # No `data` in the mapping: no body at all, as Segment's code sends `json: undefined` (the
+    # field's default, the whole event, is what the editor fills in, not a runtime fallback).
+    data = payload.get("data", NO_DATA)
     batching = payload.get("enable_batching") is True
     size = payload.get("batch_size")
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
@@ -79,40 +82,48 @@ def _fields(item: Mapped) -> tuple[str, str, dict[str, str], Any, bool, int]:
     return url, method, headers, data, batching, min(size, MAX_BATCH_SIZE)
 
 
+NO_DATA: Any = object()  # the mapping has no `data`
+
+
 def _request(
     destination: WebhookActions,
     url: str,
     method: str,
     headers: Mapping[str, str],
-    body: bytes,
-    signed: bytes,
+    body: bytes | None,
+    signed: Any,
     ids: Sequence[str],
 ) -> OutRequest:
+    """`body` None: no body and no Content-Type. Signed, as Segment, only when a shared secret
+    is set and the (first) event's `data` is truthy in JavaScript's sense."""
     secret = destination.settings.shared_secret
     first = {"User-Agent": USER_AGENT}
-    if secret:
-        first["X-Signature"] = sign(secret, signed)
-    merged = merge_headers(first, headers, {"Content-Type": "application/json"})
-    return OutRequest(method, redirect(url, destination.settings.endpoint), merged, body, ids)
+    if secret and signed is not NO_DATA and js_truthy(signed):
+        first["X-Signature"] = sign(secret, msgspec.json.encode(signed))
+    json_type = {} if body is None else {"Content-Type": "application/json"}
+    merged = merge_headers(first, headers, json_type)
+    url = redirect(url, destination.settings.endpoint)
+    return OutRequest(method, url, merged, b"" if body is None else body, ids)
 
 
 def _send(destination: WebhookActions, mapped: Sequence[Mapped]) -> list[OutRequest]:
     requests: list[OutRequest] = []
-    batches: dict[tuple[str, str, str], tuple[dict[str, str], int, list[tuple[str, bytes]]]] = {}
+    batches: dict[tuple[str, str, str], tuple[dict[str, str], int, list[tuple[str, Any]]]] = {}
     for item in mapped:
         url, method, headers, data, batching, size = _fields(item)
-        encoded = msgspec.json.encode(data)
         if not batching:
             one = (item.message_id,)
-            requests.append(_request(destination, url, method, headers, encoded, encoded, one))
+            body = None if data is NO_DATA else msgspec.json.encode(data)
+            requests.append(_request(destination, url, method, headers, body, data, one))
             continue
         key = (url, method, msgspec.json.encode(headers).decode())
-        batches.setdefault(key, (headers, size, []))[2].append((item.message_id, encoded))
+        batches.setdefault(key, (headers, size, []))[2].append((item.message_id, data))
     for (url, method, _), (headers, size, items) in batches.items():
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            body = b"[" + b",".join(encoded for _, encoded in chunk) + b"]"
+            datas = [None if data is NO_DATA else data for _, data in chunk]  # JSON: null
             ids = [message_id for message_id, _ in chunk]
+            body = msgspec.json.encode(datas)
             requests.append(_request(destination, url, method, headers, body, chunk[0][1], ids))
     return requests
 

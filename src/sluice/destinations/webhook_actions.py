@@ -5,8 +5,9 @@ What it sends, per segmentio/action-destinations
 docs page `src/connections/destinations/catalog/actions-webhook/index.md`: one action, "Send",
 with the fields `url`, `method` (POST, PUT or PATCH; default POST), `headers`, `data` (the
 editor's default: the whole event; absent, no body is sent) and the framework's batching
-fields (`enable_batching`, `batch_size`: default 1,000, at most 4,000). A single event goes as its `data`; a batch as the JSON array of the
-events' `data`, one request per distinct (url, method, headers), the batch keys Segment uses.
+fields (`enable_batching`, `batch_size`: default 1,000, at most 4,000). A single event goes as
+its `data`; a batch as the JSON array of the events' `data`, one request per distinct (url,
+method, headers), the batch keys Segment uses.
 Headers: `User-Agent: Segment (Actions)`, the mapped headers, then `Content-Type:
 application/json`; with a shared secret, `X-Signature` = hex HMAC-SHA1(secret, JSON of the
 `data`), for a batch the `data` of its first event. Segment ships no preset for this destination:

@@ -8,6 +8,7 @@ import sluice.cli.admin
 import sluice.cli.backup
 import sluice.cli.bridge
 import sluice.cli.events
+import sluice.cli.importer
 import sluice.cli.parked
 import sluice.cli.ready
 import sluice.cli.rejected

@@ -48,10 +48,11 @@ def apply_command(
 ) -> None:
     """Make the workspace in the store match FILE (objects not in FILE are removed)."""
     try:
-        ws = load_workspace_file(file)
+        settings = settings_from(data_dir, database_url)  # first: Segment's destinations
+        ws = load_workspace_file(file)  # resolve against this data dir's bridge
         check_destinations(ws)
         # A first apply sets a store up; a dry run changes nothing, not even that.
-        store = open_store_for(settings_from(data_dir, database_url), create=not dry_run)
+        store = open_store_for(settings, create=not dry_run)
         try:
             report = apply_workspace(store, ws, dry_run=dry_run)
         finally:

@@ -22,7 +22,7 @@ SEGMENT_TYPES = {
     "posthog": ("actions-posthog", "Posthog", "68516c107fc235f3572f8a64"),
     "slack": ("actions-slack", "Slack (Actions)", "5f7dd8e302173ff732db5cc4"),
     "webhook-actions": ("actions-webhook", "Webhooks (Actions)", "614a3c7d791c91c41bae7599"),
-    "webhook": ("Webhooks",),
+    "webhook": ("webhooks", "Webhooks", "54521fdc25e721e32a72ef04"),
 }  # fmt: skip
 
 # (type, Segment's settings, the same in Sluice's names)
@@ -91,4 +91,34 @@ def test_a_setting_twice_or_wrong_is_refused_naming_it(
 def test_every_native_destination_declares_segments_names() -> None:
     for type_id in BUILTIN:
         cls: type[Destination] = load(type_id)
-        assert cls.segment_types or type_id == "webhook", type_id  # classic: no Actions twin
+        assert cls.segment_types, type_id
+
+
+def test_the_classic_webhooks_settings_as_segment_stores_them() -> None:
+    """`hooks: [{hook, headers: [{key, value}]}]` (each URL its own headers, an empty row as
+    Segment's form leaves one), the older `globalHook`, and `sharedSecret`."""
+    from sluice.destinations.base import Mapped
+
+    settings = {
+        "globalHook": "https://old.example.com/hook",
+        "hooks": [
+            {"hook": "https://a.example.com/in", "headers": [{"key": "X-Team", "value": "a"}]},
+            {"hook": "https://b.example.com/in", "headers": [{"key": "", "value": ""}]},
+            {"hook": "", "headers": []},
+        ],
+        "sharedSecret": "",
+    }
+    config = compile_destination({"id": "d", "type": "Webhooks", "settings": settings})
+    destination = config.destination
+    event = {"type": "track", "event": "E", "messageId": "m-1"}
+    requests = destination.build("send", [Mapped("m-1", event, event)])
+    assert [(r.url, r.headers.get("X-Team")) for r in requests] == [
+        ("https://a.example.com/in", "a"),
+        ("https://b.example.com/in", None),
+        ("https://old.example.com/hook", None),
+    ]
+    assert all("X-Signature" not in r.headers for r in requests)  # "" is no secret
+    with pytest.raises(DestinationConfigError) as caught:
+        compile_destination({"id": "d", "type": "webhooks",
+                             "settings": {"hooks": [{"url": "x"}]}})  # fmt: skip
+    assert caught.value.path == "settings.hooks[0]", caught.value

@@ -183,9 +183,9 @@ def test_endpoint_is_the_url_when_no_urls_are_set(recorder: Recorder) -> None:
         ({}, "at least one webhook URL"),
         ({"urls": [f"https://h.example.com/{i}" for i in range(6)]}, "length <= 5"),
         ({"urls": ["ftp://h.example.com/x"]}, "is not an http"),
-        ({"urls": ["https://h.example.com"], "sharedSecret": "x"}, "unknown field"),
+        ({"urls": ["https://h.example.com"], "sharedSecrett": "x"}, "unknown field"),
     ],
-    ids=["no-url", "six-urls", "not-http", "camel-case-key"],
+    ids=["no-url", "six-urls", "not-http", "unknown-key"],
 )
 def test_invalid_settings_are_refused(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(msgspec.ValidationError, match=message):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -46,6 +46,8 @@ class WebhookSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=T
         default_factory=list
     )
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Headers of one URL only, on top of `headers` (Segment's settings give each hook its own).
+    url_headers: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     shared_secret: str | None = None
 
     def __post_init__(self) -> None:
@@ -54,6 +56,9 @@ class WebhookSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=T
                 raise ValueError(f"urls: {url!r} is not an http(s) URL")
         if not self.urls and not self.endpoint:
             raise ValueError("urls: at least one webhook URL is required")
+        unknown = sorted(set(self.url_headers) - set(self.urls))
+        if unknown:
+            raise ValueError(f"url_headers: {unknown[0]!r} is not one of the urls")
 
     def __repr__(self) -> str:
         secret = "<redacted>" if self.shared_secret else None
@@ -86,8 +91,45 @@ def _send(destination: Webhook, mapped: Sequence[Mapped]) -> list[OutRequest]:
         if settings.shared_secret:
             headers["X-Signature"] = sign(settings.shared_secret, body)
         ids = (item.message_id,)
-        requests.extend(OutRequest("POST", url, headers, body, ids) for url in urls)
+        for url in urls:
+            own = settings.url_headers.get(url)
+            sent = merge_headers(headers, own) if own else headers
+            requests.append(OutRequest("POST", url, sent, body, ids))
     return requests
+
+
+def from_segment_hooks(settings: dict[str, Any]) -> dict[str, Any]:
+    """Segment's classic settings read as Sluice's: `hooks: [{hook, headers: [{key, value}]}]`
+    become `urls` and `url_headers` (empty header rows dropped, as Segment's form leaves one),
+    and the older single `globalHook` a URL too."""
+    hooks = settings.pop("hooks", None)
+    global_hook = settings.pop("globalHook", None)
+    if hooks is None and global_hook is None:
+        return settings
+    if "urls" in settings:
+        raise msgspec.ValidationError(
+            "`hooks` (Segment's name) and `urls` are the same setting: give one - at `$.hooks`"
+        )
+    urls: list[str] = []
+    url_headers: dict[str, dict[str, str]] = {}
+    for index, hook in enumerate(hooks or []):
+        if not isinstance(hook, Mapping) or not isinstance(hook.get("hook"), str):
+            raise msgspec.ValidationError(
+                f"Expected `{{hook: URL, headers: [...]}}` - at `$.hooks[{index}]`"
+            )
+        url = hook["hook"].strip()
+        if not url:
+            continue
+        urls.append(url)
+        rows = [r for r in hook.get("headers") or [] if isinstance(r, Mapping) and r.get("key")]
+        if rows:
+            url_headers[url] = {str(r["key"]): str(r.get("value", "")) for r in rows}
+    if isinstance(global_hook, str) and global_hook.strip() and global_hook.strip() not in urls:
+        urls.append(global_hook.strip())
+    settings["urls"] = urls
+    if url_headers:
+        settings["url_headers"] = url_headers
+    return settings
 
 
 class Webhook(Destination):
@@ -95,6 +137,8 @@ class Webhook(Destination):
 
     id: ClassVar[str] = "webhook"
     name: ClassVar[str] = "Webhooks"
+    segment_types: ClassVar[Sequence[str]] = ("webhooks", "54521fdc25e721e32a72ef04")
+    segment_settings: ClassVar[Mapping[str, str]] = {"sharedSecret": "shared_secret"}
     Settings: ClassVar[type[DestinationSettings]] = WebhookSettings
     secret_settings: ClassVar[frozenset[str]] = frozenset({"shared_secret"})
     timeout_s: ClassVar[float] = TIMEOUT_S
@@ -115,3 +159,7 @@ class Webhook(Destination):
     )
 
     settings: WebhookSettings
+
+    @classmethod
+    def sluice_settings(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return from_segment_hooks(super().sluice_settings(raw))

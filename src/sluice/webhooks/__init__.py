@@ -1,0 +1,1 @@
+"""Webhook (cloud app) sources: third-party tools' webhooks verified and turned into Spec events."""

@@ -178,21 +178,45 @@ def test_put_workspace_refuses_a_body_that_is_not_json(api: Api) -> None:
 def test_sources_create_read_update_delete(api: Api) -> None:
     listed = api.ok(api.get("/sources"))["sources"]
     assert [s["id"] for s in listed] == ["app", "web"]
-    assert listed[1] == {"id": "web", "name": "Web", "write_keys": [WRITE_KEY], "enabled": True}
+    assert listed[1] == {
+        "id": "web",
+        "name": "Web",
+        "write_keys": [WRITE_KEY],
+        "enabled": True,
+        "webhook": None,
+    }
 
     res = api.post("/sources", {"id": "ios", "name": "iOS"})
     created = api.ok(res, 201)
     assert res.headers["location"] == "/api/v1/sources/ios"
     (key,) = created["write_keys"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{32}", key)
-    assert created == {"id": "ios", "name": "iOS", "write_keys": [key], "enabled": True}
+    assert created == {
+        "id": "ios",
+        "name": "iOS",
+        "write_keys": [key],
+        "enabled": True,
+        "webhook": None,
+    }
     assert api.ok(api.get("/sources/ios")) == created
 
     # PUT replaces the object; write keys left out are kept, as `apply` keeps them.
-    replaced = api.ok(api.put("/sources/ios", {"enabled": False}))
-    assert replaced == {"id": "ios", "name": "ios", "write_keys": [key], "enabled": False}
+    replaced = api.ok(api.put("/sources/ios", {"enabled": False, "webhook": None}))
+    assert replaced == {
+        "id": "ios",
+        "name": "ios",
+        "write_keys": [key],
+        "enabled": False,
+        "webhook": None,
+    }
     patched = api.ok(api.patch("/sources/ios", {"name": "iPhone"}))
-    assert patched == {"id": "ios", "name": "iPhone", "write_keys": [key], "enabled": False}
+    assert patched == {
+        "id": "ios",
+        "name": "iPhone",
+        "write_keys": [key],
+        "enabled": False,
+        "webhook": None,
+    }
     assert api.ok(api.post("/sources/ios/enable"))["enabled"] is True
     assert api.ok(api.post("/sources/ios/disable"))["enabled"] is False
 
@@ -280,7 +304,7 @@ def test_destination_catalog(api: Api) -> None:
     assert schema["type"] == "object" and schema["required"] == ["api_key"]
     assert schema["properties"]["region"]["enum"] == ["europe", "north_america"]
     assert "logEventV2" in [a["id"] for a in amplitude["actions"]]
-    assert amplitude["presets"][0]["trigger"] == 'type = "track"'
+    assert amplitude["presets"][0]["trigger"] == 'type = "track" and event != "Order Completed"'
 
     res = api.get("/destination-types/carrier-pigeon")
     assert res.status == 404

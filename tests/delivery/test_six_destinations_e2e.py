@@ -279,13 +279,29 @@ def crm_events(requests: list[Recorded]) -> int:
     return sum(len(r.json()) if r.path == "/ingest" else 1 for r in requests)
 
 
+PURCHASED = (
+    "Product Purchased"  # one more event per product of an order (Log Purchase, trackPurchase)
+)
+
+
 def amplitude_events(requests: list[Recorded]) -> int:
-    return sum(len(r.json()["events"]) if r.path == "/2/httpapi" else 1 for r in requests)
+    """Sluice's events: an order's "Product Purchased" events come from the order's one."""
+    return sum(
+        sum(e["event_type"] != PURCHASED for e in r.json()["events"])
+        if r.path == "/2/httpapi"
+        else 1
+        for r in requests
+    )
 
 
 def mixpanel_events(requests: list[Recorded]) -> int:
     # An identify makes two requests (/track `$identify`, then /engage) for one event.
-    return sum(len(r.json()) if r.path == "/import" else r.path != "/engage" for r in requests)
+    return sum(
+        sum(e["event"] != PURCHASED for e in r.json())
+        if r.path == "/import"
+        else r.path != "/engage"
+        for r in requests
+    )
 
 
 def one_per_request(requests: list[Recorded]) -> int:
@@ -470,8 +486,8 @@ def test_amplitude_logs_tracks_pages_screens_and_identifies(scenario: Scenario) 
         assert r.headers["content-type"] == "application/json"
         assert r.headers["user-agent"] == "Segment (Actions)"
         assert r.json()["api_key"] == AMPLITUDE_KEY
-    events = {e["event_type"]: e for r in logged for e in r.json()["events"]}
-    assert sum(len(r.json()["events"]) for r in logged) == len(events)
+    every = [e for r in logged for e in r.json()["events"]]
+    events = {e["event_type"]: e for e in every if e["event_type"] != PURCHASED}
     assert sorted(events) == [
         "Order Completed",
         "Product Viewed",
@@ -479,12 +495,16 @@ def test_amplitude_logs_tracks_pages_screens_and_identifies(scenario: Scenario) 
         "Viewed Home",
         "Viewed Pricing",
     ]
-    for e in events.values():
-        assert e["user_id"] == USER and e["library"] == "segment" and isinstance(e["time"], int)
+    for e in every:  # `library` is the event's library, as Segment's mapping reads it
+        assert e["user_id"] == USER and isinstance(e["time"], int)
+        assert e["library"] == "analytics-python"
+    # Order Completed goes to Log Purchase (Segment's "Order Completed Calls" preset): the order
+    # with its revenue, then one "Product Purchased" per product.
     order = events["Order Completed"]
     assert order["event_properties"] == ORDER_PROPERTIES
-    assert order["products"] == [{"price": p["price"], "quantity": p["quantity"]} for p in PRODUCTS]
-    assert "revenue" not in order  # mapped, then left out of the event, as Segment does
+    assert (order["revenue"], order["revenueType"]) == (25, "Purchase")
+    purchased = [e["event_properties"] for e in every if e["event_type"] == PURCHASED]
+    assert purchased == [{"price": p["price"], "quantity": p["quantity"]} for p in PRODUCTS]
     page = events["Viewed Pricing"]
     assert page["user_properties"]["$setOnce"]["initial_referrer"] == "https://www.google.com/"
 
@@ -495,6 +515,7 @@ def test_amplitude_logs_tracks_pages_screens_and_identifies(scenario: Scenario) 
     who = fields["identification"]
     assert (who["user_id"], who["device_id"]) == (USER, ANON)
     assert who["user_properties"] == TRAITS and who["library"] == "segment"
+    assert fields["options"] == "undefined"  # as Segment sends it when there are no options
 
 
 # --- Mixpanel ----------------------------------------------------------------------------------
@@ -506,8 +527,9 @@ def test_mixpanel_imports_events_and_sets_profiles_and_groups(scenario: Scenario
         assert r.method == "POST" and r.query == {"strict": ["1"]}
         assert r.headers["authorization"] == auth
         assert r.headers["content-type"] == "application/json"
+    every = [e for r in imports for e in r.json()]
     events = sorted(
-        (e for r in imports for e in r.json()), key=lambda e: in_call_order(e["properties"])
+        (e for e in every if e["event"] != PURCHASED), key=lambda e: in_call_order(e["properties"])
     )
     assert [e["event"] for e in events] == [
         "Video Played",
@@ -520,9 +542,16 @@ def test_mixpanel_imports_events_and_sets_profiles_and_groups(scenario: Scenario
     for e in events:
         props = e["properties"]
         assert props["distinct_id"] == USER and props["$source"] == "segment"
-        assert props["mp_lib"] == "Segment: analytics-python" and isinstance(props["time"], int)
+        assert props["mp_lib"] == "Segment Actions: analytics-python"
+        assert isinstance(props["time"], int)
     order = events[1]["properties"]
     assert order["order_id"] == "o-5031" and order["products"] == PRODUCTS
+    # trackPurchase (Segment's "Order Completed Calls"): one "Product Purchased" per product,
+    # with the order's id and `$insert_id` = index + messageId, as Segment's code makes it.
+    purchased = [e["properties"] for e in every if e["event"] == PURCHASED]
+    assert [(p["$insert_id"], p["order_id"], p["name"]) for p in purchased] == [
+        (f"{i}{ORDER}", "o-5031", product["name"]) for i, product in enumerate(PRODUCTS)
+    ]
     assert events[3]["properties"]["$current_url"] == PAGE_CONTEXT["page"]["url"]
 
     forms = [r for r in requests if r.path != "/import"]
@@ -548,7 +577,7 @@ def test_mixpanel_imports_events_and_sets_profiles_and_groups(scenario: Scenario
         "$token": MIXPANEL_TOKEN,
         "$group_key": "$group_id",
         "$group_id": "acme",
-        "$set": GROUP_TRAITS,
+        "$set": {"employees": 42, "$name": "Acme"},  # `name` as `$name`, as Segment sends it
     }
 
 

@@ -1,8 +1,10 @@
 """Amplitude: stored Segment events through the presets, sent to a recording server.
 
 Expected bodies are derived by hand from Segment's action code and test snapshots
-(segmentio/action-destinations, destinations/amplitude: logEventV2, identifyUser,
-groupIdentifyUser, user-agent.ts, __tests__/amplitude.test.ts), not from Sluice's output.
+(segmentio/action-destinations, destinations/amplitude: logEventV2, logEvent, logPurchase,
+identifyUser, groupIdentifyUser, mapUser, user-agent.ts, __tests__/amplitude.test.ts, and
+actions-core's payload validation), not from Sluice's output. The differential suite
+(tests/bridge/conformance/native.py) compares the bytes with Segment's code itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
 from sluice.destinations.amplitude import (
     GROUP_IDENTIFY_MAPPING,
+    LOG_EVENT_MAPPING,
+    LOG_PURCHASE_MAPPING,
     Amplitude,
     AmplitudeSettings,
     parse_user_agent,
@@ -121,7 +125,8 @@ FORM_HEADERS = {
     "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
 }
 # What the Mac Chrome user agent parses to: `os_version` is the browser's major version.
-PARSED_UA = {"os_name": "Mac OS", "os_version": "122", "device_model": "Mac OS"}
+PARSED_UA = {"os_name": "Mac OS", "os_version": "122", "device_manufacturer": "Apple",
+             "device_model": "Macintosh"}  # fmt: skip
 SET_ONCE = {
     "initial_referrer": "https://www.google.com/",
     "initial_utm_source": "google",
@@ -151,12 +156,12 @@ WEB_EVENT = {
     "time": MS,
     "user_properties": {"$setOnce": SET_ONCE, "$set": SET_ALWAYS},
     "use_batch_endpoint": False,  # Segment leaves the field in every event
-    "library": "segment",
+    "library": "analytics.js",  # Library Settings' default: the event's library name
 }
 
 
 def test_track_calls(recorder: Recorder) -> None:
-    event = web("track", event="Order Completed", properties=ORDER)
+    event = web("track", event="Checkout Started", properties=ORDER)
     work = preset_work(event)
     assert [(name, action) for name, action, _ in work] == [("Track Calls", "logEventV2")]
     requests = amplitude(endpoint=recorder.base_url).build("logEventV2", [work[0][2]])
@@ -170,9 +175,46 @@ def test_track_calls(recorder: Recorder) -> None:
     assert headers(got) == JSON_HEADERS
     # Log Event V2 drops the revenue fields but keeps the mapped products array.
     products = [{"price": 18.99, "quantity": 1, "productId": "507f1f77bcf86cd799439011"}]
-    expected = {**WEB_EVENT, "event_type": "Order Completed", "event_properties": ORDER,
+    expected = {**WEB_EVENT, "event_type": "Checkout Started", "event_properties": ORDER,
                 "products": products}  # fmt: skip
     assert got.json() == {"api_key": API_KEY, "events": [expected]}
+
+
+def test_order_completed_calls(recorder: Recorder) -> None:
+    """Log Purchase: the order with its revenue, then a "Product Purchased" event per product
+    (its event properties are the mapped product), all in one request."""
+    event = web("track", event="Order Completed", properties=ORDER)
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Order Completed Calls", "logPurchase")
+    (request,) = amplitude(endpoint=recorder.base_url).build(action, [mapped])
+    deliver([request])
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/2/httpapi")
+    order = {**WEB_EVENT, "event_type": "Order Completed", "event_properties": ORDER,
+             "revenue": 25, "revenueType": "Purchase"}  # fmt: skip
+    product = {k: v for k, v in WEB_EVENT.items() if k not in PARSED_UA}
+    bought = {"price": 18.99, "quantity": 1, "productId": "507f1f77bcf86cd799439011"}
+    product |= {"event_type": "Product Purchased", "event_properties": bought}
+    assert got.json() == {"api_key": API_KEY, "events": [order, product]}
+    # Sent as Segment's code writes them: the order's fields first, the revenue before library.
+    assert list(got.json()["events"][0])[-3:] == ["revenue", "revenueType", "library"]
+
+
+def test_revenue_per_product() -> None:
+    """With trackRevenuePerProduct, each product carries its price x quantity (insert ids get
+    the event's index) and the order none."""
+    event = web("track", event="Order Completed", messageId="order-1",
+                properties={**ORDER, "products": [{"price": "2.5", "quantity": 2}]})  # fmt: skip
+    mapping = {**LOG_PURCHASE_MAPPING, "trackRevenuePerProduct": True,
+               "insert_id": {"@path": "$.messageId"}}  # fmt: skip
+    mapped = Mapped("order-1", resolve(mapping, event), event)
+    (request,) = amplitude().build("logPurchase", [mapped])
+    order, product = msgspec.json.decode(request.body)["events"]
+    assert "revenue" not in order and order["insert_id"] == "order-1"
+    assert product["insert_id"] == "order-1-2"
+    assert product["event_properties"] == {"price": 2.5, "quantity": 2}  # coerced, as ajv does
+    assert (product["revenue"], product["revenueType"], product["quantity"]) == (5, "Purchase", 2)
+    assert b'"revenue":5,' in request.body  # JavaScript's spelling of 5.0
 
 
 def test_page_calls(recorder: Recorder) -> None:
@@ -216,7 +258,7 @@ def test_screen_calls_from_ios(recorder: Recorder) -> None:
             "session_id": 1709633700000,
             "time": MS,
             "use_batch_endpoint": False,
-            "library": "segment",
+            "library": "analytics-swift",
         }],
     }  # fmt: skip
 
@@ -244,6 +286,7 @@ def test_identify_calls(recorder: Recorder) -> None:
             "platform": "Web",
             "library": "segment",
         },
+        "options": "undefined",  # what URLSearchParams makes of Segment's undefined options
     }
 
 
@@ -288,6 +331,7 @@ def test_group_identify(recorder: Recorder) -> None:
             "user_id": "user-42",
             "user_properties": {"company": "acme-inc"},
         }],
+        "options": "undefined",
     }  # fmt: skip
     assert form(group) == {
         "api_key": API_KEY,
@@ -297,6 +341,7 @@ def test_group_identify(recorder: Recorder) -> None:
             "group_type": "company",
             "library": "segment",
         }],
+        "options": "undefined",
     }  # fmt: skip
     unnamed = Mapped("m2", resolve(GROUP_IDENTIFY_MAPPING, event), event)
     with pytest.raises(ValueError, match="group_type"):
@@ -321,6 +366,94 @@ def test_batches_endpoints_and_options(recorder: Recorder) -> None:
     assert [b.get("options") for b in bodies] == [None, None, {"min_id_length": 3}]
     same = amplitude().build("logEventV2", [mapped[0], mapped[0], mapped[0]])
     assert len(same) == 1 and len(msgspec.json.decode(same[0].body)["events"]) == 3
+
+
+def test_log_event(recorder: Recorder) -> None:
+    """Log Event (the first version): UTM and referrer become `$set`/`$setOnce`, merged
+    before the user's own properties."""
+    event = web("track", event="Signed Up", traits={"plan": "pro"})
+    mapping = {
+        **{k: v for k, v in LOG_EVENT_MAPPING.items() if k not in ("setOnce", "setAlways")},
+        "utm_properties": {"utm_source": {"@path": "$.context.campaign.source"}},
+        "referrer": {"@path": "$.context.page.referrer"},
+    }
+    mapped = Mapped(event["messageId"], resolve(mapping, event), event)
+    (request,) = amplitude(endpoint=recorder.base_url).build("logEvent", [mapped])
+    deliver([request])
+    (got,) = recorder.wait_for(1)
+    assert got.path == "/2/httpapi"
+    (sent,) = got.json()["events"]
+    assert sent["user_properties"] == {
+        "$set": {"utm_source": "google", "referrer": "https://www.google.com/"},
+        "$setOnce": {"initial_utm_source": "google", "initial_referrer": "https://www.google.com/"},
+        "plan": "pro",
+    }
+    assert list(sent["user_properties"]) == ["$set", "$setOnce", "plan"]
+
+
+def test_map_user(recorder: Recorder) -> None:
+    event = web("alias", previousId="anon-old")
+    mapping = {"user_id": {"@path": "$.previousId"}, "global_user_id": {"@path": "$.userId"},
+               "min_id_length": 3}  # fmt: skip
+    mapped = Mapped(event["messageId"], resolve(mapping, event), event)
+    (request,) = amplitude(endpoint=recorder.base_url).build("mapUser", [mapped])
+    assert amplitude().build("mapUser", [mapped])[0].url == "https://api.amplitude.com/usermap"
+    deliver([request])
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/usermap")
+    assert headers(got) == FORM_HEADERS
+    fields = {k: v[0] for k, v in parse_qs(got.body.decode(), strict_parsing=True).items()}
+    assert fields == {
+        "api_key": API_KEY,
+        "mapping": '[{"user_id":"anon-old","global_user_id":"user-42","min_id_length":3}]',
+        "options": '{"min_id_length":3}',
+    }
+    no_options = Mapped("m2", {"user_id": "a", "global_user_id": "b"}, event)
+    (request,) = amplitude().build("mapUser", [no_options])
+    assert b"options" not in request.body  # Map User, unlike the others, leaves it out
+
+
+def test_form_bodies_are_url_search_params() -> None:
+    """`*` stays as it is and `~` is escaped, as URLSearchParams does (urlencode: the reverse)."""
+    event = web("identify", traits={"name": "a*b~c d"})
+    ((_, action, mapped),) = preset_work(event)
+    (request,) = Amplitude(Amplitude.parse_settings({"apiKey": "k*~"})).build(action, [mapped])
+    assert request.body.startswith(b"api_key=k*%7E&identification=")
+    assert b"a*b%7Ec+d" in request.body
+
+
+def test_only_the_actions_fields_reach_the_request() -> None:
+    """actions-core validates the payload first: unknown keys go, values take their field's
+    type, and a payload missing a required field is refused with ajv's message."""
+    event = web("track", event="Signed Up")
+    payload = {"event_type": 42, "library2": {"behavior": "auto", "junk": 1}, "junk": "x",
+               "price": "12.5", "use_batch_endpoint": "true", "min_id_length": ["4"]}  # fmt: skip
+    (request,) = amplitude().build("logEventV2", [Mapped("m", payload, event)])
+    assert request.url.endswith("/batch")
+    assert msgspec.json.decode(request.body) == {
+        "api_key": API_KEY,
+        "events": [{"event_type": "42", "use_batch_endpoint": True, "library": "segment"}],
+        "options": {"min_id_length": 4},
+    }
+    with pytest.raises(
+        ValueError, match="The root value is missing the required field 'event_type'"
+    ):
+        amplitude().build("logEventV2", [Mapped("m", {"user_id": "u"}, event)])
+    with pytest.raises(ValueError, match="Event Properties must be an object but it was a string"):
+        amplitude().build(
+            "logEventV2", [Mapped("m", {"event_type": "e", "event_properties": "x"}, event)]
+        )
+
+
+def test_group_identify_without_a_user_only_identifies_the_group() -> None:
+    event = web("group", groupId="acme-inc")
+    payload = {"group_type": "company", "group_value": "acme-inc", "time": "not a time"}
+    (request,) = amplitude().build("groupIdentifyUser", [Mapped("m", payload, event)])
+    assert request.url == "https://api2.amplitude.com/groupidentify"
+    payload |= {"user_id": "user-42"}
+    user, _ = amplitude().build("groupIdentifyUser", [Mapped("m", payload, event)])
+    # dayjs reads no time in it: NaN, which JSON writes as null
+    assert msgspec.json.decode(parse_qs(user.body.decode())["identification"][0])[0]["time"] is None
 
 
 @pytest.mark.parametrize(
@@ -410,7 +543,8 @@ def test_per_event_errors_naming_every_event_park_the_request(recorder: Recorder
         # amplitude.test.ts, "supports parsing userAgent when the setting is true"
         ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_6) AppleWebKit/537.36 (KHTML, like Gecko) "
          "Chrome/53.0.2785.143 Safari/537.36",
-         {"os_name": "Mac OS", "os_version": "53", "device_model": "Mac OS"}),
+         {"os_name": "Mac OS", "os_version": "53", "device_manufacturer": "Apple",
+          "device_model": "Macintosh"}),
         # amplitude.test.ts, createTestEvent's default user agent
         ("Mozilla/5.0 (iPhone; CPU iPhone OS 9_1 like Mac OS X) AppleWebKit/601.1.46 (KHTML, "
          "like Gecko) Version/9.0 Mobile/13B143 Safari/601.1",
@@ -429,10 +563,26 @@ def test_per_event_errors_naming_every_event_park_the_request(recorder: Recorder
           "device_model": "SM-S918B", "device_type": "mobile"}),
         ("Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
          {"os_name": "Linux", "os_version": "123", "device_model": "Linux"}),
+        # Chrome's reduced user agent: the model is "K", from no known maker
+        ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Mobile Safari/537.36",
+         {"os_name": "Android", "os_version": "120", "device_model": "K",
+          "device_type": "mobile"}),
+        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Mobile Safari/537.36",
+         {"os_name": "Android", "os_version": "120", "device_manufacturer": "Google",
+          "device_model": "Pixel 8", "device_type": "mobile"}),
+        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like "
+         "Gecko) Version/17.1 Safari/605.1.15",
+         {"os_name": "Mac OS", "os_version": "17", "device_manufacturer": "Apple",
+          "device_model": "Macintosh"}),
+        # ua-parser-js finds an Oculus Quest in "re-quest-s": Segment sends what it finds
+        ("python-requests/2.31.0",
+         {"device_manufacturer": "Facebook", "device_model": "quest", "device_type": "wearable"}),
         ("", {}),
     ],
     ids=["mac-chrome-53", "iphone-safari-9", "ipad", "windows-edge", "android-samsung",
-         "linux-firefox", "empty"],
+         "linux-firefox", "android-reduced", "pixel", "mac-safari", "python-requests", "empty"],
 )  # fmt: skip
 def test_parse_user_agent(user_agent: str, parsed: dict[str, str]) -> None:
     assert parse_user_agent(user_agent, {}) == parsed
@@ -454,10 +604,18 @@ def test_settings_and_declaration() -> None:
     settings = Amplitude.parse_settings({"api_key": API_KEY, "secret_key": "s3cr3t"})
     assert isinstance(settings, AmplitudeSettings)
     assert API_KEY not in repr(settings) and "s3cr3t" not in repr(settings)
-    assert [p.name for p in Amplitude.presets] == [
-        "Track Calls",
-        "Page Calls",
-        "Screen Calls",
-        "Identify Calls",
+    assert [(p.name, p.action, p.trigger) for p in Amplitude.presets] == [
+        ("Track Calls", "logEventV2", 'type = "track" and event != "Order Completed"'),
+        ("Order Completed Calls", "logPurchase", 'type = "track" and event = "Order Completed"'),
+        ("Page Calls", "logEventV2", 'type = "page"'),
+        ("Screen Calls", "logEventV2", 'type = "screen"'),
+        ("Identify Calls", "identifyUser", 'type = "identify"'),
     ]
-    assert Amplitude.actions["logEventV2"].max_batch == 2000
+    assert [(a.id, a.title, a.max_batch) for a in Amplitude.actions.values()] == [
+        ("logEvent", "Log Event", 1),
+        ("identifyUser", "Identify User", 1),
+        ("mapUser", "Map User", 1),
+        ("groupIdentifyUser", "Group Identify User", 1),
+        ("logPurchase", "Log Purchase", 1),
+        ("logEventV2", "Log Event V2", 2000),
+    ]

@@ -7,6 +7,7 @@ Expected bodies follow Segment's action code and test snapshots
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import msgspec
@@ -14,8 +15,10 @@ import pytest
 
 from destination_kit import deliver, presets_matching
 from recorder import Recorder, Reply
-from sluice.destinations.base import Mapped, Verdict
-from sluice.destinations.ga4 import GA4Settings, GoogleAnalytics4, event_name, timestamp_micros
+from sluice.destinations.base import InvalidPayload, Mapped, Verdict
+from sluice.destinations.ga4 import GA4Settings, GoogleAnalytics4, convert_timestamp, event_name
+from sluice.destinations.ga4_actions import ACTIONS, field_defaults
+from sluice.destinations.ga4_kit import UNDEFINED, node_fetch_query
 from sluice.destinations.registry import load
 from sluice.mapping import resolve
 
@@ -356,13 +359,14 @@ def test_custom_mapping_user_properties_params_and_consent() -> None:
     [
         ("purchase", {"order_id": "o1", "currency": "US4D", "products": [UNO]},
          "US4D is not a valid currency code."),
-        ("purchase", {"order_id": "o1", "products": [UNO]}, "missing required field"),
+        ("purchase", {"order_id": "o1", "products": [UNO]},
+         "The root value is missing the required field 'currency'."),
         ("viewItemList", {"products": [{"price": 3}]}, "One of product name or product id"),
         ("refund", {"order_id": "o1", "total": 5, "products": [UNO]},
          "Currency is required if value is set."),
         ("viewCart", {"products": [UNO]}, "One of item-level currency or top-level currency"),
         ("addPaymentInfo", {"currency": "USD", "products": []}, "one or more products"),
-        ("search", {}, "missing required field"),
+        ("search", {}, "The root value is missing the required field 'search_term'."),
     ],
     ids=["bad-currency", "no-currency", "no-item-id", "value-no-currency", "no-currency-at-all",
          "no-products", "no-query"],
@@ -396,16 +400,25 @@ def test_stream_identifiers_are_required() -> None:
         ("2024-03-05T10:15:30.123Z", MICROS),
         ("2024-03-05T10:15:30.123456Z", MICROS),  # Date.parse keeps milliseconds
         ("2024-03-05T12:15:30.123+02:00", MICROS),
+        ("2024-03-05 10:15:30.123", MICROS),  # no offset: UTC, as on Segment's servers
         ("2022-06-22T22:20:58.905Z", 1655936458905000),
-        ("1709633730123000", MICROS),
-        (1709633730123000, MICROS),
-        ("not a date", None),
-        (None, None),
+        ("2024-02-30", 1709251200000000),  # V8 rolls the day over into March
+        ("1709633730123000", MICROS),  # a number string is sent as that number
+        ("0x10", 16),
+        ("not a date", math.nan),  # NaN: sent as null
+        ("", UNDEFINED),  # not set: left out
     ],
-    ids=["z", "micro", "offset", "segment-snapshot", "numeric-string", "number", "bad", "none"],
-)
-def test_timestamp_micros(value: Any, micros: int | None) -> None:
-    assert timestamp_micros(value) == micros
+    ids=["z", "micro", "offset", "space", "segment-snapshot", "feb-30", "numeric-string",
+         "hex", "bad", "empty"],
+)  # fmt: skip
+def test_convert_timestamp(value: str, micros: Any) -> None:
+    got = convert_timestamp(value)
+    if micros is UNDEFINED:
+        assert got is UNDEFINED
+    elif math.isnan(micros):
+        assert math.isnan(got)
+    else:
+        assert got == micros
 
 
 @pytest.mark.parametrize(
@@ -455,3 +468,94 @@ def test_interpret(
     (response,) = deliver([request])
     outcome = destination.interpret(request, response)
     assert (outcome.verdict, outcome.retry_after_s) == (verdict, retry_after)
+
+
+def test_presets_map_the_actions_field_defaults() -> None:
+    """Segment ships no automatic preset; each of Sluice's maps exactly the action's defaults."""
+    for preset in GoogleAnalytics4.presets:
+        spec = next(a for a in ACTIONS if a.key == preset.action)
+        assert dict(preset.mapping) == field_defaults(spec)
+    custom = next(p for p in GoogleAnalytics4.presets if p.action == "customEvent")
+    assert list(custom.mapping) == [
+        "data_stream_type", "clientId", "timestamp_micros", "name", "lowercase",
+        "engagement_time_msec",
+    ]  # fmt: skip
+    assert custom.mapping["lowercase"] is False
+
+
+def test_query_is_written_as_segments_template_and_node_fetch_make_it() -> None:
+    """Segment pastes the settings into the query as they are; node-fetch then escapes a few
+    characters and cuts the URL at `#` (real API secrets are letters, digits, `-` and `_`)."""
+    secret = "a^b[c]%d&e f#g"
+    (request,) = ga4(api_secret=secret).build("login", [Mapped("m1", {"client_id": "c1"}, {})])
+    assert request.url == "https://www.google-analytics.com/mp/collect?api_secret=a%5Eb[c]%d&e%20f"
+    escaped = node_fetch_query("k=\\\"'<>`{|}é\t ")  # tab removed, trailing space trimmed
+    assert escaped == "k=%5C%22%27%3C%3E%60%7B%7C%7D%C3%A9"
+    app = ga4(measurement_id=None, firebase_app_id=FIREBASE_APP_ID)
+    mobile = {"data_stream_type": "Mobile App", "app_instance_id": "i1"}
+    (request,) = app.build("login", [Mapped("m1", mobile, {})])
+    assert request.url.endswith(f"?api_secret={API_SECRET}&firebase_app_id={FIREBASE_APP_ID}")
+
+
+def test_body_keys_and_values_as_javascript_writes_them() -> None:
+    """Mapped values coerced as Segment's schema validation does, a date Date.parse cannot read
+    sent as `timestamp_micros: null`, integer-like keys first, `params` spread last."""
+    payload = {
+        "client_id": 42,
+        "user_id": True,
+        "timestamp_micros": "not a date",
+        "currency": "usd",
+        "value": "19.5",
+        "items": {"item_id": None, "item_name": 7, "price": "2", "quantity": "3", "sku": None},
+        "params": {"b": 1, "10": "ten", "2": "two", "value": 20},
+        "user_properties": {"plan": "pro", "1": None},
+        "engagement_time_msec": 1.0,
+        "ad_personalization_consent": "DENIED",
+        "unknown_field": "dropped",
+    }
+    (request,) = ga4().build("viewItem", [Mapped("m1", payload, {})])
+    assert request.body == (
+        b'{"client_id":"42","user_id":"true","events":[{"name":"view_item","params":{"2":"two",'
+        b'"10":"ten","currency":"usd","items":[{"item_id":"","item_name":"7","price":2,'
+        b'"quantity":3,"sku":null}],"value":20,"engagement_time_msec":1,"b":1}}],'
+        b'"user_properties":{"1":{"value":null},"plan":{"value":"pro"}},"timestamp_micros":null,'
+        b'"consent":{"ad_personalization":"DENIED"}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "message"),
+    [
+        # Segment's order: the currency checks come before the products' own.
+        ("viewCart", {"items": [{}]},
+         "One of item-level currency or top-level currency is required."),
+        ("addPaymentInfo", {"items": [{"currency": ""}], "value": 0},
+         "One of product name or product id is required for product or impression data."),
+        ("addToWishlist", {"items": [{"item_id": "p", "currency": ""}]},
+         "One of item-level currency or top-level currency is required."),
+        ("viewPromotion", {"items": [{}]}, "One of item id or item name is required."),
+        ("purchase", {"currency": "eur", "transaction_id": "t", "items": [{"item_id": "p",
+                      "currency": "JEP"}]}, "JEP is not a valid currency code."),
+        ("login", {"params": {"z": [1], "a": None}},
+         "Param [z] has unsupported value of type [Array]. GA4 does not accept null, array, or "
+         "object values for event parameters and item parameters."),
+        ("login", {"user_properties": {"tags": {"a": 1}}},
+         "Param [tags] has unsupported value of type [object]. GA4 does not accept array or "
+         "object values for user properties."),
+        ("viewCart", {"currency": {"code": "USD"}, "value": "a lot", "data_stream_type": "iOS"},
+         "The root value is missing the required field 'items'. Data Stream Type must be one of: "
+         '"Web" or "Mobile App". Currency must be a string but it was an object. Value must be '
+         "a number but it was a string."),
+        ("viewCart", {"items": ["x", {"item_id": "p", "quantity": 1.5}]},
+         "The value at /items/0 must be an object but it was a string. Quantity must be an "
+         "integer but it was a number."),
+    ],
+    ids=["currency-first", "item-currency-set", "item-currency-empty", "promotion-message",
+         "item-currency", "params", "user-properties", "schema", "item-schema"],
+)  # fmt: skip
+def test_checks_run_in_segments_order_with_its_messages(
+    action: str, payload: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidPayload) as refused:
+        ga4().build(action, [Mapped("m1", {"client_id": "c1", **payload}, {})])
+    assert str(refused.value) == message

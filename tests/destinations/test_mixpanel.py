@@ -1,8 +1,10 @@
 """Mixpanel: stored Segment events through the presets, sent to a recording server.
 
-Expected bodies are derived by hand from Segment's action code and tests (segmentio/
-action-destinations, destinations/mixpanel: trackEvent, identifyUser, groupIdentifyUser, alias,
-mixpanel-properties.ts, common/utils.ts and their __tests__), not from Sluice's output.
+Expected bodies are derived by hand from Segment's action code and tests (@segment/
+action-destinations 3.497.0, destinations/mixpanel: trackEvent, trackPurchase, identifyUser,
+groupIdentifyUser, alias, incrementProperties, mixpanel-properties.ts, common/utils.ts and their
+__tests__), not from Sluice's output. The differential suite (tests/bridge/test_differential.py)
+compares the requests with those Segment's own code makes, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from destination_kit import deliver, presets_matching
 from recorder import Recorded, Recorder, Reply
-from sluice.destinations.base import Mapped, Outcome, Verdict
+from sluice.destinations.base import InvalidPayload, Mapped, Outcome, Verdict
 from sluice.destinations.mixpanel import (
     ALIAS_MAPPING,
     Mixpanel,
@@ -25,6 +27,7 @@ from sluice.destinations.mixpanel import (
     browser,
     profile_set,
 )
+from sluice.destinations.mixpanel_schema import js_to_number
 from sluice.destinations.registry import load
 from sluice.fql import compile_trigger
 from sluice.mapping import resolve
@@ -126,21 +129,27 @@ def basic(credential: str) -> str:
     return "Basic " + base64.b64encode(f"{credential}:".encode()).decode()
 
 
-# The reserved properties Segment derives from the analytics.js event above.
+# The properties Segment's getEventProperties derives from the analytics.js event above, in its
+# order (Simplified ID Merge: $anon_id/$device_id from the anonymous id, $identified_id/$user_id
+# from the user id).
 WEB_PROPERTIES = {
     "time": MS,
     "ip": "203.0.113.7",
     "id": "user-42",
+    "$anon_id": ANONYMOUS_ID,
     "distinct_id": "user-42",
     "$browser": "Chrome",
     "$browser_version": "122.0.0.0",
     "$current_url": PAGE["url"],
+    "$device_id": ANONYMOUS_ID,
+    "$identified_id": "user-42",
     "$insert_id": MESSAGE_ID,
     "$lib_version": "next-1.64.0",
     "$locale": "en-US",
     "$referrer": PAGE["referrer"],
     "$source": "segment",
-    "mp_lib": "Segment: analytics.js",
+    "$user_id": "user-42",
+    "mp_lib": "Segment Actions: analytics.js",
     "utm_campaign": "spring_sale",
     "utm_medium": "cpc",
     "utm_source": "google",
@@ -148,7 +157,7 @@ WEB_PROPERTIES = {
 
 
 def test_track_calls(recorder: Recorder) -> None:
-    event = web("track", event="Order Completed", properties={"order_id": "o-1", "revenue": 25})
+    event = web("track", event="Signed Up", properties={"plan": "pro", "time": 1, "ip": "x"})
     work = preset_work(event)
     assert [(name, action) for name, action, _ in work] == [("Track Calls", "trackEvent")]
     requests = mixpanel(endpoint=recorder.base_url).build("trackEvent", [work[0][2]])
@@ -164,12 +173,62 @@ def test_track_calls(recorder: Recorder) -> None:
         "content-type": "application/json",
         "authorization": basic(SECRET),
     }
+    # The event's `time` is reserved (not overridden); its `ip` replaces the context's in place.
+    expected = {**WEB_PROPERTIES, "ip": "x", "event_original_name": "Signed Up", "plan": "pro"}
+    assert got.json() == [{"event": "Signed Up", "properties": expected}]
+    assert list(got.json()[0]["properties"]) == list(expected)  # Segment's order
+
+
+def test_order_completed_calls(recorder: Recorder) -> None:
+    """trackPurchase: the order, then "Product Purchased" per product, a millisecond apart, with
+    the order's properties but its totals, and `$insert_id` `<index><insert id>`."""
+    products = [{"product_id": "p-1", "sku": "S-1", "price": "19.5", "quantity": 2, "x": 1},
+                {"product_id": "p-2", "price": 3}]  # fmt: skip
+    order = {"order_id": "o-1", "total": 42.5, "coupon": "C", "currency": "EUR",
+             "products": products}  # fmt: skip
+    event = web("track", event="Order Completed", properties=order)
+    ((name, action, mapped),) = preset_work(event)
+    assert (name, action) == ("Order Completed Calls", "trackPurchase")
+    deliver(mixpanel(endpoint=recorder.base_url).build(action, [mapped]))
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/import")
+    base = {**WEB_PROPERTIES, "event_original_name": "Order Completed"}
+    first = {**base, "$insert_id": f"0{MESSAGE_ID}", "time": MS - 1, "order_id": "o-1",
+             # products as mapped: the preset's fields only; price is a number field, so
+             # "19.5" becomes 19.5
+             "product_id": "p-1", "sku": "S-1", "price": 19.5, "quantity": 2}  # fmt: skip
+    second = {**base, "$insert_id": f"1{MESSAGE_ID}", "time": MS - 2, "order_id": "o-1",
+              "product_id": "p-2", "price": 3}  # fmt: skip
     assert got.json() == [
-        {
-            "event": "Order Completed",
-            "properties": {**WEB_PROPERTIES, "order_id": "o-1", "revenue": 25},
-        }
+        {"event": "Order Completed", "properties": {**base, **order}},
+        {"event": "Product Purchased", "properties": first},
+        {"event": "Product Purchased", "properties": second},
     ]
+    off = Mapped("m2", {**mapped.payload, "generatePurchaseEventPerProduct": False}, event)
+    (request,) = mixpanel().build(action, [off])
+    assert [e["event"] for e in msgspec.json.decode(request.body)] == ["Order Completed"]
+
+
+def test_purchase_failed_records_name_the_order(recorder: Recorder) -> None:
+    """Mixpanel's `failed_records` index the events sent; a purchase sends several."""
+    events = [
+        web("track", event="Order Completed", messageId=f"m{i}",
+            properties={"products": [{"sku": "a"}, {"sku": "b"}]})
+        for i in range(2)
+    ]  # fmt: skip
+    (preset,) = [p for p in Mixpanel.presets if p.name == "Order Completed Calls"]
+    destination = mixpanel(endpoint=recorder.base_url)
+    mapped = [Mapped(e["messageId"], resolve(preset.mapping, e), e) for e in events]
+    (request,) = destination.build("trackPurchase", mapped)
+    assert request.message_ids == ["m0", "m1"]
+    assert len(msgspec.json.decode(request.body)) == 6
+    body = {"code": 400, "error": "some data points in the request failed validation",
+            "num_records_imported": 5, "failed_records": [failed_record(4)]}  # fmt: skip
+    recorder.respond_with(Reply(400, body))
+    (response,) = deliver([request])
+    outcome = destination.interpret(request, response)
+    assert outcome.verdict is Verdict.DELIVERED
+    assert set(outcome.failures) == {"m1"}
 
 
 def test_page_calls_with_source_name(recorder: Recorder) -> None:
@@ -179,7 +238,8 @@ def test_page_calls_with_source_name(recorder: Recorder) -> None:
     destination = mixpanel(endpoint=recorder.base_url, source_name="website (prod)")
     deliver(destination.build(action, [mapped]))
     (got,) = recorder.wait_for(1)
-    properties = {**WEB_PROPERTIES, "segment_source_name": "website (prod)", **event["properties"]}
+    properties = {**WEB_PROPERTIES, "segment_source_name": "website (prod)",
+                  "event_original_name": "Pricing", **event["properties"]}  # fmt: skip
     assert got.json() == [{"event": "Viewed Pricing", "properties": properties}]
 
 
@@ -195,6 +255,7 @@ def test_screen_calls_from_ios(recorder: Recorder) -> None:
             "time": MS,
             "ip": "198.51.100.23",
             "id": "user-42",
+            "$anon_id": "E3B0C442-98FC-4C14-9AFB-F4C8996FB924",
             "distinct_id": "user-42",
             "$app_build_number": "321",
             "$app_version_string": "3.2.1",
@@ -203,9 +264,11 @@ def test_screen_calls_from_ios(recorder: Recorder) -> None:
             "$cellular_enabled": False,
             "$carrier": "T-Mobile",
             "$device": "iPhone",
-            "$device_id": "B1A2C3D4-E5F6-4A7B-8C9D-0E1F2A3B4C5D",
+            # Segment sends the anonymous id as $device_id (Simplified ID Merge).
+            "$device_id": "E3B0C442-98FC-4C14-9AFB-F4C8996FB924",
             "$device_type": "ios",
             "$device_name": "iPhone",
+            "$identified_id": "user-42",
             "$insert_id": "8C0A7E52-4F3B-4D8B-9E0A-2F0C7C3B1D11",
             "$lib_version": "1.5.0",
             "$locale": "en-US",
@@ -213,14 +276,15 @@ def test_screen_calls_from_ios(recorder: Recorder) -> None:
             "$model": "iPhone15,2",
             "$os": "iOS",
             "$os_version": "17.4",
-            # Segment's defaults read context.screen.density for width and height too.
-            "$screen_height": 3,
-            "$screen_width": 3,
+            "$screen_height": 852,
+            "$screen_width": 393,
             "$screen_density": 3,
             "$source": "segment",
+            "$user_id": "user-42",
             "$wifi_enabled": True,
             "mp_country_code": "United States",
-            "mp_lib": "Segment: analytics-swift",
+            "mp_lib": "Segment Actions: analytics-swift",
+            "event_original_name": "Home",
             "tab": "feed",
         },
     }]  # fmt: skip
@@ -274,6 +338,23 @@ def test_identify_without_traits_only_links_ids(recorder: Recorder) -> None:
     assert mixpanel().build(action, [mapped]) == []  # nothing to send, as in Segment
 
 
+def test_identify_without_user_id_sets_the_anonymous_profile() -> None:
+    """No userId: `$distinct_id` is the anonymous id; `createdAt` is `$created`."""
+    event = web("identify", traits={"createdAt": "2024-01-02T03:04:05.000Z", "plan": None})
+    del event["userId"]
+    ((_, action, mapped),) = preset_work(event)
+    identify, engage = mixpanel().build(action, [mapped])
+    data = msgspec.json.decode(parse_qs(identify.body.decode())["data"][0])
+    assert data["properties"] == {"$anon_id": ANONYMOUS_ID, "token": TOKEN}
+    data = msgspec.json.decode(parse_qs(engage.body.decode())["data"][0])
+    assert data == {
+        "$token": TOKEN,
+        "$distinct_id": ANONYMOUS_ID,
+        "$ip": "203.0.113.7",
+        "$set": {"plan": None, "$created": "2024-01-02T03:04:05.000Z"},
+    }
+
+
 @pytest.mark.parametrize(
     ("traits", "expected"),
     [
@@ -303,15 +384,17 @@ def test_group_calls(recorder: Recorder) -> None:
         "$token": TOKEN,
         "$group_key": "$group_id",
         "$group_id": "acme-inc",
-        "$set": {"name": "Acme Inc", "plan": "enterprise"},
+        "$set": {"plan": "enterprise", "$name": "Acme Inc"},  # Segment renames `name`
     }
     # groupIdentifyUser/__tests__: a trait named like the group key gives the group id.
     keyed = Mapped("m2", {**mapped.payload, "group_key": "name"}, event)
     (request,) = mixpanel().build(action, [keyed])
     data = msgspec.json.decode(parse_qs(request.body.decode())["data"][0])
     assert (data["$group_key"], data["$group_id"]) == ("name", "Acme Inc")
-    with pytest.raises(ValueError, match="traits"):
+    with pytest.raises(InvalidPayload, match='"traits" is a required field'):
         mixpanel().build(action, [Mapped("m3", {"group_id": "acme-inc"}, event)])
+    with pytest.raises(InvalidPayload, match="missing the required field 'group_id'"):
+        mixpanel().build(action, [Mapped("m4", {"traits": {}}, event)])
 
 
 def test_alias(recorder: Recorder) -> None:
@@ -327,6 +410,70 @@ def test_alias(recorder: Recorder) -> None:
         "event": "$create_alias",
         "properties": {"distinct_id": ANONYMOUS_ID, "alias": "user-42", "token": TOKEN},
     }
+
+
+INCREMENT_MAPPING = {
+    "ip": {"@path": "$.context.ip"},
+    "user_id": {"@path": "$.userId"},
+    "anonymous_id": {"@path": "$.anonymousId"},
+    "increment": {"@path": "$.properties.increment"},
+}
+
+
+def test_increment_properties(recorder: Recorder) -> None:
+    """Segment ships Increment Properties without a preset; `$add` takes numbers and numeric
+    text, skips other values, and refuses text that is not a number."""
+    increment = {"logins": 1, "credits": "2.5", "flag": True, "note": None}
+    event = web("track", event="Logged In", properties={"increment": increment})
+    mapped = Mapped(MESSAGE_ID, resolve(INCREMENT_MAPPING, event), event)
+    deliver(mixpanel(endpoint=recorder.base_url).build("incrementProperties", [mapped]))
+    (got,) = recorder.wait_for(1)
+    assert (got.method, got.path) == ("POST", "/engage")
+    assert headers(got) == FORM_HEADERS
+    assert form_data(got) == {
+        "$token": TOKEN,
+        "$distinct_id": "user-42",
+        "$ip": "203.0.113.7",
+        "$add": {"logins": 1, "credits": 2.5},
+    }
+    bad = Mapped("m2", {**mapped.payload, "increment": {"logins": "many"}}, event)
+    with pytest.raises(InvalidPayload, match='The key "logins" was not numeric'):
+        mixpanel().build("incrementProperties", [bad])
+    many = Mapped("m3", {"increment": {f"k{i}": i for i in range(21)}}, event)
+    with pytest.raises(InvalidPayload, match="Exceeded maximum of 20 properties"):
+        mixpanel().build("incrementProperties", [many])
+    nothing = Mapped("m4", {"increment": {}}, event)
+    assert mixpanel().build("incrementProperties", [nothing]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("2", 2), (" 2.50 ", 2.5), ("", 0), ("0x10", 16), ("1e3", 1000), ("-0.5", -0.5)],
+)
+def test_js_to_number(text: str, number: float) -> None:
+    assert js_to_number(text) == number
+
+
+def test_payloads_are_cleaned_as_segments_runtime_does() -> None:
+    """Segment's runtime coerces to the fields' types, drops unknown fields, and (for a single
+    event, not a batch) drops empty text at the top level before its code runs."""
+    event = web("track", event="Signed Up")
+    event["context"]["device"] = {"adTrackingEnabled": False}
+    event["context"]["screen"] = {"width": "393"}
+    event["context"]["page"]["referrer"] = ""
+    (preset,) = [p for p in Mixpanel.presets if p.name == "Track Calls"]
+    payload = {**resolve(preset.mapping, event), "unknown": 1}
+    batched = Mapped(MESSAGE_ID, payload, event)
+    single = Mapped(MESSAGE_ID, {**payload, "enable_batching": False}, event)
+    (request,) = mixpanel().build("trackEvent", [batched])
+    (properties,) = [e["properties"] for e in msgspec.json.decode(request.body)]
+    assert (properties["ad_tracking_enabled"], properties["$screen_width"]) == ("false", 393)
+    assert properties["$referrer"] == "" and "unknown" not in properties
+    (request,) = mixpanel().build("trackEvent", [single])
+    assert "$referrer" not in msgspec.json.decode(request.body)[0]["properties"]
+    missing = Mapped(MESSAGE_ID, {**payload, "event": None}, event)
+    with pytest.raises(InvalidPayload, match="missing the required field 'event'"):
+        mixpanel().build("trackEvent", [missing])
 
 
 def test_batching_regions_and_credentials() -> None:
@@ -349,6 +496,12 @@ def test_batching_regions_and_credentials() -> None:
     assert eu.url == "https://api-eu.mixpanel.com/import?strict=0"
     (by_token,) = mixpanel(api_secret="").build("trackEvent", mapped[:1])
     assert by_token.headers["authorization"] == basic(TOKEN)
+    # `batch_size` caps the events of a request, as in Segment's batching.
+    small = [Mapped(m.message_id, {**m.payload, "batch_size": 2}, m.event) for m in mapped]
+    assert [r.message_ids for r in mixpanel().build("trackEvent", small)] == [
+        ["m0", "m1"],
+        ["m2"],
+    ]
 
 
 def import_answer(recorder: Recorder, reply: Reply, count: int = 1) -> Outcome:
@@ -472,10 +625,13 @@ def test_settings_and_declaration() -> None:
     assert isinstance(settings, MixpanelSettings)
     assert TOKEN not in repr(settings) and SECRET not in repr(settings)
     assert [(p.name, p.action, p.trigger) for p in Mixpanel.presets] == [
-        ("Track Calls", "trackEvent", 'type = "track"'),
+        ("Track Calls", "trackEvent", 'type = "track" and event != "Order Completed"'),
+        ("Order Completed Calls", "trackPurchase", 'type = "track" and event = "Order Completed"'),
         ("Page Calls", "trackEvent", 'type = "page"'),
         ("Screen Calls", "trackEvent", 'type = "screen"'),
         ("Identify Calls", "identifyUser", 'type = "identify"'),
         ("Group Calls", "groupIdentifyUser", 'type = "group"'),
     ]
+    assert list(Mixpanel.actions) == ["trackEvent", "identifyUser", "groupIdentifyUser", "alias",
+                                      "trackPurchase", "incrementProperties"]  # fmt: skip
     assert Mixpanel.actions["trackEvent"].max_batch == 2000

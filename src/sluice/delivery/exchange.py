@@ -79,6 +79,11 @@ class Redactor:
             escaped = msgspec.json.encode(secret).decode()[1:-1]
             for form in (secret, escaped):
                 forms.update((form, quote(form, safe=""), quote_plus(form)))
+            # Put raw into a query (as Segment's GA4 code does), a secret reaches the API, and
+            # an echo of it comes back, form-decoded: `+` as a space, `%xx` decoded.
+            decoded = unquote_plus(secret)
+            if decoded != secret and len(decoded) >= MIN_SECRET_CHARS:
+                forms.add(decoded)
         # Longest first: a secret containing another is replaced whole.
         self._texts = sorted(forms, key=len, reverse=True)
         self._bytes = [form.encode() for form in self._texts]

@@ -35,6 +35,7 @@ async def send(
     timeout_s: float,
     *,
     as_made: bool = False,
+    url_as_built: bool = False,
     max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> Response:
     """Send one request; read at most `max_bytes` of the answer.
@@ -51,7 +52,7 @@ async def send(
         return Response(0, {}, b"", error=refusal)
     url: str | yarl.URL = request.url
     skip: tuple[str, ...] = ()
-    if as_made:
+    if as_made or url_as_built:  # `url_as_built`: a native destination that escapes as Node
         url = yarl.URL(request.url, encoded=True)
     if not any(name.lower() == "content-type" for name in request.headers):
         skip = ("Content-Type",)  # a request that sets none has none (aiohttp would add one)

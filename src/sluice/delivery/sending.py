@@ -269,7 +269,10 @@ class Sender:
                 if destination.runs_code:  # Segment's code makes the requests (bridge/)
                     response = await destination.perform(self.session, item.request, timeout)
                 else:
-                    response = await send(self.session, item.request, timeout)
+                    response = await send(
+                        self.session, item.request, timeout,
+                        url_as_built=self.config.destination.urls_as_built,
+                    )  # fmt: skip
                 try:
                     outcome = destination.interpret(item.request, response)
                 except Exception as exc:

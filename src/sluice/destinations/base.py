@@ -199,6 +199,9 @@ class Destination:
     # Requests are made by code the destination runs (Segment's, bridge/destination.py): the
     # engine calls `perform` for each request it built instead of sending it.
     runs_code: ClassVar[bool] = False
+    # The destination escapes its URLs itself, as Segment's code and node-fetch do (GA4 puts
+    # settings raw into the query): they are sent as built, not re-quoted by yarl.
+    urls_as_built: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

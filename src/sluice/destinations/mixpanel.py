@@ -1,29 +1,32 @@
 """Mixpanel, sending what Segment's "Mixpanel (Actions)" destination sends.
 
-Facts come from segmentio/action-destinations, `packages/destination-actions/src/destinations/
-mixpanel/`: `index.ts` (settings, presets), `trackEvent/index.ts` and `trackEvent/functions.ts`,
-`mixpanel-properties.ts` (default mappings), `identifyUser/index.ts`, `groupIdentifyUser/index.ts`,
-`alias/index.ts`, `common/utils.ts` (browser detection, import credential, multistatus handling)
-and their `__tests__`; error bodies from Mixpanel's Import API docs.
+A port of `@segment/action-destinations` 3.497.0, `destinations/mixpanel/`: `index.ts`
+(settings, presets), the six actions' `index.ts`, `trackEvent/functions.ts`,
+`mixpanel-properties.ts` and `common/utils.ts`; checked request by request against that code
+by the differential suite (tests/bridge/conformance/native.py). Payloads are first cleaned and
+validated as Segment's runtime does (mixpanel_schema.py, with the fields of
+mixpanel_fields.py); events are built by mixpanel_events.py.
 
-- Track Event: `POST /import?strict=1`, JSON array of `{event, properties}`, HTTP Basic with the
-  API secret (or the project token when there is no secret) as user name; `time` in epoch ms,
-  `$insert_id` from `messageId`, `$source: "segment"`. Up to 2000 events per request.
+- Track Event / Track Purchase: `POST /import?strict=1`, a JSON array of `{event, properties}`,
+  HTTP Basic with the API secret as user name. Mappings with `enable_batching: true` send their
+  events together (`batch_size` per request), others one per request. Track Purchase adds a
+  "Product Purchased" event per product.
 - Identify User: `POST /track` form `data={"event": "$identify", ...}` when there is an
   anonymous id, then `POST /engage` form `data={"$token", "$distinct_id", "$ip", "$set"}`.
 - Group Identify User: `POST /groups` form `data={"$token", "$group_key", "$group_id", "$set"}`.
 - Alias: `POST /track` form `data={"event": "$create_alias", ...}` (no preset, as in Segment).
+- Increment Properties: `POST /engage` form `data={"$token", "$distinct_id", "$ip", "$add"}`
+  (no preset, as in Segment).
 """
 
 from __future__ import annotations
 
 import base64
-import re
-import secrets
-import time
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import msgspec
 
@@ -32,6 +35,7 @@ from sluice.destinations.base import (
     Destination,
     DestinationSettings,
     EventFailure,
+    InvalidPayload,
     Mapped,
     Outcome,
     OutRequest,
@@ -39,9 +43,26 @@ from sluice.destinations.base import (
     Response,
     Verdict,
     default_outcome,
-    require,
 )
-from sluice.spec.timestamps import parse_ms
+from sluice.destinations.mixpanel_events import (
+    browser,
+    defined,
+    purchase_events,
+    track_events,
+    truthy,
+)
+from sluice.destinations.mixpanel_fields import (
+    ALIAS_FIELDS,
+    GROUP_FIELDS,
+    IDENTIFY_FIELDS,
+    PURCHASE_FIELDS,
+    SCHEMAS,
+    TRACK_FIELDS,
+)
+from sluice.destinations.mixpanel_schema import GONE, clean, defaults, js_to_number
+from sluice.mapping.directives import js_string
+
+__all__ = ["ALIAS_MAPPING", "Mixpanel", "MixpanelSettings", "browser", "profile_set"]
 
 USER_AGENT = "Segment (Actions)"
 REGION_HOSTS = {
@@ -53,8 +74,9 @@ FORM_HEADERS = {
     "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
     "user-agent": USER_AGENT,
 }
-MAX_EVENTS = 2000  # per /import request
+MAX_EVENTS = 2000  # Mixpanel's limit per /import request
 MAX_BYTES = 2_000_000  # Mixpanel now takes 10 MB; 2 MB keeps requests quick to retry
+MAX_INCREMENTS = 20
 _encode = msgspec.json.encode
 
 
@@ -70,131 +92,70 @@ class MixpanelSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=
         return f"MixpanelSettings(api_region={self.api_region!r}, endpoint={self.endpoint!r}, ***)"
 
 
-def _paths(**fields: str) -> dict[str, Any]:
-    return {name: {"@path": f"$.{path}"} for name, path in fields.items()}
+TRACK_MAPPING = defaults(TRACK_FIELDS)
+PURCHASE_MAPPING = defaults(PURCHASE_FIELDS)
+VIEWED_MAPPING = {**TRACK_MAPPING, "event": {"@template": "Viewed {{name}}"}}
+IDENTIFY_MAPPING = defaults(IDENTIFY_FIELDS)
+GROUP_MAPPING = defaults(GROUP_FIELDS)
+ALIAS_MAPPING = defaults(ALIAS_FIELDS)
 
 
-def _coalesce(first: str, then: str) -> dict[str, Any]:
-    return {"@if": {"exists": {"@path": first}, "then": {"@path": first}, "else": {"@path": then}}}
+@dataclass(frozen=True, slots=True)
+class ImportRequest(OutRequest):
+    """An /import request; `owners[i]` is the index in `message_ids` of the event whose
+    payload made Mixpanel event `i` (a Track Purchase payload makes several)."""
+
+    owners: tuple[int, ...] = ()
 
 
-# fmt: off
-TRACK_MAPPING: dict[str, Any] = {
-    **_paths(event="event"),
-    "distinct_id": _coalesce("$.userId", "$.anonymousId"),
-    **_paths(group_id="context.groupId", insert_id="messageId", time="timestamp",
-             app_name="context.app.name", app_namespace="context.app.namespace",
-             app_build="context.app.build", app_version="context.app.version",
-             os_name="context.os.name", os_version="context.os.version",
-             device_id="context.device.id", device_type="context.device.type",
-             device_name="context.device.name", device_manufacturer="context.device.manufacturer",
-             device_model="context.device.model", bluetooth="context.network.bluetooth",
-             carrier="context.network.carrier", cellular="context.network.cellular",
-             wifi="context.network.wifi", country="context.location.country",
-             region="context.location.region", language="context.locale",
-             library_name="context.library.name", library_version="context.library.version",
-             ip="context.ip", url="context.page.url",
-             # Segment's defaults read the density for all three screen fields.
-             screen_width="context.screen.density", screen_height="context.screen.density",
-             screen_density="context.screen.density", referrer="context.page.referrer",
-             userAgent="context.userAgent", event_properties="properties",
-             user_properties="traits"),
-    "idfa": _coalesce("$.context.device.advertisingId", "$.context.device.idfa"),
-    "utm_properties": _paths(utm_source="context.campaign.source",
-                             utm_medium="context.campaign.medium",
-                             utm_campaign="context.campaign.name",
-                             utm_term="context.campaign.term",
-                             utm_content="context.campaign.content"),
-    "enable_batching": True,
-}
-# fmt: on
-IDENTIFY_MAPPING = _paths(ip="context.ip", user_id="userId", anonymous_id="anonymousId")
-IDENTIFY_MAPPING["traits"] = {"@path": "$.traits"}
-GROUP_MAPPING = _paths(group_id="groupId", traits="traits")  # group_key has no default
-ALIAS_MAPPING = {
-    "alias": _coalesce("$.userId", "$.anonymousId"),
-    **_paths(distinct_id="previousId"),
-}
-VIEWED = {"event": {"@template": "Viewed {{name}}"}}
-
-# fmt: off
-# Segment's getBrowser: the first pattern found (case-sensitive but for BlackBerry) names it,
-# and getBrowserVersion reads the dotted version after the browser's prefix.
-_BROWSERS = [
-    (r"^(?=.* OPR/)(?=.*Mini)", "Opera Mini"), (" OPR/", "Opera"),
-    ("(?i)BlackBerry|PlayBook|BB10", "BlackBerry"),
-    ("IEMobile|WPDesktop", "Internet Explorer Mobile"),
-    ("SamsungBrowser/", "Samsung Internet"), ("Edge|Edg/", "Microsoft Edge"),
-    ("FBIOS", "Facebook Mobile"), ("Chrome", "Chrome"), ("CriOS", "Chrome iOS"),
-    ("UCWEB|UCBrowser", "UC Browser"), ("FxiOS", "Firefox iOS"),
-    ("^(?=.*Safari)(?=.*iPhone)", "Mobile Safari"), ("Safari", "Safari"),
-    ("Android", "Android Mobile"), ("Konqueror", "Konqueror"), ("Firefox", "Firefox"),
-    ("MSIE|Trident/", "Internet Explorer"), ("Gecko", "Mozilla"),
-]
-_BROWSER_VERSIONS = {
-    "Internet Explorer Mobile": "rv:", "Microsoft Edge": "Edge?/", "Chrome": "Chrome/",
-    "Chrome iOS": "CriOS/", "UC Browser": "(?:UCBrowser|UCWEB)/", "Safari": "Version/",
-    "Mobile Safari": "Version/", "Opera": "(?:Opera|OPR)/", "Firefox": "Firefox/",
-    "Firefox iOS": "FxiOS/", "Konqueror": "Konqueror:", "BlackBerry": "BlackBerry ",
-    "Android Mobile": r"android\s", "Samsung Internet": "SamsungBrowser/",
-    "Internet Explorer": "(?:rv:|MSIE )", "Mozilla": "rv:",
-}
-# fmt: on
+def _payload(m: Mapped, action: str, *, batch: bool = False) -> dict[str, Any]:
+    """The payload Segment's `perform` (or `performBatch`) would get for this mapping output."""
+    return clean(m.payload, SCHEMAS[action], batch=batch)
 
 
-def browser(ua: str) -> tuple[str, str | None]:
-    """Segment's `getBrowser` and `getBrowserVersion` (case-sensitive, as in the original)."""
-    name = next((name for pattern, name in _BROWSERS if re.search(pattern, ua)), "")
-    prefix = _BROWSER_VERSIONS.get(name)
-    found = re.search(prefix + r"(\d+(?:\.\d+)+)", ua) if prefix else None
-    return name, found[1] if found else None
+def _import_builder(
+    action: str, to_events: Callable[[Mapping[str, Any], str | None], list[dict[str, Any]]]
+) -> Callable[[Mixpanel, Sequence[Mapped]], list[OutRequest]]:
+    def build(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+        """Batched payloads (`enable_batching: true`) go `batch_size` to a request, as
+        Segment's `performBatch`; the others one per request, as its `perform`."""
+        source = dest.settings.source_name
+        batches: dict[int, list[tuple[Mapped, list[dict[str, Any]]]]] = {}
+        groups: list[list[tuple[Mapped, list[dict[str, Any]]]]] = []
+        for m in mapped:
+            batch = isinstance(m.payload, dict) and m.payload.get("enable_batching") is True
+            p = _payload(m, action, batch=batch)
+            item = (m, to_events(p, source))
+            if not batch:
+                groups.append([item])
+                continue
+            size = p.get("batch_size")
+            limit = max(1, int(size)) if isinstance(size, int | float) else MAX_EVENTS
+            batches.setdefault(limit, []).append(item)
+        batched = [group for limit, items in batches.items() for group in _split(items, limit)]
+        return [_import_request(dest, group) for group in [*batched, *groups]]
+
+    return build
 
 
-# Mixpanel's reserved property <- the payload field it comes from (Segment's getEventProperties).
-# fmt: off
-_RESERVED = {
-    "ip": "ip", "id": "distinct_id", "distinct_id": "distinct_id",
-    "$app_build_number": "app_build", "$app_version_string": "app_version",
-    "$app_namespace": "app_namespace", "$app_name": "app_name",
-    "$bluetooth_enabled": "bluetooth", "$cellular_enabled": "cellular", "$carrier": "carrier",
-    "$current_url": "url", "$device": "device_name", "$device_id": "device_id",
-    "$device_type": "device_type", "$device_name": "device_name", "$group_id": "group_id",
-    "$ios_ifa": "idfa", "$lib_version": "library_version", "$locale": "language",
-    "$manufacturer": "device_manufacturer", "$model": "device_model", "$os": "os_name",
-    "$os_version": "os_version", "$referrer": "referrer", "$screen_height": "screen_height",
-    "$screen_width": "screen_width", "$screen_density": "screen_density",
-    "$wifi_enabled": "wifi", "mp_country_code": "country",
-}
-# fmt: on
-_UTM = ("utm_campaign", "utm_content", "utm_medium", "utm_source", "utm_term")
+def _split(
+    items: list[tuple[Mapped, list[dict[str, Any]]]], limit: int
+) -> list[list[tuple[Mapped, list[dict[str, Any]]]]]:
+    """At most `limit` payloads and (unless one payload makes more) MAX_EVENTS events each."""
+    groups: list[list[tuple[Mapped, list[dict[str, Any]]]]] = [[]]
+    count = 0
+    for item in items:
+        if groups[-1] and (len(groups[-1]) >= limit or count + len(item[1]) > MAX_EVENTS):
+            groups.append([])
+            count = 0
+        groups[-1].append(item)
+        count += len(item[1])
+    return groups
 
 
-def event_properties(p: Mapping[str, Any], settings: MixpanelSettings) -> dict[str, Any]:
-    """Mixpanel's reserved names from the payload, then the event's own properties over them.
-
-    Like JSON.stringify, a field the mapping did not produce is left out and a null is kept.
-    """
-    at = p.get("time")
-    ms = (int(at) if isinstance(at, int | float) else parse_ms(at)) if at else None
-    props = {out: p[key] for out, key in _RESERVED.items() if key in p}
-    props["time"] = int(time.time() * 1000) if ms is None else ms
-    if isinstance(ua := p.get("userAgent"), str) and ua:
-        props["$browser"], version = browser(ua)
-        if version is not None:
-            props["$browser_version"] = version
-    props["$insert_id"] = _first(p.get("insert_id"), secrets.token_hex(8))
-    props["$source"] = "segment"
-    if "library_name" in p:
-        library = p["library_name"]
-        props["mp_lib"] = f"Segment: {library}" if library else library
-    props.update(_source(settings))
-    utm = p.get("utm_properties") or {}
-    props.update({k: utm[k] for k in _UTM if k in utm})
-    return {**props, **(p.get("event_properties") or {})}
-
-
-def _build_track(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
-    """One request for the batch; events whose mapping turns batching off go one by one."""
+def _import_request(
+    dest: Mixpanel, group: list[tuple[Mapped, list[dict[str, Any]]]]
+) -> ImportRequest:
     s = dest.settings
     credential = s.api_secret or s.project_token
     headers = {
@@ -202,86 +163,103 @@ def _build_track(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
         "user-agent": USER_AGENT,
         "authorization": "Basic " + base64.b64encode(f"{credential}:".encode()).decode(),
     }
+    events = [event for _, made in group for event in made]
+    owners = tuple(i for i, (_, made) in enumerate(group) for _ in made)
     url = f"{dest.endpoint}/import?strict={s.strict_mode}"
-    batched = [m for m in mapped if m.payload.get("enable_batching")]
-    groups = [batched] if batched else []
-    groups += [[m] for m in mapped if not m.payload.get("enable_batching")]
-    requests = []
-    for group in groups:
-        events = [
-            {**_renamed(m.payload, event="event"), "properties": event_properties(m.payload, s)}
-            for m in group
-        ]
-        ids = [m.message_id for m in group]
-        requests.append(OutRequest("POST", url, headers, _encode(events), ids))
-    return requests
+    ids = [m.message_id for m, _ in group]
+    return ImportRequest("POST", url, headers, _encode(events), ids, owners)
 
 
 def _form(dest: Mixpanel, path: str, data: dict[str, Any], message_id: str) -> OutRequest:
-    body = urlencode({"data": _encode(data).decode()}).encode()
-    return OutRequest("POST", dest.endpoint + path, FORM_HEADERS, body, [message_id])
+    """`new URLSearchParams({data: JSON.stringify(data)})`: `*` kept, `~` escaped."""
+    text = quote_plus(_encode(defined(data)).decode(), safe="*").replace("~", "%7E")
+    return OutRequest("POST", dest.endpoint + path, FORM_HEADERS, f"data={text}".encode(),
+                      [message_id])  # fmt: skip
 
 
-def _renamed(payload: Mapping[str, Any], **names: str) -> dict[str, Any]:
-    """`{new: payload[old]}` for the fields the mapping produced (undefined left out)."""
-    return {new: payload[old] for new, old in names.items() if old in payload}
+def _source(settings: MixpanelSettings) -> Any:
+    return GONE if settings.source_name is None else settings.source_name
 
 
-def _source(settings: MixpanelSettings) -> dict[str, Any]:
-    return {} if settings.source_name is None else {"segment_source_name": settings.source_name}
+def _nullish(values: Mapping[str, Any], *keys: str) -> Any:
+    """`values[a] ?? values[b] ?? ...` (undefined when the last is missing)."""
+    for key in keys[:-1]:
+        if values.get(key) is not None:
+            return values[key]
+    return values.get(keys[-1], GONE)
 
 
-_PROFILE = {
-    "created": "$created", "email": "$email", "firstName": "$first_name",
-    "lastName": "$last_name", "username": "$username", "phone": "$phone",
-}  # fmt: skip
+_PROFILE_OMIT = frozenset({"created", "createdAt", "created_at", "email", "firstName",
+                           "lastName", "name", "username", "phone"})  # fmt: skip
 
 
 def profile_set(traits: Mapping[str, Any]) -> dict[str, Any]:
-    """Traits with Segment's reserved names moved to Mixpanel's (`firstName` -> `$first_name`),
-    and `$name` made from first and last name when there is no `name`."""
-    out = {k: v for k, v in traits.items() if k not in _PROFILE and k != "name"}
-    out.update({reserved: traits[k] for k, reserved in _PROFILE.items() if k in traits})
-    first, last = traits.get("firstName"), traits.get("lastName")
-    name = _first(traits.get("name"), f"{first} {last}" if first and last else None)
-    if name is not None:
-        out["$name"] = name
-    return out
+    """Identify's `$set`: the traits but Segment's reserved ones, then those under Mixpanel's
+    names (`firstName` -> `$first_name`), `$name` being `name` ?? "first last"."""
+    first, last = traits.get("firstName", GONE), traits.get("lastName", GONE)
+    name = traits.get("name")
+    if name is None:
+        name = f"{js_string(first)} {js_string(last)}" if truthy(first) and truthy(last) else GONE
+    profile: dict[str, Any] = defined({
+        **{k: v for k, v in traits.items() if k not in _PROFILE_OMIT},
+        "$created": _nullish(traits, "created", "createdAt", "created_at"),
+        "$email": traits.get("email", GONE),
+        "$first_name": first,
+        "$last_name": last,
+        "$name": name,
+        "$username": traits.get("username", GONE),
+        "$phone": traits.get("phone", GONE),
+    })  # fmt: skip
+    return profile
 
 
-def _first(*values: Any) -> Any:
-    """JavaScript's `a ?? b`."""
-    return next((v for v in values if v is not None), None)
+def _require_token(dest: Mixpanel) -> str:
+    if not dest.settings.project_token:
+        raise InvalidPayload("IntegrationError: Missing project token")
+    return dest.settings.project_token
 
 
 def _build_identify(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     """`$identify` links the anonymous id to the user id; `/engage` sets the profile."""
-    token, requests = dest.settings.project_token, []
+    requests = []
     for m in mapped:
-        p = m.payload
-        if p.get("anonymous_id"):
+        p = _payload(m, "identifyUser")
+        token = _require_token(dest)
+        if truthy(p.get("anonymous_id")):
             properties = {
-                **_renamed(p, **{"$identified_id": "user_id", "$anon_id": "anonymous_id"})
+                "$identified_id": p.get("user_id", GONE),
+                "$anon_id": p["anonymous_id"],
+                "token": token,
+                "segment_source_name": _source(dest.settings),
             }
-            properties.update(token=token, **_source(dest.settings))
             data = {"event": "$identify", "properties": properties}
             requests.append(_form(dest, "/track", data, m.message_id))
-        if isinstance(traits := p.get("traits"), Mapping) and traits:
-            data = {"$token": token, **_renamed(p, **{"$distinct_id": "user_id", "$ip": "ip"})}
-            data["$set"] = profile_set(traits)
+        traits = p.get("traits")
+        if isinstance(traits, dict) and traits:
+            data = {"$token": token, "$distinct_id": _nullish(p, "user_id", "anonymous_id"),
+                    "$ip": p.get("ip", GONE), "$set": profile_set(traits)}  # fmt: skip
             requests.append(_form(dest, "/engage", data, m.message_id))
     return requests
 
 
 def _build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+    """A trait named like the group key gives the group id; `name` is sent as `$name`."""
     requests = []
     for m in mapped:
-        require(m.payload, "group_id", "traits")
-        traits = m.payload["traits"]
-        key = m.payload.get("group_key") or "$group_id"
-        group_id = traits.get(key) or m.payload.get("group_id")  # the classic integration's rule
-        data = {"$token": dest.settings.project_token, "$group_key": key, "$group_id": group_id}
-        data["$set"] = traits
+        p = _payload(m, "groupIdentifyUser")
+        key = p["group_key"] if truthy(p.get("group_key")) else "$group_id"
+        traits: Any = p.get("traits")
+        if not truthy(traits):
+            raise InvalidPayload('IntegrationError: "traits" is a required field')
+        group_id = traits[key] if truthy(traits.get(key)) else p.get("group_id", GONE)
+        omitted = ("created", "createdAt", "created_at", "name")
+        group_set = {
+            **{k: v for k, v in traits.items() if k not in omitted},
+            "$name": traits.get("name", GONE),
+            "$created": _nullish(traits, "created", "createdAt", "created_at"),
+        }
+        data = {"$token": dest.settings.project_token, "$group_key": key, "$group_id": group_id,
+                "$set": group_set}  # fmt: skip
         requests.append(_form(dest, "/groups", data, m.message_id))
     return requests
 
@@ -289,10 +267,40 @@ def _build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
 def _build_alias(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     requests = []
     for m in mapped:
-        properties = _renamed(m.payload, distinct_id="distinct_id", alias="alias")
-        properties.update(token=dest.settings.project_token, **_source(dest.settings))
+        p = _payload(m, "alias")
+        properties = {"distinct_id": p.get("distinct_id", GONE), "alias": p.get("alias", GONE),
+                      "token": dest.settings.project_token,
+                      "segment_source_name": _source(dest.settings)}  # fmt: skip
         data = {"event": "$create_alias", "properties": properties}
         requests.append(_form(dest, "/track", data, m.message_id))
+    return requests
+
+
+def _build_increment(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+    """`$add` of each numeric value (numbers, or text that is one); other values are skipped,
+    text that is not a number refuses the event, as Segment's code does."""
+    requests = []
+    for m in mapped:
+        p = _payload(m, "incrementProperties")
+        token = _require_token(dest)
+        increment = p.get("increment")
+        if not isinstance(increment, dict) or not increment:
+            continue
+        if len(increment) > MAX_INCREMENTS:
+            raise InvalidPayload(
+                "PayloadValidationError: Exceeded maximum of 20 properties for increment call"
+            )
+        add: dict[str, Any] = {}
+        for key, value in increment.items():
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                continue
+            number = js_to_number(value) if isinstance(value, str) else value
+            if math.isnan(number):
+                raise InvalidPayload(f'IntegrationError: The key "{key}" was not numeric')
+            add[key] = number
+        data = {"$token": token, "$distinct_id": _nullish(p, "user_id", "anonymous_id"),
+                "$ip": p.get("ip", GONE), "$add": add}  # fmt: skip
+        requests.append(_form(dest, "/engage", data, m.message_id))
     return requests
 
 
@@ -309,19 +317,30 @@ class Mixpanel(Destination):
     secret_settings = frozenset({"project_token", "api_secret"})
     settings: MixpanelSettings
     default_endpoint = REGION_HOSTS["US"]
+    # fmt: off
     actions: ClassVar[Mapping[str, Action]] = {
-        "trackEvent": Action("trackEvent", "Track Event", _build_track, MAX_EVENTS, MAX_BYTES),
+        "trackEvent": Action("trackEvent", "Track Event",
+                             _import_builder("trackEvent", track_events), MAX_EVENTS, MAX_BYTES),
         "identifyUser": Action("identifyUser", "Identify User", _build_identify),
         "groupIdentifyUser": Action("groupIdentifyUser", "Group Identify User", _build_group),
         "alias": Action("alias", "Alias", _build_alias),
+        "trackPurchase": Action("trackPurchase", "Track Purchase",
+                                _import_builder("trackPurchase", purchase_events), MAX_EVENTS,
+                                MAX_BYTES),
+        "incrementProperties": Action("incrementProperties", "Increment Properties",
+                                      _build_increment),
     }
     presets = (
-        Preset("Track Calls", "trackEvent", 'type = "track"', TRACK_MAPPING),
-        Preset("Page Calls", "trackEvent", 'type = "page"', {**TRACK_MAPPING, **VIEWED}),
-        Preset("Screen Calls", "trackEvent", 'type = "screen"', {**TRACK_MAPPING, **VIEWED}),
+        Preset("Track Calls", "trackEvent", 'type = "track" and event != "Order Completed"',
+               TRACK_MAPPING),
+        Preset("Order Completed Calls", "trackPurchase",
+               'type = "track" and event = "Order Completed"', PURCHASE_MAPPING),
+        Preset("Page Calls", "trackEvent", 'type = "page"', VIEWED_MAPPING),
+        Preset("Screen Calls", "trackEvent", 'type = "screen"', VIEWED_MAPPING),
         Preset("Identify Calls", "identifyUser", 'type = "identify"', IDENTIFY_MAPPING),
         Preset("Group Calls", "groupIdentifyUser", 'type = "group"', GROUP_MAPPING),
     )
+    # fmt: on
 
     @property
     def endpoint(self) -> str:
@@ -344,10 +363,14 @@ class Mixpanel(Destination):
         except (msgspec.DecodeError, AttributeError):
             return default_outcome(response)
         ids = request.message_ids
+        owners = request.owners if isinstance(request, ImportRequest) else ()
+        owners = owners or tuple(range(len(ids)))
         failures = {
-            ids[r["index"]]: EventFailure(Verdict.PARK, f"{r.get('field')}: {r.get('message')}")
+            ids[owners[r["index"]]]: EventFailure(
+                Verdict.PARK, f"{r.get('field')}: {r.get('message')}"
+            )
             for r in records
-            if isinstance(r.get("index"), int) and 0 <= r["index"] < len(ids)
+            if isinstance(r.get("index"), int) and 0 <= r["index"] < len(owners)
         }
         if not failures:
             return default_outcome(response)

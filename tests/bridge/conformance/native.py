@@ -14,6 +14,10 @@ are attributed without a path prefix (Slack's and the Webhook's `endpoint` repla
 only). A case Sluice cannot even configure (an action the native destination lacks) is a
 `refused` difference like any other.
 
+Segment's harness runs under freeze.js (a fixed clock); the native destinations' modules see
+the same instant through `time.time()` (`frozen_destination_clock`), so a time stamped when
+none is mapped compares equal too.
+
 What is not (yet) identical is listed, case by case, in docs/destinations/differential.json
 (written by report_native.py): the test fails on a difference not listed there, and on a listed
 one that no longer differs, so the list only shrinks. A deliberate difference is a documented
@@ -23,7 +27,11 @@ one that no longer differs, so the list only shrinks. A deliberate difference is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+import sys
+import time
+import types
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +157,42 @@ async def run_native_side(cases: Sequence[Mapping[str, Any]]) -> list[harness.Sl
     return [runs[i] for i in range(len(cases))]
 
 
+FROZEN_S = 1709618828.009  # freeze.js's clock: 2024-03-05T06:07:08.009Z
+
+
+class _FrozenTime(types.ModuleType):
+    """The `time` module as a native destination sees it here: `time()` at freeze.js's
+    instant (Segment's code stamps `Date.now()` where no time is mapped; so does Sluice's)."""
+
+    def __init__(self) -> None:
+        super().__init__("time")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def time() -> float:
+        return FROZEN_S
+
+
+@contextlib.contextmanager
+def frozen_destination_clock() -> Iterator[None]:
+    """Native destination modules see a frozen `time.time()` (only they: the engine's own
+    timers and aiohttp's keep the real clock)."""
+    import sluice.destinations  # noqa: F401  (their modules are imported by now)
+
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sluice.destinations") and getattr(module, "time", None) is time:
+            patched.append(module)
+            module.time = _FrozenTime()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.time = time  # type: ignore[attr-defined]
+
+
 def run_native_suite(
     data_dir: Path, catalog: Catalog, work: Path, deps: Path
 ) -> list[harness.CaseResult]:
@@ -156,7 +200,12 @@ def run_native_suite(
     broken = [c for c in cases if "load_error" in c]
     if broken:
         raise RuntimeError(f"definitions that did not load in plain Node: {broken}")
-    runs = asyncio.run(run_native_side(cases))
+    from sluice.destinations.registry import load
+
+    for type_id in NATIVE.values():  # imported now, so that their clocks can be frozen
+        load(type_id)
+    with frozen_destination_clock():
+        runs = asyncio.run(run_native_side(cases))
     return [harness.judge(case, run) for case, run in zip(cases, runs, strict=True)]
 
 

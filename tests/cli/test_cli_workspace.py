@@ -105,7 +105,7 @@ def test_apply_removes_what_the_file_no_longer_lists(tmp_path: Path) -> None:
         pytest.param(
             "sources: [{id: web, enabld: false}]\n",
             "ws.yaml: sources[0].enabld: Unknown field (did you mean 'enabled'? expected one of:"
-            " id, name, write_keys, enabled)",
+            " id, name, write_keys, enabled, webhook)",
             id="unknown-field",
         ),
         pytest.param(

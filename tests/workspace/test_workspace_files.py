@@ -148,7 +148,8 @@ INVALID = [
     pytest.param(
         "sources: [{id: web, write_key: [wk_web_0001]}]",
         "sources[0].write_key",
-        "Unknown field (did you mean 'write_keys'? expected one of: id, name, write_keys, enabled)",
+        "Unknown field (did you mean 'write_keys'? expected one of: id, name, write_keys,"
+        " enabled, webhook)",
         id="unknown-source-field",
     ),
     pytest.param(

@@ -45,6 +45,8 @@ from sluice.collector.responses import (
 )
 from sluice.collector.sanitize import clean_body, item_fault
 from sluice.collector.settings_endpoint import api_host, source_settings
+from sluice.collector.webhooks import PREFIX as WEBHOOK_PREFIX
+from sluice.collector.webhooks import receive_webhook
 from sluice.config import Settings
 from sluice.metrics.endpoint import MetricsEndpoint
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS, RejectReason
@@ -215,6 +217,12 @@ class Collector:
             metrics.responses.labels(status).inc()
         elif path.startswith("/v1/pixel/") and method in ("GET", "HEAD"):
             await self._pixel(scope, send, headers, cors, path[len("/v1/pixel/") :])
+        elif path.startswith(WEBHOOK_PREFIX) and method == "POST":
+            await receive_webhook(
+                scope, receive, send, token=path[len(WEBHOOK_PREFIX) :],
+                sources_by_key=self.sources_by_key, settings=self.settings,
+                accept=self.accept_webhook_event, count=self._count,
+            )  # fmt: skip
         elif path == "/v1/m" and method == "POST":
             with contextlib.suppress(BodyError):
                 await read_body(receive, self.settings.max_batch_bytes)
@@ -315,6 +323,10 @@ class Collector:
         if not source.enabled:
             committer.count(source.id, "unauthorized")
             return (401, "source_disabled", f"source {source.id!r} is disabled", None)
+        if source.webhook is not None:  # its keys are hook URLs, not Tracking API keys
+            committer.count(source.id, "unauthorized")
+            text = f"source {source.id!r} takes webhooks only, at POST /v1/hooks/<key>"
+            return (401, "webhook_source", text, None)
         if committer.pending_events > self.settings.max_pending_events:
             committer.count(source.id, "throttled", len(items))
             return (429, "overloaded", "the server is busy; retry after the given delay", 1)
@@ -335,6 +347,38 @@ class Collector:
         except Exception:
             return (503, "store_unavailable", "the event log could not commit; retry", 1)
         return None
+
+    async def accept_webhook_event(
+        self,
+        source: SourceRow,
+        event: dict[str, Any],
+        scope: Scope,
+        headers: dict[bytes, bytes],
+    ) -> tuple[int, str, str, int | None] | None:
+        """Store one event a webhook delivery made (collector/webhooks.py): normalised and
+        committed as any event; None on success, else the error response's arguments."""
+        committer = self.committer
+        assert committer is not None, "collector used before startup"
+        if committer.pending_events > self.settings.max_pending_events:
+            committer.count(source.id, "throttled")
+            return (429, "overloaded", "the server is busy; retry after the given delay", 1)
+        peer = scope.get("client")
+        ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
+        envelope = make_envelope(int(time.time() * 1000), ip)
+        batch = self._build_batch(source, [event], envelope, None)
+        if batch.rejections:  # the mapping made something the Spec refuses
+            rejection = batch.rejections[0]
+            await committer.submit(batch)  # stored as a rejection, visible in the debugger
+            return (400, "webhook_invalid_event", rejection.detail, None)
+        try:
+            await committer.submit(batch)
+        except Exception:
+            return (503, "store_unavailable", "the event log could not commit; retry", 1)
+        return None
+
+    def _count(self, source_id: str, name: str) -> None:
+        if self.committer is not None:
+            self.committer.count(source_id, name)
 
     def _build_batch(
         self,
@@ -362,7 +406,7 @@ class Collector:
                 own_key = _text(item.get("writeKey"))
                 if own_key:
                     own = self.sources_by_key.get(own_key)
-                    if own is None:
+                    if own is None or own.webhook is not None:
                         refused = Rejected(RejectReason.INVALID_WRITE_KEY, "item writeKey unknown")
                     elif not own.enabled:
                         refused = Rejected(RejectReason.SOURCE_DISABLED, "item source disabled")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class NewEvent(NamedTuple):
@@ -94,6 +94,9 @@ class SourceRow:
     name: str
     write_keys: tuple[str, ...]
     enabled: bool
+    # A webhook source (workspace `webhook:`): its provider, secrets and mappings. Its write
+    # keys are then the tokens of its hook URL, not keys for the Tracking API.
+    webhook: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -26,6 +27,7 @@ class _SourceBody(msgspec.Struct):
     name: str
     write_keys: list[str]
     enabled: bool
+    webhook: dict[str, Any] | None = None  # a webhook source's provider, secrets, mappings
 
 
 _source_decoder = msgspec.json.Decoder(_SourceBody)
@@ -36,7 +38,9 @@ def source_rows(objects: Iterable[ConfigObject]) -> list[SourceRow]:
     result = []
     for obj in objects:
         body = _source_decoder.decode(obj.body)
-        result.append(SourceRow(body.id, body.name, tuple(body.write_keys), body.enabled))
+        result.append(
+            SourceRow(body.id, body.name, tuple(body.write_keys), body.enabled, body.webhook)
+        )
     return result
 
 

@@ -41,14 +41,42 @@ class _Object(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_def
     """Base of every document Struct: keyword-only, strict about unknown keys, terse when dumped."""
 
 
+WebhookProvider = Literal["stripe", "github", "shopify", "twilio", "standard-webhooks", "generic"]
+
+
+class WebhookSignature(_Object):
+    """How a `generic` webhook is signed: an HMAC of the body in a header, or a bearer token."""
+
+    scheme: Literal["hmac", "bearer"] = "hmac"
+    header: NonEmptyStr = "X-Signature"
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+
+
+class WebhookSource(_Object):
+    """A source fed by a third-party tool's webhooks (docs/sources.md): each delivery is
+    verified with `secrets` by the provider's scheme, then mapped to a Spec event."""
+
+    provider: WebhookProvider
+    secrets: list[NonEmptyStr] = []  # signing secrets (several during a rotation)
+    tolerance_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
+    signature: WebhookSignature | None = None  # generic only
+    # Provider event type -> mapping (mapping kit) to a Spec event, over the built-in ones.
+    mappings: dict[NonEmptyStr, FreeForm] = {}
+    unmapped: Literal["track", "drop"] = "track"  # an event type no mapping names
+
+
 class Source(_Object):
-    """Where events come from; the collector accepts events sent with one of its write keys."""
+    """Where events come from; the collector accepts events sent with one of its write keys
+    (a webhook source: the tokens of its hook URL, `POST /v1/hooks/<key>`)."""
 
     id: Id
     name: str | None = None
     # Empty means: keep the keys the store has for this id, or generate one for a new source.
     write_keys: list[WriteKey] = []
     enabled: bool = True
+    webhook: WebhookSource | None = None
 
     @property
     def display_name(self) -> str:
@@ -112,6 +140,9 @@ def check_workspace(ws: Workspace) -> None:
     for field, objects in kinds:
         _check_unique_ids(field, objects)
     _check_write_keys(ws.sources)
+    for i, source in enumerate(ws.sources):
+        if source.webhook is not None:
+            _check_webhook(f"sources[{i}].webhook", source.webhook)
     source_ids = {source.id for source in ws.sources}
     for path, refs in _source_refs(ws):
         _check_source_refs(path, refs, source_ids)
@@ -124,6 +155,28 @@ def check_workspace(ws: Workspace) -> None:
                 f"Expected a whole number of event tables per source, 0 or more, got {cap!r}",
                 path=f"warehouses[{i}].settings.{MAX_EVENT_TABLES}",
             )
+
+
+def _check_webhook(path: str, webhook: WebhookSource) -> None:
+    from sluice.errors import SluiceError
+    from sluice.mapping import validate
+
+    if not webhook.secrets:
+        raise WorkspaceError(
+            "A webhook source needs its signing secret (the provider shows it where the"
+            " webhook is set up); unsigned deliveries are refused",
+            path=f"{path}.secrets",
+        )
+    if webhook.signature is not None and webhook.provider != "generic":
+        raise WorkspaceError(
+            f"`signature` is for the generic provider; {webhook.provider} has its own scheme",
+            path=f"{path}.signature",
+        )
+    for event_type, mapping in webhook.mappings.items():
+        try:
+            validate(mapping)
+        except SluiceError as exc:
+            raise WorkspaceError(str(exc), path=f"{path}.mappings.{event_type}") from None
 
 
 def _check_unique_ids(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -25,6 +25,7 @@ from sluice.workspace.model import (
     Source,
     TrackingPlan,
     Warehouse,
+    WebhookSource,
     Workspace,
 )
 
@@ -43,13 +44,15 @@ class _WorkspaceBody(msgspec.Struct):
     name: str
 
 
-class _SourceBody(msgspec.Struct):
-    """A source as stored: every key always present, since readers rely on all four."""
+class _SourceBody(msgspec.Struct, omit_defaults=True):
+    """A source as stored: the four keys always present, since readers rely on them; a
+    webhook source's configuration besides (absent for others: their bodies are unchanged)."""
 
     id: str
     name: str
     write_keys: list[str]
     enabled: bool
+    webhook: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +126,9 @@ def export_workspace(store: EventStore) -> Workspace:
                     name=None if body.name == body.id else body.name,
                     write_keys=body.write_keys,
                     enabled=body.enabled,
+                    webhook=None
+                    if body.webhook is None
+                    else msgspec.convert(body.webhook, WebhookSource),
                 )
             )
         elif obj.kind == "destination":
@@ -198,7 +204,8 @@ def _source_bodies(
         if not keys:
             keys = [generate_write_key()]
             generated[source.id] = keys[0]
-        bodies.append(_SourceBody(source.id, source.display_name, keys, source.enabled))
+        webhook = None if source.webhook is None else msgspec.to_builtins(source.webhook)
+        bodies.append(_SourceBody(source.id, source.display_name, keys, source.enabled, webhook))
     return bodies
 
 

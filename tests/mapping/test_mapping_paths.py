@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridge import conftest as bridge_fixtures
 from sluice.mapping import UNDEFINED, MappingError, compile, get_path, resolve
 
+bridge_data_dir = bridge_fixtures.bridge_data_dir  # the installed package (tests/bridge)
 EVENT: dict[str, Any] = {
     "type": "track",
     "userId": "u1",
@@ -23,34 +28,40 @@ EVENT: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        pytest.param("$.userId", "u1", id="leading-dollar-dot"),
-        pytest.param("userId", "u1", id="no-dollar"),
-        pytest.param("properties.name", "Sweater", id="nested"),
-        pytest.param("$.properties.items[1].sku", "b", id="bracket-index"),
-        pytest.param("properties.items.1.sku", "b", id="dot-index"),
-        pytest.param("properties[items][0][sku]", "a", id="bracket-keys"),
-        pytest.param("properties.items[1].tags[0]", "x", id="index-in-nested-list"),
-        pytest.param("properties.price", 0, id="zero-is-a-value"),
-        pytest.param("properties.empty", "", id="empty-string-is-a-value"),
-        pytest.param("properties.none", None, id="null-is-a-value"),
-        pytest.param("$.integrations.Actions Amplitude.session_id", 42, id="spaces-in-key"),
-        pytest.param("properties.name.", "Sweater", id="trailing-dot-ignored"),
-        pytest.param("properties..name", "Sweater", id="empty-segment-ignored"),
-        pytest.param("properties.missing", UNDEFINED, id="missing-key"),
-        pytest.param("properties.name.first", UNDEFINED, id="through-a-string"),
-        pytest.param("properties.none.x", UNDEFINED, id="through-null"),
-        pytest.param("properties.price.x", UNDEFINED, id="through-zero"),
-        pytest.param("properties.items[2]", UNDEFINED, id="index-out-of-range"),
-        pytest.param("properties.items[01]", UNDEFINED, id="non-canonical-index"),
-        pytest.param("properties.items[-1]", UNDEFINED, id="negative-index"),
-        pytest.param("integrations['Actions Amplitude']", UNDEFINED, id="quotes-are-not-special"),
-        pytest.param("$.{{userId}}", UNDEFINED, id="braces-are-not-special"),
-        pytest.param("..", UNDEFINED, id="only-separators"),
-    ],
-)
+PATHS = [
+    pytest.param("$.userId", "u1", id="leading-dollar-dot"),
+    pytest.param("userId", "u1", id="no-dollar"),
+    pytest.param("properties.name", "Sweater", id="nested"),
+    pytest.param("$.properties.items[1].sku", "b", id="bracket-index"),
+    pytest.param("properties.items.1.sku", "b", id="dot-index"),
+    pytest.param("properties[items][0][sku]", UNDEFINED, id="bracket-word-is-one-key"),
+    pytest.param("properties['items'][0]['sku']", "a", id="quoted-bracket-keys"),
+    pytest.param("properties.items[1].tags[0]", "x", id="index-in-nested-list"),
+    pytest.param("properties.price", 0, id="zero-is-a-value"),
+    pytest.param("properties.empty", "", id="empty-string-is-a-value"),
+    pytest.param("properties.none", None, id="null-is-a-value"),
+    pytest.param("$.integrations.Actions Amplitude.session_id", 42, id="spaces-in-key"),
+    pytest.param("properties.name.", "Sweater", id="trailing-dot-ignored"),
+    pytest.param("properties..name", "Sweater", id="empty-segment-ignored"),
+    pytest.param("properties.missing", UNDEFINED, id="missing-key"),
+    pytest.param("properties.name.first", UNDEFINED, id="through-a-string"),
+    pytest.param("properties.none.x", None, id="through-null-gives-null"),
+    pytest.param("properties.price.x", 0, id="through-zero-gives-zero"),
+    pytest.param("properties.empty.x.y", "", id="through-empty-gives-empty"),
+    pytest.param("properties.name.length", 7, id="string-length"),
+    pytest.param("properties.items.length", 2, id="list-length"),
+    pytest.param("properties.name[0]", "S", id="string-index"),
+    pytest.param("properties.items[2]", UNDEFINED, id="index-out-of-range"),
+    pytest.param("properties.items[01]", UNDEFINED, id="non-canonical-index"),
+    pytest.param("properties.items[-1]", UNDEFINED, id="negative-index"),
+    pytest.param("integrations['Actions Amplitude']", {"session_id": 42}, id="quotes-dropped"),
+    pytest.param('integrations["Company.Billing"].id', UNDEFINED, id="dots-split-in-quotes"),
+    pytest.param("$.{{userId}}", UNDEFINED, id="braces-are-not-special"),
+    pytest.param("..", EVENT, id="only-separators-are-the-root"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), PATHS)
 def test_get_path(path: str, expected: Any) -> None:
     assert get_path(EVENT, path) == expected
     if expected is UNDEFINED:
@@ -147,3 +158,27 @@ def test_compile_is_cached_by_json() -> None:
 def test_output_keeps_mapping_key_order() -> None:
     out = resolve({"z": 1, "y": {"@path": "$.userId"}, "x": 2}, EVENT)
     assert list(out) == ["z", "y", "x"]
+
+
+def test_paths_read_as_segments_get_reads_them(bridge_data_dir: Path, tmp_path: Path) -> None:
+    """Every path above through actions-core's own `get` in Node, on the same event."""
+    core = bridge_data_dir / "bridge" / "node_modules" / "@segment" / "actions-core"
+    script = tmp_path / "get.js"
+    script.write_text(
+        "const { get } = require(process.argv[2] + '/dist/cjs/get.js');"
+        "const [event, paths] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(paths.map((p) => { const v = get(event, p);"
+        " return v === undefined ? {undefined: true} : {value: v} })))"
+    )
+    paths = [p.values[0] for p in PATHS]
+    # `@path`'s own step (a leading `$.`, `$` for the root) before `get`, as the kit does.
+    plain = ["" if p == "$" else p.removeprefix("$.") for p in paths]
+    done = subprocess.run(
+        ["node", str(script), str(core)], input=json.dumps([EVENT, plain]),
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    theirs = json.loads(done.stdout)
+    for path, answer in zip(paths, theirs, strict=True):
+        ours = get_path(EVENT, path)
+        expected = UNDEFINED if answer.get("undefined") else answer["value"]
+        assert ours == expected, (path, ours, expected)

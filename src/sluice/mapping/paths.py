@@ -1,13 +1,16 @@
 """Paths into an event, as Segment's mapping kit reads them (`$.properties.items[0].sku`).
 
-Segment's `get` splits a path on `.`, `[` and `]`, so `a.b[0].c`, `a[b]` and `a.b.0.c` all name
-the same place, spaces are part of a key (`integrations.Actions Amplitude.session_id`), quotes
-are not special (`a['b']` looks for the key `'b'`) and empty segments vanish (`a..b`, `a.b.`).
-`''` and `.` name the whole value; `@path` also drops a leading `$.` and reads `$` as the root.
+As actions-core's `get` (checked against it in Node, tests/mapping/test_mapping_paths.py):
+a path splits on `.`, on `[` before a quote or a digit and on `]` after one, then quotes are
+dropped, so `a.b[0].c`, `a.b.0.c` and `a['b'].c` name the same place while `a[b]` is one key;
+spaces are part of a key (`integrations.Actions Amplitude.session_id`) and empty segments vanish
+(`a..b`, `a.b.`). `''` and `.` name the whole value; `@path` also drops a leading `$.` and reads
+`$` as the root.
 
 A missing value is `UNDEFINED`, distinct from JSON null (`None`): the mapping kit removes fields
-that resolve to undefined and keeps the ones that resolve to null. Unlike Segment's reducer,
-walking through null, `0`, `false` or `''` gives undefined, as lodash's `get` does.
+that resolve to undefined and keeps the ones that resolve to null. The walk is JavaScript's
+`prev && prev[key]`: through a falsy value (null, `0`, `false`, `''`) it gives that value, not
+undefined; a string or list answers `length` and its indexes.
 """
 
 from __future__ import annotations
@@ -39,19 +42,21 @@ UNDEFINED: Final = _Undefined.UNDEFINED
 Getter = Callable[[Any], Any]
 """Reads one precompiled path from a value: the value there, or `UNDEFINED`."""
 
-_SEGMENT = re.compile(r"[^[.\]]+")
+_SEPARATOR = re.compile(r"""\[(?=["'\d])|\.|(?<=["'\d])\]+""")
 
 
 @lru_cache(maxsize=4096)
 def split_path(path: str) -> tuple[str, ...] | None:
-    """The keys of a path as Segment's `get` reads it: `()` for the root, None for no keys.
+    """The keys of a path as Segment's `get` reads it: `()` for the root.
 
-    `''` and `.` are the root. A path made only of separators (`..`, `[]`) names nothing, where
-    Segment's `get` would throw.
+    `''` and `.` are the root, and so is a path made only of separators (`..`): Segment's
+    reduce over no keys gives the whole value. (None is kept in the signature for callers that
+    test it; no path gives it now.)
     """
     if path in ("", "."):
         return ()
-    return tuple(_SEGMENT.findall(path)) or None
+    keys = [s.replace("'", "").replace('"', "") for s in _SEPARATOR.split(path) if s]
+    return tuple(keys)  # only separators (`..`): no key, the whole value, as Segment's reduce
 
 
 def parse_path(path: str) -> tuple[str, ...] | None:
@@ -72,12 +77,24 @@ def _index(key: str, size: int) -> int | None:
     return None
 
 
+def _falsy(value: Any) -> bool:
+    """JavaScript's falsiness, for the JSON values an event holds."""
+    if value is UNDEFINED or value is None or value is False or value == "":
+        return True
+    return type(value) in (int, float) and (value == 0 or value != value)  # 0, -0, NaN
+
+
 def walk(value: Any, keys: tuple[str, ...]) -> Any:
-    """The value at `keys` under `value`, or `UNDEFINED`."""
+    """The value at `keys` under `value`, or `UNDEFINED` (`prev && prev[key]` per key)."""
     for key in keys:
+        if _falsy(value):
+            return value
         if isinstance(value, Mapping):
             value = value.get(key, UNDEFINED)
-        elif isinstance(value, list):
+        elif isinstance(value, list | str):
+            if key == "length":
+                value = len(value)
+                continue
             index = _index(key, len(value))
             if index is None:
                 return UNDEFINED

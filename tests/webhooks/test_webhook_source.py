@@ -166,6 +166,8 @@ def test_what_is_not_verified_is_refused_counted_and_not_stored(server: SluiceSe
                        what="the refusals counted")  # fmt: skip
     assert counted["webhook_rejected:missing_signature"] == 1
     assert counted["webhook_rejected:stale_timestamp"] == 1
+    metrics = server.request("GET", "/metrics").body.decode()
+    assert 'sluice_webhook_rejected_total{reason="bad_signature",source="stripe"} 1.0' in metrics
     assert STRIPE_SECRET not in server.log() and "whsec_wrong" not in server.log()
     assert msgspec.json.decode(forged.body)["message"]  # says why, names no secret
 

@@ -35,6 +35,7 @@ _SOURCE_COUNTERS = {
     "throttled": "sluice_events_throttled",
     "rejected": "sluice_events_rejected",
     "request_rejected": "sluice_requests_rejected",
+    "webhook_rejected": "sluice_webhook_rejected",
 }
 
 

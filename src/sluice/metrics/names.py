@@ -35,6 +35,7 @@ CLUSTER: dict[str, Spec] = {
         Spec("sluice_events_rejected", "counter", "Events refused one by one (invalid), by reason.", ("source", "reason")),
         Spec("sluice_events_throttled", "counter", "Events of requests answered 429 (rate limit, overload).", _SRC),
         Spec("sluice_requests_rejected", "counter", "Whole requests refused, by error code.", ("source", "code")),
+        Spec("sluice_webhook_rejected", "counter", "Webhook deliveries refused (not verified, bad body, unknown hook...), by reason; never stored.", ("source", "reason")),
         Spec("sluice_group_commits", "counter", "Group commits that stored events."),
         Spec("sluice_destination_delivered", "counter", "Events the destination accepted.", _DEST),
         Spec("sluice_destination_filtered", "counter", "Events not sent to the destination, by reason (filters, consent, integrations object, no action).", ("destination", "reason")),

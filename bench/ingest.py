@@ -120,10 +120,11 @@ class Server:
         self.workers = workers
         self.peak_rss: dict[int, int] = {}
         self._sampling = False
+        self.workspace = f"sources:\n  - id: bench\n    write_keys: [{WRITE_KEY}]\n"
 
     def start(self) -> None:
         workspace = self.data_dir / "workspace.yaml"
-        workspace.write_text(f"sources:\n  - id: bench\n    write_keys: [{WRITE_KEY}]\n")
+        workspace.write_text(self.workspace)
         env = {**os.environ, "SLUICE_DATA_DIR": str(self.data_dir / "data")}
         subprocess.run(
             [sys.executable, "-m", "sluice", "apply", str(workspace)],

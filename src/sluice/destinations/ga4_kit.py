@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.destinations.base import InvalidPayload
+from sluice.destinations.js import JS_SPACE, article, to_number, type_of
 from sluice.mapping.directives import js_number, json_encode
 from sluice.mapping.paths import UNDEFINED
 
@@ -43,33 +44,13 @@ __all__ = [
 
 NO_DEFAULT: Any = object()  # a field without a default mapping
 MAX_SAFE = 2**53
-# JavaScript's WhiteSpace and LineTerminator (what `trim()`, `\s` and `Number()` skip).
-JS_SPACE = (
-    "\t\n\v\f\r \u00a0\u1680"
-    + "".join(chr(c) for c in range(0x2000, 0x200B))
-    + "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
 _INDEX = re.compile(r"0|[1-9][0-9]{0,9}")
-_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
-_RADIX = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
 
 
 # -- JavaScript values ---------------------------------------------------------------------------
 
 
-def js_to_number(text: str) -> float:
-    """`+text` in JavaScript: NaN when the string is not a number literal."""
-    text = text.strip(JS_SPACE)
-    if not text:
-        return 0.0
-    if _DECIMAL.fullmatch(text):
-        return float(text.replace("Infinity", "inf"))
-    if _RADIX.fullmatch(text):
-        try:
-            return float(int(text, 0))
-        except OverflowError:
-            return math.inf
-    return math.nan
+js_to_number = to_number  # JavaScript's `+text` (destinations/js.py)
 
 
 def _is_index(key: str) -> bool:
@@ -185,22 +166,6 @@ class Field:
     item_fields: tuple[tuple[str, str, str], ...] = field(default=())  # (key, label, type)
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
-
-
-def _typeof(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number" if isinstance(value, int | float) else "a string"
-
-
 def _has_type(value: Any, kind: str) -> bool:
     if kind == STRING:
         return isinstance(value, str)
@@ -252,7 +217,7 @@ def _validated(value: Any, kind: str, choices: tuple[str, ...], label: str, out:
     """The value coerced to `kind`; its errors (type, then choices) appended to `out`."""
     ok, coerced = _coerced(value, kind)
     if not ok:
-        out.append(f"{label} must be {_article(kind)} {kind} but it was {_typeof(coerced)}.")
+        out.append(f"{label} must be {article(kind)} {kind} but it was {type_of(coerced)}.")
     if choices and coerced not in choices:
         allowed = [f'"{c}"' for c in choices]
         head, last = ", ".join(allowed[:-1]), allowed[-1]
@@ -276,7 +241,7 @@ def _items(value: Any, spec: Field, errors: list[str]) -> list[Any]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             where = f"The value at /items/{index}"
-            errors.append(f"{where} must be an object but it was {_typeof(item)}.")
+            errors.append(f"{where} must be an object but it was {type_of(item)}.")
             continue
         for key, label, kind in spec.item_fields:
             if key in item:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.destinations.base import InvalidPayload
+from sluice.destinations.js import article, to_number, type_of
 from sluice.mapping.directives import js_number, js_string
 from sluice.mapping.paths import UNDEFINED
 from sluice.spec.timestamps import parse_ms
@@ -199,10 +200,8 @@ def _validate(data: Any, node: Node, path: str, errors: list[str]) -> Any:
         coerced = _coerce(data, node.kinds)
         if coerced is _FAILED:
             expected = _humanize_list(node.kinds)
-            found = _type_of(data)
-            _error(
-                errors, node, path, f"must be {_article(expected)} {expected} but it was {found}"
-            )
+            found = type_of(data)
+            _error(errors, node, path, f"must be {article(expected)} {expected} but it was {found}")
             return data
         data = coerced
     if node.date_like and type(data) is str and not _date_like(data):
@@ -261,28 +260,10 @@ def _coerce(data: Any, kinds: tuple[str, ...]) -> Any:
     return _FAILED
 
 
-_JS_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"  # noqa: E501
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_RADIX = {"0x": 16, "0o": 8, "0b": 2}
-
-
 def js_to_number(text: str) -> int | float:
-    """JavaScript's `+text` (StringToNumber); integral results as int, as JSON.stringify
+    """JavaScript's `+text` (destinations/js.py); integral results as int, as JSON.stringify
     writes them (`12`, not `12.0`)."""
-    text = text.strip(_JS_SPACE)
-    if not text:
-        return 0
-    radix = _RADIX.get(text[:2].lower())
-    if radix is not None:
-        try:
-            return int(text[2:], radix) if text[2:].isascii() and "_" not in text else math.nan
-        except ValueError:
-            return math.nan
-    if text in ("Infinity", "+Infinity", "-Infinity"):
-        return -math.inf if text[0] == "-" else math.inf
-    if not _DECIMAL.fullmatch(text):
-        return math.nan
-    number = float(text)
+    number = to_number(text)
     return int(number) if number.is_integer() and abs(number) < 1e21 else number
 
 
@@ -331,22 +312,7 @@ def _days_from_civil(year: int, month: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
-def _article(text: str) -> str:
-    return "an" if text[:1] in ("a", "e", "i", "o", "u") else "a"
-
-
 def _humanize_list(items: tuple[str, ...]) -> str:
     if len(items) <= 2:
         return " or ".join(items)
     return f"{', '.join(items[:-1])}, or {items[-1]}"
-
-
-def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    kind = {bool: "boolean", str: "string"}.get(type(value), "number")
-    return f"{_article(kind)} {kind}"

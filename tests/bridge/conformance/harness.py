@@ -353,7 +353,12 @@ async def _sluice_case(
     )  # fmt: skip
     work = plan(config, [stored])
     result = await Sender(config, session).deliver(work, retry_in_step=False)
-    run = SluiceRun(server.requests.pop(key, []))
+    return verdict(server.requests.pop(key, []), result, work)
+
+
+def verdict(requests: list[Arrived], result: Any, work: Any) -> SluiceRun:
+    """What Sluice did with a case: the requests that arrived and how the step ended."""
+    run = SluiceRun(requests)
     if result.parked:
         run.verdict, run.reason = "parked", result.parked[0].reason
     elif result.failed:

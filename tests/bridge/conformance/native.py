@@ -118,16 +118,7 @@ async def _native_case(
         result = await Sender(config, session).deliver(work, retry_in_step=False)
     except Exception as exc:  # a native builder that crashes is a difference, not a stop
         return harness.SluiceRun(server.requests.pop("", []), "crashed", repr(exc))
-    run = harness.SluiceRun(server.requests.pop("", []))
-    if result.parked:
-        run.verdict, run.reason = "parked", result.parked[0].reason
-    elif result.failed:
-        run.verdict, run.reason = "retry", result.failed[0].error
-    elif result.delivered:
-        run.verdict = "delivered"
-    else:
-        run.verdict, run.reason = "filtered", str(work.filtered)
-    return run
+    return harness.verdict(server.requests.pop("", []), result, work)
 
 
 async def run_native_side(cases: Sequence[Mapping[str, Any]]) -> list[harness.SluiceRun]:

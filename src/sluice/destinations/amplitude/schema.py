@@ -12,7 +12,6 @@ ajv-human-errors' messages, which Sluice parks the event with.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from sluice.destinations.amplitude.fields import Field, Fields
 from sluice.destinations.amplitude.wire import DAYJS_PARSE
 from sluice.destinations.base import InvalidPayload
+from sluice.destinations.js import article, to_number, type_of
 from sluice.mapping.directives import js_number, js_string
 from sluice.spec.timestamps import parse_ms
 
@@ -137,24 +137,7 @@ def _is(value: Any, kind: str) -> bool:
     return number  # "number"
 
 
-# What `+text` trims: JavaScript's white space and line terminators.
-_JS_SPACE = " \t\n\v\f\r\u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(
-    map(chr, range(0x2000, 0x200B))
-)
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Infinity", re.ASCII)
-_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)", re.ASCII)
-
-
-def js_to_number(text: str) -> float:
-    """JavaScript's `+text` (NaN when it is not a number)."""
-    text = text.strip(_JS_SPACE)
-    if not text:
-        return 0.0
-    if _DECIMAL.fullmatch(text):
-        return float(text.replace("Infinity", "inf"))
-    if match := _RADIX.fullmatch(text):
-        return float(int(match[1][1:], {"x": 16, "o": 8, "b": 2}[match[1][0].lower()]))
-    return math.nan
+js_to_number = to_number  # JavaScript's `+text` (destinations/js.py)
 
 
 def _coerced(value: Any, kinds: tuple[str, ...]) -> tuple[bool, Any]:
@@ -196,8 +179,8 @@ def _check(value: Any, schema: Schema, where: str, errors: list[str]) -> Any:
         ok, value = _coerced(value, schema.types)
         if not ok:
             expected = _listed(list(schema.types), "or")
-            errors.append(_say(schema, where, f"must be {_article(expected)} {expected} but it"
-                                              f" was {_type_of(value)}"))  # fmt: skip
+            errors.append(_say(schema, where, f"must be {article(expected)} {expected} but it"
+                                              f" was {type_of(value)}"))  # fmt: skip
     if schema.enum and value not in schema.enum:
         allowed = _listed([_quoted(v) for v in schema.enum], "or")
         errors.append(_say(schema, where, f"must be one of: {allowed}"))
@@ -232,23 +215,6 @@ def _listed(items: list[str], conjunction: str) -> str:
     if len(items) <= 2:
         return f" {conjunction} ".join(items)
     return f"{', '.join(items[:-1])}, {conjunction} {items[-1]}"
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    kind = (
-        "boolean" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
-    )
-    return f"{_article(kind)} {kind}"
 
 
 def _quoted(value: Any) -> str:

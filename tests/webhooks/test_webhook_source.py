@@ -195,3 +195,70 @@ def test_apply_refuses_a_webhook_source_that_cannot_work(
     with pytest.raises(WorkspaceError) as caught:
         parse_workspace(document, None)
     assert caught.value.path == path and words in caught.value.message, caught.value
+
+
+def test_shopify_twilio_and_standard_webhooks_deliveries(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """The other schemes through a running server: Shopify's base64 HMAC (a built-in order
+    mapping), Twilio's form body signed by Twilio's validator over the public URL, and a
+    Standard Webhooks delivery signed by its library."""
+    import base64
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook as StandardWebhook
+    from twilio.request_validator import RequestValidator
+
+    standard_secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    sources = [
+        {"id": "shop", "write_keys": ["hook_shop_token_0001"],
+         "webhook": {"provider": "shopify", "secrets": ["shpss_1"]}},
+        {"id": "sms", "write_keys": ["hook_sms_token_0001"],
+         "webhook": {"provider": "twilio", "secrets": ["twilio-token-1"]}},
+        {"id": "svix", "write_keys": ["hook_svix_token_0001"],
+         "webhook": {"provider": "standard-webhooks", "secrets": [standard_secret]}},
+    ]  # fmt: skip
+    file = tmp_path / "workspace.json"
+    file.write_text(json.dumps({"sources": sources}))
+    data_dir = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "sluice", "apply", str(file), "--data-dir",
+                    str(data_dir)], check=True, capture_output=True)  # fmt: skip
+    server = start_server({"SLUICE_WORKERS": "1"}, data_dir=data_dir)
+
+    order = json.dumps({"id": 820982911946154508, "total_price": "25.00", "currency": "EUR",
+                        "customer": {"id": 115310627314723954},
+                        "line_items": [{"product_id": 632910392, "sku": "IPOD2008PINK",
+                                        "title": "IPod Nano", "price": "25.00",
+                                        "quantity": 1}]}).encode()  # fmt: skip
+    digest = base64.b64encode(hmac.new(b"shpss_1", order, hashlib.sha256).digest()).decode()
+    shop = {"x-shopify-topic": "orders/create", "x-shopify-hmac-sha256": digest,
+            "x-shopify-webhook-id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"}  # fmt: skip
+    assert post_hook(server, "hook_shop_token_0001", order, shop).status == 200
+
+    url = f"{server.base_url}/v1/hooks/hook_sms_token_0001"
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+15551230000"}
+    form = "&".join(f"{k}={v}" for k, v in params.items()).replace("+", "%2B").encode()
+    signature = RequestValidator("twilio-token-1").compute_signature(url, params)
+    answer = server.request(
+        "POST",
+        "/v1/hooks/hook_sms_token_0001",
+        form,
+        {"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signature},
+    )
+    assert answer.status == 200, answer.body
+
+    body = b'{"type":"invoice.paid","data":{"id":"inv_1","customer":"c_9"}}'
+    at = datetime.now(tz=UTC)
+    signed = StandardWebhook(standard_secret).sign("msg_2Lh9", at, body)
+    svix = {"webhook-id": "msg_2Lh9", "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signed}  # fmt: skip
+    assert post_hook(server, "hook_svix_token_0001", body, svix).status == 200
+
+    stored = wait_for(lambda: (e := events(server)) and len(e) == 3 and e, 20, what="3 events")
+    by_id = {e["messageId"]: e for e in stored}
+    placed = by_id["b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"]
+    assert (placed["event"], placed["userId"]) == ("Order Completed", "115310627314723954")
+    assert placed["properties"]["products"][0]["sku"] == "IPOD2008PINK"
+    sms = by_id["SM1:delivered"]
+    assert sms["event"] == "Message Delivered" and sms["properties"]["To"] == "+15551230000"
+    assert by_id["msg_2Lh9"]["event"] == "Invoice Paid"

@@ -262,3 +262,30 @@ def test_shopify_twilio_and_standard_webhooks_deliveries(
     sms = by_id["SM1:delivered"]
     assert sms["event"] == "Message Delivered" and sms["properties"]["To"] == "+15551230000"
     assert by_id["msg_2Lh9"]["event"] == "Invoice Paid"
+
+
+def test_the_source_page_shows_the_hook_url_and_the_refusals(server: SluiceServer) -> None:
+    from urllib.parse import urlencode
+
+    from ui.ui_kit import ADMIN_EMAIL, ADMIN_PASSWORD, cookie_header, create_admin, exchange
+
+    body = stripe_charge("evt_forged_ui")
+    assert post_hook(server, STRIPE_TOKEN, body, stripe_headers(body, "whsec_bad")).status == 401
+    create_admin(server.data_dir)
+    signin, cookies = exchange("127.0.0.1", server.port, "GET", "/signin")
+    token = signin.body.split(b'name="csrf_token" value="')[1].split(b'"')[0].decode()
+    fields = urlencode({"csrf_token": token, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    headers = {"content-type": "application/x-www-form-urlencoded",
+               "cookie": cookie_header(cookies)}  # fmt: skip
+    answer, session = exchange("127.0.0.1", server.port, "POST", "/signin", fields.encode(),
+                               headers)  # fmt: skip
+    assert answer.status == 303
+    page = wait_for(
+        lambda: (p := exchange("127.0.0.1", server.port, "GET", "/sources/stripe",
+                               headers={"cookie": cookie_header(session)})[0].body.decode())
+        and "bad_signature" in p and p,
+        20, what="the refusal on the source page",
+    )  # fmt: skip
+    assert f"/v1/hooks/{STRIPE_TOKEN}" in page and "Webhook (stripe)" in page
+    assert "analytics.load" not in page  # no library snippet for a webhook source
+    assert STRIPE_SECRET not in page

@@ -80,12 +80,24 @@ def routes(site: Site) -> list[Route]:
             return site.render(request, "not_found.html", status=404, what=f"source {source_id}")
         base = site.base_url(request)
         keys = source.write_keys
+        hook = None
+        if source.webhook is not None:  # a webhook source: its URL, not the libraries' snippets
+            prefix = "webhook_rejected:"
+            hook = {
+                "provider": source.webhook.provider,
+                "url": f"{base}/v1/hooks/{keys[0]}" if keys else "",
+                "secrets": len(source.webhook.secrets),
+                "refusals": {
+                    k[len(prefix) :]: v for k, v in counts.items() if k.startswith(prefix)
+                },
+            }
         return site.render(
             request,
             "source.html",
             source=source,
             counts=counts,
-            snippets=snippets(base, keys[0]) if keys else None,
+            hook=hook,
+            snippets=snippets(base, keys[0]) if keys and hook is None else None,
             public_url=site.settings.public_url,
         )
 

@@ -54,9 +54,12 @@ def ui_files() -> list[str]:
     return sorted(str(f.relative_to(REPO / "src")) for f in files if f.is_file())
 
 
-# What ships of npm: the bridge's pinned manifest and lockfile (`sluice bridge install` runs
-# `npm ci` with them), never an installed package.
-BRIDGE_JS = ("bridge/js/package.json", "bridge/js/package-lock.json", "bridge/js/sidecar.js")
+# What ships of npm: the pinned manifests and lockfiles (`sluice bridge install` and `sluice
+# analytics-js install` run `npm ci` with them), never an installed package.
+BRIDGE_JS = (
+    "bridge/js/package.json", "bridge/js/package-lock.json", "bridge/js/sidecar.js",
+    "analyticsjs/js/package.json", "analyticsjs/js/package-lock.json",
+)  # fmt: skip
 
 
 def from_npm_or_tests(name: str) -> bool:

@@ -3,7 +3,8 @@
 The collector hands every request that is not an ingest path to this app, so one port serves
 SDKs, operators and browsers. The admin API owns every path under `/api/v1` (dispatched on the
 prefix, not a routing pattern, so that even a path no route can match gets the API's JSON 404);
-the UI owns the rest.
+analytics.js's script and chunks (`/analytics.js/v1/...`, `/analytics-next/bundles/...`) are
+served from the installed package; the UI owns the rest.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluice.admin.app import build_admin_api
+from sluice.analyticsjs.serve import ScriptFiles, is_script_path
 from sluice.config import Settings
 from sluice.store.base import Store
 from sluice.ui.app import build_ui
@@ -19,13 +21,16 @@ API_PREFIX = "/api/v1"
 
 
 class Web:
-    def __init__(self, api: ASGIApp, ui: ASGIApp) -> None:
+    def __init__(self, api: ASGIApp, ui: ASGIApp, scripts: ASGIApp | None = None) -> None:
         self.api = api
         self.ui = ui
+        self.scripts = scripts  # analytics.js and its chunks (analyticsjs/serve.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] in ("http", "websocket") and (
+        if self.scripts is not None and scope["type"] == "http" and is_script_path(path):
+            await self.scripts(scope, receive, send)
+        elif scope["type"] in ("http", "websocket") and (
             path == API_PREFIX or path.startswith(API_PREFIX + "/")
         ):
             root = scope.get("root_path", "") + API_PREFIX
@@ -35,4 +40,5 @@ class Web:
 
 
 def build_web(store: Store, settings: Settings) -> Web:
-    return Web(build_admin_api(store, settings), build_ui(store, settings))
+    scripts = ScriptFiles(settings.data_dir)
+    return Web(build_admin_api(store, settings), build_ui(store, settings), scripts)

@@ -112,7 +112,7 @@ def install(
     if force or not marker.exists() or marker.read_text().strip() != sha:
         binary = npm_binary(npm)
         say(f"installing {PACKAGE} with npm ci into {target} (Node.js {version})")
-        _npm_ci(binary, target)
+        npm_ci(binary, target)
         marker.write_text(sha + "\n")
     sidecar_sha = hashlib.sha256((target / "sidecar.js").read_bytes()).hexdigest()
     path = target / CATALOG_FILE
@@ -129,7 +129,8 @@ def install(
     return Catalog(doc)
 
 
-def _npm_ci(npm: str, target: Path) -> None:
+def npm_ci(npm: str, target: Path) -> None:
+    """`npm ci --ignore-scripts` of the lockfile in `target` (also for analyticsjs/)."""
     command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
     try:
         done = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import sluice.cli.admin
+import sluice.cli.analyticsjs
 import sluice.cli.backup
 import sluice.cli.bridge
 import sluice.cli.events

@@ -4,8 +4,8 @@ analytics.js is Segment's own snippet (version 5.2.0, as Segment's app shows it)
 added: `analytics._cdn = "<this server>"`. analytics.js then loads its settings from
 `<this server>/v1/projects/<write key>/settings` instead of Segment's CDN, and those settings
 (`apiHost`, see collector/settings_endpoint.py) send every call to this server. The script
-itself still comes from Segment's CDN unless the user serves analytics-next's standalone build
-themselves.
+itself comes from this server too once `sluice analytics-js install` ran (`self_hosted`): the
+snippet then names no other host; before, from Segment's CDN.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Snippets:
     python: str
     node: str
     curl: str
+    self_hosted: bool = False  # the script is served by Sluice (analytics.js installed)
 
 
 def base_url(public_url: str | None, scheme: str, host: str | None) -> str:
@@ -60,10 +61,12 @@ def base_url(public_url: str | None, scheme: str, host: str | None) -> str:
     return f"{scheme}://{host or 'localhost'}"
 
 
-def snippets(base: str, write_key: str) -> Snippets:
+def snippets(base: str, write_key: str, *, self_hosted: bool = False) -> Snippets:
+    """The snippets for one write key; `self_hosted`: analytics.js is installed here, so the
+    script is loaded from `base` rather than Segment's CDN."""
     key = json.dumps(write_key)
     js = (
-        _SNIPPET.replace("__CDN__", CDN)
+        _SNIPPET.replace("__CDN__", base if self_hosted else CDN)
         .replace("__KEY__", key)
         .replace("__BASE__", json.dumps(base))
     )
@@ -87,4 +90,4 @@ def snippets(base: str, write_key: str) -> Snippets:
         "  -H 'Content-Type: application/json' \\\n"
         """  -d '{"userId": "user-1", "event": "Signed Up", "properties": {"plan": "pro"}}'"""
     )
-    return Snippets(base, f"<script>\n  {js}\n</script>", python, node, curl)
+    return Snippets(base, f"<script>\n  {js}\n</script>", python, node, curl, self_hosted)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.analyticsjs.install import state
 from sluice.ui.changes import NotFound, apply_change, find_source
 from sluice.ui.charts import bars
 from sluice.ui.site import Site, redirect
@@ -32,6 +33,11 @@ def source_counters(counters: dict[tuple[str, str], int]) -> dict[str, dict[str,
         if name.startswith("rejected:"):
             own["rejected"] = own.get("rejected", 0) + value
     return result
+
+
+def analytics_js_installed(site: Site) -> bool:
+    """Whether this server serves analytics.js itself (`sluice analytics-js install` ran)."""
+    return state(site.settings.data_dir).version is not None
 
 
 def routes(site: Site) -> list[Route]:
@@ -97,7 +103,9 @@ def routes(site: Site) -> list[Route]:
             source=source,
             counts=counts,
             hook=hook,
-            snippets=snippets(base, keys[0]) if keys and hook is None else None,
+            snippets=snippets(base, keys[0], self_hosted=analytics_js_installed(site))
+            if keys and hook is None
+            else None,
             public_url=site.settings.public_url,
         )
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sluice.bridge.install import npm_binary, npm_ci
+from sluice.bridge.install import install_pinned
 from sluice.errors import SluiceError
 
 PACKAGE = "@segment/analytics-next"
 SHIPPED_FILES = ("package.json", "package-lock.json")
-MARKER = ".sluice-lock-sha256"
 DIR_NAME = "analytics-js"
 STANDALONE = "standalone.js"
 # The only files served: the UMD build's scripts and their source maps, by plain name.
@@ -55,15 +53,7 @@ class AnalyticsJsState:
 
 def install(data_dir: Path, *, npm: str | None = None, force: bool = False) -> AnalyticsJsState:
     """Install the pinned package (npm ci) unless the same lock is installed already."""
-    target = Path(data_dir) / DIR_NAME
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED_FILES:
-        shutil.copyfile(js_dir() / name, target / name)
-    sha = lock_sha256()
-    marker = target / "node_modules" / MARKER
-    if force or not marker.exists() or marker.read_text().strip() != sha:
-        npm_ci(npm_binary(npm), target)
-        marker.write_text(sha + "\n")
+    install_pinned(js_dir(), SHIPPED_FILES, Path(data_dir) / DIR_NAME, npm=npm, force=force)
     found = state(data_dir)
     if found.version is None:
         raise AnalyticsJsNotInstalled(f"npm ci ran but {STANDALONE} is missing in {found.folder}")

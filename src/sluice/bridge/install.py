@@ -104,16 +104,9 @@ def install(
     say = echo or (lambda line: None)
     version = node_version(node)
     target = bridge_dir_of(data_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SHIPPED_FILES:
-        shutil.copyfile(js_dir() / name, target / name)
-    sha = lock_sha256()
-    marker = target / "node_modules" / MARKER
-    if force or not marker.exists() or marker.read_text().strip() != sha:
-        binary = npm_binary(npm)
-        say(f"installing {PACKAGE} with npm ci into {target} (Node.js {version})")
-        npm_ci(binary, target)
-        marker.write_text(sha + "\n")
+    say_npm = f"installing {PACKAGE} with npm ci into {target} (Node.js {version})"
+    sha = install_pinned(js_dir(), SHIPPED_FILES, target, npm=npm, force=force,
+                         before_npm=lambda: say(say_npm))  # fmt: skip
     sidecar_sha = hashlib.sha256((target / "sidecar.js").read_bytes()).hexdigest()
     path = target / CATALOG_FILE
     if not force and path.exists():
@@ -127,6 +120,32 @@ def install(
     doc = asyncio.run(_describe(target, node, sha, sidecar_sha))
     write_catalog(doc, path)
     return Catalog(doc)
+
+
+def install_pinned(
+    source: Path,
+    files: tuple[str, ...],
+    target: Path,
+    *,
+    npm: str | None = None,
+    force: bool = False,
+    before_npm: Callable[[], None] | None = None,
+) -> str:
+    """Copy a shipped manifest and lockfile (`files` of `source`) into `target` and `npm ci`
+    there, unless a marker says this lockfile is installed already (the bridge's install and
+    analytics.js's). Returns the lockfile's sha256."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        shutil.copyfile(source / name, target / name)
+    sha = hashlib.sha256((target / "package-lock.json").read_bytes()).hexdigest()
+    marker = target / "node_modules" / MARKER
+    if force or not marker.exists() or marker.read_text().strip() != sha:
+        binary = npm_binary(npm)
+        if before_npm is not None:
+            before_npm()
+        npm_ci(binary, target)
+        marker.write_text(sha + "\n")
+    return sha
 
 
 def npm_ci(npm: str, target: Path) -> None:

@@ -101,8 +101,13 @@ def test_with_the_bridge_segments_own_destinations_come_along(
         ('{"sources": [], "audiences2": []}', "unknown parts ['audiences2']"),
         ('{"sources": {"data": {"sources": "web"}}}', "`sources`: expected a list of objects"),
         ('{"subscriptions": [{"id": "s1"}]}', "an item has no destinationId"),
+        (
+            '{"sources": [], "destinations": [{"id": "d1", "metadata": {"slug": "actions-slack"},'
+            ' "settings": ["not", "an", "object"]}]}',
+            "settings: expected an object, got list",
+        ),
     ],
-    ids=["not-json", "unknown-part", "not-a-list", "no-destination-id"],
+    ids=["not-json", "unknown-part", "not-a-list", "no-destination-id", "settings-not-object"],
 )
 def test_a_bad_export_is_refused_naming_the_file(tmp_path: Path, content: str, words: str) -> None:
     bad = tmp_path / "bad.json"

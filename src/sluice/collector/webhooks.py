@@ -103,6 +103,11 @@ async def receive_webhook(
         count(source.id, "webhook_rejected:mapping_failed")
         await send_error(send, 400, "webhook_mapping_failed", str(exc)[:300], [])
         return 400
+    except Exception as exc:  # a case the mapping step missed: this delivery only, never a 500
+        count(source.id, "webhook_rejected:mapping_failed")
+        log.warning("webhook of source %s could not be mapped: %s", source.id, type(exc).__name__)
+        await send_error(send, 400, "webhook_mapping_failed", type(exc).__name__, [])
+        return 400
     if event is None:
         count(source.id, f"webhook_dropped:{kind}"[:120])
         await send_success(send, [])

@@ -187,7 +187,7 @@ def _destinations(
                 result.skipped.append(Skipped(label, f"its source {source} is not in the export"))
                 continue
             doc["sources"] = [source_ids[source]]
-        doc["settings"] = dict(item.get("settings") or {})
+        doc["settings"] = _object(item.get("settings"), f"{label}: settings")
         if own_filters := filters.get(segment_id):
             doc["filters"] = [  # Segment's ids name nothing in Sluice
                 {k: v for k, v in f.items() if k not in ("id", "sourceId", "destinationId")}
@@ -199,12 +199,22 @@ def _destinations(
     return [doc for label, doc in documents if _usable(label, doc, result)]
 
 
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object of the export (absent: empty), or a refusal naming where it is not one."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SegmentExportError(f"{where}: expected an object, got {type(value).__name__}")
+    return dict(value)
+
+
 def _mapping(subscription: Mapping[str, Any]) -> dict[str, Any]:
     mapping: dict[str, Any] = {"action": subscription.get("actionSlug")}
     if subscription.get("name"):
         mapping["name"] = subscription["name"]
     mapping["trigger"] = subscription.get("trigger")
-    mapping["mapping"] = dict(subscription.get("settings") or {})
+    where = f"subscription {subscription.get('id')!r}: settings"
+    mapping["mapping"] = _object(subscription.get("settings"), where)
     if subscription.get("enabled") is False:
         mapping["enabled"] = False
     return mapping

@@ -27,6 +27,7 @@ from sluice.errors import SluiceError
 from sluice.store.base import SourceRow
 from sluice.webhooks.events import describe, parse_body, spec_event
 from sluice.webhooks.verify import Delivery, Generic, Rejected, verify
+from sluice.workspace.model import WebhookSource
 
 log = logging.getLogger("sluice.collector")
 
@@ -38,20 +39,10 @@ Accept = Callable[
 Count = Callable[[str, str], None]
 
 
-class WebhookConfig(msgspec.Struct, kw_only=True):
-    """The stored `webhook:` of a source (workspace/model.py WebhookSource), as read here."""
-
-    provider: str
-    secrets: list[str] = []
-    tolerance_s: int = 300
-    signature: dict[str, Any] | None = None
-    mappings: dict[str, dict[str, Any]] = {}
-    unmapped: str = "track"
-
-
-def config_of(source: SourceRow) -> WebhookConfig:
-    """The source's webhook configuration (a small dict: decoded per delivery, microseconds)."""
-    return msgspec.convert(source.webhook, WebhookConfig)
+def config_of(source: SourceRow) -> WebhookSource:
+    """The source's stored `webhook:` as the workspace model reads it (a small document:
+    decoded per delivery, microseconds)."""
+    return msgspec.convert(source.webhook, WebhookSource)
 
 
 async def receive_webhook(
@@ -88,8 +79,9 @@ async def receive_webhook(
     try:
         delivery = Delivery(body, headers, _public_url(scope, settings, headers),
                             headers.get("content-type", ""))  # fmt: skip
-        generic = Generic(**config.signature) if config.signature else None
-        verify(config.provider, delivery, config.secrets,  # type: ignore[arg-type]
+        signature = config.signature
+        generic = Generic(**msgspec.structs.asdict(signature)) if signature else None
+        verify(config.provider, delivery, config.secrets,
                tolerance_s=config.tolerance_s, generic=generic)  # fmt: skip
         payload = parse_body(body, delivery.content_type)
         kind, delivery_id = describe(config.provider, payload, headers, body)

@@ -4,7 +4,8 @@ The collector hands every request that is not an ingest path to this app, so one
 SDKs, operators and browsers. The admin API owns every path under `/api/v1` (dispatched on the
 prefix, not a routing pattern, so that even a path no route can match gets the API's JSON 404);
 analytics.js's script and chunks (`/analytics.js/v1/...`, `/analytics-next/bundles/...`) are
-served from the installed package; the UI owns the rest.
+served from the installed package, and device mode's bundles (`/next-integrations/actions/...`)
+from theirs; the UI owns the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sluice.admin.app import build_admin_api
 from sluice.analyticsjs.serve import ScriptFiles, is_script_path
 from sluice.config import Settings
+from sluice.devicemode.serve import BundleFiles, is_bundle_path
 from sluice.store.base import Store
 from sluice.ui.app import build_ui
 
@@ -21,15 +23,24 @@ API_PREFIX = "/api/v1"
 
 
 class Web:
-    def __init__(self, api: ASGIApp, ui: ASGIApp, scripts: ASGIApp | None = None) -> None:
+    def __init__(
+        self,
+        api: ASGIApp,
+        ui: ASGIApp,
+        scripts: ASGIApp | None = None,
+        bundles: ASGIApp | None = None,
+    ) -> None:
         self.api = api
         self.ui = ui
         self.scripts = scripts  # analytics.js and its chunks (analyticsjs/serve.py)
+        self.bundles = bundles  # device mode's destinations (devicemode/serve.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if self.scripts is not None and scope["type"] == "http" and is_script_path(path):
             await self.scripts(scope, receive, send)
+        elif self.bundles is not None and scope["type"] == "http" and is_bundle_path(path):
+            await self.bundles(scope, receive, send)
         elif scope["type"] in ("http", "websocket") and (
             path == API_PREFIX or path.startswith(API_PREFIX + "/")
         ):
@@ -41,4 +52,5 @@ class Web:
 
 def build_web(store: Store, settings: Settings) -> Web:
     scripts = ScriptFiles(settings.data_dir)
-    return Web(build_admin_api(store, settings), build_ui(store, settings), scripts)
+    bundles = BundleFiles(settings.data_dir)
+    return Web(build_admin_api(store, settings), build_ui(store, settings), scripts, bundles)

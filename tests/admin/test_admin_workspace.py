@@ -317,6 +317,7 @@ def test_destinations_create_read_update_delete(api: Api) -> None:
         "id": "hook",
         "type": "webhook",
         "name": None,
+        "mode": "cloud",
         "enabled": True,
         "sources": ["web"],
         "settings": {"urls": ["http://127.0.0.1:9/hook"]},

@@ -9,10 +9,7 @@ real Node sidecar; only the network is played by Python, by answering `fetch` me
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
-import shutil
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from npm_installs import installed_once
 from sluice.bridge.health import SidecarLimits
 from sluice.bridge.install import install, lock_sha256
 from sluice.bridge.sidecar import Sidecar
@@ -33,17 +31,7 @@ Rule = Callable[["Request"], Answer]
 @pytest.fixture(scope="session")
 def bridge_data_dir() -> Path:
     """A data dir whose bridge/ holds the installed package and catalogue."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("node and npm are needed for the bridge tests")
-        pytest.skip("node/npm not installed")
-    base = Path(os.environ.get("SLUICE_TEST_CACHE", "~/.cache/sluice-tests")).expanduser()
-    root = base / f"bridge-{lock_sha256()[:16]}"
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:  # two test runs at once install once
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        install(root)
-    return root
+    return installed_once("bridge", lock_sha256(), install)
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,14 @@ standalone build at `/analytics.js/v1/<writeKey>/analytics.min.js` and its chunk
 
 from __future__ import annotations
 
-import fcntl
 import gzip
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from npm_installs import installed_once
 from server import WRITE_KEY, SluiceServer, StartServer, seed_sources
 from sluice.analyticsjs.install import DIR_NAME, install, lock_sha256, umd_dir
 
@@ -22,17 +20,7 @@ from sluice.analyticsjs.install import DIR_NAME, install, lock_sha256, umd_dir
 @pytest.fixture(scope="session")
 def installed() -> Path:
     """A data dir with analytics-next installed, once per lockfile (like the bridge's)."""
-    if shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to install analytics.js")
-        pytest.skip("npm not installed")
-    base = Path(os.environ.get("SLUICE_TEST_CACHE", "~/.cache/sluice-tests")).expanduser()
-    root = base / f"analytics-js-{lock_sha256()[:16]}"
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        install(root)
-    return root
+    return installed_once("analytics-js", lock_sha256(), install)
 
 
 @pytest.fixture

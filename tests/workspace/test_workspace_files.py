@@ -155,7 +155,7 @@ INVALID = [
     pytest.param(
         "sources: [{id: web}]\ndestinations: [{id: a, type: x, filter: []}]",
         "destinations[0].filter",
-        "Unknown field (did you mean 'filters'? expected one of: id, type, name, enabled,"
+        "Unknown field (did you mean 'filters'? expected one of: id, type, name, mode, enabled,"
         " sources, settings, filters, mappings, consent_categories, delivery)",
         id="unknown-destination-field",
     ),

@@ -40,7 +40,7 @@ class ScriptFiles:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
         if scope.get("method") not in ("GET", "HEAD"):
-            await _json(send, 405, "method_not_allowed", f"{path} takes GET")
+            await send_json_error(send, 405, "method_not_allowed", f"{path} takes GET")
             return
         if path.startswith(SCRIPT_PREFIX) and path.endswith(SCRIPT_SUFFIX):
             key = path[len(SCRIPT_PREFIX) : -len(SCRIPT_SUFFIX)]
@@ -52,30 +52,36 @@ class ScriptFiles:
         try:
             file = served_file(self.data_dir, name)
         except AnalyticsJsNotInstalled as exc:
-            await _json(send, 404, "analytics_js_not_installed", str(exc))
+            await send_json_error(send, 404, "analytics_js_not_installed", str(exc))
             return
         except FileNotFoundError:
-            await _json(send, 404, "not_found", f"no such file: {path}")
+            await send_json_error(send, 404, "not_found", f"no such file: {path}")
             return
-        headers = [
-            (b"content-type", b"application/javascript; charset=utf-8"),
-            (b"access-control-allow-origin", b"*"),
-            (b"cache-control", cache),
-            (b"vary", b"Accept-Encoding"),
-        ]
-        accepted = dict(scope.get("headers", [])).get(b"accept-encoding", b"")
-        zipped = file.with_name(file.name + ".gz")
-        if b"gzip" in accepted and zipped.is_file():
-            file = zipped
-            headers.append((b"content-encoding", b"gzip"))
-        body = file.read_bytes()
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body",
-                    "body": b"" if scope.get("method") == "HEAD" else body})  # fmt: skip
+        await send_script(scope, send, file, cache)
 
 
-async def _json(send: Send, status: int, code: str, message: str) -> None:
+async def send_script(scope: Scope, send: Send, file: Path, cache: bytes) -> None:
+    """A JavaScript file (or its `.gz` twin when the client takes gzip), CORS `*`, with `cache`
+    (also for device mode's bundles, devicemode/serve.py)."""
+    headers = [
+        (b"content-type", b"application/javascript; charset=utf-8"),
+        (b"access-control-allow-origin", b"*"),
+        (b"cache-control", cache),
+        (b"vary", b"Accept-Encoding"),
+    ]
+    accepted = dict(scope.get("headers", [])).get(b"accept-encoding", b"")
+    zipped = file.with_name(file.name + ".gz")
+    if b"gzip" in accepted and zipped.is_file():
+        file = zipped
+        headers.append((b"content-encoding", b"gzip"))
+    body = file.read_bytes()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body",
+                "body": b"" if scope.get("method") == "HEAD" else body})  # fmt: skip
+
+
+async def send_json_error(send: Send, status: int, code: str, message: str) -> None:
     body = msgspec.json.encode({"code": code, "message": message})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -33,9 +33,13 @@ def use_data_dir(data_dir: Path) -> None:
     _catalog = None
 
 
+def data_dir() -> Path:
+    """The data dir this process uses: the CLI's `--data-dir`, else `SLUICE_DATA_DIR`."""
+    return _data_dir or Path(os.environ.get("SLUICE_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
 def bridge_dir() -> Path:
-    data_dir = _data_dir or Path(os.environ.get("SLUICE_DATA_DIR") or DEFAULT_DATA_DIR)
-    return data_dir / "bridge"
+    return data_dir() / "bridge"
 
 
 def catalog() -> Catalog:

@@ -8,6 +8,7 @@ import sluice.cli.admin
 import sluice.cli.analyticsjs
 import sluice.cli.backup
 import sluice.cli.bridge
+import sluice.cli.devicemode
 import sluice.cli.events
 import sluice.cli.importer
 import sluice.cli.parked

@@ -48,6 +48,7 @@ from sluice.collector.settings_endpoint import api_host, source_settings
 from sluice.collector.webhooks import PREFIX as WEBHOOK_PREFIX
 from sluice.collector.webhooks import receive_webhook
 from sluice.config import Settings
+from sluice.devicemode.workspace import DevicePlugins
 from sluice.metrics.endpoint import MetricsEndpoint
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS, RejectReason
 from sluice.spec.normalize import Envelope, Rejected, make_envelope, normalize
@@ -95,6 +96,7 @@ class Collector:
         self.fallback = fallback
         self.committer: GroupCommitter | None = None
         self.sources_by_key: dict[str, SourceRow] = {}
+        self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
         self._config_version = -1
         self._buckets = (
             SharedTokenBuckets(
@@ -146,6 +148,8 @@ class Collector:
             for key in source.write_keys:
                 by_key[key] = source
         self.sources_by_key = by_key
+        bodies = [obj.body for obj in self.store.list_config("destination")]
+        self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
         self._config_version = version
 
     async def _poll_config(self) -> None:
@@ -510,7 +514,8 @@ class Collector:
             peer[0] if peer else None,
             self._trusted,
         )
-        await send_json(send, 200, source_settings(key, host, protocol), cors)
+        plugins = self.device_plugins.for_source(source.id)
+        await send_json(send, 200, source_settings(key, host, protocol, plugins), cors)
 
 
 def _text(value: Any) -> str | None:

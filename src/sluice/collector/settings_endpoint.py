@@ -1,17 +1,21 @@
 """`GET /v1/projects/<writeKey>/settings`: what analytics.js and the mobile SDKs load first.
 
 Its `apiHost` tells the SDK where to post events, so pointing the SDK's CDN setting at Sluice is
-enough to make it post here too. No device-mode destinations are offered: every destination runs
-in the cloud (Sluice), so `unbundledIntegrations` is empty and nothing else is loaded in the page.
+enough to make it post here too. Destinations run in the cloud (Sluice), except those of the
+workspace with `mode: device`: each adds a `remotePlugins` entry whose bundle URL is on this
+server, and its `integrations` entry (devicemode/plugins.py). `addBundledMetadata` stays on, so
+events list in `_metadata.bundled` any classic integration the page loaded itself, and delivery
+skips those destinations (docs/delivery.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.collector.peer import Network, forwarded_origin
+from sluice.devicemode.plugins import DevicePlugin
 
 
 def api_host(
@@ -37,7 +41,19 @@ def api_host(
     return f"{host}/v1", forwarded_scheme or scheme
 
 
-def source_settings(write_key: str, host: str, protocol: str) -> dict[str, Any]:
+def source_settings(
+    write_key: str, host: str, protocol: str, plugins: Sequence[DevicePlugin] = ()
+) -> dict[str, Any]:
+    """The settings of one source; `plugins`: its device-mode destinations."""
+    origin = f"{protocol}://{host.removesuffix('/v1')}"
+    settings = _base(write_key, host, protocol)
+    for plugin in plugins:
+        settings["integrations"][plugin.creation_name] = plugin.integration()
+        settings["remotePlugins"].append(plugin.remote_plugin(origin))
+    return settings
+
+
+def _base(write_key: str, host: str, protocol: str) -> dict[str, Any]:
     return {
         "integrations": {
             "Segment.io": {

@@ -79,6 +79,7 @@ class DestinationDoc(msgspec.Struct, kw_only=True):
     id: str
     type: str
     name: str | None = None
+    mode: str = "cloud"
     enabled: bool = True
     sources: list[str] = []
     settings: dict[str, Any] = {}
@@ -213,6 +214,8 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
     """Compile one destination document; raises DestinationConfigError naming the field."""
     raw = msgspec.json.decode(body) if isinstance(body, bytes) else dict(body)
     doc: DestinationDoc = _convert(raw, DestinationDoc, "")
+    if doc.mode == "device":
+        _raise("mode", "a device-mode destination runs in the page: Sluice does not deliver it")
     try:
         cls = load(doc.type)
     except SluiceError as exc:

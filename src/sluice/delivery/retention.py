@@ -19,6 +19,7 @@ from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.config import Settings
 from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.delivery.partitions import cursor_name
+from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.store.base import Store
 from sluice.warehouse.factory import (
@@ -37,6 +38,8 @@ def consumers_of(store: Store) -> list[str]:
     """The cursor names in the store whose positions bound what may be trimmed."""
     names = [ARCHIVE_CURSOR]
     for obj in store.list_config("destination"):
+        if is_device_mode(obj.body):
+            continue  # runs in the page: reads nothing of the log
         try:
             if not compile_destination(obj.body).enabled:
                 continue

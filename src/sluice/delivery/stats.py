@@ -9,6 +9,7 @@ import msgspec
 
 from sluice.delivery.filters import FilterError, filter_errors, parse_filters
 from sluice.delivery.partitions import cursor_name
+from sluice.devicemode import is_device_mode
 from sluice.store.base import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS, Store
 from sluice.store.common import minute_of
 
@@ -37,6 +38,8 @@ def destination_stats(store: Store) -> dict[str, dict[str, Any]]:
     log_end = store.last_seq()
     result: dict[str, dict[str, Any]] = {}
     for obj in store.list_config("destination"):
+        if is_device_mode(obj.body):
+            continue  # runs in the page: nothing delivered here to count
         dest = obj.id
         own = {name: v for (d, name), v in counters.items() if d == dest}
         filtered = {n.partition(":")[2]: v for n, v in own.items() if n.startswith("filtered:")}

@@ -15,6 +15,7 @@ import msgspec
 from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.delivery.partitions import cursor_name
 from sluice.delivery.plan import decide
+from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
@@ -32,6 +33,8 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
     hops: list[dict[str, Any]] = []
     for obj in store.list_config("destination"):
         hop: dict[str, Any] = {"destination": obj.id}
+        if is_device_mode(obj.body):
+            continue  # runs in the page: the event reached Sluice from it, not the other way
         try:
             config = compile_destination(obj.body)
         except (DestinationConfigError, SluiceError) as exc:

@@ -20,6 +20,7 @@ from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.delivery.consumer import CIRCUIT_OPEN
 from sluice.delivery.partitions import cursor_name
+from sluice.devicemode import is_device_mode
 from sluice.metrics.names import family, histogram
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.store.base import LATENCY_BUCKETS_MS, Store
@@ -128,6 +129,8 @@ def _destination_metrics(store: Store, lag: _Lag) -> Iterator[Metric]:
     f = {name: family(f"sluice_destination_{name}") for name in names}
     latency = histogram("sluice_delivery_duration_seconds")
     for obj in store.list_config("destination"):
+        if is_device_mode(obj.body):
+            continue  # runs in the page
         dest = obj.id
         own = {name: v for (d, name), v in counters.items() if d == dest}
         f["delivered"].add_metric([dest], own.get("delivered", 0))

@@ -21,6 +21,7 @@ from sluice.delivery.consumer import Consumer
 from sluice.delivery.filters import filter_errors
 from sluice.delivery.partitions import Partition, cursor_name
 from sluice.delivery.sender import new_session
+from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.runtime.units import Unit
 from sluice.store.base import Store
@@ -72,6 +73,8 @@ class DestinationCatalogue:
         self._destinations = {obj.id for obj in docs}
         units: dict[str, Unit] = {}
         for obj in docs:
+            if is_device_mode(obj.body):
+                continue  # runs in the page (devicemode/)
             try:
                 config = compile_destination(obj.body)
             except (DestinationConfigError, SluiceError) as exc:

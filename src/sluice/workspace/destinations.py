@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import msgspec
 
+from sluice.errors import SluiceError
 from sluice.workspace.errors import WorkspaceError
-from sluice.workspace.model import Workspace
+from sluice.workspace.model import Destination, Workspace
 
 
 def check_destinations(ws: Workspace) -> None:
@@ -28,6 +29,9 @@ def check_destinations(ws: Workspace) -> None:
 
     for index, destination in enumerate(ws.destinations):
         at = f"destinations[{index}]"
+        if destination.mode == "device":
+            _check_device(destination, at)
+            continue
         try:
             parse_filters(destination.filters, strict=True)
         except FilterError as exc:
@@ -40,3 +44,17 @@ def check_destinations(ws: Workspace) -> None:
         except DestinationConfigError as exc:
             path = at + (f".{exc.path}" if exc.path else "")
             raise WorkspaceError(exc.message, path=path) from exc
+
+
+def _check_device(destination: Destination, at: str) -> None:
+    """A `mode: device` destination, checked against the installed device-mode catalogue."""
+    from sluice.bridge.location import data_dir
+    from sluice.devicemode.catalog import DeviceCatalog
+    from sluice.devicemode.plugins import DeviceModeConfigError, compile_device
+
+    try:
+        compile_device(msgspec.to_builtins(destination), DeviceCatalog.load(data_dir()))
+    except DeviceModeConfigError as exc:
+        raise WorkspaceError(exc.message, path=f"{at}.{exc.path}") from exc
+    except SluiceError as exc:
+        raise WorkspaceError(str(exc), path=f"{at}.mode") from exc

@@ -89,6 +89,9 @@ class Destination(_Object):
     id: Id
     type: NonEmptyStr
     name: str | None = None
+    # "device": one of Segment's browser destinations, run by the page's analytics.js and
+    # loaded from Sluice (docs/device-mode.md); Sluice does not deliver it.
+    mode: Literal["cloud", "device"] = "cloud"
     enabled: bool = True
     sources: list[Id] = []
     settings: FreeForm = {}

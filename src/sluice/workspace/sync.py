@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from sluice.devicemode import is_device_mode
 from sluice.store.base import ConfigObject, EventStore
 from sluice.store.errors import StoreError
 from sluice.workspace.errors import WorkspaceError
@@ -104,7 +105,12 @@ def apply_workspace(store: EventStore, ws: Workspace, *, dry_run: bool = False) 
         end = store.last_seq()
         for name in report.created:
             kind, _, id_ = name.partition("/")
-            if kind == "destination" and store.find_cursor(f"destination:{id_}") is None:
+            if (
+                kind == "destination"
+                and store.find_cursor(f"destination:{id_}") is None
+                and not any(d.kind == kind and d.id == id_ and is_device_mode(d.body)
+                            for d in desired)
+            ):  # fmt: skip
                 store.commit_cursor(f"destination:{id_}", end)
     return report
 

@@ -100,6 +100,16 @@ class Settings:
     archive_max_file_bytes: int = DEFAULT_ARCHIVE_MAX_FILE_BYTES  # uncompressed
     archive_max_file_age_s: int = DEFAULT_ARCHIVE_MAX_FILE_AGE_S
     archive_retention_days: int = 0  # 0 keeps archives forever
+    # "local" keeps the archive in archive_dir; "s3" uploads each finished file to a bucket
+    # (docs/storage.md). Credentials left unset come from the standard AWS chain.
+    archive_storage: str = "local"
+    archive_s3_bucket: str | None = None
+    archive_s3_prefix: str = ""
+    archive_s3_endpoint_url: str | None = None  # None: AWS S3
+    archive_s3_region: str | None = None
+    archive_s3_access_key_id: str | None = None
+    archive_s3_secret_access_key: str | None = field(default=None, repr=False)
+    archive_s3_path_style: bool = False
     # Which parts `sluice serve` runs: "all", "collector" (the HTTP API only) or "worker".
     role: str = "all"
     # Workers hold each consumer by a lease of this many seconds (renewed every third of it).
@@ -133,11 +143,10 @@ class Settings:
         fields = ", ".join(
             f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
-            if f.name not in ("database_url", "metrics_token")
+            if f.name not in _SECRET_FIELDS
         )
-        token = "None" if self.metrics_token is None else "'***'"
-        url = _redacted(self.database_url)
-        return f"Settings({fields}, database_url={url}, metrics_token={token})"
+        secrets = ", ".join(f"{name}={_redacted(getattr(self, name))}" for name in _SECRET_FIELDS)
+        return f"Settings({fields}, {secrets})"
 
     @property
     def log_path(self) -> Path:
@@ -176,7 +185,9 @@ _FLOAT_FIELDS = {
 }
 
 
-_BOOL_FIELDS = {"access_log"}
+_SECRET_FIELDS = ("database_url", "metrics_token", "archive_s3_secret_access_key")
+_BOOL_FIELDS = {"access_log", "archive_s3_path_style"}
+ARCHIVE_STORAGES = ("local", "s3")
 _NETWORK_FIELDS = ("trusted_proxies", "metrics_allow", "egress_allow", "egress_deny")
 
 
@@ -242,4 +253,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"SLUICE_{name.upper()} must be more than 0")
     if values.get("sqlite_synchronous", "full") not in ("full", "normal"):
         raise ConfigError("SLUICE_SQLITE_SYNCHRONOUS must be 'full' or 'normal'")
-    return Settings(**values)
+    settings = Settings(**values)
+    check_archive_storage(settings)
+    return settings
+
+
+def check_archive_storage(settings: Settings) -> None:
+    """Refuse an archive storage that cannot work, naming the setting (never a secret's value)."""
+    from sluice.objectstore.settings import bucket_problem, endpoint_problem
+
+    if settings.archive_storage not in ARCHIVE_STORAGES:
+        raise ConfigError(f"SLUICE_ARCHIVE_STORAGE must be one of {', '.join(ARCHIVE_STORAGES)}")
+    if settings.archive_storage != "s3":
+        return
+    bucket = settings.archive_s3_bucket
+    if not bucket:
+        raise ConfigError("SLUICE_ARCHIVE_STORAGE=s3 needs SLUICE_ARCHIVE_S3_BUCKET")
+    if (problem := bucket_problem(bucket)) is not None:
+        raise ConfigError(f"SLUICE_ARCHIVE_S3_BUCKET={bucket!r}: {problem}")
+    url = settings.archive_s3_endpoint_url
+    if url is not None and (problem := endpoint_problem(url)) is not None:
+        # The URL is not repeated: it may hold credentials.
+        raise ConfigError(f"SLUICE_ARCHIVE_S3_ENDPOINT_URL {problem}")
+    if settings.archive_s3_prefix.startswith("/"):
+        raise ConfigError("SLUICE_ARCHIVE_S3_PREFIX must not start with '/'")
+    key, secret = settings.archive_s3_access_key_id, settings.archive_s3_secret_access_key
+    if bool(key) != bool(secret):
+        raise ConfigError(
+            "SLUICE_ARCHIVE_S3_ACCESS_KEY_ID and SLUICE_ARCHIVE_S3_SECRET_ACCESS_KEY go together"
+            " (set both, or neither to use the AWS environment and credential chain)"
+        )

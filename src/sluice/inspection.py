@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from sluice.archive.upload import archive_status
 from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
@@ -37,6 +38,7 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "warehouses": warehouses,
         "workers": workers_report(store, warehouses),
         "bridge": bridge_report(store),
+        "archive": archive_status(settings, store),
     }
 
 

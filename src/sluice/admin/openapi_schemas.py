@@ -230,6 +230,15 @@ def other_schemas() -> dict[str, Schema]:
                         " runs one, by host:pid, as it last reported"
                     ),
                 },
+                "archive": {
+                    "type": "object",
+                    "description": (
+                        "storage (local or s3), where (folder, or s3://bucket/prefix at"
+                        " endpoint); for s3: uploads, upload_bytes, upload_failures,"
+                        " pending_files, failing (null or unavailable, credentials,"
+                        " bucket_missing, checksum, error), failing_since, last_upload"
+                    ),
+                },
             }
         ),
         "Event": object_schema(

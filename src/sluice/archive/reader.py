@@ -5,6 +5,10 @@ touches are opened, and each event's own `receivedAt` decides at the edges. File
 fixed order (day, then source id, then log position), so a position in that order (a file and a
 line) is a place a replay can resume from. Only finalized files are read: a `.partial` file is
 still being written.
+
+The archive is read from its folder, or from its bucket with `SLUICE_ARCHIVE_STORAGE=s3`
+(`archive_location`): the same layout, listed with one request per source and day folder, and
+each file streamed from the bucket as it is read.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
+from sluice.archive.bucket import archive_bucket, day_files, day_folders, source_prefixes
 from sluice.archive.layout import (
+    SEGMENT_LOGS,
+    archive_root,
     day_of,
     logs_dir,
     parse_day,
@@ -26,7 +33,9 @@ from sluice.archive.layout import (
     source_folder,
     source_of_folder,
 )
+from sluice.config import Settings
 from sluice.errors import SluiceError
+from sluice.objectstore import ObjectStore
 from sluice.spec.timestamps import parse_ms
 
 _decode = msgspec.json.Decoder().decode
@@ -79,6 +88,15 @@ class ArchiveFile:
     first_seq: int
     last_seq: int
     size: int  # compressed bytes
+    # The bucket it is in (then `path` is its key, relative); None for a local file.
+    bucket: ObjectStore | None = field(default=None, compare=False, repr=False)
+
+    def open(self) -> IO[bytes]:
+        return open(self.path, "rb") if self.bucket is None else self.bucket.open(self.key)
+
+    @property
+    def key(self) -> str:
+        return self.path.as_posix()
 
     @property
     def order(self) -> tuple[int, str, int]:
@@ -102,8 +120,15 @@ class ArchivedEvent:
     raw: bytes
 
 
-def archive_files(root: Path, query: ArchiveQuery) -> list[ArchiveFile]:
+def archive_location(settings: Settings) -> Path | ObjectStore:
+    """Where the archive is read from: its bucket with s3 storage, else its folder."""
+    return archive_bucket(settings) or archive_root(settings)
+
+
+def archive_files(root: Path | ObjectStore, query: ArchiveQuery) -> list[ArchiveFile]:
     """The finalized files of the day folders the query's range touches, in reading order."""
+    if isinstance(root, ObjectStore):
+        return _bucket_files(root, query)
     first_day, last_day = day_of(query.start_ms), day_of(query.end_ms - 1)
     base = logs_dir(root)
     if query.source_id is not None:
@@ -134,11 +159,32 @@ def archive_files(root: Path, query: ArchiveQuery) -> list[ArchiveFile]:
     return found
 
 
+def _bucket_files(bucket: ObjectStore, query: ArchiveQuery) -> list[ArchiveFile]:
+    first_day, last_day = day_of(query.start_ms), day_of(query.end_ms - 1)
+    if query.source_id is not None:
+        sources = [f"{SEGMENT_LOGS}/{source_folder(query.source_id)}/"]
+    else:
+        sources = list(source_prefixes(bucket))
+    found: list[ArchiveFile] = []
+    for source_prefix in sources:
+        source_id = source_of_folder(source_prefix.rstrip("/").rsplit("/", 1)[-1])
+        for day_ms, day_prefix in day_folders(bucket, source_prefix):
+            if not first_day <= day_ms <= last_day:
+                continue
+            for info in day_files(bucket, day_prefix):
+                path = Path(info.key)
+                seqs = parse_file_name(path.name)
+                assert seqs is not None  # day_files lists archive files only
+                found.append(ArchiveFile(path, source_id, day_ms, *seqs, info.size, bucket))
+    found.sort(key=lambda f: f.order)
+    return found
+
+
 def read_file(
     file: ArchiveFile, query: ArchiveQuery, skip_lines: int = 0
 ) -> Iterator[ArchivedEvent]:
     """The events of one file the query matches, after its first `skip_lines` lines."""
-    with gzip.open(file.path, "rb") as lines:
+    with file.open() as stream, gzip.open(stream, "rb") as lines:
         for number, raw in enumerate(lines, 1):
             if number <= skip_lines:
                 continue
@@ -153,7 +199,7 @@ def read_file(
                 yield ArchivedEvent(file, number, received, event, raw)
 
 
-def read_archive(root: Path, query: ArchiveQuery) -> Iterator[ArchivedEvent]:
+def read_archive(root: Path | ObjectStore, query: ArchiveQuery) -> Iterator[ArchivedEvent]:
     """Every archived event the query matches, in reading order."""
     for file in archive_files(root, query):
         yield from read_file(file, query)

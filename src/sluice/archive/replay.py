@@ -33,12 +33,19 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from sluice.archive.layout import archive_root
-from sluice.archive.reader import ArchivedEvent, ArchiveFile, ArchiveQuery, archive_files, read_file
+from sluice.archive.reader import (
+    ArchivedEvent,
+    ArchiveFile,
+    ArchiveQuery,
+    archive_files,
+    archive_location,
+    read_file,
+)
 from sluice.config import Settings
 from sluice.delivery.config import DestinationConfig, compile_destination
 from sluice.delivery.plan import plan
 from sluice.delivery.sending import Sender
+from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.store.base import DeliveryCommit, NewParked, Store, StoredEvent
 
@@ -94,6 +101,11 @@ def load_destination(store: Store, destination_id: str) -> DestinationConfig:
     """The destination's compiled configuration (it may be disabled: replays still go)."""
     for obj in store.list_config("destination"):
         if obj.id == destination_id:
+            if is_device_mode(obj.body):
+                raise ReplayError(
+                    f"destination {destination_id!r} runs in the page (mode: device):"
+                    " Sluice cannot send it events"
+                )
             return compile_destination(obj.body)
     raise ReplayError(f"no destination {destination_id!r} in the workspace")
 
@@ -115,7 +127,7 @@ class Replay:
             raise ReplayError("the rate must be positive (or 0 for no limit)")
         self.store = store
         self.request = request
-        self.root = archive_root(settings)
+        self.root = archive_location(settings)  # the folder, or the bucket (s3 storage)
         self.state_file = state_path(settings.data_dir, request)
         self.config = load_destination(store, request.destination_id)
         self.name = self.config.names[0]

@@ -12,6 +12,11 @@ the crash are deleted when the writer first touches their folder, and events at 
 last log position already finalized in a folder (files are named by their first and last
 position, see layout.py) are skipped, so a re-written file cannot repeat them.
 
+With `SLUICE_ARCHIVE_STORAGE=s3` the folder is a staging area: each finalized file is uploaded
+(upload.py), and the cursor stays before the first file not yet verified in the bucket. The
+bucket then also says how far each day folder is archived (a file uploaded and deleted locally
+just before a crash is still there), so a re-written file never repeats an uploaded one.
+
 One writer per archive folder: the delivery worker runs it next to the destination consumers.
 The archive keeps every event whatever its `integrations` object says, as Segment's S3
 destination does.
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from sluice.archive.bucket import archive_bucket, delete_days_before
 from sluice.archive.layout import (
     DAY_MS,
     PARTIAL_SUFFIX,
@@ -43,7 +49,9 @@ from sluice.archive.layout import (
     parse_file_name,
     partial_name,
 )
+from sluice.archive.upload import ArchiveUploader
 from sluice.config import Settings
+from sluice.objectstore import ObjectStoreError
 from sluice.store.base import Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -107,6 +115,8 @@ class ArchiveWriter:
         self._last_retention: float | None = None
         self._lock = threading.Lock()  # `run` may be cancelled while a step runs in its thread
         self._pool: ThreadPoolExecutor | None = None
+        bucket = archive_bucket(settings)
+        self.uploader = None if bucket is None else ArchiveUploader(bucket, self.root, store)
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -116,6 +126,9 @@ class ArchiveWriter:
             while True:
                 try:
                     read = await asyncio.to_thread(self.step)
+                except ObjectStoreError:  # logged and counted by the uploader, on state changes
+                    await asyncio.sleep(RETRY_AFTER_ERROR_S)
+                    continue
                 except Exception:  # a full disk, say: nothing is lost, try again later
                     log.exception("archive step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
                     await asyncio.sleep(RETRY_AFTER_ERROR_S)
@@ -132,12 +145,16 @@ class ArchiveWriter:
             if self._position is None:
                 cursor = self.store.find_cursor(CURSOR)  # None: a new archive, of the whole log
                 self._position, self._committed = cursor or 0, cursor
+                if self.uploader is not None:
+                    self.uploader.scan_local()
             try:
                 events = self.store.read_after(self._position, self.read_events)
                 if events:
                     self._write(events, now)
                     self._position = events[-1].seq
                 self._rotate_due(now)
+                if self.uploader is not None:
+                    self.uploader.upload_due(now)
                 self._apply_retention(now)
                 self._commit()
             except BaseException:
@@ -151,6 +168,8 @@ class ArchiveWriter:
             try:
                 for open_file in list(self._open.values()):
                     self._finalize(open_file)
+                if self.uploader is not None and self.uploader.failing is None:
+                    self.uploader.upload_due(time.time(), force=True)
                 self._commit()
             except BaseException:
                 self._abandon()
@@ -202,7 +221,7 @@ class ArchiveWriter:
         current = self._open.get(key)
         if current is None:
             if key not in self._finalized_through:
-                self._scan_folder(key)
+                self._scan_folder(key, now)
             through = self._finalized_through[key]
             if group[0].seq <= through:  # already in a finalized file (read again after a crash)
                 group = [e for e in group if e.seq > through]
@@ -225,8 +244,9 @@ class ArchiveWriter:
             current.raw_bytes += size
             current.last_seq = event.seq
 
-    def _scan_folder(self, key: tuple[str, int]) -> None:
-        """Learn a folder's finalized range and delete the partial files a crash left there."""
+    def _scan_folder(self, key: tuple[str, int], now: float) -> None:
+        """Learn a folder's finalized range (here, and in the bucket) and delete the partial
+        files a crash left there."""
         folder = day_dir(self.root, *key)
         through = 0
         with contextlib.suppress(FileNotFoundError):
@@ -235,6 +255,8 @@ class ArchiveWriter:
                     os.unlink(entry.path)  # its events are after the cursor: read again
                 elif (seqs := parse_file_name(entry.name)) is not None:
                     through = max(through, seqs[1])
+        if self.uploader is not None:
+            through = max(through, self.uploader.finalized_through(*key, now))
         self._finalized_through[key] = through
 
     def _open_file(self, key: tuple[str, int], first_seq: int, now: float) -> _OpenFile:
@@ -276,6 +298,8 @@ class ArchiveWriter:
         fsync_dir(open_file.folder)
         del self._open[open_file.key]
         self._finalized_through[open_file.key] = open_file.last_seq
+        if self.uploader is not None:
+            self.uploader.add(final, *open_file.key, open_file.first_seq, open_file.last_seq)
 
     def _rotate_due(self, now: float) -> None:
         now_ms = now * 1000
@@ -285,11 +309,14 @@ class ArchiveWriter:
                 self._finalize(open_file)
 
     def _commit(self) -> None:
-        """Move the cursor up to (not past) the first event still in an open file."""
+        """Move the cursor up to (not past) the first event still in an open file, or in a file
+        not uploaded yet."""
         if self._position is None:
             return
-        open_files = self._open.values()
-        cursor = min(f.first_seq for f in open_files) - 1 if open_files else self._position
+        firsts = [f.first_seq for f in self._open.values()]
+        if self.uploader is not None and (pending := self.uploader.first_pending()) is not None:
+            firsts.append(pending)
+        cursor = min(firsts) - 1 if firsts else self._position
         if self._committed is None or cursor > self._committed:
             self.store.commit_cursor(CURSOR, cursor)
             self._committed = cursor
@@ -305,7 +332,15 @@ class ArchiveWriter:
             if key not in self._open:
                 del self._finalized_through[key]
         if self.retention_days > 0:
-            removed = delete_older_than(self.root, today - self.retention_days * DAY_MS)
+            cutoff = today - self.retention_days * DAY_MS
+            removed = 0
+            if self.uploader is None:
+                removed = delete_older_than(self.root, cutoff)
+            else:  # the folder only stages files not uploaded yet: they are kept
+                try:
+                    removed = delete_days_before(self.uploader.bucket, cutoff)
+                except ObjectStoreError as exc:  # tried again in an hour
+                    log.warning("archive retention in the bucket failed: %s", exc)
             if removed:
                 log.info("archive retention removed %d day folder(s)", removed)
 

@@ -81,6 +81,15 @@ def status(
             f" {sidecar['rss_mib']} MiB, {sidecar['restarts']} restarts"
             f" (reported {sidecar['reported_at']})"
         )
+    archive = document["archive"]
+    if archive["storage"] == "s3":
+        line = (
+            f"archive to {archive['where']}: {archive['uploads']} files uploaded,"
+            f" {archive['pending_files']} waiting, {archive['upload_failures']} failed attempts"
+        )
+        if archive["failing"]:
+            line += f" — [red]failing ({archive['failing']}) since {archive['failing_since']}[/]"
+        console.print(line)
     for warehouse_id, stats in sorted(warehouses.items()):
         if "error" in stats:
             console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")

@@ -437,7 +437,7 @@ def test_warehouses_create_read_update_delete(api: Api) -> None:
     assert res.status == 422
     assert res.json() == {
         "code": "invalid",
-        "message": "type: Invalid enum value 'mysql', expected one of: duckdb, postgres",
+        "message": "type: Invalid enum value 'mysql', expected one of: duckdb, postgres, lake",
         "field": "type",
     }
     assert api.delete("/warehouses/dw").status == 204

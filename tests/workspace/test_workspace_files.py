@@ -238,7 +238,7 @@ INVALID = [
     pytest.param(
         "warehouses: [{id: w, type: mysql}]",
         "warehouses[0].type",
-        "Invalid enum value 'mysql', expected one of: duckdb, postgres",
+        "Invalid enum value 'mysql', expected one of: duckdb, postgres, lake",
         id="bad-warehouse-type",
     ),
     pytest.param(

@@ -11,6 +11,7 @@ import sluice.cli.bridge
 import sluice.cli.devicemode
 import sluice.cli.events
 import sluice.cli.importer
+import sluice.cli.lake
 import sluice.cli.parked
 import sluice.cli.ready
 import sluice.cli.rejected

@@ -1,7 +1,8 @@
 """Which warehouses a workspace loads into, and opening the backend each one names.
 
-A workspace lists warehouses as `warehouse` config objects: `{"id", "type": "duckdb"|"postgres",
-"settings", "sources"}`. With none listed, Sluice still loads everything into the default DuckDB
+A workspace lists warehouses as `warehouse` config objects: `{"id", "type":
+"duckdb"|"postgres"|"lake", "settings", "sources"}` (a lake is Parquet files: lake/). With none
+listed, Sluice still loads everything into the default DuckDB
 file `<data_dir>/warehouse.duckdb` (id `default`), so that a fresh `sluice serve` has tables to
 query without any setup. Listing any warehouse replaces that default.
 
@@ -24,6 +25,7 @@ from sluice.warehouse.base import WarehouseBackend, WarehouseNotFound, Warehouse
 
 DEFAULT_WAREHOUSE_ID = "default"
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
+DEFAULT_LAKE_DIR = "lake"
 MAX_EVENT_TABLES_SETTING = "max_event_tables"
 
 
@@ -99,8 +101,19 @@ def duckdb_path(config: WarehouseConfig, data_dir: Path) -> Path:
     return path if path.is_absolute() else data_dir / path
 
 
+def lake_path(config: WarehouseConfig, data_dir: Path) -> Path:
+    """A lake's `settings.path`, relative to the data directory; `<data_dir>/lake` without it."""
+    raw = config.settings.get("path") or DEFAULT_LAKE_DIR
+    path = Path(str(raw)).expanduser()
+    return path if path.is_absolute() else data_dir / path
+
+
 def open_backend(config: WarehouseConfig, data_dir: Path) -> WarehouseBackend:
     """Open the warehouse a config names (the caller closes it)."""
+    if config.type == "lake":
+        from sluice.lake.config import open_lake
+
+        return open_lake(config.id, lake_path(config, data_dir), config.settings)
     if config.type == "duckdb":
         from sluice.warehouse.duckdb import DuckDBBackend
 
@@ -120,5 +133,5 @@ def open_backend(config: WarehouseConfig, data_dir: Path) -> WarehouseBackend:
             ) from exc
         return PostgresBackend(url)
     raise WarehouseUnavailable(
-        f"warehouse {config.id!r} has type {config.type!r}; expected duckdb or postgres"
+        f"warehouse {config.id!r} has type {config.type!r}; expected duckdb, postgres or lake"
     )

@@ -34,7 +34,7 @@ NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 FreeForm = dict[str, Any]
 # A warehouse setting of every backend (warehouse/factory.py reads it).
 MAX_EVENT_TABLES = "max_event_tables"
-WarehouseType = Literal["duckdb", "postgres"]
+WarehouseType = Literal["duckdb", "postgres", "lake"]
 
 
 class _Object(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):

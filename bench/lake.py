@@ -1,0 +1,122 @@
+"""Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
+
+    uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench]
+
+Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
+with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
+`WarehouseLoader` into a `LakeBackend` on local disk, the code path the worker runs (planning,
+Parquet encoding, files, manifest commits; automatic compaction off). The log is generated in
+memory first, not timed.
+
+Then the ceiling for the same rows, with no Segment logic at all: the Arrow tables the load
+wrote (read back from its files beforehand, not timed) written again by pyarrow.parquet alone,
+one file per collection and hour, same compression, on as many threads as the lake's writer.
+No lake can beat events / that time on this machine; the share says how close Sluice is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sluice.config import Settings
+from sluice.lake.backend import WRITE_THREADS, LakeBackend
+from sluice.lake.parquet import COMPRESSION, COMPRESSION_LEVEL
+from sluice.lake.storage import LocalStorage
+from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
+from warehouse import GeneratedLog
+
+
+class _Log(GeneratedLog):
+    def record_unit_stats(self, *args: Any, **kwargs: Any) -> None:
+        """The bench has no store to report loads to."""
+
+
+def load(log: GeneratedLog, root: Path, chunk: int) -> tuple[float, float, int, int]:
+    """(seconds, CPU seconds, events, rows) of one load into an empty lake at `root`."""
+    body = msgspec.json.encode({"id": "bench", "type": "lake"})
+    loader = WarehouseLoader(
+        Settings(),
+        log,  # type: ignore[arg-type]
+        body,
+        backend_factory=lambda c: LakeBackend(LocalStorage(root), compact_files=0),
+        chunk_events=chunk,
+    )
+    cpu_before = os.times()
+    started = time.perf_counter()
+    report = loader.load_once()
+    seconds = time.perf_counter() - started
+    cpu_after = os.times()
+    cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])
+    return seconds, cpu, report.events, report.total_rows
+
+
+def ceiling(root: Path, out: Path) -> tuple[float, int, int]:
+    """(seconds, files, rows): pyarrow alone writing the tables of the lake's files again."""
+    tables: list[tuple[Path, pa.Table]] = []
+    for path in sorted(root.rglob("*.parquet")):
+        tables.append((out / path.relative_to(root), pq.read_table(path)))
+    for target, _ in tables:
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(item: tuple[Path, pa.Table]) -> None:
+        pq.write_table(
+            item[1], item[0], compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        list(pool.map(write, tables))
+    seconds = time.perf_counter() - started
+    return seconds, len(tables), sum(t.num_rows for _, t in tables)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK_EVENTS)
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
+    root, again = base / "lake", base / "ceiling"
+    for folder in (root, again):
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"generating {args.events:,} events ...", flush=True)
+    log = _Log(args.events, "web")
+    seconds, cpu, events, rows = load(log, root, args.chunk)
+    files = list(root.rglob("*.parquet"))
+    size = sum(f.stat().st_size for f in files)
+    rate = events / seconds
+    print(
+        f"\nlake: {events:,} events -> {rows:,} rows in {len(files)} files ({size / 1e6:,.0f} MB,"
+        f" {COMPRESSION}), chunks of {args.chunk:,}"
+    )
+    print(f"  end to end  {rate:>9,.0f} events/s {rows / seconds:>10,.0f} rows/s ({seconds:.1f} s)")
+    print(f"  CPU         {cpu:>9.1f} s ({cpu / seconds:.2f} cores busy of {os.cpu_count()})")
+    write_s, write_files, write_rows = ceiling(root, again)
+    top = events / write_s
+    print(
+        f"ceiling (pyarrow.parquet alone, {write_files} files, {write_rows:,} rows,"
+        f" {WRITE_THREADS} threads): {top:,.0f} events/s ({write_s:.1f} s)"
+    )
+    print(f"  the lake's share of the ceiling: {rate / top:.0%}")
+    if args.dir is None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -188,6 +188,18 @@ def test_a_disabled_device_destination_is_taken_out_of_the_settings(
     wait_for(gone, 10, what="the settings without the disabled plugin")
 
 
+def test_the_ui_shows_what_the_page_is_handed(server: SluiceServer) -> None:
+    from ui.ui_kit import exchange, signed_in_cookie
+
+    cookie = {"cookie": signed_in_cookie("127.0.0.1", server.port, server.data_dir)}
+    listed = exchange("127.0.0.1", server.port, "GET", "/destinations", headers=cookie)[0]
+    assert "Amplitude (Actions) · device mode" in listed.body.decode()
+    page = exchange("127.0.0.1", server.port, "GET", "/destinations/amp-session", headers=cookie)[0]
+    text = page.body.decode()
+    assert page.status == 200 and "/next-integrations/actions/amplitude-plugins/" in text
+    assert "sessionId" in text and "Runs in the page" in text
+
+
 # --- what `apply` refuses -----------------------------------------------------------------------
 
 

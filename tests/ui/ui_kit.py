@@ -146,3 +146,18 @@ def exchange(
 def cookie_header(set_cookies: list[str]) -> str:
     """The Cookie header a browser would send back for these Set-Cookie lines."""
     return "; ".join(line.split(";", 1)[0].strip() for line in set_cookies)
+
+
+def signed_in_cookie(host: str, port: int, data_dir: Path) -> str:
+    """An admin session's cookie header, over plain HTTP (no browser)."""
+    from urllib.parse import urlencode
+
+    create_admin(data_dir)
+    signin, cookies = exchange(host, port, "GET", "/signin")
+    token = signin.body.split(b'name="csrf_token" value="')[1].split(b'"')[0].decode()
+    fields = urlencode({"csrf_token": token, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    headers = {"content-type": "application/x-www-form-urlencoded",
+               "cookie": cookie_header(cookies)}  # fmt: skip
+    answer, session = exchange(host, port, "POST", "/signin", fields.encode(), headers)
+    assert answer.status == 303, answer
+    return cookie_header(session)

@@ -265,24 +265,14 @@ def test_shopify_twilio_and_standard_webhooks_deliveries(
 
 
 def test_the_source_page_shows_the_hook_url_and_the_refusals(server: SluiceServer) -> None:
-    from urllib.parse import urlencode
-
-    from ui.ui_kit import ADMIN_EMAIL, ADMIN_PASSWORD, cookie_header, create_admin, exchange
+    from ui.ui_kit import exchange, signed_in_cookie
 
     body = stripe_charge("evt_forged_ui")
     assert post_hook(server, STRIPE_TOKEN, body, stripe_headers(body, "whsec_bad")).status == 401
-    create_admin(server.data_dir)
-    signin, cookies = exchange("127.0.0.1", server.port, "GET", "/signin")
-    token = signin.body.split(b'name="csrf_token" value="')[1].split(b'"')[0].decode()
-    fields = urlencode({"csrf_token": token, "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-    headers = {"content-type": "application/x-www-form-urlencoded",
-               "cookie": cookie_header(cookies)}  # fmt: skip
-    answer, session = exchange("127.0.0.1", server.port, "POST", "/signin", fields.encode(),
-                               headers)  # fmt: skip
-    assert answer.status == 303
+    cookie = signed_in_cookie("127.0.0.1", server.port, server.data_dir)
     page = wait_for(
         lambda: (p := exchange("127.0.0.1", server.port, "GET", "/sources/stripe",
-                               headers={"cookie": cookie_header(session)})[0].body.decode())
+                               headers={"cookie": cookie})[0].body.decode())
         and "bad_signature" in p and p,
         20, what="the refusal on the source page",
     )  # fmt: skip

@@ -36,6 +36,7 @@ from sluice.ui.bridged import (
 )
 from sluice.ui.changes import NotFound, apply_change, find_destination, local_path, message
 from sluice.ui.connection import check_connection
+from sluice.ui.device import device_context, device_type_names
 from sluice.ui.forms import FormError
 from sluice.ui.site import Site, redirect
 from sluice.workspace.errors import WorkspaceError
@@ -98,10 +99,13 @@ def routes(site: Site) -> list[Route]:
         segment = segment_catalog()
         names = {e.type: e.name for e in entries}
         names.update({c.type: c.name for _, _, _, cards in segment.groups for c in cards})
+        device = device_type_names(site.settings.data_dir)
+
+        def type_name(d: Destination) -> str:
+            return (device if d.mode == "device" else names).get(d.type, d.type)
+
         return {
-            "destinations": [
-                (d, names.get(d.type, d.type), stats.get(d.id, {})) for d in ws.destinations
-            ],
+            "destinations": [(d, type_name(d), stats.get(d.id, {})) for d in ws.destinations],
             "catalog": entries,
             "segment": segment,
         }
@@ -218,6 +222,9 @@ def routes(site: Site) -> list[Route]:
             destination, stats = await site.run(load_destination, destination_id)
         except NotFound:
             return missing(request, destination_id)
+        if destination.mode == "device":
+            view = await site.run(device_context, destination, site.settings.data_dir)
+            return site.render(request, "device_destination.html", **view)
         try:
             context = await site.run(form_context, destination.type, destination)
         except SluiceError as exc:

@@ -173,12 +173,34 @@ def test_missing_bucket_is_counted_logged_once_and_uploads_once_created(
     stats = store.unit_stats()[UPLOAD_UNIT]
     assert stats["upload_failures"] == 3 and stats["failing_since_ms"] > 0
     assert store.find_cursor(CURSOR) is None  # nothing archived: the cursor never moved
+    assert scraped(store)["sluice_archive_upload_failing"] == {"kind=bucket_missing": 1.0}
+    assert scraped(store)["sluice_archive_upload_failures_total"] == {"": 3.0}
     s3_server.client(bucket_name).create_bucket()
     while writer.step(now=LATER + 1000):
         pass
     writer.close()
     assert bucket_ids(s3_server.client(bucket_name, prefix="raw")) == Counter(ids)
     assert store.unit_stats()[UPLOAD_UNIT]["failing_since_ms"] == 0
+    metrics = scraped(store)
+    assert metrics["sluice_archive_upload_failing"] == {}
+    assert metrics["sluice_archive_uploads_total"][""] >= 1
+    assert metrics["sluice_archive_pending_files"] == {"": 0.0}
+
+
+def scraped(store: SqliteStore) -> dict[str, dict[str, float]]:
+    """`/metrics` as the store's collector gives it: {sample name: {labels: value}} (only the
+    non-zero `upload_failing` samples, to read which kind is failing)."""
+    from sluice.metrics.cluster import ClusterCollector
+
+    out: dict[str, dict[str, float]] = {}
+    for family in ClusterCollector(store).collect():
+        for sample in family.samples:
+            if sample.name == "sluice_archive_upload_failing" and not sample.value:
+                out.setdefault(sample.name, {})
+                continue
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out.setdefault(sample.name, {})[labels] = sample.value
+    return out
 
 
 def test_wrong_credentials_then_fixed(

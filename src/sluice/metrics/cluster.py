@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from sluice.archive.upload import FAILURE_KINDS, UPLOAD_UNIT
 from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.delivery.consumer import CIRCUIT_OPEN
@@ -63,6 +64,7 @@ class ClusterCollector(Collector):
                 metric = family(f"sluice_archive_lag_{name}")
                 metric.add_metric([], value)
                 yield metric
+        yield from _archive_upload_metrics(store)
         yield from _warehouse_metrics(store, lag)
         yield from _worker_metrics(store, now_ms)
         yield from _bridge_metrics(store, now_ms)
@@ -242,3 +244,22 @@ def _bridge_metrics(store: Store, now_ms: int) -> Iterator[Metric]:
         age = max(now_ms - state.get("reported_ms", now_ms), 0) / 1000
         f["report_age_seconds"].add_metric(labels, age)
     yield from f.values()
+
+
+def _archive_upload_metrics(store: Store) -> Iterator[Metric]:
+    """The archive's uploads to its bucket, as the writer last reported (archive/upload.py);
+    nothing when the archive is a local folder."""
+    stats = store.unit_stats().get(UPLOAD_UNIT)
+    if stats is None:
+        return
+    for name, key in (("uploads", "uploads"), ("upload_bytes", "upload_bytes"),
+                      ("upload_failures", "upload_failures"), ("pending_files", "pending_files")):
+        metric = family(f"sluice_archive_{name}")
+        metric.add_metric([], stats.get(key, 0))
+        yield metric
+    failing = family("sluice_archive_upload_failing")
+    kind = stats.get("failure_kind", 0)
+    for index, name in enumerate(FAILURE_KINDS):
+        if name:
+            failing.add_metric([name], 1 if index == kind else 0)
+    yield failing

@@ -20,6 +20,7 @@ import msgspec
 from msgspec import Raw
 
 from sluice.collector.auth import key_from_body, key_from_header
+from sluice.collector.batch import build_batch, text_value
 from sluice.collector.body import (
     BodyError,
     decode_item,
@@ -43,16 +44,16 @@ from sluice.collector.responses import (
     send_pixel,
     send_success,
 )
-from sluice.collector.sanitize import clean_body, item_fault
+from sluice.collector.sanitize import clean_body
 from sluice.collector.settings_endpoint import api_host, source_settings
 from sluice.collector.webhooks import PREFIX as WEBHOOK_PREFIX
 from sluice.collector.webhooks import receive_webhook
 from sluice.config import Settings
 from sluice.devicemode.workspace import DevicePlugins
 from sluice.metrics.endpoint import MetricsEndpoint
-from sluice.spec.calls import CALL_TYPES, SHORT_FORMS, RejectReason
-from sluice.spec.normalize import Envelope, Rejected, make_envelope, normalize
-from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow, Store
+from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
+from sluice.spec.normalize import make_envelope
+from sluice.store.base import SourceRow, Store
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_EVERY_S = 60.0
@@ -63,7 +64,6 @@ GC_YOUNG_THRESHOLD = 50_000
 _SINGLE = "single"
 _BATCH = "batch"
 _encode = msgspec.json.encode
-decode_raw = msgspec.json.Decoder().decode
 
 # path -> (kind, call type from the path)
 ROUTES: dict[str, tuple[str, str | None]] = {}
@@ -287,9 +287,9 @@ class Collector:
             self._count_refused_request(headers, exc.code, exc.message)
             await send_error(send, exc.status, exc.code, exc.message, cors)
             return exc.status
-        key = _text(body_key) or key_from_header(headers.get(b"authorization"))
+        key = text_value(body_key) or key_from_header(headers.get(b"authorization"))
         if key is None and items and items[0] is not None:
-            key = _text(items[0].get("writeKey"))
+            key = text_value(items[0].get("writeKey"))
         if kind == _BATCH:
             context = envelope.context if isinstance(envelope.context, dict) else None
             integrations = envelope.integrations
@@ -345,7 +345,9 @@ class Collector:
         now_ms = int(time.time() * 1000)
         sent_at, context, integrations = envelope_fields
         envelope = make_envelope(now_ms, ip, sent_at, context, integrations)
-        batch = self._build_batch(source, items, envelope, path_type, raws)
+        batch = build_batch(
+            self.settings, self.sources_by_key, source, items, envelope, path_type, raws
+        )
         try:
             await committer.submit(batch)
         except Exception:
@@ -369,7 +371,7 @@ class Collector:
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
         envelope = make_envelope(int(time.time() * 1000), ip)
-        batch = self._build_batch(source, [event], envelope, None)
+        batch = build_batch(self.settings, self.sources_by_key, source, [event], envelope, None)
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]
             await committer.submit(batch)  # stored as a rejection, visible in the debugger
@@ -383,79 +385,6 @@ class Collector:
     def _count(self, source_id: str, name: str) -> None:
         if self.committer is not None:
             self.committer.count(source_id, name)
-
-    def _build_batch(
-        self,
-        source: SourceRow,
-        items: list[dict[str, Any] | None],
-        envelope: Envelope,
-        path_type: str | None,
-        raws: list[Raw] | None = None,
-    ) -> AppendBatch:
-        """Normalise every item; `raws` are a batch's items as received (for their sizes)."""
-        settings = self.settings
-        max_bytes = settings.max_message_bytes
-        max_items = settings.max_batch_items
-        batch = AppendBatch()
-        events = batch.events
-        source_id = source.id
-        batch.count(source_id, "received", len(items))
-        for index, item in enumerate(items):
-            item_source = source_id
-            raw = raws[index] if raws is not None else None
-            refused = None
-            if item is None:
-                refused = Rejected(RejectReason.NOT_AN_OBJECT, "each message must be a JSON object")
-            else:
-                own_key = _text(item.get("writeKey"))
-                if own_key:
-                    own = self.sources_by_key.get(own_key)
-                    if own is None or own.webhook is not None:
-                        refused = Rejected(RejectReason.INVALID_WRITE_KEY, "item writeKey unknown")
-                    elif not own.enabled:
-                        refused = Rejected(RejectReason.SOURCE_DISABLED, "item source disabled")
-                    else:
-                        item_source = own.id
-            if refused is None and index >= max_items:
-                refused = Rejected(RejectReason.TOO_MANY_ITEMS, f"over {max_items} items")
-            # The limit applies to the item as the client sent it, not to what Sluice adds.
-            if refused is None and raw is not None and len(raw) > max_bytes:
-                refused = Rejected(RejectReason.MESSAGE_TOO_LARGE, f"over {max_bytes} bytes")
-            if refused is None and raw is not None:
-                fault = item_fault(raw)
-                if fault is not None:
-                    refused = Rejected(RejectReason(fault[0]), fault[1])
-            if refused is None:
-                try:
-                    refused = normalize(item, envelope, path_type)
-                except Exception as exc:  # a case normalisation missed: this item only, no 500
-                    log.exception("item of source %s could not be normalised", item_source)
-                    detail = f"could not be normalised: {type(exc).__name__}: {exc}"[:300]
-                    refused = Rejected(RejectReason.INVALID_FIELD, detail)
-            if refused is not None:
-                self._reject(batch, item_source, refused, raw if item is None else item, envelope)
-                continue
-            assert item is not None
-            message_id = item["messageId"]
-            if "\x00" in message_id:  # no store can key on it (PostgreSQL refuses NUL in text)
-                refused = Rejected(RejectReason.INVALID_MESSAGE_ID, "messageId contains NUL")
-                self._reject(batch, item_source, refused, item, envelope)
-                continue
-            payload = _encode(item)
-            event = item.get("event")
-            if isinstance(event, str) and "\x00" in event:
-                event = event.replace("\x00", "\ufffd")  # the column only; the payload keeps it
-            events.append(
-                NewEvent(
-                    item_source,
-                    message_id,
-                    item["type"],
-                    event if isinstance(event, str) else None,
-                    envelope.received_at_ms,
-                    payload,
-                )
-            )
-        return batch
 
     def _count_refused_request(self, headers: dict[bytes, bytes], code: str, message: str) -> None:
         """A whole request refused (bad body, too large, ...): counted per source (by its Basic
@@ -472,19 +401,6 @@ class Collector:
                 " counted as request_rejected:%s)",
                 code, source.id if source else "(unknown)", message, code,
             )  # fmt: skip
-
-    def _reject(
-        self, batch: AppendBatch, source_id: str, rejected: Rejected, item: Any, envelope: Envelope
-    ) -> None:
-        batch.count(source_id, f"rejected:{rejected.reason.value}")
-        payload = _encode(item)
-        if len(payload) > self.settings.max_message_bytes:
-            payload = payload[: self.settings.max_message_bytes]
-        batch.rejections.append(
-            Rejection(
-                source_id, rejected.reason.value, rejected.detail, envelope.received_at_ms, payload
-            )
-        )
 
     # --- pixel and settings ----------------------------------------------------------------
     async def _pixel(
@@ -516,13 +432,6 @@ class Collector:
         )
         plugins = self.device_plugins.for_source(source.id)
         await send_json(send, 200, source_settings(key, host, protocol, plugins), cors)
-
-
-def _text(value: Any) -> str | None:
-    """A non-empty string from a decoded or raw JSON value (write keys)."""
-    if type(value) is Raw:
-        value = decode_raw(value)
-    return value if isinstance(value, str) and value else None
 
 
 def create_app(

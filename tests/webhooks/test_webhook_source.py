@@ -260,7 +260,7 @@ def test_shopify_twilio_and_standard_webhooks_deliveries(
     assert (placed["event"], placed["userId"]) == ("Order Completed", "115310627314723954")
     assert placed["properties"]["products"][0]["sku"] == "IPOD2008PINK"
     sms = by_id["SM1:delivered"]
-    assert sms["event"] == "Message Delivered" and sms["properties"]["To"] == "+15551230000"
+    assert sms["event"] == "Message Delivered" and sms["properties"]["to"] == "+15551230000"
     assert by_id["msg_2Lh9"]["event"] == "Invoice Paid"
 
 

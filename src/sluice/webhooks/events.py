@@ -28,80 +28,11 @@ import msgspec
 from sluice import __version__
 from sluice.mapping import Evaluator
 from sluice.mapping import compile as compile_mapping
+from sluice.webhooks.defaults import DEFAULTS
 from sluice.webhooks.verify import Rejected
 
 BAD_REQUEST = 400
 LIBRARY = {"name": "sluice-webhook", "version": __version__}
-
-
-def _paths(**fields: str) -> dict[str, Any]:
-    return {name: {"@path": f"$.payload.{path}"} for name, path in fields.items()}
-
-
-def _track(event: str, user: str | None, **properties: str) -> dict[str, Any]:
-    mapping: dict[str, Any] = {"type": "track", "event": event, "properties": _paths(**properties)}
-    if user:
-        mapping["userId"] = {"@path": f"$.payload.{user}"}
-    return mapping
-
-
-_STRIPE_OBJECT = "data.object"
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "stripe": {
-        "charge.succeeded": _track(
-            "Charge Succeeded", f"{_STRIPE_OBJECT}.customer", charge_id=f"{_STRIPE_OBJECT}.id",
-            amount=f"{_STRIPE_OBJECT}.amount", currency=f"{_STRIPE_OBJECT}.currency",
-            paid=f"{_STRIPE_OBJECT}.paid", status=f"{_STRIPE_OBJECT}.status",
-        ),
-        "customer.created": {
-            "type": "identify",
-            "userId": {"@path": f"$.payload.{_STRIPE_OBJECT}.id"},
-            "traits": _paths(email=f"{_STRIPE_OBJECT}.email", name=f"{_STRIPE_OBJECT}.name",
-                             phone=f"{_STRIPE_OBJECT}.phone",
-                             createdAt=f"{_STRIPE_OBJECT}.created"),
-        },
-        "customer.subscription.created": _track(
-            "Subscription Created", f"{_STRIPE_OBJECT}.customer",
-            subscription_id=f"{_STRIPE_OBJECT}.id", status=f"{_STRIPE_OBJECT}.status",
-            plan_id=f"{_STRIPE_OBJECT}.plan.id",
-        ),
-        "customer.subscription.trial_will_end": _track(
-            "Trial Ending Soon", f"{_STRIPE_OBJECT}.customer",
-            subscription_id=f"{_STRIPE_OBJECT}.id", trial_end=f"{_STRIPE_OBJECT}.trial_end",
-        ),
-        "invoice.paid": _track(
-            "Invoice Paid", f"{_STRIPE_OBJECT}.customer", invoice_id=f"{_STRIPE_OBJECT}.id",
-            amount_paid=f"{_STRIPE_OBJECT}.amount_paid", currency=f"{_STRIPE_OBJECT}.currency",
-        ),
-    },
-    "shopify": {
-        "orders/create": {
-            "type": "track",
-            "event": "Order Completed",
-            "userId": {"@path": "$.payload.customer.id"},
-            "properties": {
-                **_paths(order_id="id", total="total_price", subtotal="subtotal_price",
-                         tax="total_tax", discount="total_discounts", currency="currency"),
-                "products": {"@arrayPath": ["$.payload.line_items", {
-                    "product_id": {"@path": "$.product_id"}, "sku": {"@path": "$.sku"},
-                    "name": {"@path": "$.title"}, "price": {"@path": "$.price"},
-                    "quantity": {"@path": "$.quantity"}}]},
-            },
-        },
-        "orders/cancelled": _track("Order Cancelled", "customer.id", order_id="id",
-                                   total="total_price", currency="currency"),
-        "refunds/create": _track("Order Refunded", None, order_id="order_id",
-                                 refund_id="id"),
-        "checkouts/create": _track("Checkout Started", "customer.id", checkout_id="id",
-                                   value="total_price", currency="currency"),
-        "customers/create": {
-            "type": "identify",
-            "userId": {"@path": "$.payload.id"},
-            "traits": _paths(email="email", firstName="first_name", lastName="last_name",
-                             phone="phone", createdAt="created_at"),
-        },
-    },
-}  # fmt: skip
 
 
 def _title(kind: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import track_from_snippet_page
 from npm_installs import installed_once
 from server import WRITE_KEY, SluiceServer, StartServer, seed_sources
 from sluice.analyticsjs.install import DIR_NAME, install, lock_sha256, umd_dir
@@ -94,56 +95,5 @@ def test_a_page_naming_only_sluice_tracks_and_contacts_no_other_host(
     """In Debian's Chromium: a page (served from another origin) holding only the UI's snippet,
     with analytics.js installed, loads the script, its settings and sends its calls to Sluice,
     and asks nothing of any other host (Segment's CDN included)."""
-    import http.server
-    import threading
-
-    from browser import chromium
-    from server import wait_for
-    from sluice.ui.snippets import snippets
-
-    snippet = snippets(server.base_url, WRITE_KEY, self_hosted=True).analytics_js
-    page_html = (
-        f"<!doctype html><html><head>{snippet}</head><body>"
-        "<script>analytics.track('Served By Sluice', {plan: 'pro'})</script></body></html>"
-    ).encode()
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page_html)))
-            self.end_headers()
-            self.wfile.write(page_html)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{httpd.server_address[1]}"
-    seq = server.store.last_seq()
-    asked: list[str] = []
-    try:
-        launched = chromium()
-        browser = next(launched)
-        context = browser.new_context()
-        page = context.new_page()
-        page.on("request", lambda r: asked.append(r.url))
-        page.goto(f"{origin}/shop.html")
-
-        def tracked() -> bool:
-            page.wait_for_timeout(100)
-            return any(e.event == "Served By Sluice" for e in server.events_after(seq))
-
-        try:
-            wait_for(tracked, 20, what="the page's track at Sluice")
-        except AssertionError:
-            raise AssertionError(f"requests: {asked}") from None
-        context.close()
-        launched.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    hosts = {u.split("/")[2] for u in asked if u.startswith("http")}
-    assert hosts <= {origin.split("/")[2], server.base_url.split("/")[2]}, hosts
+    asked, _ = track_from_snippet_page(server, "Served By Sluice")
     assert any("/analytics.js/v1/" in u and u.startswith(server.base_url) for u in asked)

@@ -12,18 +12,17 @@ cloud Amplitude sends that session id: the plugin's effect observed end to end.
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser import track_from_snippet_page
 from npm_installs import installed_once
 from recorder import Recorder
 from server import WRITE_KEY, SluiceServer, StartServer, wait_for
@@ -246,78 +245,12 @@ def test_apply_without_the_install_names_the_command(tmp_path: Path) -> None:
 # --- in the browser ----------------------------------------------------------------------------
 
 
-class _Page:
-    """Serves one HTML page from another origin than Sluice."""
-
-    def __init__(self, html: str) -> None:
-        body = html.encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def visit_shop(server: SluiceServer, event: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """Open a page holding only the UI's snippet (analytics.js from Sluice) that tracks `event`;
-    returns the URLs the page asked for and the (URL, status) answers, once Sluice stored it."""
-    from browser import chromium
-    from sluice.ui.snippets import snippets
-
-    snippet = snippets(server.base_url, WRITE_KEY, self_hosted=True).analytics_js
-    page = _Page(
-        f"<!doctype html><html><head>{snippet}</head><body><script>"
-        f"analytics.track({json.dumps(event)}, {{plan: 'pro'}})</script></body></html>"
-    )
-    seq = server.store.last_seq()
-    asked: list[str] = []
-    answers: list[tuple[str, int]] = []
-    try:
-        launched = chromium()
-        browser = next(launched)
-        context = browser.new_context()
-        tab = context.new_page()
-        tab.on("request", lambda r: asked.append(r.url))
-        tab.on("response", lambda r: answers.append((r.url, r.status)))
-        tab.goto(f"{page.origin}/shop.html")
-
-        def tracked() -> bool:
-            tab.wait_for_timeout(100)
-            return any(e.event == event for e in server.events_after(seq))
-
-        try:
-            wait_for(tracked, 20, what=f"the page's {event!r} at Sluice")
-        except AssertionError:
-            raise AssertionError(f"requests: {asked}") from None
-        context.close()
-        launched.close()
-    finally:
-        page.close()
-    hosts = {u.split("/")[2] for u in asked if u.startswith("http")}
-    assert hosts <= {page.origin.split("/")[2], server.base_url.split("/")[2]}, hosts
-    return asked, answers
-
-
 def test_amplitudes_session_plugin_runs_from_sluice_and_the_cloud_destination_sends_its_id(
     server: SluiceServer, recorder: Recorder, device_installed: Path
 ) -> None:
     entry = DeviceCatalog.load(device_installed).resolve("amplitude-plugins")
     seq = server.store.last_seq()
-    asked, _ = visit_shop(server, "Device Mode Check")
+    asked, _ = track_from_snippet_page(server, "Device Mode Check")
     bundle = f"{server.base_url}/next-integrations/actions/{entry.bundle}"
     assert bundle in asked
     assert any("/next-integrations/actions/688/" in u for u in asked), asked  # its shared chunk
@@ -351,7 +284,9 @@ def test_a_page_whose_device_bundle_is_broken_still_tracks(
     settings = server.request("GET", f"/v1/projects/{WRITE_KEY}/settings").json()
     assert settings["remotePlugins"], settings
     seq = server.store.last_seq()
-    asked, _ = visit_shop(server, "Still Tracked")  # its 404 is blocked by Chromium's ORB
+    asked, _ = track_from_snippet_page(
+        server, "Still Tracked"
+    )  # its 404 is blocked by Chromium's ORB
     assert settings["remotePlugins"][0]["url"] in asked, asked
     (stored,) = [p for p in server.payloads_after(seq) if p.get("event") == "Still Tracked"]
     assert "Actions Amplitude" not in (stored.get("integrations") or {})

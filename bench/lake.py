@@ -10,8 +10,14 @@ memory first, not timed.
 
 Then the ceiling for the same rows, with no Segment logic at all: the Arrow tables the load
 wrote (read back from its files beforehand, not timed) written again by pyarrow.parquet alone,
-one file per collection and hour, same compression, on as many threads as the lake's writer.
-No lake can beat events / that time on this machine; the share says how close Sluice is.
+one file per collection and hour, with the lake's writer options (`parquet.write_options`,
+chosen beforehand, not timed), on as many threads as the lake's writer. No lake can beat
+events / that time on this machine; the share says how close Sluice is.
+
+That ceiling reads no JSON, and the lake must read ~1 GB of it. A second reference adds the
+least any reader of the log does: msgspec decoding each payload once (no flattening, typing or
+grouping; one thread, as Python decodes), then the same write. CPU seconds are printed too: on
+a machine shared with other work they vary less than wall times.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).parent))
 from sluice.config import Settings
 from sluice.lake.backend import WRITE_THREADS, LakeBackend
-from sluice.lake.parquet import COMPRESSION, COMPRESSION_LEVEL
+from sluice.lake.parquet import COMPRESSION, write_options
 from sluice.lake.storage import LocalStorage
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
 from warehouse import GeneratedLog
@@ -58,29 +64,43 @@ def load(log: GeneratedLog, root: Path, chunk: int) -> tuple[float, float, int, 
     started = time.perf_counter()
     report = loader.load_once()
     seconds = time.perf_counter() - started
-    cpu_after = os.times()
-    cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])
-    return seconds, cpu, report.events, report.total_rows
+    return seconds, _cpu(cpu_before), report.events, report.total_rows
 
 
-def ceiling(root: Path, out: Path) -> tuple[float, int, int]:
-    """(seconds, files, rows): pyarrow alone writing the tables of the lake's files again."""
-    tables: list[tuple[Path, pa.Table]] = []
+def ceiling(root: Path, out: Path) -> tuple[float, float, int, int]:
+    """(seconds, CPU seconds, files, rows): pyarrow alone writing the tables of the lake's
+    files again, with the lake's options."""
+    tables: list[tuple[Path, pa.Table, dict[str, Any]]] = []
     for path in sorted(root.rglob("*.parquet")):
-        tables.append((out / path.relative_to(root), pq.read_table(path)))
-    for target, _ in tables:
+        table = pq.read_table(path)
+        tables.append((out / path.relative_to(root), table, write_options(table)))
+    for target, _, _ in tables:
         target.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(item: tuple[Path, pa.Table]) -> None:
-        pq.write_table(
-            item[1], item[0], compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
-        )
+    def write(item: tuple[Path, pa.Table, dict[str, Any]]) -> None:
+        pq.write_table(item[1], item[0], **item[2])
 
+    cpu_before = os.times()
     started = time.perf_counter()
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         list(pool.map(write, tables))
     seconds = time.perf_counter() - started
-    return seconds, len(tables), sum(t.num_rows for _, t in tables)
+    return seconds, _cpu(cpu_before), len(tables), sum(t.num_rows for _, t, _ in tables)
+
+
+def decode_all(log: GeneratedLog) -> tuple[float, float]:
+    """(seconds, CPU seconds) of msgspec decoding every payload once."""
+    decode = msgspec.json.Decoder().decode
+    cpu_before = os.times()
+    started = time.perf_counter()
+    for event in log.events:
+        decode(event.payload)
+    return time.perf_counter() - started, _cpu(cpu_before)
+
+
+def _cpu(before: os.times_result) -> float:
+    after = os.times()
+    return sum(after[:2]) - sum(before[:2])
 
 
 def main() -> None:
@@ -107,13 +127,24 @@ def main() -> None:
     )
     print(f"  end to end  {rate:>9,.0f} events/s {rows / seconds:>10,.0f} rows/s ({seconds:.1f} s)")
     print(f"  CPU         {cpu:>9.1f} s ({cpu / seconds:.2f} cores busy of {os.cpu_count()})")
-    write_s, write_files, write_rows = ceiling(root, again)
+    write_s, write_cpu, write_files, write_rows = ceiling(root, again)
     top = events / write_s
     print(
         f"ceiling (pyarrow.parquet alone, {write_files} files, {write_rows:,} rows,"
-        f" {WRITE_THREADS} threads): {top:,.0f} events/s ({write_s:.1f} s)"
+        f" {WRITE_THREADS} threads): {top:,.0f} events/s ({write_s:.1f} s, {write_cpu:.1f} s CPU)"
     )
-    print(f"  the lake's share of the ceiling: {rate / top:.0%}")
+    print(f"  the lake's share of the ceiling: {rate / top:.0%} ({write_cpu / cpu:.0%} in CPU)")
+    decode_s, decode_cpu = decode_all(log)
+    with_json = events / (decode_s + write_s)
+    print(
+        f"ceiling with JSON (msgspec decoding each payload once, {decode_s:.1f} s, then the"
+        f" write above): {with_json:,.0f} events/s ({decode_s + write_s:.1f} s,"
+        f" {decode_cpu + write_cpu:.1f} s CPU)"
+    )
+    print(
+        f"  the lake's share of it: {rate / with_json:.0%}"
+        f" ({(decode_cpu + write_cpu) / cpu:.0%} in CPU)"
+    )
     if args.dir is None:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -2,7 +2,8 @@
 
 The worker loads a lake warehouse as any other (`sluice load` too); these commands read it with
 DuckDB (a view per collection: `SELECT count(*) FROM tracks`), merge its small files by hand
-and show what it holds. `--path` reads a lake directory without a store (a copy, say).
+and show what it holds. `--path` reads a lake directory without a store (a copy, say). A lake
+in a bucket is read from local copies of its files (lake/objectstorage.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for,
 from sluice.lake.backend import LakeBackend
 from sluice.lake.compaction import compact
 from sluice.lake.config import open_lake
-from sluice.lake.query import connect
+from sluice.lake.query import connect, tables_in
 from sluice.lake.storage import LocalStorage
 from sluice.warehouse.base import WarehouseError, WarehouseNotFound
 from sluice.warehouse.factory import lake_path, parse_warehouse_config, warehouse_bodies
@@ -82,7 +83,7 @@ def query(
     """Run SQL over the lake with DuckDB: `sluice lake query "SELECT count(*) FROM tracks"`."""
     backend = open_cli_lake(warehouse, data_dir, database_url, path)
     try:
-        with connect(backend) as db:
+        with connect(backend, tables_in(sql)) as db:
             result = db.execute(sql)
             names = [d[0] for d in result.description or ()]
             rows = result.fetchall()

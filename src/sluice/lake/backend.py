@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import ClassVar
 
 import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
 
+from sluice.lake.columnar import LakePlanner
 from sluice.lake.compaction import DEFAULT_COMPACT_FILES, compact
 from sluice.lake.layout import DISCARDS, META, LakeFile, live, parse
 from sluice.lake.manifest import Capped, now_text, read_manifest, write_manifest
@@ -43,12 +45,14 @@ from sluice.warehouse.base import (
 )
 
 WRITE_THREADS = 2  # Parquet encoding releases the GIL: files of a chunk are encoded at once
+STORE_THREADS = 8  # files being stored at once (each waits for its fsync or upload)
 
 
 class LakeBackend:
     """A Parquet lake in `storage`, written as a warehouse (see the module's docstring)."""
 
     max_identifier_length: ClassVar[int] = 120  # as DuckDB, the lake's usual reader
+    columnar_planner: ClassVar[type[LakePlanner]] = LakePlanner  # plans into Arrow, not DuckDB
 
     def __init__(self, storage: LakeStorage, *, compact_files: int = DEFAULT_COMPACT_FILES):
         self.storage = storage
@@ -86,7 +90,7 @@ class LakeBackend:
         manifest = self.manifest
         first = manifest.position + 1
         now = datetime.now(UTC)
-        parts: list[tuple[str, object]] = []
+        parts: list[tuple[str, pa.Table]] = []
         for batch in batches:
             if not batch.row_count:
                 continue
@@ -102,8 +106,7 @@ class LakeBackend:
             self.storage.delete(stale)
         manifest.pending = [path for path, _ in parts]
         write_manifest(self.storage, manifest)
-        with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="lake-write") as pool:
-            list(pool.map(lambda part: self.storage.put(part[0], parquet_bytes(part[1])), parts))
+        self._write(parts)
         # The commit: a new manifest with the position and what the chunk added.
         updated = copy.deepcopy(manifest)
         for batch in batches:
@@ -125,6 +128,20 @@ class LakeBackend:
         write_manifest(self.storage, updated)
         self.manifest = updated
         self._touched.update(path.rsplit("/", 1)[0] for path, _ in parts)
+
+    def _write(self, parts: list[tuple[str, pa.Table]]) -> None:
+        """Encode on `WRITE_THREADS` (CPU), store on `STORE_THREADS` (waits: fsync, uploads),
+        so that an encoder never waits for a disk."""
+        with (
+            ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="lake-store") as store,
+            ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="lake-write") as encode,
+        ):
+
+            def write(part: tuple[str, pa.Table]) -> Future[None]:
+                return store.submit(self.storage.put, part[0], parquet_bytes(part[1]))
+
+            for stored in list(encode.map(write, parts)):
+                stored.result()
 
     # -- by hand ------------------------------------------------------------------------------
 

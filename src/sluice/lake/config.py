@@ -2,10 +2,11 @@
 
     warehouses:
       - {id: lake, type: lake, settings: {path: lake, compact_files: 16}, sources: [web]}
+      - {id: s3lake, type: lake, settings: {storage: s3, bucket: acme-lake, prefix: lake}}
 
-`path` is a local directory (relative to the data dir; default `<data_dir>/lake`). Object
-storage plugs in behind `storage.LakeStorage`; until it does, a URL is refused with the field
-named rather than written to a folder called `s3:`.
+`path` is a local directory (relative to the data dir; default `<data_dir>/lake`). With
+`storage: s3` the lake is in a bucket (settings.py) and `path` only holds local copies of the
+files readers open and the staging of large uploads (objectstorage.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from sluice.lake.backend import LakeBackend
 from sluice.lake.compaction import DEFAULT_COMPACT_FILES
-from sluice.lake.storage import LocalStorage
+from sluice.lake.settings import LakeSettingsProblem, object_store_settings
+from sluice.lake.storage import LakeStorage, LocalStorage
 from sluice.warehouse.base import WarehouseUnavailable
 
 COMPACT_FILES_SETTING = "compact_files"
@@ -32,11 +34,20 @@ def compact_files(warehouse_id: str, settings: dict[str, Any]) -> int:
     return value
 
 
+def open_storage(warehouse_id: str, path: Path, settings: dict[str, Any]) -> LakeStorage:
+    """The lake's storage as its settings name it; bad settings are refused, field named."""
+    try:
+        bucket = object_store_settings(settings)
+    except LakeSettingsProblem as exc:
+        raise WarehouseUnavailable(f"warehouse {warehouse_id!r}: {exc}") from None
+    if bucket is None:
+        return LocalStorage(path)
+    from sluice.lake.objectstorage import ObjectLakeStorage  # boto3 only for a bucket
+    from sluice.objectstore import ObjectStore
+
+    return ObjectLakeStorage(ObjectStore(bucket), path)
+
+
 def open_lake(warehouse_id: str, path: Path, settings: dict[str, Any]) -> LakeBackend:
-    raw = str(settings.get("path") or "")
-    if "://" in raw:
-        raise WarehouseUnavailable(
-            f"warehouse {warehouse_id!r}: settings.path {raw!r} is a URL; a lake is written to a"
-            " local directory for now (object storage is not supported yet)"
-        )
-    return LakeBackend(LocalStorage(path), compact_files=compact_files(warehouse_id, settings))
+    storage = open_storage(warehouse_id, path, settings)
+    return LakeBackend(storage, compact_files=compact_files(warehouse_id, settings))

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from sluice.lake.columnar import ArrowRows
 from sluice.lake.layout import partition_of
 from sluice.warehouse.base import ColumnType, Discard, TableBatch, WarehouseError
 from sluice.warehouse.stage import ARROW_TYPES
 
-COMPRESSION = "zstd"  # measured against snappy in bench/lake.py: smaller files, same speed
+COMPRESSION = "zstd"  # measured against snappy in bench/lake.py: half the size, ~same CPU
 COMPRESSION_LEVEL = 1
+DICTIONARY_SAMPLE = 1_000  # first values of a text column looked at to choose its encoding
+DICTIONARY_RATIO = 0.2  # dictionary-encoded when at most this share of them is distinct
 PARTITION_COLUMN = "received_at"
 _HOUR_US = 3_600_000_000
 DISCARD_FIELDS = pa.schema(
@@ -45,6 +49,9 @@ def batch_table(batch: TableBatch) -> pa.Table:
     """A batch's rows as an Arrow table of the batch's column types."""
     schema = arrow_schema(dict(batch.columns))
     staged = batch.staged
+    if isinstance(staged, ArrowRows):  # planned by the lake's own planner (columnar.py)
+        table: pa.Table = staged.table
+        return table if table.schema == schema else table.cast(schema)
     if staged is None:
         return pa.Table.from_pylist(list(batch.rows), schema=schema)
     cursor = staged.engine.cursor()
@@ -98,8 +105,37 @@ def _floor_div(values: pa.ChunkedArray, by: int) -> pa.ChunkedArray:
     return pc.subtract(quotient, pc.cast(above, pa.int64()))
 
 
+def write_options(table: pa.Table) -> dict[str, Any]:
+    """`pyarrow.parquet.write_table`'s options for a table (bench/lake.py's ceiling uses them).
+
+    Dictionary encoding only for text columns whose first values repeat: building a dictionary
+    of ids and other mostly distinct texts costs a third of the encoding and, once zstd has
+    compressed the plain values, makes files larger (bench/lake.py's files: 102 MB with every
+    column dictionary-encoded, 76 MB so).
+    """
+    return {
+        "compression": COMPRESSION,
+        "compression_level": COMPRESSION_LEVEL,
+        "use_dictionary": dictionary_columns(table),
+    }
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """Text columns at most `DICTIONARY_RATIO` distinct among their first values."""
+    head = table.slice(0, DICTIONARY_SAMPLE)
+    chosen = []
+    for field in table.schema:
+        if field.type != pa.string():
+            continue
+        values = head[field.name]
+        present = len(values) - values.null_count
+        if present and pc.count_distinct(values).as_py() <= DICTIONARY_RATIO * present:
+            chosen.append(field.name)
+    return chosen
+
+
 def parquet_bytes(table: pa.Table) -> memoryview:
     """The table as one Parquet file, in memory."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL)
+    pq.write_table(table, sink, **write_options(table))
     return memoryview(sink.getvalue())

@@ -5,7 +5,7 @@ The lake only ever needs five things of its storage: put a *finished* file at a 
 delete one, and read the manifest back. Object storage (S3 and the like) gives exactly these:
 a PUT is atomic and replaces, which is also why the lake writes whole files and never appends.
 `LocalStorage` gives the same promises on a POSIX file system with a temporary file, `fsync`
-and `rename`; an object-storage class can be plugged in beside it later.
+and `rename`; `ObjectLakeStorage` (objectstorage.py) keeps the lake in an S3-compatible bucket.
 
 Temporary files start with `.` and end with `.tmp`: no reader's `*.parquet` glob sees them.
 """
@@ -44,7 +44,8 @@ class LakeStorage(Protocol):
         ...
 
     def locate(self, path: str) -> str:
-        """What a reader (DuckDB) opens for `path`: a local path or a URL."""
+        """What a reader (DuckDB, pyarrow) opens for `path`: a local file (a bucket's storage
+        downloads a copy), so that readers need no network extension."""
         ...
 
 

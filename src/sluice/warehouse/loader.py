@@ -173,9 +173,10 @@ class WarehouseLoader:
             if stage is not None:  # a DuckDB warehouse: plan inside it
                 engine, database = stage()
                 columnar = ColumnarPlanner(planner, engine, database, backend)
-            else:
+            else:  # a backend may plan its own way (the lake: in Arrow, lake/columnar.py)
                 engine = duckdb.connect()
-                columnar = ColumnarPlanner(planner, engine)
+                planner_class = getattr(backend, "columnar_planner", ColumnarPlanner)
+                columnar = planner_class(planner, engine)
             self._load_all(columnar, planner, position, report, load)
         finally:
             if engine is not None:

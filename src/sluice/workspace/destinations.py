@@ -21,7 +21,9 @@ from sluice.workspace.model import Destination, Workspace
 
 
 def check_destinations(ws: Workspace) -> None:
-    """Each destination against its type: settings, filters, mappings and triggers compile."""
+    """Each destination against its type: settings, filters, mappings and triggers compile;
+    and each lake warehouse's storage settings (its object storage's bucket, endpoint, keys)."""
+    _check_lakes(ws)
     # Imported here: the delivery engine (and every destination type) is heavy to import, and
     # reading or exporting a workspace does not need it.
     from sluice.delivery.config import DestinationConfigError, compile_destination
@@ -58,3 +60,15 @@ def _check_device(destination: Destination, at: str) -> None:
         raise WorkspaceError(exc.message, path=f"{at}.{exc.path}") from exc
     except SluiceError as exc:
         raise WorkspaceError(str(exc), path=f"{at}.mode") from exc
+
+
+def _check_lakes(ws: Workspace) -> None:
+    from sluice.lake.settings import lake_settings_problem
+
+    for index, warehouse in enumerate(ws.warehouses):
+        if warehouse.type != "lake":
+            continue
+        problem = lake_settings_problem(dict(warehouse.settings))
+        if problem is not None:
+            path = f"warehouses[{index}].settings.{problem.field}"
+            raise WorkspaceError(problem.message, path=path)

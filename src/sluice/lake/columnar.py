@@ -1,0 +1,280 @@
+"""The columnar planner with its stage in Arrow: the lake's fast path.
+
+A DuckDB or PostgreSQL warehouse wants a chunk's rows in DuckDB (stage tables it inserts from,
+or reads as Arrow for COPY). A lake only wants Arrow tables, and copying the compiled reader's
+Arrow columns into DuckDB tables and reading them back cost more than reading the JSON
+(docs/lake.md "Figures"). So here each group's stage *is* the compiled reader's Arrow table (plus
+its constant columns; the few irregular events DuckDB reads are appended to it), registered in
+DuckDB under the stage's name for the planner's checks, and patched in Arrow where Python types
+a flagged value. Batches are Arrow tables cut from the stages (`ArrowRows`).
+
+Everything else (groups, trees, types, discards, the event-table cap, the fallback to the exact
+planner) is `columnar.Chunk`'s own, so the lake plans as every warehouse does: tests/lake
+compares the lake read back with the DuckDB warehouse loaded from the same log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+from sluice.lake.intake import split
+from sluice.store.base import StoredEvent
+from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json
+from sluice.warehouse.planner import _discard
+from sluice.warehouse.readers import CompiledReader, pointer
+from sluice.warehouse.shape import (
+    CONST,
+    PICK,
+    VALUE,
+    ExactPlanNeeded,
+    Layout,
+    all_paths,
+    discover,
+    signature,
+)
+from sluice.warehouse.sqlfit import python_value
+from sluice.warehouse.stage import (
+    ARROW_TYPES,
+    Column,
+    Group,
+    TableKey,
+    Types,
+    compiled_select,
+    select_sql,
+    stage_columns,
+)
+from sluice.warehouse.types import Unfit, fit
+
+
+@dataclass(frozen=True, slots=True)
+class ArrowRows(StagedRows):
+    """A batch's rows as an Arrow table of its columns' types (no DuckDB query behind them)."""
+
+    table: Any = None  # pa.Table
+
+
+class LakePlanner(ColumnarPlanner):
+    """`ColumnarPlanner` whose chunks keep their stage in Arrow (see the module's docstring)."""
+
+    def chunk(self) -> Chunk:
+        return LakeChunk(self, next(self._numbers))
+
+
+class LakeChunk(Chunk):
+    """A chunk whose stage tables are Arrow tables registered in DuckDB, not DuckDB tables."""
+
+    def __init__(self, owner: ColumnarPlanner, number: int) -> None:
+        super().__init__(owner, number)
+        self._stages: dict[str, pa.Table] = {}
+        self._ids: dict[str, set[str]] = {}  # messageIds per schema (`Chunk._seen`)
+
+    def _add(self, events: Sequence[StoredEvent]) -> None:
+        """As `Chunk._add`, column-wise (intake.py)."""
+        self.events += len(events)
+        self.last_seq = events[-1].seq
+        if self._exact is None:
+            planner = self.owner.planner
+            try:
+                piece = split(
+                    events, planner.sources, planner.namer.schema, planner.warehouse_id, self._ids
+                )
+            except ExactPlanNeeded as exc:
+                self._exact = str(exc)
+            else:
+                self.skipped += piece.skipped
+                self.duplicates += piece.duplicates
+                self._aside.extend(piece.aside)
+                for group, part in piece.parts.items():
+                    self._parts.setdefault(group, []).append(part)
+                return
+        self._held.extend(events)  # the exact planner plans the chunk: it has them all
+
+    def release(self) -> None:
+        self._stages.clear()
+        super().release()
+
+    def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
+        super()._register(db, index)
+        name = _stage_name(index)
+        if name in self._stages:
+            db.register(name, self._stages[name])
+
+    def _drop(self, table: str) -> None:
+        self._stages.pop(table, None)
+
+    def _stage(self, group: Group, types: Types) -> bool:
+        """Read the group's events into its Arrow stage; whether its tree grew (read again)."""
+        tree = self.owner.trees[group.key]
+        made = stage_columns(group, types)
+        group.stage = _stage_name(group.index)
+        reader = CompiledReader(tree)
+        outputs, _ = compiled_select(group, made, "sluice_r")
+        read_rows, odd_events = reader.tables(self._arrows[group.index], outputs)
+        odd_count = odd_events.num_rows
+        if odd_count and read_rows.num_rows:  # (no rows at all: the reader is not built)
+            read_rows = read_rows.filter(pc.invert(read_rows["sluice_odd"]))
+        rows = read_rows.num_rows
+        columns: dict[str, Any] = {}
+        for name in ("seq", "message_id", "sluice_id", "sluice_pid"):
+            if name in read_rows.column_names:
+                columns[name] = read_rows[name]
+        for (source, column_type), col in made.items():
+            if source.role == CONST:
+                try:
+                    value = fit(source.const, column_type)
+                except Unfit as exc:
+                    raise ExactPlanNeeded(f"a constant column does not fit: {exc}") from exc
+                scalar = pa.scalar(value, ARROW_TYPES[column_type])
+                columns[col.name] = pa.repeat(scalar, rows)
+            else:
+                columns[col.name] = read_rows[col.name]
+        columns["sluice_flag"] = read_rows["sluice_flag"]
+        if "sluice_event" in read_rows.column_names:
+            columns["sluice_event"] = read_rows["sluice_event"]
+        columns["sluice_ok"] = read_rows["sluice_read_ok"]
+        stage = pa.table(columns)
+        if odd_count:  # DuckDB reads the irregular events, as the other warehouses' stage does
+            self.db.register("sluice_o", odd_events)
+            try:
+                select = select_sql(group, made, reader.fallback, "sluice_o")
+                extra = self.db.sql(select).to_arrow_table()
+            finally:
+                self.db.unregister("sluice_o")
+            extra = extra.rename_columns(stage.column_names).cast(stage.schema)
+            stage = pa.concat_tables([stage, extra])
+        self._set(group.stage, stage)
+        not_ok = pc.invert(stage["sluice_ok"])
+        if not pc.any(not_ok).as_py():
+            return False
+        seqs = stage["seq"].filter(not_ok)
+        events = self._arrows[group.index]
+        picked = events.filter(pc.is_in(events["seq"], value_set=seqs.combine_chunks()))
+        odd = sorted(zip(picked["seq"].to_pylist(), picked["payload"].to_pylist(), strict=True))
+        before, known = signature(tree), set(all_paths(tree))
+        sampled = {seq for seq, _ in group.sample}
+        for seq, payload in odd:
+            msg = _decode_json(payload)
+            discover(msg, tree)
+            if seq not in sampled:
+                group.sample.append((seq, msg))
+        group.sample.sort(key=lambda item: item[0])
+        if signature(tree) == before:
+            raise ExactPlanNeeded("a JSON object repeats a key")
+        group.fresh.update(set(all_paths(tree)) - known)
+        return True
+
+    def _set(self, name: str, stage: pa.Table) -> None:
+        self._stages[name] = stage
+        self.db.register(name, stage)
+
+    def _discards(
+        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
+    ) -> None:
+        """As `Chunk._discards`, the values Python makes patched into the Arrow stage."""
+        source = col.source
+        raw = f"json_extract(e.payload, '{pointer(source.path)}')::VARCHAR"
+        alt = f"json_extract(e.payload, '{pointer(source.alt)}')::VARCHAR" if source.alt else "NULL"
+        pid = "s.sluice_pid" if any(layout.profile for layout in group.layouts) else "NULL"
+        rows = self._rows(
+            f"SELECT s.seq, s.sluice_id, {pid}, {raw}, {alt} FROM {group.stage} s"
+            f" JOIN sluice_e{group.index} e USING (seq) WHERE s.sluice_flag AND {col.flag}"
+        )
+        patches: dict[int, Any] = {}
+        for position, layout in enumerate(group.layouts):
+            columns = [c for (t, c), v in group.columns.items() if v is col and t == layout.table]
+            for column in columns:
+                order = list(layout.columns).index(column)
+                for seq, row_id, profile_id, text, alt_text in rows:
+                    if layout.profile is not None:
+                        if profile_id is None or profile_id == "":
+                            continue
+                        row_id = profile_id
+                    if source.role == PICK and (text is None or text == "null"):
+                        value = python_value(alt_text, VALUE)  # the property's value
+                    else:
+                        value = python_value(text, source.role)
+                    try:
+                        patches[seq] = fit(value, col.column_type)
+                    except Unfit as exc:
+                        discard = _discard(
+                            group.schema, layout.table, column, row_id, value, exc.reason
+                        )
+                        out.append(((seq, position, order), discard))
+        if patches:
+            stage = self._stages[group.stage]
+            at = pc.index_in(stage["seq"], value_set=pa.array(list(patches), pa.int64()))
+            values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
+            patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
+            index = stage.column_names.index(col.name)
+            self._set(group.stage, stage.set_column(index, col.name, patched))
+
+    def _batches(
+        self,
+        groups: list[Group],
+        types: Types,
+        used: set[tuple[str, str, str]],
+    ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
+        """Each table's rows as one Arrow table: its groups' stages, in group order."""
+        planner = self.owner.planner
+        parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
+        for group in groups:
+            for layout in group.layouts:
+                parts[(group.schema, layout.table)].append((group, layout))
+        batches: list[TableBatch] = []
+        new_columns: list[tuple[str, str, str, ColumnType]] = []
+        for (schema, table), pairs in parts.items():
+            upsert = pairs[0][1].upsert
+            count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
+            if not count:
+                continue
+            initial = planner.known(schema).get(table, {})
+            columns: dict[str, ColumnType] = {}
+            for column, column_type in types[(schema, table)].items():
+                if column_type is None or not any(column in lay.columns for _, lay in pairs):
+                    continue
+                if column in initial or (schema, table, column) in used:
+                    columns[column] = column_type
+            arrow_schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in columns.items()])
+            pieces = [self._piece(group, layout, columns, arrow_schema) for group, layout in pairs]
+            rows = pa.concat_tables(pieces)
+            if upsert:  # the latest row per id (seqs are unique in a chunk)
+                latest = rows.group_by("id").aggregate([("sluice_seq", "max")])
+                rows = rows.filter(pc.is_in(rows["sluice_seq"], value_set=latest["sluice_seq_max"]))
+            rows = rows.drop_columns(["sluice_seq"])
+            staged = ArrowRows(None, "", rows.num_rows, table=rows)
+            batches.append(TableBatch(schema, table, columns, [], upsert, staged))
+            new_columns.extend(
+                (schema, table, c, t) for c, t in columns.items() if c not in initial
+            )
+        return batches, new_columns
+
+    def _piece(
+        self, group: Group, layout: Layout, columns: dict[str, ColumnType], schema: pa.Schema
+    ) -> pa.Table:
+        """One group's rows of one table (with `sluice_seq`, for upserts)."""
+        stage = self._stages[group.stage]
+        if layout.profile is not None:  # users/accounts: rows with a profile id only
+            pid = stage["sluice_pid"]
+            stage = stage.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
+        arrays = [stage["seq"]]
+        for column, field in zip(columns, schema, strict=True):
+            col = group.columns.get((layout.table, column))
+            if col is None:
+                arrays.append(pa.nulls(stage.num_rows, field.type))
+            else:
+                arrays.append(stage[col.name].cast(field.type))
+        return pa.Table.from_arrays(
+            arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
+        )
+
+
+def _stage_name(index: int) -> str:
+    return f"sluice_s{index}"

@@ -14,13 +14,16 @@ from sluice.store.sqlite import SqliteStore
 NOW_MS = 1_800_000_000_000
 
 
-def _store(tmp_path: Path, days_old: list[float]) -> SqliteStore:
+def _store(tmp_path: Path, days_old: list[float], identity: bool = False) -> SqliteStore:
+    """A log of events that old (in days); the identity graph off unless asked (tested below)."""
     store = SqliteStore(tmp_path / "log.db", dedupe_window_s=1)
     batch = AppendBatch()
     for i, age in enumerate(days_old):
         received = NOW_MS - int(age * DAY_MS)
         batch.events.append(NewEvent("web", f"m{i}", "track", "E", received, b"{}"))
     store.append(batch)
+    body = msgspec.json.encode({"enabled": identity})
+    store.put_config(ConfigObject("identity", "identity", body))
     return store
 
 
@@ -86,3 +89,22 @@ def test_an_event_in_a_retry_set_is_never_trimmed(tmp_path: Path) -> None:
     store.park_retrying("hook", now_ms=NOW_MS)  # settled: nothing holds it any more
     assert trim_once(store, _settings(tmp_path), NOW_MS) == 1  # the newest (4) always stays
     assert [e.seq for e in store.read_after(0, 100)] == [4]
+
+
+def test_the_identity_graph_holds_back_what_it_has_not_read(tmp_path: Path) -> None:
+    from sluice.identity.consumer import IdentityConsumer
+    from sluice.identity.runner import workspace_rules
+    from sluice.identity.tables import open_identity_db
+
+    store = _store(tmp_path, [10, 10, 10, 10], identity=True)
+    store.commit_cursor("archive", 4)
+    settings = _settings(tmp_path)
+    assert trim_once(store, settings, NOW_MS) == 0  # the graph never ran: it holds everything
+    db = open_identity_db(tmp_path, None)
+    try:
+        consumer = IdentityConsumer(store, db, *workspace_rules(store), step_events=2)
+        consumer.prepare()
+        consumer.step()  # seqs 1 and 2
+    finally:
+        db.close()
+    assert trim_once(store, settings, NOW_MS) == 2

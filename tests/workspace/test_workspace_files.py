@@ -112,8 +112,9 @@ def test_dump_quotes_strings_yaml_would_misread() -> None:
 
 
 def test_dates_stay_strings() -> None:
-    ws = parse_workspace("tracking_plans: [{id: p, rules: {since: 2024-01-31}}]", None)
-    assert ws.tracking_plans[0].rules == {"since": "2024-01-31"}
+    text = "tracking_plans: [{id: p, rules: {events: [{name: A, description: 2024-01-31}]}}]"
+    ws = parse_workspace(text, None)
+    assert ws.tracking_plans[0].rules == {"events": [{"name": "A", "description": "2024-01-31"}]}
 
 
 def test_merge_keys_may_be_overridden() -> None:
@@ -142,7 +143,7 @@ INVALID = [
         "sources: []\nsorces: []\n",
         "sorces",
         "Unknown field (did you mean 'sources'? expected one of: workspace, sources,"
-        " destinations, warehouses, tracking_plans)",
+        " destinations, warehouses, tracking_plans, identity)",
         id="unknown-top-level-field",
     ),
     pytest.param(

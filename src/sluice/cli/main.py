@@ -10,9 +10,12 @@ import sluice.cli.backup
 import sluice.cli.bridge
 import sluice.cli.devicemode
 import sluice.cli.events
+import sluice.cli.identity
 import sluice.cli.importer
 import sluice.cli.lake
 import sluice.cli.parked
+import sluice.cli.profiles
+import sluice.cli.protocols
 import sluice.cli.ready
 import sluice.cli.rejected
 import sluice.cli.replay
@@ -21,6 +24,7 @@ import sluice.cli.serve
 import sluice.cli.status
 import sluice.cli.token
 import sluice.cli.trace
+import sluice.cli.violations
 import sluice.cli.warehouse
 import sluice.cli.workspace  # noqa: F401  (each module registers its commands on `app`)
 from sluice.cli.app import app

@@ -54,6 +54,12 @@ def status(
             ", ".join(f"{reason}={n}" for reason, n in sorted(rejected.items())) or "-",
         )
     console.print(table)
+    for source, values in sorted(by_source.items()):  # tracking plans (docs/protocols.md)
+        found = sum(n for name, n in values.items() if name.startswith("protocols_violation:"))
+        if found:
+            console.print(
+                f"source {source}: {found} tracking plan violations — `sluice violations`"
+            )
     if destinations:
         console.print(_destination_table(destinations))
         for dest, stats in sorted(destinations.items()):

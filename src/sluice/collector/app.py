@@ -51,6 +51,8 @@ from sluice.collector.webhooks import receive_webhook
 from sluice.config import Settings
 from sluice.devicemode.workspace import DevicePlugins
 from sluice.metrics.endpoint import MetricsEndpoint
+from sluice.protocols.enforce import Enforcer
+from sluice.protocols.registry import load_enforcers
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
 from sluice.spec.normalize import make_envelope
 from sluice.store.base import SourceRow, Store
@@ -97,6 +99,7 @@ class Collector:
         self.committer: GroupCommitter | None = None
         self.sources_by_key: dict[str, SourceRow] = {}
         self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
+        self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
         self._config_version = -1
         self._buckets = (
             SharedTokenBuckets(
@@ -150,6 +153,7 @@ class Collector:
         self.sources_by_key = by_key
         bodies = [obj.body for obj in self.store.list_config("destination")]
         self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
+        self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
         self._config_version = version
 
     async def _poll_config(self) -> None:
@@ -346,7 +350,14 @@ class Collector:
         sent_at, context, integrations = envelope_fields
         envelope = make_envelope(now_ms, ip, sent_at, context, integrations)
         batch = build_batch(
-            self.settings, self.sources_by_key, source, items, envelope, path_type, raws
+            self.settings,
+            self.sources_by_key,
+            source,
+            items,
+            envelope,
+            path_type,
+            raws,
+            self.plans,
         )
         try:
             await committer.submit(batch)
@@ -371,7 +382,9 @@ class Collector:
         peer = scope.get("client")
         ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
         envelope = make_envelope(int(time.time() * 1000), ip)
-        batch = build_batch(self.settings, self.sources_by_key, source, [event], envelope, None)
+        batch = build_batch(
+            self.settings, self.sources_by_key, source, [event], envelope, None, None, self.plans
+        )
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]
             await committer.submit(batch)  # stored as a rejection, visible in the debugger

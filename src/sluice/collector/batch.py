@@ -14,6 +14,8 @@ from msgspec import Raw
 
 from sluice.collector.sanitize import item_fault
 from sluice.config import Settings
+from sluice.protocols.enforce import Enforcer
+from sluice.protocols.ingest import record as record_protocols
 from sluice.spec.calls import RejectReason
 from sluice.spec.normalize import Envelope, Rejected, normalize
 from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow
@@ -31,8 +33,10 @@ def build_batch(
     envelope: Envelope,
     path_type: str | None,
     raws: list[Raw] | None = None,
+    plans: Mapping[str, Enforcer] | None = None,
 ) -> AppendBatch:
-    """Normalise every item; `raws` are a batch's items as received (for their sizes)."""
+    """Normalise every item; `raws` are a batch's items as received (for their sizes);
+    `plans`: the sources' tracking plans (protocols/registry.py), checked per item."""
     max_bytes = settings.max_message_bytes
     max_items = settings.max_batch_items
     batch = AppendBatch()
@@ -80,6 +84,14 @@ def build_batch(
             refused = Rejected(RejectReason.INVALID_MESSAGE_ID, "messageId contains NUL")
             _reject(max_bytes, batch, item_source, refused, item, envelope)
             continue
+        if plans:  # a source without a plan costs this test and one failed lookup
+            enforcer = plans.get(item_source)
+            if enforcer is not None:
+                outcome = enforcer.check(item)
+                if outcome is not None and not record_protocols(
+                    batch, enforcer, item, outcome, envelope.received_at_ms, max_bytes
+                ):
+                    continue
         payload = _encode(item)
         event = item.get("event")
         if isinstance(event, str) and "\x00" in event:

@@ -76,6 +76,25 @@ def warehouse_positions(settings: Settings, store: Store) -> list[int | None]:
     return positions
 
 
+def identity_position(settings: Settings, store: Store) -> int | None:
+    """How far the identity graph has read (it keeps its position in its own tables); None
+    when it is off. A graph that fell behind holds the log back: trimming what it has not read
+    would leave its profiles without those events until a rebuild, which could not find them."""
+    from sluice.identity.consumer import read_position
+    from sluice.identity.runner import workspace_rules
+    from sluice.identity.tables import open_identity_db
+
+    space, rules = workspace_rules(store)
+    if not rules.enabled:
+        return None
+    db = open_identity_db(settings.data_dir, settings.database_url)
+    try:
+        position = read_position(db, space)
+    finally:
+        db.close()
+    return position.seq if position is not None else 0
+
+
 def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:
     """Trim what retention allows now; returns the number of events dropped."""
     if settings.log_retention_days <= 0:
@@ -90,6 +109,13 @@ def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> in
         if position is None:
             return 0
         positions.append(position)
+    try:
+        identity = identity_position(settings, store)
+    except Exception as exc:  # its database is busy or down: try next round
+        log.info("retention waits: identity graph position unknown (%s)", exc)
+        return 0
+    if identity is not None:
+        positions.append(identity)
     oldest_retrying = store.oldest_retrying_seq()
     if oldest_retrying is not None:  # retry-set rows keep their bodies, but trace reads the log
         positions.append(oldest_retrying - 1)

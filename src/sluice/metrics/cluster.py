@@ -23,6 +23,7 @@ from sluice.delivery.consumer import CIRCUIT_OPEN
 from sluice.delivery.partitions import cursor_name
 from sluice.devicemode import is_device_mode
 from sluice.metrics.names import family, histogram
+from sluice.protocols.counters import FORWARDED_PREFIX, OMITTED, violation_counts
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.store.base import LATENCY_BUCKETS_MS, Store
 from sluice.store.common import STORED_BY_TYPE
@@ -54,7 +55,9 @@ class ClusterCollector(Collector):
         position = family("sluice_log_end_position")
         position.add_metric([], end)
         yield position
-        yield from _source_metrics(store.counters())
+        counters = store.counters()
+        yield from _source_metrics(counters)
+        yield from _protocols_metrics(counters)
         lag = _Lag(store, end, now_ms)
         yield from _destination_metrics(store, lag)
         archive = store.find_cursor(ARCHIVE_CURSOR)
@@ -68,6 +71,21 @@ class ClusterCollector(Collector):
         yield from _warehouse_metrics(store, lag)
         yield from _worker_metrics(store, now_ms)
         yield from _bridge_metrics(store, now_ms)
+
+
+def _protocols_metrics(counters: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    """Tracking plans' counters (protocols/counters.py): violations, omitted, forwarded."""
+    violations = family("sluice_protocols_violations")
+    for row in violation_counts(counters):
+        violations.add_metric([row.source_id, row.event, row.field, row.type], row.value)
+    omitted = family("sluice_protocols_omitted")
+    forwarded = family("sluice_protocols_forwarded")
+    for (source_id, name), value in sorted(counters.items()):
+        if name == OMITTED:
+            omitted.add_metric([source_id], value)
+        elif name.startswith(FORWARDED_PREFIX):
+            forwarded.add_metric([source_id, name[len(FORWARDED_PREFIX) :]], value)
+    yield from (violations, omitted, forwarded)
 
 
 class _Lag:
@@ -252,10 +270,9 @@ def _archive_upload_metrics(store: Store) -> Iterator[Metric]:
     stats = store.unit_stats().get(UPLOAD_UNIT)
     if stats is None:
         return
-    for name, key in (("uploads", "uploads"), ("upload_bytes", "upload_bytes"),
-                      ("upload_failures", "upload_failures"), ("pending_files", "pending_files")):
+    for name in ("uploads", "upload_bytes", "upload_failures", "pending_files"):
         metric = family(f"sluice_archive_{name}")
-        metric.add_metric([], stats.get(key, 0))
+        metric.add_metric([], stats.get(name, 0))
         yield metric
     failing = family("sluice_archive_upload_failing")
     kind = stats.get("failure_kind", 0)

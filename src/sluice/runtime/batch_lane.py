@@ -1,5 +1,5 @@
 """The batch lane: consumers that work in large steps (the archive writer, the warehouse loaders,
-log retention; later the lake, identity rebuilds, deletions).
+log retention, the identity graph; later the lake, deletions).
 
 A load may hold its process for seconds; here that delays only other batch work, and the lane's
 process runs at a lower CPU priority (`SLUICE_BATCH_NICE`) so delivery gets the CPU first.
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from sluice.archive.writer import ArchiveWriter
 from sluice.config import Settings
 from sluice.delivery.retention import run_retention
+from sluice.identity.runner import run_identity
 from sluice.runtime.units import Unit
 from sluice.store.base import Store
 from sluice.store.factory import open_store
@@ -45,6 +46,8 @@ class BatchCatalogue:
             Unit("archive", b"", lambda: _archive(settings)),
             Unit("warehouses", b"", lambda: run_warehouses(settings, store)),
             Unit("retention", b"", lambda: run_retention(settings, store)),
+            # One per workspace (the store holds one); it reads its rules itself.
+            Unit("identity", b"", lambda: run_identity(settings)),
         ]
         return {u.name: u for u in units}
 

@@ -131,6 +131,8 @@ def workspace_data(ws: Workspace) -> dict[str, Any]:
     return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
+        # `identity:` absent means its defaults: written only when the workspace sets it.
+        if not (field.name == "identity" and ws.identity is None)
     }
 
 

@@ -15,21 +15,27 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from sluice.protocols.settings import Enforcement
 from sluice.workspace.errors import WorkspaceError
 
 DEFAULT_WORKSPACE_NAME = "default"
 # `\Z`, not `$`: `$` also matches before a trailing newline.
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
 WRITE_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,128}\Z"
+# An identifier type as Segment names them: lower case, dots for platforms (`ios.idfa`).
+ID_TYPE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}\Z"
 # What each pattern means, for error messages a person can act on.
 PATTERN_HELP = {
     ID_PATTERN: "Expected an id: 1 to 64 characters of a-z, 0-9, '_' and '-', "
     "starting with a letter or digit",
     WRITE_KEY_PATTERN: "Expected a write key: 8 to 128 characters of A-Z, a-z, 0-9, '_' and '-'",
+    ID_TYPE_PATTERN: "Expected an identifier type: 1 to 64 characters of a-z, 0-9, '_', '.'"
+    " and '-'",
 }
 
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 WriteKey = Annotated[str, msgspec.Meta(pattern=WRITE_KEY_PATTERN)]
+IdType = Annotated[str, msgspec.Meta(pattern=ID_TYPE_PATTERN)]
 NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 FreeForm = dict[str, Any]
 # A warehouse setting of every backend (warehouse/factory.py reads it).
@@ -114,12 +120,49 @@ class Warehouse(_Object):
 
 
 class TrackingPlan(_Object):
-    """The events some sources may send, and what happens to the others."""
+    """The events some sources may send, and what happens to the others (docs/protocols.md):
+    `rules` in Segment's shape (checked and compiled by `sluice.protocols`), `enforcement` for
+    every source of the plan, `source_settings` replacing it for one source."""
 
     id: Id
     name: str | None = None
     sources: list[Id] = []
     rules: FreeForm = {}
+    enforcement: Enforcement | None = None
+    source_settings: dict[Id, Enforcement] = {}
+
+
+class IdTypeRule(_Object):
+    """One identifier type's rule (docs/identity.md): at most `limit` values on a profile,
+    counting only values seen in the last `window_days` when set; `priority` 1 is the highest
+    (defaults: user_id 1, email 2, then alphabetical). `trait` promotes `traits.<trait>` (and
+    `context.traits.<trait>`) to this type, for a custom identifier."""
+
+    type: IdType
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    window_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    priority: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    trait: NonEmptyStr | None = None
+
+
+class BlockedValues(_Object):
+    """Values never used as identifiers: Segment's suggested list and well-known junk ids
+    (`suggested`, on by default), plus the workspace's own exact values and regexes."""
+
+    suggested: bool = True
+    values: list[str] = []
+    patterns: list[NonEmptyStr] = []
+
+
+class IdentitySettings(_Object):
+    """The `identity:` section: the identity graph's rules (docs/identity.md). Absent means the
+    defaults, on; `enabled: false` turns the graph off."""
+
+    enabled: bool = True
+    id_types: list[IdTypeRule] = []
+    blocked: BlockedValues = msgspec.field(default_factory=BlockedValues)
+    # A merge that would give one profile more identifiers than this is refused.
+    max_merge_identities: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 100
 
 
 class Workspace(_Object):
@@ -130,6 +173,7 @@ class Workspace(_Object):
     destinations: list[Destination] = []
     warehouses: list[Warehouse] = []
     tracking_plans: list[TrackingPlan] = []
+    identity: IdentitySettings | None = None
 
 
 def check_workspace(ws: Workspace) -> None:
@@ -151,6 +195,7 @@ def check_workspace(ws: Workspace) -> None:
         _check_source_refs(path, refs, source_ids)
     for path, value in _free_form_values(ws):
         _check_json(path, value)
+    _check_tracking_plans(ws.tracking_plans, source_ids)
     for i, warehouse in enumerate(ws.warehouses):
         cap = warehouse.settings.get(MAX_EVENT_TABLES)
         if cap is not None and (type(cap) is not int or cap < 0):
@@ -158,6 +203,67 @@ def check_workspace(ws: Workspace) -> None:
                 f"Expected a whole number of event tables per source, 0 or more, got {cap!r}",
                 path=f"warehouses[{i}].settings.{MAX_EVENT_TABLES}",
             )
+    if ws.identity is not None:
+        _check_identity(ws.identity)
+
+
+def _check_identity(identity: IdentitySettings) -> None:
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(identity.id_types):
+        if rule.type in seen:
+            raise WorkspaceError(
+                f"Identifier type {rule.type!r} has two rules (also at"
+                f" identity.id_types[{seen[rule.type]}])",
+                path=f"identity.id_types[{i}].type",
+            )
+        seen[rule.type] = i
+    for i, pattern in enumerate(identity.blocked.patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise WorkspaceError(
+                f"Invalid regular expression: {exc}", path=f"identity.blocked.patterns[{i}]"
+            ) from None
+
+
+def _check_tracking_plans(plans: Sequence[TrackingPlan], source_ids: set[str]) -> None:
+    """Each plan compiles (`sluice.protocols`), each source has at most one plan, and the
+    sources its settings name exist: a plan Sluice cannot enforce is refused, not ignored."""
+    from sluice.protocols.errors import PlanError
+    from sluice.protocols.plan import compile_plan
+
+    planned: dict[str, int] = {}
+    for i, plan in enumerate(plans):
+        where = f"tracking_plans[{i}]"
+        try:
+            compile_plan(plan.id, plan.name or plan.id, plan.rules)
+        except PlanError as exc:
+            path = f"{where}.rules.{exc.path}" if exc.path else f"{where}.rules"
+            raise WorkspaceError(exc.message, path=path) from None
+        for j, source in enumerate(plan.sources):
+            if source in planned:
+                raise WorkspaceError(
+                    f"Source {source!r} already has a tracking plan"
+                    f" (tracking_plans[{planned[source]}]); a source has one plan",
+                    path=f"{where}.sources[{j}]",
+                )
+            planned[source] = i
+        settings = [(f"{where}.enforcement", plan.enforcement)] + [
+            (f"{where}.source_settings.{s}", e) for s, e in plan.source_settings.items()
+        ]
+        for source in plan.source_settings:
+            if source not in plan.sources:
+                raise WorkspaceError(
+                    f"Source {source!r} is not one of this plan's sources",
+                    path=f"{where}.source_settings.{source}",
+                )
+        for path, enforcement in settings:
+            if enforcement is None:
+                continue
+            for field in ("forward_blocked_to", "forward_violations_to"):
+                target = getattr(enforcement, field)
+                if target is not None and target not in source_ids:
+                    raise WorkspaceError(f"Unknown source {target!r}", path=f"{path}.{field}")
 
 
 def _check_webhook(path: str, webhook: WebhookSource) -> None:

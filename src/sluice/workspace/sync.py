@@ -23,6 +23,7 @@ from sluice.store.errors import StoreError
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import (
     Destination,
+    IdentitySettings,
     Source,
     TrackingPlan,
     Warehouse,
@@ -33,7 +34,12 @@ from sluice.workspace.model import (
 WORKSPACE_KIND = "workspace"
 WORKSPACE_ID = "workspace"
 # Kinds this module owns; objects of other kinds in the control plane are left as they are.
-MANAGED_KINDS = frozenset({WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan"})
+MANAGED_KINDS = frozenset(
+    {WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan", "identity"}
+)
+# The `identity:` section, one object (absent: the identity graph's defaults).
+IDENTITY_KIND = "identity"
+IDENTITY_ID = "identity"
 DEFAULT_SOURCE_ID = "default"
 DEFAULT_SOURCE_NAME = "Default"
 WRITE_KEY_BYTES = 24
@@ -143,6 +149,8 @@ def export_workspace(store: EventStore) -> Workspace:
             ws.warehouses.append(_decode(obj, Warehouse))
         elif obj.kind == "tracking_plan":
             ws.tracking_plans.append(_decode(obj, TrackingPlan))
+        elif obj.kind == IDENTITY_KIND:
+            ws.identity = _decode(obj, IdentitySettings)
     # Sorted here, not by the backend, so that every store exports the same text.
     for objects in (ws.sources, ws.destinations, ws.warehouses, ws.tracking_plans):
         objects.sort(key=lambda obj: obj.id)
@@ -179,6 +187,8 @@ def _desired_objects(
     ):
         for obj in objects:
             yield ConfigObject(kind, obj.id, msgspec.json.encode(obj))
+    if ws.identity is not None:
+        yield ConfigObject(IDENTITY_KIND, IDENTITY_ID, msgspec.json.encode(ws.identity))
 
 
 def _source_bodies(

@@ -1,0 +1,128 @@
+"""Reading profiles back: by one of their identifiers, with their traits, events and merges.
+
+What `sluice profiles show` prints, and what the Profile API will serve. A merged profile's
+events stay indexed under the profile they resolved to at the time; its `members` (itself and
+every profile merged into it, one hop away by `merged_into`) find them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sluice.identity.rules import ACCOUNTS, USERS
+from sluice.identity.tables import IdentityDb
+
+ACCOUNT_TYPES = ("group_id",)
+
+
+@dataclass(slots=True)
+class ProfileView:
+    profile_id: str
+    collection: str
+    created_ms: int
+    updated_ms: int
+    first_message_id: str
+    members: list[str]
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    traits: list[dict[str, Any]] = field(default_factory=list)
+    event_seqs: list[int] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_identifier(text: str) -> tuple[str, str, str]:
+    """`type:value` (Segment's Profile API form, e.g. `user_id:abc`, `group_id:123`) →
+    (collection, type, value)."""
+    id_type, sep, value = text.partition(":")
+    if not sep or not id_type or not value:
+        raise ValueError(f"expected type:value (e.g. user_id:abc), got {text!r}")
+    id_type = id_type.strip().lower()
+    return (ACCOUNTS if id_type in ACCOUNT_TYPES else USERS), id_type, value
+
+
+def find_profile(db: IdentityDb, space: str, collection: str, id_type: str, value: str) -> str:
+    """The live profile holding this identifier, or "" when none does."""
+    rows = db.execute(
+        "SELECT profile_id FROM identities WHERE space = ? AND collection = ? AND id_type = ?"
+        " AND id_value = ?",
+        [space, collection, id_type, value],
+    )
+    return str(rows[0][0]) if rows else ""
+
+
+def live(db: IdentityDb, space: str, profile: str) -> str:
+    """A profile id, or the one it was merged into."""
+    rows = db.execute(
+        "SELECT merged_into FROM profiles WHERE space = ? AND profile_id = ?", [space, profile]
+    )
+    return str(rows[0][0]) if rows and rows[0][0] else profile
+
+
+def view(db: IdentityDb, space: str, profile: str, events: int = 20) -> ProfileView | None:
+    """Everything the tables say of a live profile; None when there is no such profile."""
+    profile = live(db, space, profile)
+    rows = db.execute(
+        "SELECT collection, created_ms, updated_ms, first_message_id"
+        " FROM profiles WHERE space = ? AND profile_id = ?",
+        [space, profile],
+    )
+    if not rows:
+        return None
+    merged = db.execute(
+        "SELECT profile_id FROM profiles WHERE merged_into = ? ORDER BY profile_id", [profile]
+    )
+    members = [profile, *(str(r[0]) for r in merged)]
+    collection, created_ms, updated_ms, first_message_id = rows[0]
+    result = ProfileView(profile, collection, created_ms, updated_ms, first_message_id, members)
+    result.identities = [
+        {
+            "type": r[0],
+            "id": r[1],
+            "collection": r[2],
+            "source_id": r[3],
+            "first_message_id": r[4],
+            "created_ms": r[5],
+            "last_seen_ms": r[6],
+        }
+        for r in db.execute(
+            "SELECT id_type, id_value, collection, source_id, first_message_id, first_seen_ms,"
+            " last_seen_ms FROM identities WHERE space = ? AND profile_id = ?"
+            " ORDER BY id_type, id_value",
+            [space, profile],
+        )
+    ]
+    result.traits = [
+        {"key": r[0], "value": msgspec.json.decode(r[1]), "source_id": r[2], "updated_ms": r[3]}
+        for r in db.execute(
+            "SELECT key, value, source_id, updated_ms FROM profile_traits"
+            " WHERE space = ? AND profile_id = ? ORDER BY key",
+            [space, profile],
+        )
+    ]
+    clause, params = db.in_list(members)
+    result.event_seqs = [
+        int(r[0])
+        for r in db.execute(
+            f"SELECT seq FROM profile_events WHERE space = ? AND profile_id {clause}"
+            " ORDER BY seq DESC LIMIT ?",
+            [space, *params, events],
+        )
+    ]
+    result.merges = [
+        {
+            "loser": r[0],
+            "winner": r[1],
+            "seq": r[2],
+            "message_id": r[3],
+            "reason": r[4],
+            "at_ms": r[5],
+        }
+        for r in db.execute(
+            "SELECT loser, winner, seq, message_id, reason, at_ms FROM merges"
+            f" WHERE space = ? AND (winner {clause} OR loser {clause}) ORDER BY seq",
+            [space, *params, *params],
+        )
+    ]
+    return result

@@ -1,0 +1,179 @@
+"""The identity graph's tables, on SQLite or PostgreSQL, behind one small connection type.
+
+The tables belong to the identity package, not to the store: on SQLite they live in a file of
+their own (`<data dir>/identity.db`), so a step's write transaction never holds the log's
+write lock that the collector commits under; on PostgreSQL they sit beside the store's tables in
+the same database. Every statement is written once, with `?` placeholders; the one dialect
+difference in the SQL text (a list parameter) goes through `in_list`.
+
+    identity_position  space → seq (the consumer's position), clock_ms (the log's logical
+                       clock: newest received_at seen), the rules' fingerprint, counters
+    profiles           space, profile_id → collection, merged_into (union-find parent, always
+                       a live profile), first message and source, created/updated (the
+                       last event is the newest of its profile_events)
+    identities         space, collection, id_type, id_value → profile_id (always live), first
+                       message and source, first/last seen (for limit windows)
+    profile_traits     space, profile_id, key → value (JSON), source_id, updated_ms, seq:
+                       the newest by (event time, seq) wins
+    profile_events     space, profile_id, seq: an index into the log, by the profile the event
+                       resolved to then (read through `merged_into` for a merged profile)
+    merges             space, loser → winner, seq, message_id, reason, at_ms
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+SQLITE_FILE = "identity.db"
+BIG = "BIGINT"
+TABLES = ("profiles", "identities", "profile_traits", "profile_events", "merges")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS identity_position (
+        space TEXT PRIMARY KEY, seq BIGINT NOT NULL, clock_ms BIGINT NOT NULL,
+        first_seq BIGINT, rules TEXT NOT NULL, rebuild_needed INTEGER NOT NULL DEFAULT 0,
+        events BIGINT NOT NULL DEFAULT 0, merges BIGINT NOT NULL DEFAULT 0,
+        refused BIGINT NOT NULL DEFAULT 0, demoted BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        space TEXT NOT NULL, profile_id TEXT NOT NULL, collection TEXT NOT NULL,
+        merged_into TEXT, first_seq BIGINT NOT NULL, created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL, first_message_id TEXT NOT NULL,
+        first_source_id TEXT NOT NULL, PRIMARY KEY (space, profile_id)){rowid}""",
+    # Indexes lead with the looked-up column, not `space`: SQLite (without statistics) would
+    # otherwise search the primary key by `space` alone, a scan of the whole space.
+    """CREATE INDEX IF NOT EXISTS profiles_merged_into ON profiles (merged_into, space)
+        WHERE merged_into IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS identities (
+        space TEXT NOT NULL, collection TEXT NOT NULL, id_type TEXT NOT NULL,
+        id_value TEXT NOT NULL, profile_id TEXT NOT NULL, source_id TEXT NOT NULL,
+        first_message_id TEXT NOT NULL, first_seen_ms BIGINT NOT NULL,
+        last_seen_ms BIGINT NOT NULL,
+        PRIMARY KEY (space, collection, id_type, id_value)){rowid}""",
+    "CREATE INDEX IF NOT EXISTS identities_profile ON identities (profile_id, space)",
+    """CREATE TABLE IF NOT EXISTS profile_traits (
+        space TEXT NOT NULL, profile_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        source_id TEXT NOT NULL, updated_ms BIGINT NOT NULL, seq BIGINT NOT NULL,
+        PRIMARY KEY (space, profile_id, key)){rowid}""",
+    """CREATE TABLE IF NOT EXISTS profile_events (
+        space TEXT NOT NULL, profile_id TEXT NOT NULL, seq BIGINT NOT NULL,
+        PRIMARY KEY (space, profile_id, seq)){rowid}""",
+    """CREATE TABLE IF NOT EXISTS merges (
+        space TEXT NOT NULL, loser TEXT NOT NULL, winner TEXT NOT NULL, seq BIGINT NOT NULL,
+        message_id TEXT NOT NULL, reason TEXT NOT NULL, at_ms BIGINT NOT NULL,
+        PRIMARY KEY (space, loser))""",
+    "CREATE INDEX IF NOT EXISTS merges_winner ON merges (winner, space)",
+]
+
+
+class IdentityDb:
+    """One connection to the identity tables; statements use `?` placeholders."""
+
+    dialect = ""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def transaction(self, space: str) -> contextlib.AbstractContextManager[None]:
+        """A write transaction that owns the space's position until it ends: two runners
+        (the worker and `sluice identity rebuild`) never apply one step twice."""
+        raise NotImplementedError
+
+    def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`IN (...)` for these values: SQL text and its parameters."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteIdentityDb(IdentityDb):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # Derived data: a commit lost to a power cut is redone from the log (the position is
+        # lost with it), so NORMAL's cheaper commits are safe here.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn.execute("PRAGMA cache_size=-65536")
+        for statement in _SCHEMA:
+            self.conn.execute(statement.replace("{rowid}", " WITHOUT ROWID"))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self, space: str) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")  # the file's one writer, from the start
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"IN ({','.join('?' * len(values))})", list(values)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresIdentityDb(IdentityDb):
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+            url, autocommit=True, application_name="sluice-identity"
+        )
+        with self.conn.transaction():
+            # Several nodes may start at once: one creates, the others wait for it.
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice-identity-schema'))")
+            for statement in _SCHEMA:
+                self.conn.execute(statement.replace("{rowid}", ""))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.execute(sql.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), rows)
+
+    @contextlib.contextmanager
+    def transaction(self, space: str) -> Iterator[None]:
+        with self.conn.transaction():
+            self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sluice-identity:{space}",)
+            )
+            yield
+
+    def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return "= ANY(?)", [list(values)]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_identity_db(data_dir: Path, database_url: str | None) -> IdentityDb:
+    """The identity tables beside the store: PostgreSQL's database, or identity.db."""
+    if database_url:
+        return PostgresIdentityDb(database_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteIdentityDb(data_dir / SQLITE_FILE)

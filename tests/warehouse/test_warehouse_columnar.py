@@ -419,6 +419,19 @@ def test_what_only_the_exact_planner_does(msgs: list[Any], reason: str) -> None:
         assert plan.batches
 
 
+def test_a_piece_the_columnar_planner_gives_up_on_keeps_every_event() -> None:
+    """A track whose name is in neither the column nor its (truncated) payload sends the chunk
+    to the exact planner: the events of the same piece sorted before it go there too."""
+    (good,) = stored([{"type": "track", "event": "Kept"}])
+    bad = StoredEvent(2, "web", "m2", "track", None, 0, b'{"type":"track","eve')
+    planner = Planner("main", Namer(120), _columns({}))
+    chunk = ColumnarPlanner(planner, duckdb.connect()).chunk()
+    chunk.add([good, bad])
+    with pytest.raises(ExactPlanNeeded):
+        chunk.plan(NOW)
+    assert [e.seq for piece in chunk.pieces(10) for e in piece] == [1, 2]
+
+
 def test_events_added_in_pieces_plan_as_one_chunk() -> None:
     msgs = [
         {"type": "identify", "userId": f"u{i % 7}", "traits": {"n": i, f"k{i % 5}": i}}

@@ -185,6 +185,8 @@ class Chunk:
                     event = e.event or event_name(payload)
             except (msgspec.DecodeError, ExactPlanNeeded) as exc:
                 self._exact = str(exc)
+                for part in split.values():  # this piece's events sorted so far: kept too
+                    self._held.extend(part)
                 self._held.extend(events[index:])
                 return
             key = (schema_of(e.source_id), e.message_id)

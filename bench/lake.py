@@ -1,6 +1,6 @@
 """Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
 
-    uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench]
+    uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench] [--s3]
 
 Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
 with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
@@ -13,6 +13,10 @@ wrote (read back from its files beforehand, not timed) written again by pyarrow.
 one file per collection and hour, with the lake's writer options (`parquet.write_options`,
 chosen beforehand, not timed), on as many threads as the lake's writer. No lake can beat
 events / that time on this machine; the share says how close Sluice is.
+
+With `--s3` the same log is then loaded again into a lake on a moto S3 server this script starts
+on a loopback port (tests/s3server.py): every file uploaded (and verified by the client), the
+manifest replaced last, as the worker does with `storage: s3`.
 
 That ceiling reads no JSON, and the lake must read ~1 GB of it. A second reference adds the
 least any reader of the log does: msgspec decoding each payload once (no flattening, typing or
@@ -40,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sluice.config import Settings
 from sluice.lake.backend import WRITE_THREADS, LakeBackend
 from sluice.lake.parquet import COMPRESSION, write_options
-from sluice.lake.storage import LocalStorage
+from sluice.lake.storage import LakeStorage, LocalStorage
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
 from warehouse import GeneratedLog
 
@@ -50,14 +54,18 @@ class _Log(GeneratedLog):
         """The bench has no store to report loads to."""
 
 
-def load(log: GeneratedLog, root: Path, chunk: int) -> tuple[float, float, int, int]:
-    """(seconds, CPU seconds, events, rows) of one load into an empty lake at `root`."""
+def load(
+    log: GeneratedLog, root: Path, chunk: int, storage: LakeStorage | None = None
+) -> tuple[float, float, int, int]:
+    """(seconds, CPU seconds, events, rows) of one load into an empty lake at `root` (or in
+    `storage`, a bucket)."""
     body = msgspec.json.encode({"id": "bench", "type": "lake"})
+    target = storage or LocalStorage(root)
     loader = WarehouseLoader(
         Settings(),
         log,  # type: ignore[arg-type]
         body,
-        backend_factory=lambda c: LakeBackend(LocalStorage(root), compact_files=0),
+        backend_factory=lambda c: LakeBackend(target, compact_files=0),
         chunk_events=chunk,
     )
     cpu_before = os.times()
@@ -110,6 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
+    parser.add_argument("--s3", action="store_true", help="also load into a local S3 server")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
     root, again = base / "lake", base / "ceiling"
@@ -145,8 +154,32 @@ def main() -> None:
         f"  the lake's share of it: {rate / with_json:.0%}"
         f" ({(decode_cpu + write_cpu) / cpu:.0%} in CPU)"
     )
+    if args.s3:
+        load_to_s3(_Log(args.events, "web"), base / "s3-local", args.chunk, rate)
     if args.dir is None:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def load_to_s3(log: GeneratedLog, local: Path, chunk: int, local_rate: float) -> None:
+    """The same load into a lake in a bucket of a moto server started here."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from s3server import start_s3_server
+    from sluice.lake.objectstorage import ObjectLakeStorage
+
+    server = start_s3_server()
+    try:
+        bucket = server.new_bucket()
+        storage = ObjectLakeStorage(server.client(bucket, prefix="lake"), local)
+        seconds, cpu, events, rows = load(log, local, chunk, storage)
+        rate = events / seconds
+        print(
+            f"\nlake in a bucket (moto on loopback, {server.endpoint_url}): {events:,} events ->"
+            f" {rows:,} rows"
+        )
+        print(f"  end to end  {rate:>9,.0f} events/s ({seconds:.1f} s, {cpu:.1f} s CPU)")
+        print(f"  against the local lake in this run: {rate / local_rate:.0%}")
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -185,8 +185,8 @@ class Chunk:
                     event = e.event or event_name(payload)
             except (msgspec.DecodeError, ExactPlanNeeded) as exc:
                 self._exact = str(exc)
-                for part in split.values():  # this piece's events sorted so far: kept too
-                    self._held.extend(part)
+                for sorted_so_far in split.values():  # this piece's earlier events: kept too
+                    self._held.extend(sorted_so_far)
                 self._held.extend(events[index:])
                 return
             key = (schema_of(e.source_id), e.message_id)

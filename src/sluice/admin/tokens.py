@@ -8,6 +8,11 @@ the whole control plane to drop one would race with a concurrent `apply`.
 
 Tokens are long random strings, so a plain SHA-256 is enough (no slow hash: there is nothing
 to brute-force). Checking one compares its hash with every stored hash in constant time.
+
+A token has a scope: `admin` (the admin API) or `profile` (the Profile API, read-only access
+to profiles). Each API's verifier accepts its own scope only, so a token handed to a service
+that reads profiles cannot change the workspace, and an admin token is not a profile reader.
+Records made before scopes existed have none on disk and read as `admin`.
 """
 
 from __future__ import annotations
@@ -30,10 +35,13 @@ TOKEN_PREFIX = "sluice_"
 TOKEN_BYTES = 32
 ID_PREFIX = "tok_"
 ID_BYTES = 4
+ADMIN = "admin"
+PROFILE = "profile"
+SCOPES = (ADMIN, PROFILE)
 
 
 class TokenError(SluiceError):
-    """No token has this id."""
+    """No token has this id, or no such scope."""
 
 
 class AdminToken(msgspec.Struct, kw_only=True):
@@ -44,6 +52,7 @@ class AdminToken(msgspec.Struct, kw_only=True):
     sha256: str  # hex digest of the token
     created_at: str
     revoked_at: str | None = None
+    scope: str = ADMIN
 
     @property
     def active(self) -> bool:
@@ -67,14 +76,18 @@ def list_tokens(store: EventStore) -> list[AdminToken]:
     return sorted(tokens, key=lambda t: (t.created_at, t.id))
 
 
-def create_token(store: EventStore, name: str = "") -> tuple[AdminToken, str]:
+def create_token(store: EventStore, name: str = "", scope: str = ADMIN) -> tuple[AdminToken, str]:
     """A new token: its record, and the token itself (the only time it exists in clear)."""
+    if scope not in SCOPES:
+        raise TokenError(f"unknown token scope {scope!r} (expected one of {', '.join(SCOPES)})")
     taken = {obj.id for obj in store.list_config(TOKEN_KIND)}
     token_id = ID_PREFIX + secrets.token_hex(ID_BYTES)
     while token_id in taken:
         token_id = ID_PREFIX + secrets.token_hex(ID_BYTES)
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-    record = AdminToken(id=token_id, name=name, sha256=_digest(token), created_at=_now())
+    record = AdminToken(
+        id=token_id, name=name, sha256=_digest(token), created_at=_now(), scope=scope
+    )
     _put(store, record)
     return record, token
 
@@ -101,8 +114,9 @@ class TokenVerifier:
     created or revoked by the CLI counts from the next request of every worker process.
     """
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, scope: str = ADMIN) -> None:
         self._store = store
+        self._scope = scope
         self._lock = threading.Lock()
         self._version = -1
         self._tokens: list[AdminToken] = []
@@ -122,6 +136,7 @@ class TokenVerifier:
         # Every stored hash is compared, with no early exit: the time taken does not say
         # which token (or how much of a hash) matched.
         for record in self._current():
-            if hmac.compare_digest(record.sha256, digest) and record.active:
+            matches = hmac.compare_digest(record.sha256, digest)
+            if matches and record.active and record.scope == self._scope:
                 found = record
         return found

@@ -1,4 +1,5 @@
-"""`sluice token create|list|revoke`: bearer tokens for the admin API (`/api/v1`).
+"""`sluice token create|list|revoke`: tokens for the admin API (`/api/v1`) and, with
+`--scope profile`, for the Profile API (`/v1/spaces/...`, read-only).
 
 Tokens are made here, on the machine that holds the store, rather than through the API: the
 first token cannot come from an API that needs one. The token goes to stdout alone, so
@@ -15,30 +16,45 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluice.admin.tokens import TokenError, create_token, list_tokens, revoke_token
+from sluice.admin.tokens import (
+    ADMIN,
+    PROFILE,
+    TokenError,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 
-token_app = typer.Typer(help="Bearer tokens for the admin API (/api/v1).")
+token_app = typer.Typer(help="Tokens for the admin API (/api/v1) and the Profile API.")
+_LABELS = {ADMIN: "admin", PROFILE: "Profile API"}
 app.add_typer(token_app, name="token")
 
 
 @token_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="What the token is for (shown by `list`).")] = "",
+    scope: Annotated[
+        str,
+        typer.Option(help="admin: the admin API; profile: the Profile API (reads profiles)."),
+    ] = ADMIN,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Make a new token and print it; Sluice keeps only its hash, so it is shown this once."""
+    if scope not in _LABELS:
+        typer.echo(f"--scope must be one of: {', '.join(_LABELS)} (got {scope!r})", err=True)
+        raise typer.Exit(2)
     # Provisioning may make the token before the first `sluice serve`.
     store = open_store_for(settings_from(data_dir, database_url), create=True)
     try:
-        record, token = create_token(store, name)
+        record, token = create_token(store, name, scope)
     finally:
         store.close()
     typer.echo(token)
     typer.echo(
-        f"Created admin token {record.id}"
+        f"Created {_LABELS[record.scope]} token {record.id}"
         + (f" ({record.name})" if record.name else "")
         + ". Keep it now: it cannot be shown again.",
         err=True,
@@ -66,10 +82,11 @@ def list_command(
         typer.echo("No admin tokens (`sluice token create` makes one).")
         return
     table = Table()
-    for column in ("id", "name", "created", "revoked"):
+    for column in ("id", "scope", "name", "created", "revoked"):
         table.add_column(column)
     for record in tokens:
-        table.add_row(record.id, record.name, record.created_at, record.revoked_at or "-")
+        row = (record.id, record.scope, record.name, record.created_at, record.revoked_at or "-")
+        table.add_row(*row)
     Console(highlight=False).print(table)
 
 
@@ -79,7 +96,7 @@ def revoke(
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Revoke a token: requests with it are refused from now on."""
+    """Revoke a token (of either scope): requests with it are refused from now on."""
     store = open_store_for(settings_from(data_dir, database_url))
     try:
         record = revoke_token(store, token_id)

@@ -194,7 +194,10 @@ class Collector:
         path: str = scope["path"]
         method: str = scope["method"]
         route = ROUTES.get(path)
-        if route is None and not path.startswith("/v1/") and path != "/v1":
+        # `/v1/spaces/` is the Profile API (the fallback's), not an ingest path.
+        if route is None and (
+            (not path.startswith("/v1/") and path != "/v1") or path.startswith("/v1/spaces/")
+        ):
             if path == "/healthz":
                 # Also the benchmark's no-op: same stack, reads the body, stores nothing.
                 if method == "POST":

@@ -15,7 +15,6 @@ compares the lake read back with the DuckDB warehouse loaded from the same log.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sluice.lake.intake import split
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
-from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json
+from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json, tables_to_load
 from sluice.warehouse.planner import _discard
 from sluice.warehouse.readers import CompiledReader, pointer
 from sluice.warehouse.shape import (
@@ -45,7 +44,6 @@ from sluice.warehouse.stage import (
     ARROW_TYPES,
     Column,
     Group,
-    TableKey,
     Types,
     compiled_select,
     select_sql,
@@ -223,25 +221,11 @@ class LakeChunk(Chunk):
         used: set[tuple[str, str, str]],
     ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
         """Each table's rows as one Arrow table: its groups' stages, in group order."""
-        planner = self.owner.planner
-        parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
-        for group in groups:
-            for layout in group.layouts:
-                parts[(group.schema, layout.table)].append((group, layout))
         batches: list[TableBatch] = []
         new_columns: list[tuple[str, str, str, ColumnType]] = []
-        for (schema, table), pairs in parts.items():
-            upsert = pairs[0][1].upsert
-            count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
-            if not count:
-                continue
-            initial = planner.known(schema).get(table, {})
-            columns: dict[str, ColumnType] = {}
-            for column, column_type in types[(schema, table)].items():
-                if column_type is None or not any(column in lay.columns for _, lay in pairs):
-                    continue
-                if column in initial or (schema, table, column) in used:
-                    columns[column] = column_type
+        for (schema, table), pairs, upsert, _count, initial, columns in tables_to_load(
+            self.owner.planner, groups, types, used
+        ):
             arrow_schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in columns.items()])
             pieces = [self._piece(group, layout, columns, arrow_schema) for group, layout in pairs]
             rows = pa.concat_tables(pieces)

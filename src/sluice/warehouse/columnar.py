@@ -580,25 +580,11 @@ class Chunk:
         types: Types,
         used: set[tuple[str, str, str]],
     ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
-        planner = self.owner.planner
-        parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
-        for group in groups:
-            for layout in group.layouts:
-                parts[(group.schema, layout.table)].append((group, layout))
         batches: list[TableBatch] = []
         new_columns: list[tuple[str, str, str, ColumnType]] = []
-        for (schema, table), pairs in parts.items():
-            upsert = pairs[0][1].upsert
-            count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
-            if not count:
-                continue
-            initial = planner.known(schema).get(table, {})
-            columns: dict[str, ColumnType] = {}
-            for column, column_type in types[(schema, table)].items():
-                if column_type is None or not any(column in lay.columns for _, lay in pairs):
-                    continue
-                if column in initial or (schema, table, column) in used:
-                    columns[column] = column_type
+        for (schema, table), pairs, upsert, count, initial, columns in tables_to_load(
+            self.owner.planner, groups, types, used
+        ):
             selects = []
             for group, _ in pairs:
                 values = [
@@ -672,3 +658,34 @@ def _decode_json(payload: str) -> Any:
         return _decode(payload)
     except msgspec.DecodeError:
         return json.loads(payload)
+
+
+TableToLoad = tuple[
+    TableKey, list[tuple[Group, Layout]], bool, int, dict[str, ColumnType], dict[str, ColumnType]
+]
+
+
+def tables_to_load(
+    planner: Planner, groups: list[Group], types: Types, used: set[tuple[str, str, str]]
+) -> Iterator[TableToLoad]:
+    """Each table a chunk's groups fill, with the groups' layouts for it, whether it is an
+    upsert table, its row count, the columns it had and the columns this load writes (those a
+    layout fills, already there or in `used`). Shared by the DuckDB-staged planner and the
+    lake's Arrow one (lake/columnar.py)."""
+    parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
+    for group in groups:
+        for layout in group.layouts:
+            parts[(group.schema, layout.table)].append((group, layout))
+    for (schema, table), pairs in parts.items():
+        upsert = pairs[0][1].upsert
+        count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
+        if not count:
+            continue
+        initial = planner.known(schema).get(table, {})
+        columns: dict[str, ColumnType] = {}
+        for column, column_type in types[(schema, table)].items():
+            if column_type is None or not any(column in lay.columns for _, lay in pairs):
+                continue
+            if column in initial or (schema, table, column) in used:
+                columns[column] = column_type
+        yield (schema, table), pairs, upsert, count, initial, columns

@@ -67,7 +67,11 @@ def server(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     _seed(data_dir, {"id": "main", "type": kind, "settings": settings})
-    server = start_server({"SLUICE_WAREHOUSE_INTERVAL_S": "0"}, data_dir=data_dir)
+    # The seeded events were received in 1970: log retention (7 days) would trim them once
+    # every consumer passed them, and the lookups by message id read the log.
+    server = start_server(
+        {"SLUICE_WAREHOUSE_INTERVAL_S": "0", "SLUICE_LOG_RETENTION_DAYS": "0"}, data_dir=data_dir
+    )
     create_admin(data_dir)
     yield server
 

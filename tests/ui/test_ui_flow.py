@@ -125,6 +125,7 @@ def test_create_a_source_rotate_and_copy_its_write_key(page: Page, server: Sluic
     page.wait_for_selector("text=Write key revoked")
     assert [s.write_keys for s in server.store.sources() if s.id == "shop"] == [(new_key,)]
     state["key"] = new_key
+    _wait_until_every_worker_knows(server, new_key)
 
     # The copy button puts the key on the clipboard.
     page.click("#key-1 >> xpath=../following-sibling::td/button")
@@ -540,3 +541,18 @@ def test_overview(page: Page, server: SluiceServer) -> None:
     text = page.locator("main").inner_text()
     assert "Shop" in text and "Order hook" in text
     shoot(page, "overview")
+
+
+def _wait_until_every_worker_knows(server: SluiceServer, key: str) -> None:
+    """Each HTTP worker reloads the workspace on its own (every second): the next test's client
+    must not reach one that has not yet. Ten answers in a row, on fresh connections (spread over
+    the workers), say they all have."""
+    streak = 0
+
+    def known() -> bool:
+        nonlocal streak
+        answer = server.request("GET", f"/v1/projects/{key}/settings")
+        streak = streak + 1 if answer.status == 200 else 0
+        return streak >= 10
+
+    wait_for(known, 20, what="every worker to know the new write key")

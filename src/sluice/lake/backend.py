@@ -36,12 +36,12 @@ from sluice.lake.manifest import Capped, now_text, read_manifest, write_manifest
 from sluice.lake.parquet import batch_table, by_hour, discards_table, parquet_bytes
 from sluice.lake.storage import LakeStorage
 from sluice.warehouse.base import (
-    WIDENINGS,
     CappedEvents,
     ColumnType,
     Discard,
     SchemaChangeError,
     TableBatch,
+    check_widening,
 )
 
 WRITE_THREADS = 2  # Parquet encoding releases the GIL: files of a chunk are encoded at once
@@ -151,16 +151,7 @@ class LakeBackend:
         current = self.manifest.tables.get(schema, {}).get(table)
         if current is None:
             raise SchemaChangeError(f"no collection {schema}.{table} in the lake")
-        old_type = current.get(column)
-        if old_type is None:
-            raise SchemaChangeError(f"no column {column!r} in {schema}.{table}")
-        if old_type is new_type:
-            raise SchemaChangeError(f"{schema}.{table}.{column} already is {new_type.value}")
-        if (old_type, new_type) not in WIDENINGS:
-            raise SchemaChangeError(
-                f"cannot change {schema}.{table}.{column} from {old_type.value} to"
-                f" {new_type.value}: only integer → float and any type → varchar keep every value"
-            )
+        check_widening(schema, table, column, current.get(column), new_type)
         updated = copy.deepcopy(self.manifest)
         updated.tables[schema][table][column] = new_type
         write_manifest(self.storage, updated)

@@ -25,21 +25,17 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sluice.lake.intake import split
 from sluice.store.base import StoredEvent
-from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.base import ColumnType, StagedRows, TableBatch
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json, tables_to_load
-from sluice.warehouse.planner import _discard
-from sluice.warehouse.readers import CompiledReader, pointer
+from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CONST,
-    PICK,
-    VALUE,
     ExactPlanNeeded,
     Layout,
     all_paths,
     discover,
     signature,
 )
-from sluice.warehouse.sqlfit import python_value
 from sluice.warehouse.stage import (
     ARROW_TYPES,
     Column,
@@ -173,46 +169,14 @@ class LakeChunk(Chunk):
         self._stages[name] = stage
         self.db.register(name, stage)
 
-    def _discards(
-        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
-    ) -> None:
-        """As `Chunk._discards`, the values Python makes patched into the Arrow stage."""
-        source = col.source
-        raw = f"json_extract(e.payload, '{pointer(source.path)}')::VARCHAR"
-        alt = f"json_extract(e.payload, '{pointer(source.alt)}')::VARCHAR" if source.alt else "NULL"
-        pid = "s.sluice_pid" if any(layout.profile for layout in group.layouts) else "NULL"
-        rows = self._rows(
-            f"SELECT s.seq, s.sluice_id, {pid}, {raw}, {alt} FROM {group.stage} s"
-            f" JOIN sluice_e{group.index} e USING (seq) WHERE s.sluice_flag AND {col.flag}"
-        )
-        patches: dict[int, Any] = {}
-        for position, layout in enumerate(group.layouts):
-            columns = [c for (t, c), v in group.columns.items() if v is col and t == layout.table]
-            for column in columns:
-                order = list(layout.columns).index(column)
-                for seq, row_id, profile_id, text, alt_text in rows:
-                    if layout.profile is not None:
-                        if profile_id is None or profile_id == "":
-                            continue
-                        row_id = profile_id
-                    if source.role == PICK and (text is None or text == "null"):
-                        value = python_value(alt_text, VALUE)  # the property's value
-                    else:
-                        value = python_value(text, source.role)
-                    try:
-                        patches[seq] = fit(value, col.column_type)
-                    except Unfit as exc:
-                        discard = _discard(
-                            group.schema, layout.table, column, row_id, value, exc.reason
-                        )
-                        out.append(((seq, position, order), discard))
-        if patches:
-            stage = self._stages[group.stage]
-            at = pc.index_in(stage["seq"], value_set=pa.array(list(patches), pa.int64()))
-            values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
-            patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
-            index = stage.column_names.index(col.name)
-            self._set(group.stage, stage.set_column(index, col.name, patched))
+    def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
+        """The values Python made (by seq), patched into the group's Arrow stage."""
+        stage = self._stages[group.stage]
+        at = pc.index_in(stage["seq"], value_set=pa.array(list(patches), pa.int64()))
+        values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
+        patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
+        index = stage.column_names.index(col.name)
+        self._set(group.stage, stage.set_column(index, col.name, patched))
 
     def _batches(
         self,

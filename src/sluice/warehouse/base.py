@@ -66,6 +66,23 @@ WIDENINGS: frozenset[tuple[ColumnType, ColumnType]] = frozenset(
 )
 
 
+def check_widening(
+    schema: str, table: str, column: str, old_type: ColumnType | None, new_type: ColumnType
+) -> ColumnType:
+    """The column's type, once changing it to `new_type` keeps every value (`WIDENINGS`);
+    `SchemaChangeError` naming why not. Every backend's `widen` asks this first."""
+    if old_type is None:
+        raise SchemaChangeError(f"no column {column!r} in {schema}.{table}")
+    if old_type is new_type:
+        raise SchemaChangeError(f"{schema}.{table}.{column} already is {new_type.value}")
+    if (old_type, new_type) not in WIDENINGS:
+        raise SchemaChangeError(
+            f"cannot change {schema}.{table}.{column} from {old_type.value} to"
+            f" {new_type.value}: only integer → float and any type → varchar keep every value"
+        )
+    return old_type
+
+
 @dataclass(frozen=True, slots=True)
 class StagedRows:
     """Rows planned column-wise (columnar.py) that stay in DuckDB until the backend loads them.

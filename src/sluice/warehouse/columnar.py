@@ -559,20 +559,25 @@ class Chunk:
                         )
                         out.append(((seq, position, order), discard))
         if patches:
-            patch = pa.table(
-                {
-                    "seq": pa.array(list(patches), pa.int64()),
-                    "v": pa.array(list(patches.values()), ARROW_TYPES[col.column_type]),
-                }
+            self._patch(group, col, patches)
+
+    def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
+        """Set the values Python made (by seq) in the group's stage table (the lake's chunk
+        patches its Arrow stage instead: lake/columnar.py)."""
+        patch = pa.table(
+            {
+                "seq": pa.array(list(patches), pa.int64()),
+                "v": pa.array(list(patches.values()), ARROW_TYPES[col.column_type]),
+            }
+        )
+        self.db.register("sluice_patch", patch)
+        try:
+            self._run(
+                f"UPDATE {group.stage} SET {col.name} = p.v FROM sluice_patch p"
+                f" WHERE {group.stage}.seq = p.seq"
             )
-            self.db.register("sluice_patch", patch)
-            try:
-                self._run(
-                    f"UPDATE {group.stage} SET {col.name} = p.v FROM sluice_patch p"
-                    f" WHERE {group.stage}.seq = p.seq"
-                )
-            finally:
-                self.db.unregister("sluice_patch")
+        finally:
+            self.db.unregister("sluice_patch")
 
     def _batches(
         self,

@@ -29,7 +29,6 @@ from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
-    WIDENINGS,
     CappedEvents,
     ColumnType,
     Discard,
@@ -37,6 +36,7 @@ from sluice.warehouse.base import (
     TableBatch,
     WarehouseError,
     WarehouseUnavailable,
+    check_widening,
 )
 
 SQL_TYPES: dict[ColumnType, str] = {
@@ -343,16 +343,7 @@ class DuckDBBackend:
         current = self.columns(schema).get(table)
         if current is None:
             raise SchemaChangeError(f"no table {schema}.{table} in {self.path}")
-        old_type = current.get(column)
-        if old_type is None:
-            raise SchemaChangeError(f"no column {column!r} in {schema}.{table}")
-        if old_type is new_type:
-            raise SchemaChangeError(f"{schema}.{table}.{column} already is {new_type.value}")
-        if (old_type, new_type) not in WIDENINGS:
-            raise SchemaChangeError(
-                f"cannot change {schema}.{table}.{column} from {old_type.value} to"
-                f" {new_type.value}: only integer → float and any type → varchar keep every value"
-            )
+        check_widening(schema, table, column, current.get(column), new_type)
         try:
             self._db.execute(
                 f"ALTER TABLE {quote(schema)}.{quote(table)} ALTER COLUMN {quote(column)}"

@@ -42,7 +42,6 @@ from sluice.warehouse.base import (
     DISCARDS_TABLE,
     LOADS_TABLE,
     META_SCHEMA,
-    WIDENINGS,
     CappedEvents,
     ColumnType,
     Discard,
@@ -50,6 +49,7 @@ from sluice.warehouse.base import (
     TableBatch,
     WarehouseError,
     WarehouseUnavailable,
+    check_widening,
 )
 from sluice.warehouse.stage import ARROW_TYPES  # the types staged rows have
 
@@ -396,17 +396,8 @@ class PostgresBackend:
             have = _read_columns(cur, [schema]).get(schema, {}).get(table)
             if have is None:
                 raise SchemaChangeError(f"no table {schema}.{table}")
-            if column not in have:
-                raise SchemaChangeError(f"no column {column!r} in {schema}.{table}")
-            old_type = _FROM_PG.get(have[column], ColumnType.VARCHAR)
-            if old_type is new_type:
-                raise SchemaChangeError(f"{schema}.{table}.{column} already is {new_type.value}")
-            if (old_type, new_type) not in WIDENINGS:
-                raise SchemaChangeError(
-                    f"cannot change {schema}.{table}.{column} from {old_type.value} to "
-                    f"{new_type.value}: only integer → float and any type → varchar keep "
-                    "every value"
-                )
+            found = _FROM_PG.get(have[column], ColumnType.VARCHAR) if column in have else None
+            old_type = check_widening(schema, table, column, found, new_type)
             col, pg_type = sql.Identifier(column), sql.SQL(PG_TYPES[new_type])
             using = sql.SQL("{}::{}").format(col, pg_type)
             if old_type is ColumnType.TIMESTAMP:

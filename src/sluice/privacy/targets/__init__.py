@@ -1,0 +1,1 @@
+"""The places a deletion reaches, each behind the one `Target` protocol of `base.py`."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from sluice.archive.writer import ArchiveWriter
 from sluice.config import Settings
 from sluice.delivery.retention import run_retention
+from sluice.engage.runner import run_engage
 from sluice.identity.runner import run_identity
 from sluice.runtime.units import Unit
 from sluice.store.base import Store
@@ -48,6 +49,7 @@ class BatchCatalogue:
             Unit("retention", b"", lambda: run_retention(settings, store)),
             # One per workspace (the store holds one); it reads its rules itself.
             Unit("identity", b"", lambda: run_identity(settings)),
+            Unit("engage", b"", lambda: run_engage(settings)),  # follows identity
         ]
         return {u.name: u for u in units}
 

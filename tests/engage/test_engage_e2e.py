@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import msgspec
+
 from recorder import Recorder
 from server import WRITE_KEY, SluiceServer, StartServer, basic, clean_env, wait_for
-
 from sluice.identity.tables import SqliteIdentityDb
 from sluice.store.base import ConfigObject
 

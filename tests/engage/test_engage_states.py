@@ -30,17 +30,18 @@ TRAITS = [
 values = st.one_of(st.integers(-5, 5), st.sampled_from(["a", "b", "c"]), st.none())
 ids = st.sampled_from(["u1", "u2", "u3"])
 anons = st.sampled_from(["a1", "a2", "a3", "a4"])
+
+
+def _track(user: str | None, anon: str, name: str, v: Any, ok: bool, day: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"event": name, "properties": {"v": v, "ok": ok}, "anonymousId": anon}
+    if user:
+        body["userId"] = user
+    return {"body": body, "day": day}
+
+
 event = st.one_of(
     st.builds(
-        lambda user, anon, name, v, ok, day: {
-            "body": {
-                "event": name,
-                "properties": {"v": v, "ok": ok},
-                **({"userId": user} if user else {}),
-                **({"anonymousId": anon} if anon else {}),
-            },
-            "day": day,
-        },  # fmt: skip
+        _track,
         st.one_of(st.none(), ids),
         anons,
         st.sampled_from(["Bought", "Bought", "Viewed"]),
@@ -89,8 +90,12 @@ def naive(kind: str, events: list[tuple[int, int, Any]]) -> Any:
 def check(rig: Rig, clock: int) -> int:
     """Compares every live profile's traits with the naive ones; returns how many profiles."""
     log = {e.seq: e for e in rig.store.read_after(0, 10**6)}
-    live = [r[0] for r in rig.db.execute(
-        "SELECT profile_id FROM profiles WHERE collection = 'users' AND merged_into IS NULL")]  # fmt: skip
+    live = [
+        r[0]
+        for r in rig.db.execute(
+            "SELECT profile_id FROM profiles WHERE collection = 'users' AND merged_into IS NULL"
+        )
+    ]
     defs = definitions(TRAITS)
     for profile in live:
         members = [profile] + [r[0] for r in rig.db.execute(

@@ -97,14 +97,23 @@ class EngageConsumer:
             fingerprint = self.fingerprint()
             if position is not None and position.fingerprint == fingerprint:
                 return ""
+            if position is not None and position.seq == 0:
+                # Nothing read yet (e.g. prepared before the identity graph's first run): the
+                # new fingerprint changes nothing already computed.
+                self.db.execute(
+                    "UPDATE engage_position SET fingerprint = ? WHERE space = ?",
+                    [fingerprint, self.space],
+                )
+                return ""
             self._reset(position, fingerprint)
         if position is not None:
             log.info("engage definitions changed: recomputing from the log")
         return "rebuilding" if position is not None else ""
 
     def _reset(self, position: Position | None, fingerprint: str) -> None:
-        """States emptied, position at 0; no emission until the old position (or the identity
-        graph's, on a first run: history is not sent again), then a sweep of every profile."""
+        """States emptied, position at 0; no emission until the old position (on a first
+        run, the log's end: its history is not sent as flips long past), then a sweep of every
+        profile sends what differs from what was sent."""
         space, db = self.space, self.db
         db.execute("DELETE FROM engage_states WHERE space = ?", [space])
         # What was emitted stays (a rebuild emits only differences), except for definitions
@@ -121,7 +130,10 @@ class EngageConsumer:
             f"DELETE FROM audience_members WHERE space = ? AND NOT (audience_key {clause})",
             [space, *params],
         )
-        until = max(position.seq if position else 0, identity_seq(db, space)[0])
+        if position is not None:
+            until = max(position.seq, position.replay_until)
+        else:
+            until = self.store.last_seq()
         db.execute("DELETE FROM engage_position WHERE space = ?", [space])
         db.execute(
             "INSERT INTO engage_position (space, seq, clock_ms, fingerprint, replay_until,"

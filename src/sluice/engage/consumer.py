@@ -210,7 +210,7 @@ class EngageConsumer:
             if hi >= position.replay_until:
                 sweep = ""  # caught up with the old position: compare everyone once
         else:
-            emitted = self._evaluate(book, touched - losers, hi, clock, position.emitted)
+            emitted = self._evaluate(book, touched - losers, hi, clock, position)
         db.execute(
             "UPDATE engage_position SET seq = ?, clock_ms = ?, sweep_after = ?,"
             " events = events + ?, emitted = emitted + ? WHERE space = ?",
@@ -228,7 +228,7 @@ class EngageConsumer:
         batch = [str(r[0]) for r in rows]
         book = StateBook(db, space, self.defs)
         book.load(batch)
-        emitted = self._evaluate(book, batch, position.seq, position.clock_ms, position.emitted)
+        emitted = self._evaluate(book, batch, position.seq, position.clock_ms, position)
         after = batch[-1] if len(batch) == SWEEP_PROFILES else None
         db.execute(
             "UPDATE engage_position SET sweep_after = ?, emitted = emitted + ? WHERE space = ?",
@@ -256,7 +256,7 @@ class EngageConsumer:
                 book.load(batch)
                 book.expire_all(clock)
                 book.save(clock)
-                emitted = self._evaluate(book, batch, position.seq, clock, position.emitted)
+                emitted = self._evaluate(book, batch, position.seq, clock, position)
                 self.db.execute(
                     "UPDATE engage_position SET clock_ms = ?, emitted = emitted + ?"
                     " WHERE space = ?",
@@ -287,7 +287,7 @@ class EngageConsumer:
             )
 
     def _evaluate(
-        self, book: StateBook, profiles: Iterable[str], seq: int, clock: int, emitted: int
+        self, book: StateBook, profiles: Iterable[str], seq: int, clock: int, position: Position
     ) -> int:
         """Compare each profile's values and memberships with what was emitted; record and
         queue the differences; returns how many events were queued."""
@@ -299,17 +299,18 @@ class EngageConsumer:
             return 0
         who = self._who({c.profile for c in changes})
         bodies: list[dict[str, Any]] = []
+        stamp = f"{seq}.{clock}.{position.rebuilds}"
         for c in changes:
             if c.audience:
                 bodies += audience_events(
-                    self.space, who[c.profile], c.profile, c.key, bool(c.value), seq, clock
+                    self.space, who[c.profile], c.profile, c.key, bool(c.value), stamp, clock
                 )
             else:
                 bodies += trait_events(
-                    self.space, who[c.profile], c.profile, c.key, c.value, seq, clock
+                    self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock
                 )
         self._record(changes, seq)
-        to_outbox(self.db, self.space, emitted + 1, bodies)
+        to_outbox(self.db, self.space, position.emitted + 1, bodies)
         return len(bodies)
 
     def _record(self, changes: list[Evaluation], seq: int) -> None:

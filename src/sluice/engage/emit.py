@@ -50,9 +50,12 @@ def computation_id(space: str, cls: str, key: str) -> str:
     return prefix + hashlib.sha256(f"{space}\0{cls}\0{key}".encode()).hexdigest()[:24]
 
 
-def message_id(space: str, kind: str, key: str, profile: str, value: Any, seq: int) -> str:
+def message_id(space: str, kind: str, key: str, profile: str, value: Any, stamp: str) -> str:
+    """Deterministic: a redone step makes the same ids. `stamp` (position, clock, recomputation
+    count) tells apart two changes to one value: at another position, at a later tick, or sent
+    again after a recomputation."""
     digest = hashlib.sha256(
-        f"{space}\0{kind}\0{key}\0{profile}\0{_encode(value).decode()}\0{seq}".encode()
+        f"{space}\0{kind}\0{key}\0{profile}\0{_encode(value).decode()}\0{stamp}".encode()
     ).hexdigest()
     return f"engage-{digest[:40]}"
 
@@ -80,27 +83,27 @@ def _base(space: str, who: Who, profile: str, cls: str, key: str, at_ms: int) ->
 
 
 def trait_events(
-    space: str, who: Who, profile: str, key: str, value: Any, seq: int, at_ms: int
+    space: str, who: Who, profile: str, key: str, value: Any, stamp: str, at_ms: int
 ) -> list[dict[str, Any]]:
     body = _base(space, who, profile, "computed_trait", key, at_ms)
     body.update(type="identify", traits={key: value})
-    body["messageId"] = message_id(space, "trait", key, profile, value, seq)
+    body["messageId"] = message_id(space, "trait", key, profile, value, stamp)
     return [body]
 
 
 def audience_events(
-    space: str, who: Who, profile: str, key: str, member: bool, seq: int, at_ms: int
+    space: str, who: Who, profile: str, key: str, member: bool, stamp: str, at_ms: int
 ) -> list[dict[str, Any]]:
     identify = _base(space, who, profile, "audience", key, at_ms)
     identify.update(type="identify", traits={key: member})
-    identify["messageId"] = message_id(space, "audience-identify", key, profile, member, seq)
+    identify["messageId"] = message_id(space, "audience-identify", key, profile, member, stamp)
     track = _base(space, who, profile, "audience", key, at_ms)
     track.update(
         type="track",
         event=ENTERED if member else EXITED,
         properties={"audience_key": key, key: member},
     )
-    track["messageId"] = message_id(space, "audience-track", key, profile, member, seq)
+    track["messageId"] = message_id(space, "audience-track", key, profile, member, stamp)
     return [identify, track]
 
 

@@ -63,3 +63,32 @@ def test_merge_joins_states_and_rebuild_sends_nothing_again(rig: Rig) -> None:
     rig.run(consumer)
     new = rig.emitted()[len(before) :]
     assert tracks(new) == [("Audience Entered", "big_spenders", "jane")]
+
+
+def test_trait_and_nested_conditions(rig: Rig) -> None:
+    spent = {"key": "spent", "kind": "sum", "event": "Order Completed", "property": "total"}
+    vip = {"key": "vip", "condition": {
+        "traits": [{"trait": "plan", "value": "pro"}],
+        "groups": [{"match": "any",
+                    "computed_traits": [{"computed_trait": "spent", "op": ">", "value": 100}],
+                    "events": [{"event": "Referred", "count": 1}]}],
+    }}  # fmt: skip
+    consumer = rig.engage(definitions([spent], [vip]))
+    rig.send({"type": "identify", "userId": "ann", "traits": {"plan": "pro"}})
+    rig.send({"userId": "ann", "event": "Order Completed", "properties": {"total": 60}})
+    rig.send({"type": "identify", "userId": "bob", "traits": {"plan": "free"}})
+    rig.send({"userId": "bob", "event": "Referred"})
+    rig.run(consumer)
+    assert tracks(rig.emitted()) == []  # ann spent 60; bob is not pro
+    rig.send({"userId": "ann", "event": "Order Completed", "properties": {"total": 50}})
+    rig.send({"type": "identify", "userId": "bob", "traits": {"plan": "pro"}})
+    rig.run(consumer)
+    assert sorted(tracks(rig.emitted())) == [
+        ("Audience Entered", "vip", "ann"),
+        ("Audience Entered", "vip", "bob"),
+    ]
+    rig.send({"type": "identify", "userId": "ann", "traits": {"plan": "free"}})
+    rig.run(consumer)
+    assert tracks(rig.emitted())[-1] == ("Audience Exited", "vip", "ann")
+    spent_values = [e["traits"]["spent"] for e in rig.emitted() if "spent" in e.get("traits", {})]
+    assert spent_values == [60, 110]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -90,3 +92,50 @@ def test_apply_refuses_an_invalid_definition_naming_the_field(tmp_path: Path) ->
     ws.write_text("sources: [{id: web}]\ncomputed_traits: [{key: spent, kind: sum}]\n")
     refused = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, check=False)
     assert "computed_traits[0].property" in refused.stderr
+
+
+def engage_tracks(server: SluiceServer) -> list[dict[str, object]]:
+    return [
+        msgspec.json.decode(e.payload)
+        for e in server.store.read_after(0, 10**6)
+        if e.source_id == "sluice-engage" and e.type == "track"
+    ]
+
+
+def test_server_killed_while_engage_works_sends_each_flip_once(
+    start_server: StartServer,
+) -> None:
+    users = 1500
+    server = start_server({"SLUICE_WORKERS": "1"})
+    server.store.put_config(
+        ConfigObject("engage", "engage", msgspec.json.encode({"audiences": [AUDIENCE]}))
+    )
+    # The definitions are read within seconds; events sent before would be history (not sent).
+    wait_for(lambda: _engage_ready(server.data_dir),
+             timeout=60, what="engage set up")  # fmt: skip
+    auth = {"authorization": basic(WRITE_KEY)}
+    for n in range(2):
+        batch = [
+            {**order(n), "userId": f"user-{u}", "messageId": f"o{n}-{u}"} for u in range(users)
+        ]
+        for start in range(0, users, 500):
+            res = server.post("/v1/batch", {"batch": batch[start : start + 500]}, headers=auth)
+            assert res.status == 200
+    wait_for(lambda: engage_seq(server.data_dir) > 0, timeout=120, what="engage at work")
+    server.kill()  # SIGKILL to the whole process group, wherever engage is
+    server.close()
+    server = start_server({"SLUICE_WORKERS": "1"}, data_dir=server.data_dir)
+    wait_for(lambda: len(engage_tracks(server)) >= users, timeout=180, what="every flip sent")
+    time.sleep(2)  # a duplicate would come right after
+    entered = Counter(str(t["userId"]) for t in engage_tracks(server))
+    assert len(entered) == users and set(entered.values()) == {1}
+
+
+def _engage_ready(data_dir: Path) -> bool:
+    db = SqliteIdentityDb(data_dir / "identity.db")
+    try:
+        return bool(db.execute("SELECT 1 FROM engage_position"))
+    except Exception:
+        return False
+    finally:
+        db.close()

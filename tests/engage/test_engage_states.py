@@ -147,3 +147,41 @@ def test_incremental_equals_naive(stream: list[dict[str, Any]], step: int) -> No
             check(rig, clock)
         finally:
             rig.close()
+
+
+parts = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(0, 3 * DAY), values), min_size=0, max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts, parts, st.sampled_from(KINDS), st.sampled_from([None, 1, 3]))
+def test_merged_state_equals_the_state_of_the_union(
+    a: list[tuple[int, int, Any]], b: list[tuple[int, int, Any]], kind: str, window: int | None
+) -> None:
+    """Two profiles' states merged equal one state built from all their events, in any
+    order; and their value equals the naive one over the events in the window."""
+
+    def build(events: list[tuple[int, int, Any]], offset: int) -> states.State:
+        state: states.State = {}
+        for i, (_, at, v) in enumerate(events):
+            part = states.partial(kind, v, T0 + at, offset + i)
+            if part is not None:
+                states.add(kind, state, states.bucket_of(T0 + at, window), part)
+        return state
+
+    merged = states.merge(kind, build(a, 0), build(b, 1000))
+    assert merged == states.merge(kind, build(b, 1000), build(a, 0))
+    union = build(a, 0)
+    for i, (_, at, v) in enumerate(b):
+        part = states.partial(kind, v, T0 + at, 1000 + i)
+        if part is not None:
+            states.add(kind, union, states.bucket_of(T0 + at, window), part)
+    assert merged == union
+    clock = T0 + 3 * DAY
+    events = [(T0 + at, i, v) for i, (_, at, v) in enumerate(a)]
+    events += [(T0 + at, 1000 + i, v) for i, (_, at, v) in enumerate(b)]
+    oldest = states.first_day(clock, window)
+    inside = [(t, s, None if kind == "count" else v) for t, s, v in events
+              if window is None or t // DAY >= oldest]  # fmt: skip
+    assert states.value(kind, merged, clock, window) == naive(kind, inside)

@@ -61,7 +61,8 @@ async def run_engage(settings: Settings) -> None:
                     continue
                 if consumer is None or (consumer.space, consumer.defs) != (space, defs):
                     consumer = await asyncio.to_thread(EngageConsumer, store, db, space, defs)
-                    await asyncio.to_thread(consumer.prepare)
+                # Also when only the identity rules changed (the graph rebuilt): recompute.
+                await asyncio.to_thread(consumer.prepare)
             assert consumer is not None
             try:
                 await asyncio.to_thread(flush, db, store, consumer.space)

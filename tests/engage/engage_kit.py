@@ -86,5 +86,5 @@ def tracks(emitted: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
     return [
         (e["event"], e["properties"]["audience_key"], e.get("userId") or e.get("anonymousId"))
         for e in emitted
-        if e["type"] == "track"
+        if e["type"] == "track" and e["context"]["personas"]["computation_class"] == "audience"
     ]

@@ -67,13 +67,15 @@ def test_merge_joins_states_and_rebuild_sends_nothing_again(rig: Rig) -> None:
 
 def test_trait_and_nested_conditions(rig: Rig) -> None:
     spent = {"key": "spent", "kind": "sum", "event": "Order Completed", "property": "total"}
+    first = {"key": "first_total", "kind": "first", "event": "Order Completed",
+             "property": "total", "send_as": "track"}  # fmt: skip
     vip = {"key": "vip", "condition": {
         "traits": [{"trait": "plan", "value": "pro"}],
         "groups": [{"match": "any",
                     "computed_traits": [{"computed_trait": "spent", "op": ">", "value": 100}],
                     "events": [{"event": "Referred", "count": 1}]}],
     }}  # fmt: skip
-    consumer = rig.engage(definitions([spent], [vip]))
+    consumer = rig.engage(definitions([spent, first], [vip]))
     rig.send({"type": "identify", "userId": "ann", "traits": {"plan": "pro"}})
     rig.send({"userId": "ann", "event": "Order Completed", "properties": {"total": 60}})
     rig.send({"type": "identify", "userId": "bob", "traits": {"plan": "free"}})
@@ -92,3 +94,5 @@ def test_trait_and_nested_conditions(rig: Rig) -> None:
     assert tracks(rig.emitted())[-1] == ("Audience Exited", "vip", "ann")
     spent_values = [e["traits"]["spent"] for e in rig.emitted() if "spent" in e.get("traits", {})]
     assert spent_values == [60, 110]
+    computed = [e for e in rig.emitted() if e.get("event") == "Trait Computed"]
+    assert [e["properties"] for e in computed] == [{"trait_key": "first_total", "first_total": 60}]

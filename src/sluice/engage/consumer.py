@@ -300,6 +300,7 @@ class EngageConsumer:
         who = self._who({c.profile for c in changes})
         bodies: list[dict[str, Any]] = []
         stamp = f"{seq}.{clock}.{position.rebuilds}"
+        tracked = {t.key for t in self.defs.traits if t.send_as == "track"}
         for c in changes:
             if c.audience:
                 bodies += audience_events(
@@ -307,8 +308,9 @@ class EngageConsumer:
                 )
             else:
                 bodies += trait_events(
-                    self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock
-                )
+                    self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock,
+                    as_track=c.key in tracked,
+                )  # fmt: skip
         self._record(changes, seq)
         to_outbox(self.db, self.space, position.emitted + 1, bodies)
         return len(bodies)

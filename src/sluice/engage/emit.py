@@ -1,7 +1,8 @@
 """The events Engage sends, as Segment's Engage sends them, and their way into the log.
 
-A computed trait's new value: an identify with `traits: {<key>: value}`. An audience flip: an
-identify with `traits: {<key>: true|false}` and a track "Audience Entered" / "Audience Exited"
+A computed trait's new value: an identify with `traits: {<key>: value}` (or, with `send_as:
+track`, a track "Trait Computed" with `properties: {trait_key: <key>, <key>: value}`). An
+audience flip: an identify with `traits: {<key>: true|false}` and a track "Audience Entered" / "Audience Exited"
 with `properties: {audience_key: <key>, <key>: true|false}`. All carry `context.personas`
 ({computation_class, computation_key, computation_id, space_id}: what actions-core's
 `engageAudienceMembership` reads) and the profile's userId / anonymousId (email in
@@ -30,6 +31,7 @@ from sluice.workspace.model import ENGAGE_SOURCE_ID
 
 ENTERED = "Audience Entered"
 EXITED = "Audience Exited"
+TRAIT_COMPUTED = "Trait Computed"
 LIBRARY = {"name": "sluice-engage", "version": "1"}
 FLUSH_ROWS = 1_000
 _encode = msgspec.json.Encoder(order="sorted").encode
@@ -83,10 +85,20 @@ def _base(space: str, who: Who, profile: str, cls: str, key: str, at_ms: int) ->
 
 
 def trait_events(
-    space: str, who: Who, profile: str, key: str, value: Any, stamp: str, at_ms: int
+    space: str,
+    who: Who,
+    profile: str,
+    key: str,
+    value: Any,
+    stamp: str,
+    at_ms: int,
+    as_track: bool = False,
 ) -> list[dict[str, Any]]:
     body = _base(space, who, profile, "computed_trait", key, at_ms)
-    body.update(type="identify", traits={key: value})
+    if as_track:
+        body.update(type="track", event=TRAIT_COMPUTED, properties={"trait_key": key, key: value})
+    else:
+        body.update(type="identify", traits={key: value})
     body["messageId"] = message_id(space, "trait", key, profile, value, stamp)
     return [body]
 

@@ -186,6 +186,8 @@ class ComputedTrait(_Object):
     where: NonEmptyStr | None = None
     property: NonEmptyStr | None = None
     within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    # Sent as an identify with the trait, or as Segment's "Trait Computed" track.
+    send_as: Literal["identify", "track"] = "identify"
 
 
 class TraitCondition(_Object):

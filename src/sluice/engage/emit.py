@@ -3,8 +3,9 @@
 A computed trait's new value: an identify with `traits: {<key>: value}` (or, with `send_as:
 track`, a track "Trait Computed" with `properties: {trait_key: <key>, <key>: value}`). An
 audience flip: an identify with `traits: {<key>: true|false}` and a track "Audience Entered" /
-"Audience Exited" with `properties: {audience_key: <key>, <key>: true|false}`. All carry `context.personas`
-({computation_class, computation_key, computation_id, space_id}: what actions-core's
+"Audience Exited" with `properties: {audience_key: <key>, <key>: true|false}`. All carry
+`context.personas` ({computation_class, computation_key, computation_id, space_id}: what
+actions-core's
 `engageAudienceMembership` reads) and the profile's userId / anonymousId (email in
 `context.traits`), under the internal source `sluice-engage`.
 

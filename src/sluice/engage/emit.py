@@ -5,9 +5,8 @@ track`, a track "Trait Computed" with `properties: {trait_key: <key>, <key>: val
 audience flip: an identify with `traits: {<key>: true|false}` and a track "Audience Entered" /
 "Audience Exited" with `properties: {audience_key: <key>, <key>: true|false}`. All carry
 `context.personas` ({computation_class, computation_key, computation_id, space_id}: what
-actions-core's
-`engageAudienceMembership` reads) and the profile's userId / anonymousId (email in
-`context.traits`), under the internal source `sluice-engage`.
+actions-core's `engageAudienceMembership` reads) and the profile's userId / anonymousId (email
+in `context.traits`), under the internal source `sluice-engage`.
 
 Exactly once: the events are written to `engage_outbox` in the transaction that records the
 change, appended to the log after it commits, then deleted. A crash between the append and the

@@ -25,12 +25,13 @@ from typing import Any
 import msgspec
 
 from sluice.engage import states
+from sluice.engage.book import StateBook
 from sluice.engage.definitions import Definitions
 from sluice.engage.emit import Who, audience_events, to_outbox, trait_events
 from sluice.engage.evaluate import Evaluation, evaluate
 from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
 from sluice.identity.tables import IdentityDb
-from sluice.store.base import EventStore, StoredEvent
+from sluice.store.base import EventStore
 from sluice.workspace.model import ENGAGE_SOURCE_ID
 
 log = logging.getLogger(__name__)
@@ -369,104 +370,4 @@ class EngageConsumer:
         }
 
 
-class StateBook:
-    """The states of a step's profiles: loaded once, changed in memory, written back."""
-
-    def __init__(self, db: IdentityDb, space: str, defs: Definitions) -> None:
-        self.db = db
-        self.space = space
-        self.defs = defs
-        self.states: dict[str, dict[str, states.State]] = {}
-        self.changed: set[tuple[str, str]] = set()
-        self.deleted: set[str] = set()
-
-    def load(self, profiles: Iterable[str]) -> None:
-        profiles = sorted(set(profiles) - set(self.states))
-        for p in profiles:
-            self.states[p] = {}
-        for start in range(0, len(profiles), 500):
-            chunk = profiles[start : start + 500]
-            clause, params = self.db.in_list(chunk)
-            for profile, key, text in self.db.execute(
-                "SELECT profile_id, key, state FROM engage_states WHERE space = ?"
-                f" AND profile_id {clause}",
-                [self.space, *params],
-            ):
-                self.states[profile][key] = states.load(text)
-
-    def add(self, profile: str, event: StoredEvent) -> None:
-        specs = self.defs.specs
-        if not specs:
-            return
-        try:
-            body = _decode(event.payload)
-        except msgspec.DecodeError:
-            return
-        own = self.states.setdefault(profile, {})
-        for spec in specs:
-            if not spec.matches(body):
-                continue
-            part = states.partial(spec.kind, spec.value_of(body), event.received_at_ms, event.seq)
-            if part is None:
-                continue
-            state = own.setdefault(spec.key, {})
-            states.add(
-                spec.kind, state, states.bucket_of(event.received_at_ms, spec.window_days), part
-            )
-            self.changed.add((profile, spec.key))
-
-    def merge(self, loser: str, winner: str) -> None:
-        lost = self.states.pop(loser, {})
-        self.deleted.add(loser)
-        own = self.states.setdefault(winner, {})
-        kinds = {s.key: s.kind for s in self.defs.specs}
-        for key, state in lost.items():
-            if key in kinds:
-                own[key] = states.merge(kinds[key], own.get(key, {}), state)
-                self.changed.add((winner, key))
-
-    def expire_all(self, clock: int) -> None:
-        windows = {s.key: s.window_days for s in self.defs.specs}
-        for profile, own in self.states.items():
-            for key in list(own):
-                own[key] = states.expire(own[key], clock, windows.get(key))
-                self.changed.add((profile, key))
-
-    def save(self, clock: int) -> None:
-        db, space = self.db, self.space
-        windows = {s.key: s.window_days for s in self.defs.specs}
-        if self.deleted:
-            clause, params = db.in_list(sorted(self.deleted))
-            db.execute(
-                f"DELETE FROM engage_states WHERE space = ? AND profile_id {clause}",
-                [space, *params],
-            )
-        upserts, removed = [], []
-        for profile, key in sorted(self.changed):
-            if profile in self.deleted:
-                continue
-            state = states.expire(self.states[profile].get(key, {}), clock, windows.get(key))
-            self.states[profile][key] = state
-            if state:
-                upserts.append(
-                    (space, profile, key, states.dump(state),
-                     states.expires_day(state, windows.get(key)))
-                )  # fmt: skip
-            else:
-                removed.append((space, profile, key))
-        db.executemany(
-            "INSERT INTO engage_states (space, profile_id, key, state, expires_day)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, profile_id, key) DO UPDATE"
-            " SET state = excluded.state, expires_day = excluded.expires_day",
-            upserts,
-        )
-        db.executemany(
-            "DELETE FROM engage_states WHERE space = ? AND profile_id = ? AND key = ?", removed
-        )
-        self.changed.clear()
-
-    def state(self, profile: str, key: str) -> states.State:
-        return self.states.get(profile, {}).get(key, {})
-
-
-__all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "StateBook", "read_position"]
+__all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "read_position"]

@@ -25,7 +25,7 @@ from sluice.identity.tables import IdentityDb
 from sluice.workspace.model import AudienceCondition
 
 if TYPE_CHECKING:
-    from sluice.engage.consumer import StateBook
+    from sluice.engage.book import StateBook
 
 _MISSING = object()
 

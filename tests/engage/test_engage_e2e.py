@@ -14,7 +14,7 @@ import msgspec
 
 from recorder import Recorder
 from server import WRITE_KEY, SluiceServer, StartServer, basic, clean_env, wait_for
-from sluice.identity.tables import SqliteIdentityDb
+from sluice.identity.tables import PostgresIdentityDb, SqliteIdentityDb
 from sluice.store.base import ConfigObject
 
 AUDIENCE = {
@@ -23,8 +23,8 @@ AUDIENCE = {
 }
 
 
-def engage_seq(data_dir: Path) -> int:
-    db = SqliteIdentityDb(data_dir / "identity.db")
+def engage_seq(data_dir: Path, url: str | None = None) -> int:
+    db = PostgresIdentityDb(url) if url else SqliteIdentityDb(data_dir / "identity.db")
     try:
         rows = db.execute("SELECT seq FROM engage_position")
         return int(rows[0][0]) if rows else 0
@@ -39,8 +39,12 @@ def order(n: int) -> dict[str, object]:
             "messageId": f"order-{n}", "properties": {"total": 10 * n}}  # fmt: skip
 
 
-def test_ordered_twice_enters_once(start_server: StartServer, recorder: Recorder) -> None:
-    server: SluiceServer = start_server({"SLUICE_WORKERS": "1"})
+def test_ordered_twice_enters_once(
+    start_server: StartServer, recorder: Recorder, seeded_store: tuple[dict[str, str], Path]
+) -> None:
+    env, data_dir = seeded_store  # SQLite, then PostgreSQL
+    url = env.get("SLUICE_DATABASE_URL")
+    server: SluiceServer = start_server({"SLUICE_WORKERS": "1", **env}, data_dir=data_dir)
     store = server.store
     store.put_config(
         ConfigObject("engage", "engage", msgspec.json.encode({"audiences": [AUDIENCE]}))
@@ -50,7 +54,7 @@ def test_ordered_twice_enters_once(start_server: StartServer, recorder: Recorder
     store.put_config(ConfigObject("destination", "hook", msgspec.json.encode(hook)))
     auth = {"authorization": basic(WRITE_KEY)}
     assert server.post("/v1/batch", {"batch": [order(1)]}, headers=auth).status == 200
-    wait_for(lambda: engage_seq(server.data_dir) >= 1, timeout=60, what="engage reads order 1")
+    wait_for(lambda: engage_seq(data_dir, url) >= 1, timeout=60, what="engage reads order 1")
     assert server.post("/v1/batch", {"batch": [order(2)]}, headers=auth).status == 200
     got = recorder.wait_for(2, timeout=60)
     bodies = sorted((r.json() for r in got), key=lambda b: b["type"])
@@ -63,7 +67,7 @@ def test_ordered_twice_enters_once(start_server: StartServer, recorder: Recorder
     # A third order: still a member, nothing more is sent.
     assert server.post("/v1/batch", {"batch": [order(3)]}, headers=auth).status == 200
     end = store.last_seq()
-    wait_for(lambda: engage_seq(server.data_dir) >= end, timeout=60, what="engage reads order 3")
+    wait_for(lambda: engage_seq(data_dir, url) >= end, timeout=60, what="engage reads order 3")
     wait_for(lambda: (store.find_cursor("destination:hook") or 0) >= store.last_seq(),
              timeout=60, what="the hook consumer at the log's end")  # fmt: skip
     assert len(recorder.requests) == 2

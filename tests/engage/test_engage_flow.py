@@ -96,3 +96,18 @@ def test_trait_and_nested_conditions(rig: Rig) -> None:
     assert spent_values == [60, 110]
     computed = [e for e in rig.emitted() if e.get("event") == "Trait Computed"]
     assert [e["properties"] for e in computed] == [{"trait_key": "first_total", "first_total": 60}]
+
+
+def test_recomputing_after_a_tick_does_not_enter_again(rig: Rig) -> None:
+    consumer = rig.engage(definitions([ORDERS], [ORDERED_TWICE]))
+    rig.send({"userId": "jane", "event": "Order Completed"}, at_ms=T0)
+    rig.send({"userId": "jane", "event": "Order Completed"}, at_ms=T0 + DAY)
+    rig.run(consumer)
+    consumer.tick(T0 + 10 * DAY)  # both orders out of the window: exited
+    rig.run(consumer)
+    sent = tracks(rig.emitted())
+    assert [t[0] for t in sent] == ["Audience Entered", "Audience Exited"]
+    other = {"key": "viewers", "condition": {"events": [{"event": "Viewed"}]}}
+    consumer = rig.engage(definitions([ORDERS], [ORDERED_TWICE, other]))  # recompute
+    rig.run(consumer)
+    assert tracks(rig.emitted()) == sent  # judged at the tick's clock: still out

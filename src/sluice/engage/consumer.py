@@ -136,11 +136,14 @@ class EngageConsumer:
         else:
             until = self.store.last_seq()
         db.execute("DELETE FROM engage_position WHERE space = ?", [space])
+        # The clock stays: the sweep then judges windows at the time the last values were
+        # sent at (a tick may have moved it past the log's newest event).
         db.execute(
             "INSERT INTO engage_position (space, seq, clock_ms, fingerprint, replay_until,"
-            " events, emitted, rebuilds) VALUES (?, 0, 0, ?, ?, ?, ?, ?)",
-            [space, fingerprint, until, position.events if position else 0,
-             position.emitted if position else 0, (position.rebuilds + 1) if position else 0],
+            " events, emitted, rebuilds) VALUES (?, 0, ?, ?, ?, ?, ?, ?)",
+            [space, position.clock_ms if position else 0, fingerprint, until,
+             position.events if position else 0, position.emitted if position else 0,
+             (position.rebuilds + 1) if position else 0],
         )  # fmt: skip
 
     # --- a step ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import psycopg
 
 SQLITE_FILE = "identity.db"
 BIG = "BIGINT"
+Column = tuple[str, str]  # (name, SQL type: TEXT or BIGINT)
 TABLES = ("profiles", "identities", "profile_traits", "profile_events", "merges")
 
 _SCHEMA = [
@@ -91,6 +92,29 @@ class IdentityDb:
         """`IN (...)` for these values: SQL text and its parameters."""
         raise NotImplementedError
 
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        """`INSERT INTO table (columns) <rows> <tail>` (`tail`: an ON CONFLICT clause), as one
+        set-based statement where the backend has one."""
+        raise NotImplementedError
+
+    def copy_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Rows known not to be stored yet (no conflict to check): PostgreSQL's COPY."""
+        self.insert_rows(table, columns, rows)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """`UPDATE table SET sets WHERE keys` for each row (the set values, then the keys)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -130,6 +154,24 @@ class SqliteIdentityDb(IdentityDb):
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"IN ({','.join('?' * len(values))})", list(values)
 
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", rows)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        assigned = ", ".join(f"{name} = ?" for name, _ in sets)
+        where = " AND ".join(f"{name} = ?" for name, _ in keys)
+        self.executemany(f"UPDATE {table} SET {assigned} WHERE {where}", rows)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -167,8 +209,55 @@ class PostgresIdentityDb(IdentityDb):
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return "= ANY(?)", [list(values)]
 
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        self.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(columns)}{tail}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+    def copy_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        if not rows:
+            return
+        assigned = ", ".join(f"{name} = u.{name}" for name, _ in sets)
+        where = " AND ".join(f"t.{name} = u.{name}" for name, _ in keys)
+        self.execute(
+            f"UPDATE {table} AS t SET {assigned} FROM {_unnest([*sets, *keys])} WHERE {where}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
     def close(self) -> None:
         self.conn.close()
+
+
+def _unnest(columns: Sequence[Column]) -> str:
+    """`unnest(?::text[], ...) AS u(name, ...)`: rows sent as one array per column, so a
+    step's writes to a table are one statement and one round trip."""
+    arrays = ", ".join(f"?::{sql_type}[]" for _, sql_type in columns)
+    return f"unnest({arrays}) AS u({', '.join(name for name, _ in columns)})"
 
 
 def open_identity_db(data_dir: Path, database_url: str | None) -> IdentityDb:

@@ -88,6 +88,10 @@ class IdentityDb:
         (the worker and `sluice identity rebuild`) never apply one step twice."""
         raise NotImplementedError
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """A read-only transaction: its reads see one state of the tables (Profiles Sync)."""
+        raise NotImplementedError
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """`IN (...)` for these values: SQL text and its parameters."""
         raise NotImplementedError
@@ -151,6 +155,14 @@ class SqliteIdentityDb(IdentityDb):
             raise
         self.conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")  # deferred: a WAL reader, never blocking the consumer
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"IN ({','.join('?' * len(values))})", list(values)
 
@@ -204,6 +216,12 @@ class PostgresIdentityDb(IdentityDb):
             self.conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sluice-identity:{space}",)
             )
+            yield
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield
 
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:

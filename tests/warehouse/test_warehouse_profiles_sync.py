@@ -12,11 +12,19 @@ import msgspec
 import psycopg
 import pytest
 
+from sluice.config import Settings
 from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.rules import rules_from
-from sluice.identity.tables import IdentityDb, PostgresIdentityDb, SqliteIdentityDb
-from sluice.store.base import StoredEvent
+from sluice.identity.tables import (
+    IdentityDb,
+    PostgresIdentityDb,
+    SqliteIdentityDb,
+    open_identity_db,
+)
+from sluice.store.base import AppendBatch, NewEvent, StoredEvent
+from sluice.store.sqlite import SqliteStore
 from sluice.warehouse.factory import WarehouseConfig
+from sluice.warehouse.loader import WarehouseLoader
 from sluice.warehouse.profiles_sync import sync_profiles
 from sluice.workspace import WorkspaceError
 from sluice.workspace.files import parse_workspace
@@ -196,3 +204,39 @@ def test_the_setting_is_refused_where_it_cannot_load() -> None:
     with pytest.raises(WorkspaceError) as caught:
         parse_workspace(text, "workspace.yaml")
     assert "warehouses[0].settings.profiles" in str(caught.value)
+
+
+def test_a_warehouse_load_brings_the_events_and_the_profiles(tmp_path: Path) -> None:
+    """As the worker runs it: the log in a real store, the identity consumer on it, then one
+    `load_once` of a DuckDB warehouse with `profiles: true` loads both kinds of tables."""
+    store = SqliteStore(tmp_path / "log.db")
+    try:
+        events = []
+        for n, body in enumerate((BROWSE, SIGN_UP), start=1):
+            msg = {**body, "messageId": f"msg-{n}", "timestamp": "2026-12-01T00:00:00.000Z"}
+            events.append(NewEvent("web", msg["messageId"], msg["type"], None, 0,
+                                   msgspec.json.encode(msg)))  # fmt: skip
+        store.append(AppendBatch(events=events))
+        settings = Settings(data_dir=tmp_path)
+        db = open_identity_db(tmp_path, None)
+        try:
+            consumer = IdentityConsumer(store, db, SPACE, rules_from(None))
+            consumer.prepare()
+            consumer.run_until_caught_up()
+        finally:
+            db.close()
+        body = {"id": "main", "type": "duckdb", "settings": {"path": "wh.duckdb", "profiles": True}}
+        report = WarehouseLoader(settings, store, msgspec.json.encode(body)).load_once()
+    finally:
+        store.close()
+    assert report.profiles is not None and report.profiles.profiles == 1
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM web.identifies").fetchall() == [(1,)]
+        rows = conn.execute(
+            "SELECT DISTINCT canonical_segment_id FROM profiles.user_identifiers"
+        ).fetchall()
+        assert len(rows) == 1
+        ids = conn.execute("SELECT type, value FROM profiles.user_identifiers").fetchall()
+        assert sorted(ids) == [
+            ("anonymous_id", "anon-1"), ("email", "jane@example.com"), ("user_id", "jane")
+        ]  # fmt: skip

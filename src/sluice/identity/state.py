@@ -268,12 +268,15 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
         (existing if profile in graph.stored_profiles else fresh).append(values)
     db.copy_rows("profile_traits", _TRAIT, fresh)
     db.insert_rows("profile_traits", _TRAIT, existing, _NEWER_WINS)
-    db.insert_rows(
-        "profile_events",
-        _EVENT,
-        [(space, profile, seq) for profile, seq in writes.events],
-        " ON CONFLICT DO NOTHING",
-    )
+    # Events of a profile this step created cannot be indexed already: no conflict to check.
+    fresh_events: list[tuple[Any, ...]] = []
+    other_events: list[tuple[Any, ...]] = []
+    for profile, seq in writes.events:
+        (other_events if profile in graph.stored_profiles else fresh_events).append(
+            (space, profile, seq)
+        )
+    db.copy_rows("profile_events", _EVENT, fresh_events)
+    db.insert_rows("profile_events", _EVENT, other_events, " ON CONFLICT DO NOTHING")
 
 
 # The newest value of a trait wins, by event time then by log order: the same answer whatever

@@ -195,6 +195,10 @@ class PostgresIdentityDb(IdentityDb):
         self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
             url, autocommit=True, application_name="sluice-identity"
         )
+        # Derived data, as on SQLite (synchronous=NORMAL): a commit lost to a server crash
+        # loses its position with it and is redone from the log; this session's commits then
+        # need not wait for their WAL to reach the disk. Other sessions are unaffected.
+        self.conn.execute("SET synchronous_commit = off")
         with self.conn.transaction():
             # Several nodes may start at once: one creates, the others wait for it.
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice-identity-schema'))")

@@ -278,11 +278,32 @@ def check_workspace(ws: Workspace) -> None:
                 f"Expected a whole number of event tables per source, 0 or more, got {cap!r}",
                 path=f"warehouses[{i}].settings.{MAX_EVENT_TABLES}",
             )
+        problem = profiles_setting_problem(warehouse.type, warehouse.settings.get("profiles"))
+        if problem is not None:
+            raise WorkspaceError(problem, path=f"warehouses[{i}].settings.profiles")
     if ws.identity is not None:
         _check_identity(ws.identity)
     from sluice.engage.definitions import check_engage  # it imports this module
 
     check_engage(ws)
+
+
+PROFILES_SYNC_TYPES = ("duckdb", "postgres")  # warehouses that can take Profiles Sync tables
+
+
+def profiles_setting_problem(warehouse_type: str, value: object) -> str | None:
+    """Why a warehouse's `settings.profiles` (Profiles Sync, warehouse/profiles_sync.py) cannot
+    be accepted for its type; None when it can."""
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        return f"Expected true or false, got {value!r}"
+    if value and warehouse_type not in PROFILES_SYNC_TYPES:
+        return (
+            f"Profiles Sync loads into {' and '.join(PROFILES_SYNC_TYPES)} warehouses, not"
+            f" {warehouse_type!r}"
+        )
+    return None
 
 
 def _check_identity(identity: IdentitySettings) -> None:

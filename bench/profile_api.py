@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,6 +206,57 @@ def verify(profiles: int, tracks: int) -> None:
         print(f"{table}: {len(rows['direct'])} rows, equal")
 
 
+def report(what: str, times: list[float]) -> None:
+    print(
+        f"{what}: {len(times)} requests, p50 {percentile(times, 50):.2f} ms,"
+        f" p99 {percentile(times, 99):.2f} ms, max {max(times):.2f} ms",
+        flush=True,
+    )
+
+
+def time_ui(data: Path, port: int, profiles: int, requests: int, rng: random.Random) -> None:
+    """The UI's search (a redirect) and profile page (20 events, each id's fate) for random
+    users, signed in through the real form."""
+    email, password = "bench@example.com", "bench password 1234"
+    again = ("--update",) if email in sluice(data, "admin", "list") else ()
+    sluice(data, "admin", "create", email, "--password", password, *again)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/signin")
+    res = conn.getresponse()
+    body = res.read()
+    cookie = "; ".join(v.split(";")[0] for k, v in res.getheaders() if k.lower() == "set-cookie")
+    csrf = body.split(b'name="csrf_token" value="')[1].split(b'"')[0].decode()
+    form = urllib.parse.urlencode({"csrf_token": csrf, "email": email, "password": password})
+    conn.request("POST", "/signin", form, {"content-type": "application/x-www-form-urlencoded",
+                                          "cookie": cookie})  # fmt: skip
+    res = conn.getresponse()
+    res.read()
+    cookie = "; ".join(v.split(";")[0] for k, v in res.getheaders() if k.lower() == "set-cookie")
+    headers = {"cookie": cookie}
+    searches: list[float] = []
+    pages: list[float] = []
+    for i in range(requests + 5):
+        user = rng.randrange(profiles)
+        began = time.perf_counter()
+        conn.request("GET", f"/profiles?q=user_id:u{user}", headers=headers)
+        res = conn.getresponse()
+        res.read()
+        found = res.getheader("location")
+        if res.status != 303 or not found:
+            raise SystemExit(f"search user_id:u{user}: {res.status}")
+        middle = time.perf_counter()
+        conn.request("GET", found, headers=headers)
+        res = conn.getresponse()
+        page = res.read()
+        if res.status != 200 or f"u{user}".encode() not in page:
+            raise SystemExit(f"{found}: {res.status}")
+        if i >= 5:
+            searches.append((middle - began) * 1000)
+            pages.append((time.perf_counter() - middle) * 1000)
+    report("UI /profiles?q= (search)", searches)
+    report("UI /profiles/<id>", pages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profiles", type=int, default=20_000)
@@ -212,18 +264,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--fill", choices=("consumer", "direct"), default="consumer")
     parser.add_argument("--verify", type=int, metavar="N", help="check the direct fill, N people")
+    parser.add_argument("--reuse", type=Path, help="a data dir this script built (same --profiles)")
+    parser.add_argument("--ui", action="store_true", help="also time the UI's profile page")
     args = parser.parse_args()
     if args.verify:
         verify(args.verify, args.tracks)
         return
-    data = Path(tempfile.mkdtemp(prefix="sluice-papi-")) / "data"
-    started = time.perf_counter()
-    now = int(time.time() * 1000) - 3_600_000
-    events = build(data, args.profiles, args.tracks, args.fill, now)
-    print(
-        f"built {args.profiles} profiles, {events} events in {time.perf_counter() - started:.0f} s"
-        f" ({data})"
-    )
+    if args.reuse:
+        data = args.reuse
+    else:
+        data = Path(tempfile.mkdtemp(prefix="sluice-papi-")) / "data"
+        started = time.perf_counter()
+        now = int(time.time() * 1000) - 3_600_000
+        events = build(data, args.profiles, args.tracks, args.fill, now)
+        print(
+            f"built {args.profiles} profiles, {events} events"
+            f" in {time.perf_counter() - started:.0f} s ({data})"
+        )
     token = sluice(data, "token", "create", "--scope", "profile").split()[0]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -262,10 +319,9 @@ def main() -> None:
                     raise SystemExit(f"{path}: {res.status}")
                 if i >= 50:  # the first requests warm caches and open the identity tables
                     times.append((time.perf_counter() - began) * 1000)
-            print(
-                f"/{route}: {len(times)} requests, p50 {percentile(times, 50):.2f} ms,"
-                f" p99 {percentile(times, 99):.2f} ms, max {max(times):.2f} ms"
-            )
+            report(f"/{route}", times)
+        if args.ui:
+            time_ui(data, port, args.profiles, max(args.requests // 10, 20), rng)
     finally:
         server.terminate()
         server.wait(10)

@@ -126,3 +126,12 @@ def test_a_merge_is_told_by_its_event(graph: Any) -> None:
     # The merged profile began with the backend's identify; the anonymous one is older.
     assert (story.loser_first_message_id, story.loser_first_source_id) == ("s1", "web")
     assert story.loser_created_ms == T0 + 3 * 1000
+
+
+def test_the_profile_count_stops_past_its_cap(graph: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting is a scan: past the cap the page says "N+" instead of scanning a million."""
+    db, store = graph
+    monkeypatch.setattr("sluice.identity.explain.COUNT_CAP", 1)
+    state = graph_state(db, store, SPACE, True)
+    assert (state.profiles, state.profiles_over_cap) == (2, True)
+    assert graph_state(db, store, SPACE, True, count=False).profiles == 0

@@ -10,11 +10,13 @@ run two statements at once); nothing here writes to them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -43,7 +45,15 @@ class IdentityReads:
             if self._db is None:
                 settings = self.site.settings
                 self._db = open_identity_db(settings.data_dir, settings.database_url)
-            return fn(self._db)
+            try:
+                return fn(self._db)
+            except psycopg.OperationalError:
+                # PostgreSQL restarted or the connection dropped: this page fails (500), the
+                # next one opens a new connection instead of failing forever.
+                with contextlib.suppress(Exception):
+                    self._db.close()
+                self._db = None
+                raise
 
 
 def routes(site: Site) -> list[Route]:
@@ -53,14 +63,16 @@ def routes(site: Site) -> list[Route]:
         space, rules = workspace_rules(site.store)
 
         def load(db: IdentityDb) -> dict[str, Any]:
-            state = graph_state(db, site.log, space, rules.enabled)
             found, error = None, ""
             if query:
                 try:
                     found = find(db, space, query)
                 except ValueError as exc:
                     error = str(exc)
-            return {"state": state, "found": found, "error": error}
+            if found:  # a redirect: no counters to show
+                return {"found": found}
+            state = graph_state(db, site.log, space, rules.enabled)
+            return {"state": state, "found": None, "error": error}
 
         return reads.run(load)
 
@@ -75,7 +87,7 @@ def routes(site: Site) -> list[Route]:
                 db, site.log, rules, space, shown.members, before, EVENTS_PAGE
             )
             return {
-                "state": graph_state(db, site.log, space, rules.enabled),
+                "state": graph_state(db, site.log, space, rules.enabled, count=False),
                 "profile": shown,
                 "events": events,
                 "older": older,

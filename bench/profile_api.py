@@ -341,7 +341,7 @@ def main() -> None:
                 time.sleep(0.2)
         auth = {"Authorization": "Basic " + base64.b64encode(f"{token}:".encode()).decode()}
         rng = random.Random(7)
-        for route in ("traits", "events"):
+        for route in ("traits", "events", "external_ids"):
             times: list[float] = []
             cpu_before = 0.0
             for i in range(args.requests + 50):

@@ -1,5 +1,5 @@
 """The batch lane: consumers that work in large steps (the archive writer, the warehouse loaders,
-log retention, the identity graph; later the lake, deletions).
+log retention, the identity graph, regulations' deletions).
 
 A load may hold its process for seconds; here that delays only other batch work, and the lane's
 process runs at a lower CPU priority (`SLUICE_BATCH_NICE`) so delivery gets the CPU first.
@@ -14,6 +14,7 @@ from sluice.archive.writer import ArchiveWriter
 from sluice.config import Settings
 from sluice.delivery.retention import run_retention
 from sluice.identity.runner import run_identity
+from sluice.privacy.runner import run_privacy
 from sluice.runtime.units import Unit
 from sluice.store.base import Store
 from sluice.store.factory import open_store
@@ -48,6 +49,7 @@ class BatchCatalogue:
             Unit("retention", b"", lambda: run_retention(settings, store)),
             # One per workspace (the store holds one); it reads its rules itself.
             Unit("identity", b"", lambda: run_identity(settings)),
+            Unit("privacy", b"", lambda: run_privacy(settings)),  # regulations' deletions
         ]
         return {u.name: u for u in units}
 

@@ -43,6 +43,7 @@ from sluice.store.base import Store
 
 GZIP_WBITS = 31
 LEVEL = 1  # the writer's level (archive/writer.py)
+TEMP_SUFFIX = ".privacy"
 
 
 class ArchiveTarget:
@@ -105,6 +106,10 @@ class ArchiveTarget:
                     for entry in sorted(os.scandir(day.path), key=lambda e: e.name):
                         if parse_file_name(entry.name) is not None:
                             yield Path(entry.path)
+                        elif entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+                            # A rewrite a crash interrupted: its file is rewritten again.
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(entry.path)
 
     def _rewrite_local(self, path: Path, matcher: SubjectMatcher) -> int:
         try:
@@ -114,7 +119,7 @@ class ArchiveTarget:
         kept, removed = self._filter(data, matcher)
         if not removed:
             return 0
-        temp = path.with_name(f".{path.name}.privacy")
+        temp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
         with open(temp, "wb") as handle:
             handle.write(kept)
             handle.flush()

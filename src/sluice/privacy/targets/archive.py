@@ -155,7 +155,8 @@ class ArchiveTarget:
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
-        kept = [line for line in lines if not matcher.holds(line)]
+        # The byte search again, per line: only the few lines it finds are decoded.
+        kept = [line for line in lines if not (matcher.might_hold(line) and matcher.holds(line))]
         removed = len(lines) - len(kept)
         if not removed:
             return compressed, 0

@@ -13,7 +13,16 @@ from sluice.privacy.regulation import RegulationRequest, create_regulation
 from sluice.privacy.suppression import is_suppressed, suppression_key
 from sluice.privacy.targets.base import Subject
 from sluice.privacy.targets.log import LogTarget
-from sluice.store.base import AppendBatch, LegRow, NewEvent, Store
+from sluice.store.base import (
+    AppendBatch,
+    DeliveryCommit,
+    LegRow,
+    NewEvent,
+    NewParked,
+    Rejection,
+    RetryRow,
+    Store,
+)
 
 
 def request(kind: str, *ids: str, subject: str = "USER_ID") -> RegulationRequest:
@@ -148,3 +157,44 @@ def test_many_ids_are_matched_exactly(store: Store) -> None:
     outcome = asyncio.run(LogTarget(store).delete("r", Subject("USER_ID", tuple(ids))))
     assert outcome.removed == 3
     assert users_in_log(store) == ["user-100", "last"]
+
+
+def _retry(seq: int, user: str) -> RetryRow:
+    body = msgspec.json.encode({"type": "track", "userId": user, "messageId": f"m{seq}"})
+    return RetryRow(
+        "hooks", seq, "send", f"m{seq}", "web", "track", "Bought", 1, 1, 7, "retrying", 1, 1, 1,
+        1, "HTTP 500", b'{"method":"POST"}', b'{"status":500}', body,
+    )  # fmt: skip
+
+
+def test_the_log_leg_also_empties_retry_set_parked_and_rejections(store: Store) -> None:
+    append(store, "gone", "kept", "last")
+    parked = [
+        NewParked(f"p{n}", n, "permanent_error", 1, b"{}", b"{}",
+                  msgspec.json.encode({"type": "track", "userId": user}))
+        for n, user in ((1, "gone"), (2, "kept"))
+    ]  # fmt: skip
+    store.commit_delivery(
+        DeliveryCommit(
+            "hooks",
+            cursor=None,
+            first_seq=0,
+            last_seq=-1,
+            finished_at_ms=1,
+            attempts=1,
+            retries=[_retry(1, "gone"), _retry(2, "kept")],
+            parked=parked,
+        )
+    )
+    batch = AppendBatch()
+    for user in ("gone", "kept"):
+        # A rejected item is kept as received, cut at the size limit: not always JSON.
+        raw = b'{"type":"track","userId":"%s","properties":{"x":' % user.encode()
+        batch.rejections.append(Rejection("web", "invalid_field", "cut", 1, raw))
+    store.append(batch)
+    outcome = asyncio.run(LogTarget(store).delete("r", Subject("USER_ID", ("gone",))))
+    assert (outcome.status, outcome.removed) == ("FINISHED", 4)
+    assert [r.message_id for _, r in store.retrying()] == ["m2"]
+    assert [p.message_id for p in store.parked()] == ["p2"]
+    assert [b"kept" in r.payload for r in store.rejections(10)] == [True]
+    assert users_in_log(store) == ["kept", "last"]

@@ -159,6 +159,12 @@ def test_suppress_with_delete_leaves_no_trace(
     assert legs["log"]["removed"] >= 7 and legs["profiles"]["removed"] > 0
     assert legs["archive"]["removed"] >= 7
     assert reg["subjectCount"] == 1 and victim not in str(reg)
+    # Each change of state is logged once, without the user id.
+    logged = server.log()
+    assert logged.count(f"regulation {regulate_id} (SUPPRESS_WITH_DELETE, 1 id(s)): RUNNING") == 1
+    assert logged.count(f"regulation {regulate_id} (SUPPRESS_WITH_DELETE): FINISHED") == 1
+    assert logged.count(f"regulation {regulate_id}: leg archive FINISHED") == 1
+    assert victim not in logged
 
     # After: not one byte of the victim, in any file, table or object; the keeper is intact.
     assert not profile_ids(server, victim)

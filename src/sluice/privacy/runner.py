@@ -140,6 +140,8 @@ class RegulationRunner:
         await asyncio.to_thread(store.forget_unit_stats, progress_unit(reg.id))
         await self._erase_freed(reg.id)
         self._next_try.pop(reg.id, None)
+        for key in [k for k in self._logged if k[0] == reg.id]:
+            del self._logged[key]
         log_at = log.info if status == "FINISHED" else log.warning
         log_at("regulation %s (%s): %s %s", reg.id, reg.type, status, detail)
         return status

@@ -15,6 +15,7 @@ import sluice.cli.identity
 import sluice.cli.importer
 import sluice.cli.lake
 import sluice.cli.parked
+import sluice.cli.privacy
 import sluice.cli.profiles
 import sluice.cli.protocols
 import sluice.cli.ready

@@ -100,6 +100,7 @@ class Collector:
         self.sources_by_key: dict[str, SourceRow] = {}
         self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
         self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
+        self.suppressed: frozenset[str] = frozenset()  # hashes of suppressed user ids (privacy/)
         self._config_version = -1
         self._buckets = (
             SharedTokenBuckets(
@@ -154,6 +155,7 @@ class Collector:
         bodies = [obj.body for obj in self.store.list_config("destination")]
         self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
         self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
+        self.suppressed = self.store.suppressed_keys()
         self._config_version = version
 
     async def _poll_config(self) -> None:
@@ -361,6 +363,7 @@ class Collector:
             path_type,
             raws,
             self.plans,
+            self.suppressed,
         )
         try:
             await committer.submit(batch)
@@ -386,7 +389,15 @@ class Collector:
         ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
         envelope = make_envelope(int(time.time() * 1000), ip)
         batch = build_batch(
-            self.settings, self.sources_by_key, source, [event], envelope, None, None, self.plans
+            self.settings,
+            self.sources_by_key,
+            source,
+            [event],
+            envelope,
+            None,
+            None,
+            self.plans,
+            self.suppressed,
         )
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]

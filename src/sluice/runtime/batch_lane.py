@@ -1,5 +1,5 @@
 """The batch lane: consumers that work in large steps (the archive writer, the warehouse loaders,
-log retention, the identity graph and Engage, regulations' deletions; the lake loads as a warehouse).
+log retention, the identity graph and Engage, regulations' deletions; lakes load as warehouses).
 
 A load may hold its process for seconds; here that delays only other batch work, and the lane's
 process runs at a lower CPU priority (`SLUICE_BATCH_NICE`) so delivery gets the CPU first.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 
+from sluice.delivery.exchange import Redactor
 from sluice.delivery.sender import new_session, send
 from sluice.destinations.base import (
     EGRESS_DENIED,
@@ -77,7 +78,7 @@ class DestinationTarget:
         )
 
     def _outcome(self, status: OutcomeStatus, text: str, removed: int = 0) -> TargetOutcome:
-        detail = redact(f"destination {self.destination_id}: {text}", self.secrets())
+        detail = Redactor(self.secrets()).text(f"destination {self.destination_id}: {text}")
         return TargetOutcome(self.name, status, detail, removed)
 
     def secrets(self) -> list[str]:
@@ -101,12 +102,6 @@ def _judge(response: Response) -> tuple[OutcomeStatus, str]:
     if response.status in RETRYABLE_STATUSES or response.status >= 500:
         return "RETRYING", why
     return "FAILED", why
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def amplitude_target(destination_id: str, destination: Destination) -> DestinationTarget:

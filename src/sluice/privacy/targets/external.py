@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sluice.bridge.destination import BridgedDestination
 from sluice.config import Settings
 from sluice.destinations.base import Destination
 from sluice.errors import SluiceError
@@ -23,6 +24,7 @@ from sluice.warehouse.factory import (
     duckdb_path,
     lake_path,
 )
+from sluice.workspace.model import Destination as DestinationDoc
 from sluice.workspace.model import Workspace
 
 LogHead = Callable[[], int]
@@ -50,9 +52,7 @@ def external_targets(
     """
     head = _log_head(settings, store)
     targets: list[Target] = [warehouse_target(c, settings, head) for c in _warehouses(workspace)]
-    targets.extend(
-        destination_target(d.id, d.type, d.mode, d.settings) for d in workspace.destinations
-    )
+    targets.extend(destination_target(d) for d in workspace.destinations)
     return targets
 
 
@@ -91,27 +91,33 @@ def warehouse_target(config: WarehouseConfig, settings: Settings, head: LogHead)
     )  # fmt: skip
 
 
-def destination_target(
-    destination_id: str, type_id: str, mode: str, raw_settings: dict[str, object]
-) -> Target:
+def destination_target(doc: DestinationDoc) -> Target:
     """The destination's deletion API, or a sentence saying why there is none."""
     from sluice.destinations.registry import load
 
+    destination_id = doc.id
     name = f"destination:{destination_id}"
-    if mode == "device":
+    if doc.mode == "device":
         return FixedTarget(
             name, "NOT_SUPPORTED",
             f"destination {destination_id} runs in the page (device mode): Sluice never sent"
             " it data and cannot ask it to delete",
         )  # fmt: skip
     try:
-        cls = load(type_id)
-        destination: Destination = cls(cls.parse_settings(raw_settings))
+        cls = load(doc.type)
+        destination: Destination = cls(cls.parse_settings(doc.settings))
     except (SluiceError, ValueError) as exc:  # msgspec.ValidationError is a ValueError
         return FixedTarget(name, "FAILED", f"destination {destination_id}: {exc}")
     build = DELETION_APIS.get(cls.id) if not cls.runs_code else None
     if build is not None:
         return build(destination_id, destination)
+    if isinstance(destination, BridgedDestination) and destination.entry.has_on_delete is not False:
+        from sluice.bridge import location
+        from sluice.privacy.targets.bridged import BridgedTarget
+
+        base_url = doc.delivery.get("base_url")  # where its requests go (delivery.md)
+        destination.base_url = base_url if isinstance(base_url, str) else None
+        return BridgedTarget(destination_id, destination, location.sidecar)
     return FixedTarget(
         name, "NOT_SUPPORTED",
         f"destination {destination_id} ({cls.name}) has no deletion API Sluice can call:"

@@ -151,6 +151,17 @@ def test_lake_waits_for_loads_to_pass_the_fence(store: SqliteStore, tmp_path: Pa
     assert glob_search(root, SUBJECT) == []
 
 
+def test_an_unreadable_file_fails_naming_it(store: SqliteStore, tmp_path: Path) -> None:
+    seed(store)
+    load(store, tmp_path, lake_body())
+    root = tmp_path / "lake"
+    broken = every_file(root)[0]
+    broken.write_bytes(b"not parquet")
+    outcome = run(LakeTarget("lake", lambda: LocalStorage(root), store.last_seq))
+    assert outcome.status == "FAILED"
+    assert f"{broken.relative_to(root)} cannot be read as Parquet" in outcome.detail
+
+
 _KILLER = textwrap.dedent(
     """
     import asyncio, os, signal, sys
@@ -267,3 +278,26 @@ def test_s3_lake_keeps_every_event_but_the_users(
             text = str(table.to_pylist())
             assert SUBJECT not in text and SUBJECT_EMAIL not in text, info.key
     assert run(target).status == "FINISHED"
+
+
+def test_s3_lake_unreachable_is_retrying_without_the_secret(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    settings = {
+        "storage": "s3",
+        "bucket": "erasure-gone",
+        "endpoint_url": "http://127.0.0.1:9",
+        "region": REGION,
+        "access_key_id": "AKIAERASURE",
+        "secret_access_key": "erasure-secret-value",
+        "path_style": True,
+    }
+    (target,) = external_targets(
+        Workspace(warehouses=[Warehouse(id="lake", type="lake", settings=settings)]),
+        Settings(data_dir=tmp_path),
+        store=store,
+    )
+    outcome = run(target)
+    assert outcome.status == "RETRYING", outcome
+    assert "erasure-gone" in outcome.detail
+    assert "erasure-secret-value" not in outcome.detail

@@ -30,13 +30,13 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from sluice.errors import SluiceError
 from sluice.lake.layout import DISCARDS, META, parse
 from sluice.lake.manifest import read_manifest
 from sluice.lake.parquet import parquet_bytes
 from sluice.lake.storage import LakeStorage
 from sluice.privacy.targets.base import Subject, TargetOutcome
 from sluice.privacy.targets.warehouse_rows import not_supported_reason, subject_column
-from sluice.warehouse.base import WarehouseError
 
 FENCES = f"{META}/deletions"
 MAX_PASSES = 3  # passes over the lake per call, while each still finds something to remove
@@ -90,7 +90,9 @@ class LakeTarget:
                     clean = True
                     break
             position = read_manifest(storage).position
-        except (WarehouseError, OSError) as exc:
+        except UnreadableFile as exc:  # not going to read better next time: a person must look
+            return TargetOutcome(self.name, "FAILED", f"lake {self.warehouse_id}: {exc}")
+        except (SluiceError, OSError) as exc:  # storage down, credentials, the manifest
             return TargetOutcome(self.name, "RETRYING", f"lake {self.warehouse_id}: {exc}")
         done = (
             f"lake {self.warehouse_id}: {total.rows} rows and {total.discards} discarded values"
@@ -159,11 +161,18 @@ def erase(storage: LakeStorage, subject: Subject) -> _Pass:
     return done
 
 
+class UnreadableFile(SluiceError):
+    """A lake file that is not Parquet any more: the subject's rows in it cannot be found."""
+
+
 def _read(storage: LakeStorage, path: str) -> pa.Table | None:
     data = storage.get(path)
     if data is None:  # compacted away meanwhile
         return None
-    return pq.read_table(pa.BufferReader(data))
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except pa.ArrowException as exc:
+        raise UnreadableFile(f"{path} cannot be read as Parquet ({exc})") from exc
 
 
 def _file_part(regulation_id: str) -> str:

@@ -7,6 +7,8 @@ user's id and email: none may hold them, and the other users' rows are all still
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,6 +237,43 @@ def test_postgres_waits_for_loads_to_pass_the_fence(
     second = run(target)
     assert second.status == "FINISHED", second
     assert second.removed == 10
+    assert pg_search(pg_url, SUBJECT) == []
+
+
+def test_postgres_deletion_waits_for_a_load_committing(
+    store: SqliteStore, tmp_path: Path, pg_url: str
+) -> None:
+    """A load holding the loader's lock (it is committing): the deletion waits for it, so that
+    rows it commits are deleted too, not put back after."""
+    seed(store)
+    load(store, tmp_path, {"id": "pgw", "type": "postgres", "settings": {"url": pg_url}})
+    target = PostgresWarehouseTarget("pgw", pg_url, store.last_seq)
+    with psycopg.connect(pg_url) as loader:
+        loader.execute("SELECT pg_advisory_xact_lock(hashtext('pgw'))")  # as load() does
+        result: list[TargetOutcome] = []
+        thread = threading.Thread(target=lambda: result.append(run(target)))
+        thread.start()
+        with psycopg.connect(pg_url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 60
+            waiting = (
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+            while watcher.execute(waiting).fetchone() != (1,):
+                assert time.monotonic() < deadline, "the deletion never waited for the lock"
+                time.sleep(0.05)
+            # The committing load adds one more row of hers while the deletion waits.
+            loader.execute(
+                "INSERT INTO web.tracks (id, user_id, received_at, uuid_ts)"
+                " VALUES ('late-1', %s, now(), now())",
+                (SUBJECT,),
+            )
+        assert result == []  # still waiting
+        loader.commit()
+    thread.join(60)
+    (outcome,) = result
+    assert outcome.status == "FINISHED", outcome
+    assert outcome.removed == 11  # the late row too
     assert pg_search(pg_url, SUBJECT) == []
 
 

@@ -47,11 +47,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.copyfile(cached / "bridge" / "catalog.json", bridge / "catalog.json")
     for name in SHIPPED_FILES:
         shutil.copyfile(js_dir() / name, bridge / name)
+    before = location.data_dir()
     location.use_data_dir(root)
     try:
         yield root
     finally:
-        location.use_data_dir(Path(os.environ.get("SLUICE_DATA_DIR") or "sluice-data"))
+        location.use_data_dir(before)
 
 
 def loops(base_url: str, **settings: Any) -> Destination:
@@ -64,14 +65,14 @@ def loops(base_url: str, **settings: Any) -> Destination:
 
 
 def run_deletion(data_dir: Path, doc: Destination, subject: Subject) -> TargetOutcome:
-    (target,) = external_targets(
+    (found,) = external_targets(
         Workspace(destinations=[doc], warehouses=[]), Settings(data_dir=data_dir)
     )[1:]
-    assert isinstance(target, BridgedTarget)
+    assert isinstance(found, BridgedTarget)
 
     async def main() -> TargetOutcome:
-        sidecar = Sidecar(data_dir / "bridge")
-        target._sidecar = lambda: sidecar  # this loop's own sidecar (the worker has one)
+        sidecar = Sidecar(data_dir / "bridge")  # this loop's own (the worker's is process-wide)
+        target = BridgedTarget(found.destination_id, found.destination, lambda: sidecar)
         try:
             return await target.delete("reg-3", subject)
         finally:

@@ -118,10 +118,12 @@ class LakeTarget:
 
 
 def erase(storage: LakeStorage, subject: Subject) -> _Pass:
-    """One pass: find the subject's rows in every data file, remove their discarded values,
-    then rewrite the data files without them."""
+    """One pass: find the files holding the subject's rows (reading only the columns that say
+    so), remove those rows' discarded values, then rewrite each file without them (one file in
+    memory at a time)."""
     done = _Pass()
-    rewrites: list[tuple[str, pa.Table]] = []
+    wanted = pa.array(subject.ids, pa.string())
+    hits: list[tuple[str, str]] = []  # (path, column naming the subject)
     discard_files: list[str] = []
     for path in storage.list():
         found = parse(path)
@@ -131,19 +133,22 @@ def erase(storage: LakeStorage, subject: Subject) -> _Pass:
             if found.table == DISCARDS:
                 discard_files.append(path)
             continue
-        table = _read(storage, path)
-        if table is None:
+        data = storage.get(path)
+        if data is None:  # compacted away meanwhile
             continue
-        column = subject_column(found.table, set(table.column_names), subject)
+        parquet = _parquet(path, data)
+        names = set(parquet.schema_arrow.names)
+        column = subject_column(found.table, names, subject)
         if column is None:
             continue
-        hit = pc.is_in(table[column], value_set=pa.array(subject.ids, pa.string()))
-        hit = pc.fill_null(hit, False)
-        if not pc.any(hit).as_py():
-            continue
-        done.row_ids.update(v for v in pc.filter(table["id"], hit).to_pylist() if v is not None)
-        rewrites.append((path, table.filter(pc.invert(hit))))
-        done.rows += len(table) - len(rewrites[-1][1])
+        try:
+            keys = parquet.read(columns=sorted({column, "id"} & names))
+        except pa.ArrowException as exc:
+            raise UnreadableFile(f"{path} cannot be read as Parquet ({exc})") from exc
+        hit = pc.fill_null(pc.is_in(keys[column], value_set=wanted), False)
+        if pc.any(hit).as_py():
+            done.row_ids.update(v for v in pc.filter(keys["id"], hit).to_pylist() if v)
+            hits.append((path, column))
     gone = pa.array(sorted(done.row_ids | set(subject.ids)), pa.string())
     for path in discard_files:
         table = _read(storage, path)
@@ -155,8 +160,14 @@ def erase(storage: LakeStorage, subject: Subject) -> _Pass:
             storage.put(path, parquet_bytes(table.filter(pc.invert(hit))))
             done.discards += count
             done.files += 1
-    for path, kept in rewrites:
+    for path, column in hits:
+        table = _read(storage, path)
+        if table is None:
+            continue
+        hit = pc.fill_null(pc.is_in(table[column], value_set=wanted), False)
+        kept = table.filter(pc.invert(hit))
         storage.put(path, parquet_bytes(kept))
+        done.rows += len(table) - len(kept)
         done.files += 1
     return done
 
@@ -171,6 +182,13 @@ def _read(storage: LakeStorage, path: str) -> pa.Table | None:
         return None
     try:
         return pq.read_table(pa.BufferReader(data))
+    except pa.ArrowException as exc:
+        raise UnreadableFile(f"{path} cannot be read as Parquet ({exc})") from exc
+
+
+def _parquet(path: str, data: bytes) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(pa.BufferReader(data))
     except pa.ArrowException as exc:
         raise UnreadableFile(f"{path} cannot be read as Parquet ({exc})") from exc
 

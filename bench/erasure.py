@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--postgres", default=None)
+    parser.add_argument("--only", choices=["duckdb", "lake"], default=None)
     args = parser.parse_args()
     data_dir = args.dir or Path(tempfile.mkdtemp(prefix="erasure-bench-"))
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -98,19 +99,29 @@ def main() -> None:
     log = _Log(args.events, "web")
     print(f"{args.events:,} events, {args.events // 20_000:,} of them user-7's; data in {data_dir}")
     try:
-        duck = {"id": "duck", "type": "duckdb", "settings": {"path": "w.duckdb"}}
-        print(f"duckdb      loaded in {_load(log, data_dir, duck):.1f} s")
-        _report("duckdb", DuckDBWarehouseTarget("duck", data_dir / "w.duckdb"))
-        lake = {"id": "lake", "type": "lake", "settings": {"path": "lake", "compact_files": 0}}
-        print(f"lake        loaded in {_load(log, data_dir, lake):.1f} s")
-        files = sum(1 for _ in (data_dir / "lake").rglob("*.parquet"))
-        print(f"lake        {files} Parquet files")
-        _report("lake", LakeTarget("lake", lambda: LocalStorage(data_dir / "lake"), log.last_seq))
-        if args.postgres:
+        if args.only != "lake":
+            _duckdb(log, data_dir)
+        if args.only != "duckdb":
+            _lake(log, data_dir)
+        if args.postgres and args.only is None:
             _postgres(log, data_dir, args.postgres)
     finally:
         if args.dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _duckdb(log: _Log, data_dir: Path) -> None:
+    duck = {"id": "duck", "type": "duckdb", "settings": {"path": "w.duckdb"}}
+    print(f"duckdb      loaded in {_load(log, data_dir, duck):.1f} s")
+    _report("duckdb", DuckDBWarehouseTarget("duck", data_dir / "w.duckdb"))
+
+
+def _lake(log: _Log, data_dir: Path) -> None:
+    lake = {"id": "lake", "type": "lake", "settings": {"path": "lake", "compact_files": 0}}
+    print(f"lake        loaded in {_load(log, data_dir, lake):.1f} s")
+    files = sum(1 for _ in (data_dir / "lake").rglob("*.parquet"))
+    print(f"lake        {files} Parquet files")
+    _report("lake", LakeTarget("lake", lambda: LocalStorage(data_dir / "lake"), log.last_seq))
 
 
 if __name__ == "__main__":

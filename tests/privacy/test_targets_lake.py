@@ -280,6 +280,16 @@ def test_s3_lake_keeps_every_event_but_the_users(
     assert run(target).status == "FINISHED"
 
 
+def test_lake_settings_that_cannot_work_fail_naming_the_field(tmp_path: Path) -> None:
+    (target,) = external_targets(
+        Workspace(warehouses=[Warehouse(id="lake", type="lake", settings={"storage": "s3"})]),
+        Settings(data_dir=tmp_path),
+    )
+    outcome = run(target)
+    assert outcome.status == "FAILED"
+    assert "bucket" in outcome.detail
+
+
 def test_s3_lake_unreachable_is_retrying_without_the_secret(
     store: SqliteStore, tmp_path: Path
 ) -> None:

@@ -82,7 +82,12 @@ def warehouse_target(config: WarehouseConfig, settings: Settings, head: LogHead)
         return PostgresWarehouseTarget(config.id, url, head)
     if config.type == "lake":
         from sluice.lake.config import open_storage
+        from sluice.lake.settings import LakeSettingsProblem, object_store_settings
 
+        try:  # settings that cannot work fail now, not on every retry
+            object_store_settings(config.settings)
+        except LakeSettingsProblem as exc:
+            return FixedTarget(f"lake:{config.id}", "FAILED", f"lake {config.id}: {exc}")
         path = lake_path(config, settings.data_dir)
         return LakeTarget(config.id, lambda: open_storage(config.id, path, config.settings), head)
     return FixedTarget(

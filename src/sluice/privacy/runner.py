@@ -25,10 +25,12 @@ from sluice.config import Settings
 from sluice.privacy.regulation import EFFECTS
 from sluice.privacy.targets.archive import ArchiveTarget
 from sluice.privacy.targets.base import Subject, SubjectType, Target, TargetOutcome
+from sluice.privacy.targets.external import external_targets
 from sluice.privacy.targets.log import LogTarget, progress_unit
 from sluice.privacy.targets.profiles import ProfilesTarget
 from sluice.store.base import LegRow, RegulationRow, Store
 from sluice.store.factory import open_store
+from sluice.workspace import export_workspace
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +43,8 @@ ERASE_ATTEMPTS = 20
 
 
 def external_targets_for(store: Store, settings: Settings) -> list[Target]:
-    """Warehouses, the lake and destinations (`privacy/targets/external.py`), when present."""
-    try:
-        from sluice.privacy.targets.external import (  # type: ignore[import-not-found,unused-ignore]
-            external_targets,
-        )
-    except ImportError:
-        log.debug("privacy: no external targets module; deleting from Sluice's own stores only")
-        return []
-    from sluice.workspace import export_workspace
-
-    return list(external_targets(export_workspace(store), settings))
+    """Warehouses, the lake and destinations of the workspace (`privacy/targets/external.py`)."""
+    return list(external_targets(export_workspace(store), settings, store=store))
 
 
 class RegulationRunner:

@@ -157,6 +157,8 @@ def _valid(rule: Rule, item: dict[str, Any]) -> bool:
 
 def _pick(versions: Versions, item: dict[str, Any]) -> Rule:
     """The rule of the version the event asks for (`context.protocols.event_version`)."""
+    if len(versions[1]) == 1:
+        return versions[0]
     context = item.get("context")
     if isinstance(context, dict):
         mark = context.get("protocols")

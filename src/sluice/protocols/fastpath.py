@@ -306,11 +306,13 @@ def _one(name: Any, schema: dict[str, Any]) -> Any:
                          ("exclusiveMinimum", "gt"), ("exclusiveMaximum", "lt")):  # fmt: skip
             if key in schema:
                 bound = schema[key]
-                if type(bound) not in (int, float) or (name == "integer" and type(bound) is not int):
+                if type(bound) not in (int, float) or (
+                    name == "integer" and type(bound) is not int
+                ):
                     raise _Unsupported  # draft 4's boolean exclusive bounds included
                 meta[arg] = bound
-        base = float if name == "number" else int
-        return Annotated[base, msgspec.Meta(**meta)] if meta else base
+        number: Any = float if name == "number" else int
+        return Annotated[number, msgspec.Meta(**meta)] if meta else number
     if name == "boolean":
         return bool
     if name == "null":
@@ -325,8 +327,8 @@ def _one(name: Any, schema: dict[str, Any]) -> Any:
                 if type(schema[key]) is not int:
                     raise _Unsupported
                 meta[arg] = schema[key]
-        base = list[_type(items)]  # type: ignore[misc]
-        return Annotated[base, msgspec.Meta(**meta)] if meta else base
+        array: Any = list[_type(items)]  # type: ignore[misc]
+        return Annotated[array, msgspec.Meta(**meta)] if meta else array
     if name == "object":
         if not any(key in schema for key in _OBJECT):
             return dict[str, Any]

@@ -108,7 +108,7 @@ def _function_name(call: Call, taken: set[str]) -> str:
 
 def _function(call: Call, name: str) -> str:
     kind = annotation(call.type)
-    about = call.kind
+    about: str = call.kind
     if call.kind in ("track", "page", "screen"):
         about = f"{call.kind} {call.event!r} (version {call.version})"
     doc = "    " + repr(f"{about}.{' ' + call.description if call.description else ''}")

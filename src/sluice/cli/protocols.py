@@ -184,11 +184,14 @@ def check_command(
         )
     )
     for f in findings:
-        about = f" {f.event!r}" if f.event else ""
-        field = f" {f.field}" if f.field else ""
-        typer.echo(f"{file}:{f.line}:{about}{field}: {f.kind}: {f.description}")
-    lines = len({f.line for f in findings})
+        head = " ".join(part for part in (repr(f.event) if f.event else "", f.field) if part)
+        typer.echo(f"{file}:{f.line}: {head + ': ' if head else ''}{f.kind}: {f.description}")
     if findings:
-        typer.echo(f"{len(findings)} problems in {lines} events", err=True)
+        events = len({f.line for f in findings})
+        typer.echo(f"{_plural(len(findings), 'problem')} in {_plural(events, 'event')}", err=True)
         raise typer.Exit(1)
     typer.echo(f"{file}: every event follows tracking plan {plan_id!r}", err=True)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

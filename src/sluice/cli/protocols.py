@@ -33,24 +33,39 @@ app.add_typer(protocols_app, name="protocols")
 @protocols_app.command("import")
 def import_command(
     file: Annotated[
-        Path, typer.Argument(help="Segment's tracking plan JSON (Public or Config API).")
-    ],
+        Path | None, typer.Argument(help="Segment's tracking plan JSON (Public or Config API).")
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Segment's tracking plan spreadsheet (CSV) instead."),
+    ] = None,
     plan_id: Annotated[
         str | None, typer.Option("--id", help="The plan's id in the workspace.")
     ] = None,
+    name: Annotated[str | None, typer.Option(help="The plan's name (CSV: the file's).")] = None,
     source: Annotated[
         list[str] | None, typer.Option(help="A source the plan applies to (repeat).")
     ] = None,
 ) -> None:
     """Print the `tracking_plans:` entry to paste into a workspace file (then `sluice apply`)."""
+    if (file is None) == (csv_file is None):
+        typer.echo("sluice: give a JSON export or --csv FILE (one of them)", err=True)
+        raise typer.Exit(2)
+    path = file or csv_file
+    assert path is not None
     try:
-        document = msgspec.json.decode(file.read_bytes())
-        entry = import_plan(document, plan_id)
-    except (OSError, msgspec.DecodeError) as exc:
-        typer.echo(f"sluice: {file}: {exc}", err=True)
+        if csv_file is not None:
+            entry = _import_csv(csv_file, plan_id, name)
+        else:
+            entry = import_plan(msgspec.json.decode(path.read_bytes()), plan_id)
+            if name:
+                entry["name"] = name
+    except (OSError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        typer.echo(f"sluice: {path}: {exc}", err=True)
         raise typer.Exit(2) from None
     except PlanError as exc:
-        typer.echo(f"sluice: {file}: {exc}", err=True)
+        message = str(exc)  # the CSV reader's messages name the file already
+        typer.echo(f"sluice: {message if csv_file else f'{path}: {message}'}", err=True)
         raise typer.Exit(2) from None
     if source:
         entry = {
@@ -62,6 +77,23 @@ def import_command(
     typer.echo(
         yaml.safe_dump({"tracking_plans": [entry]}, sort_keys=False, allow_unicode=True), nl=False
     )
+
+
+def _import_csv(path: Path, plan_id: str | None, name: str | None) -> dict[str, Any]:
+    import re
+
+    from sluice.protocols.csv_import import import_csv
+    from sluice.protocols.plan import compile_plan
+
+    rules = import_csv(path.read_text(encoding="utf-8"), str(path))
+    # Segment names downloads `workspaceSlug-trackingPlanName--yyyy-mm-dd--hh-mm-utc`
+    title = name or path.stem.split("--")[0]
+    entry_id = plan_id or re.sub(r"[^a-z0-9_-]+", "-", title.lower()).strip("-_")[:64] or "imported"
+    try:
+        compile_plan(entry_id, title, rules)  # refuses what Sluice could not enforce
+    except PlanError as exc:
+        raise PlanError(f"{path}: {exc}") from None
+    return {"id": entry_id, "name": title, "rules": rules}
 
 
 WorkspaceFileOption = Annotated[

@@ -20,6 +20,7 @@ from sluice.ui import (
     destinations,
     lookup,
     overview,
+    protocols,
     rules,
     signin,
     sources,
@@ -40,6 +41,7 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *rules.routes(site),
         *delivery.routes(site),
         *lookup.routes(site),
+        *protocols.routes(site),
         *warehouses.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

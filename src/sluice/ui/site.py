@@ -43,6 +43,7 @@ NAV = (
     ("sources", "/sources", "Sources"),
     ("destinations", "/destinations", "Destinations"),
     ("lookup", "/lookup", "Event lookup"),
+    ("protocols", "/protocols", "Protocols"),
     ("warehouses", "/warehouses", "Warehouses"),
 )
 

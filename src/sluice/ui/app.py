@@ -21,6 +21,7 @@ from sluice.ui import (
     lookup,
     overview,
     profiles,
+    protocols,
     rules,
     signin,
     sources,
@@ -42,6 +43,7 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *delivery.routes(site),
         *lookup.routes(site),
         *profiles.routes(site),
+        *protocols.routes(site),
         *warehouses.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

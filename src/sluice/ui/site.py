@@ -44,6 +44,7 @@ NAV = (
     ("destinations", "/destinations", "Destinations"),
     ("lookup", "/lookup", "Event lookup"),
     ("profiles", "/profiles", "Profiles"),
+    ("protocols", "/protocols", "Protocols"),
     ("warehouses", "/warehouses", "Warehouses"),
 )
 

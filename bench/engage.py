@@ -59,7 +59,7 @@ class Log:
         seq = len(self.events) + 1
         self.events.append(
             StoredEvent(seq, source, str(body["messageId"]), str(body["type"]),
-                        None, T0 + seq * 1000, msgspec.json.encode(body))
+                        body.get("event"), T0 + seq * 1000, msgspec.json.encode(body))  # type: ignore[arg-type]
         )  # fmt: skip
 
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:

@@ -59,7 +59,7 @@ class Log:
         seq = len(self.events) + 1
         self.events.append(
             StoredEvent(seq, source, str(body["messageId"]), str(body["type"]),
-                        None, T0 + seq * 1000, msgspec.json.encode(body))
+                        body.get("event"), T0 + seq * 1000, msgspec.json.encode(body))  # type: ignore[arg-type]
         )  # fmt: skip
 
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
@@ -74,9 +74,8 @@ class Log:
         return AppendResult(len(batch.events), 0)
 
 
-def build(events: int, users: int, seed: int = 7) -> Log:
+def build(log: Log, events: int, users: int, seed: int = 7) -> Log:
     rng = random.Random(seed)
-    log = Log()
     for i in range(events):
         u = rng.randrange(users)
         r = rng.random()
@@ -98,14 +97,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--users", type=int, default=20_000)
     args = parser.parse_args()
-    log = build(args.events, args.users)
+    log = Log()
     defs = compile_definitions(
         msgspec.convert(TRAITS, list[ComputedTrait]), msgspec.convert(AUDIENCES, list[Audience])
     )
     with tempfile.TemporaryDirectory(prefix="engage-bench-") as tmp:
         db = SqliteIdentityDb(Path(tmp) / "identity.db")
         engage = EngageConsumer(log, db, "default", defs)  # type: ignore[arg-type]
-        engage.prepare()  # before the events: every change is sent
+        engage.prepare()  # before the events: every change is sent (none is history)
+        build(log, args.events, args.users)
         identity = IdentityConsumer(log, db, "default", rules_from(None))  # type: ignore[arg-type]
         identity.prepare()
         start, cpu = time.perf_counter(), time.process_time()

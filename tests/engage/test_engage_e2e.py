@@ -93,6 +93,9 @@ def test_apply_refuses_an_invalid_definition_naming_the_field(tmp_path: Path) ->
     ws.write_text(ws.read_text().replace("properties.total >", "properties.total > 5"))
     ok = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
+    export = [sys.executable, "-m", "sluice", "export", "--data-dir", str(tmp_path / "d")]
+    exported = subprocess.run(export, env=clean_env(), capture_output=True, text=True, check=True)
+    assert "audiences:" in exported.stdout and "properties.total > 5" in exported.stdout
     ws.write_text("sources: [{id: web}]\ncomputed_traits: [{key: spent, kind: sum}]\n")
     refused = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, check=False)
     assert "computed_traits[0].property" in refused.stderr

@@ -30,6 +30,10 @@ class StateBook:
         self.states: dict[str, dict[str, states.State]] = {}
         self.changed: set[tuple[str, str]] = set()
         self.deleted: set[str] = set()
+        # The event names the specs read (None: one reads every event): an event of another
+        # name, by the log's own column, is not even decoded.
+        names = {spec.event for spec in defs.specs}
+        self.names: set[str | None] | None = None if None in names else names
 
     def load(self, profiles: Iterable[str]) -> None:
         profiles = sorted(set(profiles) - set(self.states))
@@ -48,6 +52,8 @@ class StateBook:
     def add(self, profile: str, event: StoredEvent) -> None:
         specs = self.defs.specs
         if not specs:
+            return
+        if self.names is not None and event.event is not None and event.event not in self.names:
             return
         try:
             body = _decode(event.payload)

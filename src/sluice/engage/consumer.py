@@ -112,9 +112,9 @@ class EngageConsumer:
         return "rebuilding" if position is not None else ""
 
     def _reset(self, position: Position | None, fingerprint: str) -> None:
-        """States emptied, position at 0; no emission until the old position (on a first
-        run, the log's end: its history is not sent as flips long past), then a sweep of every
-        profile sends what differs from what was sent."""
+        """States emptied, position at 0; no emission until the log's end (its history is not
+        sent as flips long past), then a sweep of every profile sends what differs from what
+        was sent."""
         space, db = self.space, self.db
         db.execute("DELETE FROM engage_states WHERE space = ?", [space])
         # What was emitted stays (a rebuild emits only differences), except for definitions
@@ -131,10 +131,9 @@ class EngageConsumer:
             f"DELETE FROM audience_members WHERE space = ? AND NOT (audience_key {clause})",
             [space, *params],
         )
-        if position is not None:
-            until = max(position.seq, position.replay_until)
-        else:
-            until = self.store.last_seq()
+        # The log's end, not the old position: definitions removed then added again later
+        # must not send what happened in between as flips long past either.
+        until = self.store.last_seq()
         db.execute("DELETE FROM engage_position WHERE space = ?", [space])
         # The clock stays: the sweep then judges windows at the time the last values were
         # sent at (a tick may have moved it past the log's newest event).

@@ -19,6 +19,7 @@ from sluice.config import Settings
 from sluice.engage.consumer import EngageConsumer
 from sluice.engage.definitions import Definitions, compile_definitions
 from sluice.engage.emit import flush
+from sluice.errors import SluiceError
 from sluice.identity.runner import workspace_rules
 from sluice.identity.tables import open_identity_db
 from sluice.store.base import EventStore
@@ -50,13 +51,24 @@ async def run_engage(settings: Settings) -> None:
     try:
         consumer: EngageConsumer | None = None
         checked = ticked = -float("inf")
+        refused = ""
         while True:
             now = time.monotonic()
             if now - checked >= CONFIG_POLL_S:
                 checked = now
-                space, defs = await asyncio.to_thread(workspace_definitions, store)
+                try:
+                    space, defs = await asyncio.to_thread(workspace_definitions, store)
+                except (SluiceError, msgspec.ValidationError) as exc:
+                    # `sluice apply` checks them: only a store written otherwise gets here.
+                    if str(exc) != refused:
+                        refused = str(exc)
+                        log.error("engage definitions refused, engage paused: %s", exc)
+                    consumer, checked = None, -float("inf")  # read again after the sleep
+                    await asyncio.sleep(CONFIG_POLL_S)
+                    continue
+                refused = ""
                 if defs.empty:
-                    consumer = None
+                    consumer, checked = None, -float("inf")  # read again after the sleep
                     await asyncio.sleep(CONFIG_POLL_S)
                     continue
                 if consumer is None or (consumer.space, consumer.defs) != (space, defs):

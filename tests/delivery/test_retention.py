@@ -108,3 +108,35 @@ def test_the_identity_graph_holds_back_what_it_has_not_read(tmp_path: Path) -> N
     finally:
         db.close()
     assert trim_once(store, settings, NOW_MS) == 2
+
+
+def test_engage_holds_back_what_it_has_not_read(tmp_path: Path) -> None:
+    """With computed traits defined, Engage (which reads behind the graph) holds the log too."""
+    from sluice.engage.consumer import EngageConsumer
+    from sluice.engage.runner import workspace_definitions
+    from sluice.identity.consumer import IdentityConsumer
+    from sluice.identity.runner import workspace_rules
+    from sluice.identity.tables import open_identity_db
+
+    store = _store(tmp_path, [10, 10, 10, 10], identity=True)
+    for i in range(4):  # events with an id, so the graph has profiles for Engage to count on
+        batch = AppendBatch()
+        body = msgspec.json.encode({"type": "track", "userId": f"u{i}", "event": "E"})
+        batch.events.append(NewEvent("web", f"u{i}", "track", "E", NOW_MS - 10 * DAY_MS, body))
+        store.append(batch)
+    store.commit_cursor("archive", 8)
+    traits = {"computed_traits": [{"key": "events", "kind": "count"}]}
+    store.put_config(ConfigObject("engage", "engage", msgspec.json.encode(traits)))
+    settings = _settings(tmp_path)
+    db = open_identity_db(tmp_path, None)
+    try:
+        graph = IdentityConsumer(store, db, *workspace_rules(store), step_events=100)
+        graph.prepare()
+        graph.run_until_caught_up()
+        assert trim_once(store, settings, NOW_MS) == 0  # Engage never ran: it holds everything
+        engage = EngageConsumer(store, db, *workspace_definitions(store), step_events=3)
+        engage.prepare()
+        engage.step()
+    finally:
+        db.close()
+    assert 0 < trim_once(store, settings, NOW_MS) <= 3

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.config import Settings
@@ -28,6 +29,9 @@ from sluice.warehouse.factory import (
     parse_warehouse_config,
     warehouse_bodies,
 )
+
+if TYPE_CHECKING:
+    from sluice.identity.tables import IdentityDb
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_S = 60.0
@@ -77,9 +81,12 @@ def warehouse_positions(settings: Settings, store: Store) -> list[int | None]:
 
 
 def identity_position(settings: Settings, store: Store) -> int | None:
-    """How far the identity graph has read (it keeps its position in its own tables); None
-    when it is off. A graph that fell behind holds the log back: trimming what it has not read
-    would leave its profiles without those events until a rebuild, which could not find them."""
+    """How far the identity graph, and Engage when it has definitions, have read (each keeps
+    its position in its own tables); None when identity is off. One that fell behind holds the
+    log back: trimming what it has not read would leave its profiles (or computed traits)
+    without those events until a rebuild, which could not find them."""
+    from sluice.engage import consumer as engage
+    from sluice.engage.runner import workspace_definitions
     from sluice.identity.consumer import read_position
     from sluice.identity.runner import workspace_rules
     from sluice.identity.tables import open_identity_db
@@ -87,12 +94,27 @@ def identity_position(settings: Settings, store: Store) -> int | None:
     space, rules = workspace_rules(store)
     if not rules.enabled:
         return None
+    # Engage reads the log behind the graph, as far as its own position: while it has
+    # definitions, it holds the log back too.
+    engaged = not workspace_definitions(store)[1].empty
     db = open_identity_db(settings.data_dir, settings.database_url)
     try:
         position = read_position(db, space)
+        seq = position.seq if position is not None else 0
+        if engaged:
+            found = engage.read_position(db, space) if _has_engage(db) else None
+            seq = min(seq, found.seq if found is not None else 0)
     finally:
         db.close()
-    return position.seq if position is not None else 0
+    return seq
+
+
+def _has_engage(db: IdentityDb) -> bool:
+    if db.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'engage_position'"
+    else:
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_name = 'engage_position'"
+    return bool(db.execute(sql))
 
 
 def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:

@@ -59,6 +59,12 @@ def sluice(data: Path, *args: str) -> str:
     return done.stdout
 
 
+def received_base(profiles: int, tracks: int) -> int:
+    """When the log's events were received: one a millisecond, the last an hour ago (never in
+    the future, where the collector's dedupe window would keep them all)."""
+    return int(time.time() * 1000) - 3_600_000 - profiles * (2 + tracks)
+
+
 def fill(data: Path, profiles: int, tracks: int, now: int) -> int:
     """The log: person i's events are seqs i*(2+tracks)+1 on, received at `now` + seq ms."""
     store = SqliteStore(data / "log.db")
@@ -192,7 +198,7 @@ def build(data: Path, profiles: int, tracks: int, how: str, now: int) -> int:
 
 def verify(profiles: int, tracks: int) -> None:
     """Both fills of the same log give the same tables, row for row."""
-    now = int(time.time() * 1000) - 3_600_000
+    now = received_base(profiles, tracks)
     root = Path(tempfile.mkdtemp(prefix="sluice-papi-verify-"))
     dirs = {how: root / how / "data" for how in ("consumer", "direct")}
     for how, data in dirs.items():
@@ -308,7 +314,7 @@ def main() -> None:
     else:
         data = Path(tempfile.mkdtemp(prefix="sluice-papi-")) / "data"
         started = time.perf_counter()
-        now = int(time.time() * 1000) - 3_600_000
+        now = received_base(args.profiles, args.tracks)
         events = build(data, args.profiles, args.tracks, args.fill, now)
         print(
             f"built {args.profiles} profiles, {events} events"
@@ -321,9 +327,12 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     server = subprocess.Popen(
         [*SLUICE, "serve", "--data-dir", str(data), "--port", str(port)],
-        # The HTTP role only: a worker would archive and load the whole log meanwhile (noise).
+        # The HTTP role only: a worker would archive and load the whole log meanwhile. A dedupe
+        # window of 1 s: the built log was all received in the last hours, and each HTTP
+        # process would otherwise spend its first minute loading its 10M message ids (a
+        # quarter of a core, measured), which has nothing to do with reading profiles.
         env={**env, "SLUICE_WORKERS": "1", "SLUICE_PROFILE_API_RATE_LIMIT": "0",
-             "SLUICE_ROLE": "collector"},
+             "SLUICE_ROLE": "collector", "SLUICE_DEDUPE_WINDOW_S": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -38,6 +38,10 @@ EVENTS: list[dict[str, Any]] = [
     # A new user_id with jane's email: the email is demoted (user_id limit 1).
     {"type": "track", "messageId": "b1", "userId": "bob", "event": "Shared",
      "context": {"traits": {"email": "j@x.io"}}},
+    # An account known by a custom type, from context.externalIds.
+    {"type": "track", "messageId": "c1", "userId": "jane", "event": "Invoiced",
+     "context": {"externalIds": [{"id": "A-9", "type": "crm_account", "collection": "accounts",
+                                  "encoding": "none"}]}},
 ]  # fmt: skip
 
 
@@ -70,6 +74,8 @@ def test_find_by_any_id_or_profile_id(graph: Any) -> None:
     assert find(db, SPACE, merge["loser"]) == jane  # a merged profile leads to the live one
     account = find(db, SPACE, "group_id:acme")
     assert account is not None and account.startswith("acc_")
+    crm = find(db, SPACE, "crm_account:A-9")  # not a user id type: found among accounts
+    assert crm is not None and crm.startswith("acc_") and crm != account
     assert find(db, SPACE, "user_id:nobody") is None
     assert find(db, SPACE, "use_doesnotexist") is None
     for text in ("jane", "user_id:", ":jane"):
@@ -80,10 +86,10 @@ def test_find_by_any_id_or_profile_id(graph: Any) -> None:
 def test_graph_state_counts(graph: Any) -> None:
     db, store = graph
     state = graph_state(db, store, SPACE, True)
-    assert (state.position, state.log_last_seq, state.lag) == (6, 6, 0)
-    assert (state.events, state.merges, state.refused) == (6, 1, 0)
+    assert (state.position, state.log_last_seq, state.lag) == (7, 7, 0)
+    assert (state.events, state.merges, state.refused) == (7, 1, 0)
     assert state.demoted == 1
-    assert state.profiles == 3  # jane, bob, and the account acme
+    assert state.profiles == 4  # jane, bob, and the accounts acme and A-9
 
 
 def test_events_page_by_page_with_each_ids_fate(graph: Any) -> None:
@@ -91,10 +97,10 @@ def test_events_page_by_page_with_each_ids_fate(graph: Any) -> None:
     jane = find(db, SPACE, "user_id:jane")
     members = view(db, SPACE, jane).members  # type: ignore[union-attr]
     first, before = events_page(db, store, RULES, SPACE, members, None, 3)
-    assert [e.seq for e in first] == [5, 4, 3] and before == 3
+    assert [e.seq for e in first] == [7, 5, 4] and before == 4
     rest, after = events_page(db, store, RULES, SPACE, members, before, 3)
-    assert [e.seq for e in rest] == [2, 1] and after is None
-    group = first[0]
+    assert [e.seq for e in rest] == [3, 2, 1] and after is None
+    group = first[1]
     assert group.stored is not None and group.stored.message_id == "g1"
     fates = {(i.type, i.value): (i.fate, i.holder) for i in group.ids}
     assert fates[("user_id", "jane")] == (JOINED, jane)
@@ -133,5 +139,5 @@ def test_the_profile_count_stops_past_its_cap(graph: Any, monkeypatch: pytest.Mo
     db, store = graph
     monkeypatch.setattr("sluice.identity.explain.COUNT_CAP", 1)
     state = graph_state(db, store, SPACE, True)
-    assert (state.profiles, state.profiles_over_cap) == (2, True)
+    assert (state.profiles, state.profiles_over_cap) == (2, True)  # stops at cap + 1
     assert graph_state(db, store, SPACE, True, count=False).profiles == 0

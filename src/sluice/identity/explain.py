@@ -134,8 +134,13 @@ def find(db: IdentityDb, space: str, text: str) -> str | None:
             f" by a profile id (use_..., acc_...), not {text!r}"
         )
     id_type = id_type.strip().lower()
-    collection = ACCOUNTS if id_type in ACCOUNT_TYPES else USERS
-    return find_profile(db, space, collection, id_type, value) or None
+    # group_id is an account's; any other type is looked for among users, then accounts
+    # (`context.externalIds` may give an account any type: `collection: accounts`).
+    first = ACCOUNTS if id_type in ACCOUNT_TYPES else USERS
+    for collection in (first, ACCOUNTS if first == USERS else USERS):
+        if found := find_profile(db, space, collection, id_type, value):
+            return found
+    return None
 
 
 def events_page(
@@ -170,7 +175,10 @@ def read_event(
     if not found or found[0].seq != seq:
         return line
     line.stored = found[0]
-    body = msgspec.json.decode(found[0].payload)
+    try:
+        body = msgspec.json.decode(found[0].payload)
+    except msgspec.DecodeError:
+        return line  # unreadable: the graph took no ids from it either
     if not isinstance(body, dict):
         return line
     timestamp = body.get("timestamp")

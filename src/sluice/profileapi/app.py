@@ -151,7 +151,7 @@ class ProfileApi:
             raise ProfileApiError(
                 401, "authentication_error", "The token is not a valid Profile API token"
             )
-        wait = await asyncio.to_thread(self.take, record.id)
+        wait = self.take(record.id)  # a lock held for microseconds, as the collector's
         if wait:
             self._note_limited(record.id, record.name)
             raise ProfileApiError(

@@ -56,6 +56,7 @@ from sluice.protocols.registry import load_enforcers
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
 from sluice.spec.normalize import make_envelope
 from sluice.store.base import SourceRow, Store
+from sluice.transform.stages import IngestStage, ingest_stages
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_EVERY_S = 60.0
@@ -100,6 +101,7 @@ class Collector:
         self.sources_by_key: dict[str, SourceRow] = {}
         self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
         self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
+        self.stages: dict[str, IngestStage] = {}  # source id -> transformations, PII rule
         self._config_version = -1
         self._buckets = (
             SharedTokenBuckets(
@@ -154,6 +156,7 @@ class Collector:
         bodies = [obj.body for obj in self.store.list_config("destination")]
         self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
         self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
+        self.stages = ingest_stages(self.store)
         self._config_version = version
 
     async def _poll_config(self) -> None:
@@ -361,6 +364,7 @@ class Collector:
             path_type,
             raws,
             self.plans,
+            self.stages,
         )
         try:
             await committer.submit(batch)
@@ -386,8 +390,9 @@ class Collector:
         ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
         envelope = make_envelope(int(time.time() * 1000), ip)
         batch = build_batch(
-            self.settings, self.sources_by_key, source, [event], envelope, None, None, self.plans
-        )
+            self.settings, self.sources_by_key, source, [event], envelope, None, None, self.plans,
+            self.stages,
+        )  # fmt: skip
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]
             await committer.submit(batch)  # stored as a rejection, visible in the debugger

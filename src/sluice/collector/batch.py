@@ -19,6 +19,7 @@ from sluice.protocols.ingest import record as record_protocols
 from sluice.spec.calls import RejectReason
 from sluice.spec.normalize import Envelope, Rejected, normalize
 from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow
+from sluice.transform.stages import IngestStage
 
 log = logging.getLogger("sluice.collector.app")
 _encode = msgspec.json.encode
@@ -34,9 +35,11 @@ def build_batch(
     path_type: str | None,
     raws: list[Raw] | None = None,
     plans: Mapping[str, Enforcer] | None = None,
+    stages: Mapping[str, IngestStage] | None = None,
 ) -> AppendBatch:
     """Normalise every item; `raws` are a batch's items as received (for their sizes);
-    `plans`: the sources' tracking plans (protocols/registry.py), checked per item."""
+    `plans`: the sources' tracking plans (protocols/registry.py), checked per item;
+    `stages`: source-scoped transformations and PII rules (transform/stages.py), after it."""
     max_bytes = settings.max_message_bytes
     max_items = settings.max_batch_items
     batch = AppendBatch()
@@ -92,6 +95,11 @@ def build_batch(
                     batch, enforcer, item, outcome, envelope.received_at_ms, max_bytes
                 ):
                     continue
+        if stages:  # transformations and PII controls: what is stored is the changed event
+            stage = stages.get(item_source)
+            if stage is not None:
+                for counter, n in stage.apply(item):
+                    batch.count(item_source, counter, n)
         payload = _encode(item)
         event = item.get("event")
         if isinstance(event, str) and "\x00" in event:

@@ -25,6 +25,7 @@ from sluice.workspace.model import (
     Destination,
     Source,
     TrackingPlan,
+    Transformation,
     Warehouse,
     Workspace,
     check_workspace,
@@ -131,8 +132,10 @@ def workspace_data(ws: Workspace) -> dict[str, Any]:
     return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
-        # `identity:` absent means its defaults: written only when the workspace sets it.
-        if not (field.name == "identity" and ws.identity is None)
+        # `identity:`, `privacy:` and `transformations:` are written only when the workspace
+        # sets them (absent means the defaults, nothing to do).
+        if not (field.name in ("identity", "privacy") and getattr(ws, field.name) is None)
+        and not (field.name == "transformations" and not ws.transformations)
     }
 
 
@@ -156,6 +159,7 @@ _ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
     "destinations": Destination,
     "warehouses": Warehouse,
     "tracking_plans": TrackingPlan,
+    "transformations": Transformation,
 }
 
 

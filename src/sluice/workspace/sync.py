@@ -24,8 +24,10 @@ from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import (
     Destination,
     IdentitySettings,
+    Privacy,
     Source,
     TrackingPlan,
+    Transformation,
     Warehouse,
     WebhookSource,
     Workspace,
@@ -36,6 +38,7 @@ WORKSPACE_ID = "workspace"
 # Kinds this module owns; objects of other kinds in the control plane are left as they are.
 MANAGED_KINDS = frozenset(
     {WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan", "identity"}
+    | {"transformation", "privacy"}  # sluice.transform, sluice.pii
 )
 # The `identity:` section, one object (absent: the identity graph's defaults).
 IDENTITY_KIND = "identity"
@@ -151,8 +154,18 @@ def export_workspace(store: EventStore) -> Workspace:
             ws.tracking_plans.append(_decode(obj, TrackingPlan))
         elif obj.kind == IDENTITY_KIND:
             ws.identity = _decode(obj, IdentitySettings)
+        elif obj.kind == "transformation":
+            ws.transformations.append(_decode(obj, Transformation))
+        elif obj.kind == "privacy":
+            ws.privacy = _decode(obj, Privacy)
     # Sorted here, not by the backend, so that every store exports the same text.
-    for objects in (ws.sources, ws.destinations, ws.warehouses, ws.tracking_plans):
+    for objects in (
+        ws.sources,
+        ws.destinations,
+        ws.warehouses,
+        ws.tracking_plans,
+        ws.transformations,
+    ):
         objects.sort(key=lambda obj: obj.id)
     return ws
 
@@ -184,11 +197,14 @@ def _desired_objects(
         ("destination", ws.destinations),
         ("warehouse", ws.warehouses),
         ("tracking_plan", ws.tracking_plans),
+        ("transformation", ws.transformations),
     ):
         for obj in objects:
             yield ConfigObject(kind, obj.id, msgspec.json.encode(obj))
     if ws.identity is not None:
         yield ConfigObject(IDENTITY_KIND, IDENTITY_ID, msgspec.json.encode(ws.identity))
+    if ws.privacy is not None:
+        yield ConfigObject("privacy", "privacy", msgspec.json.encode(ws.privacy))
 
 
 def _source_bodies(

@@ -1,0 +1,121 @@
+"""A PII rule applied to one decoded event: every field of `context`, `traits` and `properties`
+(at any depth, list items included) classified, and a Red or Yellow one removed (`block`) or
+replaced by the SHA-256 of its value in hex (`hash`: a string's UTF-8 bytes, any other value's
+JSON text; an object's or list's values one by one, so its shape stays; null stays null).
+
+A field whose key is classified is acted on whole; otherwise a string value may be classified by
+its shape. A list item is removed or hashed on its own. The Spec's technical objects of
+`context` (library, app, os, campaign, page, screen, network, consent, protocols, user agent
+data) are not scanned: `context.library.name` is a library's name, not a person's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from sluice.pii.classify import STRICTNESS, Classifier
+from sluice.pii.defaults import GREEN
+
+SCANNED = ("context", "traits", "properties")
+TECHNICAL_CONTEXT = frozenset(
+    {"library", "app", "os", "campaign", "page", "screen", "network", "consent", "protocols",
+     "userAgentData", "userAgent", "locale", "timezone"}
+)  # fmt: skip
+BLOCK, HASH = "block", "hash"
+_encode = msgspec.json.encode
+
+
+def sha256_hex(value: Any) -> Any:
+    """The hashed form of a value (see the module's docstring)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: sha256_hex(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sha256_hex(v) for v in value]
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else _encode(value)
+    return hashlib.sha256(data).hexdigest()
+
+
+class PiiControl:
+    """One source's or destination's rule: what to do with Red and with Yellow fields."""
+
+    __slots__ = ("actions", "classifier")
+
+    def __init__(self, classifier: Classifier, red: str | None, yellow: str | None) -> None:
+        self.classifier = classifier
+        self.actions = {k: v for k, v in (("red", red), ("yellow", yellow)) if v is not None}
+
+    def apply(self, event: dict[str, Any]) -> tuple[int, int]:
+        """Change `event` in place; returns (fields blocked, fields hashed)."""
+        counts = [0, 0]
+        for root in SCANNED:
+            value = event.get(root)
+            if isinstance(value, dict) and value:
+                self._object(value, counts, TECHNICAL_CONTEXT if root == "context" else None)
+        return counts[0], counts[1]
+
+    def _classify(self, key: str | None, value: Any) -> str | None:
+        classifier = self.classifier
+        found = classifier.key(key) if key is not None else None
+        level = found[1] if found is not None else None
+        if level == GREEN:
+            return GREEN
+        if type(value) is str and level != "red":
+            by_value = classifier.value(value)
+            if by_value is not None:
+                if by_value[1] == GREEN:
+                    return level or GREEN
+                if level is None or STRICTNESS[by_value[1]] > STRICTNESS[level]:
+                    level = by_value[1]
+        return level
+
+    def _object(
+        self, obj: dict[str, Any], counts: list[int], skip: frozenset[str] | None = None
+    ) -> None:
+        actions = self.actions
+        for key in list(obj):
+            if skip is not None and key in skip:
+                continue
+            value = obj[key]
+            level = self._classify(key, value)
+            if level == GREEN:
+                continue
+            action = actions.get(level) if level is not None else None
+            if action == BLOCK:
+                del obj[key]
+                counts[0] += 1
+            elif action == HASH:
+                obj[key] = sha256_hex(value)
+                counts[1] += 1
+            elif isinstance(value, dict):
+                self._object(value, counts)
+            elif isinstance(value, list):
+                self._list(value, counts)
+
+    def _list(self, items: list[Any], counts: list[int]) -> None:
+        actions = self.actions
+        keep: list[Any] = []
+        for item in items:
+            if isinstance(item, dict):
+                self._object(item, counts)
+            elif isinstance(item, list):
+                self._list(item, counts)
+            elif type(item) is str:
+                level = self._classify(None, item)
+                action = actions.get(level) if level is not None and level != GREEN else None
+                if action == BLOCK:
+                    counts[0] += 1
+                    continue
+                if action == HASH:
+                    counts[1] += 1
+                    item = sha256_hex(item)
+            keep.append(item)
+        if len(keep) != len(items):
+            items[:] = keep
+        else:
+            for i, item in enumerate(keep):
+                items[i] = item

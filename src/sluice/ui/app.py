@@ -23,6 +23,7 @@ from sluice.ui import (
     rules,
     signin,
     sources,
+    transformations,
     warehouses,
 )
 from sluice.ui.guard import Guard
@@ -41,6 +42,7 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *delivery.routes(site),
         *lookup.routes(site),
         *warehouses.routes(site),
+        *transformations.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     guard = Middleware(Guard, store=store, keys=site.keys, settings=settings)

@@ -44,6 +44,7 @@ NAV = (
     ("destinations", "/destinations", "Destinations"),
     ("lookup", "/lookup", "Event lookup"),
     ("warehouses", "/warehouses", "Warehouses"),
+    ("transformations", "/transformations", "Transformations"),
 )
 
 

@@ -121,17 +121,28 @@ def default_key_match(normalised: str) -> Verdict | None:
 
 
 class Classifier:
-    """Defaults (unless turned off) and custom matchers, ready for many events."""
+    """Defaults (unless turned off) and custom matchers, ready for many events.
+
+    Custom value matchers matching exactly are one dict lookup, tried before the others."""
 
     def __init__(self, custom: Sequence[CustomMatcher], defaults: bool = True) -> None:
         self.defaults = defaults
         self.key_matchers = [m for m in custom if m.target == "key"]
-        self.value_matchers = [m for m in custom if m.target == "value"]
-        self._keys: dict[str, Verdict | None] = {}
+        values = [m for m in custom if m.target == "value"]
+        self.exact_values: dict[str, Verdict] = {}
+        for m in values:
+            if m.match == "exact":
+                for term in m.terms:
+                    self.exact_values.setdefault(term, (m.name, m.classification))
+        self.value_matchers = [m for m in values if m.match != "exact"]
+        self.keys: dict[str, Verdict | None] = {}  # the cache `key` fills
+        # Values found to be nothing, cached (bounded) since values like "pro" or "EUR" repeat
+        # from event to event; a value some matcher classifies is never kept here.
+        self.plain_values: set[str] = set()
 
     def key(self, key: str) -> Verdict | None:
         """The verdict on a field's key (cached)."""
-        cached = self._keys.get(key, False)
+        cached = self.keys.get(key, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
         normalised = normalize_key(key)
@@ -142,15 +153,29 @@ class Classifier:
                 break
         if verdict is None and self.defaults:
             verdict = default_key_match(normalised)
-        if len(self._keys) >= MAX_CACHED_KEYS:
-            self._keys.clear()
-        self._keys[key] = verdict
+        if len(self.keys) >= MAX_CACHED_KEYS:
+            self.keys.clear()
+        self.keys[key] = verdict
         return verdict
 
     def value(self, value: str) -> Verdict | None:
         """The verdict on a string value."""
-        if self.value_matchers:
+        plain = self.plain_values
+        if value in plain:
+            return None
+        verdict = self._value(value)
+        if verdict is None:
+            if len(plain) >= MAX_CACHED_KEYS:
+                plain.clear()
+            plain.add(value)
+        return verdict
+
+    def _value(self, value: str) -> Verdict | None:
+        if self.exact_values or self.value_matchers:
             lowered = value.lower()
+            found = self.exact_values.get(lowered)
+            if found is not None:
+                return found
             for m in self.value_matchers:
                 if m.test(value, lowered):
                     return (m.name, m.classification)

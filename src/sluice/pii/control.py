@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from sluice.pii.classify import STRICTNESS, Classifier
-from sluice.pii.defaults import GREEN
+from sluice.pii.defaults import GREEN, RED
 
 SCANNED = ("context", "traits", "properties")
 TECHNICAL_CONTEXT = frozenset(
@@ -76,25 +76,56 @@ class PiiControl:
     def _object(
         self, obj: dict[str, Any], counts: list[int], skip: frozenset[str] | None = None
     ) -> None:
+        """One object's fields, in one pass (the hot loop: the common cases inline)."""
         actions = self.actions
-        for key in list(obj):
+        classifier = self.classifier
+        cache = classifier.keys
+        plain = classifier.plain_values
+        blocked: list[str] = []
+        for key, value in obj.items():
             if skip is not None and key in skip:
                 continue
-            value = obj[key]
-            level = self._classify(key, value)
-            if level == GREEN:
-                continue
-            action = actions.get(level) if level is not None else None
+            found = cache.get(key, False)
+            if found is False:
+                found = classifier.key(key)
+            kind = type(value)
+            if found is None:
+                if kind is str:
+                    if value in plain:
+                        continue
+                    by_value = classifier.value(value)
+                    if by_value is None or by_value[1] == GREEN:
+                        continue
+                    level = by_value[1]
+                elif kind is dict:
+                    self._object(value, counts)
+                    continue
+                elif kind is list:
+                    self._list(value, counts)
+                    continue
+                else:
+                    continue
+            else:
+                level = found[1]
+                if level == GREEN:
+                    continue
+                if kind is str and level != RED:
+                    by_value = classifier.value(value)
+                    if by_value is not None and by_value[1] == RED:
+                        level = RED
+            action = actions.get(level)
             if action == BLOCK:
-                del obj[key]
-                counts[0] += 1
+                blocked.append(key)
             elif action == HASH:
-                obj[key] = sha256_hex(value)
+                obj[key] = sha256_hex(value)  # a value replaced, no key added: safe mid-loop
                 counts[1] += 1
-            elif isinstance(value, dict):
+            elif kind is dict:
                 self._object(value, counts)
-            elif isinstance(value, list):
+            elif kind is list:
                 self._list(value, counts)
+        for key in blocked:
+            del obj[key]
+        counts[0] += len(blocked)
 
     def _list(self, items: list[Any], counts: list[int]) -> None:
         actions = self.actions

@@ -85,9 +85,8 @@ class PiiControl:
         for key, value in obj.items():
             if skip is not None and key in skip:
                 continue
-            found = cache.get(key, False)
-            if found is False:
-                found = classifier.key(key)
+            cached = cache.get(key, False)
+            found = classifier.key(key) if cached is False else cached
             kind = type(value)
             if found is None:
                 if kind is str:

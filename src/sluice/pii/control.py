@@ -87,6 +87,7 @@ class PiiControl:
                 continue
             cached = cache.get(key, False)
             found = classifier.key(key) if cached is False else cached
+            assert found is not True  # the cache holds verdicts, never True
             kind = type(value)
             if found is None:
                 if kind is str:

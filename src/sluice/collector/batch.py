@@ -98,7 +98,15 @@ def build_batch(
         if stages:  # transformations and PII controls: what is stored is the changed event
             stage = stages.get(item_source)
             if stage is not None:
-                for counter, n in stage.apply(item):
+                try:
+                    changes = stage.apply(item)
+                except Exception as exc:  # refused alone, and without its body: it may hold PII
+                    log.exception("transformations of source %s failed on an item", item_source)
+                    detail = f"transformations or PII rule failed: {type(exc).__name__}"
+                    refused = Rejected(RejectReason.INVALID_FIELD, detail)
+                    _reject(max_bytes, batch, item_source, refused, None, envelope)
+                    continue
+                for counter, n in changes:
                     batch.count(item_source, counter, n)
         payload = _encode(item)
         event = item.get("event")

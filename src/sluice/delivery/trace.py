@@ -72,7 +72,9 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
                 hop["paused"] = state[1]
         else:
             try:
-                reason, _ = decide(config, event, stored.source_id)
+                # Its own copy: a destination's transformations change the event in place.
+                fresh = lenient_decode(stored.payload) if config.stage is not None else event
+                reason, _ = decide(config, fresh, stored.source_id)
             except Exception as exc:  # an event no rule can read: delivery parked it
                 reason = f"unreadable_event: {type(exc).__name__}"
             step = store.delivery_step_for(obj.id, stored.seq)

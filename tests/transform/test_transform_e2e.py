@@ -173,6 +173,9 @@ def test_block_red_at_source_keeps_it_out_of_the_log_file(server: SluiceServer) 
     assert log["traits"] == {"plan": "marker-plan-77"}
     assert "note" not in log.get("context", {}) and log["properties"] == {}
     assert delta.settle()[("app", "pii_blocked")] == 3
+    status = sluice(server.data_dir, "status")
+    assert status.returncode == 0, status.stderr
+    assert "source app at ingest: 3 PII fields blocked" in status.stdout
     files = [p for p in server.data_dir.iterdir() if p.name.startswith("log.db")]
     raw = b"".join(p.read_bytes() for p in files)
     assert b"marker-plan-77" in raw  # the event is in these files...

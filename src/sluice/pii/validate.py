@@ -39,7 +39,7 @@ def check_pii(ws: Workspace) -> None:
             for j, term in enumerate(m.terms):
                 try:
                     re.compile(term)
-                except re.error as exc:
+                except (re.error, OverflowError, RecursionError) as exc:
                     raise WorkspaceError(
                         f"Invalid regular expression: {exc}", path=f"{at}.terms[{j}]"
                     ) from None

@@ -39,6 +39,7 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "workers": workers_report(store, warehouses),
         "bridge": bridge_report(store),
         "archive": archive_status(settings, store),
+        "regulations": store.regulation_counts(),
     }
 
 

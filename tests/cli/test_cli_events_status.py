@@ -183,7 +183,9 @@ def status(server: SluiceServer) -> dict[str, Any]:
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
     assert set(status) == {
         "sources", "log_end", "destinations", "warehouses", "workers", "bridge", "archive",
+        "regulations",
     }  # fmt: skip
+    assert status["regulations"] == {}
     assert status["archive"]["storage"] == "local"
     assert status["bridge"] == {}  # no worker runs Segment's destinations here
     # The server's batch process holds the archive, warehouse and retention consumers; its

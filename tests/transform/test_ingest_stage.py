@@ -23,7 +23,7 @@ SOURCE = SourceRow("web", "Web", ("wk_web_ingest_01",), True)
 def batch(tmp_path: Path, stages: dict[str, IngestStage], *items: dict[str, Any]) -> Any:
     return build_batch(
         Settings(data_dir=tmp_path), {}, SOURCE, list(items), make_envelope(1_700_000_000_000),
-        None, None, None, stages,
+        None, stages=stages,
     )  # fmt: skip
 
 

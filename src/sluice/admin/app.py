@@ -39,6 +39,7 @@ from sluice.admin.http import (
     query_str,
 )
 from sluice.admin.openapi import openapi_document
+from sluice.admin.regulations import RegulationRoutes
 from sluice.admin.replays import ReplayBody, ReplayManager, replay_request
 from sluice.admin.tokens import TokenVerifier
 from sluice.admin.workspace_edits import Collection
@@ -123,6 +124,7 @@ class AdminApi:
             route("/replays/{id}", self.get_replay, "GET"),
             route("/replays/{id}/stop", self.stop_replay, "POST"),
         ]
+        routes += RegulationRoutes(self.store).routes(route)
         return routes
 
     def _collection_routes(

@@ -514,7 +514,9 @@ def _observe_paths() -> Schema:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The document (built once: it depends on nothing that changes while Sluice runs)."""
-    paths = _paths()
+    from sluice.admin.openapi_privacy import privacy_paths, privacy_schemas  # uses this module
+
+    paths = {**_paths(), **privacy_paths()}
     # Starting a replay that is complete already answers 200 with it, and starts nothing.
     paths["/replays"]["post"]["responses"]["200"] = {
         "description": "Complete already (restart it with restart: true)",
@@ -539,6 +541,6 @@ def openapi_document() -> dict[str, Any]:
                     "description": "A token from `sluice token create`",
                 }
             },
-            "schemas": {**workspace_schemas(), **other_schemas()},
+            "schemas": {**workspace_schemas(), **other_schemas(), **privacy_schemas()},
         },
     }

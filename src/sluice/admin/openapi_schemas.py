@@ -239,6 +239,10 @@ def other_schemas() -> dict[str, Schema]:
                         " bucket_missing, checksum, error), failing_since, last_upload"
                     ),
                 },
+                "regulations": {
+                    **count_map,
+                    "description": "Privacy regulations by overall status (docs/privacy.md)",
+                },
             }
         ),
         "Event": object_schema(

@@ -9,11 +9,13 @@ import sluice.cli.analyticsjs
 import sluice.cli.backup
 import sluice.cli.bridge
 import sluice.cli.devicemode
+import sluice.cli.engage
 import sluice.cli.events
 import sluice.cli.identity
 import sluice.cli.importer
 import sluice.cli.lake
 import sluice.cli.parked
+import sluice.cli.privacy
 import sluice.cli.profiles
 import sluice.cli.protocols
 import sluice.cli.ready

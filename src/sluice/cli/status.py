@@ -14,6 +14,8 @@ from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for,
 from sluice.inspection import status_report
 
 MAIN_COUNTERS = ("received", "stored", "duplicates", "throttled", "unauthorized")
+# Shown only when a source has some (privacy regulations).
+SUPPRESSED = "suppressed"
 
 
 @app.command()
@@ -54,6 +56,12 @@ def status(
             ", ".join(f"{reason}={n}" for reason, n in sorted(rejected.items())) or "-",
         )
     console.print(table)
+    for source, values in sorted(by_source.items()):
+        if values.get(SUPPRESSED):
+            console.print(
+                f"source {source}: {values[SUPPRESSED]} events of suppressed users dropped"
+                " — `sluice suppressions list`"
+            )
     for source, values in sorted(by_source.items()):  # tracking plans (docs/protocols.md)
         found = sum(n for name, n in values.items() if name.startswith("protocols_violation:"))
         if found:
@@ -106,6 +114,15 @@ def status(
         if archive["failing"]:
             line += f" — [red]failing ({archive['failing']}) since {archive['failing_since']}[/]"
         console.print(line)
+    regulations: dict[str, int] = document["regulations"]
+    running = sum(regulations.get(s, 0) for s in ("INITIALIZED", "RUNNING"))
+    failed = sum(regulations.get(s, 0) for s in ("FAILED", "PARTIAL_SUCCESS"))
+    if running or failed:  # docs/privacy.md
+        console.print(
+            f"privacy regulations: {running} running, "
+            + (f"[red]{failed} failed[/]" if failed else "0 failed")
+            + " — `sluice regulations list`"
+        )
     for warehouse_id, stats in sorted(warehouses.items()):
         if "error" in stats:
             console.print(f"warehouse {warehouse_id}: unavailable ({stats['error']})")

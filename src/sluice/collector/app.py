@@ -101,6 +101,7 @@ class Collector:
         self.sources_by_key: dict[str, SourceRow] = {}
         self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
         self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
+        self.suppressed: frozenset[str] = frozenset()  # hashes of suppressed user ids (privacy/)
         self.stages: dict[str, IngestStage] = {}  # source id -> transformations, PII rule
         self._config_version = -1
         self._buckets = (
@@ -156,6 +157,7 @@ class Collector:
         bodies = [obj.body for obj in self.store.list_config("destination")]
         self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
         self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
+        self.suppressed = self.store.suppressed_keys()
         self.stages = ingest_stages(self.store)
         self._config_version = version
 
@@ -364,6 +366,7 @@ class Collector:
             path_type,
             raws,
             self.plans,
+            self.suppressed,
             self.stages,
         )
         try:
@@ -390,9 +393,17 @@ class Collector:
         ip = client_ip(peer[0] if peer else None, headers.get(b"x-forwarded-for"), self._trusted)
         envelope = make_envelope(int(time.time() * 1000), ip)
         batch = build_batch(
-            self.settings, self.sources_by_key, source, [event], envelope, None, None, self.plans,
+            self.settings,
+            self.sources_by_key,
+            source,
+            [event],
+            envelope,
+            None,
+            None,
+            self.plans,
+            self.suppressed,
             self.stages,
-        )  # fmt: skip
+        )
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]
             await committer.submit(batch)  # stored as a rejection, visible in the debugger

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import msgspec
@@ -14,6 +15,7 @@ from msgspec import Raw
 
 from sluice.collector.sanitize import item_fault
 from sluice.config import Settings
+from sluice.privacy.suppression import is_suppressed
 from sluice.protocols.enforce import Enforcer
 from sluice.protocols.ingest import record as record_protocols
 from sluice.spec.calls import RejectReason
@@ -35,11 +37,13 @@ def build_batch(
     path_type: str | None,
     raws: list[Raw] | None = None,
     plans: Mapping[str, Enforcer] | None = None,
+    suppressed: AbstractSet[str] = frozenset(),
     stages: Mapping[str, IngestStage] | None = None,
 ) -> AppendBatch:
     """Normalise every item; `raws` are a batch's items as received (for their sizes);
     `plans`: the sources' tracking plans (protocols/registry.py), checked per item;
-    `stages`: source-scoped transformations and PII rules (transform/stages.py), after it."""
+    `suppressed`: hashes of user ids whose events are counted and dropped (docs/privacy.md);
+    `stages`: source-scoped transformations and PII rules (transform/stages.py), after both."""
     max_bytes = settings.max_message_bytes
     max_items = settings.max_batch_items
     batch = AppendBatch()
@@ -86,6 +90,9 @@ def build_batch(
         if "\x00" in message_id:  # no store can key on it (PostgreSQL refuses NUL in text)
             refused = Rejected(RejectReason.INVALID_MESSAGE_ID, "messageId contains NUL")
             _reject(max_bytes, batch, item_source, refused, item, envelope)
+            continue
+        if suppressed and is_suppressed(item.get("userId"), suppressed):  # not even its body
+            batch.count(item_source, "suppressed")
             continue
         if plans:  # a source without a plan costs this test and one failed lookup
             enforcer = plans.get(item_source)

@@ -36,6 +36,7 @@ _SOURCE_COUNTERS = {
     "received": "sluice_events_received",
     "duplicates": "sluice_events_duplicate",
     "throttled": "sluice_events_throttled",
+    "suppressed": "sluice_events_suppressed",
     "rejected": "sluice_events_rejected",
     "request_rejected": "sluice_requests_rejected",
     "webhook_rejected": "sluice_webhook_rejected",
@@ -71,6 +72,10 @@ class ClusterCollector(Collector):
         yield from _warehouse_metrics(store, lag)
         yield from _worker_metrics(store, now_ms)
         yield from _bridge_metrics(store, now_ms)
+        regulations = family("sluice_regulations")
+        for status, n in sorted(store.regulation_counts().items()):
+            regulations.add_metric([status], n)
+        yield regulations
 
 
 def _protocols_metrics(counters: dict[tuple[str, str], int]) -> Iterator[Metric]:

@@ -34,6 +34,8 @@ CLUSTER: dict[str, Spec] = {
         Spec("sluice_events_duplicate", "counter", "Events not stored: their messageId was in the dedupe window.", _SRC),
         Spec("sluice_events_rejected", "counter", "Events refused one by one (invalid), by reason.", ("source", "reason")),
         Spec("sluice_events_throttled", "counter", "Events of requests answered 429 (rate limit, overload).", _SRC),
+        Spec("sluice_events_suppressed", "counter", "Events dropped at ingest: their userId is suppressed by a regulation (not stored).", _SRC),
+        Spec("sluice_regulations", "gauge", "Privacy regulations by overall status (INITIALIZED, RUNNING, FINISHED, FAILED, ...).", ("status",)),
         Spec("sluice_requests_rejected", "counter", "Whole requests refused, by error code.", ("source", "code")),
         Spec("sluice_webhook_rejected", "counter", "Webhook deliveries refused (not verified, bad body, unknown hook...), by reason; never stored.", ("source", "reason")),
         Spec("sluice_group_commits", "counter", "Group commits that stored events."),

@@ -81,6 +81,7 @@ from sluice.store.postgres_schema import (
     migrate,
 )
 from sluice.store.processes import ProcessReportsState
+from sluice.store.regulations import RegulationsState
 from sluice.store.retry_set import DeliveredPruning
 from sluice.store.unit_stats import UnitStatsState
 
@@ -108,7 +109,12 @@ _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
 class PostgresStore(
-    PostgresDeliveryState, PostgresLeases, ProcessReportsState, UnitStatsState, OAuthTokensState
+    PostgresDeliveryState,
+    PostgresLeases,
+    ProcessReportsState,
+    UnitStatsState,
+    OAuthTokensState,
+    RegulationsState,
 ):
     """`Store` on a PostgreSQL database shared by many nodes; safe to share between threads."""
 

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_POSTGRES
 from sluice.store.processes import PROCESSES_TABLE_POSTGRES
+from sluice.store.regulations import REGULATIONS_TABLES_POSTGRES
 from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
 from sluice.store.unit_stats import UNIT_STATS_TABLE_POSTGRES
 
@@ -184,6 +185,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (5, PROCESSES_TABLE_POSTGRES),  # worker process reports (store/processes.py)
     (6, UNIT_STATS_TABLE_POSTGRES),  # what batch units report, for metrics (store/unit_stats.py)
     (7, OAUTH_TOKENS_TABLE_POSTGRES),  # tokens refreshed by destinations (store/oauth_tokens.py)
+    (8, REGULATIONS_TABLES_POSTGRES),  # privacy regulations (store/regulations.py)
 )
 
 

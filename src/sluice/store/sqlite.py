@@ -32,6 +32,7 @@ from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
 from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_SQLITE, OAuthTokensState
 from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
+from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
@@ -87,9 +88,17 @@ _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 
 
 class SqliteStore(
-    SqliteDeliveryState, SqliteLeases, ProcessReportsState, UnitStatsState, OAuthTokensState
+    SqliteDeliveryState,
+    SqliteLeases,
+    ProcessReportsState,
+    UnitStatsState,
+    OAuthTokensState,
+    RegulationsState,
 ):
     """`EventStore` on one SQLite file; safe to share between threads of one process."""
+
+    keeps_newest_event = True  # new rows are numbered max(seq) + 1 (store/regulations.py)
+    _secure_delete_sql = "PRAGMA secure_delete=ON"
 
     def __init__(
         self,
@@ -126,6 +135,7 @@ class SqliteStore(
                     + PROCESSES_TABLE_SQLITE
                     + UNIT_STATS_TABLE_SQLITE
                     + OAUTH_TOKENS_TABLE_SQLITE
+                    + REGULATIONS_TABLES_SQLITE
                     + "COMMIT;"
                 )
             except BaseException:
@@ -378,6 +388,13 @@ class SqliteStore(
 
     def sources(self) -> Sequence[SourceRow]:
         return source_rows(self.list_config("source"))
+
+    def erase_freed(self) -> bool:
+        """Checkpoint the WAL into the database and truncate it: its frames are old copies of
+        pages, rows erased with secure_delete included (store/regulations.py)."""
+        with self._lock, self._writer_lock():
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -43,6 +43,7 @@ NAV = (
     ("sources", "/sources", "Sources"),
     ("destinations", "/destinations", "Destinations"),
     ("lookup", "/lookup", "Event lookup"),
+    ("profiles", "/profiles", "Profiles"),
     ("warehouses", "/warehouses", "Warehouses"),
     ("transformations", "/transformations", "Transformations"),
 )

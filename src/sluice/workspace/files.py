@@ -132,10 +132,13 @@ def workspace_data(ws: Workspace) -> dict[str, Any]:
     return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
-        # `identity:`, `privacy:` and `transformations:` are written only when the workspace
-        # sets them (absent means the defaults, nothing to do).
+        # `identity:` and `privacy:` absent mean their defaults: written only when the workspace
+        # sets them; the engage lists and `transformations:` only when not empty.
         if not (field.name in ("identity", "privacy") and getattr(ws, field.name) is None)
-        and not (field.name == "transformations" and not ws.transformations)
+        and not (
+            field.name in ("computed_traits", "audiences", "transformations")
+            and not getattr(ws, field.name)
+        )
     }
 
 

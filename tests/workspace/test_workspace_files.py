@@ -143,7 +143,8 @@ INVALID = [
         "sources: []\nsorces: []\n",
         "sorces",
         "Unknown field (did you mean 'sources'? expected one of: workspace, sources,"
-        " destinations, warehouses, tracking_plans, identity, computed_traits, audiences)",
+        " destinations, warehouses, tracking_plans, identity, computed_traits, audiences,"
+        " transformations, privacy)",
         id="unknown-top-level-field",
     ),
     pytest.param(

@@ -48,6 +48,7 @@ from sluice.delivery.sending import Sender
 from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.store.base import DeliveryCommit, NewParked, Store, StoredEvent
+from sluice.transform.stages import destination_stages
 
 DEFAULT_RATE = 1000.0  # events/s
 MAX_BATCH_EVENTS = 500
@@ -106,7 +107,8 @@ def load_destination(store: Store, destination_id: str) -> DestinationConfig:
                     f"destination {destination_id!r} runs in the page (mode: device):"
                     " Sluice cannot send it events"
                 )
-            return compile_destination(obj.body)
+            # Segment: a destination-scoped transformation applies to a replay too.
+            return compile_destination(obj.body, destination_stages(store).get(destination_id))
     raise ReplayError(f"no destination {destination_id!r} in the workspace")
 
 

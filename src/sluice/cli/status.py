@@ -68,6 +68,16 @@ def status(
             console.print(
                 f"source {source}: {found} tracking plan violations — `sluice violations`"
             )
+    for source, values in sorted(by_source.items()):  # transform/stages.py counters
+        done = [
+            f"{values[name]} {label}"
+            for name, label in (("pii_blocked", "PII fields blocked"),
+                                ("pii_hashed", "PII fields hashed"),
+                                ("transform_skipped", "transformation steps skipped"))
+            if values.get(name)
+        ]  # fmt: skip
+        if done:
+            console.print(f"source {source} at ingest: {', '.join(done)}")
     if destinations:
         console.print(_destination_table(destinations))
         for dest, stats in sorted(destinations.items()):

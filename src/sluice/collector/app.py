@@ -56,6 +56,7 @@ from sluice.protocols.registry import load_enforcers
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
 from sluice.spec.normalize import make_envelope
 from sluice.store.base import SourceRow, Store
+from sluice.transform.stages import IngestStage, ingest_stages
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_EVERY_S = 60.0
@@ -101,6 +102,7 @@ class Collector:
         self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
         self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
         self.suppressed: frozenset[str] = frozenset()  # hashes of suppressed user ids (privacy/)
+        self.stages: dict[str, IngestStage] = {}  # source id -> transformations, PII rule
         self._config_version = -1
         self._buckets = (
             SharedTokenBuckets(
@@ -156,6 +158,7 @@ class Collector:
         self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
         self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
         self.suppressed = self.store.suppressed_keys()
+        self.stages = ingest_stages(self.store)
         self._config_version = version
 
     async def _poll_config(self) -> None:
@@ -364,6 +367,7 @@ class Collector:
             raws,
             self.plans,
             self.suppressed,
+            self.stages,
         )
         try:
             await committer.submit(batch)
@@ -398,6 +402,7 @@ class Collector:
             None,
             self.plans,
             self.suppressed,
+            self.stages,
         )
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]

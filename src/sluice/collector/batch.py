@@ -21,6 +21,7 @@ from sluice.protocols.ingest import record as record_protocols
 from sluice.spec.calls import RejectReason
 from sluice.spec.normalize import Envelope, Rejected, normalize
 from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow
+from sluice.transform.stages import IngestStage
 
 log = logging.getLogger("sluice.collector.app")
 _encode = msgspec.json.encode
@@ -37,10 +38,12 @@ def build_batch(
     raws: list[Raw] | None = None,
     plans: Mapping[str, Enforcer] | None = None,
     suppressed: AbstractSet[str] = frozenset(),
+    stages: Mapping[str, IngestStage] | None = None,
 ) -> AppendBatch:
     """Normalise every item; `raws` are a batch's items as received (for their sizes);
     `plans`: the sources' tracking plans (protocols/registry.py), checked per item;
-    `suppressed`: hashes of user ids whose events are counted and dropped (docs/privacy.md)."""
+    `suppressed`: hashes of user ids whose events are counted and dropped (docs/privacy.md);
+    `stages`: source-scoped transformations and PII rules (transform/stages.py), after both."""
     max_bytes = settings.max_message_bytes
     max_items = settings.max_batch_items
     batch = AppendBatch()
@@ -99,6 +102,19 @@ def build_batch(
                     batch, enforcer, item, outcome, envelope.received_at_ms, max_bytes
                 ):
                     continue
+        if stages:  # transformations and PII controls: what is stored is the changed event
+            stage = stages.get(item_source)
+            if stage is not None:
+                try:
+                    changes = stage.apply(item)
+                except Exception as exc:  # refused alone, and without its body: it may hold PII
+                    log.exception("transformations of source %s failed on an item", item_source)
+                    detail = f"transformations or PII rule failed: {type(exc).__name__}"
+                    refused = Rejected(RejectReason.INVALID_FIELD, detail)
+                    _reject(max_bytes, batch, item_source, refused, None, envelope)
+                    continue
+                for counter, n in changes:
+                    batch.count(item_source, counter, n)
         payload = _encode(item)
         event = item.get("event")
         if isinstance(event, str) and "\x00" in event:

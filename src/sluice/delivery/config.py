@@ -115,6 +115,8 @@ class DestinationConfig:
     consent_categories: tuple[str, ...]
     options: DeliveryOptions
     retry: RetryPolicy
+    # Destination-scoped transformations and PII rule (transform/stages.py), after filters.
+    stage: Callable[[dict[str, Any], str], None] | None = None
 
     @property
     def timeout_s(self) -> float:
@@ -210,8 +212,11 @@ def _compiled(
     return CompiledMapping(name, action, predicate, evaluate, evaluate_copy)
 
 
-def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
-    """Compile one destination document; raises DestinationConfigError naming the field."""
+def compile_destination(
+    body: bytes | Mapping[str, Any], stage: Callable[[dict[str, Any], str], None] | None = None
+) -> DestinationConfig:
+    """Compile one destination document; raises DestinationConfigError naming the field.
+    `stage`: its transformations and PII rule (transform/stages.py `destination_stages`)."""
     raw = msgspec.json.decode(body) if isinstance(body, bytes) else dict(body)
     doc: DestinationDoc = _convert(raw, DestinationDoc, "")
     if doc.mode == "device":
@@ -270,4 +275,5 @@ def compile_destination(body: bytes | Mapping[str, Any]) -> DestinationConfig:
         consent_categories=tuple(doc.consent_categories),
         options=options,
         retry=RetryPolicy(max_age_s=options.retry_window_s),
+        stage=stage,
     )

@@ -43,9 +43,10 @@ class Plan:
 
 
 def decide(
-    config: DestinationConfig, event: dict[str, Any]
+    config: DestinationConfig, event: dict[str, Any], source_id: str = ""
 ) -> tuple[str | None, list[tuple[str, Mapped]]]:
-    """Why the event is not sent (None if it is), and the (action, mapped) work it makes."""
+    """Why the event is not sent (None if it is), and the (action, mapped) work it makes;
+    `source_id`: the event's source, whose destination-scoped transformations apply."""
     reason = consent_block(event, config.consent_categories) or integrations_block(
         event, config.names
     )
@@ -57,6 +58,8 @@ def decide(
         if routed is None:
             return reason or "filtered", []
     assert routed is not None
+    if config.stage is not None:  # destination-scoped transformations, PII rule
+        config.stage(routed, source_id)
     message_id = str(routed.get("messageId", ""))
     work: list[tuple[str, Mapped]] = []
     for mapping in config.mappings:
@@ -86,7 +89,7 @@ def plan(
                 and payload_partition(stored.payload, partition[1]) != partition[0]
             ):
                 continue  # another partition's consumer sends (and counts) it
-            reason, work = decide(config, _decode(stored.payload))
+            reason, work = decide(config, _decode(stored.payload), stored.source_id)
         except Exception as exc:  # one event's fault must not stop the others
             if partition is None or stored.seq % partition[1] == partition[0]:
                 result.unusable.append((stored, f"{type(exc).__name__}: {exc}"[:500]))

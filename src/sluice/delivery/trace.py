@@ -20,6 +20,7 @@ from sluice.errors import SluiceError
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import RetryingEvent, Store, StoredEvent
+from sluice.transform.stages import destination_stages
 
 
 def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
@@ -31,12 +32,13 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
     parked = {p.destination: p for p in store.parked_for_message(stored.message_id)}
     states = store.consumer_states()
     hops: list[dict[str, Any]] = []
+    stages = destination_stages(store)
     for obj in store.list_config("destination"):
         hop: dict[str, Any] = {"destination": obj.id}
         if is_device_mode(obj.body):
             continue  # runs in the page: the event reached Sluice from it, not the other way
         try:
-            config = compile_destination(obj.body)
+            config = compile_destination(obj.body, stages.get(obj.id))
         except (DestinationConfigError, SluiceError) as exc:
             hops.append({**hop, "status": "not_configured", "detail": str(exc)})
             continue
@@ -70,7 +72,9 @@ def event_hops(store: Store, stored: StoredEvent) -> list[dict[str, Any]]:
                 hop["paused"] = state[1]
         else:
             try:
-                reason, _ = decide(config, event)
+                # Its own copy: a destination's transformations change the event in place.
+                fresh = lenient_decode(stored.payload) if config.stage is not None else event
+                reason, _ = decide(config, fresh, stored.source_id)
             except Exception as exc:  # an event no rule can read: delivery parked it
                 reason = f"unreadable_event: {type(exc).__name__}"
             step = store.delivery_step_for(obj.id, stored.seq)

@@ -25,6 +25,7 @@ from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.runtime.units import Unit
 from sluice.store.base import Store
+from sluice.transform.stages import destination_stages
 
 log = logging.getLogger(__name__)
 DELIVERY = "delivery"
@@ -72,11 +73,13 @@ class DestinationCatalogue:
             self._next_cleanup = 0.0  # a destination was deleted: drop its retry set soon
         self._destinations = {obj.id for obj in docs}
         units: dict[str, Unit] = {}
+        stages = await asyncio.to_thread(destination_stages, self.store)  # transform/stages.py
         for obj in docs:
             if is_device_mode(obj.body):
                 continue  # runs in the page (devicemode/)
             try:
-                config = compile_destination(obj.body)
+                stage = stages.get(obj.id)
+                config = compile_destination(obj.body, stage)
             except (DestinationConfigError, SluiceError) as exc:
                 self.errors[obj.id] = str(exc)
                 log.error("destination %s is not delivered: %s", obj.id, exc)
@@ -92,7 +95,8 @@ class DestinationCatalogue:
                 continue
             n = config.options.partitions
             for partition in [None] if n == 1 else [(k, n) for k in range(n)]:
-                unit = self._unit(config, obj.body, partition)
+                key = obj.body if stage is None else obj.body + stage.key  # a change restarts it
+                unit = self._unit(config, key, partition)
                 units[unit.name] = unit
         log.info("workspace version %d: %d destination consumer(s)", version, len(units))
         return units

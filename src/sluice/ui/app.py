@@ -25,6 +25,7 @@ from sluice.ui import (
     rules,
     signin,
     sources,
+    transformations,
     warehouses,
 )
 from sluice.ui.guard import Guard
@@ -45,6 +46,7 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *profiles.routes(site),
         *protocols.routes(site),
         *warehouses.routes(site),
+        *transformations.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     guard = Middleware(Guard, store=store, keys=site.keys, settings=settings)

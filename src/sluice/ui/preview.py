@@ -15,7 +15,7 @@ the reason the event was dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -104,11 +104,17 @@ def _request(request: OutRequest, redact: Redactor) -> dict[str, Any]:
     }
 
 
-def preview(doc: Mapping[str, Any], event: Any, source_id: str | None = None) -> dict[str, Any]:
+def preview(
+    doc: Mapping[str, Any],
+    event: Any,
+    source_id: str | None = None,
+    stage: Callable[[dict[str, Any], str], None] | None = None,
+) -> dict[str, Any]:
     """`{"ok", "error"?, "passes", "reason"?, "explanation"?, "event"?, "mappings", "payloads",
-    "requests", "problems"}`: `passes` false with a `reason` when the event is filtered."""
+    "requests", "problems"}`: `passes` false with a `reason` when the event is filtered.
+    `stage`: the destination's transformations and PII rule (transform/stages.py)."""
     try:
-        config = compile_destination(doc)
+        config = compile_destination(doc, stage)
     except DestinationConfigError as exc:
         return {"ok": False, "error": str(exc), "path": exc.path}
     if not isinstance(event, dict):
@@ -117,7 +123,7 @@ def preview(doc: Mapping[str, Any], event: Any, source_id: str | None = None) ->
         return _filtered(NOT_CONNECTED, [], [])
     triggers = [{"name": m.name, "action": m.action.id, "matches": False} for m in config.mappings]
     problems = filter_problems(config.filters)
-    reason, work = decide(config, event)
+    reason, work = decide(config, event, source_id or "")
     if reason is not None:
         return _filtered(reason, triggers, problems)
     routed = work[0][1].event

@@ -28,6 +28,7 @@ from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import load
 from sluice.errors import SluiceError
 from sluice.store.base import EventQuery
+from sluice.transform.stages import destination_stages
 from sluice.ui.bridged import action_fields
 from sluice.ui.changes import NotFound, apply_change, find_destination, message
 from sluice.ui.debugger import SCAN_WINDOW
@@ -365,7 +366,8 @@ def routes(site: Site) -> list[Route]:
             except msgspec.DecodeError as exc:
                 return {"ok": False, "error": f"the event is not valid JSON: {exc}"}
         source = data.get("source")
-        return preview(doc, event, source if isinstance(source, str) else None)
+        stage = destination_stages(site.store).get(destination_id)  # its transformations, PII
+        return preview(doc, event, source if isinstance(source, str) else None, stage)
 
     def bound(handler: Callable[[Request, str], Awaitable[Response]], kind: str) -> Endpoint:
         async def endpoint(request: Request) -> Response:

@@ -46,6 +46,7 @@ NAV = (
     ("profiles", "/profiles", "Profiles"),
     ("protocols", "/protocols", "Protocols"),
     ("warehouses", "/warehouses", "Warehouses"),
+    ("transformations", "/transformations", "Transformations"),
 )
 
 

@@ -25,6 +25,7 @@ from sluice.workspace.model import (
     Destination,
     Source,
     TrackingPlan,
+    Transformation,
     Warehouse,
     Workspace,
     check_workspace,
@@ -131,10 +132,13 @@ def workspace_data(ws: Workspace) -> dict[str, Any]:
     return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
-        # `identity:` absent means its defaults: written only when the workspace sets it; the
-        # engage lists only when not empty.
-        if not (field.name == "identity" and ws.identity is None)
-        and not (field.name in ("computed_traits", "audiences") and not getattr(ws, field.name))
+        # `identity:` and `privacy:` absent mean their defaults: written only when the workspace
+        # sets them; the engage lists and `transformations:` only when not empty.
+        if not (field.name in ("identity", "privacy") and getattr(ws, field.name) is None)
+        and not (
+            field.name in ("computed_traits", "audiences", "transformations")
+            and not getattr(ws, field.name)
+        )
     }
 
 
@@ -158,6 +162,7 @@ _ITEM_TYPES: dict[str, type[msgspec.Struct]] = {
     "destinations": Destination,
     "warehouses": Warehouse,
     "tracking_plans": TrackingPlan,
+    "transformations": Transformation,
 }
 
 

@@ -237,6 +237,90 @@ class Audience(_Object):
 
 # --- end of Engage
 
+# --- Transformations and PII controls (docs/protocols.md, docs/privacy-pii.md) -------------
+# Checked by sluice.transform.validate and sluice.pii.validate (called from check_workspace).
+TransformationType = Literal[
+    "rename_event", "rename_properties", "rename_traits", "set_values", "casing"
+]
+PiiClassification = Literal["red", "yellow", "green"]
+PiiAction = Literal["block", "hash"]
+
+
+class PropertyRename(_Object):
+    """One property (or trait) moved: paths of up to 4 levels, `\\.` for a literal dot."""
+
+    old: NonEmptyStr
+    new: NonEmptyStr
+
+
+class ValueChange(_Object):
+    """Segment's propertyValueTransformations: every path given gets `value`."""
+
+    paths: list[NonEmptyStr]
+    value: Any
+
+
+class CasingChange(_Object):
+    """Segment's fqlDefinedProperties: `lowercase(properties.x)` written to `property`."""
+
+    fql: NonEmptyStr
+    property: NonEmptyStr
+
+
+class Transformation(_Object):
+    """A Protocols transformation: one source, one call (and Track event), source scope or one
+    destination's (`destination`); one per (source, type, call, event, destination)."""
+
+    id: Id
+    source: Id
+    type: TransformationType
+    name: str | None = None
+    enabled: bool = True
+    destination: Id | None = None
+    call: Literal["track", "identify", "group"] = "track"
+    event: NonEmptyStr | None = None  # the Track event's name (track calls only)
+    new_event_name: NonEmptyStr | None = None  # rename_event
+    renames: list[PropertyRename] = []  # rename_properties, rename_traits
+    values: list[ValueChange] = []  # set_values
+    casing: CasingChange | None = None  # casing
+
+
+class PiiMatcher(_Object):
+    """A custom PII matcher: `terms` (the name and its synonyms, or regexes) matched against
+    field keys or values, exactly, by similarity (Dice > 0.7) or as a regex."""
+
+    name: NonEmptyStr
+    classification: PiiClassification
+    terms: list[NonEmptyStr]
+    target: Literal["key", "value"] = "key"
+    match: Literal["exact", "similar", "regex"] = "exact"
+
+
+class PiiRule(_Object):
+    """What happens to Red and Yellow fields for one source (at ingest) or destination."""
+
+    red: PiiAction | None = None
+    yellow: PiiAction | None = None
+
+
+class PiiSettings(_Object):
+    """`privacy.pii`: Segment's default matchers (on unless `defaults: false`), custom ones,
+    and the rules per source and per destination."""
+
+    defaults: bool = True
+    matchers: list[PiiMatcher] = []
+    sources: dict[Id, PiiRule] = {}
+    destinations: dict[Id, PiiRule] = {}
+
+
+class Privacy(_Object):
+    """The `privacy:` section."""
+
+    pii: PiiSettings | None = None
+
+
+# --- end of transformations and PII controls ------------------------------------------------
+
 
 class Workspace(_Object):
     """A whole workspace; field order is the order `sluice export` writes."""
@@ -249,6 +333,8 @@ class Workspace(_Object):
     identity: IdentitySettings | None = None
     computed_traits: list[ComputedTrait] = []
     audiences: list[Audience] = []
+    transformations: list[Transformation] = []
+    privacy: Privacy | None = None
 
 
 def check_workspace(ws: Workspace) -> None:
@@ -286,6 +372,7 @@ def check_workspace(ws: Workspace) -> None:
     from sluice.engage.definitions import check_engage  # it imports this module
 
     check_engage(ws)
+    _check_transformations_and_pii(ws)
 
 
 PROFILES_SYNC_TYPES = ("duckdb", "postgres")  # warehouses that can take Profiles Sync tables
@@ -304,6 +391,14 @@ def profiles_setting_problem(warehouse_type: str, value: object) -> str | None:
             f" {warehouse_type!r}"
         )
     return None
+
+
+def _check_transformations_and_pii(ws: Workspace) -> None:
+    from sluice.pii.validate import check_pii
+    from sluice.transform.validate import check_transformations
+
+    check_transformations(ws)
+    check_pii(ws)
 
 
 def _check_identity(identity: IdentitySettings) -> None:

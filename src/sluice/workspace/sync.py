@@ -26,8 +26,10 @@ from sluice.workspace.model import (
     ComputedTrait,
     Destination,
     IdentitySettings,
+    Privacy,
     Source,
     TrackingPlan,
+    Transformation,
     Warehouse,
     WebhookSource,
     Workspace,
@@ -38,6 +40,7 @@ WORKSPACE_ID = "workspace"
 # Kinds this module owns; objects of other kinds in the control plane are left as they are.
 MANAGED_KINDS = frozenset(
     {WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan", "identity", "engage"}
+    | {"transformation", "privacy"}  # sluice.transform, sluice.pii
 )
 # The `identity:` section, one object (absent: the identity graph's defaults).
 IDENTITY_KIND = "identity"
@@ -165,8 +168,18 @@ def export_workspace(store: EventStore) -> Workspace:
         elif obj.kind == ENGAGE_KIND:
             engage = _decode(obj, EngageBody)
             ws.computed_traits, ws.audiences = engage.computed_traits, engage.audiences
+        elif obj.kind == "transformation":
+            ws.transformations.append(_decode(obj, Transformation))
+        elif obj.kind == "privacy":
+            ws.privacy = _decode(obj, Privacy)
     # Sorted here, not by the backend, so that every store exports the same text.
-    for objects in (ws.sources, ws.destinations, ws.warehouses, ws.tracking_plans):
+    for objects in (
+        ws.sources,
+        ws.destinations,
+        ws.warehouses,
+        ws.tracking_plans,
+        ws.transformations,
+    ):
         objects.sort(key=lambda obj: obj.id)
     return ws
 
@@ -198,6 +211,7 @@ def _desired_objects(
         ("destination", ws.destinations),
         ("warehouse", ws.warehouses),
         ("tracking_plan", ws.tracking_plans),
+        ("transformation", ws.transformations),
     ):
         for obj in objects:
             yield ConfigObject(kind, obj.id, msgspec.json.encode(obj))
@@ -206,6 +220,8 @@ def _desired_objects(
     if ws.computed_traits or ws.audiences:
         engage = EngageBody(ws.computed_traits, ws.audiences)
         yield ConfigObject(ENGAGE_KIND, ENGAGE_KIND, msgspec.json.encode(engage))
+    if ws.privacy is not None:
+        yield ConfigObject("privacy", "privacy", msgspec.json.encode(ws.privacy))
 
 
 def _source_bodies(

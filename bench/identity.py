@@ -8,11 +8,13 @@ of both phases. Run by hand:
 
     uv run python bench/identity.py --profiles 1000000 --events 200000
     uv run python bench/identity.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
+    uv run python bench/identity.py --profiles 1000000 --both --postgres postgresql://...
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import tempfile
@@ -89,44 +91,56 @@ def run(db: IdentityDb, log: Log, start: int, label: str, step: int) -> float:
     return rate
 
 
+def bench(db: IdentityDb, log: Log, build_end: int, backend: str, args: argparse.Namespace) -> None:
+    """Build, then the mixed phase on top, on one backend."""
+    full = log.events
+    log.events = full[:build_end]
+    run(db, log, 0, f"{backend} build ({args.profiles:,} profiles, 3 events each)", args.step)
+    log.events = full
+    profiles = db.execute("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
+    print(f"{backend}: {profiles:,} live profiles before the timed phase")
+    run(db, log, build_end, f"{backend} mixed events on top", args.step)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--step", type=int, default=5_000)
     parser.add_argument("--postgres", help="a server URL: the bench makes and drops a database")
+    parser.add_argument(
+        "--both", action="store_true", help="SQLite, then PostgreSQL (--postgres) on the same log"
+    )
     args = parser.parse_args()
+    if args.both and not args.postgres:
+        parser.error("--both needs --postgres URL")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     log = Log()
     for i in range(args.profiles):
         person(log, i)
     build_end = len(log.events)
     mixed(log, args.profiles, args.events, random.Random(7))
-    tmp = Path(tempfile.mkdtemp(prefix="sluice-identity-bench-"))
-    name = f"sluice_bench_identity_{uuid.uuid4().hex[:8]}"
-    admin = None
-    try:
-        if args.postgres:
-            admin = psycopg.connect(args.postgres, autocommit=True)
+    if args.both or not args.postgres:
+        tmp = Path(tempfile.mkdtemp(prefix="sluice-identity-bench-"))
+        try:
+            db: IdentityDb = SqliteIdentityDb(tmp / "identity.db")
+            bench(db, log, build_end, "SQLite", args)
+            db.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.postgres:
+        name = f"sluice_bench_identity_{uuid.uuid4().hex[:8]}"
+        admin = psycopg.connect(args.postgres, autocommit=True)
+        try:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             base = args.postgres.rsplit("/", 1)[0]
-            db: IdentityDb = PostgresIdentityDb(f"{base}/{name}")
-        else:
-            db = SqliteIdentityDb(tmp / "identity.db")
-        backend = "PostgreSQL" if args.postgres else "SQLite"
-        full = log.events
-        log.events = full[:build_end]
-        run(db, log, 0, f"{backend} build ({args.profiles:,} profiles, 3 events each)", args.step)
-        log.events = full
-        profiles = db.execute("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
-        print(f"{backend}: {profiles:,} live profiles before the timed phase")
-        run(db, log, build_end, f"{backend} mixed events on top", args.step)
-        db.close()
-    finally:
-        if admin is not None:
+            db = PostgresIdentityDb(f"{base}/{name}")
+            bench(db, log, build_end, "PostgreSQL", args)
+            db.close()
+        finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))  # fmt: skip
             admin.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class Settings:
     # Per-source ingest limit in events/s (0 = unlimited), with a burst of `rate_limit_burst`.
     rate_limit_per_source: float = 0.0
     rate_limit_burst: int = 0
+    # Profile API requests/s per token (0 = unlimited); Segment answers 429 past 100/s a space.
+    profile_api_rate_limit: float = 100.0
     # Peers whose X-Forwarded-For header is believed (IP addresses or CIDR blocks).
     trusted_proxies: tuple[str, ...] = ()
     # Public base URL clients reach this server at (used in the settings endpoint's apiHost).
@@ -178,6 +180,7 @@ _INT_FIELDS = {
 _FLOAT_FIELDS = {
     "warehouse_interval_s",
     "rate_limit_per_source",
+    "profile_api_rate_limit",
     "lease_s",
     "log_retention_days",
     "bridge_max_rss_mb",
@@ -227,6 +230,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{name}={raw!r} is not a valid {f.type}") from exc
     if values.get("role", "all") not in ROLES:
         raise ConfigError(f"SLUICE_ROLE must be one of {', '.join(ROLES)}")
+    if not 0 <= values.get("profile_api_rate_limit", 0) < float("inf"):
+        raise ConfigError("SLUICE_PROFILE_API_RATE_LIMIT must be 0 (no limit) or more")
     if values.get("warehouse_max_event_tables", 0) < 0:
         raise ConfigError("SLUICE_WAREHOUSE_MAX_EVENT_TABLES must be 0 or more")
     if not 0 <= values.get("batch_nice", 0) <= 19:

@@ -38,6 +38,10 @@ ORDER_V2 = {
         }
     },
 }
+HOME = {
+    "type": "object",
+    "properties": {"properties": {"type": "object", "properties": {"path": {"type": "string"}}}},
+}
 IDENTIFY = {"properties": {"traits": {"properties": {"email": {"type": "string"}}}}}
 
 WORKSPACE = {
@@ -58,6 +62,7 @@ WORKSPACE = {
                 "events": [
                     {"name": "Order Completed", "rules": ORDER_V1},
                     {"name": "Order Completed", "version": 2, "rules": ORDER_V2},
+                    {"name": "Home", "type": "page", "rules": HOME},
                 ],
                 "identify": IDENTIFY,
             },
@@ -242,3 +247,18 @@ def test_unplanned_traits_are_omitted_and_a_batch_keeps_its_neighbours(
     assert identify["context"]["app"] == {"version": "1.2"}  # kept next to `protocols`
     assert stored_in(server, "tr-2") == []  # blocked alone
     assert stored_in(server, "tr-3") == ["web"]
+
+
+def test_a_page_is_checked_against_its_name_rule(server: SluiceServer) -> None:
+    page = {"type": "page", "name": "Home", "userId": "u1", "messageId": "page-1",
+            "properties": {"path": 5}}  # fmt: skip
+    stored = send(server, LOOSE, page)
+    assert stored is not None
+    assert stored["context"]["protocols"]["violations"] == [
+        {"type": "Invalid Type", "field": "properties.path",
+         "description": "Invalid type. Expected: string, given: integer"},
+    ]  # fmt: skip
+    other = {"type": "page", "name": "Other", "userId": "u1", "messageId": "page-2",
+             "properties": {"path": 5}}  # fmt: skip
+    stored = send(server, LOOSE, other)  # no rule for it: pages are never "unplanned"
+    assert stored is not None and "protocols" not in stored.get("context", {})

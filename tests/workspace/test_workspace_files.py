@@ -143,7 +143,7 @@ INVALID = [
         "sources: []\nsorces: []\n",
         "sorces",
         "Unknown field (did you mean 'sources'? expected one of: workspace, sources,"
-        " destinations, warehouses, tracking_plans, identity)",
+        " destinations, warehouses, tracking_plans, identity, computed_traits, audiences)",
         id="unknown-top-level-field",
     ),
     pytest.param(

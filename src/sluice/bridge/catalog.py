@@ -73,6 +73,9 @@ class CatalogEntry(msgspec.Struct, kw_only=True):
     has_test_authentication: bool = False
     has_refresh_access_token: bool = False
     has_audience_config: bool = False
+    # Whether the definition has `onDelete` (privacy/targets/bridged.py); None in a catalogue
+    # written before Sluice asked (the sidecar then says, when a deletion runs).
+    has_on_delete: bool | None = None
     presets: list[Preset] = []
     actions: dict[str, ActionInfo] = {}
     non_http_clients: list[str] = []

@@ -222,6 +222,26 @@ class BridgedDestination(Destination):
             timeout_s=timeout_s * EXECUTE_TIMEOUTS,
         )
 
+    async def delete_user(
+        self,
+        sidecar: Sidecar,
+        session: aiohttp.ClientSession,
+        event: Mapping[str, Any],
+        timeout_s: float,
+    ) -> ExecuteResult:
+        """Segment's `onDelete` for one `{userId, anonymousId}` (privacy/targets/bridged.py),
+        its requests sent as deliveries' are (`fetcher`: egress policy, `delivery.base_url`)."""
+        if self._told is not sidecar:
+            sidecar.remember_secrets(self.secret_values)
+            self._told = sidecar
+        return await sidecar.delete_user(
+            self.entry.slug,
+            await self.settings_now(),
+            event,
+            fetch=self.fetcher(session, timeout_s),
+            timeout_s=timeout_s * EXECUTE_TIMEOUTS,
+        )
+
     async def settings_now(self) -> dict[str, Any]:
         """The settings, with `oauth` holding the newest tokens (refreshed ones win)."""
         if self._oauth is None and self._tokens is not None:

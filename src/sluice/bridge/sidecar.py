@@ -113,6 +113,20 @@ class Sidecar:
         message = {"op": "test_auth", "dest": dest, "settings": settings}
         return await self._run(message, fetch, None, timeout_s)
 
+    async def delete_user(
+        self,
+        dest: str,
+        settings: Mapping[str, Any],
+        event: Mapping[str, Any],
+        *,
+        fetch: FetchHandler | None = None,
+        timeout_s: float | None = None,
+    ) -> ExecuteResult:
+        """The definition's `onDelete` for one `{userId, anonymousId}`, its requests through
+        `fetch` (a definition without one: a `BridgeUsageError` in the result)."""
+        message = {"op": "delete", "dest": dest, "settings": settings, "event": event}
+        return await self._run(message, fetch, None, timeout_s)
+
     async def catalog(self, out: Path) -> dict[str, Any]:
         """Have the sidecar describe every destination of the package into the file `out`."""
         result = await self._run({"op": "catalog", "out": str(out)}, None, None, 300.0)

@@ -9,6 +9,7 @@ import sluice.cli.analyticsjs
 import sluice.cli.backup
 import sluice.cli.bridge
 import sluice.cli.devicemode
+import sluice.cli.engage
 import sluice.cli.events
 import sluice.cli.identity
 import sluice.cli.importer

@@ -70,6 +70,14 @@ REGION_HOSTS = {
     "EU": "https://api-eu.mixpanel.com",
     "IN": "https://api-in.mixpanel.com",
 }
+# The GDPR/CCPA API (v3) is on the app's hosts, not the ingestion ones.
+DELETION_HOSTS = {
+    "US": "https://mixpanel.com",
+    "EU": "https://eu.mixpanel.com",
+    "IN": "https://in.mixpanel.com",
+}
+DELETION_PATH = "/api/app/data-deletions/v3.0/"
+MAX_DELETION_IDS = 2000  # distinct ids per deletion request
 FORM_HEADERS = {
     "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
     "user-agent": USER_AGENT,
@@ -87,6 +95,9 @@ class MixpanelSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=
     api_region: Literal["US", "EU", "IN", "US 🇺🇸", "EU 🇪🇺", "IN 🇮🇳"] = "US"
     source_name: str | None = None  # sent as `segment_source_name` when set
     strict_mode: Literal["1", "0"] = "1"
+    # The GDPR OAuth token of a project owner or admin (Mixpanel: Profile & Preferences, Data &
+    # Privacy): only deletions use it (docs/privacy-targets.md).
+    gdpr_api_token: str = ""
 
     def __repr__(self) -> str:
         return f"MixpanelSettings(api_region={self.api_region!r}, endpoint={self.endpoint!r}, ***)"
@@ -314,7 +325,7 @@ class Mixpanel(Destination):
         "sourceName": "source_name", "strictMode": "strict_mode",
     }  # fmt: skip
     Settings = MixpanelSettings
-    secret_settings = frozenset({"project_token", "api_secret"})
+    secret_settings = frozenset({"project_token", "api_secret", "gdpr_api_token"})
     settings: MixpanelSettings
     default_endpoint = REGION_HOSTS["US"]
     # fmt: off
@@ -346,6 +357,25 @@ class Mixpanel(Destination):
     def endpoint(self) -> str:
         region = self.settings.api_region[:2]
         return (self.settings.endpoint or REGION_HOSTS[region]).rstrip("/")
+
+    def deletion_requests(self, distinct_ids: Sequence[str]) -> list[OutRequest]:
+        """Mixpanel's GDPR API: `POST /api/app/data-deletions/v3.0/?token=<project token>`,
+        `Authorization: Bearer <GDPR OAuth token>`, JSON `{distinct_ids, compliance_type:
+        "GDPR"}`, 2,000 ids a request. Under `endpoint` when set."""
+        region = self.settings.api_region[:2]
+        base = (self.settings.endpoint or DELETION_HOSTS[region]).rstrip("/")
+        url = f"{base}{DELETION_PATH}?token={quote_plus(self.settings.project_token)}"
+        headers = {
+            "authorization": f"Bearer {self.settings.gdpr_api_token}",
+            "content-type": "application/json",
+        }
+        return [
+            OutRequest("POST", url, headers, _encode(
+                {"distinct_ids": list(distinct_ids[i : i + MAX_DELETION_IDS]),
+                 "compliance_type": "GDPR"}
+            ), [])
+            for i in range(0, len(distinct_ids), MAX_DELETION_IDS)
+        ]  # fmt: skip
 
     def interpret(self, request: OutRequest, response: Response) -> Outcome:
         """Strict /import names the events it refused and imports the rest; /track, /engage

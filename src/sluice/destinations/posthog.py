@@ -40,6 +40,12 @@ from sluice.destinations.base import (
 USER_AGENT = "Segment (Actions)"
 US_CLOUD = "https://us.i.posthog.com"  # the other region is https://eu.i.posthog.com
 HEADERS = {"content-type": "application/json", "user-agent": USER_AGENT}
+# The private API (deleting persons) is on the app's host, not the ingestion one.
+APP_HOSTS = {
+    "https://us.i.posthog.com": "https://us.posthog.com",
+    "https://eu.i.posthog.com": "https://eu.posthog.com",
+}
+MAX_DELETION_IDS = 1000  # distinct ids per bulk deletion
 MAX_BATCH = 100  # the hidden `batch_size` field's default
 _encode = msgspec.json.encode
 
@@ -48,6 +54,8 @@ class PostHogSettings(DestinationSettings, kw_only=True, forbid_unknown_fields=T
     api_key: str  # the project API key
     project_id: str = ""  # Segment asks for it; nothing these actions send uses it
     historical_migration: bool = False
+    # A personal API key with the `person:write` scope: only deletions use it (private API).
+    personal_api_key: str = ""
     geoip_disable: bool = False  # sent as `$geoip_disable: true`: PostHog skips GeoIP enrichment
 
     def __repr__(self) -> str:
@@ -174,7 +182,7 @@ class PostHog(Destination):
     aliases = ("PostHog",)
     segment_types = ("actions-posthog", "PostHog (Actions)", "68516c107fc235f3572f8a64")
     Settings = PostHogSettings
-    secret_settings = frozenset({"api_key"})
+    secret_settings = frozenset({"api_key", "personal_api_key"})
     settings: PostHogSettings
     default_endpoint = US_CLOUD
     actions: ClassVar[Mapping[str, Action]] = {
@@ -187,6 +195,25 @@ class PostHog(Destination):
         Preset("Screen View", "event", 'type = "screen"', SCREEN_MAPPING),
         Preset("Identify", "identify", 'type = "identify"', IDENTIFY_MAPPING),
     )
+
+    def deletion_requests(self, distinct_ids: Sequence[str]) -> list[OutRequest]:
+        """PostHog's persons API: `POST /api/projects/<project_id>/persons/bulk_delete/`,
+        `Authorization: Bearer <personal API key>`, JSON `{distinct_ids, delete_events: true}`,
+        1,000 ids a request, on the app host of the `endpoint`'s cloud (us/eu.posthog.com), or
+        the `endpoint` itself (self-hosted PostHog serves both)."""
+        base = APP_HOSTS.get(self.endpoint, self.endpoint)
+        url = f"{base}/api/projects/{self.settings.project_id}/persons/bulk_delete/"
+        headers = {
+            "authorization": f"Bearer {self.settings.personal_api_key}",
+            "content-type": "application/json",
+        }
+        return [
+            OutRequest("POST", url, headers, _encode(
+                {"distinct_ids": list(distinct_ids[i : i + MAX_DELETION_IDS]),
+                 "delete_events": True}
+            ), [])
+            for i in range(0, len(distinct_ids), MAX_DELETION_IDS)
+        ]  # fmt: skip
 
     def interpret(self, request: OutRequest, response: Response) -> Outcome:
         """PostHog answers for the whole batch; a batch over its size limit goes again, smaller."""

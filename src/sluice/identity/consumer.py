@@ -22,9 +22,9 @@ from typing import Any
 import msgspec
 
 from sluice.identity.extract import account_traits_of, external_ids, user_traits_of
-from sluice.identity.graph import Graph, Seen, profile_id
+from sluice.identity.graph import Graph, Seen
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
-from sluice.identity.state import StepWrites, TraitWrite, load, write
+from sluice.identity.state import StepEvent, StepWrites, TraitWrite, load, write
 from sluice.identity.tables import TABLES, IdentityDb
 from sluice.spec.timestamps import parse_ms
 from sluice.store.base import EventStore, StoredEvent
@@ -130,13 +130,7 @@ class IdentityConsumer:
             graph = Graph(self.space, self.rules)
             writes = StepWrites()
             parsed = [(event, self._parse(event)) for event in events]
-            keys = [key for _, (ids, _) in parsed for key in ids]
-            candidates = [
-                profile_id(self.space, collection, event.message_id)
-                for event, (ids, _) in parsed
-                for collection in {key[0] for key in ids}
-            ]
-            load(self.db, graph, keys, candidates)
+            load(self.db, graph, [StepEvent(e.message_id, ids) for e, (ids, _) in parsed])
             clock = position.clock_ms
             for event, (ids, body) in parsed:
                 clock = max(clock, event.received_at_ms)

@@ -29,39 +29,41 @@ def _text(value: object) -> str | None:
     return None
 
 
+_EMPTY: dict[str, Any] = {}
+
+
 def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 def external_ids(event: dict[str, Any], rules: Rules) -> list[IdKey]:
     """The event's identifiers in the order found, without duplicates or blocked values."""
-    found: list[IdKey] = []
-
-    def add(collection: str, id_type: str, raw: object) -> None:
-        value = _text(raw)
-        if value is not None and not rules.is_blocked(value):
-            key = (collection, id_type, value)
-            if key not in found:
-                found.append(key)
-
+    # (collection, type, raw value) in Segment's order, then checked in one pass: this runs
+    # at every event, so it avoids a function call per candidate.
+    raw: list[tuple[str, str, object]] = []
     kind = event.get("type")
     context = _obj(event.get("context"))
-    add(USERS, USER_ID, event.get("userId"))
-    add(USERS, EMAIL, user_traits_of(event, context).get(EMAIL))
-    add(USERS, EMAIL, _obj(context.get("traits")).get(EMAIL))
-    add(USERS, "anonymous_id", event.get("anonymousId"))
+    context_traits = _obj(context.get("traits"))
+    traits = _obj(event.get("traits")) if kind == "identify" else _EMPTY
+    raw.append((USERS, USER_ID, event.get("userId")))
+    # user_traits_of's email (an identify's traits over context.traits), then context.traits'.
+    raw.append((USERS, EMAIL, traits[EMAIL] if EMAIL in traits else context_traits.get(EMAIL)))
+    raw.append((USERS, EMAIL, context_traits.get(EMAIL)))
+    raw.append((USERS, "anonymous_id", event.get("anonymousId")))
     device = _obj(context.get("device"))
     platform = device.get("type")
     if isinstance(platform, str) and platform.lower() in PLATFORMS:
         platform = platform.lower()
-        add(USERS, f"{platform}.id", device.get("id"))
+        raw.append((USERS, f"{platform}.id", device.get("id")))
         if device.get("adTrackingEnabled") is True:
-            add(USERS, f"{platform}.idfa", device.get("advertisingId"))
-        add(USERS, f"{platform}.push_token", device.get("token"))
-    ga = _obj(_obj(context.get("integrations")).get("Google Analytics"))
-    add(USERS, "ga_client_id", ga.get("clientId"))
+            raw.append((USERS, f"{platform}.idfa", device.get("advertisingId")))
+        raw.append((USERS, f"{platform}.push_token", device.get("token")))
+    integrations = context.get("integrations")
+    if isinstance(integrations, dict):
+        ga = _obj(integrations.get("Google Analytics"))
+        raw.append((USERS, "ga_client_id", ga.get("clientId")))
     if kind == "group":
-        add(ACCOUNTS, "group_id", event.get("groupId"))
+        raw.append((ACCOUNTS, "group_id", event.get("groupId")))
     items = context.get("externalIds")
     if isinstance(items, list):
         for item in items[:MAX_EXTERNAL_IDS]:
@@ -69,14 +71,23 @@ def external_ids(event: dict[str, Any], rules: Rules) -> list[IdKey]:
             id_type = item.get("type")
             if isinstance(id_type, str) and id_type.strip():
                 collection = ACCOUNTS if item.get("collection") == ACCOUNTS else USERS
-                add(collection, id_type.strip().lower(), item.get("id"))
+                raw.append((collection, id_type.strip().lower(), item.get("id")))
     if rules.trait_types:
-        traits = user_traits_of(event, context)
-        context_traits = _obj(context.get("traits"))
+        merged = user_traits_of(event, context)
         for trait, id_type in rules.trait_types:
-            add(USERS, id_type, traits.get(trait))
-            add(USERS, id_type, context_traits.get(trait))
-    return found
+            raw.append((USERS, id_type, merged.get(trait)))
+            raw.append((USERS, id_type, context_traits.get(trait)))
+    found: dict[IdKey, None] = {}  # insertion-ordered, without duplicates
+    is_blocked = rules.is_blocked
+    for collection, id_type, value in raw:
+        if value is None:
+            continue
+        text = _text(value)
+        if text is not None:
+            key = (collection, id_type, text)
+            if key not in found and not is_blocked(text):
+                found[key] = None
+    return list(found)
 
 
 def user_traits_of(event: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:

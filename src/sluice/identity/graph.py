@@ -111,6 +111,10 @@ class Graph:
         self.members: dict[str, set[IdKey]] = {}  # live (root) profile → its identifiers
         self.profiles: dict[str, ProfileRow] = {}
         self.taken: set[str] = set()  # profile ids that exist but are not loaded
+        # As loaded from the tables (what writing back compares with): identifier → profile,
+        # profile → merged_into. Absent: not stored yet.
+        self.stored_ids: dict[IdKey, str] = {}
+        self.stored_profiles: dict[str, str | None] = {}
         self.changes = Changes()
 
     def take(self) -> Changes:

@@ -10,6 +10,7 @@ that would give one profile more than 100 identifiers is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -66,10 +67,7 @@ class Rules:
 
     def rule(self, id_type: str) -> TypeRule:
         rule = self.types.get(id_type)
-        if rule is None:
-            limit = DEFAULT_USER_ID_LIMIT if id_type == USER_ID else DEFAULT_LIMIT
-            rule = TypeRule(limit, None, DEFAULT_PRIORITIES.get(id_type, UNRANKED))
-        return rule
+        return rule if rule is not None else _default_rule(id_type)
 
     def priority_key(self, id_type: str) -> tuple[int, str]:
         """Sorts from the highest priority to the lowest: rank, then the type's name."""
@@ -86,7 +84,19 @@ class Rules:
                 folded = folded[1:-1].strip()
             if not folded or folded in self.blocked_folded:
                 return True
-        return any(pattern.search(value) for pattern in self.blocked_patterns)
+        patterns = self.blocked_patterns
+        if not patterns:
+            return False
+        if len(patterns) == 1:
+            return patterns[0].search(value) is not None
+        return any(pattern.search(value) for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _default_rule(id_type: str) -> TypeRule:
+    """Segment's rule for a type the workspace does not configure (called at every event)."""
+    limit = DEFAULT_USER_ID_LIMIT if id_type == USER_ID else DEFAULT_LIMIT
+    return TypeRule(limit, None, DEFAULT_PRIORITIES.get(id_type, UNRANKED))
 
 
 def rules_from(settings: IdentitySettings | None) -> Rules:

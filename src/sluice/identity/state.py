@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.identity.extract import IdKey
-from sluice.identity.graph import Changes, Graph, IdRow, ProfileRow
-from sluice.identity.tables import IdentityDb
+from sluice.identity.graph import Changes, Graph, IdRow, ProfileRow, profile_id
+from sluice.identity.tables import Column, IdentityDb
 
 CHUNK = 500  # values per IN list on SQLite
 
@@ -48,24 +48,46 @@ def _chunks(values: Sequence[Any], db: IdentityDb) -> Iterable[Sequence[Any]]:
         yield values[i : i + CHUNK]
 
 
-def load(db: IdentityDb, graph: Graph, keys: Iterable[IdKey], candidates: Iterable[str]) -> None:
-    """Load the rows of these identifiers, of their profiles, and which new-profile ids exist."""
+@dataclass(slots=True)
+class StepEvent:
+    """One event of a step as loading needs it: its message id and identifiers."""
+
+    message_id: str
+    ids: list[IdKey]
+
+
+def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
+    """Load the rows a step's resolution reads: its identifiers, the profiles they point at,
+    every identifier of the profiles whose limits the step checks or that it may merge, and
+    which of the profile ids its events could create exist already.
+
+    An event whose identifiers of a collection are all stored and on one profile changes
+    nothing but "last seen" (resolution needs no more than those rows); only an event with a
+    new identifier, or with identifiers on several profiles, can grow or merge profiles, so
+    only those profiles' other identifiers are loaded, and only such an event may create a
+    profile (whose id may be taken)."""
     space = graph.space
-    by_type: dict[tuple[str, str], list[str]] = {}
-    for collection, id_type, value in set(keys):
-        by_type.setdefault((collection, id_type), []).append(value)
-    profiles: set[str] = set()
-    for (collection, id_type), values in by_type.items():
-        for part in _chunks(values, db):
-            clause, params = db.in_list(part)
-            rows = db.execute(
-                "SELECT id_value, profile_id FROM identities WHERE space = ? AND collection = ?"
-                f" AND id_type = ? AND id_value {clause}",
-                [space, collection, id_type, *params],
-            )
-            profiles.update(row[1] for row in rows)
-    ordered = sorted(profiles)
-    for part in _chunks(ordered, db):
+    keys = {key for event in events for key in event.ids}
+    for row in _identities_by_key(db, space, keys):
+        key = (row[0], row[1], row[2])
+        graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
+        graph.stored_ids[key] = row[3]
+        graph.members.setdefault(row[3], set()).add(key)
+    stored = graph.ids
+    referenced: set[str] = set()
+    grow: set[str] = set()
+    candidates: set[str] = set()
+    for event in events:
+        for collection in {key[0] for key in event.ids}:
+            mine = [key for key in event.ids if key[0] == collection]
+            profiles = {stored[key].profile for key in mine if key in stored}
+            referenced |= profiles
+            if len(profiles) > 1:
+                grow |= profiles
+            elif any(key not in stored for key in mine):
+                grow |= profiles
+                candidates.add(profile_id(space, collection, event.message_id))
+    for part in _chunks(sorted(grow), db):
         clause, params = db.in_list(part)
         for row in db.execute(
             # By profile id alone (it is unique across spaces: the space is in its digest), so
@@ -75,71 +97,134 @@ def load(db: IdentityDb, graph: Graph, keys: Iterable[IdKey], candidates: Iterab
             params,
         ):
             key = (row[0], row[1], row[2])
-            graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
-            graph.members.setdefault(row[3], set()).add(key)
+            if key not in stored:
+                graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
+                graph.stored_ids[key] = row[3]
+                graph.members[row[3]].add(key)
+    for part in _chunks(sorted(referenced | candidates), db):
+        clause, params = db.in_list(part)
         for row in db.execute(
             "SELECT profile_id, collection, first_seq, created_ms, updated_ms, first_message_id,"
             " first_source_id, merged_into FROM profiles"
             f" WHERE space = ? AND profile_id {clause}",
             [space, *params],
         ):
-            graph.profiles[row[0]] = ProfileRow(*row[1:])
-            graph.members.setdefault(row[0], set())
-    wanted = sorted(set(candidates))
-    for part in _chunks(wanted, db):
-        clause, params = db.in_list(part)
-        graph.taken.update(
-            row[0]
-            for row in db.execute(
-                f"SELECT profile_id FROM profiles WHERE space = ? AND profile_id {clause}",
-                [space, *params],
-            )
+            if row[0] in referenced:
+                graph.profiles[row[0]] = ProfileRow(*row[1:])
+                graph.stored_profiles[row[0]] = row[7]
+            else:
+                graph.taken.add(row[0])
+
+
+def _identities_by_key(db: IdentityDb, space: str, keys: set[IdKey]) -> list[tuple[Any, ...]]:
+    """The stored rows of these identifiers: one query on PostgreSQL (the keys as arrays),
+    on SQLite one per (collection, type) and 500 values (its primary key, value last)."""
+    columns = (
+        "collection, id_type, id_value, profile_id, source_id, first_message_id,"
+        " first_seen_ms, last_seen_ms"
+    )
+    if not keys:
+        return []
+    if db.dialect == "postgres":
+        ordered = sorted(keys)
+        return db.execute(
+            f"SELECT {', '.join('i.' + c.strip() for c in columns.split(','))} FROM"
+            " unnest(?::text[], ?::text[], ?::text[]) AS k(collection, id_type, id_value)"
+            " JOIN identities AS i ON i.space = ? AND i.collection = k.collection"
+            " AND i.id_type = k.id_type AND i.id_value = k.id_value",
+            [[k[0] for k in ordered], [k[1] for k in ordered], [k[2] for k in ordered], space],
         )
+    by_type: dict[tuple[str, str], list[str]] = {}
+    for collection, id_type, value in keys:
+        by_type.setdefault((collection, id_type), []).append(value)
+    rows: list[tuple[Any, ...]] = []
+    for (collection, id_type), values in sorted(by_type.items()):
+        values.sort()
+        for part in _chunks(values, db):
+            clause, params = db.in_list(part)
+            rows += db.execute(
+                f"SELECT {columns} FROM identities WHERE space = ? AND collection = ?"
+                f" AND id_type = ? AND id_value {clause}",
+                [space, collection, id_type, *params],
+            )
+    return rows
+
+
+_T, _B = "TEXT", "BIGINT"
+_ID_KEY: list[Column] = [("space", _T), ("collection", _T), ("id_type", _T), ("id_value", _T)]
+_ID_NEW: list[Column] = [
+    *_ID_KEY,
+    ("profile_id", _T),
+    ("source_id", _T),
+    ("first_message_id", _T),
+    ("first_seen_ms", _B),
+    ("last_seen_ms", _B),
+]
+_PROFILE_KEY: list[Column] = [("space", _T), ("profile_id", _T)]
+_PROFILE_NEW: list[Column] = [
+    *_PROFILE_KEY,
+    ("collection", _T),
+    ("first_seq", _B),
+    ("created_ms", _B),
+    ("updated_ms", _B),
+    ("first_message_id", _T),
+    ("first_source_id", _T),
+    ("merged_into", _T),
+]
+_TRAIT: list[Column] = [
+    ("space", _T),
+    ("profile_id", _T),
+    ("key", _T),
+    ("value", _T),
+    ("source_id", _T),
+    ("updated_ms", _B),
+    ("seq", _B),
+]
+_EVENT: list[Column] = [("space", _T), ("profile_id", _T), ("seq", _B)]
 
 
 def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) -> None:
-    """Write a step's effects (inside the step's transaction)."""
+    """Write a step's effects (inside the step's transaction): new rows inserted, stored rows
+    updated in only the columns that moved (an index on a column left alone is not
+    rewritten), one statement per kind on PostgreSQL."""
     space = graph.space
-    db.executemany(
-        "INSERT INTO identities (space, collection, id_type, id_value, profile_id, source_id,"
-        " first_message_id, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (space, collection, id_type, id_value) DO UPDATE SET"
-        " profile_id = excluded.profile_id, last_seen_ms = excluded.last_seen_ms",
-        [
-            (
-                space,
-                *key,
-                row.profile,
-                row.source_id,
-                row.first_message_id,
-                row.first_seen_ms,
-                row.last_seen_ms,
-            )
-            for key in sorted(changes.ids)
-            for row in (graph.ids[key],)
-        ],
+    new_ids: list[tuple[Any, ...]] = []
+    moved_ids: list[tuple[Any, ...]] = []
+    seen_ids: list[tuple[Any, ...]] = []
+    for key in sorted(changes.ids):
+        row = graph.ids[key]
+        stored = graph.stored_ids.get(key)
+        if stored is None:
+            new_ids.append(
+                (space, *key, row.profile, row.source_id, row.first_message_id,
+                 row.first_seen_ms, row.last_seen_ms)
+            )  # fmt: skip
+        elif stored != row.profile:
+            moved_ids.append((row.profile, row.last_seen_ms, space, *key))
+        else:
+            seen_ids.append((row.last_seen_ms, space, *key))
+    db.copy_rows("identities", _ID_NEW, new_ids)
+    db.update_rows("identities", [("profile_id", _T), ("last_seen_ms", _B)], _ID_KEY, moved_ids)
+    db.update_rows("identities", [("last_seen_ms", _B)], _ID_KEY, seen_ids)
+    new_profiles: list[tuple[Any, ...]] = []
+    moved_profiles: list[tuple[Any, ...]] = []
+    seen_profiles: list[tuple[Any, ...]] = []
+    for profile in sorted(changes.profiles):
+        p = graph.profiles[profile]
+        if profile not in graph.stored_profiles:
+            new_profiles.append(
+                (space, profile, p.collection, p.first_seq, p.created_ms, p.updated_ms,
+                 p.first_message_id, p.first_source_id, p.merged_into)
+            )  # fmt: skip
+        elif graph.stored_profiles[profile] != p.merged_into:
+            moved_profiles.append((p.updated_ms, p.merged_into, space, profile))
+        else:
+            seen_profiles.append((p.updated_ms, space, profile))
+    db.copy_rows("profiles", _PROFILE_NEW, new_profiles)
+    db.update_rows(
+        "profiles", [("updated_ms", _B), ("merged_into", _T)], _PROFILE_KEY, moved_profiles
     )
-    db.executemany(
-        "INSERT INTO profiles (space, profile_id, collection, first_seq, created_ms, updated_ms,"
-        " first_message_id, first_source_id, merged_into)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (space, profile_id) DO UPDATE SET"
-        " updated_ms = excluded.updated_ms, merged_into = excluded.merged_into",
-        [
-            (
-                space,
-                profile,
-                p.collection,
-                p.first_seq,
-                p.created_ms,
-                p.updated_ms,
-                p.first_message_id,
-                p.first_source_id,
-                p.merged_into,
-            )
-            for profile in sorted(changes.profiles)
-            for p in (graph.profiles[profile],)
-        ],
-    )
+    db.update_rows("profiles", [("updated_ms", _B)], _PROFILE_KEY, seen_profiles)
     for merge in changes.merges:
         db.execute(
             "INSERT INTO merges (space, loser, winner, seq, message_id, reason, at_ms)"
@@ -167,19 +252,31 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
         db.execute(
             "DELETE FROM profile_traits WHERE space = ? AND profile_id = ?", [space, merge.loser]
         )
-    db.executemany(
-        "INSERT INTO profile_traits (space, profile_id, key, value, source_id, updated_ms, seq)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)" + _NEWER_WINS,
-        [
-            (space, changes.root(profile), key, w.value, w.source_id, w.updated_ms, w.seq)
-            for (profile, key), w in sorted(writes.traits.items())
-        ],
-    )
-    db.executemany(
-        "INSERT INTO profile_events (space, profile_id, seq) VALUES (?, ?, ?)"
-        " ON CONFLICT DO NOTHING",
-        [(space, profile, seq) for profile, seq in writes.events],
-    )
+    # One row per (live profile, key): the newest of the step's writes (two profiles the
+    # step merged may both have set it), as one statement may not upsert a row twice.
+    traits: dict[tuple[str, str], TraitWrite] = {}
+    for (profile, name), w in writes.traits.items():
+        root = (changes.root(profile), name)
+        old = traits.get(root)
+        if old is None or (w.updated_ms, w.seq) > (old.updated_ms, old.seq):
+            traits[root] = w
+    # A profile this step created has no stored traits: its rows need no conflict check.
+    fresh: list[tuple[Any, ...]] = []
+    existing: list[tuple[Any, ...]] = []
+    for (profile, name), w in sorted(traits.items()):
+        values = (space, profile, name, w.value, w.source_id, w.updated_ms, w.seq)
+        (existing if profile in graph.stored_profiles else fresh).append(values)
+    db.copy_rows("profile_traits", _TRAIT, fresh)
+    db.insert_rows("profile_traits", _TRAIT, existing, _NEWER_WINS)
+    # Events of a profile this step created cannot be indexed already: no conflict to check.
+    fresh_events: list[tuple[Any, ...]] = []
+    other_events: list[tuple[Any, ...]] = []
+    for profile, seq in writes.events:
+        (other_events if profile in graph.stored_profiles else fresh_events).append(
+            (space, profile, seq)
+        )
+    db.copy_rows("profile_events", _EVENT, fresh_events)
+    db.insert_rows("profile_events", _EVENT, other_events, " ON CONFLICT DO NOTHING")
 
 
 # The newest value of a trait wins, by event time then by log order: the same answer whatever

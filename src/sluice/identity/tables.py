@@ -32,6 +32,7 @@ import psycopg
 
 SQLITE_FILE = "identity.db"
 BIG = "BIGINT"
+Column = tuple[str, str]  # (name, SQL type: TEXT or BIGINT)
 TABLES = ("profiles", "identities", "profile_traits", "profile_events", "merges")
 
 _SCHEMA = [
@@ -87,8 +88,35 @@ class IdentityDb:
         (the worker and `sluice identity rebuild`) never apply one step twice."""
         raise NotImplementedError
 
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """A read-only transaction: its reads see one state of the tables (Profiles Sync)."""
+        raise NotImplementedError
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         """`IN (...)` for these values: SQL text and its parameters."""
+        raise NotImplementedError
+
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        """`INSERT INTO table (columns) <rows> <tail>` (`tail`: an ON CONFLICT clause), as one
+        set-based statement where the backend has one."""
+        raise NotImplementedError
+
+    def copy_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Rows known not to be stored yet (no conflict to check): PostgreSQL's COPY."""
+        self.insert_rows(table, columns, rows)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        """`UPDATE table SET sets WHERE keys` for each row (the set values, then the keys)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -127,8 +155,34 @@ class SqliteIdentityDb(IdentityDb):
             raise
         self.conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")  # deferred: a WAL reader, never blocking the consumer
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"IN ({','.join('?' * len(values))})", list(values)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        names = ", ".join(name for name, _ in columns)
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", rows)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        assigned = ", ".join(f"{name} = ?" for name, _ in sets)
+        where = " AND ".join(f"{name} = ?" for name, _ in keys)
+        self.executemany(f"UPDATE {table} SET {assigned} WHERE {where}", rows)
 
     def close(self) -> None:
         self.conn.close()
@@ -141,6 +195,10 @@ class PostgresIdentityDb(IdentityDb):
         self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
             url, autocommit=True, application_name="sluice-identity"
         )
+        # Derived data, as on SQLite (synchronous=NORMAL): a commit lost to a server crash
+        # loses its position with it and is redone from the log; this session's commits then
+        # need not wait for their WAL to reach the disk. Other sessions are unaffected.
+        self.conn.execute("SET synchronous_commit = off")
         with self.conn.transaction():
             # Several nodes may start at once: one creates, the others wait for it.
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice-identity-schema'))")
@@ -164,11 +222,64 @@ class PostgresIdentityDb(IdentityDb):
             )
             yield
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+
     def in_list(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return "= ANY(?)", [list(values)]
 
+    def insert_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        self.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(columns)}{tail}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+    def copy_rows(
+        self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def update_rows(
+        self,
+        table: str,
+        sets: Sequence[Column],
+        keys: Sequence[Column],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        if not rows:
+            return
+        assigned = ", ".join(f"{name} = u.{name}" for name, _ in sets)
+        where = " AND ".join(f"t.{name} = u.{name}" for name, _ in keys)
+        self.execute(
+            f"UPDATE {table} AS t SET {assigned} FROM {_unnest([*sets, *keys])} WHERE {where}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
     def close(self) -> None:
         self.conn.close()
+
+
+def _unnest(columns: Sequence[Column]) -> str:
+    """`unnest(?::text[], ...) AS u(name, ...)`: rows sent as one array per column, so a
+    step's writes to a table are one statement and one round trip."""
+    arrays = ", ".join(f"?::{sql_type}[]" for _, sql_type in columns)
+    return f"unnest({arrays}) AS u({', '.join(name for name, _ in columns)})"
 
 
 def open_identity_db(data_dir: Path, database_url: str | None) -> IdentityDb:

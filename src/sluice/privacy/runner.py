@@ -32,10 +32,12 @@ from sluice.privacy.targets.base import (
     Target,
     TargetOutcome,
 )
+from sluice.privacy.targets.external import external_targets
 from sluice.privacy.targets.log import LogTarget, progress_unit
 from sluice.privacy.targets.profiles import ProfilesTarget
 from sluice.store.base import LegRow, RegulationRow, Store
 from sluice.store.factory import open_store
+from sluice.workspace import export_workspace
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +51,8 @@ MAX_LEG_ERRORS = 5  # a leg that raises this many times in a row is FAILED
 
 
 def external_targets_for(store: Store, settings: Settings) -> list[Target]:
-    """Warehouses, the lake and destinations (`privacy/targets/external.py`), when present."""
-    try:
-        from sluice.privacy.targets.external import (  # type: ignore[import-not-found,unused-ignore]
-            external_targets,
-        )
-    except ImportError:
-        log.debug("privacy: no external targets module; deleting from Sluice's own stores only")
-        return []
-    from sluice.workspace import export_workspace
-
-    return list(external_targets(export_workspace(store), settings))
+    """Warehouses, the lake and destinations of the workspace (`privacy/targets/external.py`)."""
+    return list(external_targets(export_workspace(store), settings, store=store))
 
 
 class RegulationRunner:

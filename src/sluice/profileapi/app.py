@@ -8,6 +8,11 @@ admin API: a service that reads profiles cannot change the workspace. The token 
 (nothing here logs a header). Errors are Segment's `{"error": {"code", "message"}}`; every
 answer has a `Request-Id` header, as Segment's do. `<space>` is the workspace's name (the
 identity graph keys its tables by it), so an unknown space is a 404 like an unknown profile.
+
+Each token may make `SLUICE_PROFILE_API_RATE_LIMIT` requests a second (100, Segment's figure;
+bursts of one second's worth); past it, Segment's `429 rate_limit_error` with `Retry-After`. The
+buckets are shared by every HTTP worker process (`collector/ratelimit.py`'s file), so the limit
+does not grow with the number of workers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sluice.admin.tokens import PROFILE, TokenVerifier
+from sluice.collector.ratelimit import SharedTokenBuckets
 from sluice.config import Settings
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
 from sluice.identity.runner import workspace_rules
@@ -39,18 +46,22 @@ from sluice.store.base import EventStore, StoredEvent
 log = logging.getLogger(__name__)
 
 PREFIX = "/v1/spaces/"
+OPENAPI_PATH = PREFIX + "openapi.json"  # the document (profileapi/openapi.py), no token needed
 _PATH = re.compile(r"/v1/spaces/([^/]+)/collections/([^/]+)/profiles/([^/]+)/([^/]+)/?")
 RESOURCES = ("traits", "external_ids", "events", "metadata", "links")
 # Segment's page sizes: (default, maximum) per resource.
 LIMITS = {"traits": (10, 200), "external_ids": (10, 100), "events": (10, 100), "links": (20, 20)}
 CLASSES = ("audience", "computed_trait")
 NOT_FOUND = "Profile was not found."
+BUCKETS_FILE = "profileapi.buckets"
+LOG_EVERY_S = 60.0
 
 
 class ProfileApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
 def _invalid(message: str) -> ProfileApiError:
@@ -67,6 +78,9 @@ class ProfileApi:
         self._reader: Reader | None = None
         self._open_lock = threading.Lock()
         self._rules: tuple[int, str, Rules] | None = None
+        self._buckets: SharedTokenBuckets | None = None
+        self.rate_limited = 0  # answers 429 by this process (logged once per token and minute)
+        self._warned: dict[str, float] = {}
 
     def reader(self) -> Reader:
         """Opened on first use: a server whose Profile API is never called holds no
@@ -77,6 +91,17 @@ class ProfileApi:
                 self._reader = Reader(db, self.store)
             return self._reader
 
+    def take(self, token_id: str) -> int:
+        """0 when the token may make one more request now, else seconds to wait."""
+        rate = self.settings.profile_api_rate_limit
+        if rate <= 0:
+            return 0
+        with self._open_lock:
+            if self._buckets is None:
+                path = self.settings.data_dir / BUCKETS_FILE
+                self._buckets = SharedTokenBuckets(path, rate, 0)
+        return self._buckets.take(token_id, 1)
+
     def space_rules(self) -> tuple[str, Rules]:
         version = self.store.config_version()
         if self._rules is None or self._rules[0] != version:
@@ -86,6 +111,12 @@ class ProfileApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         headers = {"Request-Id": secrets.token_hex(16)}
+        if request.url.path == OPENAPI_PATH and request.method in ("GET", "HEAD"):
+            from sluice.profileapi.openapi import openapi_document  # it reads this module's
+
+            document = msgspec.json.encode(openapi_document())
+            await Response(document, 200, headers, "application/json")(scope, receive, send)
+            return
         try:
             if request.method not in ("GET", "HEAD"):
                 raise ProfileApiError(405, "invalid_request_error", "The Profile API takes GET")
@@ -96,6 +127,8 @@ class ProfileApi:
             body, status = {"error": {"code": exc.code, "message": exc.message}}, exc.status
             if exc.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="Sluice Profile API"'
+            if exc.retry_after:
+                headers["Retry-After"] = str(exc.retry_after)
         except Exception:
             log.exception("Profile API: %s %s failed", request.method, request.url.path)
             body = {"error": {"code": "internal_error", "message": "Internal error"}}
@@ -113,9 +146,36 @@ class ProfileApi:
             token = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0]
         except (binascii.Error, UnicodeDecodeError):
             token = ""
-        if not token or await asyncio.to_thread(self.verifier.verify, token) is None:
+        record = await asyncio.to_thread(self.verifier.verify, token) if token else None
+        if record is None:
             raise ProfileApiError(
                 401, "authentication_error", "The token is not a valid Profile API token"
+            )
+        wait = await asyncio.to_thread(self.take, record.id)
+        if wait:
+            self._note_limited(record.id, record.name)
+            raise ProfileApiError(
+                429,
+                "rate_limit_error",
+                f"Too many requests: this token may make"
+                f" {self.settings.profile_api_rate_limit:g} requests a second"
+                " (SLUICE_PROFILE_API_RATE_LIMIT)",
+                retry_after=wait,
+            )
+
+    def _note_limited(self, token_id: str, name: str) -> None:
+        """Count every 429; log a token's first in a minute (not one line per request)."""
+        self.rate_limited += 1
+        now = time.monotonic()
+        if now - self._warned.get(token_id, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._warned[token_id] = now
+            log.warning(
+                "Profile API: token %s (%s) is over its rate limit of %g requests/s;"
+                " %d requests refused by this process so far",
+                token_id,
+                name,
+                self.settings.profile_api_rate_limit,
+                self.rate_limited,
             )
 
     # --- routing ------------------------------------------------------------------------------

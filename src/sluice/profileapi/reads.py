@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from sluice.identity.extract import external_ids
+from sluice.identity.lookup import IDS_OF_PROFILE
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
 from sluice.identity.tables import IdentityDb
 from sluice.spec.timestamps import format_ms, parse_ms
@@ -148,7 +149,7 @@ class Reader:
             params += [after[0], after[0], after[1]]
         rows = self.sql(
             "SELECT id_type, id_value, collection, source_id, first_message_id, first_seen_ms"
-            f" FROM identities WHERE space = ? AND profile_id = ?{where}"
+            f" FROM identities WHERE {IDS_OF_PROFILE}{where}"
             " ORDER BY id_type, id_value LIMIT ?",
             [*params, limit + 1],
         )

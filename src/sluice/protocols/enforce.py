@@ -4,7 +4,8 @@ schema), then the common schema; what was omitted or violated is written on the 
 `context.protocols`, the way Segment writes it.
 
 `Enforcer.check` returns None for an event the plan has nothing to say about (the common case:
-one dict lookup and one compiled validator call), else an `Outcome` for the collector to record.
+one dict lookup and the rule's fast check, `fastpath.py`, on the raw fields), else an `Outcome`
+for the collector to record.
 """
 
 from __future__ import annotations
@@ -41,12 +42,6 @@ class Enforcer:
 
     def check(self, item: dict[str, Any]) -> Outcome | None:
         """Validate `item` (changing it when properties are omitted); None: nothing to say."""
-        # The collector leaves a batch item's fields as raw JSON until they are needed (they are
-        # written to the log as received): a schema over the whole message needs them decoded.
-        fields = self.plan.fields
-        for key, value in item.items():
-            if type(value) is Raw and (fields is None or key in fields):
-                item[key] = _decode(value)
         plan, settings = self.plan, self.settings
         call = item["type"]
         label = call
@@ -57,6 +52,7 @@ class Enforcer:
             versions = plan.events.get(("track", label))
             if versions is None:
                 if settings.unplanned_events == "block":
+                    self._decode(item)
                     return self._finish(item, label, [], [], [], UNPLANNED)
             else:
                 rule = _pick(versions, item)
@@ -68,6 +64,8 @@ class Enforcer:
             violation_policy = settings.traits_violations
         elif call == "page" or call == "screen":
             name = item.get("name")
+            if type(name) is Raw:  # normalisation leaves `name` raw
+                name = item["name"] = _decode(name)
             label = name if isinstance(name, str) and name else call
             versions = plan.events.get((call, name if isinstance(name, str) else ""))
             if versions is not None:
@@ -76,6 +74,13 @@ class Enforcer:
         common = plan.common
         if rule is None and common is None:
             return None
+        # The fast checks read the raw fields as they are: a valid event is stored as received.
+        strict = unplanned_policy == "omit"
+        if (rule is None or (rule.fast is not None and rule.fast.valid(item, strict))) and (
+            common is None or (common.fast is not None and common.fast.valid(item, False))
+        ):
+            return None
+        self._decode(item)
         if (
             (rule is None or _valid(rule, item))
             and (common is None or _valid(common, item))
@@ -104,6 +109,15 @@ class Enforcer:
                 section = "traits" if call in ("identify", "group") else "properties"
                 omitted_on_violation += _omit(item, section, _fields(found, section))
         return self._finish(item, label, violations, omitted, omitted_on_violation, None)
+
+    def _decode(self, item: dict[str, Any]) -> None:
+        """Decode the raw fields the plan's schemas look at, for fastjsonschema."""
+        # The collector leaves a batch item's fields as raw JSON until they are needed (they are
+        # written to the log as received): a schema over the whole message needs them decoded.
+        fields = self.plan.fields
+        for key, value in item.items():
+            if type(value) is Raw and (fields is None or key in fields):
+                item[key] = _decode(value)
 
     def _finish(
         self,
@@ -143,6 +157,8 @@ def _valid(rule: Rule, item: dict[str, Any]) -> bool:
 
 def _pick(versions: Versions, item: dict[str, Any]) -> Rule:
     """The rule of the version the event asks for (`context.protocols.event_version`)."""
+    if len(versions[1]) == 1:
+        return versions[0]
     context = item.get("context")
     if isinstance(context, dict):
         mark = context.get("protocols")

@@ -100,16 +100,23 @@ def _children(schema: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 class Rule:
-    """One compiled rule: `check` is the hot path, `violations` runs only after it failed."""
+    """One compiled rule: `fast` (when the schema allows one) then `check` decide whether an
+    event is valid; `violations` runs only after both said no."""
 
-    __slots__ = ("_full", "check", "planned", "schema", "section")
+    __slots__ = ("_full", "check", "fast", "planned", "schema", "section")
 
     def __init__(self, schema: dict[str, Any], section: str) -> None:
+        from sluice.protocols.fastpath import fast_rule  # it builds on this module
+
         self.schema = schema
         self.section = section  # "properties" or "traits": where unplanned keys are looked for
         self.check: Validator = compile_schema(schema)
         self._full: Validator | None = None
         self.planned = planned_keys(schema, section)
+        try:
+            self.fast = fast_rule(schema, section)
+        except PlanError:  # a part that does not compile apart from the whole: no fast check
+            self.fast = None
 
     def violations(self, message: dict[str, Any]) -> list[Violation]:
         """Every failure of `message` against the schema; empty when it is valid."""

@@ -1,5 +1,5 @@
 """The batch lane: consumers that work in large steps (the archive writer, the warehouse loaders,
-log retention, the identity graph, regulations' deletions).
+log retention, the identity graph and Engage, regulations' deletions; lakes load as warehouses).
 
 A load may hold its process for seconds; here that delays only other batch work, and the lane's
 process runs at a lower CPU priority (`SLUICE_BATCH_NICE`) so delivery gets the CPU first.
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from sluice.archive.writer import ArchiveWriter
 from sluice.config import Settings
 from sluice.delivery.retention import run_retention
+from sluice.engage.runner import run_engage
 from sluice.identity.runner import run_identity
 from sluice.privacy.runner import run_privacy
 from sluice.runtime.units import Unit
@@ -49,6 +50,7 @@ class BatchCatalogue:
             Unit("retention", b"", lambda: run_retention(settings, store)),
             # One per workspace (the store holds one); it reads its rules itself.
             Unit("identity", b"", lambda: run_identity(settings)),
+            Unit("engage", b"", lambda: run_engage(settings)),  # follows identity
             Unit("privacy", b"", lambda: run_privacy(settings)),  # regulations' deletions
         ]
         return {u.name: u for u in units}

@@ -20,6 +20,8 @@ from sluice.ui import (
     destinations,
     lookup,
     overview,
+    profiles,
+    protocols,
     rules,
     signin,
     sources,
@@ -40,6 +42,8 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *rules.routes(site),
         *delivery.routes(site),
         *lookup.routes(site),
+        *profiles.routes(site),
+        *protocols.routes(site),
         *warehouses.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

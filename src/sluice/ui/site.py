@@ -43,6 +43,8 @@ NAV = (
     ("sources", "/sources", "Sources"),
     ("destinations", "/destinations", "Destinations"),
     ("lookup", "/lookup", "Event lookup"),
+    ("profiles", "/profiles", "Profiles"),
+    ("protocols", "/protocols", "Protocols"),
     ("warehouses", "/warehouses", "Warehouses"),
 )
 

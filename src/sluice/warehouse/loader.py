@@ -48,6 +48,7 @@ from sluice.warehouse.factory import (
 )
 from sluice.warehouse.naming import Namer
 from sluice.warehouse.planner import Plan, Planner
+from sluice.warehouse.profiles_sync import SyncReport, profiles_enabled, sync_profiles
 from sluice.warehouse.shape import ExactPlanNeeded
 from sluice.warehouse.stats import record_load
 
@@ -80,6 +81,7 @@ class LoadReport:
     capped: dict[str, int] = field(default_factory=dict)
     newly_capped: list[CappedEvents] = field(default_factory=list)  # names capped the first time
     seconds: float = 0.0
+    profiles: SyncReport | None = None  # Profiles Sync, when the warehouse has it
 
     def add(self, plan: Plan, position: int) -> None:
         self.position = position
@@ -127,11 +129,25 @@ class WarehouseLoader:
         (and report it to the store, for metrics: warehouse/stats.py)."""
         try:
             report = self._load()
+            if profiles_enabled(self.config):
+                report.profiles = self._sync_profiles()
         except Exception:
             record_load(self.store, self.config.id, None)
             raise
         record_load(self.store, self.config.id, report)
         return report
+
+    def _sync_profiles(self) -> SyncReport:
+        """The identity graph's Profiles Sync tables, after the events (profiles_sync.py)."""
+        from sluice.identity.runner import workspace_rules
+        from sluice.identity.tables import open_identity_db
+
+        space, _ = workspace_rules(self.store)
+        db = open_identity_db(self.settings.data_dir, self.settings.database_url)
+        try:
+            return sync_profiles(self.config, self.settings.data_dir, db, space)
+        finally:
+            db.close()
 
     def _load(self) -> LoadReport:
         """One load.

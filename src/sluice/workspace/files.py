@@ -131,8 +131,10 @@ def workspace_data(ws: Workspace) -> dict[str, Any]:
     return {
         field.name: msgspec.to_builtins(getattr(ws, field.name))
         for field in msgspec.structs.fields(Workspace)
-        # `identity:` absent means its defaults: written only when the workspace sets it.
+        # `identity:` absent means its defaults: written only when the workspace sets it; the
+        # engage lists only when not empty.
         if not (field.name == "identity" and ws.identity is None)
+        and not (field.name in ("computed_traits", "audiences") and not getattr(ws, field.name))
     }
 
 

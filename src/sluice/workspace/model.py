@@ -165,6 +165,79 @@ class IdentitySettings(_Object):
     max_merge_identities: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 100
 
 
+# --- Engage: computed traits and audiences (docs/engage.md; checked by sluice.engage.definitions)
+ComputedKind = Literal[
+    "count", "sum", "avg", "min", "max", "most_frequent", "first", "last", "unique_list",
+    "unique_count",
+]  # fmt: skip
+CompareOp = Literal["=", "!=", ">", ">=", "<", "<=", "exists", "not_exists"]
+# The internal source engage's events are appended under: destinations list it in `sources:`.
+ENGAGE_SOURCE_ID = "sluice-engage"
+
+
+class ComputedTrait(_Object):
+    """A value computed per profile from its events: `kind` over the events named `event`
+    (all events when absent) matching `where` (FQL), of `property` (`properties.<property>`;
+    needed by every kind but count), in the last `within_days` days when set."""
+
+    key: Id
+    kind: ComputedKind
+    event: NonEmptyStr | None = None
+    where: NonEmptyStr | None = None
+    property: NonEmptyStr | None = None
+    within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    # Sent as an identify with the trait, or as Segment's "Trait Computed" track.
+    send_as: Literal["identify", "track"] = "identify"
+
+
+class TraitCondition(_Object):
+    """A profile trait (from identify/context.traits) compared with a value."""
+
+    trait: NonEmptyStr
+    op: CompareOp = "="
+    value: Any = None
+
+
+class ComputedCondition(_Object):
+    """A computed trait's value compared with a value."""
+
+    computed_trait: Id
+    op: CompareOp = "="
+    value: Any = None
+
+
+class EventCondition(_Object):
+    """Performed `event` (matching `where`) `op` `count` times, in the last `within_days` days."""
+
+    event: NonEmptyStr | None = None
+    where: NonEmptyStr | None = None
+    op: Literal["=", "!=", ">", ">=", "<", "<="] = ">="
+    count: Annotated[int, msgspec.Meta(ge=0)] = 1
+    within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+class AudienceCondition(_Object):
+    """All (`match: all`) or any of its conditions, groups nesting further conditions."""
+
+    match: Literal["all", "any"] = "all"
+    traits: list[TraitCondition] = []
+    computed_traits: list[ComputedCondition] = []
+    events: list[EventCondition] = []
+    groups: list[AudienceCondition] = []
+
+
+class Audience(_Object):
+    """Profiles for which `condition` holds; entering and leaving are sent as events."""
+
+    key: Id
+    condition: AudienceCondition
+    name: NonEmptyStr | None = None
+    enabled: bool = True
+
+
+# --- end of Engage
+
+
 class Workspace(_Object):
     """A whole workspace; field order is the order `sluice export` writes."""
 
@@ -174,6 +247,8 @@ class Workspace(_Object):
     warehouses: list[Warehouse] = []
     tracking_plans: list[TrackingPlan] = []
     identity: IdentitySettings | None = None
+    computed_traits: list[ComputedTrait] = []
+    audiences: list[Audience] = []
 
 
 def check_workspace(ws: Workspace) -> None:
@@ -190,7 +265,7 @@ def check_workspace(ws: Workspace) -> None:
     for i, source in enumerate(ws.sources):
         if source.webhook is not None:
             _check_webhook(f"sources[{i}].webhook", source.webhook)
-    source_ids = {source.id for source in ws.sources}
+    source_ids = {source.id for source in ws.sources} | {ENGAGE_SOURCE_ID}
     for path, refs in _source_refs(ws):
         _check_source_refs(path, refs, source_ids)
     for path, value in _free_form_values(ws):
@@ -203,8 +278,32 @@ def check_workspace(ws: Workspace) -> None:
                 f"Expected a whole number of event tables per source, 0 or more, got {cap!r}",
                 path=f"warehouses[{i}].settings.{MAX_EVENT_TABLES}",
             )
+        problem = profiles_setting_problem(warehouse.type, warehouse.settings.get("profiles"))
+        if problem is not None:
+            raise WorkspaceError(problem, path=f"warehouses[{i}].settings.profiles")
     if ws.identity is not None:
         _check_identity(ws.identity)
+    from sluice.engage.definitions import check_engage  # it imports this module
+
+    check_engage(ws)
+
+
+PROFILES_SYNC_TYPES = ("duckdb", "postgres")  # warehouses that can take Profiles Sync tables
+
+
+def profiles_setting_problem(warehouse_type: str, value: object) -> str | None:
+    """Why a warehouse's `settings.profiles` (Profiles Sync, warehouse/profiles_sync.py) cannot
+    be accepted for its type; None when it can."""
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        return f"Expected true or false, got {value!r}"
+    if value and warehouse_type not in PROFILES_SYNC_TYPES:
+        return (
+            f"Profiles Sync loads into {' and '.join(PROFILES_SYNC_TYPES)} warehouses, not"
+            f" {warehouse_type!r}"
+        )
+    return None
 
 
 def _check_identity(identity: IdentitySettings) -> None:

@@ -22,6 +22,8 @@ from sluice.store.base import ConfigObject, EventStore
 from sluice.store.errors import StoreError
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import (
+    Audience,
+    ComputedTrait,
     Destination,
     IdentitySettings,
     Source,
@@ -35,16 +37,25 @@ WORKSPACE_KIND = "workspace"
 WORKSPACE_ID = "workspace"
 # Kinds this module owns; objects of other kinds in the control plane are left as they are.
 MANAGED_KINDS = frozenset(
-    {WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan", "identity"}
+    {WORKSPACE_KIND, "source", "destination", "warehouse", "tracking_plan", "identity", "engage"}
 )
 # The `identity:` section, one object (absent: the identity graph's defaults).
 IDENTITY_KIND = "identity"
 IDENTITY_ID = "identity"
+# `computed_traits:` and `audiences:`, one object (sluice.engage reads it).
+ENGAGE_KIND = "engage"
 DEFAULT_SOURCE_ID = "default"
 DEFAULT_SOURCE_NAME = "Default"
 WRITE_KEY_BYTES = 24
 
 T = TypeVar("T")
+
+
+class EngageBody(msgspec.Struct):
+    """The stored `engage` object: the workspace's computed traits and audiences."""
+
+    computed_traits: list[ComputedTrait] = []
+    audiences: list[Audience] = []
 
 
 class _WorkspaceBody(msgspec.Struct):
@@ -151,6 +162,9 @@ def export_workspace(store: EventStore) -> Workspace:
             ws.tracking_plans.append(_decode(obj, TrackingPlan))
         elif obj.kind == IDENTITY_KIND:
             ws.identity = _decode(obj, IdentitySettings)
+        elif obj.kind == ENGAGE_KIND:
+            engage = _decode(obj, EngageBody)
+            ws.computed_traits, ws.audiences = engage.computed_traits, engage.audiences
     # Sorted here, not by the backend, so that every store exports the same text.
     for objects in (ws.sources, ws.destinations, ws.warehouses, ws.tracking_plans):
         objects.sort(key=lambda obj: obj.id)
@@ -189,6 +203,9 @@ def _desired_objects(
             yield ConfigObject(kind, obj.id, msgspec.json.encode(obj))
     if ws.identity is not None:
         yield ConfigObject(IDENTITY_KIND, IDENTITY_ID, msgspec.json.encode(ws.identity))
+    if ws.computed_traits or ws.audiences:
+        engage = EngageBody(ws.computed_traits, ws.audiences)
+        yield ConfigObject(ENGAGE_KIND, ENGAGE_KIND, msgspec.json.encode(engage))
 
 
 def _source_bodies(

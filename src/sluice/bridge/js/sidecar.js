@@ -192,6 +192,18 @@ function plainError(err) {
   return error
 }
 
+async function deleteUser(msg) {
+  // Segment's deletion of one user: the definition's `onDelete`, given {userId, anonymousId}.
+  const dest = destination(msg.dest)
+  if (typeof dest.onDelete !== 'function') throw new BridgeUsageError(`${msg.dest} has no onDelete`)
+  try {
+    const result = await dest.onDelete(msg.event || {}, msg.settings || {}, { statsContext: { statsClient, tags: [] }, logger })
+    return [plainResult(result)]
+  } finally {
+    dest.responses.length = 0
+  }
+}
+
 async function testAuth(msg) {
   await destination(msg.dest).testAuthentication(msg.settings || {})
   return null
@@ -244,6 +256,7 @@ function describe(slug, def) {
     has_test_authentication: typeof auth.testAuthentication === 'function',
     has_refresh_access_token: typeof auth.refreshAccessToken === 'function',
     has_audience_config: !!def.audienceConfig,
+    has_on_delete: typeof def.onDelete === 'function',
     presets: (def.presets || []).map((p) => ({
       name: p.name,
       partner_action: p.partnerAction,
@@ -328,6 +341,8 @@ function handle(msg) {
       return run(msg, execute)
     case 'test_auth':
       return run(msg, testAuth)
+    case 'delete':
+      return run(msg, deleteUser)
     case 'catalog':
       return run(msg, catalog)
     case 'cancel': {

@@ -12,7 +12,8 @@ forms and dates).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -72,6 +73,13 @@ URLS: Mapping[str, Mapping[str, str]] = {
 }  # fmt: skip
 PATHS = {"httpapi": "/2/httpapi", "batch": "/batch", "identify": "/identify",
          "groupidentify": "/groupidentify", "usermap": "/usermap"}  # fmt: skip
+# The User Privacy API (v1) is on the web app's hosts, not the ingestion ones.
+DELETION_HOSTS = {
+    "north_america": "https://amplitude.com",
+    "europe": "https://analytics.eu.amplitude.com",
+}
+DELETION_PATH = "/api/2/deletions/users"
+MAX_DELETION_IDS = 100  # user ids per deletion request
 THROTTLE_PAUSE_S = 30.0  # Amplitude's advice for a throttled device, when no Retry-After comes
 
 LOG_EVENT_MAPPING = fields.defaults(fields.LOG_EVENT_V2)
@@ -163,6 +171,24 @@ class Amplitude(Destination):
     def endpoint(self) -> str:
         return (self.settings.endpoint or REGION_HOSTS[self.settings.region]).rstrip("/")
 
+    def deletion_requests(self, requester: str, user_ids: Sequence[str]) -> list[OutRequest]:
+        """Amplitude's User Privacy API: `POST /api/2/deletions/users`, HTTP Basic with the API
+        key and secret key, JSON `{user_ids, requester, ignore_invalid_id}`, 100 ids a request
+        (users Amplitude never saw are skipped, not an error). Under `endpoint` when set."""
+        base = self.settings.endpoint or DELETION_HOSTS[self.settings.region]
+        url = base.rstrip("/") + DELETION_PATH
+        pair = f"{self.settings.api_key}:{self.settings.secret_key}".encode()
+        headers = {
+            "authorization": "Basic " + base64.b64encode(pair).decode(),
+            "content-type": "application/json",
+        }
+        return [
+            OutRequest("POST", url, headers, msgspec.json.encode(
+                {"user_ids": list(chunk), "requester": requester, "ignore_invalid_id": True}
+            ), [])
+            for chunk in _chunks(user_ids, MAX_DELETION_IDS)
+        ]  # fmt: skip
+
     def interpret(self, request: OutRequest, response: Response) -> Outcome:
         """A 400 rejects the whole upload: the events it names park, the others go again."""
         if response.status == 413:
@@ -186,3 +212,8 @@ class Amplitude(Destination):
             return Outcome(Verdict.PARK, reason, failures=failures)
         reason = f"{len(bad)} of {len(ids)} events rejected, the others are sent again"
         return Outcome(Verdict.RETRY, reason, failures=failures)
+
+
+def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

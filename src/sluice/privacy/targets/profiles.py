@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import msgspec
+
 from sluice.config import Settings
 from sluice.identity.tables import SQLITE_FILE, IdentityDb, open_identity_db
 from sluice.privacy.targets.base import Subject, TargetOutcome
@@ -30,6 +32,12 @@ _BY_PROFILE = (
     ("merges", "loser"),
     ("merges", "winner"),
     ("profiles", "profile_id"),
+)
+# Engage's rows by profile (`engage/tables.py`), present once Engage has run.
+_ENGAGE_BY_PROFILE = (
+    ("engage_states", "profile_id"),
+    ("computed_values", "profile_id"),
+    ("audience_members", "profile_id"),
 )
 _CHUNK = 500
 
@@ -93,10 +101,11 @@ def _delete_in_space(db: IdentityDb, space: str, id_type: str, ids: Sequence[str
             [space, *params],
         )
         profiles.update(str(p) for (p,) in rows)
-    removed = 0
+    removed = _delete_pending_engage_events(db, space, ids)
+    by_profile = _BY_PROFILE + tuple(t for t in _ENGAGE_BY_PROFILE if _has_table(db, t[0]))
     for chunk in _chunks(sorted(profiles)):
         test, params = db.in_list(chunk)
-        for table, column in _BY_PROFILE:
+        for table, column in by_profile:
             before = db.execute(
                 f"SELECT count(*) FROM {table} WHERE space = ? AND {column} {test}",
                 [space, *params],
@@ -104,3 +113,23 @@ def _delete_in_space(db: IdentityDb, space: str, id_type: str, ids: Sequence[str
             db.execute(f"DELETE FROM {table} WHERE space = ? AND {column} {test}", [space, *params])
             removed += int(before[0][0])
     return removed
+
+
+def _has_table(db: IdentityDb, table: str) -> bool:
+    if db.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+    return bool(db.execute(sql, [table]))
+
+
+def _delete_pending_engage_events(db: IdentityDb, space: str, ids: Sequence[str]) -> int:
+    """Engage's outbox rows naming the subject: sent later they would put the id back in the log."""
+    if not _has_table(db, "engage_outbox"):
+        return 0
+    needles = [msgspec.json.encode(value).decode() for value in ids]
+    rows = db.execute("SELECT ord, payload FROM engage_outbox WHERE space = ?", [space])
+    doomed = [o for o, payload in rows if any(n in str(payload) for n in needles)]
+    for ord_ in doomed:
+        db.execute("DELETE FROM engage_outbox WHERE space = ? AND ord = ?", [space, ord_])
+    return len(doomed)

@@ -1,0 +1,1 @@
+"""Engage: computed traits and audiences over the identity graph's profiles (docs/engage.md)."""

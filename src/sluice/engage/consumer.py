@@ -1,0 +1,376 @@
+"""The Engage consumer: computed-trait states and audience memberships, a step at a time.
+
+It reads the log in seq order, never past the identity consumer's position, and takes each
+event's profile from the identity graph (`profile_events`: the profile the event resolved to
+then). Merges (`merges`, by seq) move the loser's states into the winner's, between the events
+of the step in log order. Each step is one transaction holding the new states, the emitted
+values and memberships, the events they produce (the outbox, emit.py) and the new position;
+killed at any point, the step is redone and nothing is emitted twice.
+
+Windows use the log's logical clock (the newest received_at processed), so a rebuild decides
+as the first run did; `tick` moves the clock to the wall clock when the consumer is idle, so
+that memberships also end with time. Changed definitions (or identity rules) recompute the
+states from the log with emission off until the old position, then a sweep of every profile
+emits only what differs from what was emitted before: a new audience's current members (its
+initial sync), and nothing for unchanged ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from sluice.engage import states
+from sluice.engage.book import StateBook
+from sluice.engage.definitions import Definitions
+from sluice.engage.emit import Who, audience_events, to_outbox, trait_events
+from sluice.engage.evaluate import Evaluation, evaluate
+from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
+from sluice.identity.tables import IdentityDb
+from sluice.store.base import EventStore
+from sluice.workspace.model import ENGAGE_SOURCE_ID
+
+log = logging.getLogger(__name__)
+DEFAULT_STEP_EVENTS = 5_000
+SWEEP_PROFILES = 2_000
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+_encode = msgspec.json.Encoder(order="sorted").encode
+
+
+@dataclass(slots=True)
+class Position:
+    seq: int
+    clock_ms: int
+    fingerprint: str
+    replay_until: int
+    sweep_after: str | None
+    events: int
+    emitted: int
+    rebuilds: int
+
+    @property
+    def replaying(self) -> bool:
+        return self.seq < self.replay_until
+
+
+def read_position(db: IdentityDb, space: str) -> Position | None:
+    rows = db.execute(
+        "SELECT seq, clock_ms, fingerprint, replay_until, sweep_after, events, emitted,"
+        " rebuilds FROM engage_position WHERE space = ?",
+        [space],
+    )
+    return Position(*rows[0]) if rows else None
+
+
+def identity_seq(db: IdentityDb, space: str) -> tuple[int, str]:
+    """The identity consumer's position and rules fingerprint (0, "" before it ran)."""
+    rows = db.execute("SELECT seq, rules FROM identity_position WHERE space = ?", [space])
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
+
+
+class EngageConsumer:
+    def __init__(
+        self,
+        store: EventStore,
+        db: IdentityDb,
+        space: str,
+        definitions: Definitions,
+        step_events: int = DEFAULT_STEP_EVENTS,
+    ) -> None:
+        self.store = store
+        self.db = db
+        self.space = space
+        self.defs = definitions
+        self.step_events = step_events
+        ensure_schema(db)
+
+    def fingerprint(self) -> str:
+        return f"{self.defs.fingerprint}:{identity_seq(self.db, self.space)[1]}"
+
+    def prepare(self) -> str:
+        """Bring the states in line with the definitions: "" or "rebuilding"."""
+        with transaction(self.db, self.space):
+            position = read_position(self.db, self.space)
+            fingerprint = self.fingerprint()
+            if position is not None and position.fingerprint == fingerprint:
+                return ""
+            if position is not None and position.seq == 0:
+                # Nothing read yet (e.g. prepared before the identity graph's first run): the
+                # new fingerprint changes nothing already computed.
+                self.db.execute(
+                    "UPDATE engage_position SET fingerprint = ? WHERE space = ?",
+                    [fingerprint, self.space],
+                )
+                return ""
+            self._reset(position, fingerprint)
+        if position is not None:
+            log.info("engage definitions changed: recomputing from the log")
+        return "rebuilding" if position is not None else ""
+
+    def _reset(self, position: Position | None, fingerprint: str) -> None:
+        """States emptied, position at 0; no emission until the old position (on a first
+        run, the log's end: its history is not sent as flips long past), then a sweep of every
+        profile sends what differs from what was sent."""
+        space, db = self.space, self.db
+        db.execute("DELETE FROM engage_states WHERE space = ?", [space])
+        # What was emitted stays (a rebuild emits only differences), except for definitions
+        # that are gone: nothing more is sent for them.
+        keep_traits = [t.key for t in self.defs.traits] or [""]
+        clause, params = db.in_list(keep_traits)
+        db.execute(
+            f"DELETE FROM computed_values WHERE space = ? AND NOT (trait_key {clause})",
+            [space, *params],
+        )
+        keep_audiences = [a.key for a in self.defs.audiences] or [""]
+        clause, params = db.in_list(keep_audiences)
+        db.execute(
+            f"DELETE FROM audience_members WHERE space = ? AND NOT (audience_key {clause})",
+            [space, *params],
+        )
+        if position is not None:
+            until = max(position.seq, position.replay_until)
+        else:
+            until = self.store.last_seq()
+        db.execute("DELETE FROM engage_position WHERE space = ?", [space])
+        # The clock stays: the sweep then judges windows at the time the last values were
+        # sent at (a tick may have moved it past the log's newest event).
+        db.execute(
+            "INSERT INTO engage_position (space, seq, clock_ms, fingerprint, replay_until,"
+            " events, emitted, rebuilds) VALUES (?, 0, ?, ?, ?, ?, ?, ?)",
+            [space, position.clock_ms if position else 0, fingerprint, until,
+             position.events if position else 0, position.emitted if position else 0,
+             (position.rebuilds + 1) if position else 0],
+        )  # fmt: skip
+
+    # --- a step ------------------------------------------------------------------------------
+    def step(self, on_commit: Callable[[], None] | None = None) -> int:
+        """Process the next events (or the next profiles of a sweep) in one transaction;
+        returns how many were read (0: caught up with the identity graph)."""
+        with transaction(self.db, self.space):
+            position = read_position(self.db, self.space)
+            if position is None:
+                raise RuntimeError("engage position missing: call prepare() first")
+            if position.sweep_after is not None:
+                done = self._sweep(position)
+            else:
+                done = self._events(position)
+            if done and on_commit is not None:
+                on_commit()  # tests: a crash just before the commit
+        return done
+
+    def _events(self, position: Position) -> int:
+        db, space = self.db, self.space
+        limit, _ = identity_seq(db, space)
+        if limit <= position.seq:
+            return 0
+        events = [
+            e for e in self.store.read_after(position.seq, self.step_events) if e.seq <= limit
+        ]
+        if not events:
+            return 0
+        lo, hi = position.seq, events[-1].seq
+        profiles = dict(
+            db.execute(
+                "SELECT pe.seq, pe.profile_id FROM profile_events pe JOIN profiles p"
+                " ON p.space = pe.space AND p.profile_id = pe.profile_id"
+                " WHERE pe.space = ? AND pe.seq > ? AND pe.seq <= ? AND p.collection = 'users'",
+                [space, lo, hi],
+            )
+        )
+        merges = db.execute(
+            "SELECT seq, loser, winner FROM merges WHERE space = ? AND seq > ? AND seq <= ?"
+            " ORDER BY seq, loser",
+            [space, lo, hi],
+        )
+        touched = set(profiles.values()) | {m[1] for m in merges} | {m[2] for m in merges}
+        book = StateBook(db, space, self.defs)
+        book.load(touched)
+        clock = position.clock_ms
+        losers: set[str] = set()
+        pending = list(reversed(merges))
+        for event in events:
+            while pending and pending[-1][0] <= event.seq:
+                _, loser, winner = pending.pop()
+                book.merge(loser, winner)
+                losers.add(loser)
+            if event.source_id == ENGAGE_SOURCE_ID:
+                continue  # its own events: neither counted nor moving the clock
+            clock = max(clock, event.received_at_ms)
+            profile = profiles.get(event.seq)
+            if profile is not None:
+                book.add(profile, event)
+        for _, loser, winner in reversed(pending):
+            book.merge(loser, winner)
+            losers.add(loser)
+        book.save(clock)
+        self._drop_emitted(losers)
+        sweep: str | None = None
+        emitted = 0
+        if position.replaying:
+            if hi >= position.replay_until:
+                sweep = ""  # caught up with the old position: compare everyone once
+        else:
+            emitted = self._evaluate(book, touched - losers, hi, clock, position)
+        db.execute(
+            "UPDATE engage_position SET seq = ?, clock_ms = ?, sweep_after = ?,"
+            " events = events + ?, emitted = emitted + ? WHERE space = ?",
+            [hi, clock, sweep, len(events), emitted, space],
+        )
+        return len(events)
+
+    def _sweep(self, position: Position) -> int:
+        db, space = self.db, self.space
+        rows = db.execute(
+            "SELECT profile_id FROM profiles WHERE space = ? AND collection = 'users'"
+            " AND merged_into IS NULL AND profile_id > ? ORDER BY profile_id LIMIT ?",
+            [space, position.sweep_after, SWEEP_PROFILES],
+        )
+        batch = [str(r[0]) for r in rows]
+        book = StateBook(db, space, self.defs)
+        book.load(batch)
+        emitted = self._evaluate(book, batch, position.seq, position.clock_ms, position)
+        after = batch[-1] if len(batch) == SWEEP_PROFILES else None
+        db.execute(
+            "UPDATE engage_position SET sweep_after = ?, emitted = emitted + ? WHERE space = ?",
+            [after, emitted, space],
+        )
+        return max(len(batch), 1)
+
+    def tick(self, now_ms: int) -> int:
+        """Move the clock to `now_ms` when idle, and re-evaluate the profiles a window has
+        left since; returns how many profiles were re-evaluated."""
+        total = 0
+        while True:
+            with transaction(self.db, self.space):
+                position = read_position(self.db, self.space)
+                if position is None or position.replaying or position.sweep_after is not None:
+                    return total
+                clock = max(position.clock_ms, now_ms)
+                rows = self.db.execute(
+                    "SELECT DISTINCT profile_id FROM engage_states WHERE expires_day <= ?"
+                    " AND space = ? LIMIT ?",
+                    [states.day_of(clock), self.space, SWEEP_PROFILES],
+                )
+                batch = [str(r[0]) for r in rows]
+                book = StateBook(self.db, self.space, self.defs)
+                book.load(batch)
+                book.expire_all(clock)
+                book.save(clock)
+                emitted = self._evaluate(book, batch, position.seq, clock, position)
+                self.db.execute(
+                    "UPDATE engage_position SET clock_ms = ?, emitted = emitted + ?"
+                    " WHERE space = ?",
+                    [clock, emitted, self.space],
+                )
+            total += len(batch)
+            if len(batch) < SWEEP_PROFILES:
+                return total
+
+    def run_until_caught_up(self) -> int:
+        total = 0
+        while read := self.step():
+            total += read
+        return total
+
+    # --- emitting ----------------------------------------------------------------------------
+    def _drop_emitted(self, losers: Iterable[str]) -> None:
+        """A merged profile is no more: its values and memberships go without an event (the
+        winner, re-evaluated, carries on)."""
+        losers = list(losers)
+        if not losers:
+            return
+        clause, params = self.db.in_list(losers)
+        for table in ("computed_values", "audience_members"):
+            self.db.execute(
+                f"DELETE FROM {table} WHERE space = ? AND profile_id {clause}",
+                [self.space, *params],
+            )
+
+    def _evaluate(
+        self, book: StateBook, profiles: Iterable[str], seq: int, clock: int, position: Position
+    ) -> int:
+        """Compare each profile's values and memberships with what was emitted; record and
+        queue the differences; returns how many events were queued."""
+        profiles = sorted(profiles)
+        if not profiles or self.defs.empty:
+            return 0
+        changes: list[Evaluation] = evaluate(self.db, self.space, self.defs, book, profiles, clock)
+        if not changes:
+            return 0
+        who = self._who({c.profile for c in changes})
+        bodies: list[dict[str, Any]] = []
+        stamp = f"{seq}.{clock}.{position.rebuilds}"
+        tracked = {t.key for t in self.defs.traits if t.send_as == "track"}
+        for c in changes:
+            if c.audience:
+                bodies += audience_events(
+                    self.space, who[c.profile], c.profile, c.key, bool(c.value), stamp, clock
+                )
+            else:
+                bodies += trait_events(
+                    self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock,
+                    as_track=c.key in tracked,
+                )  # fmt: skip
+        self._record(changes, seq)
+        to_outbox(self.db, self.space, position.emitted + 1, bodies)
+        return len(bodies)
+
+    def _record(self, changes: list[Evaluation], seq: int) -> None:
+        space = self.space
+        members = [
+            (space, c.key, c.profile, int(bool(c.value)), seq) for c in changes if c.audience
+        ]
+        values = [
+            (space, c.key, c.profile, _encode(c.value).decode(), seq)
+            for c in changes
+            if not c.audience
+        ]
+        self.db.executemany(
+            "INSERT INTO audience_members (space, audience_key, profile_id, member, changed_seq)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, profile_id, audience_key) DO UPDATE"
+            " SET member = excluded.member, changed_seq = excluded.changed_seq",
+            members,
+        )
+        self.db.executemany(
+            "INSERT INTO computed_values (space, trait_key, profile_id, value, changed_seq)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, profile_id, trait_key) DO UPDATE"
+            " SET value = excluded.value, changed_seq = excluded.changed_seq",
+            values,
+        )
+
+    def _who(self, profiles: set[str]) -> dict[str, Who]:
+        """user_id, the latest anonymous_id and email of each profile (of the profile it was
+        merged into since, when the identity graph is ahead)."""
+        db, space = self.db, self.space
+        clause, params = db.in_list(sorted(profiles))
+        live = {p: p for p in profiles}
+        for profile, merged_into in db.execute(
+            f"SELECT profile_id, merged_into FROM profiles WHERE space = ? AND profile_id {clause}",
+            [space, *params],
+        ):
+            if merged_into:
+                live[profile] = merged_into
+        clause, params = db.in_list(sorted(set(live.values())))
+        ids: dict[str, dict[str, str]] = {}
+        for profile, id_type, value in db.execute(
+            "SELECT profile_id, id_type, id_value FROM identities WHERE space = ?"
+            f" AND profile_id {clause} AND id_type IN ('user_id', 'anonymous_id', 'email')"
+            " ORDER BY last_seen_ms, id_value",
+            [space, *params],
+        ):
+            ids.setdefault(profile, {})[id_type] = value  # the latest seen wins
+        return {
+            p: Who(
+                ids.get(live[p], {}).get("user_id"),
+                ids.get(live[p], {}).get("anonymous_id"),
+                ids.get(live[p], {}).get("email"),
+            )
+            for p in profiles
+        }
+
+
+__all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "read_position"]

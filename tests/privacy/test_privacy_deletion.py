@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from privacy_kit import Admin, sluice, traces
+from privacy_kit import Admin, files_holding, sluice, traces
 
 from s3server import S3Server, s3_server_fixture  # noqa: F401 (the fixture)
 from server import WRITE_KEY, SluiceServer, StartServer, wait_for
@@ -171,6 +171,12 @@ def test_suppress_with_delete_leaves_no_trace(
     server.stop()  # no process holds a file open that could still be written
     leftover = traces(data_dir, env.get("SLUICE_DATABASE_URL"), victim, victim_email)
     assert leftover + bucket_holding(bucket, victim, victim_email) == []
+    # DuckDB's free blocks may still hold deleted bytes (known issue, docs/privacy.md); any
+    # other file holding them is a failure above.
+    residue = set(files_holding(data_dir, victim, everything=True)) - set(
+        files_holding(data_dir, victim)
+    )
+    assert residue <= {"warehouse.duckdb"}, residue
     kept = traces(data_dir, env.get("SLUICE_DATABASE_URL"), keeper) + bucket_holding(bucket, keeper)
     assert any("archive" in t or t.startswith("s3 ") for t in kept), kept
     assert any("events" in t or t.startswith("file log.db") for t in kept), kept

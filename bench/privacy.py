@@ -13,6 +13,10 @@ as the archive writer makes them; not through HTTP, and not timed), one user's e
 
 Prints events scanned per second and the total time of each, and their ratio, then checks
 that no file holds the user any more.
+
+With `--log N` it also fills a SQLite event log with N of the same events (100 of them the
+user's) and times the log target's deletion (privacy/targets/log.py) against reading the
+whole log once with `read_after` in pages, the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from sluice.archive.layout import DAY_MS, day_dir, file_name
 from sluice.config import Settings
 from sluice.privacy.targets.archive import ArchiveTarget
 from sluice.privacy.targets.base import Subject
+from sluice.privacy.targets.log import LogTarget
+from sluice.store.base import AppendBatch, NewEvent
 from sluice.store.sqlite import SqliteStore
 
 SOURCES = ("web", "ios", "android", "server")
@@ -49,15 +55,16 @@ TEMPLATE = (
 )
 
 
-def write_archive(root: Path, events: int, files_with_user: int) -> tuple[int, int]:
-    """The archive files; returns (files, the user's events)."""
+def write_archive(root: Path, events: int, files_with_user: int) -> tuple[int, int, int]:
+    """The archive files; returns (files, files holding the user, the user's events)."""
     files = (events + PER_FILE - 1) // PER_FILE
     every = max(files // max(files_with_user, 1), 1)
-    user_events = 0
+    user_events = holding = 0
     seq = 1
     for f in range(files):
         n = min(PER_FILE, events - f * PER_FILE)
         holds_user = files_with_user > 0 and f % every == 0 and f // every < files_with_user
+        holding += holds_user
         lines = []
         for i in range(n):
             k = seq + i
@@ -70,7 +77,7 @@ def write_archive(root: Path, events: int, files_with_user: int) -> tuple[int, i
         folder.mkdir(parents=True, exist_ok=True)
         (folder / file_name(seq, seq + n - 1)).write_bytes(data)
         seq += n
-    return files, user_events
+    return files, holding, user_events
 
 
 def decompress_all(root: Path) -> tuple[int, float]:
@@ -81,27 +88,59 @@ def decompress_all(root: Path) -> tuple[int, float]:
     return lines, time.perf_counter() - start
 
 
+def bench_log(data_dir: Path, events: int) -> None:
+    store = SqliteStore(data_dir / "log.db", synchronous="normal")
+    try:
+        for base in range(0, events, 10_000):
+            batch = AppendBatch()
+            for k in range(base + 1, min(base + 10_000, events) + 1):
+                user = USER if k % (events // 100 or 1) == 0 else f"user-{k * 7919 % 1_000_003}"
+                body = TEMPLATE % (user, k, k, k % 500, k % 5000, k % 256, k // 256 % 256)
+                batch.events.append(NewEvent("web", f"{k:032x}", "track", "Order Completed",
+                                             1_717_200_000_000, body.encode()))  # fmt: skip
+            store.append(batch)
+        store.append(AppendBatch(events=[NewEvent("web", "last", "track", None, 1, b"{}")]))
+        start = time.perf_counter()
+        seq = read = 0
+        while page := store.read_after(seq, 5_000):
+            seq, read = page[-1].seq, read + len(page)
+        base_s = time.perf_counter() - start
+        print(f"log baseline (read_after in pages): {read:,} events in {base_s:.1f} s")
+        start = time.perf_counter()
+        outcome = asyncio.run(LogTarget(store).delete("bench", Subject("USER_ID", (USER,))))
+        took = time.perf_counter() - start
+        print(
+            f"log: delete one user: {outcome.status}, {outcome.detail}; {read:,} events in"
+            f" {took:.1f} s, {read / took:,.0f} events/s ({took / base_s:.2f}x the read)"
+        )
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--files-with-user", type=int, default=10)
     parser.add_argument("--dir", type=Path, default=None, help="where (default: a temp dir)")
+    parser.add_argument("--log", type=int, default=0, help="also time the log leg on N events")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="privacy-bench-", dir=args.dir))
     try:
+        if args.log:
+            bench_log(data_dir, args.log)
         root = data_dir / "archive"
         started = time.perf_counter()
-        files, user_events = write_archive(root, args.events, args.files_with_user)
+        files, holding, user_events = write_archive(root, args.events, args.files_with_user)
         size = sum(p.stat().st_size for p in root.rglob("*.gz"))
         print(
             f"archive: {args.events:,} events in {files} files, {size / 1e6:,.0f} MB gzip,"
-            f" {user_events} of the user's in {args.files_with_user} files"
+            f" {user_events} of the user's in {holding} files"
             f" (written in {time.perf_counter() - started:.0f} s, not timed)"
         )
         lines, base_s = decompress_all(root)
         print(f"baseline (decompress only): {lines:,} events in {base_s:.1f} s,"
               f" {lines / base_s:,.0f} events/s")  # fmt: skip
-        store = SqliteStore(data_dir / "log.db")
+        store = SqliteStore(data_dir / "archive-bench.db")
         try:
             target = ArchiveTarget(Settings(data_dir=data_dir), store)
             start = time.perf_counter()

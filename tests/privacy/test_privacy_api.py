@@ -5,15 +5,19 @@ UNSUPPRESS over HTTP, `/metrics` and `sluice status`."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from privacy_kit import Admin, sluice
 
-from server import WRITE_KEY, SluiceServer, StartServer, wait_for
+from server import WRITE_KEY, SluiceServer, StartServer, require, wait_for
 from sluice.store.base import EventQuery
 
 ENV = {"SLUICE_WORKERS": "2", "SLUICE_WAREHOUSE_INTERVAL_S": "0"}
@@ -152,3 +156,45 @@ def test_suppression_at_ingest_then_unsuppress(server: SluiceServer, admin: Admi
     wait_for(lambda: any(after in p for p in stored_users(server)), what="the event stored")
     out = sluice(server.data_dir, server.env, "suppressions", "check", user, check=False)
     assert out.returncode == 1 and out.stdout.strip() == "not suppressed"
+
+
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
+NODE_LIBRARY = JS_DIR / "node_modules" / "@segment" / "analytics-node" / "package.json"
+
+
+def test_segments_node_library_sees_suppression_as_success(
+    server: SluiceServer, admin: Admin
+) -> None:
+    """The real `@segment/analytics-node`: a batch mixing a suppressed user and another is
+    answered 200 (the library retries nothing, reports nothing); only the other is stored."""
+    node = shutil.which("node")
+    require(node is not None and NODE_LIBRARY.is_file(), "node or analytics-node is missing")
+    assert node is not None
+    run = uuid.uuid4().hex[:8]
+    hidden, shown = f"hidden-{run}", f"shown-{run}"
+    admin.ok(admin.call("POST", "/regulations", body("SUPPRESS_ONLY", hidden)))
+    time.sleep(2.5)
+    before = server.counters().get(("web", "suppressed"), 0)
+    calls = [
+        {"call": "track", "params": {"userId": user, "event": "Read", "properties": {"n": i}}}
+        for i in range(5)
+        for user in (hidden, shown)
+    ]
+    proc = subprocess.run(
+        [node, str(JS_DIR / "send_node.mjs"), "--host", server.base_url, "--write-key", WRITE_KEY],
+        input=msgspec.json.encode(calls),
+        capture_output=True,
+        cwd=JS_DIR,
+        timeout=60,
+        check=False,
+    )
+    report = msgspec.json.decode(proc.stdout)
+    assert proc.returncode == 0 and report["errors"] == [], proc.stderr
+    assert {r["status"] for r in report["requests"]} == {200}
+    wait_for(
+        lambda: server.counters().get(("web", "suppressed"), 0) >= before + 5,
+        timeout=20,
+        what="the suppressed counter",
+    )
+    stored = "\n".join(stored_users(server))
+    assert stored.count(f'"userId":"{shown}"') == 5 and hidden not in stored

@@ -6,14 +6,13 @@ while everyone else's data stays."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from privacy_kit import Admin, sluice, traces
+from privacy_kit import Admin, files_holding, sluice, traces
 
 from s3server import S3Server, s3_server_fixture  # noqa: F401 (the fixture)
 from server import WRITE_KEY, SluiceServer, StartServer, wait_for
@@ -22,12 +21,7 @@ from sluice.identity.tables import open_identity_db
 from sluice.objectstore import ObjectStore
 
 SERVER_ENV = {"SLUICE_WORKERS": "2", "SLUICE_ARCHIVE_MAX_FILE_AGE_S": "1"}
-# The warehouse's deletion is a target of `privacy/targets/external.py` (built on another
-# branch): until it is there, the default DuckDB warehouse is not loaded here, so the search
-# below covers what this Sluice can delete; with it, the warehouse file is searched too.
-HAS_EXTERNAL_TARGETS = importlib.util.find_spec("sluice.privacy.targets.external") is not None
-if not HAS_EXTERNAL_TARGETS:
-    SERVER_ENV["SLUICE_WAREHOUSE_INTERVAL_S"] = "0"
+# The default DuckDB warehouse loads too: its deletion (`warehouse:default`) is searched as well.
 
 
 def batch_of(user: str, email: str, n: int) -> dict[str, Any]:
@@ -171,6 +165,12 @@ def test_suppress_with_delete_leaves_no_trace(
     server.stop()  # no process holds a file open that could still be written
     leftover = traces(data_dir, env.get("SLUICE_DATABASE_URL"), victim, victim_email)
     assert leftover + bucket_holding(bucket, victim, victim_email) == []
+    # DuckDB's free blocks may still hold deleted bytes (known issue, docs/privacy.md); any
+    # other file holding them is a failure above.
+    residue = set(files_holding(data_dir, victim, everything=True)) - set(
+        files_holding(data_dir, victim)
+    )
+    assert residue <= {"warehouse.duckdb"}, residue
     kept = traces(data_dir, env.get("SLUICE_DATABASE_URL"), keeper) + bucket_holding(bucket, keeper)
     assert any("archive" in t or t.startswith("s3 ") for t in kept), kept
     assert any("events" in t or t.startswith("file log.db") for t in kept), kept

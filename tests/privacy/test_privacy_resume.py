@@ -89,11 +89,8 @@ def test_kill_9_mid_deletion_then_restart_completes(
         what="the regulation to finish after the restart",
     )
     done = {leg.target: leg for leg in store.regulation_legs(regulate_id)}
-    assert {t: leg.status for t, leg in done.items()} == {
-        "log": "FINISHED",
-        "archive": "FINISHED",
-        "profiles": "FINISHED",
-    }
+    assert {"log", "archive", "profiles"} <= set(done)  # and the workspace's warehouse
+    assert {leg.status for leg in done.values()} == {"FINISHED"}, done
     server.stop()
     assert traces(data_dir, env.get("SLUICE_DATABASE_URL"), victim) == []
     # Every other old event is still there, in files of the same names.

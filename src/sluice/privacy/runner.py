@@ -6,7 +6,8 @@ each target in order and records the leg's outcome as soon as it is known: a kil
 most the leg in flight, which runs again (targets are idempotent). `log` goes first and is a
 barrier: the archive and profiles legs run only after the log holds none of the subject's events,
 so no consumer can copy one again. A leg that answers RETRYING is tried again on a later pass,
-with a backoff; FINISHED, FAILED and NOT_SUPPORTED legs are final.
+with a backoff; FINISHED, FAILED and NOT_SUPPORTED legs are final. A leg that raises is tried
+again too, and FAILED after MAX_LEG_ERRORS errors in a row.
 
 The overall status (Segment's): RUNNING while a leg is not final; FINISHED when every leg
 finished (or does not apply); FAILED when a leg of Sluice's own stores failed; PARTIAL_SUCCESS
@@ -24,7 +25,13 @@ from collections.abc import Sequence
 from sluice.config import Settings
 from sluice.privacy.regulation import EFFECTS
 from sluice.privacy.targets.archive import ArchiveTarget
-from sluice.privacy.targets.base import Subject, SubjectType, Target, TargetOutcome
+from sluice.privacy.targets.base import (
+    OutcomeStatus,
+    Subject,
+    SubjectType,
+    Target,
+    TargetOutcome,
+)
 from sluice.privacy.targets.external import external_targets
 from sluice.privacy.targets.log import LogTarget, progress_unit
 from sluice.privacy.targets.profiles import ProfilesTarget
@@ -40,6 +47,7 @@ MAX_BACKOFF_S = 60.0
 FINAL_LEGS = ("FINISHED", "FAILED", "NOT_SUPPORTED")
 DESTINATION_PREFIX = "destination:"
 ERASE_ATTEMPTS = 20
+MAX_LEG_ERRORS = 5  # a leg that raises this many times in a row is FAILED
 
 
 def external_targets_for(store: Store, settings: Settings) -> list[Target]:
@@ -53,6 +61,7 @@ class RegulationRunner:
         self.store = store
         self._next_try: dict[str, tuple[float, float]] = {}  # id -> (monotonic due, backoff)
         self._logged: dict[tuple[str, str], str] = {}  # (regulation, leg) -> status logged
+        self._errors: dict[tuple[str, str], int] = {}  # (regulation, leg) -> errors in a row
 
     async def run(self) -> None:
         while True:
@@ -86,13 +95,17 @@ class RegulationRunner:
             if reg.source_id is not None:  # a source's data: its rows and files only
                 return found
             found.append(ProfilesTarget(self.settings))
-        for target in external_targets_for(self.store, self.settings):
+        for target in self.external_targets():
             if target.name.startswith(DESTINATION_PREFIX):
                 if effects.destinations:
                     found.append(target)
             elif effects.internal:
                 found.append(target)
         return found
+
+    def external_targets(self) -> list[Target]:
+        """The warehouse, lake and destination targets of the workspace as it is now."""
+        return external_targets_for(self.store, self.settings)
 
     async def advance(self, reg: RegulationRow) -> str:
         """Run the legs that are not final yet; returns the regulation's status after."""
@@ -135,22 +148,30 @@ class RegulationRunner:
         self._next_try.pop(reg.id, None)
         for key in [k for k in self._logged if k[0] == reg.id]:
             del self._logged[key]
+        for key in [k for k in self._errors if k[0] == reg.id]:
+            del self._errors[key]
         log_at = log.info if status == "FINISHED" else log.warning
         log_at("regulation %s (%s): %s %s", reg.id, reg.type, status, detail)
         return status
 
     async def _run_leg(self, reg: RegulationRow, target: Target, subject: Subject) -> TargetOutcome:
+        key = (reg.id, target.name)
         try:
             outcome = await target.delete(reg.id, subject)
+            self._errors.pop(key, None)
         except Exception as exc:
-            log.exception("regulation %s: the %s leg failed", reg.id, target.name)
-            outcome = TargetOutcome(target.name, "FAILED", f"{type(exc).__name__}: {exc}"[:500])
+            # An error may be passing (a lost connection, a full disk being cleaned): tried
+            # again with the backoff, FAILED only when it keeps happening.
+            errors = self._errors[key] = self._errors.get(key, 0) + 1
+            log.exception("regulation %s: the %s leg raised (%d/%d)", reg.id, target.name,
+                          errors, MAX_LEG_ERRORS)  # fmt: skip
+            status: OutcomeStatus = "FAILED" if errors >= MAX_LEG_ERRORS else "RETRYING"
+            outcome = TargetOutcome(target.name, status, f"{type(exc).__name__}: {exc}"[:500])
         leg = LegRow(
             reg.id, target.name, outcome.status, outcome.detail, outcome.removed,
             int(time.time() * 1000),
         )  # fmt: skip
         await asyncio.to_thread(self.store.record_leg, leg)
-        key = (reg.id, target.name)
         if self._logged.get(key) != outcome.status:
             self._logged[key] = outcome.status
             log_at = log.warning if outcome.status == "FAILED" else log.info

@@ -100,8 +100,33 @@ def test_duckdb_warehouse_loses_every_trace_of_the_user(store: SqliteStore, tmp_
     assert duck_search(path, SUBJECT) == []
     assert duck_search(path, SUBJECT_EMAIL) == []
     assert {u: duck_rows_of(path, u) for u in OTHERS} == others
+    # Not even in the file's free blocks: the file was rewritten (no marker or copy left).
+    assert SUBJECT.encode() not in path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("main", ".main"))) == [
+        "main.duckdb"
+    ]
     again = run(DuckDBWarehouseTarget("main", path))  # a second run (after a crash) is fine
     assert (again.status, again.removed) == ("FINISHED", 0)
+
+
+def test_duckdb_rewrite_interrupted_runs_again(store: SqliteStore, tmp_path: Path) -> None:
+    """Rows deleted but the file not yet rewritten (a crash): the marker makes the next call
+    rewrite it, although it finds nothing more to delete."""
+    seed(store)
+    path = tmp_path / "main.duckdb"
+    load(store, tmp_path, {"id": "main", "type": "duckdb", "settings": {"path": str(path)}})
+    db = duckdb.connect(str(path))
+    try:
+        DuckDBWarehouseTarget._erase(db, ALICE)
+        db.execute("CHECKPOINT")
+    finally:
+        db.close()
+    (tmp_path / "main.duckdb.erase-pending").touch()
+    outcome = run(DuckDBWarehouseTarget("main", path))
+    assert (outcome.status, outcome.removed) == ("FINISHED", 0)
+    assert not (tmp_path / "main.duckdb.erase-pending").exists()
+    assert SUBJECT.encode() not in path.read_bytes()
+    assert sum(duck_rows_of(path, OTHERS[0]).values()) > 0
 
 
 def test_duckdb_reload_after_deletion_keeps_counts_and_loads_new_events(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -49,11 +50,26 @@ from sluice.warehouse.base import DISCARDS_TABLE, LOADS_TABLE, META_SCHEMA
 _ERASER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "custom_user_agent": "sluice-privacy"
 }
+# Beside a DuckDB file while its copy without the deleted rows is made (`_rewrite`).
+REWRITE_PENDING = ".erase-pending"
 DELETIONS_TABLE = "deletions"  # regulation_id PRIMARY KEY, fence, requested_at (PostgreSQL)
 # warehouse/postgres.py's advisory lock on a schema: (0x51C3, crc32(schema + NUL) - 2**31).
 _TABLE_LOCK_SPACE = 0x51C3
 
 LogHead = Callable[[], int]
+
+
+def _durable_touch(path: Path) -> None:
+    path.touch()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _quote(name: str) -> str:
@@ -97,10 +113,15 @@ class DuckDBWarehouseTarget:
                 f"warehouse {self.warehouse_id}: {self.path} is open in another process or"
                 f" connection (a load in progress?), tried again later: {exc}",
             )
+        pending = self.path.with_name(self.path.name + REWRITE_PENDING)
         try:
             removed, tables = self._erase(db, subject)
             db.execute("CHECKPOINT")  # the deleted rows' blocks are rewritten now, not later
-        except duckdb.Error as exc:
+            if removed or pending.exists():
+                _durable_touch(pending)
+                self._rewrite(db)
+                pending.unlink()
+        except (duckdb.Error, OSError) as exc:
             return TargetOutcome(
                 self.name, "RETRYING", f"warehouse {self.warehouse_id}: deletion failed: {exc}"
             )
@@ -112,6 +133,29 @@ class DuckDBWarehouseTarget:
             f"warehouse {self.warehouse_id}: {removed} rows deleted from {tables} tables",
             removed,
         )
+
+    def _rewrite(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Copy the database into a new file and rename it over the old one.
+
+        DuckDB reuses a deleted row's blocks but does not wipe them: the subject's bytes stay in
+        the file's free blocks until overwritten. A copy holds only live rows. The rename happens
+        while this connection still holds the old file, so a loader waiting for it opens the
+        new, complete file; a crash before the rename leaves the marker, and the next call
+        rewrites again (the rows are gone already)."""
+        fresh = self.path.with_name(f".{self.path.name}.erase.tmp")
+        fresh.unlink(missing_ok=True)
+        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
+        (name,) = db.execute("SELECT current_database()").fetchone() or ("",)
+        quoted = str(fresh).replace("'", "''")
+        db.execute(f"ATTACH '{quoted}' AS sluice_erase_copy")
+        try:
+            db.execute(f"COPY FROM DATABASE {_quote(str(name))} TO sluice_erase_copy")
+        finally:
+            db.execute("DETACH sluice_erase_copy")
+        with open(fresh, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(fresh, self.path)
+        _fsync_dir(self.path.parent)
 
     @staticmethod
     def _erase(db: duckdb.DuckDBPyConnection, subject: Subject) -> tuple[int, int]:

@@ -240,3 +240,32 @@ def test_a_warehouse_load_brings_the_events_and_the_profiles(tmp_path: Path) -> 
         assert sorted(ids) == [
             ("anonymous_id", "anon-1"), ("email", "jane@example.com"), ("user_id", "jane")
         ]  # fmt: skip
+
+
+def test_a_merge_of_a_merged_profile_appends_recursive_rows(warehouse: Warehouse) -> None:
+    """Segment's "recursive entries": when b (which c had joined) merges into a, both b and c
+    get an id_graph_updates row to a, triggered by that merge."""
+    page = [{"type": "page", "anonymousId": f"anon-{x}"} for x in "abc"]
+    log = ListLog([*page, {"type": "identify", "anonymousId": "anon-b",
+                           "context": {"externalIds": [{"id": "anon-c", "type": "anonymous_id",
+                                                        "collection": "users"}]}}])  # fmt: skip
+    warehouse.sync(log)
+    q = warehouse.query
+    owner = dict(q("SELECT value, canonical_segment_id FROM profiles.user_identifiers"))
+    a, b = owner["anon-a"], owner["anon-b"]
+    assert owner["anon-c"] == b
+    [(c,)] = q(f"SELECT segment_id FROM profiles.id_graph WHERE segment_id NOT IN ('{a}', '{b}')")
+    log.add({"type": "identify", "anonymousId": "anon-a",
+             "context": {"externalIds": [{"id": "anon-b", "type": "anonymous_id"}]}})  # fmt: skip
+    appended = warehouse.sync(log)
+    assert appended["id_graph_updates"] == 2
+    assert sorted(
+        q(
+            "SELECT segment_id, canonical_segment_id, triggering_event_id FROM"
+            " profiles.id_graph_updates WHERE canonical_segment_id = "
+            f"'{a}' AND segment_id <> '{a}'"
+        )
+    ) == sorted([(b, a, "m5"), (c, a, "m5")])
+    assert sorted(q("SELECT segment_id, canonical_segment_id FROM profiles.id_graph")) == sorted(
+        [(a, a), (b, a), (c, a)]
+    )

@@ -237,6 +237,7 @@ static const char *object_members(Scan *s, const char *p, const char *end, int n
             s->ok = 0;
         return p + 1;
     }
+    int next = node >= 0 ? s->nodes[node].first : 0; /* the member expected next */
     uint32_t stamp = ++s->stamp;
     if (stamp == 0) { /* wrapped: forget the old stamps */
         memset(s->seen, 0, sizeof(uint32_t) * (size_t)s->n_seen);
@@ -254,14 +255,24 @@ static const char *object_members(Scan *s, const char *p, const char *end, int n
         p++;
         int found = -1;
         if (node >= 0) {
+            /* Events mostly repeat the key order the tree learnt: the member after the last
+               one found is tried first, then all of them. */
             const Node *n = &s->nodes[node];
-            for (int i = n->first; i < n->first + n->count; i++) {
-                const Member *m = &s->members[i];
-                if (m->len == len && memcmp(m->key, key, (size_t)len) == 0) {
-                    found = i;
-                    break;
+            const Member *m = &s->members[next];
+            if (next < n->first + n->count && m->len == len &&
+                memcmp(m->key, key, (size_t)len) == 0) {
+                found = next;
+            } else {
+                for (int i = n->first; i < n->first + n->count; i++) {
+                    m = &s->members[i];
+                    if (m->len == len && memcmp(m->key, key, (size_t)len) == 0) {
+                        found = i;
+                        break;
+                    }
                 }
             }
+            if (found >= 0)
+                next = found + 1;
         }
         if (found < 0) {
             s->ok = 0;

@@ -15,7 +15,7 @@ compares the lake read back with the DuckDB warehouse loaded from the same log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +23,26 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sluice.lake.intake import split
+from sluice.lake.intake import Events, events_table, joined, split
+from sluice.lake.scanning import read_events
 from sluice.store.base import StoredEvent
-from sluice.warehouse.base import ColumnType, StagedRows, TableBatch
-from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json, tables_to_load
+from sluice.warehouse import compiled
+from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.columnar import (
+    SAMPLE_EVENTS,
+    Chunk,
+    ColumnarPlanner,
+    _decode_json,
+    tables_to_load,
+)
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CONST,
     ExactPlanNeeded,
     Layout,
+    Node,
+    Path,
+    Source,
     all_paths,
     discover,
     signature,
@@ -40,6 +51,7 @@ from sluice.warehouse.stage import (
     ARROW_TYPES,
     Column,
     Group,
+    TableKey,
     Types,
     compiled_select,
     select_sql,
@@ -69,6 +81,7 @@ class LakeChunk(Chunk):
         super().__init__(owner, number)
         self._stages: dict[str, pa.Table] = {}
         self._ids: dict[str, set[str]] = {}  # messageIds per schema (`Chunk._seen`)
+        self._events: dict[int, Events] = {}  # group index -> its events (payloads not copied)
 
     def _add(self, events: Sequence[StoredEvent]) -> None:
         """As `Chunk._add`, column-wise (intake.py)."""
@@ -91,15 +104,92 @@ class LakeChunk(Chunk):
                 return
         self._held.extend(events)  # the exact planner plans the chunk: it has them all
 
+    def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
+        """The chunk's events again, in log order and pieces of `size`, for the exact planner."""
+        events = [*self._aside, *self._held]
+        for (source_id, call, event), parts in self._parts.items():
+            for part in parts:
+                events.extend(
+                    StoredEvent(seq, source_id, message_id, call, event, 0, payload)
+                    for seq, message_id, payload in zip(
+                        part.seq.to_pylist(),
+                        part.message_id.to_pylist(),
+                        part.payloads,
+                        strict=True,
+                    )
+                )
+        events.sort(key=lambda e: e.seq)
+        for start in range(0, len(events), size):
+            yield events[start : start + size]
+
     def release(self) -> None:
         self._stages.clear()
+        self._events.clear()
         super().release()
 
+    # -- the group's events: payloads as the log has them, in Arrow only when DuckDB asks ------
+
+    def _gather(self, index: int, parts: list[Any]) -> None:
+        self._events[index] = joined(parts)
+
+    def _first(self, group: Group) -> tuple[int, str]:
+        events = self._events[group.index]
+        return events.seq[0].as_py(), events.message_id[0].as_py()
+
     def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
-        super()._register(db, index)
+        if index in self._arrows:  # the events in Arrow, where a query needed them
+            db.register(f"sluice_e{index}", self._arrows[index])
         name = _stage_name(index)
         if name in self._stages:
             db.register(name, self._stages[name])
+
+    def _arrow(self, group: Group) -> pa.Table:
+        """The group's events as Arrow (made once), registered on this thread's cursor: for the
+        few queries that read payloads (first values, flagged values, `Warehouses`)."""
+        table = self._arrows.get(group.index)
+        if table is None:
+            table = self._arrows[group.index] = events_table(self._events[group.index])
+        self.db.register(f"sluice_e{group.index}", table)
+        return table
+
+    def _sample(self, groups: list[Group]) -> None:
+        """Decode the first events of the groups this planner has no tree for yet.
+
+        A group whose tree an earlier chunk learnt is not decoded again: its events with a key
+        the tree lacks are found and decoded when it is read (`_stage`), and a column's first
+        value is then asked of DuckDB (`_first_values_sql`), as for a group past its sample.
+        """
+        for group in groups:
+            if group.key in self.owner.trees:
+                continue
+            tree = self.owner.trees[group.key] = Node()
+            events = self._events[group.index]
+            seqs = events.seq.slice(0, SAMPLE_EVENTS).to_pylist()
+            for seq, payload in zip(seqs, events.payloads[:SAMPLE_EVENTS], strict=True):
+                msg = _decode_json(payload)
+                discover(msg, tree)
+                group.sample.append((seq, msg))
+            group.complete = len(group.sample) < SAMPLE_EVENTS
+            group.prefix_end = group.sample[-1][0] if group.sample else 0
+
+    def _first_values_sql(
+        self, group: Group, asks: list[tuple[tuple[TableKey, str], Source, Path | None]]
+    ) -> Iterator[tuple[tuple[TableKey, str], int, Any]]:
+        self._arrow(group)
+        return super()._first_values_sql(group, asks)
+
+    def _check_warehouses_option(self, groups: list[Group]) -> None:
+        for group in groups:
+            integrations = self.owner.trees[group.key].children.get("integrations", Node())
+            if "Warehouses" in integrations.children:
+                self._arrow(group)
+        super()._check_warehouses_option(groups)
+
+    def _discards(
+        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
+    ) -> None:
+        self._arrow(group)
+        super()._discards(group, col, out)
 
     def _drop(self, table: str) -> None:
         self._stages.pop(table, None)
@@ -111,7 +201,11 @@ class LakeChunk(Chunk):
         group.stage = _stage_name(group.index)
         reader = CompiledReader(tree)
         outputs, _ = compiled_select(group, made, "sluice_r")
-        read_rows, odd_events = reader.tables(self._arrows[group.index], outputs)
+        events = self._events[group.index]
+        if compiled.scan() is None:  # not built: DuckDB reads every event, from Arrow
+            read_rows, odd_events = reader.tables(self._arrow(group), outputs)
+        else:
+            read_rows, odd_events = read_events(reader, events, outputs)
         odd_count = odd_events.num_rows
         if odd_count and read_rows.num_rows:  # (no rows at all: the reader is not built)
             read_rows = read_rows.filter(pc.invert(read_rows["sluice_odd"]))
@@ -148,10 +242,9 @@ class LakeChunk(Chunk):
         not_ok = pc.invert(stage["sluice_ok"])
         if not pc.any(not_ok).as_py():
             return False
-        seqs = stage["seq"].filter(not_ok)
-        events = self._arrows[group.index]
-        picked = events.filter(pc.is_in(events["seq"], value_set=seqs.combine_chunks()))
-        odd = sorted(zip(picked["seq"].to_pylist(), picked["payload"].to_pylist(), strict=True))
+        seqs = stage["seq"].filter(not_ok).combine_chunks()
+        at = pc.indices_nonzero(pc.is_in(events.seq, value_set=seqs)).to_pylist()
+        odd = [(events.seq[i].as_py(), events.payloads[i]) for i in at]  # in log order
         before, known = signature(tree), set(all_paths(tree))
         sampled = {seq for seq, _ in group.sample}
         for seq, payload in odd:

@@ -137,11 +137,10 @@ class LakeChunk(Chunk):
         return events.seq[0].as_py(), events.message_id[0].as_py()
 
     def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
-        if index in self._arrows:  # the events in Arrow, where a query needed them
+        """Only the events already in Arrow: stages are registered where a query reads them
+        (`_discards`; `_check` counts in Arrow)."""
+        if index in self._arrows:
             db.register(f"sluice_e{index}", self._arrows[index])
-        name = _stage_name(index)
-        if name in self._stages:
-            db.register(name, self._stages[name])
 
     def _arrow(self, group: Group) -> pa.Table:
         """The group's events as Arrow (made once), registered on this thread's cursor: for the
@@ -189,7 +188,53 @@ class LakeChunk(Chunk):
         self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
     ) -> None:
         self._arrow(group)
+        self.db.register(group.stage, self._stages[group.stage])
         super()._discards(group, col, out)
+
+    def _check(
+        self, group: Group
+    ) -> tuple[set[tuple[str, str, str]], list[tuple[tuple[int, int, int], Discard]]]:
+        """`Chunk._check`'s counts and checks, counted in Arrow over the stage (registering it
+        in DuckDB for those few aggregates cost more than they do)."""
+        discards: list[tuple[tuple[int, int, int], Discard]] = []
+        if pc.any(self._stages[group.stage]["sluice_flag"]).as_py():
+            for col in {id(c): c for c in group.columns.values() if c.flag}.values():
+                self._discards(group, col, discards)
+        stage = self._stages[group.stage]  # as patched
+        known = self.owner.planner.known(group.schema)
+        profiled = {layout.table for layout in group.layouts if layout.profile is not None}
+        new = [
+            (key, c)
+            for key, c in group.columns.items()
+            if c.source.role != CONST and key[1] not in known.get(key[0], {})
+        ]
+        group.rows = rows = stage.num_rows
+        bad_ids = rows - _trues(pc.equal(stage["sluice_id"], stage["message_id"]))
+        bad_events = 0
+        if group.key[1] == "track":
+            event, name = stage["sluice_event"], group.key[2]
+            bad_events = rows - (
+                event.null_count if name is None else _trues(pc.equal(event, name))
+            )
+        if bad_ids or bad_events:
+            raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
+        group.profiles = 0
+        latest = stage.slice(0, 0)
+        if profiled:  # users/accounts: the latest row of each profile id
+            pid = stage["sluice_pid"]
+            rows_with = stage.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
+            group.profiles = pc.count_distinct(rows_with["sluice_pid"]).as_py()
+            last = rows_with.group_by("sluice_pid").aggregate([("seq", "max")])["seq_max"]
+            latest = rows_with.filter(pc.is_in(rows_with["seq"], value_set=last))
+        used: set[tuple[str, str, str]] = set()
+        for (table, column), col in new:
+            values = (latest if table in profiled else stage)[col.name]
+            if len(values) - values.null_count:
+                used.add((group.schema, table, column))
+        for (table, column), col in group.columns.items():
+            if col.source.role == CONST and rows:
+                used.add((group.schema, table, column))
+        return used, discards
 
     def _drop(self, table: str) -> None:
         self._stages.pop(table, None)
@@ -258,9 +303,10 @@ class LakeChunk(Chunk):
         group.fresh.update(set(all_paths(tree)) - known)
         return True
 
-    def _set(self, name: str, stage: pa.Table) -> None:
+    def _set(self, name: str, stage: pa.Table, register: bool = False) -> None:
         self._stages[name] = stage
-        self.db.register(name, stage)
+        if register:
+            self.db.register(name, stage)
 
     def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
         """The values Python made (by seq), patched into the group's Arrow stage."""
@@ -269,7 +315,7 @@ class LakeChunk(Chunk):
         values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
         patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
         index = stage.column_names.index(col.name)
-        self._set(group.stage, stage.set_column(index, col.name, patched))
+        self._set(group.stage, stage.set_column(index, col.name, patched), register=True)
 
     def _batches(
         self,
@@ -315,6 +361,11 @@ class LakeChunk(Chunk):
         return pa.Table.from_arrays(
             arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
         )
+
+
+def _trues(mask: pa.ChunkedArray) -> int:
+    """How many values of a boolean column are true (NULL is not)."""
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def _stage_name(index: int) -> str:

@@ -100,7 +100,7 @@ STAGES = {  # (owner module, class or None, function): label
         "sluice.lake.backend",
         "LakeBackend",
         "load",
-    ): "the load thread (cutting by hour, manifest; waits)",
+    ): "the load thread (cutting by hour, manifest)",
 }
 
 

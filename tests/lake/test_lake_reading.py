@@ -174,21 +174,70 @@ def test_later_chunks_learn_keys_and_first_values_without_a_sample(tmp_path: Pat
         _append_raw(store, [_track(n, "Paid", total=n, note="y", color="blue") for n in (10, 11)])
         report = load(store, tmp_path / "lake", chunk=4)
         assert report.events == 12
-        path = tmp_path / "warehouse.duckdb"
-        body = b'{"id": "main", "type": "duckdb"}'
-        WarehouseLoader(
-            Settings(), store, body, backend_factory=lambda c: DuckDBBackend(path), chunk_events=4
-        ).load_once()
+        expected, got = _both(store, tmp_path, 4)
     finally:
         store.close()
-    with duckdb.connect(str(path), read_only=True) as wh:
-        wh.execute("SET TimeZone = 'UTC'")
-        expected = _tables(wh)
-    with connect(LakeBackend(LocalStorage(tmp_path / "lake"))) as lake:
-        got = _tables(lake)
     assert set(got) == set(expected) == {"tracks", "paid", "other"}
     for name, rows in expected.items():
         assert got[name] == rows, name
     notes = {dict(row)["id"]: dict(row).get("note") for row in got["paid"][1:]}
     assert notes["t-4"] == "late" and notes["t-5"] == 'q"uote' and notes["t-6"] == "日本"
     assert notes["t-9"] == "\ufffd"  # the exact planner's reading of the broken text
+
+
+def _both(
+    store: SqliteStore, tmp_path: Path, chunk: int, sources: list[str] | None = None
+) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]]]:
+    """The DuckDB warehouse loaded from the same log, and the lake at tmp_path/lake, read."""
+    path = tmp_path / "warehouse.duckdb"
+    body = msgspec.json.encode({"id": "main", "type": "duckdb", "sources": sources or []})
+    WarehouseLoader(
+        Settings(), store, body, backend_factory=lambda c: DuckDBBackend(path), chunk_events=chunk
+    ).load_once()
+    with duckdb.connect(str(path), read_only=True) as wh:
+        wh.execute("SET TimeZone = 'UTC'")
+        expected = _tables(wh)
+    with connect(LakeBackend(LocalStorage(tmp_path / "lake"))) as lake:
+        return expected, _tables(lake)
+
+
+def test_events_set_aside_leave_the_groups_as_the_warehouse_has_them(tmp_path: Path) -> None:
+    """Repeated messageIds, `integrations.Warehouses`, other sources and a group of one event:
+    the pieces intake.py sorts with some events set aside."""
+    store = SqliteStore(tmp_path / "log.db")
+    try:
+        _append_raw(store, [_track(n, "Paid", total=n) for n in range(3)])
+        _append_raw(store, [_track(1, "Paid", total=99)])  # t-1 again: dropped
+        skip = {
+            "messageId": "t-50",
+            "type": "track",
+            "event": "Paid",
+            "receivedAt": T1,
+            "integrations": {"Warehouses": {"all": False}},
+            "properties": {"total": 7},
+        }
+        events = [
+            NewEvent("web", "t-50", "track", "Paid", 0, msgspec.json.encode(skip)),
+            NewEvent("ios", "t-60", "track", "Paid", 0, _track(60, "Paid", total=6)[2]),
+            NewEvent("web", "t-70", "track", "Lone", 0, _track(70, "Lone", one=True)[2]),
+        ]
+        store.append(AppendBatch(events=events))
+        _append_raw(store, [_track(n, "Paid", total=n) for n in (4, 5)])
+        body = msgspec.json.encode({"id": "lake", "type": "lake", "sources": ["web"]})
+        loader = WarehouseLoader(
+            Settings(),
+            store,
+            body,
+            backend_factory=lambda c: LakeBackend(LocalStorage(tmp_path / "lake"), compact_files=0),
+            chunk_events=100,
+        )
+        report = loader.load_once()
+        assert (report.events, report.duplicates, report.skipped) == (9, 1, 2)
+        expected, got = _both(store, tmp_path, 100, ["web"])
+    finally:
+        store.close()
+    assert set(got) == set(expected) == {"tracks", "paid", "lone"}
+    for name, rows in expected.items():
+        assert got[name] == rows, name
+    ids = {dict(row)["id"] for row in got["tracks"][1:]}
+    assert ids == {"t-0", "t-1", "t-2", "t-4", "t-5", "t-70"}

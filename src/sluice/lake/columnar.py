@@ -4,9 +4,11 @@ A DuckDB or PostgreSQL warehouse wants a chunk's rows in DuckDB (stage tables it
 or reads as Arrow for COPY). A lake only wants Arrow tables, and copying the compiled reader's
 Arrow columns into DuckDB tables and reading them back cost more than reading the JSON
 (docs/lake.md "Figures"). So here each group's stage *is* the compiled reader's Arrow table (plus
-its constant columns; the few irregular events DuckDB reads are appended to it), registered in
-DuckDB under the stage's name for the planner's checks, and patched in Arrow where Python types
-a flagged value. Batches are Arrow tables cut from the stages (`ArrowRows`).
+its constant columns; the few irregular events DuckDB reads are appended to it), checked and
+counted in Arrow, and patched in Arrow where Python types a flagged value. Batches are Arrow
+tables cut from the stages (`ArrowRows`). A group's events keep the log's payloads (intake.py),
+which the compiled reader reads in place; DuckDB gets a stage or the events in Arrow only for
+the queries that read them (flagged values, first values, `Warehouses`).
 
 Everything else (groups, trees, types, discards, the event-table cap, the fallback to the exact
 planner) is `columnar.Chunk`'s own, so the lake plans as every warehouse does: tests/lake

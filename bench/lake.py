@@ -1,6 +1,7 @@
 """Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
 
     uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench] [--s3]
+        [--stages]
 
 Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
 with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
@@ -18,6 +19,16 @@ With `--s3` the same log is then loaded again into a lake on a moto S3 server th
 on a loopback port (tests/s3server.py): every file uploaded (and verified by the client), the
 manifest replaced last, as the worker does with `storage: s3`.
 
+The ceiling is pyarrow alone writing the same rows: the same tables (columns, types, order), the
+same files (one per collection, hour and chunk), the same writer options (zstd level 1, the same
+dictionary columns), the same row groups (one a file: no file reaches pyarrow's 1Mi-row default;
+the bench prints both counts) and as many encoding threads. It is stricter than the lake's
+writing: it does not `fsync` or rename its files.
+
+`--stages` also prints where the lake's CPU goes (thread CPU seconds of each stage, summed over
+the threads it runs on): sorting events into groups, decoding the first events of new groups,
+the compiled reader, the checks, encoding Parquet, the rest of the backend's load.
+
 That ceiling reads no JSON, and the lake must read ~1 GB of it. A second reference adds the
 least any reader of the log does: msgspec decoding each payload once (no flattening, typing or
 grouping; one thread, as Python decodes), then the same write. CPU seconds are printed too: on
@@ -27,11 +38,14 @@ a machine shared with other work they vary less than wall times.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -73,6 +87,56 @@ def load(
     report = loader.load_once()
     seconds = time.perf_counter() - started
     return seconds, _cpu(cpu_before), report.events, report.total_rows
+
+
+STAGES = {  # (owner module, class or None, function): label
+    ("sluice.lake.columnar", "LakeChunk", "_add"): "sorting events into groups (intake.py)",
+    ("sluice.lake.columnar", "LakeChunk", "_sample"): "decoding new groups' first events",
+    ("sluice.lake.columnar", "LakeChunk", "_stage"): "the compiled reader (_scan.read_bytes)",
+    ("sluice.lake.columnar", "LakeChunk", "_check"): "checks and counts",
+    ("sluice.lake.columnar", "LakeChunk", "_batches"): "cutting tables from the stages",
+    ("sluice.lake.backend", None, "parquet_bytes"): "encoding Parquet",
+    (
+        "sluice.lake.backend",
+        "LakeBackend",
+        "load",
+    ): "the load thread (cutting by hour, manifest)",
+}
+
+
+def timed_stages() -> tuple[dict[str, list[float]], Callable[[], None]]:
+    """Wrap each of `STAGES` to sum its thread CPU seconds; returns the sums and an undo."""
+    spent: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    undo: list[tuple[Any, str, Any]] = []
+    for (module_name, class_name, name), label in STAGES.items():
+        owner: Any = importlib.import_module(module_name)
+        if class_name is not None:
+            owner = getattr(owner, class_name)
+        original = getattr(owner, name)
+        spent[label] = [0.0, 0]
+
+        def call(*args: Any, _fn: Any = original, _label: str = label, **kwargs: Any) -> Any:
+            before = time.thread_time()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[_label][0] += time.thread_time() - before
+                    spent[_label][1] += 1
+
+        setattr(owner, name, call)
+        undo.append((owner, name, original))
+
+    def restore() -> None:
+        for owner, name, original in undo:
+            setattr(owner, name, original)
+
+    return spent, restore
+
+
+def row_groups(root: Path) -> int:
+    return sum(pq.ParquetFile(path).num_row_groups for path in root.rglob("*.parquet"))
 
 
 def ceiling(root: Path, out: Path) -> tuple[float, float, int, int]:
@@ -119,6 +183,7 @@ def main() -> None:
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
     parser.add_argument("--s3", action="store_true", help="also load into a local S3 server")
+    parser.add_argument("--stages", action="store_true", help="print the lake's CPU by stage")
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
     root, again = base / "lake", base / "ceiling"
@@ -126,7 +191,11 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"generating {args.events:,} events ...", flush=True)
     log = _Log(args.events, "web")
-    seconds, cpu, events, rows = load(log, root, args.chunk)
+    spent, restore = timed_stages() if args.stages else ({}, lambda: None)
+    try:
+        seconds, cpu, events, rows = load(log, root, args.chunk)
+    finally:
+        restore()
     files = list(root.rglob("*.parquet"))
     size = sum(f.stat().st_size for f in files)
     rate = events / seconds
@@ -136,12 +205,15 @@ def main() -> None:
     )
     print(f"  end to end  {rate:>9,.0f} events/s {rows / seconds:>10,.0f} rows/s ({seconds:.1f} s)")
     print(f"  CPU         {cpu:>9.1f} s ({cpu / seconds:.2f} cores busy of {os.cpu_count()})")
+    for label, (stage_cpu, calls) in spent.items():
+        print(f"    {label:<44} {stage_cpu:>6.2f} s CPU ({calls} calls)")
     write_s, write_cpu, write_files, write_rows = ceiling(root, again)
     top = events / write_s
     print(
         f"ceiling (pyarrow.parquet alone, {write_files} files, {write_rows:,} rows,"
         f" {WRITE_THREADS} threads): {top:,.0f} events/s ({write_s:.1f} s, {write_cpu:.1f} s CPU)"
     )
+    print(f"  row groups: the lake's files {row_groups(root)}, the ceiling's {row_groups(again)}")
     print(f"  the lake's share of the ceiling: {rate / top:.0%} ({write_cpu / cpu:.0%} in CPU)")
     decode_s, decode_cpu = decode_all(log)
     with_json = events / (decode_s + write_s)

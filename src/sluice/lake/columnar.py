@@ -4,9 +4,11 @@ A DuckDB or PostgreSQL warehouse wants a chunk's rows in DuckDB (stage tables it
 or reads as Arrow for COPY). A lake only wants Arrow tables, and copying the compiled reader's
 Arrow columns into DuckDB tables and reading them back cost more than reading the JSON
 (docs/lake.md "Figures"). So here each group's stage *is* the compiled reader's Arrow table (plus
-its constant columns; the few irregular events DuckDB reads are appended to it), registered in
-DuckDB under the stage's name for the planner's checks, and patched in Arrow where Python types
-a flagged value. Batches are Arrow tables cut from the stages (`ArrowRows`).
+its constant columns; the few irregular events DuckDB reads are appended to it), checked and
+counted in Arrow, and patched in Arrow where Python types a flagged value. Batches are Arrow
+tables cut from the stages (`ArrowRows`). A group's events keep the log's payloads (intake.py),
+which the compiled reader reads in place; DuckDB gets a stage or the events in Arrow only for
+the queries that read them (flagged values, first values, `Warehouses`).
 
 Everything else (groups, trees, types, discards, the event-table cap, the fallback to the exact
 planner) is `columnar.Chunk`'s own, so the lake plans as every warehouse does: tests/lake
@@ -15,7 +17,7 @@ compares the lake read back with the DuckDB warehouse loaded from the same log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +25,26 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sluice.lake.intake import split
+from sluice.lake.intake import Events, events_table, joined, split
+from sluice.lake.scanning import read_events
 from sluice.store.base import StoredEvent
-from sluice.warehouse.base import ColumnType, StagedRows, TableBatch
-from sluice.warehouse.columnar import Chunk, ColumnarPlanner, _decode_json, tables_to_load
+from sluice.warehouse import compiled
+from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.columnar import (
+    SAMPLE_EVENTS,
+    Chunk,
+    ColumnarPlanner,
+    _decode_json,
+    tables_to_load,
+)
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CONST,
     ExactPlanNeeded,
     Layout,
+    Node,
+    Path,
+    Source,
     all_paths,
     discover,
     signature,
@@ -40,6 +53,7 @@ from sluice.warehouse.stage import (
     ARROW_TYPES,
     Column,
     Group,
+    TableKey,
     Types,
     compiled_select,
     select_sql,
@@ -69,6 +83,7 @@ class LakeChunk(Chunk):
         super().__init__(owner, number)
         self._stages: dict[str, pa.Table] = {}
         self._ids: dict[str, set[str]] = {}  # messageIds per schema (`Chunk._seen`)
+        self._events: dict[int, Events] = {}  # group index -> its events (payloads not copied)
 
     def _add(self, events: Sequence[StoredEvent]) -> None:
         """As `Chunk._add`, column-wise (intake.py)."""
@@ -91,15 +106,137 @@ class LakeChunk(Chunk):
                 return
         self._held.extend(events)  # the exact planner plans the chunk: it has them all
 
+    def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
+        """The chunk's events again, in log order and pieces of `size`, for the exact planner."""
+        events = [*self._aside, *self._held]
+        for (source_id, call, event), parts in self._parts.items():
+            for part in parts:
+                events.extend(
+                    StoredEvent(seq, source_id, message_id, call, event, 0, payload)
+                    for seq, message_id, payload in zip(
+                        part.seq.to_pylist(),
+                        part.message_id.to_pylist(),
+                        part.payloads,
+                        strict=True,
+                    )
+                )
+        events.sort(key=lambda e: e.seq)
+        for start in range(0, len(events), size):
+            yield events[start : start + size]
+
     def release(self) -> None:
         self._stages.clear()
+        self._events.clear()
         super().release()
 
+    # -- the group's events: payloads as the log has them, in Arrow only when DuckDB asks ------
+
+    def _gather(self, index: int, parts: list[Any]) -> None:
+        self._events[index] = joined(parts)
+
+    def _first(self, group: Group) -> tuple[int, str]:
+        events = self._events[group.index]
+        return events.seq[0].as_py(), events.message_id[0].as_py()
+
     def _register(self, db: duckdb.DuckDBPyConnection, index: int) -> None:
-        super()._register(db, index)
-        name = _stage_name(index)
-        if name in self._stages:
-            db.register(name, self._stages[name])
+        """Only the events already in Arrow: stages are registered where a query reads them
+        (`_discards`; `_check` counts in Arrow)."""
+        if index in self._arrows:
+            db.register(f"sluice_e{index}", self._arrows[index])
+
+    def _arrow(self, group: Group) -> pa.Table:
+        """The group's events as Arrow (made once), registered on this thread's cursor: for the
+        few queries that read payloads (first values, flagged values, `Warehouses`)."""
+        table = self._arrows.get(group.index)
+        if table is None:
+            table = self._arrows[group.index] = events_table(self._events[group.index])
+        self.db.register(f"sluice_e{group.index}", table)
+        return table
+
+    def _sample(self, groups: list[Group]) -> None:
+        """Decode the first events of the groups this planner has no tree for yet.
+
+        A group whose tree an earlier chunk learnt is not decoded again: its events with a key
+        the tree lacks are found and decoded when it is read (`_stage`), and a column's first
+        value is then asked of DuckDB (`_first_values_sql`), as for a group past its sample.
+        """
+        for group in groups:
+            if group.key in self.owner.trees:
+                continue
+            tree = self.owner.trees[group.key] = Node()
+            events = self._events[group.index]
+            seqs = events.seq.slice(0, SAMPLE_EVENTS).to_pylist()
+            for seq, payload in zip(seqs, events.payloads[:SAMPLE_EVENTS], strict=True):
+                msg = _decode_json(payload)
+                discover(msg, tree)
+                group.sample.append((seq, msg))
+            group.complete = len(group.sample) < SAMPLE_EVENTS
+            group.prefix_end = group.sample[-1][0] if group.sample else 0
+
+    def _first_values_sql(
+        self, group: Group, asks: list[tuple[tuple[TableKey, str], Source, Path | None]]
+    ) -> Iterator[tuple[tuple[TableKey, str], int, Any]]:
+        self._arrow(group)
+        return super()._first_values_sql(group, asks)
+
+    def _check_warehouses_option(self, groups: list[Group]) -> None:
+        for group in groups:
+            integrations = self.owner.trees[group.key].children.get("integrations", Node())
+            if "Warehouses" in integrations.children:
+                self._arrow(group)
+        super()._check_warehouses_option(groups)
+
+    def _discards(
+        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
+    ) -> None:
+        self._arrow(group)
+        self.db.register(group.stage, self._stages[group.stage])
+        super()._discards(group, col, out)
+
+    def _check(
+        self, group: Group
+    ) -> tuple[set[tuple[str, str, str]], list[tuple[tuple[int, int, int], Discard]]]:
+        """`Chunk._check`'s counts and checks, counted in Arrow over the stage (registering it
+        in DuckDB for those few aggregates cost more than they do)."""
+        discards: list[tuple[tuple[int, int, int], Discard]] = []
+        if pc.any(self._stages[group.stage]["sluice_flag"]).as_py():
+            for col in {id(c): c for c in group.columns.values() if c.flag}.values():
+                self._discards(group, col, discards)
+        stage = self._stages[group.stage]  # as patched
+        known = self.owner.planner.known(group.schema)
+        profiled = {layout.table for layout in group.layouts if layout.profile is not None}
+        new = [
+            (key, c)
+            for key, c in group.columns.items()
+            if c.source.role != CONST and key[1] not in known.get(key[0], {})
+        ]
+        group.rows = rows = stage.num_rows
+        bad_ids = rows - _trues(pc.equal(stage["sluice_id"], stage["message_id"]))
+        bad_events = 0
+        if group.key[1] == "track":
+            event, name = stage["sluice_event"], group.key[2]
+            bad_events = rows - (
+                event.null_count if name is None else _trues(pc.equal(event, name))
+            )
+        if bad_ids or bad_events:
+            raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
+        group.profiles = 0
+        latest = stage.slice(0, 0)
+        if profiled:  # users/accounts: the latest row of each profile id
+            pid = stage["sluice_pid"]
+            rows_with = stage.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
+            group.profiles = pc.count_distinct(rows_with["sluice_pid"]).as_py()
+            last = rows_with.group_by("sluice_pid").aggregate([("seq", "max")])["seq_max"]
+            latest = rows_with.filter(pc.is_in(rows_with["seq"], value_set=last))
+        used: set[tuple[str, str, str]] = set()
+        for (table, column), col in new:
+            values = (latest if table in profiled else stage)[col.name]
+            if len(values) - values.null_count:
+                used.add((group.schema, table, column))
+        for (table, column), col in group.columns.items():
+            if col.source.role == CONST and rows:
+                used.add((group.schema, table, column))
+        return used, discards
 
     def _drop(self, table: str) -> None:
         self._stages.pop(table, None)
@@ -111,7 +248,11 @@ class LakeChunk(Chunk):
         group.stage = _stage_name(group.index)
         reader = CompiledReader(tree)
         outputs, _ = compiled_select(group, made, "sluice_r")
-        read_rows, odd_events = reader.tables(self._arrows[group.index], outputs)
+        events = self._events[group.index]
+        if compiled.scan() is None:  # not built: DuckDB reads every event, from Arrow
+            read_rows, odd_events = reader.tables(self._arrow(group), outputs)
+        else:
+            read_rows, odd_events = read_events(reader, events, outputs)
         odd_count = odd_events.num_rows
         if odd_count and read_rows.num_rows:  # (no rows at all: the reader is not built)
             read_rows = read_rows.filter(pc.invert(read_rows["sluice_odd"]))
@@ -148,10 +289,9 @@ class LakeChunk(Chunk):
         not_ok = pc.invert(stage["sluice_ok"])
         if not pc.any(not_ok).as_py():
             return False
-        seqs = stage["seq"].filter(not_ok)
-        events = self._arrows[group.index]
-        picked = events.filter(pc.is_in(events["seq"], value_set=seqs.combine_chunks()))
-        odd = sorted(zip(picked["seq"].to_pylist(), picked["payload"].to_pylist(), strict=True))
+        seqs = stage["seq"].filter(not_ok).combine_chunks()
+        at = pc.indices_nonzero(pc.is_in(events.seq, value_set=seqs)).to_pylist()
+        odd = [(events.seq[i].as_py(), events.payloads[i]) for i in at]  # in log order
         before, known = signature(tree), set(all_paths(tree))
         sampled = {seq for seq, _ in group.sample}
         for seq, payload in odd:
@@ -165,9 +305,10 @@ class LakeChunk(Chunk):
         group.fresh.update(set(all_paths(tree)) - known)
         return True
 
-    def _set(self, name: str, stage: pa.Table) -> None:
+    def _set(self, name: str, stage: pa.Table, register: bool = False) -> None:
         self._stages[name] = stage
-        self.db.register(name, stage)
+        if register:
+            self.db.register(name, stage)
 
     def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
         """The values Python made (by seq), patched into the group's Arrow stage."""
@@ -176,7 +317,7 @@ class LakeChunk(Chunk):
         values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
         patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
         index = stage.column_names.index(col.name)
-        self._set(group.stage, stage.set_column(index, col.name, patched))
+        self._set(group.stage, stage.set_column(index, col.name, patched), register=True)
 
     def _batches(
         self,
@@ -222,6 +363,11 @@ class LakeChunk(Chunk):
         return pa.Table.from_arrays(
             arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
         )
+
+
+def _trues(mask: pa.ChunkedArray) -> int:
+    """How many values of a boolean column are true (NULL is not)."""
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def _stage_name(index: int) -> str:

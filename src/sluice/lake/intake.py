@@ -1,15 +1,19 @@
 """A piece of the log sorted into the columnar planner's groups, column-wise.
 
 `columnar.Chunk.add` looks at each event in a Python loop (its source, `integrations.Warehouses`,
-its event name, a repeated messageId, its group), then copies each group's payloads: ~2.2 s of
-CPU per 1,000,000 events, holding the GIL, on the lake's critical path. The same decisions are
-made here a column at a time (~1.4 s): the events' fields are transposed at once (a
-`StoredEvent` is a tuple), `Warehouses` is searched by `map`, messageIds are checked with set
-operations, and the payloads are joined once, already in group order (one stable sort of the
-group numbers). Only the rare events that need it are looked at one by one (decoded
-`Warehouses` options, tracks the log has no name for, repeated messageIds), so every decision
-is the one `Chunk.add` makes. Unlike `Chunk.add`, a piece given to the exact planner keeps all
-its events (`Chunk.add` drops those before the one it cannot read).
+its event name, a repeated messageId, its group), then copies each group's payloads into one
+Arrow buffer. The same decisions are made here a column at a time: the events' fields are
+transposed at once (a `StoredEvent` is a tuple), `Warehouses` is searched by `map`, messageIds
+are checked with set operations and one stable sort puts the events in group order. Only the
+rare events that need it are looked at one by one (decoded `Warehouses` options, tracks the log
+has no name for, repeated messageIds), so every decision is the one `Chunk.add` makes.
+
+The payloads are not copied at all: each group keeps the log's own bytes objects (`Events`),
+which the compiled reader reads where they are (`_scan.read_bytes`). Joining them into Arrow
+buffers cost ~0.9 s of CPU per 1,000,000 events (a 1 GB log is 1 GB of fresh pages), on the
+lake's critical path; DuckDB gets a group's payloads as Arrow only when a query needs them
+(`events_table`). Unlike `Chunk.add`, a piece given to the exact planner keeps all its events
+(`Chunk.add` drops those before the one it cannot read).
 """
 
 from __future__ import annotations
@@ -31,12 +35,51 @@ from sluice.warehouse.stage import GroupKey, event_name, wanted
 _decode = msgspec.json.Decoder().decode
 
 
+@dataclass(frozen=True, slots=True)
+class Events:
+    """Some of a group's events, in log order: seqs and messageIds as Arrow arrays, payloads as
+    the log's bytes objects (not checked to be UTF-8 yet: see `events_table`)."""
+
+    seq: pa.Array  # int64
+    message_id: pa.Array  # string
+    payloads: tuple[bytes, ...]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+
+def joined(parts: Sequence[Events]) -> Events:
+    """One group's pieces as one `Events`."""
+    if len(parts) == 1:
+        return parts[0]
+    return Events(
+        pa.concat_arrays([p.seq for p in parts]),
+        pa.concat_arrays([p.message_id for p in parts]),
+        tuple(itertools.chain.from_iterable(p.payloads for p in parts)),
+    )
+
+
+def events_table(events: Events) -> pa.Table:
+    """The events as the Arrow table DuckDB reads (seq, message_id, payload); `ExactPlanNeeded`
+    when a payload is not UTF-8 text (the exact planner reads such events)."""
+    payloads = events.payloads
+    # One join and the offsets: several times faster than pyarrow converting each bytes object.
+    offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
+    payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
+    try:
+        payload.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise ExactPlanNeeded("a payload is not UTF-8 text") from exc
+    return pa.table({"seq": events.seq, "message_id": events.message_id, "payload": payload})
+
+
 @dataclass(slots=True)
 class Split:
-    """What a piece brings to a chunk: each group's events (seq, message_id, payload; in log
-    order, groups in order of first appearance), the events set aside, and why."""
+    """What a piece brings to a chunk: each group's events (in log order, groups in order of
+    first appearance), the events set aside, and why."""
 
-    parts: dict[GroupKey, pa.Table] = field(default_factory=dict)
+    parts: dict[GroupKey, Events] = field(default_factory=dict)
     aside: list[StoredEvent] = field(default_factory=list)
     skipped: int = 0  # other sources, integrations.Warehouses
     duplicates: int = 0
@@ -52,7 +95,8 @@ def split(
     """Sort `events` into groups as `Chunk.add` does; `seen` (messageIds per schema) grows.
 
     Raises `ExactPlanNeeded` where `Chunk.add` gives the chunk to the exact planner (a payload
-    that is not JSON or not UTF-8, a track without a name).
+    it decodes that is not JSON, a track without a name); a payload that is not UTF-8 text is
+    found when the group is read (the compiled reader leaves it to `events_table`).
     """
     seqs, source_ids, message_ids, types, names, _, payloads = zip(*events, strict=True)
     out = Split()
@@ -85,38 +129,39 @@ def split(
     out.duplicates = _drop_repeated(source_ids, message_ids, schema_of, seen, drop)
     out.aside.extend(events[i] for i in sorted(drop))
     codes: dict[GroupKey, int] = {}
-    group_of = [
-        -1 if i in drop else codes.setdefault(key, len(codes))
-        for i, key in enumerate(zip(source_ids, types, events_of, strict=True))
-    ]
+    keys = zip(source_ids, types, events_of, strict=True)
+    if drop:
+        group_of = [
+            -1 if i in drop else codes.setdefault(key, len(codes)) for i, key in enumerate(keys)
+        ]
+    else:
+        group_of = [codes.setdefault(key, len(codes)) for key in keys]
     if not codes:
         return out
     group_ids = pa.array(group_of, pa.int32())
     if len(codes) > 1 or drop:  # group order (stable: log order within), set-aside ones first
         order = pc.sort_indices(group_ids).slice(len(drop))
-        picked = order.to_pylist()
-        payloads = tuple([payloads[i] for i in picked])
+        picked = order.to_pylist()  # not empty: some event has a group
+        # itemgetter makes the tuple in C (half a list comprehension's CPU); of one index it
+        # gives the item itself
+        if len(picked) == 1:
+            payloads = (payloads[picked[0]],)
+        else:
+            payloads = operator.itemgetter(*picked)(payloads)
         seq, message_id = pa.array(seqs).take(order), pa.array(message_ids).take(order)
         group_ids = group_ids.take(order)
     else:
         seq, message_id = pa.array(seqs, pa.int64()), pa.array(message_ids, pa.string())
-    # One join, in group order: faster than pyarrow copying each bytes object, and than
-    # moving the payloads into group order afterwards (a 1 GB log is ~1 GB of fresh pages).
-    offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
-    payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
-    try:
-        payload.validate(full=True)
-    except pa.ArrowInvalid as exc:
-        raise ExactPlanNeeded("a payload is not UTF-8 text") from exc
-    table = pa.table({"seq": seq, "message_id": message_id, "payload": payload})
     sizes = [0] * len(codes)
     for code, n in zip(*_counts(group_ids), strict=True):
         sizes[code] = n
     start = 0
     for key, code in codes.items():
-        out.parts[key] = table.slice(start, sizes[code])
-        start += sizes[code]
+        end = start + sizes[code]
+        out.parts[key] = Events(
+            seq.slice(start, sizes[code]), message_id.slice(start, sizes[code]), payloads[start:end]
+        )
+        start = end
     return out
 
 

@@ -8,8 +8,10 @@
  * It copies value texts verbatim, so it only vouches for events whose texts are already what
  * DuckDB would write: no whitespace between tokens, no escape in any string, numbers in the
  * forms DuckDB writes back unchanged, no repeated key, no array under a path with children,
- * valid JSON. Any other event is marked irregular and read by DuckDB instead (readers.py): the
- * reader is never wrong, only sometimes not the one that reads.
+ * valid JSON in UTF-8. Any other event is marked irregular and read by DuckDB instead
+ * (readers.py): the reader is never wrong, only sometimes not the one that reads. Texts come
+ * from an Arrow string array (`read`) or a tuple of bytes objects (`read_bytes`: the lake reads
+ * the log's payloads where they are, without joining them into one buffer first).
  *
  * For the events it reads, it also types the stage's columns as sqlfit.py's SQL would
  * (`outputs`): each value is exactly what that SQL gives, or NULL where it is unsure (a
@@ -23,6 +25,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
 
 #define MAX_DEPTH 64
 #define MAX_INT_DIGITS 18   /* integers DuckDB keeps as written */
@@ -64,7 +72,28 @@ static const char *skip_value(Scan *s, const char *p, const char *end, int depth
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* A string with no escape and no control character; p at the opening quote. */
+/* The end of the well-formed UTF-8 sequence at p (a byte >= 0x80), or NULL. */
+static const char *utf8_char(const char *at, const char *end) {
+    const unsigned char *p = (const unsigned char *)at;
+    unsigned c = p[0];
+    int n = (c >= 0xC2 && c <= 0xDF)   ? 1
+            : (c >= 0xE0 && c <= 0xEF) ? 2
+            : (c >= 0xF0 && c <= 0xF4) ? 3
+                                       : 0;
+    if (!n || end - at <= n)
+        return NULL;
+    for (int i = 1; i <= n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return NULL;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xF0 && p[1] < 0x90) || /* overlong */
+        (c == 0xED && p[1] > 0x9F) ||                                /* a surrogate */
+        (c == 0xF4 && p[1] > 0x8F))                                  /* past U+10FFFF */
+        return NULL;
+    return at + n + 1;
+}
+
+/* A string of UTF-8 text with no escape and no control character; p at the opening quote.
+   (Bytes past 0x7F are only valid inside strings, so a regular event is UTF-8 text.) */
 static const char *string_token(Scan *s, const char *p, const char *end) {
     for (p++; p < end; p++) {
         unsigned char c = (unsigned char)*p;
@@ -73,6 +102,14 @@ static const char *string_token(Scan *s, const char *p, const char *end) {
         if (c == '\\' || c < 0x20) {
             s->irregular = 1;
             return NULL;
+        }
+        if (c >= 0x80) {
+            const char *q = utf8_char(p, end);
+            if (!q) {
+                s->irregular = 1;
+                return NULL;
+            }
+            p = q - 1;
         }
     }
     s->irregular = 1;
@@ -237,6 +274,7 @@ static const char *object_members(Scan *s, const char *p, const char *end, int n
             s->ok = 0;
         return p + 1;
     }
+    int next = node >= 0 ? s->nodes[node].first : 0; /* the member expected next */
     uint32_t stamp = ++s->stamp;
     if (stamp == 0) { /* wrapped: forget the old stamps */
         memset(s->seen, 0, sizeof(uint32_t) * (size_t)s->n_seen);
@@ -254,14 +292,24 @@ static const char *object_members(Scan *s, const char *p, const char *end, int n
         p++;
         int found = -1;
         if (node >= 0) {
+            /* Events mostly repeat the key order the tree learnt: the member after the last
+               one found is tried first, then all of them. */
             const Node *n = &s->nodes[node];
-            for (int i = n->first; i < n->first + n->count; i++) {
-                const Member *m = &s->members[i];
-                if (m->len == len && memcmp(m->key, key, (size_t)len) == 0) {
-                    found = i;
-                    break;
+            const Member *m = &s->members[next];
+            if (next < n->first + n->count && m->len == len &&
+                memcmp(m->key, key, (size_t)len) == 0) {
+                found = next;
+            } else {
+                for (int i = n->first; i < n->first + n->count; i++) {
+                    m = &s->members[i];
+                    if (m->len == len && memcmp(m->key, key, (size_t)len) == 0) {
+                        found = i;
+                        break;
+                    }
                 }
             }
+            if (found >= 0)
+                next = found + 1;
         }
         if (found < 0) {
             s->ok = 0;
@@ -641,23 +689,9 @@ static PyObject *output_buffers(const Out *o, const Output *out, Py_ssize_t coun
                          PyBytes_FromStringAndSize((const char *)out->fixed, count * 8));
 }
 
-PyDoc_STRVAR(read_doc,
-"read(offsets, data, first, count, tree, paths, outputs) -> (columns, flag, ok, irregular)\n\n"
-"Scans `count` JSON texts of an Arrow string array (its int32 `offsets` buffer, from index\n"
-"`first`, and its `data` buffer) against `tree`, whose `paths` read paths are numbered from 0.\n"
-"Returns each output's Arrow buffers, and three bitmaps: some flagged output was present but\n"
-"came out NULL; the event has no key the tree lacks; the event is irregular (nothing else is\n"
-"given for it: DuckDB must read it).");
-
-static PyObject *scan_read(PyObject *self, PyObject *args) {
-    (void)self;
-    Py_buffer offsets_view, data_view;
-    Py_ssize_t first, count;
-    PyObject *spec, *out_spec;
-    int paths;
-    if (!PyArg_ParseTuple(args, "y*y*nnO!iO!", &offsets_view, &data_view, &first, &count,
-                          &PyList_Type, &spec, &paths, &PyList_Type, &out_spec))
-        return NULL;
+/* The scan of `count` JSON texts (texts[i], sizes[i] bytes); see read_doc. */
+static PyObject *scan_texts(const char *const *texts, const Py_ssize_t *sizes, Py_ssize_t count,
+                            PyObject *spec, int paths, PyObject *out_spec) {
     PyObject *result = NULL;
     Node *nodes = NULL;
     Member *members = NULL;
@@ -668,9 +702,8 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
     Py_ssize_t *size = NULL;
     uint8_t *ok_bits = NULL, *odd_bits = NULL, *flag_bits = NULL;
     int n_members = 0, n_outs = 0, failed = 0;
-    if (first < 0 || count < 0 || paths < 0 ||
-        (first + count + 1) * (Py_ssize_t)sizeof(int32_t) > offsets_view.len) {
-        PyErr_SetString(PyExc_ValueError, "offsets out of range");
+    if (paths < 0) {
+        PyErr_SetString(PyExc_ValueError, "paths out of range");
         goto done;
     }
     if (read_tree(spec, &nodes, &members, &n_members, paths) < 0)
@@ -704,18 +737,16 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    const int32_t *offsets = (const int32_t *)offsets_view.buf + first;
-    const char *data = (const char *)data_view.buf;
     Py_BEGIN_ALLOW_THREADS
     Scan s = {nodes, members, seen, n_members, 0, start, size, 0, 1};
     for (Py_ssize_t row = 0; row < count && !failed; row++) {
-        int32_t lo = offsets[row], hi = offsets[row + 1];
-        const char *p = data + lo, *end = data + hi;
-        uint8_t bit = (uint8_t)(1u << (row & 7));
-        if (lo < 0 || hi < lo || hi > data_view.len) {
-            failed = 2;
-            break;
+        const char *p = texts[row], *end = p + sizes[row];
+        if (row + 1 < count) { /* texts apart in memory: fetch the next one's start meanwhile */
+            const char *next = texts[row + 1];
+            for (Py_ssize_t at = 0; at < sizes[row + 1] && at < 512; at += 64)
+                PREFETCH(next + at);
         }
+        uint8_t bit = (uint8_t)(1u << (row & 7));
         memset(start, 0, sizeof(char *) * (size_t)paths);
         s.irregular = 0;
         s.ok = 1;
@@ -755,10 +786,7 @@ static PyObject *scan_read(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     if (failed) {
-        if (failed == 2)
-            PyErr_SetString(PyExc_ValueError, "offsets point outside the data");
-        else
-            PyErr_NoMemory();
+        PyErr_NoMemory();
         goto done;
     }
     PyObject *columns = PyList_New(n_outs);
@@ -785,13 +813,96 @@ done:
     free(ok_bits);
     free(odd_bits);
     free(flag_bits);
+    return result;
+}
+
+
+PyDoc_STRVAR(read_doc,
+"read(offsets, data, first, count, tree, paths, outputs) -> (columns, flag, ok, irregular)\n\n"
+"Scans `count` JSON texts of an Arrow string array (its int32 `offsets` buffer, from index\n"
+"`first`, and its `data` buffer) against `tree`, whose `paths` read paths are numbered from 0.\n"
+"Returns each output's Arrow buffers, and three bitmaps: some flagged output was present but\n"
+"came out NULL; the event has no key the tree lacks; the event is irregular (nothing else is\n"
+"given for it: DuckDB must read it).");
+
+static PyObject *scan_read(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer offsets_view, data_view;
+    Py_ssize_t first, count;
+    PyObject *spec, *out_spec, *result = NULL;
+    int paths;
+    if (!PyArg_ParseTuple(args, "y*y*nnO!iO!", &offsets_view, &data_view, &first, &count,
+                          &PyList_Type, &spec, &paths, &PyList_Type, &out_spec))
+        return NULL;
+    const char **texts = NULL;
+    Py_ssize_t *sizes = NULL;
+    if (first < 0 || count < 0 ||
+        (first + count + 1) * (Py_ssize_t)sizeof(int32_t) > offsets_view.len) {
+        PyErr_SetString(PyExc_ValueError, "offsets out of range");
+        goto done;
+    }
+    texts = calloc((size_t)(count ? count : 1), sizeof(char *));
+    sizes = calloc((size_t)(count ? count : 1), sizeof(Py_ssize_t));
+    if (!texts || !sizes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int32_t *offsets = (const int32_t *)offsets_view.buf + first;
+    for (Py_ssize_t row = 0; row < count; row++) {
+        int32_t lo = offsets[row], hi = offsets[row + 1];
+        if (lo < 0 || hi < lo || hi > data_view.len) {
+            PyErr_SetString(PyExc_ValueError, "offsets point outside the data");
+            goto done;
+        }
+        texts[row] = (const char *)data_view.buf + lo;
+        sizes[row] = hi - lo;
+    }
+    result = scan_texts(texts, sizes, count, spec, paths, out_spec);
+done:
+    free((void *)texts);
+    free(sizes);
     PyBuffer_Release(&offsets_view);
     PyBuffer_Release(&data_view);
     return result;
 }
 
+PyDoc_STRVAR(read_bytes_doc,
+"read_bytes(texts, tree, paths, outputs) -> (columns, flag, ok, irregular)\n\n"
+"As `read`, over a tuple of bytes objects (a log's payloads, not copied into one buffer).");
+
+static PyObject *scan_read_bytes(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *items, *spec, *out_spec, *result = NULL;
+    int paths;
+    if (!PyArg_ParseTuple(args, "O!O!iO!", &PyTuple_Type, &items, &PyList_Type, &spec, &paths,
+                          &PyList_Type, &out_spec))
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
+    const char **texts = calloc((size_t)(count ? count : 1), sizeof(char *));
+    Py_ssize_t *sizes = calloc((size_t)(count ? count : 1), sizeof(Py_ssize_t));
+    if (!texts || !sizes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t row = 0; row < count; row++) { /* the tuple keeps them alive, unchanged */
+        PyObject *item = PyTuple_GET_ITEM(items, row);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "texts must be bytes");
+            goto done;
+        }
+        texts[row] = PyBytes_AS_STRING(item);
+        sizes[row] = PyBytes_GET_SIZE(item);
+    }
+    result = scan_texts(texts, sizes, count, spec, paths, out_spec);
+done:
+    free((void *)texts);
+    free(sizes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"read", scan_read, METH_VARARGS, read_doc},
+    {"read_bytes", scan_read_bytes, METH_VARARGS, read_bytes_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -135,7 +135,7 @@ class Chunk:
         self.last_seq = 0
         self.skipped = 0  # other sources, integrations.Warehouses
         self.duplicates = 0
-        self._parts: dict[GroupKey, list[pa.Table]] = {}
+        self._parts: dict[GroupKey, list[Any]] = {}  # each group's pieces (`_gather`)
         self._arrows: dict[int, pa.Table] = {}  # group index -> its events, once planning
         self._seen: set[tuple[str, str]] = set()
         self._aside: list[StoredEvent] = []  # events no group loads (kept for the exact planner)
@@ -259,7 +259,7 @@ class Chunk:
             if key[1] not in CALL_TABLES:
                 raise ExactPlanNeeded(f"events of type {key[1]!r} have no table")
             group = Group(len(groups), key, planner.namer.schema(key[0]))
-            self._arrows[group.index] = pa.concat_tables(parts)
+            self._gather(group.index, parts)
             groups.append(group)
         for group in groups:
             self._register(self._main, group.index)
@@ -299,6 +299,10 @@ class Chunk:
             self.duplicates,
             capped_events(capped),
         )
+
+    def _gather(self, index: int, parts: list[Any]) -> None:
+        """The group's events, from the pieces `add` sorted (the lake keeps its own kind)."""
+        self._arrows[index] = pa.concat_tables(parts)
 
     def _first(self, group: Group) -> tuple[int, str]:
         """The seq and messageId of the group's first event."""
@@ -656,7 +660,7 @@ class Chunk:
             self._tables.remove(table)
 
 
-def _decode_json(payload: str) -> Any:
+def _decode_json(payload: str | bytes) -> Any:
     """msgspec, else the standard library for what msgspec refuses (1e400), as the exact
     planner decodes; a ValueError for what neither reads."""
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.config import Settings
@@ -29,9 +28,6 @@ from sluice.warehouse.factory import (
     parse_warehouse_config,
     warehouse_bodies,
 )
-
-if TYPE_CHECKING:
-    from sluice.identity.tables import IdentityDb
 
 log = logging.getLogger(__name__)
 RETENTION_INTERVAL_S = 60.0
@@ -89,7 +85,7 @@ def identity_position(settings: Settings, store: Store) -> int | None:
     from sluice.engage.runner import workspace_definitions
     from sluice.identity.consumer import read_position
     from sluice.identity.runner import workspace_rules
-    from sluice.identity.tables import open_identity_db
+    from sluice.identity.tables import has_table, open_identity_db
 
     space, rules = workspace_rules(store)
     if not rules.enabled:
@@ -102,19 +98,11 @@ def identity_position(settings: Settings, store: Store) -> int | None:
         position = read_position(db, space)
         seq = position.seq if position is not None else 0
         if engaged:
-            found = engage.read_position(db, space) if _has_engage(db) else None
+            found = engage.read_position(db, space) if has_table(db, "engage_position") else None
             seq = min(seq, found.seq if found is not None else 0)
     finally:
         db.close()
     return seq
-
-
-def _has_engage(db: IdentityDb) -> bool:
-    if db.dialect == "sqlite":
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'engage_position'"
-    else:
-        sql = "SELECT 1 FROM information_schema.tables WHERE table_name = 'engage_position'"
-    return bool(db.execute(sql))
 
 
 def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:

@@ -288,3 +288,12 @@ def open_identity_db(data_dir: Path, database_url: str | None) -> IdentityDb:
         return PostgresIdentityDb(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteIdentityDb(data_dir / SQLITE_FILE)
+
+
+def has_table(db: IdentityDb, table: str) -> bool:
+    """Whether `table` exists (Engage's tables appear only once Engage has run)."""
+    if db.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_name = ?"
+    return bool(db.execute(sql, [table]))

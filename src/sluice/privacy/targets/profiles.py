@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from sluice.config import Settings
-from sluice.identity.tables import SQLITE_FILE, IdentityDb, open_identity_db
+from sluice.identity.tables import SQLITE_FILE, IdentityDb, has_table, open_identity_db
 from sluice.privacy.targets.base import Subject, TargetOutcome
 
 ID_TYPES = {"USER_ID": "user_id", "ANONYMOUS_ID": "anonymous_id"}
@@ -102,7 +102,7 @@ def _delete_in_space(db: IdentityDb, space: str, id_type: str, ids: Sequence[str
         )
         profiles.update(str(p) for (p,) in rows)
     removed = _delete_pending_engage_events(db, space, ids)
-    by_profile = _BY_PROFILE + tuple(t for t in _ENGAGE_BY_PROFILE if _has_table(db, t[0]))
+    by_profile = _BY_PROFILE + tuple(t for t in _ENGAGE_BY_PROFILE if has_table(db, t[0]))
     for chunk in _chunks(sorted(profiles)):
         test, params = db.in_list(chunk)
         for table, column in by_profile:
@@ -115,17 +115,9 @@ def _delete_in_space(db: IdentityDb, space: str, id_type: str, ids: Sequence[str
     return removed
 
 
-def _has_table(db: IdentityDb, table: str) -> bool:
-    if db.dialect == "sqlite":
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    else:
-        sql = "SELECT 1 FROM information_schema.tables WHERE table_name = ?"
-    return bool(db.execute(sql, [table]))
-
-
 def _delete_pending_engage_events(db: IdentityDb, space: str, ids: Sequence[str]) -> int:
     """Engage's outbox rows naming the subject: sent later they would put the id back in the log."""
-    if not _has_table(db, "engage_outbox"):
+    if not has_table(db, "engage_outbox"):
         return 0
     needles = [msgspec.json.encode(value).decode() for value in ids]
     rows = db.execute("SELECT ord, payload FROM engage_outbox WHERE space = ?", [space])

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import expect
-from ui_kit import StartServer, chromium, create_admin, number, shoot, signed_in_page
+from ui_kit import (
+    StartServer,
+    chromium,
+    exchange,
+    number,
+    shoot,
+    signed_in_cookie,
+    signed_in_page,
+)
 
 from server import WRITE_KEY, SluiceServer, basic, wait_for
 from sluice.store.base import EventQuery
@@ -34,13 +42,17 @@ def browser() -> Iterator[Browser]:
 def server(start_module_server: StartServer) -> SluiceServer:
     # Archive files are finished within a second: the archive leg waits for the one holding the
     # user's newest event (docs/privacy.md).
-    server = start_module_server({"SLUICE_WORKERS": "1", "SLUICE_ARCHIVE_MAX_FILE_AGE_S": "1"})
-    create_admin(server.data_dir)
-    return server
+    return start_module_server({"SLUICE_WORKERS": "1", "SLUICE_ARCHIVE_MAX_FILE_AGE_S": "1"})
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, server: SluiceServer) -> Iterator[Page]:
+def cookie(server: SluiceServer) -> str:
+    """An admin's session (creates the admin) for requests without a browser."""
+    return signed_in_cookie("127.0.0.1", server.port, server.data_dir)
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, server: SluiceServer, cookie: str) -> Iterator[Page]:
     with signed_in_page(browser, server.base_url) as signed_in:
         yield signed_in
 
@@ -103,6 +115,21 @@ def test_a_refused_form_names_its_field_and_creates_nothing(
     expect(control).to_have_attribute("aria-invalid", "true")
     expect(page.locator("select[name=regulationType]")).to_have_value(kind)  # the form is kept
     assert page.locator("#confirm").count() == 0
+    assert server.store.regulations() == []
+
+
+def test_the_page_and_its_forms_are_behind_sign_in_and_the_csrf_token(
+    server: SluiceServer, cookie: str
+) -> None:
+    answer, _ = exchange("127.0.0.1", server.port, "GET", "/privacy")
+    assert answer.status == 303 and answer.headers["location"].startswith("/signin")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    body = b"regulationType=SUPPRESS_ONLY&subjectType=USER_ID&subjectIds=u-1"
+    answer, _ = exchange("127.0.0.1", server.port, "POST", "/privacy/new", body, form)
+    assert answer.status == 403  # no token: refused before anything else
+    headers = {**form, "cookie": cookie}
+    answer, _ = exchange("127.0.0.1", server.port, "POST", "/privacy/new", body, headers)
+    assert answer.status == 403, answer.body[:300]
     assert server.store.regulations() == []
 
 

@@ -207,3 +207,24 @@ def test_the_suppression_list_holds_the_hash_and_the_check_box_answers(
     page.fill("#check-form input[name=userId]", KEEPER)
     page.click("#check-form button[type=submit]")
     expect(page.locator("#check-answer")).to_contain_text("Not suppressed")
+
+
+def test_unsuppress_needs_no_confirmation_and_empties_the_list(
+    page: Page, server: SluiceServer
+) -> None:
+    page.goto(f"{server.base_url}/privacy/new")
+    submit(page, "UNSUPPRESS", "USER_ID", VICTIM)
+    page.wait_for_url(lambda url: "/privacy/regulations/reg_" in url)  # no confirmation step
+    expect(page.locator("#overall-status")).to_have_text("finished")
+    expect(page.locator("#no-legs")).to_contain_text("Nothing to delete")
+    expect(page.locator("#regulation-detail")).to_contain_text("1 user id(s) unsuppressed")
+    page.goto(f"{server.base_url}/privacy")
+    assert number(page.locator("#suppressed-count").inner_text()) == 0
+    expect(page.locator("#no-suppressions")).to_be_visible()
+    expect(page.locator("table.regulations tbody tr")).to_have_count(2)  # newest first
+    expect(page.locator("table.regulations tbody tr td:nth-child(2)").first).to_have_text(
+        "UNSUPPRESS"
+    )
+    page.fill("#check-form input[name=userId]", VICTIM)
+    page.click("#check-form button[type=submit]")
+    expect(page.locator("#check-answer")).to_contain_text("Not suppressed")

@@ -111,8 +111,6 @@ def routes(site: Site) -> list[Route]:
             else "", confirming=confirming, types=REGULATION_TYPES, type_help=TYPE_HELP,
             subject_types=SUBJECT_TYPES, sources=await site.run(sources),
             count=len(set(subject_ids(form.get("subjectIds", "")))),  # as the API counts
-            deleting=form.get("regulationType") in TYPE_HELP
-            and deletes(form["regulationType"]),
         )  # fmt: skip
 
     async def create(request: Request) -> Response:

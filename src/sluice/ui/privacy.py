@@ -68,10 +68,9 @@ def error_field(field: str) -> str:
 def routes(site: Site) -> list[Route]:
     def load_list(status: str | None) -> dict[str, Any]:
         store = site.store
-        regulations = [regulation_record(r) for r in store.regulations(status=status,
-                                                                       limit=LISTED)]  # fmt: skip
+        found = store.regulations(status=status, limit=LISTED)
         return {
-            "regulations": regulations,
+            "regulations": [regulation_record(r) for r in found],
             "suppressions": [suppression_record(*s) for s in store.suppressions(LISTED)],
             "suppressed": len(store.suppressed_keys()),
         }
@@ -86,7 +85,8 @@ def routes(site: Site) -> list[Route]:
                            statuses=STATUSES, listed=LISTED, **data, **extra)  # fmt: skip
 
     async def check(request: Request) -> Response:
-        typed = str((await request.form()).get("userId", "")).strip()
+        # Hashed exactly as typed, as `sluice suppressions check` and the collector hash it.
+        typed = str((await request.form()).get("userId", ""))
         if not typed or len(typed) > MAX_CHECKED_ID:
             answer = {"error": f"Type a user id of 1 to {MAX_CHECKED_ID} characters"}
             return await list_page(request, 400, check=answer)

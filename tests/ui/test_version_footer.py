@@ -42,7 +42,9 @@ def signed_in_cookie(server: SluiceServer) -> str:
     return cookie_header([c for c in session if c.startswith(SESSION_COOKIE)])
 
 
-@pytest.mark.parametrize("path", ["/", "/sources", "/destinations", "/lookup", "/warehouses"])
+@pytest.mark.parametrize(
+    "path", ["/", "/sources", "/destinations", "/lookup", "/warehouses", "/privacy", "/privacy/new"]
+)
 def test_every_page_shows_the_version_to_a_signed_in_admin(server: SluiceServer, path: str) -> None:
     cookie = signed_in_cookie(server)
     page, _ = exchange("127.0.0.1", server.port, "GET", path, headers={"cookie": cookie})

@@ -110,31 +110,44 @@ def check_request(req: RegulationRequest) -> tuple[str, ...]:
     return tuple(dict.fromkeys(req.subject_ids))
 
 
-def create_regulation(
-    store: Store, req: RegulationRequest, source_id: str | None = None
-) -> RegulationRow:
-    """Check, record and (un)suppress; returns the regulation as stored."""
+def check_scope(req: RegulationRequest, source_id: str | None) -> tuple[str, ...]:
+    """`check_request`, and whether the type may have this scope (the UI checks before it asks
+    for a confirmation; `create_regulation` checks again)."""
     ids = check_request(req)
     if req.regulation_type == "DELETE_ARCHIVE_ONLY" and source_id is None:
         raise RegulationInvalid(
             "DELETE_ARCHIVE_ONLY is source-scoped: POST /regulations/sources/{sourceId}",
             "regulationType",
         )
+    return ids
+
+
+def deletes(regulation_type: str) -> bool:
+    """Whether a type deletes data (which cannot be undone), not only (un)suppresses."""
+    e = EFFECTS[regulation_type]
+    return e.internal or e.destinations or e.archive_only
+
+
+def create_regulation(
+    store: Store, req: RegulationRequest, source_id: str | None = None
+) -> RegulationRow:
+    """Check, record and (un)suppress; returns the regulation as stored."""
+    ids = check_scope(req, source_id)
     effects = EFFECTS[req.regulation_type]
     now = int(time.time() * 1000)
-    deletes = effects.internal or effects.destinations or effects.archive_only
+    deleting = deletes(req.regulation_type)
     row = RegulationRow(
         id="reg_" + secrets.token_hex(12),
         type=req.regulation_type,
         subject_type=req.subject_type,
-        subject_ids=ids if deletes else (),
+        subject_ids=ids if deleting else (),
         subject_count=len(ids),
         source_id=source_id,
-        status="INITIALIZED" if deletes else "FINISHED",
-        detail="" if deletes else _suppression_detail(effects, len(ids)),
+        status="INITIALIZED" if deleting else "FINISHED",
+        detail="" if deleting else _suppression_detail(effects, len(ids)),
         created_at_ms=now,
         updated_at_ms=now,
-        finished_at_ms=None if deletes else now,
+        finished_at_ms=None if deleting else now,
         not_before_ms=now + (SUPPRESSION_SETTLE_MS if effects.suppress else 0),
     )
     store.create_regulation(

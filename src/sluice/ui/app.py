@@ -20,6 +20,7 @@ from sluice.ui import (
     destinations,
     lookup,
     overview,
+    privacy,
     profiles,
     protocols,
     rules,
@@ -47,6 +48,7 @@ def build_ui(store: Store, settings: Settings) -> Starlette:
         *protocols.routes(site),
         *warehouses.routes(site),
         *transformations.routes(site),
+        *privacy.routes(site),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     guard = Middleware(Guard, store=store, keys=site.keys, settings=settings)

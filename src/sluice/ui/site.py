@@ -47,6 +47,7 @@ NAV = (
     ("protocols", "/protocols", "Protocols"),
     ("warehouses", "/warehouses", "Warehouses"),
     ("transformations", "/transformations", "Transformations"),
+    ("privacy", "/privacy", "Privacy"),
 )
 
 

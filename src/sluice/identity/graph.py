@@ -25,10 +25,14 @@ from sluice.identity.rules import Rules
 PREFIXES = {"users": "use_", "accounts": "acc_"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ID_CHARS = 27
-TIME_CHARS = 7  # base 36 (digits and lower case: the same order under any collation)
+TIME_CHARS = 7  # base 36 (digits and capitals: the same order under any collation)
 # "Last seen" and "updated" move by at least this much: windows are days long, and writing
 # the row of every identifier and profile at each event would cost most of a step's time.
 SEEN_RESOLUTION_MS = 3_600_000
+# Base 36 by table (a profile id is made at every event that may create one): 3 + 2 + 2 digits.
+_B36_2 = [_ALPHABET[i // 36] + _ALPHABET[i % 36] for i in range(36**2)]
+_B36_3 = [_ALPHABET[i] + b for i in range(36) for b in _B36_2]
+_36_4, _36_7 = 36**4, 36**7
 # Each digest byte → one base-62 character (byte mod 62: a slight bias, harmless for ids).
 _BASE62 = bytes(_ALPHABET[b % 62].encode()[0] for b in range(256))
 
@@ -47,12 +51,9 @@ def profile_id(
     most of a step's cost past the page cache."""
     text = f"{space}\x00{collection}\x00{message_id}" + ("" if salt is None else f"\x00{salt}")
     digest = hashlib.blake2b(text.encode(), digest_size=ID_CHARS - TIME_CHARS).digest()
-    seconds, stamp = max(at_ms, 0) // 1000, []
-    for _ in range(TIME_CHARS):
-        seconds, digit = divmod(seconds, 36)
-        stamp.append(_ALPHABET[digit])
-    prefix = PREFIXES.get(collection, "use_") + "".join(reversed(stamp))
-    return prefix + digest.translate(_BASE62).decode()
+    s = max(at_ms, 0) // 1000 % _36_7
+    stamp = _B36_3[s // _36_4] + _B36_2[s // 1296 % 1296] + _B36_2[s % 1296]
+    return PREFIXES.get(collection, "use_") + stamp + digest.translate(_BASE62).decode()
 
 
 @dataclass(slots=True)

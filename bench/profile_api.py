@@ -123,7 +123,7 @@ def direct(data: Path, profiles: int, tracks: int, now: int) -> None:
     indexes = [s for s in _SCHEMA if any(f"EXISTS {name} " in s for name in INDEXES)]
     for name in INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
-    pids = [profile_id(SPACE, USERS, f"m{i * per + 1}") for i in range(profiles)]
+    pids = [profile_id(SPACE, USERS, f"m{i * per + 1}", now + i * per + 1) for i in range(profiles)]
     order = sorted(range(profiles), key=pids.__getitem__)
 
     def insert(sql: str, rows: Iterator[tuple[object, ...]]) -> None:

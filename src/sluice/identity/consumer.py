@@ -129,12 +129,22 @@ class IdentityConsumer:
                 return 0
             graph = Graph(self.space, self.rules)
             writes = StepWrites()
-            parsed = [(event, self._parse(event)) for event in events]
-            load(self.db, graph, [StepEvent(e.message_id, ids) for e, (ids, _) in parsed])
-            clock = position.clock_ms
-            for event, (ids, body) in parsed:
+            # The log's clock at each event: its newest received_at so far.
+            clock, clocks = position.clock_ms, []
+            for event in events:
                 clock = max(clock, event.received_at_ms)
-                self._apply(graph, writes, event, ids, body, clock)
+                clocks.append(clock)
+            parsed = [self._parse(event) for event in events]
+            load(
+                self.db,
+                graph,
+                [
+                    StepEvent(e.message_id, at, ids)
+                    for e, at, (ids, _) in zip(events, clocks, parsed, strict=True)
+                ],
+            )
+            for event, at, (ids, body) in zip(events, clocks, parsed, strict=True):
+                self._apply(graph, writes, event, ids, body, at)
             changes = graph.take()
             write(self.db, graph, changes, writes)
             first_seq = position.first_seq if position.first_seq is not None else events[0].seq

@@ -50,9 +50,10 @@ def _chunks(values: Sequence[Any], db: IdentityDb) -> Iterable[Sequence[Any]]:
 
 @dataclass(slots=True)
 class StepEvent:
-    """One event of a step as loading needs it: its message id and identifiers."""
+    """One event of a step as loading needs it: its message id, clock and identifiers."""
 
     message_id: str
+    now_ms: int
     ids: list[IdKey]
 
 
@@ -86,7 +87,7 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
                 grow |= profiles
             elif any(key not in stored for key in mine):
                 grow |= profiles
-                candidates.add(profile_id(space, collection, event.message_id))
+                candidates.add(profile_id(space, collection, event.message_id, event.now_ms))
     for part in _chunks(sorted(grow), db):
         clause, params = db.in_list(part)
         for row in db.execute(
@@ -271,7 +272,8 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
     # Events of a profile this step created cannot be indexed already: no conflict to check.
     fresh_events: list[tuple[Any, ...]] = []
     other_events: list[tuple[Any, ...]] = []
-    for profile, seq in writes.events:
+    # In key order: neighbouring rows go into the same B-tree page one after the other.
+    for profile, seq in sorted(writes.events):
         (other_events if profile in graph.stored_profiles else fresh_events).append(
             (space, profile, seq)
         )

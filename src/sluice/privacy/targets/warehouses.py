@@ -80,23 +80,33 @@ def _qualified(schema: str, table: str) -> str:
     return f"{_quote(schema)}.{_quote(table)}"
 
 
-class DuckDBWarehouseTarget:
+class _WarehouseTarget:
+    """What both warehouse targets share: their leg's name and the subjects they cannot take."""
+
+    warehouse_id: str
+
+    @property
+    def name(self) -> str:
+        return f"warehouse:{self.warehouse_id}"
+
+    def refused(self, subject: Subject) -> TargetOutcome | None:
+        reason = not_supported_reason(subject)
+        if reason is None:
+            return None
+        return TargetOutcome(self.name, "NOT_SUPPORTED", f"warehouse {self.warehouse_id}: {reason}")
+
+
+class DuckDBWarehouseTarget(_WarehouseTarget):
     """The subject's rows out of a DuckDB warehouse file, in one transaction."""
 
     def __init__(self, warehouse_id: str, path: Path) -> None:
         self.warehouse_id = warehouse_id
         self.path = path
 
-    @property
-    def name(self) -> str:
-        return f"warehouse:{self.warehouse_id}"
-
     async def delete(self, regulation_id: str, subject: Subject) -> TargetOutcome:
-        reason = not_supported_reason(subject)
-        if reason is not None:
-            return TargetOutcome(
-                self.name, "NOT_SUPPORTED", f"warehouse {self.warehouse_id}: {reason}"
-            )
+        refused = self.refused(subject)
+        if refused is not None:
+            return refused
         return await asyncio.to_thread(self._delete, subject)
 
     def _delete(self, subject: Subject) -> TargetOutcome:
@@ -203,7 +213,7 @@ class DuckDBWarehouseTarget:
         return removed, touched
 
 
-class PostgresWarehouseTarget:
+class PostgresWarehouseTarget(_WarehouseTarget):
     """The subject's rows out of a PostgreSQL warehouse, under the loader's lock, with a fence."""
 
     def __init__(self, warehouse_id: str, url: str, log_head: LogHead) -> None:
@@ -211,16 +221,10 @@ class PostgresWarehouseTarget:
         self._url = url
         self._log_head = log_head
 
-    @property
-    def name(self) -> str:
-        return f"warehouse:{self.warehouse_id}"
-
     async def delete(self, regulation_id: str, subject: Subject) -> TargetOutcome:
-        reason = not_supported_reason(subject)
-        if reason is not None:
-            return TargetOutcome(
-                self.name, "NOT_SUPPORTED", f"warehouse {self.warehouse_id}: {reason}"
-            )
+        refused = self.refused(subject)
+        if refused is not None:
+            return refused
         return await asyncio.to_thread(self._delete, regulation_id, subject)
 
     def _delete(self, regulation_id: str, subject: Subject) -> TargetOutcome:

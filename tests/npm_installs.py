@@ -3,7 +3,9 @@
 The bridge, analytics.js and device mode each install a pinned package into a data dir; the
 tests install each into a cache folder named by its lockfile's hash (`SLUICE_TEST_CACHE`,
 default ~/.cache/sluice-tests) under a file lock, so parallel runs install once and a lockfile
-change installs anew.
+change installs anew. Within one test run (one process, or all workers of a pytest-xdist run)
+the install happens once: a later call would rewrite files a sidecar of another worker may be
+reading at that moment.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ def installed_once(name: str, lock_sha: str, install: Callable[[Path], object]) 
     base = Path(os.environ.get("SLUICE_TEST_CACHE", "~/.cache/sluice-tests")).expanduser()
     root = base / f"{name}-{lock_sha[:16]}"
     root.mkdir(parents=True, exist_ok=True)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
+    marker = root / ".installed-by-run"
     with (root / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        install(root)
+        if not (marker.exists() and marker.read_text() == run):
+            install(root)
+            marker.write_text(run)
     return root

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +35,7 @@ API_KEY = "loops-key-5e1f9a"
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A data dir whose bridge/ is the installed package with this checkout's sidecar.js."""
-    base = Path(os.environ.get("SLUICE_TEST_CACHE", "~/.cache/sluice-tests")).expanduser()
-    cached = base / f"bridge-{lock_sha256()[:16]}"
-    if not (cached / "bridge" / "node_modules").is_dir():
-        cached = installed_once("bridge", lock_sha256(), install)
+    cached = installed_once("bridge", lock_sha256(), install)
     root = tmp_path_factory.mktemp("erasure-bridge")
     bridge = root / "bridge"
     bridge.mkdir()

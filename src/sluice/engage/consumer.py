@@ -206,6 +206,7 @@ class EngageConsumer:
         clock = position.clock_ms
         losers: set[str] = set()
         changes: list[Change] = []
+        judged: dict[str, int] = {}  # profile -> the day of the clock it was last judged at
         pending = list(reversed(merges))
         for event in events:
             # The profiles whose values may change here: merges' winners, the event's profile.
@@ -217,15 +218,18 @@ class EngageConsumer:
             if event.source_id != ENGAGE_SOURCE_ID:  # its own: neither counted nor moving the clock
                 clock = max(clock, event.received_at_ms)
                 profile = profiles.get(event.seq)
-                if profile is not None:
-                    book.add(profile, event)
+                # Values read the clock by the day: judged at this day already, with no
+                # state changed since (traits are read once a step), nothing can change.
+                if profile is not None and (
+                    book.add(profile, event) or judged.get(profile) != states.day_of(clock)
+                ):
                     due.append(profile)
             if judge is not None:
-                changes += self._judge(judge, due, losers, event.seq, clock)
+                changes += self._judge(judge, due, losers, event.seq, clock, judged)
         for seq, loser, winner in reversed(pending):
             self._merge(book, judge, loser, winner, losers)
             if judge is not None:
-                changes += self._judge(judge, [winner], losers, seq, clock)
+                changes += self._judge(judge, [winner], losers, seq, clock, judged)
         book.save(clock)
         sweep: str | None = None
         if position.replaying:
@@ -254,15 +258,20 @@ class EngageConsumer:
 
     @staticmethod
     def _judge(
-        judge: Judge, due: list[str], losers: set[str], seq: int, clock: int
+        judge: Judge,
+        due: list[str],
+        losers: set[str],
+        seq: int,
+        clock: int,
+        judged: dict[str, int],
     ) -> list[Change]:
         """Each profile's changes at this point of the log (seq, clock)."""
-        return [
-            Change(seq, clock, evaluation)
-            for profile in dict.fromkeys(due)
-            if profile not in losers
-            for evaluation in judge.judge(profile, clock)
-        ]
+        found = []
+        for profile in dict.fromkeys(due):
+            if profile not in losers:
+                judged[profile] = states.day_of(clock)
+                found += [Change(seq, clock, e) for e in judge.judge(profile, clock)]
+        return found
 
     def _sweep(self, position: Position) -> int:
         db, space = self.db, self.space

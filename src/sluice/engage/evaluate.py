@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from sluice.engage import states
 from sluice.engage.definitions import (
     COMPUTED_PREFIX,
     Definitions,
@@ -49,9 +48,7 @@ def trait_keys(cond: AudienceCondition) -> set[str]:
 def computed_values(defs: Definitions, book: StateBook, profile: str, clock: int) -> dict[str, Any]:
     """Each computed trait's value (None: no event counts; a count with no event is 0)."""
     return {
-        t.key: states.value(
-            t.kind, book.state(profile, COMPUTED_PREFIX + t.key), clock, t.within_days
-        )
+        t.key: book.value(profile, COMPUTED_PREFIX + t.key, t.kind, clock, t.within_days)
         for t in defs.traits
     }
 
@@ -73,7 +70,7 @@ def holds(
         results.append(compare(c.op, computed.get(c.computed_trait), c.value))
     for i, e in enumerate(cond.events):
         key = event_spec_key(audience, path, i)
-        count = states.value("count", book.state(profile, key), clock, e.within_days)
+        count = book.value(profile, key, "count", clock, e.within_days)
         results.append(compare(e.op, count, e.count))
     for j, group in enumerate(cond.groups):
         results.append(
@@ -147,7 +144,8 @@ class Judge:
 
     def judge(self, profile: str, clock: int) -> list[Evaluation]:
         """The profile's changes since what was last sent, now taken as sent."""
-        self.load((profile,))
+        if profile not in self.loaded:
+            self.load((profile,))
         book = self.book
         changes: list[Evaluation] = []
         computed = computed_values(self.defs, book, profile, clock)

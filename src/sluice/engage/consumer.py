@@ -30,7 +30,7 @@ import msgspec
 from sluice.engage import states
 from sluice.engage.book import StateBook
 from sluice.engage.definitions import Definitions
-from sluice.engage.emit import Who, audience_events, to_outbox, trait_events
+from sluice.engage.emit import audience_events, to_outbox, trait_events, who_of
 from sluice.engage.evaluate import Evaluation, Judge
 from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
 from sluice.identity.tables import IdentityDb
@@ -372,7 +372,7 @@ class EngageConsumer:
         stamped with the point of the log it happened at; returns how many were queued."""
         if not changes:
             return 0
-        who = self._who({c.evaluation.profile for c in changes})
+        who = who_of(self.db, self.space, {c.evaluation.profile for c in changes})
         bodies: list[dict[str, Any]] = []
         tracked = {t.key for t in self.defs.traits if t.send_as == "track"}
         for seq, clock, c in changes:
@@ -415,36 +415,6 @@ class EngageConsumer:
             " SET value = excluded.value, changed_seq = excluded.changed_seq",
             values,
         )
-
-    def _who(self, profiles: set[str]) -> dict[str, Who]:
-        """user_id, the latest anonymous_id and email of each profile (of the profile it was
-        merged into since, when the identity graph is ahead)."""
-        db, space = self.db, self.space
-        clause, params = db.in_list(sorted(profiles))
-        live = {p: p for p in profiles}
-        for profile, merged_into in db.execute(
-            f"SELECT profile_id, merged_into FROM profiles WHERE space = ? AND profile_id {clause}",
-            [space, *params],
-        ):
-            if merged_into:
-                live[profile] = merged_into
-        clause, params = db.in_list(sorted(set(live.values())))
-        ids: dict[str, dict[str, str]] = {}
-        for profile, id_type, value in db.execute(
-            "SELECT profile_id, id_type, id_value FROM identities WHERE space = ?"
-            f" AND profile_id {clause} AND id_type IN ('user_id', 'anonymous_id', 'email')"
-            " ORDER BY last_seen_ms, id_value",
-            [space, *params],
-        ):
-            ids.setdefault(profile, {})[id_type] = value  # the latest seen wins
-        return {
-            p: Who(
-                ids.get(live[p], {}).get("user_id"),
-                ids.get(live[p], {}).get("anonymous_id"),
-                ids.get(live[p], {}).get("email"),
-            )
-            for p in profiles
-        }
 
 
 __all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "read_position"]

@@ -153,11 +153,19 @@ done:
     return result;
 }
 
+#define RECENT 64
+
+typedef struct {
+    PyObject *source, *call, *name;
+    int32_t code;
+} Recent;
+
 /* The groups' keys and each kept event's group (-1: dropped), numbered in order of first
    appearance; `names` gives nameless tracks theirs. Returns the number of groups, or -1. */
 static Py_ssize_t number_groups(PyObject **items, Py_ssize_t n, const uint8_t *drop,
                                 PyObject *names, PyObject *keys, int32_t *code) {
     PyObject *numbers = PyDict_New();
+    Recent recent[RECENT] = {{NULL, NULL, NULL, 0}}; /* the events keep these objects alive */
     if (!numbers)
         return -1;
     Py_ssize_t count = -1;
@@ -180,7 +188,16 @@ static Py_ssize_t number_groups(PyObject **items, Py_ssize_t n, const uint8_t *d
                     goto done;
             }
         }
-        PyObject *key = PyTuple_Pack(3, field(e, F_SOURCE), call, name);
+        /* The same three objects as a recent event: its group (no key tuple to make). */
+        PyObject *source = field(e, F_SOURCE);
+        size_t slot = (((uintptr_t)source >> 4) ^ ((uintptr_t)call >> 6) ^
+                       ((uintptr_t)name >> 3)) % RECENT;
+        if (recent[slot].source == source && recent[slot].call == call &&
+            recent[slot].name == name) {
+            code[i] = recent[slot].code;
+            continue;
+        }
+        PyObject *key = PyTuple_Pack(3, source, call, name);
         if (!key)
             goto done;
         PyObject *number = PyDict_GetItemWithError(numbers, key);
@@ -201,6 +218,7 @@ static Py_ssize_t number_groups(PyObject **items, Py_ssize_t n, const uint8_t *d
             }
         }
         Py_DECREF(key);
+        recent[slot] = (Recent){source, call, name, code[i]};
     }
     count = PyList_GET_SIZE(keys);
 done:
@@ -225,15 +243,17 @@ static Py_ssize_t drop_repeated(PyObject **items, Py_ssize_t n, uint8_t *drop,
                 PyErr_SetString(PyExc_ValueError, "a schema index out of range");
             return -1;
         }
-        PyObject *known = PyList_GET_ITEM(seen, schema), *id = field(items[i], F_MESSAGE_ID);
-        int has = PySet_Contains(known, id);
-        if (has < 0)
+        PyObject *known = PyList_GET_ITEM(seen, schema);
+        if (!PySet_Check(known)) {
+            PyErr_SetString(PyExc_TypeError, "seen must hold sets");
             return -1;
-        if (has) {
+        }
+        Py_ssize_t before = PySet_GET_SIZE(known); /* one hash lookup: added, or already in */
+        if (PySet_Add(known, field(items[i], F_MESSAGE_ID)) < 0)
+            return -1;
+        if (PySet_GET_SIZE(known) == before) {
             drop[i] = 1;
             repeated++;
-        } else if (PySet_Add(known, id) < 0) {
-            return -1;
         }
     }
     return repeated;

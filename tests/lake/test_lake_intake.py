@@ -101,3 +101,13 @@ def test_without_the_extension_python_groups(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(intake, "split_python", lambda *a: called.append(a) or Split())
     split(random_events(random.Random(2), 5, 1), (), SCHEMAS.__getitem__, "wh1", {})
     assert called
+
+
+def test_events_c_cannot_read_are_grouped_in_python() -> None:
+    """A payload that is not a bytes object (here a bytearray): the C passes refuse the piece
+    and Python groups it, with the same result as asking Python directly."""
+    events = random_events(random.Random(3), 40, 1)
+    events[5] = events[5]._replace(payload=bytearray(events[5].payload))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        compiled.group().survey(events)  # type: ignore[union-attr]
+    assert outcome(split, [events], ()) == outcome(split_python, [events], ())

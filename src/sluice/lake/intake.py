@@ -104,7 +104,10 @@ def split(
     grouper = compiled.group()
     if grouper is None:
         return split_python(events, sources, schema_of, warehouse_id, seen)
-    source_ids, source_of, mentions, nameless = grouper.survey(events)
+    try:
+        source_ids, source_of, mentions, nameless = grouper.survey(events)
+    except TypeError:  # not all StoredEvents of bytes payloads: Python decides as it can
+        return split_python(events, sources, schema_of, warehouse_id, seen)
     wanted_sources = set(sources) if sources else None
     keep = bytes(wanted_sources is None or s in wanted_sources for s in source_ids)
     codes = memoryview(source_of).cast("i")

@@ -140,10 +140,14 @@ class Graph:
         """Attach the event's identifiers of one collection; its profile (None: no ids)."""
         if not keys:
             return None
+        again = self._seen_again(keys, seen.now_ms)
+        if again is not None:
+            return again
+        ids = self.ids
         keys = list(keys)
         refused = False
         while True:
-            matched = sorted({self.ids[k].profile for k in keys if k in self.ids})
+            matched = sorted({ids[k].profile for k in keys if k in ids})
             problem = self._problem(matched, keys, seen.now_ms)
             if problem is None:
                 break
@@ -179,6 +183,28 @@ class Graph:
         info = self.profiles[profile]
         if seen.now_ms - info.updated_ms >= SEEN_RESOLUTION_MS:
             info.updated_ms = seen.now_ms
+            self.changes.profiles.add(profile)
+        return profile
+
+    def _seen_again(self, keys: list[IdKey], now_ms: int) -> str | None:
+        """The common case, settled without the general path: every identifier stored and on
+        one profile, so nothing can grow or merge and only "last seen" may move. None when
+        the event is not such a case."""
+        ids = self.ids
+        rows: list[IdRow] = []
+        for key in keys:
+            row = ids.get(key)
+            if row is None or (rows and row.profile != rows[0].profile):
+                return None
+            rows.append(row)
+        for key, row in zip(keys, rows, strict=True):
+            if now_ms - row.last_seen_ms >= SEEN_RESOLUTION_MS:
+                row.last_seen_ms = now_ms
+                self.changes.ids.add(key)
+        profile = rows[0].profile
+        info = self.profiles[profile]
+        if now_ms - info.updated_ms >= SEEN_RESOLUTION_MS:
+            info.updated_ms = now_ms
             self.changes.profiles.add(profile)
         return profile
 

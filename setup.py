@@ -1,7 +1,7 @@
-"""The compiled parts of Sluice (everything else is pyproject.toml): the warehouse's JSON reader
-and its PostgreSQL binary COPY encoder.
+"""The compiled parts of Sluice (everything else is pyproject.toml): the warehouse's JSON reader,
+its PostgreSQL binary COPY encoder and the lake's grouping of events.
 
-Both are optional: where no C compiler or no Python headers are found, setuptools warns and
+All are optional: where no C compiler or no Python headers are found, setuptools warns and
 installs Sluice without them, and the loader does their work in DuckDB and Python, slower
 (src/sluice/warehouse/compiled.py).
 """
@@ -21,6 +21,12 @@ setup(
         Extension(
             "sluice.warehouse._pgcopy",
             ["src/sluice/warehouse/_pgcopy.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "sluice.lake._group",
+            ["src/sluice/lake/_group.c"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

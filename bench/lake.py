@@ -26,13 +26,23 @@ the bench prints both counts) and as many encoding threads. It is stricter than 
 writing: it does not `fsync` or rename its files.
 
 `--stages` also prints where the lake's CPU goes (thread CPU seconds of each stage, summed over
-the threads it runs on): sorting events into groups, decoding the first events of new groups,
-the compiled reader, the checks, encoding Parquet, the rest of the backend's load.
+the threads it runs on): sorting events into groups (C, lake/_group.c), decoding the first
+events of new groups, the compiled reader, the checks, encoding Parquet, the load thread
+(cutting files by hour, the manifest).
 
 That ceiling reads no JSON, and the lake must read ~1 GB of it. A second reference adds the
-least any reader of the log does: msgspec decoding each payload once (no flattening, typing or
-grouping; one thread, as Python decodes), then the same write. CPU seconds are printed too: on
-a machine shared with other work they vary less than wall times.
+least any Python reader of the log does: msgspec decoding each payload once (no flattening,
+typing or grouping; one thread, as Python decodes), then the same write.
+
+The floor measures the best share a lake can have here instead of arguing it: the compiled
+reader's calls of the load (recorded as it ran: the same payloads, trees and outputs) replayed
+alone on as many threads as the writer, with no grouping, planning or checks, then the same
+write. No lake with this reader does less work; `write / (read + write)` is the best share of
+the ceiling it can reach on this machine, and the lake's share of the floor says how much of
+the rest is still overhead. Below that, one C pass over every payload byte (`_group.survey`,
+a memchr) instead of the reader bounds any lake that reads the JSON at all. CPU seconds are
+printed with every figure: on a machine shared with other work they vary less than wall
+times.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -59,13 +70,58 @@ from sluice.config import Settings
 from sluice.lake.backend import WRITE_THREADS, LakeBackend
 from sluice.lake.parquet import COMPRESSION, write_options
 from sluice.lake.storage import LakeStorage, LocalStorage
-from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
+from sluice.warehouse import compiled
+from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, READ_EVENTS, WarehouseLoader
 from warehouse import GeneratedLog
 
 
 class _Log(GeneratedLog):
     def record_unit_stats(self, *args: Any, **kwargs: Any) -> None:
         """The bench has no store to report loads to."""
+
+
+class Reads:
+    """Records the compiled reader's calls during a load (their arguments: the payload tuples
+    are the log's own), to replay them alone afterwards (`floor`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.real = compiled._scan
+
+    def __enter__(self) -> Reads:
+        real = self.real
+
+        def read_bytes(*args: Any) -> Any:
+            self.calls.append(args)
+            return real.read_bytes(*args)
+
+        compiled._scan = SimpleNamespace(read=real.read, read_bytes=read_bytes)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        compiled._scan = self.real
+
+    def replay(self) -> tuple[float, float]:
+        """(seconds, CPU seconds) of the recorded calls again, on `WRITE_THREADS` threads."""
+        read_bytes = self.real.read_bytes
+        cpu_before = os.times()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(WRITE_THREADS) as pool:
+            list(pool.map(lambda args: read_bytes(*args), self.calls))
+        return time.perf_counter() - started, _cpu(cpu_before)
+
+
+def touch_bytes(log: GeneratedLog) -> tuple[float, float]:
+    """(seconds, CPU seconds) of one C pass over every payload byte (`_group.survey`: a memchr
+    for "Warehouses", the sources), pieces of `READ_EVENTS` on `WRITE_THREADS` threads."""
+    survey = compiled.group().survey  # type: ignore[union-attr]
+    events = log.events
+    pieces = [events[i : i + READ_EVENTS] for i in range(0, len(events), READ_EVENTS)]
+    cpu_before = os.times()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        list(pool.map(survey, pieces))
+    return time.perf_counter() - started, _cpu(cpu_before)
 
 
 def load(
@@ -90,7 +146,7 @@ def load(
 
 
 STAGES = {  # (owner module, class or None, function): label
-    ("sluice.lake.columnar", "LakeChunk", "_add"): "sorting events into groups (intake.py)",
+    ("sluice.lake.columnar", "LakeChunk", "_add"): "sorting events into groups (_group.c)",
     ("sluice.lake.columnar", "LakeChunk", "_sample"): "decoding new groups' first events",
     ("sluice.lake.columnar", "LakeChunk", "_stage"): "the compiled reader (_scan.read_bytes)",
     ("sluice.lake.columnar", "LakeChunk", "_check"): "checks and counts",
@@ -193,7 +249,8 @@ def main() -> None:
     log = _Log(args.events, "web")
     spent, restore = timed_stages() if args.stages else ({}, lambda: None)
     try:
-        seconds, cpu, events, rows = load(log, root, args.chunk)
+        with Reads() as reads:
+            seconds, cpu, events, rows = load(log, root, args.chunk)
     finally:
         restore()
     files = list(root.rglob("*.parquet"))
@@ -225,6 +282,26 @@ def main() -> None:
     print(
         f"  the lake's share of it: {rate / with_json:.0%}"
         f" ({(decode_cpu + write_cpu) / cpu:.0%} in CPU)"
+    )
+    read_s, read_cpu = reads.replay()
+    touch_s, touch_cpu = touch_bytes(log)
+    floor = events / (read_s + write_s)
+    print(
+        f"floor (the compiled reader alone, replaying the load's {len(reads.calls)} calls on"
+        f" {WRITE_THREADS} threads, {read_s:.1f} s, {read_cpu:.1f} s CPU; then the write above):"
+        f" {floor:,.0f} events/s ({read_s + write_s:.1f} s, {read_cpu + write_cpu:.1f} s CPU)"
+    )
+    print(
+        f"  the best share of the ceiling a lake with this reader can have here:"
+        f" {floor / top:.0%} ({write_cpu / (read_cpu + write_cpu):.0%} in CPU);"
+        f" the lake's share of the floor: {rate / floor:.0%}"
+        f" ({(read_cpu + write_cpu) / cpu:.0%} in CPU)"
+    )
+    print(
+        f"  with one C pass over every payload byte instead of the reader ({touch_s:.1f} s,"
+        f" {touch_cpu:.1f} s CPU): {write_s / (touch_s + write_s):.0%}"
+        f" ({write_cpu / (touch_cpu + write_cpu):.0%} in CPU), the bound for any lake that"
+        f" reads the JSON"
     )
     if args.s3:
         load_to_s3(_Log(args.events, "web"), base / "s3-local", args.chunk, rate)

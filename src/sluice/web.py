@@ -17,6 +17,7 @@ from sluice.admin.app import build_admin_api
 from sluice.analyticsjs.serve import ScriptFiles, is_script_path
 from sluice.config import Settings
 from sluice.devicemode.serve import BundleFiles, is_bundle_path
+from sluice.metrics.process import ProcessMetrics
 from sluice.profileapi.app import PREFIX as PROFILE_API_PREFIX
 from sluice.profileapi.app import ProfileApi
 from sluice.store.base import Store
@@ -61,9 +62,11 @@ class Web:
             await self.ui(scope, receive, send)
 
 
-def build_web(store: Store, settings: Settings) -> Web:
+def build_web(store: Store, settings: Settings, metrics: ProcessMetrics | None = None) -> Web:
+    """`metrics`: the HTTP process's instruments (the collector's), that the Profile API counts
+    its refusals in."""
     scripts = ScriptFiles(settings.data_dir)
     bundles = BundleFiles(settings.data_dir)
-    profiles = ProfileApi(store, settings)
+    profiles = ProfileApi(store, settings, metrics)
     api = build_admin_api(store, settings)
     return Web(api, build_ui(store, settings), scripts, bundles, profiles)

@@ -51,8 +51,9 @@ def test_commands_show_members_and_traits(tmp_path: Path) -> None:
         rig.close()
     listed = sluice(tmp_path, "audiences", "list")
     assert listed["audiences"] == [{"key": "ordered_twice", "name": "Ordered twice", "members": 1}]
-    # One step: jane's two traits, joe's two, jane's flip (an identify and a track).
-    assert listed["emitted"] == 2 + 2 + 2
+    # Judged at each event, even in one step: jane's two traits at each of her two orders,
+    # joe's two, jane's flip (an identify and a track).
+    assert listed["emitted"] == 2 * 2 + 2 + 2
     assert listed["outbox"] == 0
     shown = sluice(tmp_path, "audiences", "show", "ordered_twice")
     assert [m["user_id"] for m in shown["listed"]] == ["jane"]

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from prometheus_client.parser import text_string_to_metric_families
 from schemathesis import checks
 
 from server import SLUICE, SluiceServer, clean_env, wait_for
@@ -163,6 +164,19 @@ def test_a_token_over_its_rate_limit_gets_segments_429(
     # Refusals are logged, once per token and minute in each process (not one line each).
     logged = server.log().count("is over its rate limit of 0.01 requests/s")
     assert 1 <= logged <= 2, server.log()
+    # ... and each is counted in /metrics, whichever process answered, by the token's id.
+    res = server.request("GET", "/metrics")
+    assert res.status == 200, res.body
+    refused = {
+        s.labels["token"]: s.value
+        for family in text_string_to_metric_families(res.body.decode())
+        for s in family.samples
+        if s.name == "sluice_profile_api_rate_limited_total"
+    }
+    assert list(refused.values()) == [3.0], refused
+    (token_id,) = refused
+    assert token_id.startswith("tok_") and token_id in server.log()  # the id, not the secret
+    assert first not in res.body.decode()
 
 
 @pytest.mark.parametrize("raw", ["-1", "nan", "inf", "fast"])

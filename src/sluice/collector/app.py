@@ -489,4 +489,7 @@ def app_factory() -> Collector:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, "http")
     store = open_store(settings)
-    return create_app(settings, store, build_web(store, settings))
+    app = create_app(settings, store)
+    # The web (Profile API) counts in the collector's instruments: one set per process.
+    app.fallback = build_web(store, settings, app.metrics.process)
+    return app

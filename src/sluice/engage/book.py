@@ -30,6 +30,9 @@ class StateBook:
         self.states: dict[str, dict[str, states.State]] = {}
         self.changed: set[tuple[str, str]] = set()
         self.deleted: set[str] = set()
+        # (profile, key) -> (day, value): values read the clock by the day, and a profile is
+        # judged at each of its events; kept until the state changes.
+        self._values: dict[tuple[str, str], tuple[int, Any]] = {}
         # The event names the specs read (None: one reads every event): an event of another
         # name, by the log's own column, is not even decoded.
         names = {spec.event for spec in defs.specs}
@@ -49,16 +52,18 @@ class StateBook:
             ):
                 self.states[profile][key] = states.load(text)
 
-    def add(self, profile: str, event: StoredEvent) -> None:
+    def add(self, profile: str, event: StoredEvent) -> bool:
+        """Whether the event changed one of the profile's states."""
         specs = self.defs.specs
         if not specs:
-            return
+            return False
         if self.names is not None and event.event is not None and event.event not in self.names:
-            return
+            return False
         try:
             body = _decode(event.payload)
         except msgspec.DecodeError:
-            return
+            return False
+        changed = False
         own = self.states.setdefault(profile, {})
         for spec in specs:
             if not spec.matches(body):
@@ -71,6 +76,9 @@ class StateBook:
                 spec.kind, state, states.bucket_of(event.received_at_ms, spec.window_days), part
             )
             self.changed.add((profile, spec.key))
+            self._values.pop((profile, spec.key), None)
+            changed = True
+        return changed
 
     def merge(self, loser: str, winner: str) -> None:
         lost = self.states.pop(loser, {})
@@ -78,11 +86,14 @@ class StateBook:
         own = self.states.setdefault(winner, {})
         kinds = {s.key: s.kind for s in self.defs.specs}
         for key, state in lost.items():
+            self._values.pop((loser, key), None)
+            self._values.pop((winner, key), None)
             if key in kinds:
                 own[key] = states.merge(kinds[key], own.get(key, {}), state)
                 self.changed.add((winner, key))
 
     def expire_all(self, clock: int) -> None:
+        self._values.clear()
         windows = {s.key: s.window_days for s in self.defs.specs}
         for profile, own in self.states.items():
             for key in list(own):
@@ -124,3 +135,13 @@ class StateBook:
 
     def state(self, profile: str, key: str) -> states.State:
         return self.states.get(profile, {}).get(key, {})
+
+    def value(self, profile: str, key: str, kind: str, clock: int, window_days: int | None) -> Any:
+        """The value of a profile's state at this clock (states.value)."""
+        day = states.day_of(clock)
+        known = self._values.get((profile, key))
+        if known is not None and known[0] == day:
+            return known[1]
+        found = states.value(kind, self.state(profile, key), clock, window_days)
+        self._values[(profile, key)] = (day, found)
+        return found

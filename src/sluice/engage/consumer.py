@@ -3,9 +3,12 @@
 It reads the log in seq order, never past the identity consumer's position, and takes each
 event's profile from the identity graph (`profile_events`: the profile the event resolved to
 then). Merges (`merges`, by seq) move the loser's states into the winner's, between the events
-of the step in log order. Each step is one transaction holding the new states, the emitted
-values and memberships, the events they produce (the outbox, emit.py) and the new position;
-killed at any point, the step is redone and nothing is emitted twice.
+of the step in log order. A profile is judged after each of its events and each merge into it,
+at the clock of that point, and the events of a change carry that point (messageId, timestamp):
+what is sent does not depend on how many events a step reads. Each step is one transaction
+holding the new states, the emitted values and memberships, the events they produce (the
+outbox, emit.py) and the new position; killed at any point, the step is redone and nothing is
+emitted twice.
 
 Windows use the log's logical clock (the newest received_at processed), so a rebuild decides
 as the first run did; `tick` moves the clock to the wall clock when the consumer is idle, so
@@ -20,15 +23,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from sluice.engage import states
 from sluice.engage.book import StateBook
 from sluice.engage.definitions import Definitions
-from sluice.engage.emit import Who, audience_events, to_outbox, trait_events
-from sluice.engage.evaluate import Evaluation, evaluate
+from sluice.engage.emit import audience_events, to_outbox, trait_events, who_of
+from sluice.engage.evaluate import Evaluation, Judge
 from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
 from sluice.identity.tables import IdentityDb
 from sluice.store.base import EventStore
@@ -39,6 +42,14 @@ DEFAULT_STEP_EVENTS = 5_000
 SWEEP_PROFILES = 2_000
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 _encode = msgspec.json.Encoder(order="sorted").encode
+
+
+class Change(NamedTuple):
+    """A change found at a point of the log: its events carry the point (seq, clock)."""
+
+    seq: int
+    clock: int
+    evaluation: Evaluation
 
 
 @dataclass(slots=True)
@@ -188,38 +199,79 @@ class EngageConsumer:
         touched = set(profiles.values()) | {m[1] for m in merges} | {m[2] for m in merges}
         book = StateBook(db, space, self.defs)
         book.load(touched)
+        # Replaying: states only, what differs is sent by the sweep after it.
+        judge = None if position.replaying else Judge(db, space, self.defs, book)
+        if judge is not None:
+            judge.load(touched)
         clock = position.clock_ms
         losers: set[str] = set()
+        changes: list[Change] = []
+        judged: dict[str, int] = {}  # profile -> the day of the clock it was last judged at
         pending = list(reversed(merges))
         for event in events:
+            # The profiles whose values may change here: merges' winners, the event's profile.
+            due: list[str] = []
             while pending and pending[-1][0] <= event.seq:
                 _, loser, winner = pending.pop()
-                book.merge(loser, winner)
-                losers.add(loser)
-            if event.source_id == ENGAGE_SOURCE_ID:
-                continue  # its own events: neither counted nor moving the clock
-            clock = max(clock, event.received_at_ms)
-            profile = profiles.get(event.seq)
-            if profile is not None:
-                book.add(profile, event)
-        for _, loser, winner in reversed(pending):
-            book.merge(loser, winner)
-            losers.add(loser)
+                self._merge(book, judge, loser, winner, losers)
+                due.append(winner)
+            if event.source_id != ENGAGE_SOURCE_ID:  # its own: neither counted nor moving the clock
+                clock = max(clock, event.received_at_ms)
+                profile = profiles.get(event.seq)
+                # Values read the clock by the day: judged at this day already, with no
+                # state changed since (traits are read once a step), nothing can change.
+                if profile is not None and (
+                    book.add(profile, event) or judged.get(profile) != states.day_of(clock)
+                ):
+                    due.append(profile)
+            if judge is not None:
+                changes += self._judge(judge, due, losers, event.seq, clock, judged)
+        for seq, loser, winner in reversed(pending):
+            self._merge(book, judge, loser, winner, losers)
+            if judge is not None:
+                changes += self._judge(judge, [winner], losers, seq, clock, judged)
         book.save(clock)
-        self._drop_emitted(losers)
         sweep: str | None = None
-        emitted = 0
         if position.replaying:
+            self._hand_over(merges)
             if hi >= position.replay_until:
                 sweep = ""  # caught up with the old position: compare everyone once
-        else:
-            emitted = self._evaluate(book, touched - losers, hi, clock, position)
+        # A loser's changes before its merge are sent too (with steps of one event they would
+        # have been); its rows go after.
+        emitted = self._emit(changes, position)
+        self._drop_emitted(losers)
         db.execute(
             "UPDATE engage_position SET seq = ?, clock_ms = ?, sweep_after = ?,"
             " events = events + ?, emitted = emitted + ? WHERE space = ?",
             [hi, clock, sweep, len(events), emitted, space],
         )
         return len(events)
+
+    @staticmethod
+    def _merge(
+        book: StateBook, judge: Judge | None, loser: str, winner: str, losers: set[str]
+    ) -> None:
+        book.merge(loser, winner)
+        if judge is not None:
+            judge.merge(loser, winner)
+        losers.add(loser)
+
+    @staticmethod
+    def _judge(
+        judge: Judge,
+        due: list[str],
+        losers: set[str],
+        seq: int,
+        clock: int,
+        judged: dict[str, int],
+    ) -> list[Change]:
+        """Each profile's changes at this point of the log (seq, clock)."""
+        found = []
+        for profile in dict.fromkeys(due):
+            if profile not in losers:
+                judged[profile] = states.day_of(clock)
+                found += [Change(seq, clock, e) for e in judge.judge(profile, clock)]
+        return found
 
     def _sweep(self, position: Position) -> int:
         db, space = self.db, self.space
@@ -231,7 +283,7 @@ class EngageConsumer:
         batch = [str(r[0]) for r in rows]
         book = StateBook(db, space, self.defs)
         book.load(batch)
-        emitted = self._evaluate(book, batch, position.seq, position.clock_ms, position)
+        emitted = self._judge_all(book, batch, position.seq, position.clock_ms, position)
         after = batch[-1] if len(batch) == SWEEP_PROFILES else None
         db.execute(
             "UPDATE engage_position SET sweep_after = ?, emitted = emitted + ? WHERE space = ?",
@@ -259,7 +311,7 @@ class EngageConsumer:
                 book.load(batch)
                 book.expire_all(clock)
                 book.save(clock)
-                emitted = self._evaluate(book, batch, position.seq, clock, position)
+                emitted = self._judge_all(book, batch, position.seq, clock, position)
                 self.db.execute(
                     "UPDATE engage_position SET clock_ms = ?, emitted = emitted + ?"
                     " WHERE space = ?",
@@ -277,8 +329,8 @@ class EngageConsumer:
 
     # --- emitting ----------------------------------------------------------------------------
     def _drop_emitted(self, losers: Iterable[str]) -> None:
-        """A merged profile is no more: its values and memberships go without an event (the
-        winner, re-evaluated, carries on)."""
+        """A merged profile is no more: its rows go (what it was sent as a member, the winner
+        took over or exited when it was judged at the merge)."""
         losers = list(losers)
         if not losers:
             return
@@ -289,22 +341,42 @@ class EngageConsumer:
                 [self.space, *params],
             )
 
-    def _evaluate(
+    def _hand_over(self, merges: list[tuple[Any, ...]]) -> None:
+        """Replaying, nobody is judged at a merge: the winner is recorded as a member of the
+        audiences the loser was sent as a member of, so that the sweep sends the exit when the
+        merged profile is not one."""
+        for _, loser, winner in merges:
+            self.db.execute(
+                "INSERT INTO audience_members (space, audience_key, profile_id, member,"
+                " changed_seq) SELECT space, audience_key, ?, 1, changed_seq"
+                " FROM audience_members WHERE space = ? AND profile_id = ? AND member = 1"
+                " ON CONFLICT (space, profile_id, audience_key) DO UPDATE SET member = 1",
+                [winner, self.space, loser],
+            )
+
+    def _judge_all(
         self, book: StateBook, profiles: Iterable[str], seq: int, clock: int, position: Position
     ) -> int:
-        """Compare each profile's values and memberships with what was emitted; record and
-        queue the differences; returns how many events were queued."""
+        """Judge each profile at one point (a sweep, a tick); returns how many events were
+        queued."""
         profiles = sorted(profiles)
         if not profiles or self.defs.empty:
             return 0
-        changes: list[Evaluation] = evaluate(self.db, self.space, self.defs, book, profiles, clock)
+        judge = Judge(self.db, self.space, self.defs, book)
+        judge.load(profiles)
+        changes = [Change(seq, clock, c) for p in profiles for c in judge.judge(p, clock)]
+        return self._emit(changes, position)
+
+    def _emit(self, changes: list[Change], position: Position) -> int:
+        """Record the last change of each value and queue the events of every change, each
+        stamped with the point of the log it happened at; returns how many were queued."""
         if not changes:
             return 0
-        who = self._who({c.profile for c in changes})
+        who = who_of(self.db, self.space, {c.evaluation.profile for c in changes})
         bodies: list[dict[str, Any]] = []
-        stamp = f"{seq}.{clock}.{position.rebuilds}"
         tracked = {t.key for t in self.defs.traits if t.send_as == "track"}
-        for c in changes:
+        for seq, clock, c in changes:
+            stamp = f"{seq}.{clock}.{position.rebuilds}"
             if c.audience:
                 bodies += audience_events(
                     self.space, who[c.profile], c.profile, c.key, bool(c.value), stamp, clock
@@ -314,18 +386,21 @@ class EngageConsumer:
                     self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock,
                     as_track=c.key in tracked,
                 )  # fmt: skip
-        self._record(changes, seq)
+        self._record(changes)
         to_outbox(self.db, self.space, position.emitted + 1, bodies)
         return len(bodies)
 
-    def _record(self, changes: list[Evaluation], seq: int) -> None:
+    def _record(self, changes: list[Change]) -> None:
         space = self.space
+        last = {(c.evaluation.profile, c.evaluation.key): c for c in changes}  # the latest wins
         members = [
-            (space, c.key, c.profile, int(bool(c.value)), seq) for c in changes if c.audience
+            (space, c.key, c.profile, int(bool(c.value)), seq)
+            for seq, _, c in last.values()
+            if c.audience
         ]
         values = [
             (space, c.key, c.profile, _encode(c.value).decode(), seq)
-            for c in changes
+            for seq, _, c in last.values()
             if not c.audience
         ]
         self.db.executemany(
@@ -340,36 +415,6 @@ class EngageConsumer:
             " SET value = excluded.value, changed_seq = excluded.changed_seq",
             values,
         )
-
-    def _who(self, profiles: set[str]) -> dict[str, Who]:
-        """user_id, the latest anonymous_id and email of each profile (of the profile it was
-        merged into since, when the identity graph is ahead)."""
-        db, space = self.db, self.space
-        clause, params = db.in_list(sorted(profiles))
-        live = {p: p for p in profiles}
-        for profile, merged_into in db.execute(
-            f"SELECT profile_id, merged_into FROM profiles WHERE space = ? AND profile_id {clause}",
-            [space, *params],
-        ):
-            if merged_into:
-                live[profile] = merged_into
-        clause, params = db.in_list(sorted(set(live.values())))
-        ids: dict[str, dict[str, str]] = {}
-        for profile, id_type, value in db.execute(
-            "SELECT profile_id, id_type, id_value FROM identities WHERE space = ?"
-            f" AND profile_id {clause} AND id_type IN ('user_id', 'anonymous_id', 'email')"
-            " ORDER BY last_seen_ms, id_value",
-            [space, *params],
-        ):
-            ids.setdefault(profile, {})[id_type] = value  # the latest seen wins
-        return {
-            p: Who(
-                ids.get(live[p], {}).get("user_id"),
-                ids.get(live[p], {}).get("anonymous_id"),
-                ids.get(live[p], {}).get("email"),
-            )
-            for p in profiles
-        }
 
 
 __all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "read_position"]

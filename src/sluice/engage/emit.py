@@ -46,6 +46,37 @@ class Who:
     email: str | None
 
 
+def who_of(db: IdentityDb, space: str, profiles: set[str]) -> dict[str, Who]:
+    """user_id, the latest anonymous_id and email of each profile (of the profile it was
+    merged into since, when the identity graph is ahead: one hop, as the graph keeps
+    `merged_into` pointing at live profiles)."""
+    clause, params = db.in_list(sorted(profiles))
+    live = {p: p for p in profiles}
+    for profile, merged_into in db.execute(
+        f"SELECT profile_id, merged_into FROM profiles WHERE space = ? AND profile_id {clause}",
+        [space, *params],
+    ):
+        if merged_into:
+            live[profile] = merged_into
+    clause, params = db.in_list(sorted(set(live.values())))
+    ids: dict[str, dict[str, str]] = {}
+    for profile, id_type, value in db.execute(
+        "SELECT profile_id, id_type, id_value FROM identities WHERE space = ?"
+        f" AND profile_id {clause} AND id_type IN ('user_id', 'anonymous_id', 'email')"
+        " ORDER BY last_seen_ms, id_value",
+        [space, *params],
+    ):
+        ids.setdefault(profile, {})[id_type] = value  # the latest seen wins
+    return {
+        p: Who(
+            ids.get(live[p], {}).get("user_id"),
+            ids.get(live[p], {}).get("anonymous_id"),
+            ids.get(live[p], {}).get("email"),
+        )
+        for p in profiles
+    }
+
+
 def computation_id(space: str, cls: str, key: str) -> str:
     """A stable id for a computed trait or audience (Segment's are `aud_...`/`ct_...`)."""
     prefix = "aud_" if cls == "audience" else "ct_"

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sluice.identity.extract import IdKey
-from sluice.identity.rules import Rules
+from sluice.identity.rules import Rules, TypeRule
 
 PREFIXES = {"users": "use_", "accounts": "acc_"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -131,6 +131,8 @@ class Graph:
         self.stored_ids: dict[IdKey, str] = {}
         self.stored_profiles: dict[str, str | None] = {}
         self.changes = Changes()
+        self._rules: dict[str, TypeRule] = {}
+        self._windows = any(rule.window_ms is not None for rule in rules.types.values())
 
     def take(self) -> Changes:
         changes, self.changes = self.changes, Changes()
@@ -140,10 +142,14 @@ class Graph:
         """Attach the event's identifiers of one collection; its profile (None: no ids)."""
         if not keys:
             return None
+        again = self._seen_again(keys, seen.now_ms)
+        if again is not None:
+            return again
+        ids = self.ids
         keys = list(keys)
         refused = False
         while True:
-            matched = sorted({self.ids[k].profile for k in keys if k in self.ids})
+            matched = sorted({ids[k].profile for k in keys if k in ids})
             problem = self._problem(matched, keys, seen.now_ms)
             if problem is None:
                 break
@@ -182,6 +188,28 @@ class Graph:
             self.changes.profiles.add(profile)
         return profile
 
+    def _seen_again(self, keys: list[IdKey], now_ms: int) -> str | None:
+        """The common case, settled without the general path: every identifier stored and on
+        one profile, so nothing can grow or merge and only "last seen" may move. None when
+        the event is not such a case."""
+        ids = self.ids
+        rows: list[IdRow] = []
+        for key in keys:
+            row = ids.get(key)
+            if row is None or (rows and row.profile != rows[0].profile):
+                return None
+            rows.append(row)
+        for key, row in zip(keys, rows, strict=True):
+            if now_ms - row.last_seen_ms >= SEEN_RESOLUTION_MS:
+                row.last_seen_ms = now_ms
+                self.changes.ids.add(key)
+        profile = rows[0].profile
+        info = self.profiles[profile]
+        if now_ms - info.updated_ms >= SEEN_RESOLUTION_MS:
+            info.updated_ms = now_ms
+            self.changes.profiles.add(profile)
+        return profile
+
     # --- rules -------------------------------------------------------------------------------
     def _problem(self, matched: list[str], keys: list[IdKey], now_ms: int) -> str | None:
         """Why attaching `keys` to `matched` breaks a rule: an id type, GUARD, or None."""
@@ -192,23 +220,34 @@ class Graph:
             union |= self.members[profile]
         fresh = set(keys)
         counts = self._counts(union, fresh, now_ms)
-        for id_type in sorted(counts, key=self.rules.priority_key):
-            limit = self.rules.rule(id_type).limit
-            if counts[id_type] > limit:
-                before = max(
-                    (self._counts(self.members[p], set(), now_ms).get(id_type, 0) for p in matched),
-                    default=0,
-                )
-                if counts[id_type] > before:  # a profile already past a new limit may stay
-                    return id_type
+        rule = self._rule
+        over = [id_type for id_type, count in counts.items() if count > rule(id_type).limit]
+        for id_type in sorted(over, key=self.rules.priority_key):
+            before = max(
+                (self._counts(self.members[p], set(), now_ms).get(id_type, 0) for p in matched),
+                default=0,
+            )
+            if counts[id_type] > before:  # a profile already past a new limit may stay
+                return id_type
         if len(matched) > 1 and len(union) > self.rules.max_merge_identities:
             return GUARD
         return None
 
+    def _rule(self, id_type: str) -> TypeRule:
+        """The rules' rule for a type, remembered (asked for each identifier counted)."""
+        rule = self._rules.get(id_type)
+        if rule is None:
+            rule = self._rules[id_type] = self.rules.rule(id_type)
+        return rule
+
     def _counts(self, keys: set[IdKey], fresh: set[IdKey], now_ms: int) -> dict[str, int]:
         counts: dict[str, int] = {}
+        if not self._windows:  # no type has a window: every identifier counts
+            for key in keys:
+                counts[key[1]] = counts.get(key[1], 0) + 1
+            return counts
         for key in keys:
-            window = self.rules.rule(key[1]).window_ms
+            window = self._rule(key[1]).window_ms
             if (
                 window is not None
                 and key not in fresh

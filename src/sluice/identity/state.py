@@ -68,26 +68,38 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
     only those profiles' other identifiers are loaded, and only such an event may create a
     profile (whose id may be taken)."""
     space = graph.space
+    events = [event for event in events if event.ids]
     keys = {key for event in events for key in event.ids}
+    stored, stored_ids, members = graph.ids, graph.stored_ids, graph.members
     for row in _identities_by_key(db, space, keys):
         key = (row[0], row[1], row[2])
-        graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
-        graph.stored_ids[key] = row[3]
-        graph.members.setdefault(row[3], set()).add(key)
-    stored = graph.ids
+        stored[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
+        stored_ids[key] = row[3]
+        members.setdefault(row[3], set()).add(key)
     referenced: set[str] = set()
     grow: set[str] = set()
     candidates: set[str] = set()
     for event in events:
-        for collection in {key[0] for key in event.ids}:
-            mine = [key for key in event.ids if key[0] == collection]
-            profiles = {stored[key].profile for key in mine if key in stored}
+        ids = event.ids
+        first = ids[0][0]
+        if all(key[0] == first for key in ids):  # one collection: nearly every event
+            groups: Iterable[tuple[str, list[IdKey]]] = ((first, ids),)
+        else:
+            groups = [(c, [k for k in ids if k[0] == c]) for c in {k[0] for k in ids}]
+        for collection, mine in groups:
+            profiles: set[str] = set()
+            new = False
+            for key in mine:
+                held = stored.get(key)
+                if held is None:
+                    new = True
+                else:
+                    profiles.add(held.profile)
             referenced |= profiles
-            if len(profiles) > 1:
+            if new or len(profiles) > 1:
                 grow |= profiles
-            elif any(key not in stored for key in mine):
-                grow |= profiles
-                candidates.add(profile_id(space, collection, event.message_id, event.now_ms))
+                if len(profiles) <= 1:
+                    candidates.add(profile_id(space, collection, event.message_id, event.now_ms))
     for part in _chunks(sorted(grow), db):
         clause, params = db.in_list(part)
         for row in db.execute(

@@ -2,11 +2,12 @@
 
 `columnar.Chunk.add` looks at each event in a Python loop (its source, `integrations.Warehouses`,
 its event name, a repeated messageId, its group), then copies each group's payloads into one
-Arrow buffer. The same decisions are made here a column at a time: the events' fields are
-transposed at once (a `StoredEvent` is a tuple), `Warehouses` is searched by `map`, messageIds
-are checked with set operations and one stable sort puts the events in group order. Only the
-rare events that need it are looked at one by one (decoded `Warehouses` options, tracks the log
-has no name for, repeated messageIds), so every decision is the one `Chunk.add` makes.
+Arrow buffer. The same decisions are made here without a Python loop over the events: in C
+(`_group.c`: one pass finds sources, payloads mentioning `Warehouses` and nameless tracks, a
+second drops and sorts), or, without a C compiler, a column at a time (`split_python`: fields
+transposed at once, set operations, one stable sort). Only the rare events that need it are
+looked at in Python (decoded `Warehouses` options, tracks the log has no name for), so every
+decision is the one `Chunk.add` makes (tests/lake/test_lake_intake.py compares both ways).
 
 The payloads are not copied at all: each group keeps the log's own bytes objects (`Events`),
 which the compiled reader reads where they are (`_scan.read_bytes`). Joining them into Arrow
@@ -29,6 +30,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sluice.store.base import StoredEvent
+from sluice.warehouse import compiled
 from sluice.warehouse.shape import ExactPlanNeeded
 from sluice.warehouse.stage import GroupKey, event_name, wanted
 
@@ -96,8 +98,74 @@ def split(
 
     Raises `ExactPlanNeeded` where `Chunk.add` gives the chunk to the exact planner (a payload
     it decodes that is not JSON, a track without a name); a payload that is not UTF-8 text is
-    found when the group is read (the compiled reader leaves it to `events_table`).
+    found when the group is read (the compiled reader leaves it to `events_table`). Compiled
+    (`_group.c`) where built, else `split_python`: the same groups, events and counts.
     """
+    grouper = compiled.group()
+    if grouper is None:
+        return split_python(events, sources, schema_of, warehouse_id, seen)
+    try:
+        source_ids, source_of, mentions, nameless = grouper.survey(events)
+    except TypeError:  # not all StoredEvents of bytes payloads: Python decides as it can
+        return split_python(events, sources, schema_of, warehouse_id, seen)
+    wanted_sources = set(sources) if sources else None
+    keep = bytes(wanted_sources is None or s in wanted_sources for s in source_ids)
+    codes = memoryview(source_of).cast("i")
+    out = Split()
+    drop: list[int] = []
+    for i in mentions:  # only events whose payload holds b"Warehouses" (rare)
+        if not keep[codes[i]]:
+            continue
+        try:
+            msg = _decode(events[i].payload)
+        except msgspec.DecodeError as exc:
+            raise ExactPlanNeeded(str(exc)) from exc
+        if not wanted(msg, warehouse_id):
+            drop.append(i)
+    names: dict[int, str] | None = None
+    for i in nameless:  # tracks the log has no name for (rare)
+        if keep[codes[i]] and i not in drop:
+            try:
+                name = event_name(events[i].payload)  # ExactPlanNeeded without one
+            except msgspec.DecodeError as exc:
+                raise ExactPlanNeeded(str(exc)) from exc
+            names = names or {}
+            names[i] = name
+    schema_names = [schema_of(s) for s in source_ids]
+    schemas = list(dict.fromkeys(schema_names))
+    skipped, out.duplicates, aside, keys, counts, seq, offsets, data, payloads = grouper.group(
+        events,
+        source_of,
+        keep,
+        [schemas.index(name) for name in schema_names],
+        [seen.setdefault(name, set()) for name in schemas],
+        drop,
+        names,
+    )
+    out.skipped = skipped + len(drop)
+    out.aside = aside
+    kept = len(payloads)
+    seqs = pa.Array.from_buffers(pa.int64(), kept, [None, pa.py_buffer(seq)])
+    ids = pa.Array.from_buffers(
+        pa.string(), kept, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    start = 0
+    for key, size in zip(keys, counts, strict=True):
+        out.parts[key] = Events(
+            seqs.slice(start, size), ids.slice(start, size), payloads[start : start + size]
+        )
+        start += size
+    return out
+
+
+def split_python(
+    events: Sequence[StoredEvent],
+    sources: frozenset[str] | set[str] | Sequence[str],
+    schema_of: Callable[[str], str],
+    warehouse_id: str,
+    seen: dict[str, set[str]],
+) -> Split:
+    """`split` in Python, column-wise (for installs without a C compiler)."""
     seqs, source_ids, message_ids, types, names, _, payloads = zip(*events, strict=True)
     out = Split()
     drop: set[int] = set()

@@ -28,6 +28,7 @@ DICTIONARY_SAMPLE = 1_000  # first values of a text column looked at to choose i
 DICTIONARY_RATIO = 0.2  # dictionary-encoded when at most this share of them is distinct
 PARTITION_COLUMN = "received_at"
 _HOUR_US = 3_600_000_000
+MAX_RUNS = 1_000  # runs of one hour a table is cut into by slicing (more: filtered)
 DISCARD_FIELDS = pa.schema(
     [
         ("schema", pa.string()),
@@ -89,13 +90,41 @@ def by_hour(
         yield partition_of(default), table
         return
     micros = pc.cast(table[column], pa.int64())
-    hours = pc.fill_null(_floor_div(micros, _HOUR_US), default)
+    hours = pc.fill_null(_floor_div(micros, _HOUR_US), default).combine_chunks()
     distinct = pc.unique(hours)
     if len(distinct) == 1:
         yield partition_of(distinct[0].as_py()), table
         return
-    for hour in sorted(distinct.to_pylist()):
-        yield partition_of(hour), table.filter(pc.equal(hours, hour))
+    runs = _runs(hours)
+    if runs is None:  # hours interleaved: copy each hour's rows out
+        for hour in sorted(distinct.to_pylist()):
+            yield partition_of(hour), table.filter(pc.equal(hours, hour))
+        return
+    for hour in sorted(distinct.to_pylist()):  # each hour's runs of rows, not copied
+        yield (
+            partition_of(hour),
+            pa.concat_tables(
+                [table.slice(start, end - start) for start, end, h in runs if h == hour]
+            ),
+        )
+
+
+def _runs(hours: pa.Array) -> list[tuple[int, int, int]] | None:
+    """The table's rows as runs of one hour (start, end, hour), or None when there are more
+    than `MAX_RUNS`. A table's rows come group by group, each in log order, so an hour mostly
+    holds a few long runs: slicing them costs nothing, where filtering copied every row of
+    every hour (~0.9 s of CPU per 1,000,000 events in bench/lake.py)."""
+    count = len(hours)
+    changed = pc.not_equal(hours.slice(1), hours.slice(0, count - 1))
+    ends = pc.indices_nonzero(changed).to_pylist()
+    if len(ends) >= MAX_RUNS:
+        return None
+    starts = [0, *(end + 1 for end in ends)]
+    bounds = [*starts[1:], count]
+    return [
+        (start, end, hour)
+        for start, end, hour in zip(starts, bounds, hours.take(starts).to_pylist(), strict=True)
+    ]
 
 
 def _floor_div(values: pa.ChunkedArray, by: int) -> pa.ChunkedArray:

@@ -1,4 +1,5 @@
-"""What each HTTP worker process measures itself: ingest latency, responses, commit latency.
+"""What each HTTP worker process measures itself: ingest latency, responses, commit latency,
+the Profile API's refusals.
 
 Why prometheus-client's multiprocess mode for these, and the store for everything else
 (cluster.py): a latency is only known to the process that timed it, and `sluice serve` runs
@@ -63,6 +64,13 @@ class ProcessMetrics:
             "sluice_store_commit_events",
             "Events per group commit.",
             buckets=GROUP_BUCKETS,
+            registry=registry,
+        )
+        self.profile_api_rate_limited = Counter(
+            "sluice_profile_api_rate_limited",
+            "Profile API requests answered 429: the token (by id) was over"
+            " SLUICE_PROFILE_API_RATE_LIMIT.",
+            ["token"],
             registry=registry,
         )
         self.commit_failures = Counter(

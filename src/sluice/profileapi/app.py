@@ -12,7 +12,8 @@ identity graph keys its tables by it), so an unknown space is a 404 like an unkn
 Each token may make `SLUICE_PROFILE_API_RATE_LIMIT` requests a second (100, Segment's figure;
 bursts of one second's worth); past it, Segment's `429 rate_limit_error` with `Retry-After`. The
 buckets are shared by every HTTP worker process (`collector/ratelimit.py`'s file), so the limit
-does not grow with the number of workers.
+does not grow with the number of workers. Each 429 is counted in `/metrics`
+(`sluice_profile_api_rate_limited_total`, by token id) and logged once per token and minute.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sluice.config import Settings
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
 from sluice.identity.runner import workspace_rules
 from sluice.identity.tables import open_identity_db
+from sluice.metrics.process import ProcessMetrics
 from sluice.profileapi.reads import PROFILE_PREFIXES, Page, Profile, Reader, event_time_ms
 from sluice.spec.timestamps import format_ms, parse_ms
 from sluice.store.base import EventStore, StoredEvent
@@ -71,9 +73,12 @@ def _invalid(message: str) -> ProfileApiError:
 class ProfileApi:
     """ASGI app for every path under `/v1/spaces/`."""
 
-    def __init__(self, store: EventStore, settings: Settings) -> None:
+    def __init__(
+        self, store: EventStore, settings: Settings, metrics: ProcessMetrics | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = metrics  # the HTTP process's instruments (/metrics), when served
         self.verifier = TokenVerifier(store, PROFILE)
         self._reader: Reader | None = None
         self._open_lock = threading.Lock()
@@ -166,6 +171,8 @@ class ProfileApi:
     def _note_limited(self, token_id: str, name: str) -> None:
         """Count every 429; log a token's first in a minute (not one line per request)."""
         self.rate_limited += 1
+        if self.metrics is not None:
+            self.metrics.profile_api_rate_limited.labels(token_id).inc()
         now = time.monotonic()
         if now - self._warned.get(token_id, -LOG_EVERY_S) >= LOG_EVERY_S:
             self._warned[token_id] = now

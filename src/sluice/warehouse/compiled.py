@@ -1,10 +1,12 @@
-"""The warehouse loader's two C extensions, where this install has them.
+"""The loaders' C extensions, where this install has them.
 
-setup.py builds `_scan` (the compiled JSON reader) and `_pgcopy` (the binary COPY encoder) when
-a C compiler and Python's headers are there, and installs Sluice without them when not: a
-missing compiler must not stop `uv run sluice serve` on a slim container. Without them the
-loader reads every event with DuckDB's JSON functions (readers.ListReader) and encodes COPY rows
-in Python (postgres.py): the same rows, slower (docs/warehouse.md "Without a C compiler").
+setup.py builds `_scan` (the compiled JSON reader), `_pgcopy` (the binary COPY encoder) and
+`sluice.lake._group` (the lake's grouping of events) when a C compiler and Python's headers
+are there, and installs Sluice without them when not: a missing compiler must not stop
+`uv run sluice serve` on a slim container. Without them the loader reads every event with
+DuckDB's JSON functions (readers.ListReader), encodes COPY rows in Python (postgres.py) and the
+lake groups events in Python (lake/intake.py): the same rows, slower (docs/warehouse.md "Without
+a C compiler").
 `SLUICE_NO_C_EXTENSIONS=1` makes an install that has them behave as one that has not (the tests
 load both ways with it).
 """
@@ -23,6 +25,10 @@ try:
     from sluice.warehouse import _pgcopy  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without a C compiler
     _pgcopy = None
+try:
+    from sluice.lake import _group  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler
+    _group = None
 
 DISABLE_ENV = "SLUICE_NO_C_EXTENSIONS"
 log = logging.getLogger(__name__)
@@ -51,3 +57,8 @@ def scan() -> ModuleType | None:
 def pgcopy() -> ModuleType | None:
     """The binary COPY encoder (`_pgcopy.c`), or None: rows are encoded in Python."""
     return _module("_pgcopy", _pgcopy)
+
+
+def group() -> ModuleType | None:
+    """The lake's grouping of events (`lake/_group.c`), or None: Python groups them."""
+    return _module("_group", _group)

@@ -23,26 +23,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ports import free_port
 from sluice.objectstore import ObjectStore, ObjectStoreSettings
 
 REGION = "us-east-1"
-PORT_RANGE = range(19500, 19600)
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A free loopback port of the range reserved for these servers (any free one past it)."""
-    for port in PORT_RANGE:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

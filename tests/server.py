@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
+from ports import free_port
 from sluice.config import Settings
 from sluice.store.base import ConfigObject, EventQuery, Store, StoredEvent
 from sluice.store.factory import open_store
@@ -50,12 +50,6 @@ STOP_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 15.0
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -4,10 +4,8 @@ fixed, compaction, and the settings refused."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,6 +25,7 @@ from typer.testing import CliRunner
 import s3server
 import sluice.cli.lake
 import sluice.cli.warehouse  # noqa: F401  (register the commands)
+from ports import free_port
 from s3server import REGION, S3Server, start_s3_server
 from sluice.cli.app import app
 from sluice.config import Settings
@@ -45,22 +44,13 @@ from sluice.warehouse.base import WarehouseUnavailable
 from sluice.warehouse.loader import LoadReport, WarehouseLoader
 from sluice.warehouse.stats import warehouse_stats
 
-PORTS = range(19700, 19800)
 T2 = "2026-11-28T11:30:00.000Z"
 KILL_WAIT_S = 60.0
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.bind(("127.0.0.1", port))
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    server = start_s3_server(_free_port())
+    server = start_s3_server(free_port())
     try:
         yield server
     finally:
@@ -266,7 +256,7 @@ def test_killed_mid_upload_then_resumed_each_event_once(
     errors = tmp_path / "stderr.txt"
     with errors.open("wb") as stderr, subprocess.Popen(
         [sys.executable, "-c", _KILLED, str(tmp_path / "log.db"), str(tmp_path / "lake"),
-         what, str(at), msgspec.json.encode(client_settings).decode(), str(_free_port())],
+         what, str(at), msgspec.json.encode(client_settings).decode(), str(free_port())],
         stdout=subprocess.PIPE, stderr=stderr,
         env={**os.environ, "PYTHONPATH": str(Path(s3server.__file__).parent)},
     ) as proc:  # fmt: skip
@@ -317,7 +307,7 @@ def test_missing_bucket_or_endpoint_down_fail_clearly_then_load_once_there(
     ids = append(store, *[{"type": "track", "event": "Paid"} for _ in range(20)])
     with pytest.raises(BucketNotFound, match=f"s3://{bucket}/"):
         load_s3(store, tmp_path, s3_lake(s3, bucket))
-    down = s3_lake(s3, bucket, endpoint_url=f"http://127.0.0.1:{_free_port()}")
+    down = s3_lake(s3, bucket, endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ObjectStoreUnavailable, match=f"s3://{bucket}/"):
         load_s3(store, tmp_path, down)
     s3.client(bucket).create_bucket()

@@ -8,9 +8,7 @@ middle of the rewrite leaves only whole files, and running the deletion again fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,6 +22,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from targets_kit import OTHERS, SUBJECT, SUBJECT_EMAIL, load, seed
 
+from ports import free_port
 from s3server import REGION, S3Server, start_s3_server
 from sluice.config import Settings
 from sluice.lake.backend import LakeBackend
@@ -38,7 +37,6 @@ from sluice.store.sqlite import SqliteStore
 from sluice.workspace.model import Warehouse, Workspace
 
 ALICE = Subject("USER_ID", (SUBJECT,))
-PORTS = range(19740, 19760)
 
 
 @pytest.fixture
@@ -224,17 +222,9 @@ def test_kill_9_mid_rewrite_then_again_leaves_a_consistent_lake(
 # --- a lake in a bucket ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.bind(("127.0.0.1", port))
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
-    server = start_s3_server(_free_port())
+    server = start_s3_server(free_port())
     try:
         yield server
     finally:

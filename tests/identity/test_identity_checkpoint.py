@@ -68,7 +68,7 @@ def test_wal_stays_bounded_under_sustained_load(tmp_path: Path, hold: float) -> 
         checkpointer = db.checkpointer
         assert checkpointer is not None
         checkpointer.interval = 0.02
-        checkpointer.rewind_bytes, checkpointer.limit_bytes = 2 * MIB, 6 * MIB
+        checkpointer.rewind_bytes, checkpointer.limit_bytes = 2 * MIB, 5 * MIB
         stop = threading.Event()
         reader = hold > 0  # a PASSIVE rewind is then often refused; long: a RESTART is needed
         if reader:
@@ -85,7 +85,9 @@ def test_wal_stays_bounded_under_sustained_load(tmp_path: Path, hold: float) -> 
         assert checkpointer.checkpoints > 10
         # The WAL of all those steps, never rewound, would be far larger than the limit.
         assert largest > 2 * MIB
-        assert largest <= checkpointer.limit_bytes + 2 * MIB, (
+        # The limit, plus the steps written before the consumer sees the WAL past it (the thread
+        # measures it every 20 ms; steps here write well under 1 MiB each).
+        assert largest <= checkpointer.limit_bytes + 3 * MIB, (
             largest,
             checkpointer.restarts_refused,
         )

@@ -23,10 +23,12 @@ checkpoint only moves committed pages into the database file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,8 @@ class Checkpointer:
         self.checkpoints = 0
         self.restarts_refused = 0
         self._restart_after = 0.0
-        # One checkpointer at a time: SQLite refuses a second at once (SQLITE_BUSY, no wait).
+        # One checkpointer at a time: SQLite refuses a second at once (SQLITE_BUSY, no wait);
+        # held by `writing` through a transaction that should rewind the WAL.
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="identity-checkpoint", daemon=True)
@@ -73,11 +76,14 @@ class Checkpointer:
 
     def checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
         """Checkpoint on `conn` (this thread's, or the consumer's between steps) and note the
-        WAL's length; whether it finished. An error is logged, not raised: the next one tries
-        again."""
+        WAL's length; whether it finished."""
+        with self._lock:
+            return self._checkpoint(conn, mode)
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
+        # An error is logged, not raised: the next checkpoint tries again.
         try:
-            with self._lock:
-                busy, frames, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            busy, frames, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:
             log.exception("identity.db: %s checkpoint failed", mode)
             return False
@@ -85,25 +91,31 @@ class Checkpointer:
         self.wal_bytes = max(frames, 0) * self.frame_bytes
         return not busy
 
-    def before_write(self, conn: sqlite3.Connection) -> None:
-        """Called by the consumer's connection before it begins a write transaction: rewind the
-        WAL once it is long (see the module docstring)."""
+    @contextlib.contextmanager
+    def writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Around the consumer's write transactions: once the WAL is long, checkpoint it just
+        before one (see the module docstring) and keep the thread's checkpoints off until that
+        transaction ends: SQLite rewinds the WAL at its first write only if no checkpoint is
+        under way beside it."""
         if self.wal_bytes < self.rewind_bytes:
+            yield
             return
-        now = time.monotonic()
-        if self.wal_bytes < self.limit_bytes or now < self._restart_after:
-            self.checkpoint(conn, "PASSIVE")
-        else:
-            conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
-            try:
-                if not self.checkpoint(conn, "RESTART"):
-                    self.restarts_refused += 1
-                    self._restart_after = now + RESTART_BACKOFF_S
-                    log.warning("identity.db: WAL past its limit; a reader holds it (%d MiB)",
-                                self.wal_bytes >> 20)  # fmt: skip
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.wal_bytes = 0  # the thread's next pass says whether the rewind happened
+        with self._lock:
+            now = time.monotonic()
+            if self.wal_bytes < self.limit_bytes or now < self._restart_after:
+                self._checkpoint(conn, "PASSIVE")
+            else:
+                conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+                try:
+                    if not self._checkpoint(conn, "RESTART"):
+                        self.restarts_refused += 1
+                        self._restart_after = now + RESTART_BACKOFF_S
+                        log.warning("identity.db: WAL past its limit; a reader holds it (%d MiB)",
+                                    self.wal_bytes >> 20)  # fmt: skip
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.wal_bytes = 0  # the thread's next pass says whether the rewind happened
+            yield
 
     def stop(self) -> None:
         """Stop the thread and close its connection (waits for a checkpoint under way)."""

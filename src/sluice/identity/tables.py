@@ -155,15 +155,16 @@ class SqliteIdentityDb(IdentityDb):
 
     @contextlib.contextmanager
     def transaction(self, space: str) -> Iterator[None]:
-        if self.checkpointer is not None:
-            self.checkpointer.before_write(self.conn)
-        self.conn.execute("BEGIN IMMEDIATE")  # the file's one writer, from the start
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with contextlib.ExitStack() as stack:
+            if self.checkpointer is not None:
+                stack.enter_context(self.checkpointer.writing(self.conn))
+            self.conn.execute("BEGIN IMMEDIATE")  # the file's one writer, from the start
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:

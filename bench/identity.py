@@ -9,6 +9,9 @@ of both phases. Run by hand:
     uv run python bench/identity.py --profiles 1000000 --events 200000
     uv run python bench/identity.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
     uv run python bench/identity.py --profiles 1000000 --both --postgres postgresql://...
+
+`--checkpoints inline` runs SQLite's WAL checkpoints inside the consumer's commits (SQLite's
+automatic checkpoint, as before checkpoint.py) instead of on the background thread, to compare.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ def bench(db: IdentityDb, log: Log, build_end: int, backend: str, args: argparse
     profiles = db.execute("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
     print(f"{backend}: {profiles:,} live profiles before the timed phase")
     run(db, log, build_end, f"{backend} mixed events on top", args.step)
+    if isinstance(db, SqliteIdentityDb):
+        wal = db.path.with_name(db.path.name + "-wal")
+        print(f"SQLite: WAL file {wal.stat().st_size / 2**20:.0f} MiB at the end")
 
 
 def main() -> None:
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--step", type=int, default=5_000)
+    parser.add_argument("--checkpoints", choices=("background", "inline"), default="background")
     parser.add_argument("--postgres", help="a server URL: the bench makes and drops a database")
     parser.add_argument(
         "--both", action="store_true", help="SQLite, then PostgreSQL (--postgres) on the same log"
@@ -123,7 +130,10 @@ def main() -> None:
     if args.both or not args.postgres:
         tmp = Path(tempfile.mkdtemp(prefix="sluice-identity-bench-"))
         try:
-            db: IdentityDb = SqliteIdentityDb(tmp / "identity.db")
+            background = args.checkpoints == "background"
+            db: IdentityDb = SqliteIdentityDb(
+                tmp / "identity.db", background_checkpoints=background
+            )
             bench(db, log, build_end, "SQLite", args)
             db.close()
         finally:

@@ -29,7 +29,8 @@ from sluice.identity.rules import rules_from
 from sluice.identity.tables import SqliteIdentityDb
 from sluice.store.sqlite import SqliteStore
 data = Path(sys.argv[1])
-consumer = IdentityConsumer(SqliteStore(data / "log.db"), SqliteIdentityDb(data / sys.argv[2]),
+db = SqliteIdentityDb(data / sys.argv[2], background_checkpoints=True)  # as the worker runs it
+consumer = IdentityConsumer(SqliteStore(data / "log.db"), db,
                             "default", rules_from(None), step_events=int(sys.argv[3]))
 consumer.prepare()
 consumer.run_until_caught_up()

@@ -99,7 +99,7 @@ def rebuild(
     """Empty the identity tables and replay the whole log into them, with the current rules."""
     settings = settings_from(data_dir, database_url)
     store = open_store_for(settings)
-    db = open_identity_db(settings.data_dir, settings.database_url)
+    db = open_identity_db(settings.data_dir, settings.database_url, consumer=True)
     console = Console(stderr=True, highlight=False)
     try:
         space, rules = workspace_rules(store)

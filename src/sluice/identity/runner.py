@@ -47,7 +47,9 @@ def workspace_rules(store: EventStore) -> tuple[str, Rules]:
 async def run_identity(settings: Settings) -> None:
     """Follow the log until cancelled (its own store connection: its reads are large)."""
     store = open_store(settings)
-    db = await asyncio.to_thread(open_identity_db, settings.data_dir, settings.database_url)
+    db = await asyncio.to_thread(
+        open_identity_db, settings.data_dir, settings.database_url, consumer=True
+    )
     try:
         consumer: IdentityConsumer | None = None
         checked = -float("inf")

@@ -30,6 +30,8 @@ from typing import Any
 
 import psycopg
 
+from sluice.identity.checkpoint import Checkpointer
+
 SQLITE_FILE = "identity.db"
 BIG = "BIGINT"
 Column = tuple[str, str]  # (name, SQL type: TEXT or BIGINT)
@@ -126,7 +128,9 @@ class IdentityDb:
 class SqliteIdentityDb(IdentityDb):
     dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, background_checkpoints: bool = False) -> None:
+        """`background_checkpoints`: for the consumer's connection, the file's busy writer;
+        its WAL checkpoints then run on a thread of their own (checkpoint.py)."""
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -137,6 +141,10 @@ class SqliteIdentityDb(IdentityDb):
         self.conn.execute("PRAGMA cache_size=-65536")
         for statement in _SCHEMA:
             self.conn.execute(statement.replace("{rowid}", " WITHOUT ROWID"))
+        self.checkpointer: Checkpointer | None = None
+        if background_checkpoints:
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(path)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
@@ -147,13 +155,16 @@ class SqliteIdentityDb(IdentityDb):
 
     @contextlib.contextmanager
     def transaction(self, space: str) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")  # the file's one writer, from the start
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with contextlib.ExitStack() as stack:
+            if self.checkpointer is not None:
+                stack.enter_context(self.checkpointer.writing(self.conn))
+            self.conn.execute("BEGIN IMMEDIATE")  # the file's one writer, from the start
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -185,6 +196,8 @@ class SqliteIdentityDb(IdentityDb):
         self.executemany(f"UPDATE {table} SET {assigned} WHERE {where}", rows)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.conn.close()
 
 
@@ -282,12 +295,15 @@ def _unnest(columns: Sequence[Column]) -> str:
     return f"unnest({arrays}) AS u({', '.join(name for name, _ in columns)})"
 
 
-def open_identity_db(data_dir: Path, database_url: str | None) -> IdentityDb:
-    """The identity tables beside the store: PostgreSQL's database, or identity.db."""
+def open_identity_db(
+    data_dir: Path, database_url: str | None, consumer: bool = False
+) -> IdentityDb:
+    """The identity tables beside the store: PostgreSQL's database, or identity.db (with its
+    checkpoints in the background for the `consumer`'s connection)."""
     if database_url:
         return PostgresIdentityDb(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteIdentityDb(data_dir / SQLITE_FILE)
+    return SqliteIdentityDb(data_dir / SQLITE_FILE, background_checkpoints=consumer)
 
 
 def has_table(db: IdentityDb, table: str) -> bool:

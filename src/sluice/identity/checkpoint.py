@@ -59,6 +59,7 @@ class Checkpointer:
         self.wal_bytes = 0
         self.checkpoints = 0
         self.restarts_refused = 0
+        self.failures = 0  # in a row
         self._restart_after = 0.0
         # One checkpointer at a time: SQLite refuses a second at once (SQLITE_BUSY, no wait);
         # held by `writing` through a transaction that should rewind the WAL.
@@ -81,12 +82,18 @@ class Checkpointer:
             return self._checkpoint(conn, mode)
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
-        # An error is logged, not raised: the next checkpoint tries again.
+        # An error is logged once until a checkpoint succeeds again (the thread retries every
+        # `interval`: a lasting failure must not write a line five times a second).
         try:
             busy, frames, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:
-            log.exception("identity.db: %s checkpoint failed", mode)
+            self.failures += 1
+            if self.failures == 1:
+                log.exception("identity.db: %s checkpoint failed (retrying quietly)", mode)
             return False
+        if self.failures:
+            log.info("identity.db: checkpoints work again after %d failures", self.failures)
+            self.failures = 0
         self.checkpoints += 1
         self.wal_bytes = max(frames, 0) * self.frame_bytes
         return not busy

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from identity_kit import (
     SPACE,
+    T0,
     ListLog,
     components,
     consume,
@@ -34,6 +35,9 @@ SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 LIMITED = Rules(types={"anonymous_id": TypeRule(2, None, 3), "phone": TypeRule(1, None, 4)})
+HOUR, DAY = 3_600_000, 86_400_000
+# The same with a window on anonymous_id: "last seen" is kept for that type only, and read.
+WINDOWED = Rules(types={"anonymous_id": TypeRule(2, 3 * HOUR, 3), "phone": TypeRule(1, None, 4)})
 
 
 class Crash(Exception):
@@ -71,20 +75,24 @@ def test_with_limits_no_profile_breaks_one(
 
 
 @SETTINGS
+@pytest.mark.parametrize("rules", [LIMITED, WINDOWED], ids=["limits", "windows"])
 @given(streams, st.integers(1, 12), st.integers(1, 12), st.integers(0, 6))
 def test_any_step_size_and_any_crash_give_the_same_tables(
     db: IdentityDb,
+    rules: Rules,
     stream: list[list[tuple[str, str]]],
     first_step: int,
     second_step: int,
     crash_at: int,
 ) -> None:
-    log = log_of([payload(event, traits={"n": i % 3}) for i, event in enumerate(stream)])
+    # An hour apart: with a window, "last seen" moves at nearly every event.
+    bodies = [payload(event, traits={"n": i % 3}) for i, event in enumerate(stream)]
+    log = log_of(bodies, step_ms=HOUR)
     wipe(db)
-    consume(log, db, LIMITED, step=1000)
+    consume(log, db, rules, step=1000)
     expected = snapshot(db)
     wipe(db)
-    consumer = IdentityConsumer(log, db, SPACE, LIMITED, step_events=first_step)  # type: ignore[arg-type]
+    consumer = IdentityConsumer(log, db, SPACE, rules, step_events=first_step)  # type: ignore[arg-type]
     consumer.prepare()
     steps = 0
 
@@ -95,7 +103,7 @@ def test_any_step_size_and_any_crash_give_the_same_tables(
     with pytest.raises(Crash) if crash_at * first_step < len(stream) else _nothing():
         while consumer.step(on_commit=crash):
             steps += 1
-    resumed = IdentityConsumer(log, db, SPACE, LIMITED, step_events=second_step)  # type: ignore[arg-type]
+    resumed = IdentityConsumer(log, db, SPACE, rules, step_events=second_step)  # type: ignore[arg-type]
     resumed.prepare()
     resumed.run_until_caught_up()
     assert snapshot(db) == expected
@@ -208,6 +216,51 @@ def test_traits_newest_by_event_time_wins_across_a_merge(db: IdentityDb) -> None
     )
     consume(log, db, rules_from(None))
     assert db.execute("SELECT value, seq FROM profile_traits WHERE key = 'plan'") == [('"pro"', 1)]
+
+
+# --- windows and "last seen" ------------------------------------------------------------------
+def _windowed_sign_up(seen_again: bool) -> ListLog:
+    """Jane signs up on anon a1 (day 1); a1 is seen again or not (day 2); on day 3 she comes
+    back as a2. The window (anonymous_id: 1 a day) counts a1 only if it was seen again."""
+    again = [("anonymous_id", "a1")] if seen_again else [("anonymous_id", "someone-else")]
+    return log_of(
+        [
+            payload([("user_id", "jane"), ("anonymous_id", "a1")]),
+            payload(again, type="page"),
+            payload([("user_id", "jane"), ("anonymous_id", "a2")]),
+        ],
+        step_ms=DAY,
+    )
+
+
+@pytest.mark.parametrize("seen_again", [True, False])
+def test_a_window_counts_an_identifier_seen_again_within_it(
+    db: IdentityDb, seen_again: bool
+) -> None:
+    rules = Rules(types={"anonymous_id": TypeRule(1, DAY, 3)})
+    consume(_windowed_sign_up(seen_again), db, rules, step=1)
+    jane = {key for group in partition(db) if ("user_id", "jane") in group for key in group}
+    if seen_again:  # a1 seen on day 2 is within a day of day 3: a2 is one too many, demoted
+        assert jane == {("user_id", "jane"), ("anonymous_id", "a1")}
+        assert db.execute("SELECT demoted FROM identity_position") == [(1,)]
+    else:  # a1 last seen on day 1: outside the window, so a2 joins
+        assert jane == {("user_id", "jane"), ("anonymous_id", "a1"), ("anonymous_id", "a2")}
+    [(last_seen,)] = db.execute("SELECT last_seen_ms FROM identities WHERE id_value = 'a1'")
+    assert last_seen == T0 + (2 if seen_again else 1) * DAY
+
+
+def test_a_returning_visitor_rewrites_no_row_of_the_graph(db: IdentityDb) -> None:
+    """Without a window nothing reads "last seen": an event of a known visitor, days later,
+    adds its event index row and changes no other row (nor the profile's `updated_ms`)."""
+    first = [payload([("anonymous_id", "a1"), ("user_id", "u")], traits={})]
+    log = log_of([*first, payload([("anonymous_id", "a1")], type="page")], step_ms=DAY)
+    consume(ListLog(log.events[:1]), db, rules_from(None))
+    before = snapshot(db)
+    consume(log, db, rules_from(None))
+    after = snapshot(db)
+    for table in ("profiles", "identities", "profile_traits", "merges"):
+        assert after[table] == before[table], table
+    assert len(after["profile_events"]) == len(before["profile_events"]) + 1
 
 
 def test_a_log_list_is_enough_for_the_consumer() -> None:

@@ -17,6 +17,7 @@ from identity_kit import SPACE, snapshot
 from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.rules import rules_from
 from sluice.identity.tables import SqliteIdentityDb
+from sluice.spec.timestamps import format_ms
 from sluice.store.base import AppendBatch, NewEvent
 from sluice.store.sqlite import SqliteStore
 
@@ -119,16 +120,18 @@ def test_apply_rebuild_status_and_show(tmp_path: Path) -> None:
         {"type": "page", "anonymousId": "anon-2", "timestamp": "2026-12-01T10:02:00.000Z"},
         {"type": "track", "anonymousId": "anon-2", "event": "Ordered",
          "context": {"traits": {"email": "jane@x.io"}}, "timestamp": "2026-12-01T10:03:00.000Z"},
+        {"type": "page", "anonymousId": "anon-1", "timestamp": "2026-12-01T15:00:00.000Z"},
     ]  # fmt: skip
+    received = [1_765_000_000_000 + i for i in range(4)] + [1_765_000_000_000 + 5 * 3_600_000]
     store.append(AppendBatch(events=[
-        NewEvent("web", f"m{i}", b["type"], b.get("event"), 1_765_000_000_000 + i,  # type: ignore[arg-type]
+        NewEvent("web", f"m{i}", b["type"], b.get("event"), at,  # type: ignore[arg-type]
                  msgspec.json.encode(b))
-        for i, b in enumerate(bodies)
+        for i, (b, at) in enumerate(zip(bodies, received, strict=True))
     ]))  # fmt: skip
     store.close()
     rebuilt = sluice("identity", "rebuild", data=data)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "rebuilt: 4 events, 1 merges" in rebuilt.stderr
+    assert "rebuilt: 5 events, 1 merges" in rebuilt.stderr
     shown = sluice("profiles", "show", "email:jane@x.io", "--json", data=data)
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)
@@ -136,7 +139,11 @@ def test_apply_rebuild_status_and_show(tmp_path: Path) -> None:
         ("anonymous_id", "anon-1"), ("anonymous_id", "anon-2"), ("user_id", "jane"),
         ("email", "jane@x.io"),
     }  # fmt: skip
-    assert [e["seq"] for e in doc["events"]] == [4, 3, 2, 1]
+    assert [e["seq"] for e in doc["events"]] == [5, 4, 3, 2, 1]
+    # A returning visitor rewrites no row of the graph: "updated" is read from its last event,
+    # and "last seen" is kept only for types whose limit has a window (none here).
+    assert doc["updated_at"] == format_ms(received[-1])
+    assert {i["last_seen_ms"] for i in doc["external_ids"]} == {None}
     assert {t["key"]: t["value"] for t in doc["traits"]} == {"email": "jane@x.io", "plan": "pro"}
     [merge] = doc["merges"]
     assert merge["seq"] == 4 and "email=jane@x.io" in merge["reason"]
@@ -145,7 +152,7 @@ def test_apply_rebuild_status_and_show(tmp_path: Path) -> None:
     missing = sluice("profiles", "show", "user_id:nobody", data=data)
     assert missing.returncode == 1 and "no profile has user_id:nobody" in missing.stderr
     status = json.loads(sluice("identity", "status", "--json", data=data).stdout)
-    assert status["position"] == 4 and status["profiles"] == 1 and status["merges"] == 1
+    assert status["position"] == 5 and status["profiles"] == 1 and status["merges"] == 1
     assert status["rules_current"] is True
     exported = subprocess.run([*SLUICE, "export", "--data-dir", str(data)], capture_output=True,
                               text=True, check=True).stdout  # fmt: skip

@@ -43,9 +43,9 @@ def show(
     store = open_store_for(settings)
     db = open_identity_db(settings.data_dir, settings.database_url)
     try:
-        space, _ = workspace_rules(store)
+        space, rules = workspace_rules(store)
         profile = find_profile(db, space, collection, id_type, value)
-        found = view(db, space, profile, events) if profile else None
+        found = view(db, space, profile, events, store, rules) if profile else None
         if found is None:
             raise SluiceError(f"no profile has {id_type}:{value} (see `sluice identity status`)")
         log_events = []
@@ -98,7 +98,7 @@ def _print(console: Console, doc: dict[str, Any], indexed: int) -> None:
             i["id"],
             i["source_id"],
             format_ms(i["created_ms"]),
-            format_ms(i["last_seen_ms"]),
+            "—" if i["last_seen_ms"] is None else format_ms(i["last_seen_ms"]),
         )
     console.print(ids)
     traits = Table("trait", "value", "source", "updated", title="Traits")

@@ -26,8 +26,12 @@ PREFIXES = {"users": "use_", "accounts": "acc_"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 ID_CHARS = 27
 TIME_CHARS = 7  # base 36 (digits and capitals: the same order under any collation)
-# "Last seen" and "updated" move by at least this much: windows are days long, and writing
-# the row of every identifier and profile at each event would cost most of a step's time.
+# "Last seen" moves by at least this much: windows are days long, and writing the row of every
+# identifier at each event would cost most of a step's time. It is kept only for the types
+# whose rule has a window (the only reader in resolution): an event of a known visitor then
+# writes nothing to the graph at all, and a returning visitor costs one row (its event index)
+# rather than three random pages. A profile's `updated_ms` is the last change of its identity
+# (created, an identifier added, a merge); readers take the newer of it and its last event.
 SEEN_RESOLUTION_MS = 3_600_000
 # Base 36 by table (a profile id is made at every event that may create one): 3 + 2 + 2 digits.
 _B36_2 = [_ALPHABET[i // 36] + _ALPHABET[i % 36] for i in range(36**2)]
@@ -130,6 +134,7 @@ class Graph:
         # profile → merged_into. Absent: not stored yet.
         self.stored_ids: dict[IdKey, str] = {}
         self.stored_profiles: dict[str, str | None] = {}
+        self.created: set[str] = set()  # profiles made by this graph (none of their rows stored)
         self.changes = Changes()
         self._rules: dict[str, TypeRule] = {}
         self._windows = any(rule.window_ms is not None for rule in rules.types.values())
@@ -170,6 +175,7 @@ class Graph:
         else:
             profile = self._merge(matched, keys, seen)
         members = self.members[profile]
+        changed = len(matched) != 1  # a new profile, or a merge
         for key in keys:
             row = self.ids.get(key)
             if row is None:
@@ -177,14 +183,14 @@ class Graph:
                     profile, seen.source_id, seen.message_id, seen.now_ms, seen.now_ms
                 )
                 members.add(key)
-            elif seen.now_ms - row.last_seen_ms >= SEEN_RESOLUTION_MS:
+                changed = True
+            elif self._windows and self._seen_later(key[1], row, seen.now_ms):
                 row.last_seen_ms = seen.now_ms
             else:
                 continue
             self.changes.ids.add(key)
-        info = self.profiles[profile]
-        if seen.now_ms - info.updated_ms >= SEEN_RESOLUTION_MS:
-            info.updated_ms = seen.now_ms
+        if changed:
+            self.profiles[profile].updated_ms = seen.now_ms
             self.changes.profiles.add(profile)
         return profile
 
@@ -199,16 +205,20 @@ class Graph:
             if row is None or (rows and row.profile != rows[0].profile):
                 return None
             rows.append(row)
-        for key, row in zip(keys, rows, strict=True):
-            if now_ms - row.last_seen_ms >= SEEN_RESOLUTION_MS:
-                row.last_seen_ms = now_ms
-                self.changes.ids.add(key)
-        profile = rows[0].profile
-        info = self.profiles[profile]
-        if now_ms - info.updated_ms >= SEEN_RESOLUTION_MS:
-            info.updated_ms = now_ms
-            self.changes.profiles.add(profile)
-        return profile
+        if self._windows:
+            for key, row in zip(keys, rows, strict=True):
+                if self._seen_later(key[1], row, now_ms):
+                    row.last_seen_ms = now_ms
+                    self.changes.ids.add(key)
+        return rows[0].profile
+
+    def _seen_later(self, id_type: str, row: IdRow, now_ms: int) -> bool:
+        """Whether an identifier's "last seen" should move to now: its type has a window and
+        the time moved by the resolution at least."""
+        return (
+            now_ms - row.last_seen_ms >= SEEN_RESOLUTION_MS
+            and self._rule(id_type).window_ms is not None
+        )
 
     # --- rules -------------------------------------------------------------------------------
     def _problem(self, matched: list[str], keys: list[IdKey], now_ms: int) -> str | None:
@@ -266,6 +276,7 @@ class Graph:
             collection, seen.seq, seen.now_ms, seen.now_ms, seen.message_id, seen.source_id
         )
         self.changes.profiles.add(profile)
+        self.created.add(profile)
         self.members[profile] = set()
         return profile
 

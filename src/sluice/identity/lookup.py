@@ -12,8 +12,9 @@ from typing import Any
 
 import msgspec
 
-from sluice.identity.rules import ACCOUNTS, USERS
+from sluice.identity.rules import ACCOUNTS, USERS, Rules
 from sluice.identity.tables import IdentityDb
+from sluice.store.base import EventStore
 
 ACCOUNT_TYPES = ("group_id",)
 # A profile's identifiers, by the `identities_profile` index. Written `space || '' = ?`, not
@@ -65,8 +66,20 @@ def live(db: IdentityDb, space: str, profile: str) -> str:
     return str(rows[0][0]) if rows and rows[0][0] else profile
 
 
-def view(db: IdentityDb, space: str, profile: str, events: int = 20) -> ProfileView | None:
-    """Everything the tables say of a live profile; None when there is no such profile."""
+def view(
+    db: IdentityDb,
+    space: str,
+    profile: str,
+    events: int = 20,
+    log: EventStore | None = None,
+    rules: Rules | None = None,
+) -> ProfileView | None:
+    """Everything the tables say of a live profile; None when there is no such profile.
+
+    Its `updated_ms` is the newer of its identity's last change and, given the `log`, its
+    last event's arrival (the graph does not rewrite the profile's row at every event). Given
+    the `rules`, an identifier's `last_seen_ms` is None where its type has no window: the
+    graph keeps "last seen" only where a window reads it."""
     profile = live(db, space, profile)
     rows = db.execute(
         "SELECT collection, created_ms, updated_ms, first_message_id"
@@ -81,6 +94,10 @@ def view(db: IdentityDb, space: str, profile: str, events: int = 20) -> ProfileV
     members = [profile, *(str(r[0]) for r in merged)]
     collection, created_ms, updated_ms, first_message_id = rows[0]
     result = ProfileView(profile, collection, created_ms, updated_ms, first_message_id, members)
+
+    def windowed(id_type: str) -> bool:
+        return rules is None or rules.rule(id_type).window_ms is not None
+
     result.identities = [
         {
             "type": r[0],
@@ -89,7 +106,7 @@ def view(db: IdentityDb, space: str, profile: str, events: int = 20) -> ProfileV
             "source_id": r[3],
             "first_message_id": r[4],
             "created_ms": r[5],
-            "last_seen_ms": r[6],
+            "last_seen_ms": r[6] if windowed(r[0]) else None,
         }
         for r in db.execute(
             "SELECT id_type, id_value, collection, source_id, first_message_id, first_seen_ms,"
@@ -114,6 +131,14 @@ def view(db: IdentityDb, space: str, profile: str, events: int = 20) -> ProfileV
             [space, *params, events],
         )
     ]
+    if log is not None:
+        newest = db.execute(
+            f"SELECT max(seq) FROM profile_events WHERE space = ? AND profile_id {clause}",
+            [space, *params],
+        )[0][0]
+        last = log.read_after(newest - 1, 1) if newest is not None else []
+        if last and last[0].seq == newest:
+            result.updated_ms = max(result.updated_ms, last[0].received_at_ms)
     # Two indexed reads (by winner, by loser) rather than one `OR`, which SQLite answers by
     # reading every merge of the space.
     columns = "SELECT loser, winner, seq, message_id, reason, at_ms FROM merges"

@@ -63,10 +63,10 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
     which of the profile ids its events could create exist already.
 
     An event whose identifiers of a collection are all stored and on one profile changes
-    nothing but "last seen" (resolution needs no more than those rows); only an event with a
-    new identifier, or with identifiers on several profiles, can grow or merge profiles, so
-    only those profiles' other identifiers are loaded, and only such an event may create a
-    profile (whose id may be taken)."""
+    nothing but "last seen" (resolution needs no more than those rows, not even the profile's);
+    only an event with a new identifier, or with identifiers on several profiles, can grow or
+    merge profiles, so only those profiles' rows and other identifiers are loaded, and only
+    such an event may create a profile (whose id may be taken)."""
     space = graph.space
     events = [event for event in events if event.ids]
     keys = {key for event in events for key in event.ids}
@@ -76,7 +76,6 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
         stored[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
         stored_ids[key] = row[3]
         members.setdefault(row[3], set()).add(key)
-    referenced: set[str] = set()
     grow: set[str] = set()
     candidates: set[str] = set()
     for event in events:
@@ -95,7 +94,6 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
                     new = True
                 else:
                     profiles.add(held.profile)
-            referenced |= profiles
             if new or len(profiles) > 1:
                 grow |= profiles
                 if len(profiles) <= 1:
@@ -114,7 +112,7 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
                 graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
                 graph.stored_ids[key] = row[3]
                 graph.members[row[3]].add(key)
-    for part in _chunks(sorted(referenced | candidates), db):
+    for part in _chunks(sorted(grow | candidates), db):
         clause, params = db.in_list(part)
         for row in db.execute(
             "SELECT profile_id, collection, first_seq, created_ms, updated_ms, first_message_id,"
@@ -122,7 +120,7 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
             f" WHERE space = ? AND profile_id {clause}",
             [space, *params],
         ):
-            if row[0] in referenced:
+            if row[0] in grow:
                 graph.profiles[row[0]] = ProfileRow(*row[1:])
                 graph.stored_profiles[row[0]] = row[7]
             else:
@@ -224,7 +222,7 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
     seen_profiles: list[tuple[Any, ...]] = []
     for profile in sorted(changes.profiles):
         p = graph.profiles[profile]
-        if profile not in graph.stored_profiles:
+        if profile in graph.created:
             new_profiles.append(
                 (space, profile, p.collection, p.first_seq, p.created_ms, p.updated_ms,
                  p.first_message_id, p.first_source_id, p.merged_into)
@@ -278,7 +276,7 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
     existing: list[tuple[Any, ...]] = []
     for (profile, name), w in sorted(traits.items()):
         values = (space, profile, name, w.value, w.source_id, w.updated_ms, w.seq)
-        (existing if profile in graph.stored_profiles else fresh).append(values)
+        (fresh if profile in graph.created else existing).append(values)
     db.copy_rows("profile_traits", _TRAIT, fresh)
     db.insert_rows("profile_traits", _TRAIT, existing, _NEWER_WINS)
     # Events of a profile this step created cannot be indexed already: no conflict to check.
@@ -286,9 +284,7 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
     other_events: list[tuple[Any, ...]] = []
     # In key order: neighbouring rows go into the same B-tree page one after the other.
     for profile, seq in sorted(writes.events):
-        (other_events if profile in graph.stored_profiles else fresh_events).append(
-            (space, profile, seq)
-        )
+        (fresh_events if profile in graph.created else other_events).append((space, profile, seq))
     db.copy_rows("profile_events", _EVENT, fresh_events)
     db.insert_rows("profile_events", _EVENT, other_events, " ON CONFLICT DO NOTHING")
 

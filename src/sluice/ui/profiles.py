@@ -80,7 +80,7 @@ def routes(site: Site) -> list[Route]:
         space, rules = workspace_rules(site.store)
 
         def load(db: IdentityDb) -> dict[str, Any] | None:
-            shown = view(db, space, profile_id, events=0)
+            shown = view(db, space, profile_id, events=0, log=site.log, rules=rules)
             if shown is None:
                 return None
             events, older = events_page(

@@ -146,19 +146,18 @@ class IdentityConsumer:
                 clock = max(clock, event.received_at_ms)
                 clocks.append(clock)
             rules = self.rules
-            parsed = [identifying(event.payload, rules) for event in events]
+            work: list[tuple[StoredEvent, int, Identifying]] = []
+            for event, at in zip(events, clocks, strict=True):
+                found = identifying(event.payload, rules)
+                if found is not None and found.ids:
+                    work.append((event, at, found))
             load(
                 self.db,
                 graph,
-                [
-                    StepEvent(e.message_id, at, found.ids)
-                    for e, at, found in zip(events, clocks, parsed, strict=True)
-                    if found is not None and found.ids
-                ],
+                [StepEvent(e.message_id, at, found.ids, found.accounts) for e, at, found in work],
             )
-            for event, at, found in zip(events, clocks, parsed, strict=True):
-                if found is not None and found.ids:
-                    self._apply(graph, writes, event, found, at)
+            for event, at, found in work:
+                self._apply(graph, writes, event, found, at)
             changes = graph.take()
             write(self.db, graph, changes, writes)
             first_seq = position.first_seq if position.first_seq is not None else events[0].seq
@@ -192,27 +191,35 @@ class IdentityConsumer:
     def _apply(
         self, graph: Graph, writes: StepWrites, event: StoredEvent, found: Identifying, clock: int
     ) -> None:
-        seen = Seen(event.seq, event.message_id, event.source_id, clock)
-        at = parse_ms(found.timestamp)
-        updated_ms = at if at is not None else event.received_at_ms
         ids = found.ids
-        if all(key[0] == USERS for key in ids):  # nearly every event: no account named
-            pairs = [(graph.resolve(USERS, ids, seen), found.user_traits)]
-        else:
-            pairs = [
-                (graph.resolve(USERS, [k for k in ids if k[0] == USERS], seen), found.user_traits),
-                (
-                    graph.resolve(ACCOUNTS, [k for k in ids if k[0] == ACCOUNTS], seen),
-                    found.account_traits,
-                ),
-            ]
-        for profile, traits in pairs:
+        if not found.accounts:  # nearly every event: users only, and most of them known
+            profile = graph.known(ids, clock)
             if profile is None:
-                continue
+                seen = Seen(event.seq, event.message_id, event.source_id, clock)
+                profile = graph.attach(USERS, ids, seen)
             writes.events.append((profile, event.seq))
-            for key, value in traits.items():
-                writes.trait(
-                    profile,
-                    key,
-                    TraitWrite(_encode(value).decode(), event.source_id, updated_ms, event.seq),
-                )
+            if found.user_traits:
+                _traits(writes, profile, found.user_traits, event, found.timestamp)
+            return
+        seen = Seen(event.seq, event.message_id, event.source_id, clock)
+        for collection, traits in ((USERS, found.user_traits), (ACCOUNTS, found.account_traits)):
+            found_profile = graph.resolve(collection, [k for k in ids if k[0] == collection], seen)
+            if found_profile is None:
+                continue
+            writes.events.append((found_profile, event.seq))
+            if traits:
+                _traits(writes, found_profile, traits, event, found.timestamp)
+
+
+def _traits(
+    writes: StepWrites, profile: str, traits: dict[str, object], event: StoredEvent, sent: object
+) -> None:
+    """An event's traits on its profile, dated by the event's time (its arrival without one)."""
+    at = parse_ms(sent)
+    updated_ms = at if at is not None else event.received_at_ms
+    for key, value in traits.items():
+        writes.trait(
+            profile,
+            key,
+            TraitWrite(_encode(value).decode(), event.source_id, updated_ms, event.seq),
+        )

@@ -61,6 +61,7 @@ class Identifying:
     user_traits: dict[str, Any]
     account_traits: dict[str, Any]
     timestamp: object  # as sent
+    accounts: bool = False  # whether an account's identifier may be among `ids`
 
 
 def identifying(payload: bytes, rules: Rules) -> Identifying | None:
@@ -93,12 +94,13 @@ def identifying(payload: bytes, rules: Rules) -> Identifying | None:
             device, integrations, items = c.device, c.integrations, c.externalIds
     own = _obj(traits) if kind in ("identify", "group") else _EMPTY
     identify = own if kind == "identify" else _EMPTY
-    ids = _collect(
+    ids, accounts = _collect(
         kind, user_id, anonymous_id, group_id, identify, context_traits, device, integrations,
         items, rules,
     )  # fmt: skip
     account = own if kind == "group" else _EMPTY
-    return Identifying(ids, _user_traits(identify, context_traits), account, timestamp)
+    user_traits = _user_traits(identify, context_traits)
+    return Identifying(ids, user_traits, account, timestamp, accounts)
 
 
 def _text(value: object) -> str | None:
@@ -117,7 +119,7 @@ def external_ids(event: dict[str, Any], rules: Rules) -> list[IdKey]:
     """The event's identifiers in the order found, without duplicates or blocked values."""
     context = _obj(event.get("context"))
     kind = event.get("type")
-    return _collect(
+    ids, _ = _collect(
         kind,
         event.get("userId"),
         event.get("anonymousId"),
@@ -129,6 +131,7 @@ def external_ids(event: dict[str, Any], rules: Rules) -> list[IdKey]:
         context.get("externalIds"),
         rules,
     )
+    return ids
 
 
 def _collect(
@@ -142,10 +145,13 @@ def _collect(
     integrations: object,
     items: object,
     rules: Rules,
-) -> list[IdKey]:
+) -> tuple[list[IdKey], bool]:
+    """The identifiers, and whether an account's may be among them (most events have none:
+    the consumer then resolves the users' collection alone, without splitting)."""
     # (collection, type, raw value) in Segment's order, then checked in one pass: this runs
     # at every event, so it avoids a function call per candidate.
     raw: list[tuple[str, str, object]] = []
+    accounts = False
     if user_id is not None:
         raw.append((USERS, USER_ID, user_id))
     # user_traits_of's email (an identify's traits over context.traits), then context.traits'.
@@ -169,13 +175,17 @@ def _collect(
         raw.append((USERS, "ga_client_id", ga.get("clientId")))
     if kind == "group":
         raw.append((ACCOUNTS, "group_id", group_id))
+        accounts = True
     if isinstance(items, list):
         for item in items[:MAX_EXTERNAL_IDS]:
             item = _obj(item)
             id_type = item.get("type")
             if isinstance(id_type, str) and id_type.strip():
-                collection = ACCOUNTS if item.get("collection") == ACCOUNTS else USERS
-                raw.append((collection, id_type.strip().lower(), item.get("id")))
+                if item.get("collection") == ACCOUNTS:
+                    raw.append((ACCOUNTS, id_type.strip().lower(), item.get("id")))
+                    accounts = True
+                else:
+                    raw.append((USERS, id_type.strip().lower(), item.get("id")))
     if rules.trait_types:
         merged = _user_traits(traits, context_traits)
         for trait, id_type in rules.trait_types:
@@ -191,7 +201,7 @@ def _collect(
             key = (collection, id_type, text)
             if key not in found and not is_blocked(text):
                 found[key] = None
-    return list(found)
+    return list(found), accounts
 
 
 def _user_traits(traits: dict[str, Any], context_traits: dict[str, Any]) -> dict[str, Any]:

@@ -147,9 +147,12 @@ class Graph:
         """Attach the event's identifiers of one collection; its profile (None: no ids)."""
         if not keys:
             return None
-        again = self._seen_again(keys, seen.now_ms)
-        if again is not None:
-            return again
+        again = self.known(keys, seen.now_ms)
+        return again if again is not None else self.attach(collection, keys, seen)
+
+    def attach(self, collection: str, keys: list[IdKey], seen: Seen) -> str:
+        """`resolve` for identifiers that are not all known on one profile (`known` said
+        None): new ones join, profiles merge, rules demote."""
         ids = self.ids
         keys = list(keys)
         refused = False
@@ -194,7 +197,7 @@ class Graph:
             self.changes.profiles.add(profile)
         return profile
 
-    def _seen_again(self, keys: list[IdKey], now_ms: int) -> str | None:
+    def known(self, keys: list[IdKey], now_ms: int) -> str | None:
         """The common case, settled without the general path: every identifier stored and on
         one profile, so nothing can grow or merge and only "last seen" may move. None when
         the event is not such a case."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from sluice.identity.extract import IdKey
 from sluice.identity.graph import Changes, Graph, IdRow, ProfileRow, profile_id
+from sluice.identity.rules import USERS
 from sluice.identity.tables import Column, IdentityDb
 
 CHUNK = 500  # values per IN list on SQLite
@@ -55,6 +56,7 @@ class StepEvent:
     message_id: str
     now_ms: int
     ids: list[IdKey]
+    accounts: bool = True  # whether an account's identifier may be among `ids`
 
 
 def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
@@ -75,14 +77,18 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
         key = (row[0], row[1], row[2])
         stored[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
         stored_ids[key] = row[3]
-        members.setdefault(row[3], set()).add(key)
     grow: set[str] = set()
     candidates: set[str] = set()
     for event in events:
         ids = event.ids
-        first = ids[0][0]
-        if all(key[0] == first for key in ids):  # one collection: nearly every event
-            groups: Iterable[tuple[str, list[IdKey]]] = ((first, ids),)
+        if len(ids) == 1:  # most events: one identifier, known (a returning visitor) or not
+            held = stored.get(ids[0])
+            if held is None:
+                collection = ids[0][0]
+                candidates.add(profile_id(space, collection, event.message_id, event.now_ms))
+            continue
+        if not event.accounts:
+            groups: Iterable[tuple[str, list[IdKey]]] = ((USERS, ids),)
         else:
             groups = [(c, [k for k in ids if k[0] == c]) for c in {k[0] for k in ids}]
         for collection, mine in groups:
@@ -98,6 +104,10 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
                 grow |= profiles
                 if len(profiles) <= 1:
                     candidates.add(profile_id(space, collection, event.message_id, event.now_ms))
+    # Only a profile that may grow or merge needs its identifiers (the limits count them).
+    for key, held in stored.items():
+        if held.profile in grow:
+            members.setdefault(held.profile, set()).add(key)
     for part in _chunks(sorted(grow), db):
         clause, params = db.in_list(part)
         for row in db.execute(

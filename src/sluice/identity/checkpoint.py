@@ -4,7 +4,9 @@ SQLite's automatic checkpoint runs on the committing connection, inside the comm
 ~4 MB of WAL a step copied the pages back into the database file and fsynced it, in the
 consumer's time (about as long as the step's own writes at 100k profiles). The consumer's
 connection turns it off (`wal_autocheckpoint=0`) and this thread runs PASSIVE checkpoints
-instead, which wait for no one: the copying and the fsync happen beside the step.
+instead, which wait for no one: the copying and the fsync happen beside the step. It runs one
+right after each of the consumer's commits (and every `interval` otherwise), while the consumer
+reads and parses its next step outside any transaction.
 
 A PASSIVE checkpoint never makes the WAL start over: SQLite rewinds it only when a write
 transaction begins while every frame is already in the database file, and the consumer begins
@@ -41,8 +43,9 @@ BUSY_TIMEOUT_MS = 30000  # the connections' own (tables.py)
 
 
 class Checkpointer:
-    """PASSIVE checkpoints every `interval` seconds until `stop`; `wal_bytes` is the WAL's
-    length in frames (not the file's size, which a rewind keeps) as last seen."""
+    """PASSIVE checkpoints after each commit and every `interval` seconds until `stop`;
+    `wal_bytes` is the WAL's length in frames (not the file's size, which a rewind keeps) as
+    last seen."""
 
     def __init__(
         self,
@@ -65,12 +68,17 @@ class Checkpointer:
         # held by `writing` through a transaction that should rewind the WAL.
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a commit just happened: copy its frames now
         self._thread = threading.Thread(target=self._run, name="identity-checkpoint", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(self.interval):
+            while True:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
                 self.checkpoint(self.conn, "PASSIVE")
         finally:
             self.conn.close()
@@ -106,6 +114,7 @@ class Checkpointer:
         under way beside it."""
         if self.wal_bytes < self.rewind_bytes:
             yield
+            self._wake.set()  # copied while the consumer reads its next step
             return
         with self._lock:
             now = time.monotonic()
@@ -123,8 +132,10 @@ class Checkpointer:
                     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self.wal_bytes = 0  # the thread's next pass says whether the rewind happened
             yield
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop the thread and close its connection (waits for a checkpoint under way)."""
         self._stop.set()
+        self._wake.set()
         self._thread.join()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import msgspec
 
 from sluice.identity.extract import Identifying, identifying
-from sluice.identity.graph import Graph, Seen
+from sluice.identity.graph import Changes, Graph, Seen
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
 from sluice.identity.state import StepEvent, StepWrites, TraitWrite, load, write
 from sluice.identity.tables import TABLES, IdentityDb
@@ -131,15 +131,17 @@ class IdentityConsumer:
                 gc.enable()
 
     def _step(self, on_commit: Callable[[], None] | None) -> int:
-        with self.db.transaction(self.space):
+        # The events are read and parsed before the write transaction begins (the checkpoint
+        # thread catches up meanwhile, so the transaction finds the WAL copied and rewinds
+        # it without waiting); inside it, the position is read again, and a step another
+        # runner applied in between (`sluice identity rebuild`) is not applied twice.
+        while True:
             position = read_position(self.db, self.space)
             if position is None:
                 raise RuntimeError("identity position missing: call prepare() first")
             events = self.store.read_after(position.seq, self.step_events)
             if not events:
                 return 0
-            graph = Graph(self.space, self.rules)
-            writes = StepWrites()
             # The log's clock at each event: its newest received_at so far.
             clock, clocks = position.clock_ms, []
             for event in events:
@@ -151,25 +153,11 @@ class IdentityConsumer:
                 found = identifying(event.payload, rules)
                 if found is not None and found.ids:
                     work.append((event, at, found))
-            load(
-                self.db,
-                graph,
-                [StepEvent(e.message_id, at, found.ids, found.accounts) for e, at, found in work],
-            )
-            for event, at, found in work:
-                self._apply(graph, writes, event, found, at)
-            changes = graph.take()
-            write(self.db, graph, changes, writes)
-            first_seq = position.first_seq if position.first_seq is not None else events[0].seq
-            self.db.execute(
-                "UPDATE identity_position SET seq = ?, clock_ms = ?, first_seq = ?,"
-                " events = events + ?, merges = merges + ?, refused = refused + ?,"
-                " demoted = demoted + ? WHERE space = ?",
-                [events[-1].seq, clock, first_seq, len(events), len(changes.merges),
-                 changes.refused, changes.demoted, self.space],
-            )  # fmt: skip
-            if on_commit is not None:
-                on_commit()  # tests: a crash just before the commit
+            with self.db.transaction(self.space):
+                if read_position(self.db, self.space) != position:
+                    continue  # moved meanwhile: read again from where it is now
+                changes = self._apply_step(position, events, work, clock, on_commit)
+            break
         for refusal in changes.refusals[:MAX_LOGGED_REFUSALS]:
             log.warning("identity: merge refused by the merge-size guard: %s", refusal)
         if len(changes.refusals) > MAX_LOGGED_REFUSALS:
@@ -178,6 +166,38 @@ class IdentityConsumer:
                 len(changes.refusals) - MAX_LOGGED_REFUSALS,
             )
         return len(events)
+
+    def _apply_step(
+        self,
+        position: Position,
+        events: list[StoredEvent],
+        work: list[tuple[StoredEvent, int, Identifying]],
+        clock: int,
+        on_commit: Callable[[], None] | None,
+    ) -> Changes:
+        """Inside the step's transaction: load, resolve, write, move the position."""
+        graph = Graph(self.space, self.rules)
+        writes = StepWrites()
+        load(
+            self.db,
+            graph,
+            [StepEvent(e.message_id, at, found.ids, found.accounts) for e, at, found in work],
+        )
+        for event, at, found in work:
+            self._apply(graph, writes, event, found, at)
+        changes = graph.take()
+        write(self.db, graph, changes, writes)
+        first_seq = position.first_seq if position.first_seq is not None else events[0].seq
+        self.db.execute(
+            "UPDATE identity_position SET seq = ?, clock_ms = ?, first_seq = ?,"
+            " events = events + ?, merges = merges + ?, refused = refused + ?,"
+            " demoted = demoted + ? WHERE space = ?",
+            [events[-1].seq, clock, first_seq, len(events), len(changes.merges),
+             changes.refused, changes.demoted, self.space],
+        )  # fmt: skip
+        if on_commit is not None:
+            on_commit()  # tests: a crash just before the commit
+        return changes
 
     def run_until_caught_up(self, progress: Callable[[int], None] | None = None) -> int:
         total = 0

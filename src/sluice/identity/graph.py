@@ -62,11 +62,14 @@ def profile_id(
 
 @dataclass(slots=True)
 class IdRow:
+    """An identifier's row. Its first sighting (source, message, time) is known only for a row
+    made in memory: a stored row's is never rewritten, so loading leaves it out."""
+
     profile: str
-    source_id: str
-    first_message_id: str
-    first_seen_ms: int
     last_seen_ms: int
+    source_id: str = ""
+    first_message_id: str = ""
+    first_seen_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -183,7 +186,7 @@ class Graph:
             row = self.ids.get(key)
             if row is None:
                 self.ids[key] = IdRow(
-                    profile, seen.source_id, seen.message_id, seen.now_ms, seen.now_ms
+                    profile, seen.now_ms, seen.source_id, seen.message_id, seen.now_ms
                 )
                 members.add(key)
                 changed = True

@@ -75,7 +75,7 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
     stored, stored_ids, members = graph.ids, graph.stored_ids, graph.members
     for row in _identities_by_key(db, space, keys):
         key = (row[0], row[1], row[2])
-        stored[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
+        stored[key] = IdRow(row[3], row[4])
         stored_ids[key] = row[3]
     grow: set[str] = set()
     candidates: set[str] = set()
@@ -113,13 +113,13 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
         for row in db.execute(
             # By profile id alone (it is unique across spaces: the space is in its digest), so
             # that SQLite searches the profile index rather than the whole space.
-            "SELECT collection, id_type, id_value, profile_id, source_id, first_message_id,"
-            f" first_seen_ms, last_seen_ms FROM identities WHERE profile_id {clause}",
+            "SELECT collection, id_type, id_value, profile_id, last_seen_ms FROM identities"
+            f" WHERE profile_id {clause}",
             params,
         ):
             key = (row[0], row[1], row[2])
             if key not in stored:
-                graph.ids[key] = IdRow(row[3], row[4], row[5], row[6], row[7])
+                graph.ids[key] = IdRow(row[3], row[4])
                 graph.stored_ids[key] = row[3]
                 graph.members[row[3]].add(key)
     for part in _chunks(sorted(grow | candidates), db):
@@ -140,10 +140,7 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
 def _identities_by_key(db: IdentityDb, space: str, keys: set[IdKey]) -> list[tuple[Any, ...]]:
     """The stored rows of these identifiers: one query on PostgreSQL (the keys as arrays),
     on SQLite one per (collection, type) and 500 values (its primary key, value last)."""
-    columns = (
-        "collection, id_type, id_value, profile_id, source_id, first_message_id,"
-        " first_seen_ms, last_seen_ms"
-    )
+    columns = "collection, id_type, id_value, profile_id, last_seen_ms"
     if not keys:
         return []
     if db.dialect == "postgres":

@@ -16,6 +16,7 @@ from sluice.archive.upload import archive_status
 from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.config import Settings
 from sluice.delivery.stats import destination_stats
+from sluice.identity.report import identity_report
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
@@ -39,6 +40,7 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "workers": workers_report(store, warehouses),
         "bridge": bridge_report(store),
         "archive": archive_status(settings, store),
+        "identity": identity_report(store, store.last_seq()),
         "regulations": store.regulation_counts(),
     }
 

@@ -183,8 +183,10 @@ def status(server: SluiceServer) -> dict[str, Any]:
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
     assert set(status) == {
         "sources", "log_end", "destinations", "warehouses", "workers", "bridge", "archive",
-        "regulations",
+        "identity", "regulations",
     }  # fmt: skip
+    # The identity graph, as its consumer reports it (identity/report.py; tests/identity).
+    assert all(set(g) >= {"position", "lag", "merges"} for g in status["identity"].values())
     assert status["regulations"] == {}
     assert status["archive"]["storage"] == "local"
     assert status["bridge"] == {}  # no worker runs Segment's destinations here

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from server import SLUICE, WRITE_KEY, Response, SluiceServer, clean_env, wait_for
 
@@ -289,3 +290,40 @@ def test_bad_identifier_collection_and_method(setup: Any) -> None:
     assert client.get(f"{BASE}/user_id:{USER}/nothing").status == 404
     posted = server.request("POST", f"{BASE}/user_id:{USER}/traits", b"{}")
     assert posted.status == 405 and posted.json()["error"]["code"] == "invalid_request_error"
+
+
+def test_the_graph_is_in_metrics_and_status(setup: Any) -> None:
+    """The worker reports the graph (identity/report.py): `/metrics` and `sluice status` show
+    its position caught up with the log, its merges, and identity.db's checkpoints."""
+    server, _, _ = setup
+    end = server.store.last_seq()
+
+    def samples() -> dict[str, float]:
+        res = server.request("GET", "/metrics")
+        assert res.status == 200
+        found = {}
+        for family in text_string_to_metric_families(res.body.decode()):
+            for s in family.samples:
+                if s.name.startswith("sluice_identity_") and s.labels.get("space") == SPACE:
+                    found[s.name] = s.value
+        return found
+
+    wait_for(
+        lambda: samples().get("sluice_identity_position") == end,
+        timeout=30, interval=0.5, what="the identity report in /metrics",
+    )  # fmt: skip
+    found = samples()
+    graph = json.loads(sluice(server.data_dir, "identity", "status", "--json").stdout)
+    assert found["sluice_identity_lag_events"] == 0
+    assert found["sluice_identity_merges"] == graph["merges"]
+    assert found["sluice_identity_merges_refused"] == 0
+    assert found["sluice_identity_wal_checkpoints_total"] >= 1  # SQLite: the thread's
+    assert found["sluice_identity_wal_checkpoint_failures_total"] == 0
+    status = json.loads(sluice(server.data_dir, "status", "--json").stdout)["identity"][SPACE]
+    assert status["position"] == end and status["lag"] == 0
+    assert status["merges"] == graph["merges"]
+    assert status["wal_checkpoint_failing"] is False
+    text = sluice(server.data_dir, "status").stdout
+    assert (
+        f"identity graph of {SPACE}: log position {end} (lag 0), {graph['merges']} merges" in text
+    )

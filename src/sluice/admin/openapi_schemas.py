@@ -239,6 +239,29 @@ def other_schemas() -> dict[str, Schema]:
                         " bucket_missing, checksum, error), failing_since, last_upload"
                     ),
                 },
+                "identity": {
+                    "type": "object",
+                    "additionalProperties": object_schema(
+                        {
+                            "position": INT,
+                            "lag": INT,
+                            "merges": INT,
+                            "merges_refused": INT,
+                            "ids_demoted": INT,
+                            "rebuild_needed": {"type": "boolean"},
+                            "wal_checkpoints": INT,
+                            "wal_checkpoint_failures": INT,
+                            "wal_checkpoint_failing": {"type": "boolean"},
+                            "wal_restarts_refused": INT,
+                            "wal_bytes": INT,
+                            "reported_at": TIME,
+                        }
+                    ),
+                    "description": (
+                        "Each workspace's identity graph, as its consumer last reported"
+                        " (docs/identity.md#watching-it)"
+                    ),
+                },
                 "regulations": {
                     **count_map,
                     "description": "Privacy regulations by overall status (docs/privacy.md)",

@@ -114,6 +114,16 @@ def status(
         if archive["failing"]:
             line += f" — [red]failing ({archive['failing']}) since {archive['failing_since']}[/]"
         console.print(line)
+    for space, graph in document["identity"].items():
+        line = (
+            f"identity graph of {space}: log position {graph['position']} (lag {graph['lag']}),"
+            f" {graph['merges']} merges, {graph['merges_refused']} refused by the size guard"
+        )
+        if graph["wal_checkpoint_failing"]:
+            line += " — [red]identity.db checkpoints failing[/] (see the worker's log)"
+        elif graph["wal_restarts_refused"]:
+            line += f" — identity.db WAL held by a reader {graph['wal_restarts_refused']} times"
+        console.print(line + f" (reported {graph['reported_at']})")
     regulations: dict[str, int] = document["regulations"]
     running = sum(regulations.get(s, 0) for s in ("INITIALIZED", "RUNNING"))
     failed = sum(regulations.get(s, 0) for s in ("FAILED", "PARTIAL_SUCCESS"))

@@ -63,6 +63,7 @@ class Checkpointer:
         self.checkpoints = 0
         self.restarts_refused = 0
         self.failures = 0  # in a row
+        self.failures_total = 0
         self._restart_after = 0.0
         # One checkpointer at a time: SQLite refuses a second at once (SQLITE_BUSY, no wait);
         # held by `writing` through a transaction that should rewind the WAL.
@@ -96,6 +97,7 @@ class Checkpointer:
             busy, frames, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:
             self.failures += 1
+            self.failures_total += 1
             if self.failures == 1:
                 log.exception("identity.db: %s checkpoint failed (retrying quietly)", mode)
             return False

@@ -17,6 +17,7 @@ import msgspec
 
 from sluice.config import Settings
 from sluice.identity.consumer import IdentityConsumer
+from sluice.identity.report import IdentityReporter
 from sluice.identity.rules import Rules, rules_from
 from sluice.identity.tables import open_identity_db
 from sluice.store.base import EventStore
@@ -50,6 +51,7 @@ async def run_identity(settings: Settings) -> None:
     db = await asyncio.to_thread(
         open_identity_db, settings.data_dir, settings.database_url, consumer=True
     )
+    reporter = IdentityReporter(store, db)
     try:
         consumer: IdentityConsumer | None = None
         checked = -float("inf")
@@ -72,6 +74,10 @@ async def run_identity(settings: Settings) -> None:
                 log.exception("identity step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
                 continue
+            try:
+                await asyncio.to_thread(reporter.report, consumer.space)
+            except Exception as exc:  # a report that cannot be written never stops the graph
+                log.warning("identity: state could not be reported: %s", exc)
             if read < consumer.step_events:
                 await asyncio.sleep(IDLE_POLL_S)
     finally:

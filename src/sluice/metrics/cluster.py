@@ -22,6 +22,7 @@ from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.delivery.consumer import CIRCUIT_OPEN
 from sluice.delivery.partitions import cursor_name
 from sluice.devicemode import is_device_mode
+from sluice.identity.report import identity_report
 from sluice.metrics.names import family, histogram
 from sluice.protocols.counters import FORWARDED_PREFIX, OMITTED, violation_counts
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
@@ -72,6 +73,7 @@ class ClusterCollector(Collector):
         yield from _warehouse_metrics(store, lag)
         yield from _worker_metrics(store, now_ms)
         yield from _bridge_metrics(store, now_ms)
+        yield from _identity_metrics(store, end)
         regulations = family("sluice_regulations")
         for status, n in sorted(store.regulation_counts().items()):
             regulations.add_metric([status], n)
@@ -285,3 +287,30 @@ def _archive_upload_metrics(store: Store) -> Iterator[Metric]:
         if name:
             failing.add_metric([name], 1 if index == kind else 0)
     yield failing
+
+
+def _identity_metrics(store: Store, end: int) -> Iterator[Metric]:
+    """Each space's identity graph and identity.db's checkpoints, as the consumer last reported
+    (identity/report.py); nothing before it first ran."""
+    graphs = identity_report(store, end)
+    if not graphs:
+        return
+    fields = {
+        "sluice_identity_position": "position",
+        "sluice_identity_lag_events": "lag",
+        "sluice_identity_merges": "merges",
+        "sluice_identity_merges_refused": "merges_refused",
+        "sluice_identity_ids_demoted": "ids_demoted",
+        "sluice_identity_wal_checkpoints": "wal_checkpoints",
+        "sluice_identity_wal_checkpoint_failures": "wal_checkpoint_failures",
+        "sluice_identity_wal_restarts_refused": "wal_restarts_refused",
+    }
+    for name, field in fields.items():
+        metric = family(name)
+        for space, graph in graphs.items():
+            metric.add_metric([space], graph[field])
+        yield metric
+    wal = family("sluice_identity_wal_bytes")
+    for space, graph in graphs.items():
+        wal.add_metric([space], graph["wal_bytes"])
+    yield wal

@@ -23,6 +23,7 @@ _SRC = ("source",)
 _DEST = ("destination",)
 _WH = ("warehouse",)
 _PROC = ("holder", "lane", "host")
+_SPACE = ("space",)  # the workspace's name (identity/)
 _SIDECAR = ("host", "pid")  # the worker process's host and pid
 
 CLUSTER: dict[str, Spec] = {
@@ -68,6 +69,15 @@ CLUSTER: dict[str, Spec] = {
         Spec("sluice_warehouse_rows", "counter", "Rows written to the warehouse.", _WH),
         Spec("sluice_warehouse_events", "counter", "Events read from the log by the warehouse's loads.", _WH),
         Spec("sluice_warehouse_discards", "counter", "Values not loaded (type conflicts), kept in the warehouse's discards.", _WH),
+        Spec("sluice_identity_position", "gauge", "The identity graph's position in the log, as its consumer last reported.", _SPACE),
+        Spec("sluice_identity_lag_events", "gauge", "Events the identity graph has not read yet.", _SPACE),
+        Spec("sluice_identity_merges", "gauge", "Profile merges in the identity graph (a rebuild counts them again).", _SPACE),
+        Spec("sluice_identity_merges_refused", "gauge", "Merges the merge-size guard refused while building the graph (a rebuild counts them again).", _SPACE),
+        Spec("sluice_identity_ids_demoted", "gauge", "Identifiers dropped from events by limits or the guard while building the graph.", _SPACE),
+        Spec("sluice_identity_wal_checkpoints", "counter", "WAL checkpoints of identity.db run beside the identity consumer (SQLite).", _SPACE),
+        Spec("sluice_identity_wal_checkpoint_failures", "counter", "identity.db WAL checkpoints that failed (each is retried).", _SPACE),
+        Spec("sluice_identity_wal_restarts_refused", "counter", "identity.db WAL past its limit while a reader held it (the WAL grows meanwhile).", _SPACE),
+        Spec("sluice_identity_wal_bytes", "gauge", "identity.db's WAL length not yet copied back, as last seen by its checkpointer.", _SPACE),
         Spec("sluice_bridge_sidecar_up", "gauge", "1 while the Node sidecar running Segment's destinations in this worker process is healthy.", _SIDECAR),
         Spec("sluice_bridge_sidecar_resident_memory_bytes", "gauge", "The sidecar's resident memory, as last reported.", _SIDECAR),
         Spec("sluice_bridge_sidecar_restarts", "counter", "How often the sidecar was restarted (crash, limit, no pong) since its worker process started.", _SIDECAR),

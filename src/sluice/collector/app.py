@@ -30,6 +30,7 @@ from sluice.collector.body import (
     read_body,
 )
 from sluice.collector.committer import GroupCommitter
+from sluice.collector.cors import cors_headers, send_preflight
 from sluice.collector.health import ReadinessProbe
 from sluice.collector.peer import client_ip, parse_networks
 from sluice.collector.pixel import decode_pixel_query
@@ -45,18 +46,15 @@ from sluice.collector.responses import (
     send_success,
 )
 from sluice.collector.sanitize import clean_body
-from sluice.collector.settings_endpoint import api_host, source_settings
+from sluice.collector.settings_endpoint import send_source_settings
 from sluice.collector.webhooks import PREFIX as WEBHOOK_PREFIX
 from sluice.collector.webhooks import receive_webhook
+from sluice.collector.workspace_view import WorkspaceView
 from sluice.config import Settings
-from sluice.devicemode.workspace import DevicePlugins
 from sluice.metrics.endpoint import MetricsEndpoint
-from sluice.protocols.enforce import Enforcer
-from sluice.protocols.registry import load_enforcers
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
 from sluice.spec.normalize import make_envelope
 from sluice.store.base import SourceRow, Store
-from sluice.transform.stages import IngestStage, ingest_stages
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_EVERY_S = 60.0
@@ -77,18 +75,6 @@ for _short, _call in SHORT_FORMS.items():
 for _path in ("/v1/batch", "/v1/import", "/v1/b"):
     ROUTES[_path] = (_BATCH, None)
 
-_DEFAULT_ALLOWED_HEADERS = b"Content-Type, Authorization, X-Retry-Count, Content-Encoding"
-
-
-def _cors_headers(origin: bytes | None) -> Headers:
-    if not origin:
-        return [(b"access-control-allow-origin", b"*")]
-    return [
-        (b"access-control-allow-origin", origin),
-        (b"access-control-allow-credentials", b"true"),
-        (b"vary", b"Origin"),
-    ]
-
 
 class Collector:
     """State shared by every request of one collector process."""
@@ -98,12 +84,7 @@ class Collector:
         self.store = store
         self.fallback = fallback
         self.committer: GroupCommitter | None = None
-        self.sources_by_key: dict[str, SourceRow] = {}
-        self.device_plugins = DevicePlugins()  # the workspace's `mode: device` destinations
-        self.plans: dict[str, Enforcer] = {}  # source id -> its tracking plan (protocols/)
-        self.suppressed: frozenset[str] = frozenset()  # hashes of suppressed user ids (privacy/)
-        self.stages: dict[str, IngestStage] = {}  # source id -> transformations, PII rule
-        self._config_version = -1
+        self.workspace = WorkspaceView(store, settings.data_dir)
         self._buckets = (
             SharedTokenBuckets(
                 settings.data_dir / "ratelimit.buckets",
@@ -130,7 +111,7 @@ class Collector:
             self.store, asyncio.get_running_loop(), metrics=self.metrics.process
         )
         self.committer.start()
-        await asyncio.to_thread(self.reload_sources)
+        await asyncio.to_thread(self.workspace.reload)
         self._poller = asyncio.create_task(self._poll_config())
 
     async def shutdown(self) -> None:
@@ -145,27 +126,11 @@ class Collector:
         if self._buckets is not None:
             self._buckets.close()
 
-    def reload_sources(self) -> None:
-        version = self.store.config_version()
-        if version == self._config_version:
-            return
-        by_key: dict[str, SourceRow] = {}
-        for source in self.store.sources():
-            for key in source.write_keys:
-                by_key[key] = source
-        self.sources_by_key = by_key
-        bodies = [obj.body for obj in self.store.list_config("destination")]
-        self.device_plugins = DevicePlugins.load(bodies, self.settings.data_dir)
-        self.plans = load_enforcers(obj.body for obj in self.store.list_config("tracking_plan"))
-        self.suppressed = self.store.suppressed_keys()
-        self.stages = ingest_stages(self.store)
-        self._config_version = version
-
     async def _poll_config(self) -> None:
         while True:
             await asyncio.sleep(CONFIG_POLL_S)
             try:
-                await asyncio.to_thread(self.reload_sources)
+                await asyncio.to_thread(self.workspace.reload)
             except Exception:
                 log.exception("reloading the workspace failed; keeping the previous one")
 
@@ -222,9 +187,9 @@ class Collector:
                 await send_error(send, 404, "not_found", f"no such path: {path}", [])
             return
         headers = dict(scope["headers"])
-        cors = _cors_headers(headers.get(b"origin"))
+        cors = cors_headers(headers.get(b"origin"))
         if method == "OPTIONS":
-            await self._preflight(send, headers, cors)
+            await send_preflight(send, headers, cors)
         elif route is not None and method == "POST":
             started = time.perf_counter()
             status = await self._ingest(scope, receive, send, headers, cors, route)
@@ -236,7 +201,7 @@ class Collector:
         elif path.startswith(WEBHOOK_PREFIX) and method == "POST":
             await receive_webhook(
                 scope, receive, send, token=path[len(WEBHOOK_PREFIX) :],
-                sources_by_key=self.sources_by_key, settings=self.settings,
+                sources_by_key=self.workspace.sources_by_key, settings=self.settings,
                 accept=self.accept_webhook_event, count=self._count,
             )  # fmt: skip
         elif path == "/v1/m" and method == "POST":
@@ -244,28 +209,13 @@ class Collector:
                 await read_body(receive, self.settings.max_batch_bytes)
             await send_success(send, cors)
         elif path.startswith("/v1/projects/") and path.endswith("/settings") and method == "GET":
-            await self._settings(scope, send, headers, cors, path[len("/v1/projects/") : -9])
+            key = path[len("/v1/projects/") : -9]
+            await send_source_settings(send, scope, headers, cors, key, self.workspace,
+                                       self.settings.public_url, self._trusted)  # fmt: skip
         elif route is not None:
             await send_error(send, 405, "method_not_allowed", f"{path} takes POST", cors)
         else:
             await send_error(send, 404, "not_found", f"no such path: {path}", cors)
-
-    async def _preflight(self, send: Send, headers: dict[bytes, bytes], cors: Headers) -> None:
-        requested = headers.get(b"access-control-request-headers") or _DEFAULT_ALLOWED_HEADERS
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 204,
-                "headers": [
-                    *cors,
-                    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-                    (b"access-control-allow-headers", requested),
-                    (b"access-control-max-age", b"86400"),
-                    (b"content-length", b"0"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
 
     # --- ingest ----------------------------------------------------------------------------
     async def _ingest(
@@ -331,7 +281,7 @@ class Collector:
         """Store the items durably; None on success, else the error response's arguments."""
         committer = self.committer
         assert committer is not None, "collector used before startup"
-        source = self.sources_by_key.get(key) if key else None
+        source = self.workspace.sources_by_key.get(key) if key else None
         if source is None:
             committer.count("", "unauthorized")
             message = "no write key given" if key is None else "unknown write key"
@@ -359,15 +309,15 @@ class Collector:
         envelope = make_envelope(now_ms, ip, sent_at, context, integrations)
         batch = build_batch(
             self.settings,
-            self.sources_by_key,
+            self.workspace.sources_by_key,
             source,
             items,
             envelope,
             path_type,
             raws,
-            self.plans,
-            self.suppressed,
-            self.stages,
+            self.workspace.plans,
+            self.workspace.suppressed,
+            self.workspace.stages,
         )
         try:
             await committer.submit(batch)
@@ -394,15 +344,15 @@ class Collector:
         envelope = make_envelope(int(time.time() * 1000), ip)
         batch = build_batch(
             self.settings,
-            self.sources_by_key,
+            self.workspace.sources_by_key,
             source,
             [event],
             envelope,
             None,
             None,
-            self.plans,
-            self.suppressed,
-            self.stages,
+            self.workspace.plans,
+            self.workspace.suppressed,
+            self.workspace.stages,
         )
         if batch.rejections:  # the mapping made something the Spec refuses
             rejection = batch.rejections[0]
@@ -422,7 +372,7 @@ class Collector:
         """A whole request refused (bad body, too large, ...): counted per source (by its Basic
         auth key when it has one, else under no source) and logged once a minute per reason."""
         key = key_from_header(headers.get(b"authorization"))
-        source = self.sources_by_key.get(key) if key else None
+        source = self.workspace.sources_by_key.get(key) if key else None
         if self.committer is not None:
             self.committer.count(source.id if source else "", f"request_rejected:{code}")
         now = time.monotonic()
@@ -434,7 +384,7 @@ class Collector:
                 code, source.id if source else "(unknown)", message, code,
             )  # fmt: skip
 
-    # --- pixel and settings ----------------------------------------------------------------
+    # --- pixel ----------------------------------------------------------------
     async def _pixel(
         self, scope: Scope, send: Send, headers: dict[bytes, bytes], cors: Headers, call: str
     ) -> None:
@@ -446,24 +396,6 @@ class Collector:
         except Exception:
             log.exception("pixel request failed")
         await send_pixel(send, cors)
-
-    async def _settings(
-        self, scope: Scope, send: Send, headers: dict[bytes, bytes], cors: Headers, key: str
-    ) -> None:
-        source = self.sources_by_key.get(key)
-        if source is None or not source.enabled:
-            await send_error(send, 404, "invalid_write_key", "no source has this write key", cors)
-            return
-        peer = scope.get("client")
-        host, protocol = api_host(
-            self.settings.public_url,
-            headers,
-            scope.get("scheme", "http"),
-            peer[0] if peer else None,
-            self._trusted,
-        )
-        plugins = self.device_plugins.for_source(source.id)
-        await send_json(send, 200, source_settings(key, host, protocol, plugins), cors)
 
 
 def create_app(

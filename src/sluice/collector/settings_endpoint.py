@@ -15,7 +15,32 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sluice.collector.peer import Network, forwarded_origin
+from sluice.collector.responses import Headers, Scope, Send, send_error, send_json
+from sluice.collector.workspace_view import WorkspaceView
 from sluice.devicemode.plugins import DevicePlugin
+
+
+async def send_source_settings(
+    send: Send,
+    scope: Scope,
+    headers: dict[bytes, bytes],
+    cors: Headers,
+    key: str,
+    workspace: WorkspaceView,
+    public_url: str | None,
+    trusted: tuple[Network, ...],
+) -> None:
+    """Answer `GET /v1/projects/<write key>/settings` (404 for an unknown or disabled key)."""
+    source = workspace.sources_by_key.get(key)
+    if source is None or not source.enabled:
+        await send_error(send, 404, "invalid_write_key", "no source has this write key", cors)
+        return
+    peer = scope.get("client")
+    host, protocol = api_host(
+        public_url, headers, scope.get("scheme", "http"), peer[0] if peer else None, trusted
+    )
+    plugins = workspace.device_plugins.for_source(source.id)
+    await send_json(send, 200, source_settings(key, host, protocol, plugins), cors)
 
 
 def api_host(

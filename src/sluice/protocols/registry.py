@@ -1,6 +1,6 @@
 """The plans of a workspace as the collector uses them: source id -> `Enforcer`.
 
-Built when the workspace's config version changes (collector/app.py `reload_sources`), never
+Built when the workspace's config version changes (collector/workspace_view.py `reload`), never
 per event; a source without a plan has no entry, so the item path pays one failed dict lookup.
 """
 

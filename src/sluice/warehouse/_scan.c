@@ -232,9 +232,9 @@ odd:
     return NULL;
 }
 
-static const char *literal_token(Scan *s, const char *p, const char *end, const char *word,
-                                 Py_ssize_t n) {
-    if (end - p >= n && memcmp(p, word, (size_t)n) == 0)
+static inline const char *literal_token(Scan *s, const char *p, const char *end,
+                                        const char *word, Py_ssize_t n) {
+    if (end - p >= n && same_bytes(p, word, n))
         return p + n;
     s->irregular = 1;
     return NULL;

@@ -42,6 +42,7 @@
 #endif
 static int use_fast = 1;
 
+#define PREFETCH_AHEAD 4
 #define MAX_DEPTH 64
 #define MAX_INT_DIGITS 18   /* integers DuckDB keeps as written */
 #define MAX_SIG_DIGITS 15   /* decimals that survive a round trip through a double */
@@ -897,9 +898,13 @@ static PyObject *scan_texts(const char *const *texts, const Py_ssize_t *sizes, P
     Scan s = {nodes, members, seen, n_members, 0, start, size, 0, 1, use_fast};
     for (Py_ssize_t row = 0; row < count && !failed; row++) {
         const char *p = texts[row], *end = p + sizes[row];
-        if (row + 1 < count) { /* texts apart in memory: fetch the next one's start meanwhile */
-            const char *next = texts[row + 1];
-            for (Py_ssize_t at = 0; at < sizes[row + 1] && at < 512; at += 64)
+        /* Texts lie apart in memory (a group's payloads are ~20 KB apart in the log's): the one
+           PREFETCH_AHEAD rows on is fetched meanwhile, whole up to 2 KB. Measured on the
+           bench's reads in place: 15-20 % less CPU than fetching the next one's first 512
+           bytes. */
+        if (row + PREFETCH_AHEAD < count) {
+            const char *next = texts[row + PREFETCH_AHEAD];
+            for (Py_ssize_t at = 0; at < sizes[row + PREFETCH_AHEAD] && at < 2048; at += 64)
                 PREFETCH(next + at);
         }
         uint8_t bit = (uint8_t)(1u << (row & 7));

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -209,7 +210,29 @@ class WarehouseLoader:
         report: LoadReport,
         load: Callable[[Plan, int], None],
     ) -> None:
-        """Plan each chunk while the previous one loads; commit them in log order."""
+        """Plan each chunk while the previous one loads; commit them in log order.
+
+        The garbage collector is off meanwhile, as it is in `Chunk.add` and `plan`: objects made
+        while it is off stay in its youngest generation, and between two chunks it traversed
+        all of them again (the decoded samples, the pieces' events): 0.05-0.2 s each time. The
+        load makes no cycles worth collecting before it ends.
+        """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._load_chunks(columnar, planner, position, report, load)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _load_chunks(
+        self,
+        columnar: ColumnarPlanner,
+        planner: Planner,
+        position: int,
+        report: LoadReport,
+        load: Callable[[Plan, int], None],
+    ) -> None:
         chunks: list[Chunk] = []  # planned and not yet loaded: their stage tables stay
         with ThreadPoolExecutor(1, thread_name_prefix=f"warehouse-{self.config.id}") as pool:
             pending: tuple[Future[None], Plan, int, Chunk | None] | None = None

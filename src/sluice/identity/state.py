@@ -283,14 +283,11 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
         (fresh if profile in graph.created else existing).append(values)
     db.copy_rows("profile_traits", _TRAIT, fresh)
     db.insert_rows("profile_traits", _TRAIT, existing, _NEWER_WINS)
-    # Events of a profile this step created cannot be indexed already: no conflict to check.
-    fresh_events: list[tuple[Any, ...]] = []
-    other_events: list[tuple[Any, ...]] = []
-    # In key order: neighbouring rows go into the same B-tree page one after the other.
-    for profile, seq in sorted(writes.events):
-        (fresh_events if profile in graph.created else other_events).append((space, profile, seq))
-    db.copy_rows("profile_events", _EVENT, fresh_events)
-    db.insert_rows("profile_events", _EVENT, other_events, " ON CONFLICT DO NOTHING")
+    # No event can be indexed already: its seq is past the position this step moves on from,
+    # and an event indexes one profile per collection (PostgreSQL: COPY, with no conflict check,
+    # which searched each row's B-tree page once more). In key order: neighbouring rows go into
+    # the same B-tree page one after the other.
+    db.copy_rows("profile_events", _EVENT, [(space, *event) for event in sorted(writes.events)])
 
 
 # The newest value of a trait wins, by event time then by log order: the same answer whatever

@@ -15,9 +15,12 @@ from typing import Any
 from sluice.identity.extract import IdKey
 from sluice.identity.graph import Changes, Graph, IdRow, ProfileRow, profile_id
 from sluice.identity.rules import USERS
-from sluice.identity.tables import Column, IdentityDb
+from sluice.identity.tables import Column, IdentityDb, PostgresIdentityDb
 
 CHUNK = 500  # values per IN list on SQLite
+_T, _B = "TEXT", "BIGINT"
+# A stored identifier's first sighting is never rewritten: loading reads only these.
+_ID_COLUMNS = "collection, id_type, id_value, profile_id, last_seen_ms"
 
 
 @dataclass(slots=True)
@@ -108,50 +111,53 @@ def load(db: IdentityDb, graph: Graph, events: Sequence[StepEvent]) -> None:
     for key, held in stored.items():
         if held.profile in grow:
             members.setdefault(held.profile, set()).add(key)
-    for part in _chunks(sorted(grow), db):
+    for row in _by_profile(db, _ID_COLUMNS, "identities", sorted(grow)):
+        key = (row[0], row[1], row[2])
+        if key not in stored:
+            graph.ids[key] = IdRow(row[3], row[4])
+            graph.stored_ids[key] = row[3]
+            graph.members[row[3]].add(key)
+    profile_columns = (
+        "profile_id, collection, first_seq, created_ms, updated_ms, first_message_id,"
+        " first_source_id, merged_into"
+    )
+    for row in _by_profile(db, profile_columns, "profiles", sorted(grow | candidates), space):
+        if row[0] in grow:
+            graph.profiles[row[0]] = ProfileRow(*row[1:])
+            graph.stored_profiles[row[0]] = row[7]
+        else:
+            graph.taken.add(row[0])
+
+
+def _by_profile(
+    db: IdentityDb, columns: str, table: str, profiles: list[str], space: str | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows of `table` of these profiles (and `space`): a profile id is unique across
+    spaces (the space is in its digest), so that SQLite can search the profile index of
+    `identities` rather than the whole space."""
+    where = "" if space is None else " AND space = ?"
+    extra = [] if space is None else [space]
+    if isinstance(db, PostgresIdentityDb):
+        return db.probe(columns, table, [("profile_id", _T)], [(p,) for p in profiles],
+                        where, extra)  # fmt: skip
+    rows: list[tuple[Any, ...]] = []
+    for part in _chunks(profiles, db):
         clause, params = db.in_list(part)
-        for row in db.execute(
-            # By profile id alone (it is unique across spaces: the space is in its digest), so
-            # that SQLite searches the profile index rather than the whole space.
-            "SELECT collection, id_type, id_value, profile_id, last_seen_ms FROM identities"
-            f" WHERE profile_id {clause}",
-            params,
-        ):
-            key = (row[0], row[1], row[2])
-            if key not in stored:
-                graph.ids[key] = IdRow(row[3], row[4])
-                graph.stored_ids[key] = row[3]
-                graph.members[row[3]].add(key)
-    for part in _chunks(sorted(grow | candidates), db):
-        clause, params = db.in_list(part)
-        for row in db.execute(
-            "SELECT profile_id, collection, first_seq, created_ms, updated_ms, first_message_id,"
-            " first_source_id, merged_into FROM profiles"
-            f" WHERE space = ? AND profile_id {clause}",
-            [space, *params],
-        ):
-            if row[0] in grow:
-                graph.profiles[row[0]] = ProfileRow(*row[1:])
-                graph.stored_profiles[row[0]] = row[7]
-            else:
-                graph.taken.add(row[0])
+        rows += db.execute(
+            f"SELECT {columns} FROM {table} WHERE profile_id {clause}{where}", [*params, *extra]
+        )
+    return rows
 
 
 def _identities_by_key(db: IdentityDb, space: str, keys: set[IdKey]) -> list[tuple[Any, ...]]:
     """The stored rows of these identifiers: one query on PostgreSQL (the keys as arrays),
     on SQLite one per (collection, type) and 500 values (its primary key, value last)."""
-    columns = "collection, id_type, id_value, profile_id, last_seen_ms"
     if not keys:
         return []
-    if db.dialect == "postgres":
-        ordered = sorted(keys)
-        return db.execute(
-            f"SELECT {', '.join('i.' + c.strip() for c in columns.split(','))} FROM"
-            " unnest(?::text[], ?::text[], ?::text[]) AS k(collection, id_type, id_value)"
-            " JOIN identities AS i ON i.space = ? AND i.collection = k.collection"
-            " AND i.id_type = k.id_type AND i.id_value = k.id_value",
-            [[k[0] for k in ordered], [k[1] for k in ordered], [k[2] for k in ordered], space],
-        )
+    if isinstance(db, PostgresIdentityDb):
+        return db.probe(_ID_COLUMNS, "identities", _ID_KEY[1:], sorted(keys),
+                        " AND space = ?", [space])  # fmt: skip
+    columns = _ID_COLUMNS
     by_type: dict[tuple[str, str], list[str]] = {}
     for collection, id_type, value in keys:
         by_type.setdefault((collection, id_type), []).append(value)
@@ -168,7 +174,6 @@ def _identities_by_key(db: IdentityDb, space: str, keys: set[IdKey]) -> list[tup
     return rows
 
 
-_T, _B = "TEXT", "BIGINT"
 _ID_KEY: list[Column] = [("space", _T), ("collection", _T), ("id_type", _T), ("id_value", _T)]
 _ID_NEW: list[Column] = [
     *_ID_KEY,
@@ -286,14 +291,11 @@ def write(db: IdentityDb, graph: Graph, changes: Changes, writes: StepWrites) ->
         (fresh if profile in graph.created else existing).append(values)
     db.copy_rows("profile_traits", _TRAIT, fresh)
     db.insert_rows("profile_traits", _TRAIT, existing, _NEWER_WINS)
-    # Events of a profile this step created cannot be indexed already: no conflict to check.
-    fresh_events: list[tuple[Any, ...]] = []
-    other_events: list[tuple[Any, ...]] = []
-    # In key order: neighbouring rows go into the same B-tree page one after the other.
-    for profile, seq in sorted(writes.events):
-        (fresh_events if profile in graph.created else other_events).append((space, profile, seq))
-    db.copy_rows("profile_events", _EVENT, fresh_events)
-    db.insert_rows("profile_events", _EVENT, other_events, " ON CONFLICT DO NOTHING")
+    # No event can be indexed already: its seq is past the position this step moves on from,
+    # and an event indexes one profile per collection (PostgreSQL: COPY, with no conflict check,
+    # which searched each row's B-tree page once more). In key order: neighbouring rows go into
+    # the same B-tree page one after the other.
+    db.copy_rows("profile_events", _EVENT, [(space, *event) for event in sorted(writes.events)])
 
 
 # The newest value of a trait wins, by event time then by log order: the same answer whatever

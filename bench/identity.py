@@ -12,6 +12,8 @@ of both phases. Run by hand:
 
 `--checkpoints inline` runs SQLite's WAL checkpoints inside the consumer's commits (SQLite's
 automatic checkpoint, as before checkpoint.py) instead of on the background thread, to compare.
+`--window-days N` gives anonymous_id a limit window (Segment's default rules have none): the
+graph then keeps "last seen" for anonymous ids, a row rewrite per returning visitor and hour.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import psycopg
 from psycopg import sql
 
 from sluice.identity.consumer import IdentityConsumer
-from sluice.identity.rules import rules_from
+from sluice.identity.rules import Rules, rules_from
 from sluice.identity.tables import IdentityDb, PostgresIdentityDb, SqliteIdentityDb
 from sluice.store.base import StoredEvent
+from sluice.workspace.model import IdentitySettings, IdTypeRule
 
 T0 = 1_765_000_000_000  # one event a second: "last seen" moves as in real traffic
 
@@ -81,8 +84,8 @@ def mixed(log: Log, profiles: int, events: int, rng: random.Random) -> None:
             log.add({"type": "page", "anonymousId": f"a{fresh}"})
 
 
-def run(db: IdentityDb, log: Log, start: int, label: str, step: int) -> float:
-    consumer = IdentityConsumer(log, db, "default", rules_from(None), step_events=step)  # type: ignore[arg-type]
+def run(db: IdentityDb, log: Log, start: int, label: str, step: int, rules: Rules) -> float:
+    consumer = IdentityConsumer(log, db, "default", rules, step_events=step)  # type: ignore[arg-type]
     consumer.prepare()
     began, cpu = time.perf_counter(), time.process_time()
     done = consumer.run_until_caught_up()
@@ -98,11 +101,17 @@ def bench(db: IdentityDb, log: Log, build_end: int, backend: str, args: argparse
     """Build, then the mixed phase on top, on one backend."""
     full = log.events
     log.events = full[:build_end]
-    run(db, log, 0, f"{backend} build ({args.profiles:,} profiles, 3 events each)", args.step)
+    rules = rules_from(
+        IdentitySettings(id_types=[IdTypeRule(type="anonymous_id", window_days=args.window_days)])
+        if args.window_days
+        else None
+    )
+    label = f"{backend} build ({args.profiles:,} profiles, 3 events each)"
+    run(db, log, 0, label, args.step, rules)
     log.events = full
     profiles = db.execute("SELECT count(*) FROM profiles WHERE merged_into IS NULL")[0][0]
     print(f"{backend}: {profiles:,} live profiles before the timed phase")
-    run(db, log, build_end, f"{backend} mixed events on top", args.step)
+    run(db, log, build_end, f"{backend} mixed events on top", args.step, rules)
     if isinstance(db, SqliteIdentityDb):
         wal = db.path.with_name(db.path.name + "-wal")
         print(f"SQLite: WAL file {wal.stat().st_size / 2**20:.0f} MiB at the end")
@@ -114,6 +123,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--step", type=int, default=5_000)
     parser.add_argument("--checkpoints", choices=("background", "inline"), default="background")
+    parser.add_argument("--window-days", type=int, help="a limit window on anonymous_id")
     parser.add_argument("--postgres", help="a server URL: the bench makes and drops a database")
     parser.add_argument(
         "--both", action="store_true", help="SQLite, then PostgreSQL (--postgres) on the same log"

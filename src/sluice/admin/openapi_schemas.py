@@ -249,6 +249,10 @@ def other_schemas() -> dict[str, Schema]:
                             "merges_refused": INT,
                             "ids_demoted": INT,
                             "rebuild_needed": {"type": "boolean"},
+                            "wal": {
+                                "type": "boolean",
+                                "description": "identity.db's checkpoints reported (SQLite)",
+                            },
                             "wal_checkpoints": INT,
                             "wal_checkpoint_failures": INT,
                             "wal_checkpoint_failing": {"type": "boolean"},

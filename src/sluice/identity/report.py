@@ -38,7 +38,7 @@ class IdentityReporter:
     def report(self, space: str, force: bool = False) -> bool:
         """Report when checkpoints started or stopped failing, when the graph moved and
         `REPORT_EVERY_S` passed, every `HEARTBEAT_S`, or when `force`d; whether it did."""
-        checkpointer = getattr(self.db, "checkpointer", None)
+        checkpointer = self.db.checkpointer
         failing = bool(checkpointer is not None and checkpointer.failures)
         since = time.monotonic() - self._last_s
         if not force and failing == self._failing and since < REPORT_EVERY_S:
@@ -86,6 +86,7 @@ def identity_report(stats: UnitStats, log_end: int) -> dict[str, dict[str, Any]]
             "merges_refused": state.get("refused", 0),
             "ids_demoted": state.get("demoted", 0),
             "rebuild_needed": bool(state.get("rebuild_needed")),
+            "wal": "checkpoint_failing" in state,  # identity.db's checkpoints (SQLite) reported
             "wal_checkpoints": state.get("checkpoints", 0),
             "wal_checkpoint_failures": state.get("checkpoint_failures", 0),
             "wal_checkpoint_failing": bool(state.get("checkpoint_failing")),

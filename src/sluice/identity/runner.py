@@ -52,6 +52,7 @@ async def run_identity(settings: Settings) -> None:
         open_identity_db, settings.data_dir, settings.database_url, consumer=True
     )
     reporter = IdentityReporter(store, db)
+    report_failed = False
     try:
         consumer: IdentityConsumer | None = None
         checked = -float("inf")
@@ -76,8 +77,11 @@ async def run_identity(settings: Settings) -> None:
                 continue
             try:
                 await asyncio.to_thread(reporter.report, consumer.space)
+                report_failed = False
             except Exception as exc:  # a report that cannot be written never stops the graph
-                log.warning("identity: state could not be reported: %s", exc)
+                if not report_failed:  # once until a report is written again (every step)
+                    log.warning("identity: state could not be reported: %s", exc)
+                report_failed = True
             if read < consumer.step_events:
                 await asyncio.sleep(IDLE_POLL_S)
     finally:

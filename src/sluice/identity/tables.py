@@ -91,6 +91,7 @@ class IdentityDb:
     """One connection to the identity tables; statements use `?` placeholders."""
 
     dialect = ""
+    checkpointer: Checkpointer | None = None  # SQLite's consumer connection only
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError

@@ -301,16 +301,16 @@ def _identity_metrics(store: Store, end: int) -> Iterator[Metric]:
         "sluice_identity_merges": "merges",
         "sluice_identity_merges_refused": "merges_refused",
         "sluice_identity_ids_demoted": "ids_demoted",
+    }
+    wal_fields = {  # SQLite's identity.db only: none for a graph on PostgreSQL
         "sluice_identity_wal_checkpoints": "wal_checkpoints",
         "sluice_identity_wal_checkpoint_failures": "wal_checkpoint_failures",
         "sluice_identity_wal_restarts_refused": "wal_restarts_refused",
+        "sluice_identity_wal_bytes": "wal_bytes",
     }
-    for name, field in fields.items():
+    for name, field in (*fields.items(), *wal_fields.items()):
         metric = family(name)
         for space, graph in graphs.items():
-            metric.add_metric([space], graph[field])
+            if name in fields or graph["wal"]:
+                metric.add_metric([space], graph[field])
         yield metric
-    wal = family("sluice_identity_wal_bytes")
-    for space, graph in graphs.items():
-        wal.add_metric([space], graph["wal_bytes"])
-    yield wal

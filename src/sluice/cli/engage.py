@@ -16,8 +16,8 @@ from rich.console import Console
 from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.engage import states
-from sluice.engage.consumer import read_position
 from sluice.engage.definitions import COMPUTED_PREFIX
+from sluice.engage.position import read_position
 from sluice.engage.runner import workspace_definitions
 from sluice.engage.tables import ensure_schema
 from sluice.errors import SluiceError

@@ -81,7 +81,7 @@ def identity_position(settings: Settings, store: Store) -> int | None:
     its position in its own tables); None when identity is off. One that fell behind holds the
     log back: trimming what it has not read would leave its profiles (or computed traits)
     without those events until a rebuild, which could not find them."""
-    from sluice.engage import consumer as engage
+    from sluice.engage.position import read_position as engage_position
     from sluice.engage.runner import workspace_definitions
     from sluice.identity.consumer import read_position
     from sluice.identity.runner import workspace_rules
@@ -98,7 +98,7 @@ def identity_position(settings: Settings, store: Store) -> int | None:
         position = read_position(db, space)
         seq = position.seq if position is not None else 0
         if engaged:
-            found = engage.read_position(db, space) if has_table(db, "engage_position") else None
+            found = engage_position(db, space) if has_table(db, "engage_position") else None
             seq = min(seq, found.seq if found is not None else 0)
     finally:
         db.close()

@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-import msgspec
 
 from sluice.engage import states
 from sluice.engage.book import StateBook
 from sluice.engage.definitions import Definitions
-from sluice.engage.emit import audience_events, to_outbox, trait_events, who_of
-from sluice.engage.evaluate import Evaluation, Judge
+from sluice.engage.evaluate import Judge
+from sluice.engage.outcomes import Change, Outcomes
+from sluice.engage.position import Position, identity_seq, read_position
 from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
 from sluice.identity.tables import IdentityDb
 from sluice.store.base import EventStore
@@ -40,47 +37,6 @@ from sluice.workspace.model import ENGAGE_SOURCE_ID
 log = logging.getLogger(__name__)
 DEFAULT_STEP_EVENTS = 5_000
 SWEEP_PROFILES = 2_000
-_decode = msgspec.json.Decoder(dict[str, Any]).decode
-_encode = msgspec.json.Encoder(order="sorted").encode
-
-
-class Change(NamedTuple):
-    """A change found at a point of the log: its events carry the point (seq, clock)."""
-
-    seq: int
-    clock: int
-    evaluation: Evaluation
-
-
-@dataclass(slots=True)
-class Position:
-    seq: int
-    clock_ms: int
-    fingerprint: str
-    replay_until: int
-    sweep_after: str | None
-    events: int
-    emitted: int
-    rebuilds: int
-
-    @property
-    def replaying(self) -> bool:
-        return self.seq < self.replay_until
-
-
-def read_position(db: IdentityDb, space: str) -> Position | None:
-    rows = db.execute(
-        "SELECT seq, clock_ms, fingerprint, replay_until, sweep_after, events, emitted,"
-        " rebuilds FROM engage_position WHERE space = ?",
-        [space],
-    )
-    return Position(*rows[0]) if rows else None
-
-
-def identity_seq(db: IdentityDb, space: str) -> tuple[int, str]:
-    """The identity consumer's position and rules fingerprint (0, "" before it ran)."""
-    rows = db.execute("SELECT seq, rules FROM identity_position WHERE space = ?", [space])
-    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
 
 
 class EngageConsumer:
@@ -97,6 +53,7 @@ class EngageConsumer:
         self.space = space
         self.defs = definitions
         self.step_events = step_events
+        self.outcomes = Outcomes(db, space, definitions)
         ensure_schema(db)
 
     def fingerprint(self) -> str:
@@ -233,13 +190,13 @@ class EngageConsumer:
         book.save(clock)
         sweep: str | None = None
         if position.replaying:
-            self._hand_over(merges)
+            self.outcomes.hand_over(merges)
             if hi >= position.replay_until:
                 sweep = ""  # caught up with the old position: compare everyone once
         # A loser's changes before its merge are sent too (with steps of one event they would
         # have been); its rows go after.
-        emitted = self._emit(changes, position)
-        self._drop_emitted(losers)
+        emitted = self.outcomes.emit(changes, position)
+        self.outcomes.drop(losers)
         db.execute(
             "UPDATE engage_position SET seq = ?, clock_ms = ?, sweep_after = ?,"
             " events = events + ?, emitted = emitted + ? WHERE space = ?",
@@ -327,33 +284,6 @@ class EngageConsumer:
             total += read
         return total
 
-    # --- emitting ----------------------------------------------------------------------------
-    def _drop_emitted(self, losers: Iterable[str]) -> None:
-        """A merged profile is no more: its rows go (what it was sent as a member, the winner
-        took over or exited when it was judged at the merge)."""
-        losers = list(losers)
-        if not losers:
-            return
-        clause, params = self.db.in_list(losers)
-        for table in ("computed_values", "audience_members"):
-            self.db.execute(
-                f"DELETE FROM {table} WHERE space = ? AND profile_id {clause}",
-                [self.space, *params],
-            )
-
-    def _hand_over(self, merges: list[tuple[Any, ...]]) -> None:
-        """Replaying, nobody is judged at a merge: the winner is recorded as a member of the
-        audiences the loser was sent as a member of, so that the sweep sends the exit when the
-        merged profile is not one."""
-        for _, loser, winner in merges:
-            self.db.execute(
-                "INSERT INTO audience_members (space, audience_key, profile_id, member,"
-                " changed_seq) SELECT space, audience_key, ?, 1, changed_seq"
-                " FROM audience_members WHERE space = ? AND profile_id = ? AND member = 1"
-                " ON CONFLICT (space, profile_id, audience_key) DO UPDATE SET member = 1",
-                [winner, self.space, loser],
-            )
-
     def _judge_all(
         self, book: StateBook, profiles: Iterable[str], seq: int, clock: int, position: Position
     ) -> int:
@@ -365,56 +295,7 @@ class EngageConsumer:
         judge = Judge(self.db, self.space, self.defs, book)
         judge.load(profiles)
         changes = [Change(seq, clock, c) for p in profiles for c in judge.judge(p, clock)]
-        return self._emit(changes, position)
-
-    def _emit(self, changes: list[Change], position: Position) -> int:
-        """Record the last change of each value and queue the events of every change, each
-        stamped with the point of the log it happened at; returns how many were queued."""
-        if not changes:
-            return 0
-        who = who_of(self.db, self.space, {c.evaluation.profile for c in changes})
-        bodies: list[dict[str, Any]] = []
-        tracked = {t.key for t in self.defs.traits if t.send_as == "track"}
-        for seq, clock, c in changes:
-            stamp = f"{seq}.{clock}.{position.rebuilds}"
-            if c.audience:
-                bodies += audience_events(
-                    self.space, who[c.profile], c.profile, c.key, bool(c.value), stamp, clock
-                )
-            else:
-                bodies += trait_events(
-                    self.space, who[c.profile], c.profile, c.key, c.value, stamp, clock,
-                    as_track=c.key in tracked,
-                )  # fmt: skip
-        self._record(changes)
-        to_outbox(self.db, self.space, position.emitted + 1, bodies)
-        return len(bodies)
-
-    def _record(self, changes: list[Change]) -> None:
-        space = self.space
-        last = {(c.evaluation.profile, c.evaluation.key): c for c in changes}  # the latest wins
-        members = [
-            (space, c.key, c.profile, int(bool(c.value)), seq)
-            for seq, _, c in last.values()
-            if c.audience
-        ]
-        values = [
-            (space, c.key, c.profile, _encode(c.value).decode(), seq)
-            for seq, _, c in last.values()
-            if not c.audience
-        ]
-        self.db.executemany(
-            "INSERT INTO audience_members (space, audience_key, profile_id, member, changed_seq)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, profile_id, audience_key) DO UPDATE"
-            " SET member = excluded.member, changed_seq = excluded.changed_seq",
-            members,
-        )
-        self.db.executemany(
-            "INSERT INTO computed_values (space, trait_key, profile_id, value, changed_seq)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, profile_id, trait_key) DO UPDATE"
-            " SET value = excluded.value, changed_seq = excluded.changed_seq",
-            values,
-        )
+        return self.outcomes.emit(changes, position)
 
 
 __all__ = ["ENGAGE_TABLES", "EngageConsumer", "Position", "read_position"]

@@ -47,9 +47,11 @@ class Who:
 
 
 def who_of(db: IdentityDb, space: str, profiles: set[str]) -> dict[str, Who]:
-    """user_id, the latest anonymous_id and email of each profile (of the profile it was
+    """user_id, the newest anonymous_id and email of each profile (of the profile it was
     merged into since, when the identity graph is ahead: one hop, as the graph keeps
-    `merged_into` pointing at live profiles)."""
+    `merged_into` pointing at live profiles). "Newest" by last seen, which for a type whose
+    limit has no window (anonymous_id by default) is its first sighting: the graph keeps no
+    later time for those (docs/identity.md), so the id added to the profile last wins."""
     clause, params = db.in_list(sorted(profiles))
     live = {p: p for p in profiles}
     for profile, merged_into in db.execute(

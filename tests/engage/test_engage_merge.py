@@ -104,3 +104,35 @@ def test_the_exit_is_sent_when_the_merge_is_read_by_a_recomputation(rig: Rig) ->
         ("Audience Exited", "ordered_once", "jane")
     ]
     assert members(rig, "ordered_once") == set()
+
+
+def test_an_exit_goes_under_each_of_the_profiles_ids(rig: Rig) -> None:
+    """Segment sends every id combination for an exit: a destination that was told of the
+    member by an older anonymous id (here one a merge brought in) must be told it left."""
+    consumer = rig.engage(definitions([ORDERS], [ORDERED_ONCE]))
+    rig.send(order(anonymousId="a1"), at_ms=T0 + 1000)
+    rig.run(consumer)
+    rig.send({"type": "identify", "anonymousId": "a2", "userId": "jane",
+              "traits": {"email": "jane@example.com"}}, at_ms=T0 + 2000)  # fmt: skip
+    rig.send({"type": "identify", "anonymousId": "a1", "userId": "jane"}, at_ms=T0 + 3000)
+    rig.run(consumer)
+    before = len(rig.emitted())
+    rig.send(order(userId="jane"), at_ms=T0 + 4000)  # a second order: not "ordered once"
+    rig.run(consumer)
+    new = rig.emitted()[before:]
+    exits = [e for e in new if e.get("event") == "Audience Exited"]
+    audience = [e for e in new if e["context"]["personas"]["computation_class"] == "audience"]
+    identifies = [e for e in audience if e["type"] == "identify"]
+    # The newest anonymous id is carried first, then each other id of the profile.
+    assert [(e["userId"], e["anonymousId"]) for e in exits] == [("jane", "a2"), ("jane", "a1")]
+    assert [(e["anonymousId"], e["traits"]) for e in identifies] == [
+        ("a2", {"ordered_once": False}),
+        ("a1", {"ordered_once": False}),
+    ]
+    assert all(e["context"]["traits"] == {"email": "jane@example.com"} for e in new)
+    assert len({e["messageId"] for e in audience}) == len(audience) == 4
+    rig.run(consumer)
+    assert len(rig.emitted()) == before + len(new)  # sent once
+    # Entries are sent under the newest ids only, as before.
+    entered = [e for e in rig.emitted()[:before] if e.get("event") == "Audience Entered"]
+    assert len(entered) == 1

@@ -3,7 +3,8 @@
 A computed trait's new value: an identify with `traits: {<key>: value}` (or, with `send_as:
 track`, a track "Trait Computed" with `properties: {trait_key: <key>, <key>: value}`). An
 audience flip: an identify with `traits: {<key>: true|false}` and a track "Audience Entered" /
-"Audience Exited" with `properties: {audience_key: <key>, <key>: true|false}`. All carry
+"Audience Exited" with `properties: {audience_key: <key>, <key>: true|false}`, an exit again
+under each other id of the profile (Segment sends exits with every id combination). All carry
 `context.personas` ({computation_class, computation_key, computation_id, space_id}: what
 actions-core's `engageAudienceMembership` reads) and the profile's userId / anonymousId (email
 in `context.traits`), under the internal source `sluice-engage`.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -34,24 +35,35 @@ EXITED = "Audience Exited"
 TRAIT_COMPUTED = "Trait Computed"
 LIBRARY = {"name": "sluice-engage", "version": "1"}
 FLUSH_ROWS = 1_000
+ID_TYPES = ("user_id", "anonymous_id", "email")  # the ids Engage's events carry
 _encode = msgspec.json.Encoder(order="sorted").encode
 
 
 @dataclass(frozen=True, slots=True)
 class Who:
-    """The ids an emitted event carries for its profile."""
+    """The ids an emitted event carries for its profile, and the profile's other ids of those
+    types (`others`: (type, value), oldest first), which only exits are also sent with."""
 
     user_id: str | None
     anonymous_id: str | None
     email: str | None
+    others: tuple[tuple[str, str], ...] = ()
+
+    def under(self, id_type: str, value: str) -> Who:
+        """The same profile, told by another of its ids of `id_type`."""
+        if id_type == "user_id":
+            return replace(self, user_id=value, others=())
+        if id_type == "anonymous_id":
+            return replace(self, anonymous_id=value, others=())
+        return replace(self, email=value, others=())
 
 
 def who_of(db: IdentityDb, space: str, profiles: set[str]) -> dict[str, Who]:
-    """user_id, the newest anonymous_id and email of each profile (of the profile it was
-    merged into since, when the identity graph is ahead: one hop, as the graph keeps
-    `merged_into` pointing at live profiles). "Newest" by last seen, which for a type whose
-    limit has no window (anonymous_id by default) is its first sighting: the graph keeps no
-    later time for those (docs/identity.md), so the id added to the profile last wins."""
+    """user_id, the newest anonymous_id and email of each profile, and its other ids of those
+    types (of the profile it was merged into since, when the identity graph is ahead: one hop,
+    as the graph keeps `merged_into` pointing at live profiles). "Newest" by last seen, which
+    for a type whose limit has no window (anonymous_id by default) is its first sighting: the
+    graph keeps no later time for those (docs/identity.md), so the id added last wins."""
     clause, params = db.in_list(sorted(profiles))
     live = {p: p for p in profiles}
     for profile, merged_into in db.execute(
@@ -61,22 +73,23 @@ def who_of(db: IdentityDb, space: str, profiles: set[str]) -> dict[str, Who]:
         if merged_into:
             live[profile] = merged_into
     clause, params = db.in_list(sorted(set(live.values())))
-    ids: dict[str, dict[str, str]] = {}
+    ids: dict[str, dict[str, list[str]]] = {}
     for profile, id_type, value in db.execute(
         "SELECT profile_id, id_type, id_value FROM identities WHERE space = ?"
         f" AND profile_id {clause} AND id_type IN ('user_id', 'anonymous_id', 'email')"
         " ORDER BY last_seen_ms, id_value",
         [space, *params],
     ):
-        ids.setdefault(profile, {})[id_type] = value  # the latest seen wins
-    return {
-        p: Who(
-            ids.get(live[p], {}).get("user_id"),
-            ids.get(live[p], {}).get("anonymous_id"),
-            ids.get(live[p], {}).get("email"),
-        )
-        for p in profiles
-    }
+        ids.setdefault(profile, {}).setdefault(id_type, []).append(value)
+    found = {profile: _who(by_type) for profile, by_type in ids.items()}
+    return {p: found.get(live[p], Who(None, None, None)) for p in profiles}
+
+
+def _who(by_type: dict[str, list[str]]) -> Who:
+    """The newest id of each type carried, the rest kept for exits."""
+    newest = {t: values[-1] for t, values in by_type.items()}
+    others = tuple((t, v) for t in ID_TYPES for v in by_type.get(t, [])[:-1])
+    return Who(newest.get("user_id"), newest.get("anonymous_id"), newest.get("email"), others)
 
 
 def computation_id(space: str, cls: str, key: str) -> str:
@@ -137,6 +150,23 @@ def trait_events(
 
 
 def audience_events(
+    space: str, who: Who, profile: str, key: str, member: bool, stamp: str, at_ms: int
+) -> list[dict[str, Any]]:
+    """An identify and a track for the flip. An exit goes again under each of the profile's
+    other ids (Segment "sends all ID combinations for Audience Exit events downstream to remove
+    a user from the external audience"): a destination that knows the user by an older
+    anonymous id or email, or by one of a profile merged into this one, is told too."""
+    bodies = _audience_pair(space, who, profile, key, member, stamp, at_ms)
+    if not member:
+        for id_type, value in who.others:
+            bodies += _audience_pair(
+                space, who.under(id_type, value), profile, key, member,
+                f"{stamp}\0{id_type}:{value}", at_ms,
+            )  # fmt: skip
+    return bodies
+
+
+def _audience_pair(
     space: str, who: Who, profile: str, key: str, member: bool, stamp: str, at_ms: int
 ) -> list[dict[str, Any]]:
     identify = _base(space, who, profile, "audience", key, at_ms)

@@ -221,17 +221,18 @@ class LakeChunk(Chunk):
         if bad_ids or bad_events:
             raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
         group.profiles = 0
-        latest = stage.slice(0, 0)
-        if profiled:  # users/accounts: the latest row of each profile id
-            pid = stage["sluice_pid"]
-            rows_with = stage.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
-            group.profiles = pc.count_distinct(rows_with["sluice_pid"]).as_py()
-            last = rows_with.group_by("sluice_pid").aggregate([("seq", "max")])["seq_max"]
-            latest = rows_with.filter(pc.is_in(rows_with["seq"], value_set=last))
+        latest: pa.ChunkedArray | None = None
+        if profiled:  # users/accounts: the latest row of each profile id, as a mask
+            latest = _latest_rows(stage["sluice_pid"], stage["seq"])
+            group.profiles = _trues(latest)  # one latest row a distinct profile id
         used: set[tuple[str, str, str]] = set()
         for (table, column), col in new:
-            values = (latest if table in profiled else stage)[col.name]
-            if len(values) - values.null_count:
+            values = stage[col.name]
+            if table in profiled:
+                present = _trues(pc.and_(latest, pc.is_valid(values)))
+            else:
+                present = len(values) - values.null_count
+            if present:
                 used.add((group.schema, table, column))
         for (table, column), col in group.columns.items():
             if col.source.role == CONST and rows:
@@ -363,6 +364,16 @@ class LakeChunk(Chunk):
         return pa.Table.from_arrays(
             arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
         )
+
+
+def _latest_rows(pid: pa.ChunkedArray, seq: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Whether each row is the latest (highest seq) of its profile id; false for rows without
+    one (NULL or empty). Found on the two columns alone: filtering the whole stage copied every
+    column of it, twice (seqs are unique in a stage)."""
+    keyed = pa.table({"pid": pid, "seq": seq})
+    keyed = keyed.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
+    last = keyed.group_by("pid").aggregate([("seq", "max")])["seq_max"]
+    return pc.is_in(seq, value_set=last)
 
 
 def _trues(mask: pa.ChunkedArray) -> int:

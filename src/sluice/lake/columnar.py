@@ -17,8 +17,10 @@ compares the lake read back with the DuckDB warehouse loaded from the same log.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -37,6 +39,7 @@ from sluice.warehouse.columnar import (
     _decode_json,
     tables_to_load,
 )
+from sluice.warehouse.planner import Plan
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CONST,
@@ -84,31 +87,45 @@ class LakeChunk(Chunk):
         self._stages: dict[str, pa.Table] = {}
         self._ids: dict[str, set[str]] = {}  # messageIds per schema (`Chunk._seen`)
         self._events: dict[int, Events] = {}  # group index -> its events (payloads not copied)
+        self._pending: list[Sequence[StoredEvent]] = []  # pieces read, not yet split
 
     def _add(self, events: Sequence[StoredEvent]) -> None:
-        """As `Chunk._add`, column-wise (intake.py)."""
+        """Kept as read: the chunk's pieces are sorted into groups when it is planned, all at
+        once (`_split`), so that each group's events come as one `Events`, not one a piece
+        joined afterwards (a new tuple of every payload: ~0.1 s of CPU per 1,000,000 events)."""
         self.events += len(events)
         self.last_seq = events[-1].seq
-        if self._exact is None:
-            planner = self.owner.planner
-            try:
-                piece = split(
-                    events, planner.sources, planner.namer.schema, planner.warehouse_id, self._ids
-                )
-            except ExactPlanNeeded as exc:
-                self._exact = str(exc)
-            else:
-                self.skipped += piece.skipped
-                self.duplicates += piece.duplicates
-                self._aside.extend(piece.aside)
-                for group, part in piece.parts.items():
-                    self._parts.setdefault(group, []).append(part)
-                return
-        self._held.extend(events)  # the exact planner plans the chunk: it has them all
+        self._pending.append(events)
+
+    def _plan(self, uuid_ts: datetime) -> Plan:
+        self._split()
+        return super()._plan(uuid_ts)
+
+    def _split(self) -> None:
+        """As `Chunk._add` on the chunk's events, column-wise (intake.py); on `ExactPlanNeeded`
+        the exact planner gets them all."""
+        pending, self._pending = self._pending, []
+        events = pending[0] if len(pending) == 1 else list(itertools.chain(*pending))
+        if not events:
+            return
+        planner = self.owner.planner
+        try:
+            piece = split(
+                events, planner.sources, planner.namer.schema, planner.warehouse_id, self._ids
+            )
+        except ExactPlanNeeded as exc:
+            self._exact = str(exc)
+            self._held.extend(events)
+            raise
+        self.skipped += piece.skipped
+        self.duplicates += piece.duplicates
+        self._aside.extend(piece.aside)
+        for group, part in piece.parts.items():
+            self._parts.setdefault(group, []).append(part)
 
     def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
         """The chunk's events again, in log order and pieces of `size`, for the exact planner."""
-        events = [*self._aside, *self._held]
+        events = [*self._aside, *self._held, *itertools.chain(*self._pending)]
         for (source_id, call, event), parts in self._parts.items():
             for part in parts:
                 events.extend(
@@ -125,6 +142,7 @@ class LakeChunk(Chunk):
             yield events[start : start + size]
 
     def release(self) -> None:
+        self._pending.clear()
         self._stages.clear()
         self._events.clear()
         super().release()

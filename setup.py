@@ -1,5 +1,6 @@
 """The compiled parts of Sluice (everything else is pyproject.toml): the warehouse's JSON reader,
-its PostgreSQL binary COPY encoder and the lake's grouping of events.
+its PostgreSQL binary COPY encoder, the lake's grouping of events and its count of distinct
+texts (the choice of dictionary encoding).
 
 All are optional: where no C compiler or no Python headers are found, setuptools warns and
 installs Sluice without them, and the loader does their work in DuckDB and Python, slower
@@ -27,6 +28,12 @@ setup(
         Extension(
             "sluice.lake._group",
             ["src/sluice/lake/_group.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "sluice.lake._distinct",
+            ["src/sluice/lake/_distinct.c"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

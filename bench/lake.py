@@ -146,7 +146,7 @@ def load(
 
 
 STAGES = {  # (owner module, class or None, function): label
-    ("sluice.lake.columnar", "LakeChunk", "_add"): "sorting events into groups (_group.c)",
+    ("sluice.lake.columnar", "LakeChunk", "_split"): "sorting events into groups (_group.c)",
     ("sluice.lake.columnar", "LakeChunk", "_sample"): "decoding new groups' first events",
     ("sluice.lake.columnar", "LakeChunk", "_stage"): "the compiled reader (_scan.read_bytes)",
     ("sluice.lake.columnar", "LakeChunk", "_check"): "checks and counts",

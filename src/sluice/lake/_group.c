@@ -14,7 +14,7 @@
  * as `Chunk.add`: an id the schema already had, in the chunk or earlier in the piece), numbers
  * the groups in order of first appearance and puts the kept events in group order (log order
  * within a group: a counting sort), as Arrow buffers (seq, messageId) and a tuple of the
- * log's payloads, not copied.
+ * log's payloads a group, not copied.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -26,7 +26,21 @@ enum { F_SEQ, F_SOURCE, F_MESSAGE_ID, F_TYPE, F_EVENT, F_RECEIVED, F_PAYLOAD, FI
 
 static PyObject *field(PyObject *event, int i) { return PyTuple_GET_ITEM(event, i); }
 
-/* The events as a fast sequence of tuples (`StoredEvent`s), or NULL with an error set. */
+/* Whether `e` is a `StoredEvent` as the passes read it (a payload of bytes, when `payload`). */
+static int is_event(PyObject *e, int payload) {
+    return PyTuple_Check(e) && PyTuple_GET_SIZE(e) >= FIELDS &&
+           (!payload || PyBytes_Check(field(e, F_PAYLOAD))) &&
+           PyUnicode_Check(field(e, F_MESSAGE_ID)) && PyLong_Check(field(e, F_SEQ));
+}
+
+static int not_events(void) {
+    PyErr_SetString(PyExc_TypeError, "events must be StoredEvents");
+    return -1;
+}
+
+/* The events as a fast sequence of tuples (`StoredEvent`s, their payloads not looked at:
+   `group` only stores them, and `survey` checks each as it reads it, which spares a pass over
+   every payload's header, ~1 KB apart), or NULL with an error set. */
 static PyObject *events_of(PyObject *events) {
     PyObject *fast = PySequence_Fast(events, "events must be a sequence");
     if (!fast)
@@ -34,11 +48,8 @@ static PyObject *events_of(PyObject *events) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     PyObject **items = PySequence_Fast_ITEMS(fast);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *e = items[i];
-        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < FIELDS ||
-            !PyBytes_Check(field(e, F_PAYLOAD)) || !PyUnicode_Check(field(e, F_MESSAGE_ID)) ||
-            !PyLong_Check(field(e, F_SEQ))) {
-            PyErr_SetString(PyExc_TypeError, "events must be StoredEvents");
+        if (!is_event(items[i], 0)) {
+            not_events();
             Py_DECREF(fast);
             return NULL;
         }
@@ -72,7 +83,7 @@ PyDoc_STRVAR(survey_doc,
 
 static PyObject *survey(PyObject *self, PyObject *events) {
     (void)self;
-    PyObject *fast = events_of(events), *result = NULL;
+    PyObject *fast = PySequence_Fast(events, "events must be a sequence"), *result = NULL;
     if (!fast)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
@@ -92,7 +103,12 @@ static PyObject *survey(PyObject *self, PyObject *events) {
     PyObject *last = NULL;
     int32_t last_code = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *e = items[i], *source = field(e, F_SOURCE);
+        PyObject *e = items[i];
+        if (!is_event(e, 1)) {
+            not_events();
+            goto done;
+        }
+        PyObject *source = field(e, F_SOURCE);
         if (source != last) {
             PyObject *code = PyDict_GetItemWithError(codes, source);
             if (code) {
@@ -268,7 +284,7 @@ PyDoc_STRVAR(group_doc,
 "track name; `names`: index -> name for nameless tracks, or None). Returns how many were\n"
 "skipped by source and repeated, the dropped events (log order), the groups' keys and sizes\n"
 "(order of first appearance), and the kept events in group order: seq (int64) and messageId\n"
-"(int32 offsets, UTF-8 data) buffers, and the payloads.");
+"(int32 offsets, UTF-8 data) buffers, and the payloads (a tuple a group).");
 
 static PyObject *group(PyObject *self, PyObject *args) {
     (void)self;
@@ -285,7 +301,7 @@ static PyObject *group(PyObject *self, PyObject *args) {
     PyObject *seq = NULL, *offsets = NULL, *data = NULL;
     uint8_t *drop = calloc((size_t)(n ? n : 1), 1);
     int32_t *code = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-    Py_ssize_t *start = NULL;
+    Py_ssize_t *start = NULL, *first = NULL;
     char *text = NULL;
     const int32_t *source_of = source_view.buf;
     const uint8_t *keep = keep_view.buf;
@@ -346,11 +362,23 @@ static PyObject *group(PyObject *self, PyObject *args) {
             goto done;
         start[g + 1] += start[g];
     }
-    payloads = PyTuple_New(kept);
+    payloads = PyList_New(groups); /* a tuple a group: not one to be sliced in Python */
     seq = PyBytes_FromStringAndSize(NULL, kept * (Py_ssize_t)sizeof(int64_t));
     offsets = PyBytes_FromStringAndSize(NULL, (kept + 1) * (Py_ssize_t)sizeof(int32_t));
     if (!payloads || !seq || !offsets)
         goto done;
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        PyObject *tuple = PyTuple_New(start[g + 1] - start[g]);
+        if (!tuple)
+            goto done;
+        PyList_SET_ITEM(payloads, g, tuple);
+    }
+    first = malloc(sizeof(Py_ssize_t) * (size_t)(groups ? groups : 1));
+    if (!first) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memcpy(first, start, sizeof(Py_ssize_t) * (size_t)groups);
     int64_t *seqs = (int64_t *)PyBytes_AS_STRING(seq);
     int32_t *offset = (int32_t *)PyBytes_AS_STRING(offsets);
     const char **ids = malloc(sizeof(char *) * (size_t)(kept ? kept : 1));
@@ -372,7 +400,8 @@ static PyObject *group(PyObject *self, PyObject *args) {
         failed = (seqs[at] == -1 && PyErr_Occurred()) || !ids[at];
         text_len += failed ? 0 : id_sizes[at];
         Py_INCREF(field(e, F_PAYLOAD));
-        PyTuple_SET_ITEM(payloads, at, field(e, F_PAYLOAD));
+        PyTuple_SET_ITEM(PyList_GET_ITEM(payloads, code[i]), at - first[code[i]],
+                         field(e, F_PAYLOAD));
     }
     if (!failed && text_len > INT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "messageIds too long for int32 offsets");
@@ -410,6 +439,7 @@ done:
     free(drop);
     free(code);
     free(start);
+    free(first);
     free(text);
     PyBuffer_Release(&source_view);
     PyBuffer_Release(&keep_view);

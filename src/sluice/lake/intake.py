@@ -144,16 +144,14 @@ def split(
     )
     out.skipped = skipped + len(drop)
     out.aside = aside
-    kept = len(payloads)
+    kept = sum(counts)
     seqs = pa.Array.from_buffers(pa.int64(), kept, [None, pa.py_buffer(seq)])
     ids = pa.Array.from_buffers(
         pa.string(), kept, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
     start = 0
-    for key, size in zip(keys, counts, strict=True):
-        out.parts[key] = Events(
-            seqs.slice(start, size), ids.slice(start, size), payloads[start : start + size]
-        )
+    for key, size, texts in zip(keys, counts, payloads, strict=True):
+        out.parts[key] = Events(seqs.slice(start, size), ids.slice(start, size), texts)
         start += size
     return out
 

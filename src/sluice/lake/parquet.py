@@ -9,6 +9,7 @@ only ever receives finished files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from sluice.lake.columnar import ArrowRows
 from sluice.lake.layout import partition_of
+from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType, Discard, TableBatch, WarehouseError
 from sluice.warehouse.stage import ARROW_TYPES
 
@@ -158,9 +160,33 @@ def dictionary_columns(table: pa.Table) -> list[str]:
             continue
         values = head[field.name]
         present = len(values) - values.null_count
-        if present and pc.count_distinct(values).as_py() <= DICTIONARY_RATIO * present:
+        limit = math.floor(DICTIONARY_RATIO * present)
+        if present and distinct_texts(values, limit) <= limit:
             chosen.append(field.name)
     return chosen
+
+
+def distinct_texts(values: pa.ChunkedArray, limit: int) -> int:
+    """How many distinct non-null texts `values` holds, or some number above `limit` once past
+    it: counted in C where built (lake/_distinct.c: ~2x faster than `pc.count_distinct` on the
+    first 1,000 values, and it stops past `limit`)."""
+    counter = compiled.distinct()
+    if counter is None or len(values) > DICTIONARY_SAMPLE:
+        return int(pc.count_distinct(values).as_py())
+    array = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    if not len(array):
+        return 0
+    validity, offsets, data = array.buffers()
+    return int(
+        counter.distinct(
+            validity if array.null_count else None,
+            offsets,
+            b"" if data is None else data,
+            array.offset,
+            len(array),
+            limit,
+        )
+    )
 
 
 def parquet_bytes(table: pa.Table) -> memoryview:

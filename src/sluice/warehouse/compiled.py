@@ -1,12 +1,13 @@
 """The loaders' C extensions, where this install has them.
 
-setup.py builds `_scan` (the compiled JSON reader), `_pgcopy` (the binary COPY encoder) and
-`sluice.lake._group` (the lake's grouping of events) when a C compiler and Python's headers
-are there, and installs Sluice without them when not: a missing compiler must not stop
-`uv run sluice serve` on a slim container. Without them the loader reads every event with
-DuckDB's JSON functions (readers.ListReader), encodes COPY rows in Python (postgres.py) and the
-lake groups events in Python (lake/intake.py): the same rows, slower (docs/warehouse.md "Without
-a C compiler").
+setup.py builds `_scan` (the compiled JSON reader), `_pgcopy` (the binary COPY encoder),
+`sluice.lake._group` (the lake's grouping of events) and `sluice.lake._distinct` (its count of
+distinct texts) when a C compiler and Python's headers are there, and installs Sluice without
+them when not: a missing compiler must not stop `uv run sluice serve` on a slim container.
+Without them the loader reads every event with DuckDB's JSON functions (readers.ListReader),
+encodes COPY rows in Python (postgres.py), and the lake groups events in Python
+(lake/intake.py) and counts distinct texts with pyarrow (lake/parquet.py): the same rows,
+slower (docs/warehouse.md "Without a C compiler").
 `SLUICE_NO_C_EXTENSIONS=1` makes an install that has them behave as one that has not (the tests
 load both ways with it).
 """
@@ -29,6 +30,10 @@ try:
     from sluice.lake import _group  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without a C compiler
     _group = None
+try:
+    from sluice.lake import _distinct  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler
+    _distinct = None
 
 DISABLE_ENV = "SLUICE_NO_C_EXTENSIONS"
 log = logging.getLogger(__name__)
@@ -62,3 +67,8 @@ def pgcopy() -> ModuleType | None:
 def group() -> ModuleType | None:
     """The lake's grouping of events (`lake/_group.c`), or None: Python groups them."""
     return _module("_group", _group)
+
+
+def distinct() -> ModuleType | None:
+    """The lake's count of distinct texts (`lake/_distinct.c`), or None: pyarrow counts."""
+    return _module("_distinct", _distinct)

@@ -31,8 +31,18 @@ from server import basic, clean_env, free_port, http_request, require
 
 REPO = Path(__file__).resolve().parents[1]
 UI = REPO / "src" / "sluice" / "ui"
-C_SOURCES = ("src/sluice/warehouse/_scan.c", "src/sluice/warehouse/_pgcopy.c")
-EXTENSIONS = {"sluice/warehouse/_scan", "sluice/warehouse/_pgcopy", "sluice/lake/_group"}
+C_SOURCES = (
+    "src/sluice/warehouse/_scan.c",
+    "src/sluice/warehouse/_pgcopy.c",
+    "src/sluice/lake/_group.c",
+    "src/sluice/lake/_distinct.c",
+)
+EXTENSIONS = {
+    "sluice/warehouse/_scan",
+    "sluice/warehouse/_pgcopy",
+    "sluice/lake/_group",
+    "sluice/lake/_distinct",
+}
 VERSION: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 COMMAND_TIMEOUT_S = 300  # a build or an install from an empty cache downloads
 START_TIMEOUT_S = 30.0

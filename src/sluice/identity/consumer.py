@@ -14,13 +14,13 @@ seen; otherwise (the log was trimmed) it applies the new rules from now on, as S
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
 
+from sluice.gcpause import gc_paused
 from sluice.identity.extract import Identifying, identifying
 from sluice.identity.graph import Changes, Graph, Seen
 from sluice.identity.rules import ACCOUNTS, USERS, Rules
@@ -119,16 +119,8 @@ class IdentityConsumer:
 
     def step(self, on_commit: Callable[[], None] | None = None) -> int:
         """Apply the next events of the log in one transaction; returns how many were read."""
-        # A step's rows and graph stay alive until it ends, and make no cycles: the cyclic
-        # collector would rescan them again and again (a fifth of a step's CPU), while
-        # reference counting frees the rest (the warehouse planner does the same).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():  # a step's rows and graph stay alive until it ends
             return self._step(on_commit)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _step(self, on_commit: Callable[[], None] | None) -> int:
         # The events are read and parsed before the write transaction begins (the checkpoint

@@ -27,7 +27,6 @@ that chunk with the exact planner.
 from __future__ import annotations
 
 import functools
-import gc
 import itertools
 import json
 import threading
@@ -41,6 +40,7 @@ import duckdb
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
+from sluice.gcpause import gc_paused
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
 from sluice.warehouse.planner import CappedCounts, Plan, Planner, _discard, capped_events
@@ -147,13 +147,8 @@ class Chunk:
         """Take one piece of the chunk (in log order)."""
         if not events:
             return
-        collecting = gc.isenabled()
-        gc.disable()  # as when planning: the collector would rescan every live event
-        try:
+        with gc_paused():  # as when planning: every event stays alive until the load
             self._add(events)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _add(self, events: Sequence[StoredEvent]) -> None:
         self.events += len(events)
@@ -215,17 +210,13 @@ class Chunk:
         """The chunk's plan; `ExactPlanNeeded` when the exact planner must make it."""
         if self._exact is not None:
             raise ExactPlanNeeded(self._exact)
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            return self._plan(uuid_ts)
+            with gc_paused():
+                return self._plan(uuid_ts)
         except duckdb.Error as exc:
             raise ExactPlanNeeded(f"DuckDB: {exc}") from exc
         except (msgspec.DecodeError, ValueError) as exc:
             raise ExactPlanNeeded(f"a payload that is not JSON: {exc}") from exc
-        finally:
-            if collecting:
-                gc.enable()
 
     def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
         """The chunk's events again, in log order and pieces of `size`, for the exact planner."""

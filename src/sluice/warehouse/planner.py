@@ -15,7 +15,6 @@ column's native type, which is nearly every value, costs one dict lookup and one
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import msgspec
 
 from sluice.config import DEFAULT_WAREHOUSE_MAX_EVENT_TABLES
+from sluice.gcpause import gc_paused
 from sluice.spec.jsontext import clean_body, lenient_decode
 from sluice.store.base import StoredEvent
 from sluice.warehouse.base import CappedEvents, ColumnType, Discard, TableBatch
@@ -132,15 +132,8 @@ class Planner:
         self._capped: dict[str, set[str]] = {}  # per schema: names capped by earlier plans
 
     def plan(self, events: Sequence[StoredEvent], uuid_ts: datetime) -> Plan:
-        # Every row stays alive until the load: the cyclic collector would rescan them all
-        # again and again (it halved throughput) while reference counting frees the rest.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():  # every row stays alive until the load
             return self._plan(events, uuid_ts)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _plan(self, events: Sequence[StoredEvent], uuid_ts: datetime) -> Plan:
         tables: dict[tuple[str, str], _Table] = {}

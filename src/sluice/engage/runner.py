@@ -22,6 +22,7 @@ from sluice.engage.emit import flush
 from sluice.errors import SluiceError
 from sluice.identity.runner import workspace_rules
 from sluice.identity.tables import open_identity_db
+from sluice.runtime.serial import Serial
 from sluice.store.base import EventStore
 from sluice.store.factory import open_store
 from sluice.workspace.sync import ENGAGE_KIND, EngageBody
@@ -48,6 +49,7 @@ async def run_engage(settings: Settings) -> None:
     """Follow the log behind the identity graph until cancelled."""
     store = open_store(settings)
     db = await asyncio.to_thread(open_identity_db, settings.data_dir, settings.database_url)
+    calls = Serial()  # the connections: one call at a time, closed once the last returns
     try:
         consumer: EngageConsumer | None = None
         checked = ticked = -float("inf")
@@ -57,7 +59,7 @@ async def run_engage(settings: Settings) -> None:
             if now - checked >= CONFIG_POLL_S:
                 checked = now
                 try:
-                    space, defs = await asyncio.to_thread(workspace_definitions, store)
+                    space, defs = await calls.run(workspace_definitions, store)
                 except (SluiceError, msgspec.ValidationError) as exc:
                     # `sluice apply` checks them: only a store written otherwise gets here.
                     if str(exc) != refused:
@@ -72,18 +74,18 @@ async def run_engage(settings: Settings) -> None:
                     await asyncio.sleep(CONFIG_POLL_S)
                     continue
                 if consumer is None or (consumer.space, consumer.defs) != (space, defs):
-                    consumer = await asyncio.to_thread(EngageConsumer, store, db, space, defs)
+                    consumer = await calls.run(EngageConsumer, store, db, space, defs)
                 # Also when only the identity rules changed (the graph rebuilt): recompute.
-                await asyncio.to_thread(consumer.prepare)
+                await calls.run(consumer.prepare)
             assert consumer is not None
             try:
-                await asyncio.to_thread(flush, db, store, consumer.space)
-                read = await asyncio.to_thread(consumer.step)
-                await asyncio.to_thread(flush, db, store, consumer.space)
+                await calls.run(flush, db, store, consumer.space)
+                read = await calls.run(consumer.step)
+                await calls.run(flush, db, store, consumer.space)
                 if not read and time.monotonic() - ticked >= TICK_S:
                     ticked = time.monotonic()
-                    await asyncio.to_thread(consumer.tick, int(time.time() * 1000))
-                    await asyncio.to_thread(flush, db, store, consumer.space)
+                    await calls.run(consumer.tick, int(time.time() * 1000))
+                    await calls.run(flush, db, store, consumer.space)
             except Exception:
                 log.exception("engage step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
@@ -91,5 +93,4 @@ async def run_engage(settings: Settings) -> None:
             if read < consumer.step_events:
                 await asyncio.sleep(IDLE_POLL_S)
     finally:
-        await asyncio.to_thread(db.close)
-        store.close()
+        await calls.close(db.close, store.close)

@@ -20,6 +20,7 @@ from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.report import IdentityReporter
 from sluice.identity.rules import Rules, rules_from
 from sluice.identity.tables import open_identity_db
+from sluice.runtime.serial import Serial
 from sluice.store.base import EventStore
 from sluice.store.factory import open_store
 from sluice.workspace.model import DEFAULT_WORKSPACE_NAME, IdentitySettings
@@ -52,6 +53,7 @@ async def run_identity(settings: Settings) -> None:
         open_identity_db, settings.data_dir, settings.database_url, consumer=True
     )
     reporter = IdentityReporter(store, db)
+    calls = Serial()  # the connections: one call at a time, closed once the last returns
     report_failed = False
     try:
         consumer: IdentityConsumer | None = None
@@ -60,23 +62,23 @@ async def run_identity(settings: Settings) -> None:
             now = time.monotonic()
             if now - checked >= CONFIG_POLL_S:
                 checked = now
-                space, rules = await asyncio.to_thread(workspace_rules, store)
+                space, rules = await calls.run(workspace_rules, store)
                 if not rules.enabled:
                     consumer = None
                     await asyncio.sleep(CONFIG_POLL_S)
                     continue
                 if consumer is None or (consumer.space, consumer.rules) != (space, rules):
                     consumer = IdentityConsumer(store, db, space, rules)
-                    await asyncio.to_thread(consumer.prepare)
+                    await calls.run(consumer.prepare)
             assert consumer is not None
             try:
-                read = await asyncio.to_thread(consumer.step)
+                read = await calls.run(consumer.step)
             except Exception:
                 log.exception("identity step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
                 continue
             try:
-                await asyncio.to_thread(reporter.report, consumer.space)
+                await calls.run(reporter.report, consumer.space)
                 report_failed = False
             except Exception as exc:  # a report that cannot be written never stops the graph
                 if not report_failed:  # once until a report is written again (every step)
@@ -85,5 +87,4 @@ async def run_identity(settings: Settings) -> None:
             if read < consumer.step_events:
                 await asyncio.sleep(IDLE_POLL_S)
     finally:
-        await asyncio.to_thread(db.close)
-        store.close()
+        await calls.close(db.close, store.close)

@@ -9,7 +9,7 @@ installs Sluice without them, and the loader does their work in DuckDB and Pytho
 
 from setuptools import Extension, setup
 
-FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra"]
+FLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra"]
 
 setup(
     ext_modules=[

@@ -1,7 +1,7 @@
 """Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
 
     uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench] [--s3]
-        [--stages]
+        [--stages] [--rounds 3]
 
 Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
 with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
@@ -14,6 +14,11 @@ wrote (read back from its files beforehand, not timed) written again by pyarrow.
 one file per collection and hour, with the lake's writer options (`parquet.write_options`,
 chosen beforehand, not timed), on as many threads as the lake's writer. No lake can beat
 events / that time on this machine; the share says how close Sluice is.
+
+Each of `--rounds` rounds loads the log into an empty lake and then measures the ceiling on that
+load's files, so each share compares two runs made side by side; the figures printed are the
+medians of the rounds (this 2-core VM is shared: one load's share swung 25-45 % between runs
+of the same code, a round's lake and ceiling move together less).
 
 With `--s3` the same log is then loaded again into a lake on a moto S3 server this script starts
 on a loopback port (tests/s3server.py): every file uploaded (and verified by the client), the
@@ -48,14 +53,16 @@ times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -226,6 +233,10 @@ def decode_all(log: GeneratedLog) -> tuple[float, float]:
     return time.perf_counter() - started, _cpu(cpu_before)
 
 
+def _median(values: Iterable[float]) -> float:
+    return statistics.median(values)
+
+
 def _cpu(before: os.times_result) -> float:
     after = os.times()
     return sum(after[:2]) - sum(before[:2])
@@ -240,38 +251,63 @@ def main() -> None:
     )
     parser.add_argument("--s3", action="store_true", help="also load into a local S3 server")
     parser.add_argument("--stages", action="store_true", help="print the lake's CPU by stage")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="lake loads, each followed by its ceiling (the figures are the medians)",
+    )
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
-    root, again = base / "lake", base / "ceiling"
-    for folder in (root, again):
-        shutil.rmtree(folder, ignore_errors=True)
     print(f"generating {args.events:,} events ...", flush=True)
     log = _Log(args.events, "web")
     spent, restore = timed_stages() if args.stages else ({}, lambda: None)
+    pairs: list[tuple[float, float, float, float]] = []  # lake s, CPU; ceiling s, CPU
+    print(f"\n{args.rounds} rounds, each a lake load then its ceiling:")
     try:
-        with Reads() as reads:
-            seconds, cpu, events, rows = load(log, root, args.chunk)
+        for round_ in range(1, args.rounds + 1):
+            root, again = base / "lake", base / "ceiling"
+            for folder in (root, again):
+                shutil.rmtree(folder, ignore_errors=True)
+            recording = Reads() if round_ == args.rounds else contextlib.nullcontext()
+            with recording:
+                seconds, cpu, events, rows = load(log, root, args.chunk)
+            if isinstance(recording, Reads):
+                reads = recording
+            write_s, write_cpu, write_files, write_rows = ceiling(root, again)
+            pairs.append((seconds, cpu, write_s, write_cpu))
+            print(
+                f"  round {round_}: lake {events / seconds:>9,.0f} events/s ({seconds:.2f} s,"
+                f" {cpu:.1f} s CPU), ceiling {events / write_s:>9,.0f} events/s ({write_s:.2f} s,"
+                f" {write_cpu:.1f} s CPU): share {write_s / seconds:.0%}"
+                f" ({write_cpu / cpu:.0%} in CPU)",
+                flush=True,
+            )
     finally:
         restore()
+    seconds, cpu = _median(p[0] for p in pairs), _median(p[1] for p in pairs)
+    write_s, write_cpu = _median(p[2] for p in pairs), _median(p[3] for p in pairs)
     files = list(root.rglob("*.parquet"))
     size = sum(f.stat().st_size for f in files)
     rate = events / seconds
     print(
         f"\nlake: {events:,} events -> {rows:,} rows in {len(files)} files ({size / 1e6:,.0f} MB,"
-        f" {COMPRESSION}), chunks of {args.chunk:,}"
+        f" {COMPRESSION}), chunks of {args.chunk:,}; medians of {len(pairs)} rounds"
     )
     print(f"  end to end  {rate:>9,.0f} events/s {rows / seconds:>10,.0f} rows/s ({seconds:.1f} s)")
     print(f"  CPU         {cpu:>9.1f} s ({cpu / seconds:.2f} cores busy of {os.cpu_count()})")
     for label, (stage_cpu, calls) in spent.items():
-        print(f"    {label:<44} {stage_cpu:>6.2f} s CPU ({calls} calls)")
-    write_s, write_cpu, write_files, write_rows = ceiling(root, again)
+        print(f"    {label:<44} {stage_cpu / len(pairs):>6.2f} s CPU ({calls // len(pairs)} calls)")
     top = events / write_s
     print(
         f"ceiling (pyarrow.parquet alone, {write_files} files, {write_rows:,} rows,"
         f" {WRITE_THREADS} threads): {top:,.0f} events/s ({write_s:.1f} s, {write_cpu:.1f} s CPU)"
     )
     print(f"  row groups: the lake's files {row_groups(root)}, the ceiling's {row_groups(again)}")
-    print(f"  the lake's share of the ceiling: {rate / top:.0%} ({write_cpu / cpu:.0%} in CPU)")
+    print(
+        f"  the lake's share of the ceiling: {_median(p[2] / p[0] for p in pairs):.0%}"
+        f" ({_median(p[3] / p[1] for p in pairs):.0%} in CPU), the median of the rounds' shares"
+    )
     decode_s, decode_cpu = decode_all(log)
     with_json = events / (decode_s + write_s)
     print(

@@ -2,7 +2,7 @@
 
 `_scan.c` finds the end of each string 16 bytes at a time (SSE2, on x86-64) and matches known
 keys on the payload's bytes before scanning them; `_scan.fast(False)` turns both off. Both ways
-must give the same outputs, bitmaps and irregular events for any payload: here
+must give the same outputs of every kind, bitmaps and irregular events for any payload: here
 random objects with escapes, unicode, nested objects, arrays, odd whitespace, strings longer than
 16 bytes with the byte that ends them at every position, invalid UTF-8 and truncated texts.
 (test_warehouse_scan.py compares the reader itself with DuckDB.)
@@ -19,13 +19,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.warehouse.readers import (
+    BOOLEAN,
+    FLOAT,
+    INTEGER,
     MOMENT_TEXT,
+    NONE,
     PRESENT_ANY,
     PRESENT_VALUE,
     RAW,
     STRING,
     TEXT_ALL,
     TEXT_VALUE,
+    TIMESTAMP,
     CompiledReader,
 )
 from sluice.warehouse.shape import Node, discover
@@ -75,10 +80,21 @@ def payloads(draw: st.DrawFn) -> bytes:
     return text
 
 
+OPS = (RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT, INTEGER, FLOAT, BOOLEAN, TIMESTAMP, NONE)
+
+
 def outputs(reader: CompiledReader) -> Iterator[tuple[int, int, int, int, bool]]:
+    """Every kind of output: one or two a path, some with an `alt` path (a page's name, else
+    the property), and one with no path."""
+    paths = len(reader.index)
     for path, at in reader.index.items():
-        op = (RAW, STRING, TEXT_ALL, TEXT_VALUE, MOMENT_TEXT)[len(path) % 5]
-        yield (op, PRESENT_VALUE if at % 2 else PRESENT_ANY, at - 1, -1, bool(at % 3))
+        presence = PRESENT_VALUE if at % 2 else PRESENT_ANY
+        yield (OPS[(len(path) + at) % len(OPS)], presence, at - 1, -1, bool(at % 3))
+        if at % 3 == 0:
+            yield (OPS[at % 5], presence, at - 1, -1, True)
+        if at % 4 == 1:
+            yield (OPS[at % len(OPS)], presence, at - 1, (at + 1) % paths, bool(at % 2))
+    yield (STRING, PRESENT_ANY, -1, 0 if paths else -1, True)
 
 
 def read(texts: tuple[bytes, ...], reader: CompiledReader, fast: bool) -> Any:

@@ -148,3 +148,45 @@ def test_the_setting_is_reported() -> None:
         assert _scan.fast(True) is False
     finally:
         _scan.fast(before)
+
+
+MINUTES = st.sampled_from(  # a few, so that one timestamp is mostly in the minute of another
+    [
+        "2024-02-29T23:59:",
+        "2024-02-29T23:58:",  # the same hour
+        "2024-12-29T23:59:",  # another month
+        "2023-02-29T23:59:",  # no such day
+        "2024-02-29T24:59:",  # nor hour
+        "1969-12-31T23:59:",  # before 1970
+    ]
+)
+SECONDS = st.builds(
+    "{:02d}{}".format,
+    st.sampled_from([0, 59, 60, 99]),
+    st.sampled_from(["Z", ".001Z", ".123456Z", ".12Z", "", "+00:00", ".1234567Z", "z"]),
+)
+MOMENTS = st.one_of(st.builds(str.__add__, MINUTES, SECONDS), st.sampled_from(["2024-02-29", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(MOMENTS, MOMENTS, st.sampled_from(["", "x", "2023-11-14"])), max_size=40))
+def test_timestamps_read_from_their_minute_agree(rows: list[tuple[str, str, str]]) -> None:
+    """The fast path reads a timestamp in the minute of the one before from its seconds on:
+    valid or not, in range or not, its values are the byte-by-byte path's."""
+    texts = tuple(
+        json.dumps({"a": a, "b": b, "c": c}, separators=(",", ":")).encode() for a, b, c in rows
+    )
+    tree = Node()
+    discover({"a": "", "b": "", "c": ""}, tree)
+    reader = CompiledReader(tree)
+    specs = [(TIMESTAMP, PRESENT_ANY, at, -1, True) for at in reader.index.values()]
+
+    def read_timestamps(fast: bool) -> Any:
+        before = _scan.fast(fast)
+        try:
+            columns, flag, ok, odd = _scan.read_bytes(texts, reader.spec, len(specs), specs)
+        finally:
+            _scan.fast(before)
+        return [[bytes(memoryview(b)) for b in c] for c in columns], flag, ok, odd
+
+    assert read_timestamps(True) == read_timestamps(False)

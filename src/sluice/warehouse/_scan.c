@@ -563,9 +563,44 @@ static int digits_at(const char *p, int n, int *out) {
     return 1;
 }
 
+/* The last timestamp's date, hour and minute ("YYYY-MM-DDTHH:MM:", checked in range) and
+   that minute's microseconds since 1970: an event's four timestamps, and the events of a group
+   in log order, mostly share their minute, and a text that starts the same only needs its
+   seconds read (a sixth of the reader's time went to whole timestamps). Fast path only. */
+#define MINUTE_LEN 17
+typedef struct {
+    char minute[MINUTE_LEN];
+    int64_t micros;
+    int known;
+} Minutes;
+
+/* Seconds, fraction and 'Z' after the minute ("SS", "SS.mmm" or "SS.uuuuuu", then 'Z'), as
+   microseconds, or -1. */
+static int64_t seconds_of(const char *t, Py_ssize_t len) {
+    int second, micros = 0;
+    if (!digits_at(t + 17, 2, &second) || second > 59 || t[len - 1] != 'Z')
+        return -1;
+    if (len > 20) {
+        int fraction, places = (int)len - 21;
+        if (t[19] != '.' || !digits_at(t + 20, places, &fraction))
+            return -1;
+        micros = places == 3 ? fraction * 1000 : fraction;
+    }
+    return (int64_t)second * 1000000 + micros;
+}
+
 /* A quoted ISO-8601 text in one of sqlfit.TIMESTAMP_GLOBS' shapes, with every field in range,
-   as microseconds since 1970 (UTC); 0 when not (the SQL's TRY_CAST or Python decides then). */
-static int timestamp_value(const char *w, Py_ssize_t n, int64_t *out) {
+   as microseconds since 1970 (UTC); 0 when not (the SQL's TRY_CAST or Python decides then).
+   With `minutes`, a text in the minute it holds is read from its seconds on. */
+static int timestamp_value(const char *w, Py_ssize_t n, int64_t *out, Minutes *minutes) {
+    if (minutes && minutes->known && (n == 22 || n == 26 || n == 29) && w[0] == '"' &&
+        w[n - 1] == '"' && same_bytes(w + 1, minutes->minute, MINUTE_LEN)) {
+        int64_t within = seconds_of(w + 1, n - 2);
+        if (within < 0)
+            return 0;
+        *out = minutes->micros + within;
+        return 1;
+    }
     if (n < 12 || w[0] != '"' || w[n - 1] != '"')
         return 0;
     const char *t = w + 1;
@@ -598,7 +633,13 @@ static int timestamp_value(const char *w, Py_ssize_t n, int64_t *out) {
     int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
     int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     int64_t days = (int64_t)era * 146097 + doe - 719468;
-    *out = ((days * 86400 + hour * 3600 + minute * 60 + second) * 1000000) + micros;
+    int64_t at_minute = (days * 86400 + hour * 3600 + minute * 60) * 1000000;
+    *out = at_minute + (int64_t)second * 1000000 + micros;
+    if (minutes && len > 10) {
+        memcpy(minutes->minute, t, MINUTE_LEN);
+        minutes->micros = at_minute;
+        minutes->known = 1;
+    }
     return 1;
 }
 
@@ -611,7 +652,8 @@ static int append_text(Column *c, const char *p, Py_ssize_t n) {
 }
 
 /* One output value of one row: 1 when set, 0 when NULL, -1 when out of memory. */
-static int emit(const Out *o, Output *out, Py_ssize_t row, const char *w, Py_ssize_t n) {
+static int emit(const Out *o, Output *out, Py_ssize_t row, const char *w, Py_ssize_t n,
+                Minutes *minutes) {
     double number;
     int64_t integer;
     int is_integer, is_string = w && w[0] == '"';
@@ -658,7 +700,7 @@ static int emit(const Out *o, Output *out, Py_ssize_t row, const char *w, Py_ssi
         }
         return w && n == 5 && memcmp(w, "false", 5) == 0;
     case OP_TIMESTAMP:
-        if (!w || !timestamp_value(w, n, &integer))
+        if (!w || !timestamp_value(w, n, &integer, minutes))
             return 0;
         memcpy(out->fixed + row * 8, &integer, 8);
         return 1;
@@ -896,6 +938,7 @@ static PyObject *scan_texts(const char *const *texts, const Py_ssize_t *sizes, P
     }
     Py_BEGIN_ALLOW_THREADS
     Scan s = {nodes, members, seen, n_members, 0, start, size, 0, 1, use_fast};
+    Minutes minutes = {{0}, 0, 0};
     for (Py_ssize_t row = 0; row < count && !failed; row++) {
         const char *p = texts[row], *end = p + sizes[row];
         /* Texts lie apart in memory (a group's payloads are ~20 KB apart in the log's): the one
@@ -937,7 +980,7 @@ static PyObject *scan_texts(const char *const *texts, const Py_ssize_t *sizes, P
                 w = present(alt, size[o->alt], PRESENT_VALUE) ? alt : NULL;
                 n = w ? size[o->alt] : 0;
             }
-            int set = emit(o, out, row, w, n);
+            int set = emit(o, out, row, w, n, s.fast ? &minutes : NULL);
             if (set < 0) {
                 failed = 1;
                 break;

@@ -1,7 +1,8 @@
 """The compiled reader's fast paths agree with reading a byte at a time.
 
-`_scan.c` finds the end of each string 16 bytes at a time (SSE2, on x86-64) and matches known
-keys on the payload's bytes before scanning them; `_scan.fast(False)` turns both off. Both ways
+`_scan.c` finds the end of each string 16 bytes at a time (SSE2, on x86-64), matches known
+keys on the payload's bytes before scanning them and reads a timestamp in the minute of the one
+before from its seconds on; `_scan.fast(False)` turns them off. Both ways
 must give the same outputs of every kind, bitmaps and irregular events for any payload: here
 random objects with escapes, unicode, nested objects, arrays, odd whitespace, strings longer than
 16 bytes with the byte that ends them at every position, invalid UTF-8 and truncated texts.

@@ -258,6 +258,8 @@ def main() -> None:
         help="lake loads, each followed by its ceiling (the figures are the medians)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
     print(f"generating {args.events:,} events ...", flush=True)
     log = _Log(args.events, "web")
@@ -296,6 +298,8 @@ def main() -> None:
     )
     print(f"  end to end  {rate:>9,.0f} events/s {rows / seconds:>10,.0f} rows/s ({seconds:.1f} s)")
     print(f"  CPU         {cpu:>9.1f} s ({cpu / seconds:.2f} cores busy of {os.cpu_count()})")
+    if spent:
+        print(f"  by stage, the mean of the {len(pairs)} rounds:")
     for label, (stage_cpu, calls) in spent.items():
         print(f"    {label:<44} {stage_cpu / len(pairs):>6.2f} s CPU ({calls // len(pairs)} calls)")
     top = events / write_s

@@ -88,13 +88,13 @@ def outputs(reader: CompiledReader) -> Iterator[tuple[int, int, int, int, bool]]
     """Every kind of output: one or two a path, some with an `alt` path (a page's name, else
     the property), and one with no path."""
     paths = len(reader.index)
-    for path, at in reader.index.items():
+    for path, at in reader.index.items():  # `at`: the path's number, from 0
         presence = PRESENT_VALUE if at % 2 else PRESENT_ANY
-        yield (OPS[(len(path) + at) % len(OPS)], presence, at - 1, -1, bool(at % 3))
+        yield (OPS[(len(path) + at) % len(OPS)], presence, at, -1, bool(at % 3))
         if at % 3 == 0:
-            yield (OPS[at % 5], presence, at - 1, -1, True)
+            yield (OPS[at % 5], presence, at, -1, True)
         if at % 4 == 1:
-            yield (OPS[at % len(OPS)], presence, at - 1, (at + 1) % paths, bool(at % 2))
+            yield (OPS[at % len(OPS)], presence, at, (at + 1) % paths, bool(at % 2))
     yield (STRING, PRESENT_ANY, -1, 0 if paths else -1, True)
 
 

@@ -50,12 +50,9 @@ class Who:
     others: tuple[tuple[str, str], ...] = ()
 
     def under(self, id_type: str, value: str) -> Who:
-        """The same profile, told by another of its ids of `id_type`."""
-        if id_type == "user_id":
-            return replace(self, user_id=value, others=())
-        if id_type == "anonymous_id":
-            return replace(self, anonymous_id=value, others=())
-        return replace(self, email=value, others=())
+        """The same profile, told by another of its ids of `id_type` (one of `ID_TYPES`: they
+        name the fields)."""
+        return replace(self, **{id_type: value}, others=())
 
 
 def who_of(db: IdentityDb, space: str, profiles: set[str]) -> dict[str, Who]:

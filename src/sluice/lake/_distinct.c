@@ -5,8 +5,9 @@
  * `pyarrow.compute.count_distinct` on each text column's first 1,000 values of each file cost
  * ~30 us a column (~0.2 s of CPU per 1,000,000 events in bench/lake.py, on the writer's
  * threads): it hashes every value into a memo table it builds anew. Here the values are hashed
- * (8 bytes at a time) into a small open-addressing table kept per thread, and counting stops once the limit is passed
- * (most text columns are ids, all distinct: ~limit values looked at, not 1,000).
+ * (8 bytes at a time) into a small open-addressing table kept per thread, and counting stops
+ * once the limit is passed (most text columns are ids, all distinct: ~limit values looked at,
+ * not 1,000).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -15,7 +15,8 @@ setup(
     ext_modules=[
         Extension(
             "sluice.warehouse._scan",
-            ["src/sluice/warehouse/_scan.c"],
+            ["src/sluice/warehouse/_scan.c", "src/sluice/warehouse/_pool.c"],
+            depends=["src/sluice/warehouse/_pool.h"],  # also what puts it in the sdist
             extra_compile_args=FLAGS,
             optional=True,
         ),

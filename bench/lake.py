@@ -102,7 +102,10 @@ class Reads:
             self.calls.append(args)
             return real.read_bytes(*args)
 
-        compiled._scan = SimpleNamespace(read=real.read, read_bytes=read_bytes)
+        names = ("read", "release", "kept", "fast")  # the module's other functions, as they are
+        compiled._scan = SimpleNamespace(
+            read_bytes=read_bytes, **{n: getattr(real, n) for n in names}
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 UI = REPO / "src" / "sluice" / "ui"
 C_SOURCES = (
     "src/sluice/warehouse/_scan.c",
+    "src/sluice/warehouse/_pool.c",
+    "src/sluice/warehouse/_pool.h",
     "src/sluice/warehouse/_pgcopy.c",
     "src/sluice/lake/_group.c",
     "src/sluice/lake/_distinct.c",

@@ -224,3 +224,15 @@ def test_receivedat_hours_split_one_load_into_partitions(
             (ids[3], date(1969, 12, 31), 23),
         ]
     )
+
+
+def test_a_load_frees_the_memory_its_reader_kept_for_reuse(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Each chunk's outputs, freed, wait for the next chunk's (warehouse/_pool.c); once the
+    load is over the loader frees them (test_warehouse_scan_pool.py: the reuse itself)."""
+    scan = pytest.importorskip("sluice.warehouse._scan", reason="built without a C compiler")
+    events = ({"type": "track", "event": "Viewed", "properties": {"n": i}} for i in range(2000))
+    append(store, *events)
+    assert load(store, tmp_path / "lake", chunk=500).events == 2000
+    assert scan.kept() == (0, 0)

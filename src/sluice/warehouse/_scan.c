@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_pool.h"
+
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(p) __builtin_prefetch(p)
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -74,7 +76,9 @@ typedef struct {
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
+    size_t block; /* data's block (_pool.c); cap is at most INT32_MAX of it */
     int32_t *offsets;
+    size_t offsets_block;
 } Column;
 
 typedef struct {
@@ -458,16 +462,20 @@ static inline void copy(char *to, const char *from, Py_ssize_t n) {
    out of line and marked cold, so that append_text, inlined, is a compare and a copy. */
 static COLD int grow(Column *c, Py_ssize_t need);
 static int grow(Column *c, Py_ssize_t need) {
-    Py_ssize_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + need)
-        cap *= 2;
-    if (cap > INT32_MAX) /* the capacity never passes what int32 offsets reach */
-        cap = INT32_MAX;
-    char *data = realloc(c->data, (size_t)cap);
+    size_t block;
+    size_t want = (size_t)(c->len + need);
+    if (c->block && want < 2 * c->block) /* the next size up: doubling, as realloc's growth */
+        want = 2 * c->block;
+    char *data = pool_take(want, &block);
     if (!data)
         return -1;
+    if (c->len)
+        memcpy(data, c->data, (size_t)c->len);
+    pool_give(c->data, c->block);
     c->data = data;
-    c->cap = cap;
+    c->block = block;
+    /* the capacity never passes what int32 offsets reach */
+    c->cap = block > INT32_MAX ? INT32_MAX : (Py_ssize_t)block;
     return 0;
 }
 
@@ -495,6 +503,7 @@ typedef struct {
     uint8_t *valid;
     Column text;       /* string ops */
     uint8_t *fixed;    /* 8 bytes a row (integers, floats, timestamps) or a bitmap (booleans) */
+    size_t fixed_block; /* 8 bytes a row: its block (_pool.c); a bitmap: 0 (malloc's) */
 } Output;
 
 static int is_string_op(int op) { return op <= OP_MOMENT_TEXT; }
@@ -739,9 +748,12 @@ static void free_outputs(Output *outputs, int count) {
         return;
     for (int i = 0; i < count; i++) {
         free(outputs[i].valid);
-        free(outputs[i].text.data);
-        free(outputs[i].text.offsets);
-        free(outputs[i].fixed);
+        pool_give(outputs[i].text.data, outputs[i].text.block);
+        pool_give(outputs[i].text.offsets, outputs[i].text.offsets_block);
+        if (outputs[i].fixed_block)
+            pool_give(outputs[i].fixed, outputs[i].fixed_block);
+        else
+            free(outputs[i].fixed);
     }
     free(outputs);
 }
@@ -866,6 +878,7 @@ typedef struct {
     PyObject_HEAD
     void *data;
     Py_ssize_t len;
+    size_t block; /* data's block, back to the pool with the Buffer */
 } Buffer;
 
 static int buffer_get(PyObject *self, Py_buffer *view, int flags) {
@@ -874,7 +887,7 @@ static int buffer_get(PyObject *self, Py_buffer *view, int flags) {
 }
 
 static void buffer_dealloc(PyObject *self) {
-    free(((Buffer *)self)->data);
+    pool_give(((Buffer *)self)->data, ((Buffer *)self)->block);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -889,13 +902,15 @@ static PyTypeObject BufferType = {
     .tp_doc = "Memory the reader filled (read-only, through the buffer protocol).",
 };
 
-/* A Buffer owning `*data` (len bytes); *data is NULL afterwards (freed with the Buffer). */
-static PyObject *owned(void **data, Py_ssize_t len) {
+/* A Buffer owning `*data` (len bytes of a pool block); *data is NULL afterwards (the block goes
+   back to the pool with the Buffer). */
+static PyObject *owned(void **data, Py_ssize_t len, size_t block) {
     Buffer *b = PyObject_New(Buffer, &BufferType);
     if (!b)
         return NULL;
     b->data = *data;
     b->len = len;
+    b->block = block;
     *data = NULL;
     return (PyObject *)b;
 }
@@ -909,14 +924,15 @@ static PyObject *output_buffers(const Out *o, Output *out, Py_ssize_t count) {
     if (is_string_op(o->op))
         return Py_BuildValue(
             "(NNN)", bitmap(out->valid, count),
-            owned((void **)&out->text.offsets, (count + 1) * (Py_ssize_t)sizeof(int32_t)),
-            owned((void **)&out->text.data, out->text.len));
+            owned((void **)&out->text.offsets, (count + 1) * (Py_ssize_t)sizeof(int32_t),
+                  out->text.offsets_block),
+            owned((void **)&out->text.data, out->text.len, out->text.block));
     if (o->op == OP_BOOLEAN)
         return Py_BuildValue("(NN)", bitmap(out->valid, count), bitmap(out->fixed, count));
     if (o->op == OP_NONE)
         return Py_BuildValue("(N)", bitmap(out->valid, count));
     return Py_BuildValue("(NN)", bitmap(out->valid, count),
-                         owned((void **)&out->fixed, count * 8));
+                         owned((void **)&out->fixed, count * 8, out->fixed_block));
 }
 
 /* The scan of `count` JSON texts (texts[i], sizes[i] bytes); see read_doc. */
@@ -955,12 +971,18 @@ static PyObject *scan_texts(const char *const *texts, const Py_ssize_t *sizes, P
     for (int i = 0; i < n_outs; i++) {
         Output *out = &outputs[i];
         out->valid = calloc((size_t)bitmap_len, 1);
-        if (is_string_op(outs[i].op))
-            out->text.offsets = calloc((size_t)count + 1, sizeof(int32_t));
-        else if (outs[i].op == OP_BOOLEAN)
+        if (is_string_op(outs[i].op)) { /* every row's end is written */
+            size_t bytes = ((size_t)count + 1) * sizeof(int32_t);
+            out->text.offsets = pool_take(bytes, &out->text.offsets_block);
+            if (out->text.offsets)
+                out->text.offsets[0] = 0;
+        } else if (outs[i].op == OP_BOOLEAN) {
             out->fixed = calloc((size_t)bitmap_len, 1);
-        else if (outs[i].op != OP_NONE)
-            out->fixed = calloc((size_t)count + 1, 8);
+        } else if (outs[i].op != OP_NONE) { /* zeros under NULLs, as calloc gave */
+            out->fixed = pool_take(((size_t)count + 1) * 8, &out->fixed_block);
+            if (out->fixed)
+                memset(out->fixed, 0, ((size_t)count + 1) * 8);
+        }
         if (!out->valid || (is_string_op(outs[i].op) && !out->text.offsets) ||
             (outs[i].op != OP_NONE && !is_string_op(outs[i].op) && !out->fixed)) {
             PyErr_NoMemory();
@@ -1157,8 +1179,33 @@ static PyObject *scan_fast(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(before);
 }
 
+PyDoc_STRVAR(release_doc,
+"release() -> int\n\n"
+"Frees the memory the reader's freed outputs left for the next ones to reuse (_pool.c);\n"
+"returns how many bytes. The loader calls it after each load.");
+
+static PyObject *scan_release(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromSize_t(pool_release());
+}
+
+PyDoc_STRVAR(kept_doc,
+"kept() -> (blocks, bytes)\n\n"
+"The freed output buffers kept for reuse now (_pool.c).");
+
+static PyObject *scan_kept(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    size_t blocks, bytes;
+    pool_stats(&blocks, &bytes);
+    return Py_BuildValue("(nn)", (Py_ssize_t)blocks, (Py_ssize_t)bytes);
+}
+
 static PyMethodDef methods[] = {
     {"fast", scan_fast, METH_O, fast_doc},
+    {"kept", scan_kept, METH_NOARGS, kept_doc},
+    {"release", scan_release, METH_NOARGS, release_doc},
     {"read", scan_read, METH_VARARGS, read_doc},
     {"read_bytes", scan_read_bytes, METH_VARARGS, read_bytes_doc},
     {NULL, NULL, 0, NULL},
@@ -1173,5 +1220,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__scan(void) {
     if (PyType_Ready(&BufferType) < 0)
         return NULL;
+    if (pool_init() < 0)
+        return PyErr_NoMemory();
     return PyModule_Create(&module);
 }

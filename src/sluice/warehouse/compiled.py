@@ -72,3 +72,10 @@ def group() -> ModuleType | None:
 def distinct() -> ModuleType | None:
     """The lake's count of distinct texts (`lake/_distinct.c`), or None: pyarrow counts."""
     return _module("_distinct", _distinct)
+
+
+def release_memory() -> int:
+    """Free the memory the compiled reader kept for reuse (`_pool.c`: freed output buffers,
+    reused by the next chunk's, so that a load's chunks are not each read into fresh pages);
+    returns how many bytes. The loader calls it after each load."""
+    return _scan.release() if _scan is not None else 0

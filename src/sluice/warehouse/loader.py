@@ -38,6 +38,7 @@ from sluice.config import Settings
 from sluice.errors import SluiceError
 from sluice.gcpause import gc_paused
 from sluice.store.base import EventStore, UnitStats
+from sluice.warehouse import compiled
 from sluice.warehouse.base import CappedEvents, ColumnType, WarehouseBackend
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.factory import (
@@ -203,6 +204,7 @@ class WarehouseLoader:
             if engine is not None:
                 engine.close()
             backend.close()
+            compiled.release_memory()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -33,7 +33,8 @@ writing: it does not `fsync` or rename its files.
 `--stages` also prints where the lake's CPU goes (thread CPU seconds of each stage, summed over
 the threads it runs on): sorting events into groups (C, lake/_group.c), decoding the first
 events of new groups, the compiled reader, the checks, encoding Parquet, the load thread
-(cutting files by hour, the manifest).
+(cutting files by hour, the manifest); and by thread (the main thread, the planner's, the
+encoders, the storing ones, the load thread), which together account for all of it.
 
 That ceiling reads no JSON, and the lake must read ~1 GB of it. A second reference adds the
 least any Python reader of the log does: msgspec decoding each payload once (no flattening,
@@ -41,8 +42,8 @@ typing or grouping; one thread, as Python decodes), then the same write.
 
 The floor measures the best share a lake can have here instead of arguing it: the compiled
 reader's calls of the load (recorded as it ran: the same payloads, trees and outputs) replayed
-alone on as many threads as the writer, with no grouping, planning or checks, then the same
-write. No lake with this reader does less work; `write / (read + write)` is the best share of
+alone on as many threads as the writer, with no grouping, planning or checks, each call's
+outputs freed as it returns (so reused, as a load's chunks reuse them), then the same write. No lake with this reader does less work; `write / (read + write)` is the best share of
 the ceiling it can reach on this machine, and the lake's share of the floor says how much of
 the rest is still overhead. Below that, one C pass over every payload byte (`_group.survey`,
 a memchr) instead of the reader bounds any lake that reads the JSON at all. CPU seconds are
@@ -112,13 +113,20 @@ class Reads:
         compiled._scan = self.real
 
     def replay(self) -> tuple[float, float]:
-        """(seconds, CPU seconds) of the recorded calls again, on `WRITE_THREADS` threads."""
+        """(seconds, CPU seconds) of the recorded calls again, on `WRITE_THREADS` threads.
+
+        Each call's outputs are freed once it returns, so the next call reuses their memory
+        (warehouse/_pool.c): a floor must not pay for fresh pages the load itself no longer
+        pays for (kept, every call's outputs were new memory: twice the load's reader CPU)."""
         read_bytes = self.real.read_bytes
         cpu_before = os.times()
         started = time.perf_counter()
         with ThreadPoolExecutor(WRITE_THREADS) as pool:
-            list(pool.map(lambda args: read_bytes(*args), self.calls))
-        return time.perf_counter() - started, _cpu(cpu_before)
+            for _ in pool.map(lambda args: read_bytes(*args), self.calls):
+                pass
+        seconds, cpu = time.perf_counter() - started, _cpu(cpu_before)
+        self.real.release()
+        return seconds, cpu
 
 
 def touch_bytes(log: GeneratedLog) -> tuple[float, float]:
@@ -132,6 +140,9 @@ def touch_bytes(log: GeneratedLog) -> tuple[float, float]:
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
         list(pool.map(survey, pieces))
     return time.perf_counter() - started, _cpu(cpu_before)
+
+
+spent_by_thread: dict[str, float] = {}  # `timed_threads`' sums, when `--stages`
 
 
 def load(
@@ -148,10 +159,12 @@ def load(
         backend_factory=lambda c: LakeBackend(target, compact_files=0),
         chunk_events=chunk,
     )
-    cpu_before = os.times()
+    cpu_before, main_before = os.times(), time.thread_time()
     started = time.perf_counter()
     report = loader.load_once()
     seconds = time.perf_counter() - started
+    if spent_by_thread:
+        spent_by_thread[MAIN] += time.thread_time() - main_before
     return seconds, _cpu(cpu_before), report.events, report.total_rows
 
 
@@ -168,6 +181,42 @@ STAGES = {  # (owner module, class or None, function): label
         "load",
     ): "the load thread (cutting by hour, manifest)",
 }
+
+
+THREADS = {  # thread name prefix: label
+    "warehouse-stage": "the planner's threads (the reader, checks)",
+    "lake-write": "encoding Parquet",
+    "lake-store": "storing files",
+    "warehouse-": "the load thread",
+}
+MAIN = "the main thread (grouping, planning)"
+CEILING = "ceiling"  # its threads' names
+
+
+def timed_threads() -> Callable[[], None]:
+    """Sum each thread's CPU seconds when it ends, by kind (`THREADS`), in `spent_by_thread`
+    (`load` adds the main thread's); returns an undo. Together they account for all of a
+    load's CPU, where `STAGES` names only some of it."""
+    spent = spent_by_thread
+    spent.update(dict.fromkeys([MAIN, *THREADS.values(), "other threads"], 0.0))
+    lock = threading.Lock()
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        try:
+            original(self)
+        finally:
+            label = next((v for k, v in THREADS.items() if self.name.startswith(k)), None)
+            if not self.name.startswith(CEILING):  # not the load's
+                with lock:
+                    spent[label or "other threads"] += time.thread_time()
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+
+    def restore() -> None:
+        threading.Thread.run = original  # type: ignore[method-assign]
+
+    return restore
 
 
 def timed_stages() -> tuple[dict[str, list[float]], Callable[[], None]]:
@@ -220,7 +269,7 @@ def ceiling(root: Path, out: Path) -> tuple[float, float, int, int]:
 
     cpu_before = os.times()
     started = time.perf_counter()
-    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+    with ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix=CEILING) as pool:
         list(pool.map(write, tables))
     seconds = time.perf_counter() - started
     return seconds, _cpu(cpu_before), len(tables), sum(t.num_rows for _, t, _ in tables)
@@ -267,6 +316,7 @@ def main() -> None:
     print(f"generating {args.events:,} events ...", flush=True)
     log = _Log(args.events, "web")
     spent, restore = timed_stages() if args.stages else ({}, lambda: None)
+    restore_threads = timed_threads() if args.stages else lambda: None
     pairs: list[tuple[float, float, float, float]] = []  # lake s, CPU; ceiling s, CPU
     print(f"\n{args.rounds} rounds, each a lake load then its ceiling:")
     try:
@@ -290,6 +340,9 @@ def main() -> None:
             )
     finally:
         restore()
+        restore_threads()
+    by_thread = dict(spent_by_thread)
+    spent_by_thread.clear()  # later loads (--s3) are not counted
     seconds, cpu = _median(p[0] for p in pairs), _median(p[1] for p in pairs)
     write_s, write_cpu = _median(p[2] for p in pairs), _median(p[3] for p in pairs)
     files = list(root.rglob("*.parquet"))
@@ -305,6 +358,10 @@ def main() -> None:
         print(f"  by stage, the mean of the {len(pairs)} rounds:")
     for label, (stage_cpu, calls) in spent.items():
         print(f"    {label:<44} {stage_cpu / len(pairs):>6.2f} s CPU ({calls // len(pairs)} calls)")
+    if by_thread:
+        print(f"  by thread, the mean of the {len(pairs)} rounds (all of the load's CPU):")
+        for label, thread_cpu in by_thread.items():
+            print(f"    {label:<44} {thread_cpu / len(pairs):>6.2f} s CPU")
     top = events / write_s
     print(
         f"ceiling (pyarrow.parquet alone, {write_files} files, {write_rows:,} rows,"

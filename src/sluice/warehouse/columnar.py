@@ -639,7 +639,7 @@ class Chunk:
                 if cursor is not None:
                     cursor.close()
 
-        with ThreadPoolExecutor(STAGE_THREADS) as pool:
+        with ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="warehouse-stage") as pool:
             return list(pool.map(task, groups))
 
     def _run(self, sql: str) -> None:

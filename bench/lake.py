@@ -43,9 +43,10 @@ typing or grouping; one thread, as Python decodes), then the same write.
 The floor measures the best share a lake can have here instead of arguing it: the compiled
 reader's calls of the load (recorded as it ran: the same payloads, trees and outputs) replayed
 alone on as many threads as the writer, with no grouping, planning or checks, each call's
-outputs freed as it returns (so reused, as a load's chunks reuse them), then the same write. No lake with this reader does less work; `write / (read + write)` is the best share of
-the ceiling it can reach on this machine, and the lake's share of the floor says how much of
-the rest is still overhead. Below that, one C pass over every payload byte (`_group.survey`,
+outputs freed as it returns (so reused, as a load's chunks reuse them), then the same write.
+No lake with this reader does less work; `write / (read + write)` is the best share of the
+ceiling it can reach on this machine, and the lake's share of the floor says how much of the
+rest is still overhead. Below that, one C pass over every payload byte (`_group.survey`,
 a memchr) instead of the reader bounds any lake that reads the JSON at all. CPU seconds are
 printed with every figure: on a machine shared with other work they vary less than wall
 times.

@@ -15,8 +15,14 @@ setup(
     ext_modules=[
         Extension(
             "sluice.warehouse._scan",
-            ["src/sluice/warehouse/_scan.c", "src/sluice/warehouse/_pool.c"],
-            depends=["src/sluice/warehouse/_pool.h"],  # also what puts it in the sdist
+            [
+                "src/sluice/warehouse/_scan.c",
+                "src/sluice/warehouse/_scan_json.c",
+                "src/sluice/warehouse/_scan_outputs.c",
+                "src/sluice/warehouse/_pool.c",
+            ],
+            # the headers: what also puts them in the sdist
+            depends=["src/sluice/warehouse/_scan.h", "src/sluice/warehouse/_pool.h"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

@@ -33,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 UI = REPO / "src" / "sluice" / "ui"
 C_SOURCES = (
     "src/sluice/warehouse/_scan.c",
+    "src/sluice/warehouse/_scan.h",
+    "src/sluice/warehouse/_scan_json.c",
+    "src/sluice/warehouse/_scan_outputs.c",
     "src/sluice/warehouse/_pool.c",
     "src/sluice/warehouse/_pool.h",
     "src/sluice/warehouse/_pgcopy.c",

@@ -510,41 +510,51 @@ def test_trim_waits_for_readers_and_never_blocks_appends(pg_url: str) -> None:
         store.close()
 
 
+DETACHING = (
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+    " AND query LIKE 'ALTER TABLE events DETACH%' AND wait_event_type = 'Lock'"
+)
+
+
+def detach_left_pending(store: PostgresStore, pg_url: str) -> psycopg.Connection[Any]:
+    """A trim whose DETACH ... CONCURRENTLY is cancelled while it waits for a reader: its first
+    partition stays "detach pending" (the log's 15 events, partitions of 10). Returns the
+    reader, its transaction (and snapshot) still open."""
+    store.append(batch(*(event(f"o{i}", at=0) for i in range(15))))
+    long_reader = psycopg.connect(pg_url)
+    long_reader.execute("SELECT count(*) FROM events")
+    failures: list[BaseException] = []
+
+    def trim() -> None:
+        try:
+            store.trim_log(12, now_ms())
+        except BaseException as exc:
+            failures.append(exc)
+
+    trimming = threading.Thread(target=trim)
+    trimming.start()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        # Cancelled only once its first phase has committed "detach pending" and it waits
+        # for the long reader: a cancel before that leaves nothing pending.
+        while not (pids := admin.execute(DETACHING).fetchall()) or not any(
+            p.detach_pending for p in partitions(admin)
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        admin.execute("SELECT pg_cancel_backend(%s)", pids[0])
+        trimming.join(10)
+        assert [type(e) for e in failures] == [psycopg.errors.QueryCanceled]
+        assert [p.detach_pending for p in partitions(admin)][:2] == [True, False]
+    return long_reader
+
+
 def test_a_trim_interrupted_half_way_is_finished_by_the_next(pg_url: str) -> None:
     """A DETACH ... CONCURRENTLY cancelled while it waits leaves its partition "detach pending";
     the next trim finalizes and drops it, and the log is whole on both sides of it."""
     store = PostgresStore(pg_url, partition_span=10)
     try:
-        store.append(batch(*(event(f"o{i}", at=0) for i in range(15))))
-        long_reader = psycopg.connect(pg_url)
-        long_reader.execute("SELECT count(*) FROM events")
-        failures: list[BaseException] = []
-
-        def trim() -> None:
-            try:
-                store.trim_log(12, now_ms())
-            except BaseException as exc:
-                failures.append(exc)
-
-        trimming = threading.Thread(target=trim)
-        trimming.start()
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            deadline = time.monotonic() + 10
-            # Cancelled only once its first phase has committed "detach pending" and it waits
-            # for the long reader: a cancel before that leaves nothing pending.
-            detach = (
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND query LIKE 'ALTER TABLE events DETACH%' AND wait_event_type = 'Lock'"
-            )
-            while not (pids := admin.execute(detach).fetchall()) or not any(
-                p.detach_pending for p in partitions(admin)
-            ):
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            admin.execute("SELECT pg_cancel_backend(%s)", pids[0])
-            trimming.join(10)
-            assert [type(e) for e in failures] == [psycopg.errors.QueryCanceled]
-            assert [p.detach_pending for p in partitions(admin)][:2] == [True, False]
+        long_reader = detach_left_pending(store, pg_url)
         long_reader.commit()
         long_reader.close()
         assert store.trim_log(12, now_ms()) == 0  # finalized and dropped, not counted again
@@ -553,5 +563,45 @@ def test_a_trim_interrupted_half_way_is_finished_by_the_next(pg_url: str) -> Non
         assert [e.seq for e in store.read_after(0, 100)] == list(range(10, 16))
         store.append(batch(event("after")))
         assert [e.seq for e in store.read_after(15, 100)] == [16]
+    finally:
+        store.close()
+
+
+def test_a_finalize_cancelled_to_break_a_deadlock_is_tried_again(pg_url: str) -> None:
+    """`DETACH ... FINALIZE` waits for older snapshots while it holds its lock on `events`; a
+    session with such a snapshot that then asks for that lock (as another node's partition
+    maintenance can) closes a cycle, and PostgreSQL cancels the one that waited first: the
+    trim. It finishes on another pass (seen failing with a deadlock in a suite run)."""
+    store = PostgresStore(pg_url, partition_span=10)
+    try:
+        other = detach_left_pending(store, pg_url)  # its snapshot: FINALIZE waits for it
+        results: list[int | BaseException] = []
+
+        def trim() -> None:
+            try:
+                results.append(store.trim_log(12, now_ms()))
+            except BaseException as exc:
+                results.append(exc)
+
+        trimming = threading.Thread(target=trim)
+        trimming.start()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 10
+            while not admin.execute(DETACHING).fetchall():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        started = time.monotonic()
+        # Waits until PostgreSQL breaks the cycle (deadlock_timeout) by cancelling FINALIZE.
+        other.execute("LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE")
+        waited = time.monotonic() - started
+        other.commit()
+        other.close()
+        trimming.join(30)
+        assert waited > 0.5  # the lock waited for the deadlock to be broken: there was one
+        assert results == [0]  # finalized on the next pass (not counted, as above)
+        with psycopg.connect(pg_url) as conn:
+            first = partitions(conn)[0]
+            assert (first.lo, first.detach_pending) == (10, False)
+        assert [e.seq for e in store.read_after(0, 100)] == list(range(10, 16))
     finally:
         store.close()

@@ -10,11 +10,18 @@ waits for readers of the partition but never blocks the appenders.
 
 from __future__ import annotations
 
-from psycopg import sql
+import logging
+from typing import Any
+
+import psycopg
+from psycopg import errors, sql
 
 from sluice.store.base import Lease
 from sluice.store.postgres_connection import PostgresConnections
 from sluice.store.postgres_schema import NOW_MS_SQL, TRIM_LOCK, partitions
+
+TRIM_ATTEMPTS = 3  # passes of a trim whose detaches PostgreSQL cancels to break deadlocks
+log = logging.getLogger(__name__)
 
 
 class PostgresLeases(PostgresConnections):
@@ -52,35 +59,57 @@ class PostgresLeases(PostgresConnections):
         """Drop the oldest partitions that are wholly trimmable; returns how many events went.
 
         Stops at the first partition that must stay, so the log remains one contiguous range.
+        A detach that PostgreSQL cancels to break a deadlock (with a session that was making
+        partitions, say) is finished on another pass: the other side's wait ended with it.
         """
-        total = 0
+        dropped: dict[str, int] = {}
         with self._connection() as conn:
             # Never past the horizon: rows there may still be joined by smaller seqs.
             up_to = min(up_to_seq, self._horizon(conn))
             conn.execute("SELECT pg_advisory_lock(%s)", (TRIM_LOCK,))
             try:
-                for part in partitions(conn):
-                    name = sql.Identifier(part.name)
-                    if part.detach_pending:  # an earlier trim was interrupted half-way
-                        conn.execute(
-                            sql.SQL("ALTER TABLE events DETACH PARTITION {} FINALIZE").format(name)
+                for attempt in range(1, TRIM_ATTEMPTS + 1):
+                    try:
+                        self._drop_partitions(conn, up_to, received_before_ms, dropped)
+                        break
+                    except errors.DeadlockDetected:
+                        if attempt == TRIM_ATTEMPTS:
+                            raise
+                        log.info(
+                            "event log trim: PostgreSQL cancelled a partition's detach to break"
+                            " a deadlock; finishing it (pass %d of %d)",
+                            attempt + 1,
+                            TRIM_ATTEMPTS,
                         )
-                        conn.execute(sql.SQL("DROP TABLE {}").format(name))
-                        continue
-                    if part.hi - 1 > up_to:
-                        break
-                    row = conn.execute(
-                        sql.SQL("SELECT count(*), max(received_at) FROM {}").format(name)
-                    ).fetchone()
-                    assert row is not None
-                    count, newest = int(row[0]), row[1]
-                    if newest is not None and newest >= received_before_ms:
-                        break
-                    conn.execute(
-                        sql.SQL("ALTER TABLE events DETACH PARTITION {} CONCURRENTLY").format(name)
-                    )
-                    conn.execute(sql.SQL("DROP TABLE {}").format(name))
-                    total += count
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (TRIM_LOCK,))
-        return total
+        return sum(dropped.values())
+
+    @staticmethod
+    def _drop_partitions(
+        conn: psycopg.Connection[Any], up_to: int, received_before_ms: int, dropped: dict[str, int]
+    ) -> None:
+        """One pass of `trim_log`; `dropped` gets each partition it drops with its events, noted
+        before the detach, so that one this call finishes on a later pass keeps its count."""
+        for part in partitions(conn):
+            name = sql.Identifier(part.name)
+            if part.detach_pending:  # an earlier trim (or this one's last pass) was interrupted
+                conn.execute(
+                    sql.SQL("ALTER TABLE events DETACH PARTITION {} FINALIZE").format(name)
+                )
+                conn.execute(sql.SQL("DROP TABLE {}").format(name))
+                continue
+            if part.hi - 1 > up_to:
+                break
+            row = conn.execute(
+                sql.SQL("SELECT count(*), max(received_at) FROM {}").format(name)
+            ).fetchone()
+            assert row is not None
+            count, newest = int(row[0]), row[1]
+            if newest is not None and newest >= received_before_ms:
+                break
+            dropped[part.name] = count
+            conn.execute(
+                sql.SQL("ALTER TABLE events DETACH PARTITION {} CONCURRENTLY").format(name)
+            )
+            conn.execute(sql.SQL("DROP TABLE {}").format(name))

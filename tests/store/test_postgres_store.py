@@ -516,6 +516,21 @@ DETACHING = (
 )
 
 
+def trim_in_thread(store: PostgresStore) -> tuple[threading.Thread, list[int | BaseException]]:
+    """`store.trim_log(12, now)` started in a thread; its result or exception lands in the list."""
+    results: list[int | BaseException] = []
+
+    def trim() -> None:
+        try:
+            results.append(store.trim_log(12, now_ms()))
+        except BaseException as exc:
+            results.append(exc)
+
+    trimming = threading.Thread(target=trim)
+    trimming.start()
+    return trimming, results
+
+
 def detach_left_pending(store: PostgresStore, pg_url: str) -> psycopg.Connection[Any]:
     """A trim whose DETACH ... CONCURRENTLY is cancelled while it waits for a reader: its first
     partition stays "detach pending" (the log's 15 events, partitions of 10). Returns the
@@ -523,16 +538,7 @@ def detach_left_pending(store: PostgresStore, pg_url: str) -> psycopg.Connection
     store.append(batch(*(event(f"o{i}", at=0) for i in range(15))))
     long_reader = psycopg.connect(pg_url)
     long_reader.execute("SELECT count(*) FROM events")
-    failures: list[BaseException] = []
-
-    def trim() -> None:
-        try:
-            store.trim_log(12, now_ms())
-        except BaseException as exc:
-            failures.append(exc)
-
-    trimming = threading.Thread(target=trim)
-    trimming.start()
+    trimming, failures = trim_in_thread(store)
     with psycopg.connect(pg_url, autocommit=True) as admin:
         deadline = time.monotonic() + 10
         # Cancelled only once its first phase has committed "detach pending" and it waits
@@ -575,16 +581,7 @@ def test_a_finalize_cancelled_to_break_a_deadlock_is_tried_again(pg_url: str) ->
     store = PostgresStore(pg_url, partition_span=10)
     try:
         other = detach_left_pending(store, pg_url)  # its snapshot: FINALIZE waits for it
-        results: list[int | BaseException] = []
-
-        def trim() -> None:
-            try:
-                results.append(store.trim_log(12, now_ms()))
-            except BaseException as exc:
-                results.append(exc)
-
-        trimming = threading.Thread(target=trim)
-        trimming.start()
+        trimming, results = trim_in_thread(store)
         with psycopg.connect(pg_url, autocommit=True) as admin:
             deadline = time.monotonic() + 10
             while not admin.execute(DETACHING).fetchall():

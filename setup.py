@@ -22,7 +22,11 @@ setup(
                 "src/sluice/warehouse/_pool.c",
             ],
             # the headers: what also puts them in the sdist
-            depends=["src/sluice/warehouse/_scan.h", "src/sluice/warehouse/_pool.h"],
+            depends=[
+                "src/sluice/warehouse/_scan.h",
+                "src/sluice/warehouse/_pool.h",
+                "src/sluice/_same_bytes.h",
+            ],
             extra_compile_args=FLAGS,
             optional=True,
         ),
@@ -41,6 +45,7 @@ setup(
         Extension(
             "sluice.lake._distinct",
             ["src/sluice/lake/_distinct.c"],
+            depends=["src/sluice/_same_bytes.h"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

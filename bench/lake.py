@@ -59,14 +59,14 @@ import contextlib
 import importlib
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from statistics import median
 from types import SimpleNamespace
 from typing import Any
 
@@ -104,10 +104,8 @@ class Reads:
             self.calls.append(args)
             return real.read_bytes(*args)
 
-        names = ("read", "release", "kept", "fast")  # the module's other functions, as they are
-        compiled._scan = SimpleNamespace(
-            read_bytes=read_bytes, **{n: getattr(real, n) for n in names}
-        )
+        others = {n: getattr(real, n) for n in dir(real) if not n.startswith("_")}
+        compiled._scan = SimpleNamespace(**{**others, "read_bytes": read_bytes})
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -286,10 +284,6 @@ def decode_all(log: GeneratedLog) -> tuple[float, float]:
     return time.perf_counter() - started, _cpu(cpu_before)
 
 
-def _median(values: Iterable[float]) -> float:
-    return statistics.median(values)
-
-
 def _cpu(before: os.times_result) -> float:
     after = os.times()
     return sum(after[:2]) - sum(before[:2])
@@ -344,8 +338,11 @@ def main() -> None:
         restore_threads()
     by_thread = dict(spent_by_thread)
     spent_by_thread.clear()  # later loads (--s3) are not counted
-    seconds, cpu = _median(p[0] for p in pairs), _median(p[1] for p in pairs)
-    write_s, write_cpu = _median(p[2] for p in pairs), _median(p[3] for p in pairs)
+    seconds, cpu = median(p[0] for p in pairs), median(p[1] for p in pairs)
+    write_s, write_cpu = (
+        median(p[2] for p in pairs),
+        median(p[3] for p in pairs),
+    )
     files = list(root.rglob("*.parquet"))
     size = sum(f.stat().st_size for f in files)
     rate = events / seconds
@@ -370,8 +367,8 @@ def main() -> None:
     )
     print(f"  row groups: the lake's files {row_groups(root)}, the ceiling's {row_groups(again)}")
     print(
-        f"  the lake's share of the ceiling: {_median(p[2] / p[0] for p in pairs):.0%}"
-        f" ({_median(p[3] / p[1] for p in pairs):.0%} in CPU), the median of the rounds' shares"
+        f"  the lake's share of the ceiling: {median(p[2] / p[0] for p in pairs):.0%}"
+        f" ({median(p[3] / p[1] for p in pairs):.0%} in CPU), the median of the rounds' shares"
     )
     decode_s, decode_cpu = decode_all(log)
     with_json = events / (decode_s + write_s)

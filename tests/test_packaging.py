@@ -41,6 +41,7 @@ C_SOURCES = (
     "src/sluice/warehouse/_pgcopy.c",
     "src/sluice/lake/_group.c",
     "src/sluice/lake/_distinct.c",
+    "src/sluice/_same_bytes.h",
 )
 EXTENSIONS = {
     "sluice/warehouse/_scan",

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../_same_bytes.h"
+
 #define SLOTS 4096 /* > 2x the most values asked of (parquet.DICTIONARY_SAMPLE) */
 
 typedef struct {
@@ -37,21 +39,6 @@ static uint64_t hash_of(const uint8_t *p, int32_t n) {
         h ^= h >> 32;
     }
     return h * 0x9E3779B97F4A7C15ull;
-}
-
-/* Whether n bytes at a and b are the same (texts are short: no call to memcmp). */
-static int same(const uint8_t *a, const uint8_t *b, int32_t n) {
-    uint64_t x, y;
-    for (; n >= 8; a += 8, b += 8, n -= 8) {
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y)
-            return 0;
-    }
-    for (; n > 0; a++, b++, n--)
-        if (*a != *b)
-            return 0;
-    return 1;
 }
 
 PyDoc_STRVAR(distinct_doc,
@@ -107,7 +94,7 @@ static PyObject *distinct(PyObject *self, PyObject *args) {
                 break;
             }
             if (slot->hash == hash && slot->len == len &&
-                same(data + slot->start, data + start, len))
+                same_bytes((const char *)data + slot->start, (const char *)data + start, len))
                 break;
         }
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_same_bytes.h"
 #include "_pool.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -80,32 +81,6 @@ typedef struct {
 } Scan;
 
 static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* a[:n] == b[:n], inline: keys are short, and a call to memcmp per key cost more than the
-   comparison. */
-static inline int same_bytes(const char *a, const char *b, Py_ssize_t n) {
-    uint64_t x, y;
-    for (; n >= 8; a += 8, b += 8, n -= 8) {
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y)
-            return 0;
-    }
-    if (n >= 4) {
-        uint32_t u, v;
-        memcpy(&u, a, 4);
-        memcpy(&v, b, 4);
-        if (u != v)
-            return 0;
-        a += 4;
-        b += 4;
-        n -= 4;
-    }
-    for (; n > 0; n--)
-        if (*a++ != *b++)
-            return 0;
-    return 1;
-}
 
 /* What an output column holds (readers.py names them). */
 enum {

@@ -201,10 +201,12 @@ class WarehouseLoader:
             with gc_paused():
                 self._load_chunks(columnar, planner, position, report, load)
         finally:
-            if engine is not None:
-                engine.close()
-            backend.close()
-            compiled.release_memory()
+            try:
+                if engine is not None:
+                    engine.close()
+                backend.close()
+            finally:  # after the engine (its registered tables hold outputs), whatever fails
+                compiled.release_memory()
         report.seconds = time.perf_counter() - started
         return report
 

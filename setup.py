@@ -1,6 +1,6 @@
 """The compiled parts of Sluice (everything else is pyproject.toml): the warehouse's JSON reader,
 its PostgreSQL binary COPY encoder, the lake's grouping of events and its count of distinct
-texts (the choice of dictionary encoding).
+texts (the choice of dictionary encoding), and the SQLite log's reader (store/sqlite_read.py).
 
 All are optional: where no C compiler or no Python headers are found, setuptools warns and
 installs Sluice without them, and the loader does their work in DuckDB and Python, slower
@@ -39,6 +39,13 @@ setup(
         Extension(
             "sluice.lake._group",
             ["src/sluice/lake/_group.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "sluice.store._sqlite_read",
+            ["src/sluice/store/_sqlite_read.c"],
+            libraries=["sqlite3"],  # needs sqlite3.h: without it, the log is read in Python
             extra_compile_args=FLAGS,
             optional=True,
         ),

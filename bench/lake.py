@@ -1,7 +1,7 @@
 """Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
 
     uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench] [--s3]
-        [--stages] [--rounds 3]
+        [--sqlite] [--stages] [--rounds 3]
 
 Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
 with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
@@ -23,6 +23,11 @@ of the same code, a round's lake and ceiling move together less).
 With `--s3` the same log is then loaded again into a lake on a moto S3 server this script starts
 on a loopback port (tests/s3server.py): every file uploaded (and verified by the client), the
 manifest replaced last, as the worker does with `storage: s3`.
+
+With `--sqlite` the same log is then loaded from a SQLite store file (the worker's own store;
+inserting it is not timed), end to end as a node does: the log read with `read_after` by the
+compiled reader (store/_sqlite_read.c), then through Python's sqlite3 (`SLUICE_NO_C_EXTENSIONS`
+for the read alone), side by side. The figures above read an in-memory list of the same events.
 
 The ceiling is pyarrow alone writing the same rows: the same tables (columns, types, order), the
 same files (one per collection, hour and chunk), the same writer options (zstd level 1, the same
@@ -63,7 +68,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
@@ -297,6 +302,7 @@ def main() -> None:
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
     parser.add_argument("--s3", action="store_true", help="also load into a local S3 server")
+    parser.add_argument("--sqlite", action="store_true", help="also load from a SQLite log")
     parser.add_argument("--stages", action="store_true", help="print the lake's CPU by stage")
     parser.add_argument(
         "--rounds",
@@ -401,10 +407,43 @@ def main() -> None:
         f" ({write_cpu / (touch_cpu + write_cpu):.0%} in CPU), the bound for any lake that"
         f" reads the JSON"
     )
+    if args.sqlite:
+        load_from_sqlite(log, base, args.chunk, rate)
     if args.s3:
         load_to_s3(_Log(args.events, "web"), base / "s3-local", args.chunk, rate)
     if args.dir is None:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def load_from_sqlite(log: GeneratedLog, base: Path, chunk: int, local_rate: float) -> None:
+    """The same load from the log in a SQLite store: read in C, then in Python (`--sqlite`)."""
+    store = log.into_sqlite(base / "log.db")
+    print(f"\nlake from a SQLite log ({base / 'log.db'}), end to end:")
+    try:
+        for label, off in (("read in C", False), ("read through Python's sqlite3", True)):
+            shutil.rmtree(base / "lake-sqlite", ignore_errors=True)
+            with _store_reads_off(off):  # only the log's read is switched
+                seconds, cpu, events, _ = load(store, base / "lake-sqlite", chunk)  # type: ignore[arg-type]
+            print(
+                f"  {label:<30} {events / seconds:>9,.0f} events/s ({seconds:.1f} s,"
+                f" {cpu:.1f} s CPU), {events / seconds / local_rate:.0%} of the in-memory log's"
+            )
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _store_reads_off(off: bool) -> Iterator[None]:
+    """The store's compiled reader turned off (Python's sqlite3 reads the log), nothing else."""
+    from sluice.store import sqlite_read
+
+    real = sqlite_read._sqlite_read
+    if off:
+        sqlite_read._sqlite_read = None
+    try:
+        yield
+    finally:
+        sqlite_read._sqlite_read = real
 
 
 def load_to_s3(log: GeneratedLog, local: Path, chunk: int, local_rate: float) -> None:

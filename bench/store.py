@@ -1,7 +1,7 @@
 """The store alone: append and read throughput of SqliteStore and PostgresStore.
 
     uv run python bench/store.py [--events 200000] [--group 500] [--nodes 2] [--methods]
-        [--url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--url postgresql://postgres@127.0.0.1:5432/postgres] [--read [--rounds 3]]
 
 Appends `--events` 656-byte track events (unique messageIds, so deduplication does real work) in
 groups of `--group`, one `append` per group as the collector's group commit does, then reads the
@@ -12,6 +12,14 @@ as separate nodes would be). Building the events is not timed.
 
 `--methods` also times bare bulk inserts into a copy of the events table (no dedupe, no store):
 COPY binary, COPY text, executemany (pipeline mode) and INSERT ... SELECT unnest.
+
+`--read` measures reading the SQLite log instead, the consumers' side: `--events` events (bench/
+warehouse.py's generator, ~1 KB each, as the lake bench loads) read with `read_after` in pieces
+of 50,000 (the warehouse loader's) and of 1,000, four pieces kept alive at a time as the loader
+keeps a chunk, through the compiled reader (store/_sqlite_read.c) and through Python's sqlite3
+(`SLUICE_NO_C_EXTENSIONS`), alternating, `--rounds` times; CPU seconds and events/s of each.
+The limit: SQLite alone visiting the same rows and every payload byte (`sum(length(payload))`
+over them), no Python object made.
 
 `--node` measures the whole node instead: `sluice serve` with its default workers, on SQLite and
 then on PostgreSQL, driven by wrk with bench/ingest.py's `/v1/batch` scenario (100 events per
@@ -95,6 +103,68 @@ def read_all(store: Store) -> tuple[int, float]:
         count += len(events)
         cursor = events[-1].seq
     return count, time.perf_counter() - started
+
+
+def read_pieces(store: SqliteStore, piece: int) -> tuple[int, float, float]:
+    """(events, seconds, CPU seconds) of reading the whole log in pieces of `piece`, four
+    pieces alive at a time (a loader's chunk)."""
+    cpu_before = os.times()
+    started = time.perf_counter()
+    cursor, count, alive = 0, 0, []
+    while events := store.read_after(cursor, piece):
+        count += len(events)
+        cursor = events[-1].seq
+        alive = [*alive[-3:], events]
+    after = os.times()
+    cpu = after.user + after.system - cpu_before.user - cpu_before.system
+    return count, time.perf_counter() - started, cpu
+
+
+def bench_read(n: int, rounds: int) -> None:
+    """The SQLite log read in C and in Python, side by side (`--read`)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sluice.native import DISABLE_ENV
+    from warehouse import GeneratedLog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = GeneratedLog(n, "web")
+        size = sum(len(e.payload) for e in log.events)
+        store = log.into_sqlite(Path(tmp) / "log.db")
+        try:
+            del log
+            print(f"reading {n:,} events ({size / n:,.0f} bytes each) from the SQLite log")
+            for piece in (50_000, 1000):
+                figures: dict[str, list[tuple[float, float]]] = {"C": [], "Python": []}
+                for _ in range(rounds):
+                    for label in figures:
+                        os.environ[DISABLE_ENV] = "1" if label == "Python" else "0"
+                        count, seconds, cpu = read_pieces(store, piece)
+                        assert count == n, (count, n)
+                        figures[label].append((seconds, cpu))
+                os.environ.pop(DISABLE_ENV)
+                line = []
+                for label, runs in figures.items():
+                    seconds, cpu = min(runs)
+                    line.append(f"{label} {n / seconds:9,.0f} events/s ({cpu:.2f} s CPU)")
+                c_cpu, py_cpu = (
+                    min(c for _, c in figures["C"]),
+                    min(c for _, c in figures["Python"]),
+                )
+                print(
+                    f"  pieces of {piece:6,}: "
+                    + ",  ".join(line)
+                    + f",  C/Python CPU {c_cpu / py_cpu:.0%}"
+                )
+            started = time.perf_counter()
+            with store._lock:
+                store._db.execute(
+                    "SELECT sum(length(payload)), count(*) FROM events WHERE seq > 0"
+                ).fetchone()
+            seconds = time.perf_counter() - started
+            limit = f"{n / seconds:9,.0f} events/s"
+            print(f"  the limit, SQLite alone over every row and payload: {limit}")
+        finally:
+            store.close()
 
 
 def fresh_database(admin_url: str) -> tuple[str, Callable[[], None]]:
@@ -234,10 +304,15 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--methods", action="store_true")
     parser.add_argument("--node", action="store_true", help="the whole node over HTTP instead")
+    parser.add_argument("--read", action="store_true", help="reading the SQLite log, C and Python")
+    parser.add_argument("--rounds", type=int, default=3, help="--read: rounds of each, best kept")
     parser.add_argument("--duration", type=int, default=10, help="seconds per --node scenario")
     args = parser.parse_args()
     if args.node:
         bench_node(args.url, args.duration)
+        return
+    if args.read:
+        bench_read(args.events, args.rounds)
         return
     n, group = args.events, args.group
     print(f"{n:,} events of ~650 bytes in groups of {group}")

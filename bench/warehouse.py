@@ -39,6 +39,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.config import Settings
 from sluice.store.base import StoredEvent
+from sluice.store.sqlite import SqliteStore
 from sluice.warehouse.base import META_SCHEMA, WarehouseBackend
 from sluice.warehouse.columnar import Chunk
 from sluice.warehouse.duckdb import DuckDBBackend, column_type_of
@@ -134,6 +135,19 @@ class GeneratedLog:
 
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
         return self.events[seq : seq + limit]  # seq n sits at index n - 1
+
+    def into_sqlite(self, path: Path) -> SqliteStore:
+        """A SQLite store (the worker's own) at `path` holding this log, seqs as they are."""
+        store = SqliteStore(path)
+        with store._lock:  # one transaction, not the collector's appends: not what is timed
+            store._db.execute("BEGIN")
+            store._db.executemany(
+                "INSERT INTO events (seq, source_id, message_id, type, event, received_at,"
+                " payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self.events,
+            )
+            store._db.execute("COMMIT")
+        return store
 
 
 def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) -> float:

@@ -13,6 +13,7 @@ above the oldest in-flight transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -74,6 +75,11 @@ class StoredEvent(NamedTuple):
     event: str | None
     received_at_ms: int
     payload: bytes
+
+
+# A driver's row tuple as a `StoredEvent`, all in C (`StoredEvent(*row)` runs a Python
+# `__new__` a row: ~2 s of CPU per 1,000,000 rows here).
+stored_event = functools.partial(tuple.__new__, StoredEvent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ from sluice.store.base import (
     SourceRow,
     StoredEvent,
     StoredRejection,
+    stored_event,
 )
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.oauth_tokens import OAuthTokensState
@@ -280,7 +281,7 @@ class PostgresStore(
                     " ORDER BY seq LIMIT %s",
                     (seq, horizon, limit),
                 ).fetchall()
-        return [StoredEvent(*r) for r in rows]
+        return list(map(stored_event, rows))
 
     def newest(self, query: EventQuery) -> list[StoredEvent]:
         where = ["seq > %s", "seq <= %s"]
@@ -303,7 +304,7 @@ class PostgresStore(
                     " ORDER BY seq DESC LIMIT %s",
                     params,
                 ).fetchall()
-        return [StoredEvent(*r) for r in rows]
+        return list(map(stored_event, rows))
 
     def rejections(self, limit: int, source_id: str | None = None) -> list[StoredRejection]:
         query = "SELECT id, source_id, reason, detail, received_at, payload FROM rejections"

@@ -26,6 +26,7 @@ from sluice.store.base import (
     SourceRow,
     StoredEvent,
     StoredRejection,
+    stored_event,
 )
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
@@ -36,6 +37,7 @@ from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
+from sluice.store.sqlite_read import CompiledReads
 from sluice.store.unit_stats import UNIT_STATS_TABLE_SQLITE, UnitStatsState
 
 SCHEMA = """
@@ -85,6 +87,7 @@ _UPSERT_COUNTER = (
     " ON CONFLICT (source_id, name) DO UPDATE SET value = value + excluded.value"
 )
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
+_READ_AFTER = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 class SqliteStore(
@@ -119,6 +122,7 @@ class SqliteStore(
         self._lock_fd = os.open(str(path) + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._keep_rejections = keep_rejections
+        self._reads = CompiledReads(path, _READ_AFTER, StoredEvent, self._db, self._lock)
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
@@ -273,12 +277,13 @@ class SqliteStore(
             db.execute("DELETE FROM rejections WHERE id <= ?", (last - self._keep_rejections,))
 
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        """Read in C where this install can (sqlite_read.py: a third of the CPU), else in Python."""
+        events = self._reads.read(seq, limit)
+        if events is not None:
+            return events
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        return [StoredEvent(*r) for r in rows]
+            rows = self._db.execute(_READ_AFTER, (seq, limit)).fetchall()
+        return list(map(stored_event, rows))
 
     def newest(self, query: EventQuery) -> list[StoredEvent]:
         where = ["seq > ?"]
@@ -298,7 +303,7 @@ class SqliteStore(
                 " ORDER BY seq DESC LIMIT ?",
                 params,
             ).fetchall()
-        return [StoredEvent(*r) for r in rows]
+        return list(map(stored_event, rows))
 
     def rejections(self, limit: int, source_id: str | None = None) -> list[StoredRejection]:
         sql = "SELECT id, source_id, reason, detail, received_at, payload FROM rejections"
@@ -400,6 +405,7 @@ class SqliteStore(
     def close(self) -> None:
         if self._unflushed:
             self.append(AppendBatch())
+        self._reads.close()
         with self._lock:
             self._db.close()
             os.close(self._lock_fd)

@@ -15,8 +15,10 @@ load both ways with it).
 from __future__ import annotations
 
 import logging
-import os
 from types import ModuleType
+
+from sluice.native import DISABLE_ENV as DISABLE_ENV  # the tests set it through here
+from sluice.native import disabled
 
 try:
     from sluice.warehouse import _scan  # type: ignore[attr-defined]
@@ -35,13 +37,12 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _distinct = None
 
-DISABLE_ENV = "SLUICE_NO_C_EXTENSIONS"
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 
 def _module(name: str, module: ModuleType | None) -> ModuleType | None:
-    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+    if disabled():
         return None
     if module is None and name not in _warned:
         _warned.add(name)

@@ -1,0 +1,123 @@
+"""The SQLite log read by the compiled reader (`_sqlite_read.c`), where it can be.
+
+Every consumer reads the log through `SqliteStore.read_after`. Through Python's sqlite3 module
+that cost ~8 s of CPU per 1,000,000 1 KB events on this VM (a row tuple made in C, copied into
+a `StoredEvent` in Python, the GIL dropped and retaken around every row, and the cyclic GC
+walking the millions of new containers): as much as the lake's whole load of those events
+(bench/store.py `--read-chunk`). The compiled reader makes the same `StoredEvent`s at a
+fraction of that (see its header), on its own read-only connection, so reading no longer holds
+the store's lock against appends.
+
+It is used only where it is safe: built (setup.py skips it without a C compiler or SQLite's
+header), not turned off (`SLUICE_NO_C_EXTENSIONS`), and linked to the same SQLite library as
+Python's sqlite3 module. Two copies of SQLite in one process (a Python with SQLite built in,
+and the system's library here) release each other's POSIX locks on the file, which can corrupt
+it; `same_library` tells them apart by a setting each copy keeps for itself. Elsewhere the store
+reads as before, in Python. The compiled reader returns the rows the Python path returns
+(tests/store/test_sqlite_read.py compares them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from sluice.native import disabled
+
+try:
+    from sluice.store import _sqlite_read  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - built without a C compiler or sqlite3.h
+    _sqlite_read = None
+
+log = logging.getLogger(__name__)
+
+_PROBE = 0x5_1C_E0_0000_0001  # a soft heap limit no one sets: ~5.6 TB, i.e. no limit at all
+_same: bool | None = None  # `same_library`'s answer, for this process
+_same_lock = threading.Lock()
+
+
+def same_library(db: sqlite3.Connection) -> bool:
+    """Whether the compiled reader and Python's sqlite3 module run one SQLite library.
+
+    Each copy of SQLite keeps its own soft heap limit: set one through Python's connection,
+    read it back in C, restore it. A limit of ~5.6 TB limits nothing while it is set."""
+    global _same
+    if _sqlite_read is None:
+        return False
+    with _same_lock:
+        if _same is None:
+            (before,) = db.execute("PRAGMA soft_heap_limit").fetchone()
+            try:
+                (probe,) = db.execute(f"PRAGMA soft_heap_limit={_PROBE}").fetchone()
+                _same = probe == _sqlite_read.soft_heap_limit() and probe != before
+            finally:
+                db.execute(f"PRAGMA soft_heap_limit={int(before)}")
+            if not _same:
+                log.info(
+                    "the log is read through Python's sqlite3: it has its own copy of SQLite"
+                    " (sqlite %s), not the library sluice.store._sqlite_read was built with",
+                    sqlite3.sqlite_version,
+                )
+        return _same
+
+
+class CompiledReads:
+    """One query over the store's file read by the compiled reader, opened on first use.
+
+    `read` returns None where the compiled reader cannot be used (not built, turned off,
+    another SQLite copy, or it failed to open or read: logged once), and the caller reads in
+    Python: that path gives the same rows, or raises the error the store always raised."""
+
+    def __init__(
+        self,
+        path: Path,
+        sql: str,
+        row_type: type[tuple[Any, ...]],
+        db: sqlite3.Connection,
+        db_lock: threading.Lock,
+    ) -> None:
+        self.path = path
+        self.sql = sql
+        self.row_type = row_type
+        self._db, self._db_lock = db, db_lock  # the store's connection, for `same_library`
+        self._reader: Any = None
+        self._pid = 0
+        self._failed = False
+        self._lock = threading.Lock()  # a reader is one connection: one caller at a time
+
+    def read(self, *params: int) -> list[Any] | None:
+        """The rows for `params`, or None (the caller reads them in Python)."""
+        if _sqlite_read is None or self._failed or disabled() or not self._same_library():
+            return None
+        with self._lock:
+            try:
+                if self._reader is None or self._pid != os.getpid():
+                    # A connection does not survive fork: a child opens its own (the parent's
+                    # is left alone, not closed, as SQLite asks).
+                    self._reader = _sqlite_read.Reader(str(self.path), self.sql)
+                    self._pid = os.getpid()
+                return self._reader.read(params, self.row_type)  # type: ignore[no-any-return]
+            except (OSError, UnicodeError) as exc:
+                self._failed = True
+                log.warning(
+                    "reading %s in C failed (%s): reading it through Python's sqlite3 from now on",
+                    self.path,
+                    exc,
+                )
+                return None
+
+    def _same_library(self) -> bool:
+        if _same is not None:  # known for this process
+            return _same
+        with self._db_lock:  # the store's connection is used by one thread at a time
+            return same_library(self._db)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reader is not None and self._pid == os.getpid():
+                self._reader.close()
+            self._reader = None

@@ -44,7 +44,8 @@ setup(
         ),
         Extension(
             "sluice.store._sqlite_read",
-            ["src/sluice/store/_sqlite_read.c"],
+            ["src/sluice/store/_sqlite_read.c", "src/sluice/store/_sqlite_columns.c"],
+            depends=["src/sluice/store/_sqlite_read.h"],
             libraries=["sqlite3"],  # needs sqlite3.h: without it, the log is read in Python
             extra_compile_args=FLAGS,
             optional=True,

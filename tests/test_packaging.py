@@ -42,6 +42,8 @@ C_SOURCES = (
     "src/sluice/lake/_group.c",
     "src/sluice/lake/_distinct.c",
     "src/sluice/store/_sqlite_read.c",
+    "src/sluice/store/_sqlite_columns.c",
+    "src/sluice/store/_sqlite_read.h",
     "src/sluice/_same_bytes.h",
 )
 EXTENSIONS = {

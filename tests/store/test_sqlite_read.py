@@ -171,3 +171,32 @@ class _Failing:
     @staticmethod
     def Reader(*args: Any) -> Any:
         raise OSError("sqlite: disk I/O error")
+
+
+def test_columns_read_are_the_rows_read(store: SqliteStore) -> None:
+    """`read_columns` (the lake's read) holds what `read_after` gives, field by field."""
+    store.append(batch(*varied_events()))
+    last = store.last_seq()
+    for seq, limit in [(0, 10_000), (3, 5), (last - 3, 100), (last, 10)]:
+        columns = store.read_columns(seq, limit)
+        assert columns is not None
+        rows = python_read(store, seq, limit)
+        assert len(columns) == len(rows)
+        assert columns.rows(range(len(columns))) == rows
+        if rows:
+            assert columns.last_seq == rows[-1].seq
+    columns = store.read_columns(0, 10_000)
+    assert columns is not None
+    assert sorted(columns.sources) == ["s0", "s1", "s2", "sourcé", "web"]  # each text once
+    assert columns.events.count("Clicked") == 1
+    assert columns.rows([600, 601]) == python_read(store, 0, 10_000)[600:602]
+
+
+def test_a_null_where_a_column_cannot_hold_one_is_an_error(store: SqliteStore) -> None:
+    reader = sqlite_read._sqlite_read.Reader(str(store.path), "SELECT NULL, 1")
+    try:
+        with pytest.raises(ValueError, match="cannot hold"):
+            reader.read_columns((), "bi")
+        assert reader.read_columns((), "ci")[1][0][0] == []  # codes: NULL is -1
+    finally:
+        reader.close()

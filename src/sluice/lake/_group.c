@@ -169,6 +169,50 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(mentions_doc,
+"mentions(offsets, data) -> list[int]\n\n"
+"The indices of the texts of a large binary array (its int64 `offsets`, one more than texts,\n"
+"and `data` buffers) that hold b'Warehouses' (as `survey` finds them in payloads).");
+
+static PyObject *mentions_in(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer offsets_view, data_view;
+    if (!PyArg_ParseTuple(args, "y*y*", &offsets_view, &data_view))
+        return NULL;
+    PyObject *found = NULL;
+    Py_ssize_t n = offsets_view.len / (Py_ssize_t)sizeof(int64_t) - 1;
+    const int64_t *offsets = offsets_view.buf;
+    uint8_t *hits = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!hits) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (offsets[i] < 0 || offsets[i + 1] < offsets[i] || offsets[i + 1] > data_view.len) {
+            PyErr_SetString(PyExc_ValueError, "offsets point outside the data");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        hits[i] = (uint8_t)mentions((const char *)data_view.buf + offsets[i],
+                                    (Py_ssize_t)(offsets[i + 1] - offsets[i]));
+    Py_END_ALLOW_THREADS
+    found = PyList_New(0);
+    for (Py_ssize_t i = 0; found && i < n; i++) {
+        if (!hits[i])
+            continue;
+        PyObject *index = PyLong_FromSsize_t(i);
+        if (!index || PyList_Append(found, index) < 0)
+            Py_CLEAR(found);
+        Py_XDECREF(index);
+    }
+done:
+    free(hits);
+    PyBuffer_Release(&offsets_view);
+    PyBuffer_Release(&data_view);
+    return found;
+}
+
 #define RECENT 64
 
 typedef struct {
@@ -449,6 +493,7 @@ done:
 static PyMethodDef methods[] = {
     {"survey", survey, METH_O, survey_doc},
     {"group", group, METH_VARARGS, group_doc},
+    {"mentions", mentions_in, METH_VARARGS, mentions_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,8 +28,10 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sluice.lake.intake import Events, events_table, joined, split
+from sluice.lake.intake_columns import split_columns
 from sluice.lake.scanning import read_events
 from sluice.store.base import StoredEvent
+from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
 from sluice.warehouse.columnar import (
@@ -73,7 +75,10 @@ class ArrowRows(StagedRows):
 
 
 class LakePlanner(ColumnarPlanner):
-    """`ColumnarPlanner` whose chunks keep their stage in Arrow (see the module's docstring)."""
+    """`ColumnarPlanner` whose chunks keep their stage in Arrow (see the module's docstring)
+    and take a chunk of the log column by column where the store reads it so."""
+
+    takes_columns = True
 
     def chunk(self) -> Chunk:
         return LakeChunk(self, next(self._numbers))
@@ -87,14 +92,15 @@ class LakeChunk(Chunk):
         self._stages: dict[str, pa.Table] = {}
         self._ids: dict[str, set[str]] = {}  # messageIds per schema (`Chunk._seen`)
         self._events: dict[int, Events] = {}  # group index -> its events (payloads not copied)
-        self._pending: list[Sequence[StoredEvent]] = []  # pieces read, not yet split
+        self._pending: list[Sequence[StoredEvent] | LogColumns] = []  # read, not yet split
 
-    def _add(self, events: Sequence[StoredEvent]) -> None:
+    def _add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
         """Kept as read: the chunk's pieces are sorted into groups when it is planned, all at
         once (`_split`), so that each group's events come as one `Events`, not one a piece
-        joined afterwards (a new tuple of every payload: ~0.1 s of CPU per 1,000,000 events)."""
+        joined afterwards (a new tuple of every payload: ~0.1 s of CPU per 1,000,000 events).
+        A chunk read column by column (store/columns.py) is one piece."""
         self.events += len(events)
-        self.last_seq = events[-1].seq
+        self.last_seq = events.last_seq if isinstance(events, LogColumns) else events[-1].seq
         self._pending.append(events)
 
     def _plan(self, uuid_ts: datetime) -> Plan:
@@ -105,18 +111,29 @@ class LakeChunk(Chunk):
         """As `Chunk._add` on the chunk's events, column-wise (intake.py); on `ExactPlanNeeded`
         the exact planner gets them all."""
         pending, self._pending = self._pending, []
-        events = pending[0] if len(pending) == 1 else list(itertools.chain(*pending))
-        if not events:
-            return
         planner = self.owner.planner
-        try:
-            piece = split(
-                events, planner.sources, planner.namer.schema, planner.warehouse_id, self._ids
-            )
-        except ExactPlanNeeded as exc:
-            self._exact = str(exc)
-            self._held.extend(events)
-            raise
+        if len(pending) == 1 and isinstance(pending[0], LogColumns):
+            columns = pending[0]
+            try:
+                piece = split_columns(
+                    columns, planner.sources, planner.namer.schema, planner.warehouse_id
+                )
+            except ExactPlanNeeded as exc:
+                self._exact = str(exc)
+                self._held.extend(columns.rows(range(len(columns))))
+                raise
+        else:
+            events = list(itertools.chain(*map(_rows, pending)))
+            if not events:
+                return
+            try:
+                piece = split(
+                    events, planner.sources, planner.namer.schema, planner.warehouse_id, self._ids
+                )
+            except ExactPlanNeeded as exc:
+                self._exact = str(exc)
+                self._held.extend(events)
+                raise
         self.skipped += piece.skipped
         self.duplicates += piece.duplicates
         self._aside.extend(piece.aside)
@@ -125,7 +142,7 @@ class LakeChunk(Chunk):
 
     def pieces(self, size: int) -> Iterator[list[StoredEvent]]:
         """The chunk's events again, in log order and pieces of `size`, for the exact planner."""
-        events = [*self._aside, *self._held, *itertools.chain(*self._pending)]
+        events = [*self._aside, *self._held, *itertools.chain(*map(_rows, self._pending))]
         for (source_id, call, event), parts in self._parts.items():
             for part in parts:
                 events.extend(
@@ -382,6 +399,11 @@ class LakeChunk(Chunk):
         return pa.Table.from_arrays(
             arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
         )
+
+
+def _rows(piece: Sequence[StoredEvent] | LogColumns) -> Sequence[StoredEvent]:
+    """A piece as `StoredEvent`s (a chunk read column by column made into rows)."""
+    return piece.rows(range(len(piece))) if isinstance(piece, LogColumns) else piece
 
 
 def _latest_rows(pid: pa.ChunkedArray, seq: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import array
 import itertools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -38,26 +39,78 @@ _decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True, slots=True)
+class Gathered:
+    """Payloads left where the log's columns hold them (store/columns.py): the texts `at` of
+    `texts`, a large binary array of a whole chunk. Indexed, sliced and iterated as a tuple of
+    bytes; the compiled reader reads them in place (`_scan.read_gather`)."""
+
+    texts: pa.Array  # large_binary
+    at: pa.Array  # int32
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    @overload
+    def __getitem__(self, key: int) -> bytes: ...
+    @overload
+    def __getitem__(self, key: slice) -> Gathered: ...
+    def __getitem__(self, key: int | slice) -> bytes | Gathered:
+        if isinstance(key, slice):
+            return Gathered(self.texts, self.at[key])
+        return self.texts[self.at[key].as_py()].as_py()  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.array().to_pylist())
+
+    def take(self, indices: Sequence[int]) -> Gathered:
+        return Gathered(self.texts, self.at.take(pa.array(indices, pa.int32())))
+
+    def array(self) -> pa.Array:
+        """These payloads as their own large binary array (a copy)."""
+        return self.texts.take(self.at)
+
+
+Payloads = tuple[bytes, ...] | Gathered
+
+
+@dataclass(frozen=True, slots=True)
 class Events:
     """Some of a group's events, in log order: seqs and messageIds as Arrow arrays, payloads as
-    the log's bytes objects (not checked to be UTF-8 yet: see `events_table`)."""
+    the log's bytes objects or left in its columns (not checked to be UTF-8 yet: see
+    `events_table`)."""
 
     seq: pa.Array  # int64
     message_id: pa.Array  # string
-    payloads: tuple[bytes, ...]
+    payloads: Payloads
 
     def __len__(self) -> int:
         return len(self.payloads)
+
+
+def picked(payloads: Payloads, indices: Sequence[int]) -> Payloads:
+    """The payloads at `indices`."""
+    if isinstance(payloads, Gathered):
+        return payloads.take(indices)
+    return tuple(payloads[i] for i in indices)
 
 
 def joined(parts: Sequence[Events]) -> Events:
     """One group's pieces as one `Events`."""
     if len(parts) == 1:
         return parts[0]
+    first = parts[0].payloads
+    payloads: Payloads
+    if isinstance(first, Gathered) and all(
+        isinstance(p.payloads, Gathered) and p.payloads.texts is first.texts for p in parts
+    ):
+        at = pa.concat_arrays([p.payloads.at for p in parts])  # type: ignore[union-attr]
+        payloads = Gathered(first.texts, at)
+    else:
+        payloads = tuple(itertools.chain.from_iterable(p.payloads for p in parts))
     return Events(
         pa.concat_arrays([p.seq for p in parts]),
         pa.concat_arrays([p.message_id for p in parts]),
-        tuple(itertools.chain.from_iterable(p.payloads for p in parts)),
+        payloads,
     )
 
 
@@ -65,10 +118,13 @@ def events_table(events: Events) -> pa.Table:
     """The events as the Arrow table DuckDB reads (seq, message_id, payload); `ExactPlanNeeded`
     when a payload is not UTF-8 text (the exact planner reads such events)."""
     payloads = events.payloads
-    # One join and the offsets: several times faster than pyarrow converting each bytes object.
-    offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
-    payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
+    if isinstance(payloads, Gathered):
+        payload = payloads.array().cast(pa.large_string()).cast(pa.string())
+    else:
+        # One join and the offsets: several times faster than pyarrow converting each object.
+        offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
+        payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
     try:
         payload.validate(full=True)
     except pa.ArrowInvalid as exc:

@@ -13,7 +13,7 @@ from typing import Final
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from sluice.lake.intake import Events, events_table
+from sluice.lake.intake import Events, Gathered, events_table, picked
 from sluice.warehouse import compiled
 from sluice.warehouse.readers import (
     MOMENT_TEXT,
@@ -45,7 +45,14 @@ def read_events(
 
     spec = [(o.op, o.presence, at(o.path), at(o.alt), o.flagged) for o in outputs]
     count = len(events)
-    columns, flag, ok, odd = scan.read_bytes(events.payloads, reader.spec, len(reader.index), spec)
+    payloads = events.payloads
+    if isinstance(payloads, Gathered):  # in the log's columns: read where they are
+        _, offsets, data = payloads.texts.buffers()
+        at = payloads.at.buffers()[1].slice(payloads.at.offset * 4, count * 4)
+        read = scan.read_gather(offsets, data, at, reader.spec, len(reader.index), spec)
+    else:
+        read = scan.read_bytes(payloads, reader.spec, len(reader.index), spec)
+    columns, flag, ok, odd = read
     arrays = [_array(o, b, count) for o, b in zip(outputs, columns, strict=True)]
     odd_mask = _bits(odd, count)
     arrays += [_bits(flag, count), _bits(ok, count), odd_mask]
@@ -55,11 +62,11 @@ def read_events(
     )
     if not odd_mask.true_count:
         return rows, events_table(Events(events.seq.slice(0, 0), events.message_id.slice(0, 0), ()))
-    picked = [i for i, irregular in enumerate(odd_mask.to_pylist()) if irregular]
+    odd_rows = [i for i, irregular in enumerate(odd_mask.to_pylist()) if irregular]
     irregular = Events(
-        events.seq.take(picked),
-        events.message_id.take(picked),
-        tuple(events.payloads[i] for i in picked),
+        events.seq.take(odd_rows),
+        events.message_id.take(odd_rows),
+        picked(events.payloads, odd_rows),
     )
     return rows, events_table(irregular)  # ExactPlanNeeded for a payload that is not UTF-8
 

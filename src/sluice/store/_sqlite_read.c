@@ -16,25 +16,16 @@
  * first collection, but not NamedTuples). The GIL is let go every few hundred rows, as Python
  * code would be made to, not around every row.
  *
+ * `read_columns` reads the same rows column by column instead, without the GIL and without a
+ * Python object per value (_sqlite_columns.c), for consumers that work on columns (the lake).
+ *
  * The connection must be opened by the same SQLite library as Python's (store/sqlite_read.py
  * checks it): two copies of SQLite in one process break each other's POSIX locks.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <sqlite3.h>
-#include <stdint.h>
-#include <string.h>
+#include "_sqlite_read.h"
 
-#define MAX_COLUMNS 16
 #define SHARED 8 /* per column: the last texts made, reused when the next row repeats one */
 #define YIELD_ROWS 256 /* rows stepped with the GIL held between two chances for other threads */
-
-typedef struct {
-    PyObject_HEAD
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
-    int columns;
-} Reader;
 
 typedef struct {
     PyObject *text[SHARED];
@@ -105,9 +96,35 @@ static int append_row(Reader *r, PyObject *list, PyTypeObject *row_type, Shared 
     return failed;
 }
 
-static PyObject *sqlite_error(sqlite3 *db, int rc) {
+PyObject *sqlite_error(sqlite3 *db, int rc) {
     PyErr_Format(PyExc_OSError, "sqlite: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     return NULL;
+}
+
+/* The statement reset, with `params` (ints) bound in order; -1 with an error set. */
+static int bind(Reader *self, PyObject *params) {
+    int rc = sqlite3_reset(self->stmt);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_clear_bindings(self->stmt);
+    if (rc != SQLITE_OK) {
+        sqlite_error(self->db, rc);
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(params) != sqlite3_bind_parameter_count(self->stmt)) {
+        PyErr_SetString(PyExc_ValueError, "params must give each parameter of the query");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++) {
+        long long value = PyLong_AsLongLong(PyTuple_GET_ITEM(params, i));
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        rc = sqlite3_bind_int64(self->stmt, (int)i + 1, value);
+        if (rc != SQLITE_OK) {
+            sqlite_error(self->db, rc);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int Reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
@@ -174,23 +191,9 @@ static PyObject *Reader_read(Reader *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "row_type must be a tuple subclass without a dict");
         return NULL;
     }
-    int rc = sqlite3_reset(self->stmt);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_clear_bindings(self->stmt);
-    if (rc != SQLITE_OK)
-        return sqlite_error(self->db, rc);
-    if (PyTuple_GET_SIZE(params) != sqlite3_bind_parameter_count(self->stmt)) {
-        PyErr_SetString(PyExc_ValueError, "params must give each parameter of the query");
+    if (bind(self, params) < 0)
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(params); i++) {
-        long long value = PyLong_AsLongLong(PyTuple_GET_ITEM(params, i));
-        if (value == -1 && PyErr_Occurred())
-            return NULL;
-        rc = sqlite3_bind_int64(self->stmt, (int)i + 1, value);
-        if (rc != SQLITE_OK)
-            return sqlite_error(self->db, rc);
-    }
+    int rc;
     PyObject *list = PyList_New(0);
     Shared shared[MAX_COLUMNS];
     memset(shared, 0, sizeof(shared));
@@ -224,6 +227,32 @@ static PyObject *Reader_read(Reader *self, PyObject *args) {
     return list;
 }
 
+PyDoc_STRVAR(read_columns_doc,
+"read_columns(params, kinds) -> (count, columns)\n\n"
+"The query's rows for `params` column by column, each as `kinds` (one letter a column) says:\n"
+"'i' an int64 buffer; 'c' (texts, int32 codes: -1 for NULL), the distinct texts in order of\n"
+"first appearance; 'b' (int64 offsets, count + 1 of them, and the bytes), TEXT or BLOB values\n"
+"one after another. Buffers are read-only objects of the buffer protocol. Steps without the\n"
+"GIL; ValueError for a NULL or a value of another class than the column's kind allows.");
+
+static PyObject *Reader_read_columns(Reader *self, PyObject *args) {
+    PyObject *params;
+    const char *kinds;
+    if (!PyArg_ParseTuple(args, "O!s", &PyTuple_Type, &params, &kinds))
+        return NULL;
+    if (!self->stmt) {
+        PyErr_SetString(PyExc_ValueError, "the reader is closed");
+        return NULL;
+    }
+    if ((int)strlen(kinds) != self->columns || strspn(kinds, "icb") != strlen(kinds)) {
+        PyErr_SetString(PyExc_ValueError, "kinds must give 'i', 'c' or 'b' for each column");
+        return NULL;
+    }
+    if (bind(self, params) < 0)
+        return NULL;
+    return stepped_columns(self, kinds);
+}
+
 static PyObject *Reader_close(Reader *self, PyObject *unused) {
     (void)unused;
     close_reader(self);
@@ -232,6 +261,7 @@ static PyObject *Reader_close(Reader *self, PyObject *unused) {
 
 static PyMethodDef reader_methods[] = {
     {"read", (PyCFunction)Reader_read, METH_VARARGS, read_doc},
+    {"read_columns", (PyCFunction)Reader_read_columns, METH_VARARGS, read_columns_doc},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "Close the connection (idempotent)."},
     {NULL, NULL, 0, NULL},
 };
@@ -271,7 +301,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__sqlite_read(void) {
-    if (PyType_Ready(&ReaderType) < 0)
+    if (PyType_Ready(&ReaderType) < 0 || columns_ready() < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)

@@ -28,6 +28,7 @@ from sluice.store.base import (
     StoredRejection,
     stored_event,
 )
+from sluice.store.columns import READ_KINDS, LogColumns
 from sluice.store.common import TimelinePruning, count_stored, source_rows
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
@@ -284,6 +285,12 @@ class SqliteStore(
         with self._lock:
             rows = self._db.execute(_READ_AFTER, (seq, limit)).fetchall()
         return list(map(stored_event, rows))
+
+    def read_columns(self, seq: int, limit: int) -> LogColumns | None:
+        """As `read_after`, column by column (columns.py); None where the compiled reader
+        cannot read (the caller then reads rows)."""
+        read = self._reads.read_columns(READ_KINDS, seq, limit)
+        return None if read is None else LogColumns.from_reader(*read)
 
     def newest(self, query: EventQuery) -> list[StoredEvent]:
         where = ["seq > ?"]

@@ -95,20 +95,37 @@ class CompiledReads:
             return None
         with self._lock:
             try:
-                if self._reader is None or self._pid != os.getpid():
-                    # A connection does not survive fork: a child opens its own (the parent's
-                    # is left alone, not closed, as SQLite asks).
-                    self._reader = _sqlite_read.Reader(str(self.path), self.sql)
-                    self._pid = os.getpid()
-                return self._reader.read(params, self.row_type)  # type: ignore[no-any-return]
+                return self._reader_here().read(params, self.row_type)  # type: ignore[no-any-return]
             except (OSError, UnicodeError) as exc:
-                self._failed = True
-                log.warning(
-                    "reading %s in C failed (%s): reading it through Python's sqlite3 from now on",
-                    self.path,
-                    exc,
-                )
+                self._fail(exc)
                 return None
+
+    def read_columns(self, kinds: str, *params: int) -> tuple[int, tuple[Any, ...]] | None:
+        """`Reader.read_columns(params, kinds)`, or None as `read`."""
+        if _sqlite_read is None or self._failed or disabled() or not self._same_library():
+            return None
+        with self._lock:
+            try:
+                return self._reader_here().read_columns(params, kinds)  # type: ignore[no-any-return]
+            except (OSError, UnicodeError) as exc:
+                self._fail(exc)
+                return None
+
+    def _reader_here(self) -> Any:
+        """This process's reader (under `_lock`). A connection does not survive fork: a child
+        opens its own (the parent's is left alone, not closed, as SQLite asks)."""
+        if self._reader is None or self._pid != os.getpid():
+            self._reader = _sqlite_read.Reader(str(self.path), self.sql)
+            self._pid = os.getpid()
+        return self._reader
+
+    def _fail(self, exc: Exception) -> None:
+        self._failed = True
+        log.warning(
+            "reading %s in C failed (%s): reading it through Python's sqlite3 from now on",
+            self.path,
+            exc,
+        )
 
     def _same_library(self) -> bool:
         if _same is not None:  # known for this process

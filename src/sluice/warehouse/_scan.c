@@ -273,6 +273,50 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(read_gather_doc,
+"read_gather(offsets, data, at, tree, paths, outputs) -> (columns, flag, ok, irregular)\n\n"
+"As `read`, over the texts at the indices `at` (int32 buffer) of a large binary array (its\n"
+"int64 `offsets` and `data` buffers): a group's payloads where the log's columns hold them.");
+
+static PyObject *scan_read_gather(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer offsets_view, data_view, at_view;
+    PyObject *spec, *out_spec, *result = NULL;
+    int paths;
+    if (!PyArg_ParseTuple(args, "y*y*y*O!iO!", &offsets_view, &data_view, &at_view,
+                          &PyList_Type, &spec, &paths, &PyList_Type, &out_spec))
+        return NULL;
+    Py_ssize_t count = at_view.len / (Py_ssize_t)sizeof(int32_t);
+    Py_ssize_t n_offsets = offsets_view.len / (Py_ssize_t)sizeof(int64_t);
+    const char **texts = calloc((size_t)(count ? count : 1), sizeof(char *));
+    Py_ssize_t *sizes = calloc((size_t)(count ? count : 1), sizeof(Py_ssize_t));
+    if (!texts || !sizes) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *offsets = offsets_view.buf;
+    const int32_t *at = at_view.buf;
+    for (Py_ssize_t row = 0; row < count; row++) {
+        int32_t i = at[row];
+        int64_t lo = i >= 0 && i + 1 < n_offsets ? offsets[i] : -1;
+        int64_t hi = lo >= 0 ? offsets[i + 1] : -1;
+        if (lo < 0 || hi < lo || hi > data_view.len) {
+            PyErr_SetString(PyExc_ValueError, "an index or offset points outside the data");
+            goto done;
+        }
+        texts[row] = (const char *)data_view.buf + lo;
+        sizes[row] = (Py_ssize_t)(hi - lo);
+    }
+    result = scan_texts(texts, sizes, count, spec, paths, out_spec);
+done:
+    free((void *)texts);
+    free(sizes);
+    PyBuffer_Release(&offsets_view);
+    PyBuffer_Release(&data_view);
+    PyBuffer_Release(&at_view);
+    return result;
+}
+
 PyDoc_STRVAR(fast_doc,
 "fast(enabled) -> bool\n\n"
 "Whether the reader takes its fast paths from now on (strings scanned 16 bytes at a time where\n"
@@ -319,6 +363,7 @@ static PyMethodDef methods[] = {
     {"release", scan_release, METH_NOARGS, release_doc},
     {"read", scan_read, METH_VARARGS, read_doc},
     {"read_bytes", scan_read_bytes, METH_VARARGS, read_bytes_doc},
+    {"read_gather", scan_read_gather, METH_VARARGS, read_gather_doc},
     {NULL, NULL, 0, NULL},
 };
 

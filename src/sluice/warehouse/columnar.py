@@ -42,6 +42,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.gcpause import gc_paused
 from sluice.store.base import StoredEvent
+from sluice.store.columns import LogColumns
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
 from sluice.warehouse.planner import CappedCounts, Plan, Planner, _discard, capped_events
 from sluice.warehouse.readers import CompiledReader, pointer
@@ -98,6 +99,8 @@ class ColumnarPlanner:
     is kept from chunk to chunk.
     """
 
+    takes_columns = False  # chunks take `StoredEvent`s only (the lake's also take LogColumns)
+
     def __init__(
         self,
         planner: Planner,
@@ -143,14 +146,17 @@ class Chunk:
         self._exact: str | None = None
         self._held: list[StoredEvent] = []  # pieces kept in Python once the chunk goes exact
 
-    def add(self, events: Sequence[StoredEvent]) -> None:
-        """Take one piece of the chunk (in log order)."""
+    def add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
+        """Take one piece of the chunk (in log order); `LogColumns` where the planner
+        `takes_columns`."""
         if not events:
             return
         with gc_paused():  # as when planning: every event stays alive until the load
             self._add(events)
 
-    def _add(self, events: Sequence[StoredEvent]) -> None:
+    def _add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
+        if isinstance(events, LogColumns):
+            raise TypeError("this planner takes StoredEvents, not LogColumns")
         self.events += len(events)
         self.last_seq = events[-1].seq
         if self._exact is not None:

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +37,8 @@ import duckdb
 from sluice.config import Settings
 from sluice.errors import SluiceError
 from sluice.gcpause import gc_paused
-from sluice.store.base import EventStore, UnitStats
+from sluice.store.base import EventStore, StoredEvent, UnitStats
+from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import CappedEvents, ColumnType, WarehouseBackend
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner
@@ -261,18 +262,31 @@ class WarehouseLoader:
 
         A chunk is read in pieces of at most `READ_EVENTS` and planned in DuckDB; a chunk that
         needs the exact planner is planned (and committed) piece by piece instead, which bounds
-        the memory its Python rows take.
+        the memory its Python rows take. Where the planner takes columns (the lake's) and the
+        store reads them (SQLite, store/columns.py), a chunk is read at once, column by column:
+        no Python object per event.
         """
+        read_columns = getattr(self.store, "read_columns", None)
+        if not columnar.takes_columns:
+            read_columns = None
         while True:
             chunk = columnar.chunk()
             chunks.append(chunk)
             ended = False
             while chunk.events < self.chunk_events:
                 wanted = min(READ_EVENTS, self.chunk_events - chunk.events)
-                events = self.store.read_after(position, wanted)
+                events: Sequence[StoredEvent] | LogColumns | None = None
+                if read_columns is not None:  # the rest of the chunk at once, column by column
+                    wanted = self.chunk_events - chunk.events
+                    events = read_columns(position, wanted)
+                    if events is None:  # this store cannot now: rows from here on
+                        read_columns = None
+                        wanted = min(READ_EVENTS, wanted)
+                if events is None:
+                    events = self.store.read_after(position, wanted)
                 chunk.add(events)
-                if events:
-                    position = events[-1].seq
+                if len(events):
+                    position = _last_seq(events)
                 if len(events) < wanted:
                     ended = True
                     break
@@ -318,6 +332,10 @@ class WarehouseLoader:
                 self.config.id, report.events, report.total_rows, len(report.rows),
                 report.discards, report.seconds,
             )  # fmt: skip
+
+
+def _last_seq(events: Sequence[StoredEvent] | LogColumns) -> int:
+    return events.last_seq if isinstance(events, LogColumns) else events[-1].seq
 
 
 def _log_capped(warehouse_id: str, names: list[CappedEvents], logged: int) -> None:

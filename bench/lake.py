@@ -1,7 +1,7 @@
 """Lake loading benchmark: events/s from the log into Parquet files, and pyarrow's ceiling.
 
     uv run python bench/lake.py [--events 1000000] [--chunk 200000] [--dir /tmp/lake-bench] [--s3]
-        [--sqlite] [--stages] [--rounds 3]
+        [--sqlite] [--rows] [--stages] [--rounds 3]
 
 Loads `--events` mixed events (bench/warehouse.py's generator: 80% tracks over 20 event names
 with nested properties and arrays, 10% pages, 7% identifies, 3% groups) through
@@ -23,6 +23,10 @@ of the same code, a round's lake and ceiling move together less).
 With `--s3` the same log is then loaded again into a lake on a moto S3 server this script starts
 on a loopback port (tests/s3server.py): every file uploaded (and verified by the client), the
 manifest replaced last, as the worker does with `storage: s3`.
+
+The in-memory log hands each chunk over as a SQLite store does for the lake, column by column
+(store/columns.py, made before anything is timed); `--rows` hands it over as `StoredEvent`s
+instead, as a PostgreSQL store does (and as every store did before the 12th session).
 
 With `--sqlite` the same log is then loaded from a SQLite store file (the worker's own store;
 inserting it is not timed), end to end as a node does: the log read with `read_after` by the
@@ -84,6 +88,8 @@ from sluice.config import Settings
 from sluice.lake.backend import WRITE_THREADS, LakeBackend
 from sluice.lake.parquet import COMPRESSION, write_options
 from sluice.lake.storage import LakeStorage, LocalStorage
+from sluice.store.columns import LogColumns
+from sluice.store.sqlite import SqliteStore
 from sluice.warehouse import compiled
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, READ_EVENTS, WarehouseLoader
 from warehouse import GeneratedLog
@@ -94,23 +100,41 @@ class _Log(GeneratedLog):
         """The bench has no store to report loads to."""
 
 
+class _ColumnsLog(_Log):
+    """The log also read column by column, as a SQLite store reads it for the lake (the columns
+    made before anything is timed; a read slices them)."""
+
+    def __init__(self, total: int, source_id: str) -> None:
+        super().__init__(total, source_id)
+        self.columns = LogColumns.from_rows(self.events)
+
+    def read_columns(self, seq: int, limit: int) -> LogColumns:
+        return self.columns.slice(seq, seq + limit)  # seq n sits at index n - 1
+
+
 class Reads:
     """Records the compiled reader's calls during a load (their arguments: the payload tuples
     are the log's own), to replay them alone afterwards (`floor`)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []  # function, args
         self.real = compiled._scan
 
     def __enter__(self) -> Reads:
         real = self.real
 
-        def read_bytes(*args: Any) -> Any:
-            self.calls.append(args)
-            return real.read_bytes(*args)
+        def recorded(name: str) -> Callable[..., Any]:
+            function = getattr(real, name)
+
+            def call(*args: Any) -> Any:
+                self.calls.append((function, args))
+                return function(*args)
+
+            return call
 
         others = {n: getattr(real, n) for n in dir(real) if not n.startswith("_")}
-        compiled._scan = SimpleNamespace(**{**others, "read_bytes": read_bytes})
+        reads = {n: recorded(n) for n in ("read_bytes", "read_gather")}  # rows, columns
+        compiled._scan = SimpleNamespace(**{**others, **reads})
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -122,11 +146,10 @@ class Reads:
         Each call's outputs are freed once it returns, so the next call reuses their memory
         (warehouse/_pool.c): a floor must not pay for fresh pages the load itself no longer
         pays for (kept, every call's outputs were new memory: twice the load's reader CPU)."""
-        read_bytes = self.real.read_bytes
         cpu_before = os.times()
         started = time.perf_counter()
         with ThreadPoolExecutor(WRITE_THREADS) as pool:
-            for _ in pool.map(lambda args: read_bytes(*args), self.calls):
+            for _ in pool.map(lambda call: call[0](*call[1]), self.calls):
                 pass
         seconds, cpu = time.perf_counter() - started, _cpu(cpu_before)
         self.real.release()
@@ -173,9 +196,9 @@ def load(
 
 
 STAGES = {  # (owner module, class or None, function): label
-    ("sluice.lake.columnar", "LakeChunk", "_split"): "sorting events into groups (_group.c)",
+    ("sluice.lake.columnar", "LakeChunk", "_split"): "sorting events into groups (intake)",
     ("sluice.lake.columnar", "LakeChunk", "_sample"): "decoding new groups' first events",
-    ("sluice.lake.columnar", "LakeChunk", "_stage"): "the compiled reader (_scan.read_bytes)",
+    ("sluice.lake.columnar", "LakeChunk", "_stage"): "the compiled reader (_scan)",
     ("sluice.lake.columnar", "LakeChunk", "_check"): "checks and counts",
     ("sluice.lake.columnar", "LakeChunk", "_batches"): "cutting tables from the stages",
     ("sluice.lake.backend", None, "parquet_bytes"): "encoding Parquet",
@@ -303,6 +326,9 @@ def main() -> None:
     )
     parser.add_argument("--s3", action="store_true", help="also load into a local S3 server")
     parser.add_argument("--sqlite", action="store_true", help="also load from a SQLite log")
+    parser.add_argument(
+        "--rows", action="store_true", help="hand the log over as rows (a PostgreSQL store's way)"
+    )
     parser.add_argument("--stages", action="store_true", help="print the lake's CPU by stage")
     parser.add_argument(
         "--rounds",
@@ -315,7 +341,10 @@ def main() -> None:
         parser.error("--rounds must be 1 or more")
     base = args.dir or Path(tempfile.mkdtemp(prefix="sluice-lake-bench-"))
     print(f"generating {args.events:,} events ...", flush=True)
-    log = _Log(args.events, "web")
+    log_type = _Log if args.rows else _ColumnsLog
+    log = log_type(args.events, "web")
+    handed = "rows (StoredEvents)" if args.rows else "columns (as a SQLite store gives the lake)"
+    print(f"the log is in memory and handed over as {handed}")
     spent, restore = timed_stages() if args.stages else ({}, lambda: None)
     restore_threads = timed_threads() if args.stages else lambda: None
     pairs: list[tuple[float, float, float, float]] = []  # lake s, CPU; ceiling s, CPU
@@ -410,19 +439,24 @@ def main() -> None:
     if args.sqlite:
         load_from_sqlite(log, base, args.chunk, rate)
     if args.s3:
-        load_to_s3(_Log(args.events, "web"), base / "s3-local", args.chunk, rate)
+        load_to_s3(log_type(args.events, "web"), base / "s3-local", args.chunk, rate)
     if args.dir is None:
         shutil.rmtree(base, ignore_errors=True)
 
 
 def load_from_sqlite(log: GeneratedLog, base: Path, chunk: int, local_rate: float) -> None:
-    """The same load from the log in a SQLite store: read in C, then in Python (`--sqlite`)."""
+    """The same load from the log in a SQLite store, the log read three ways (`--sqlite`)."""
     store = log.into_sqlite(base / "log.db")
     print(f"\nlake from a SQLite log ({base / 'log.db'}), end to end:")
+    ways = {
+        "columns read in C": (True, True),
+        "rows read in C": (True, False),
+        "rows through Python's sqlite3": (False, False),
+    }
     try:
-        for label, off in (("read in C", False), ("read through Python's sqlite3", True)):
+        for label, (compiled_reads, columns) in ways.items():
             shutil.rmtree(base / "lake-sqlite", ignore_errors=True)
-            with _store_reads_off(off):  # only the log's read is switched
+            with _store_reads(store, compiled_reads, columns):
                 seconds, cpu, events, _ = load(store, base / "lake-sqlite", chunk)  # type: ignore[arg-type]
             print(
                 f"  {label:<30} {events / seconds:>9,.0f} events/s ({seconds:.1f} s,"
@@ -433,17 +467,20 @@ def load_from_sqlite(log: GeneratedLog, base: Path, chunk: int, local_rate: floa
 
 
 @contextlib.contextmanager
-def _store_reads_off(off: bool) -> Iterator[None]:
-    """The store's compiled reader turned off (Python's sqlite3 reads the log), nothing else."""
+def _store_reads(store: SqliteStore, compiled_reads: bool, columns: bool) -> Iterator[None]:
+    """The store's compiled reader off (Python's sqlite3 reads), or its columns (rows read)."""
     from sluice.store import sqlite_read
 
     real = sqlite_read._sqlite_read
-    if off:
+    if not compiled_reads:
         sqlite_read._sqlite_read = None
+    if not columns:
+        store.read_columns = lambda seq, limit: None  # type: ignore[method-assign]
     try:
         yield
     finally:
         sqlite_read._sqlite_read = real
+        vars(store).pop("read_columns", None)
 
 
 def load_to_s3(log: GeneratedLog, local: Path, chunk: int, local_rate: float) -> None:

@@ -11,7 +11,9 @@ as rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import array
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +49,71 @@ class LogColumns:
         seq, (sources, source), (ids, id_data), (types, type_), (events, event), at, body = columns
         return cls(
             count, seq, sources, source, types, type_, ids, id_data, events, event, at, *body
+        )
+
+    @classmethod
+    def from_rows(cls, events: Sequence[StoredEvent]) -> LogColumns:
+        """The same columns made in Python from rows (for logs held as rows: tests, benches)."""
+        sources: dict[str, int] = {}
+        types: dict[str, int] = {}
+        names: dict[str, int] = {}
+
+        def codes(values: Iterable[str | None], known: dict[str, int]) -> bytes:
+            return array.array(
+                "i", (-1 if v is None else known.setdefault(v, len(known)) for v in values)
+            ).tobytes()
+
+        def offsets(values: list[bytes]) -> bytes:
+            return array.array("q", itertools.accumulate(map(len, values), initial=0)).tobytes()
+
+        ids = [e.message_id.encode() for e in events]
+        bodies = [e.payload for e in events]
+        source = codes((e.source_id for e in events), sources)
+        type_ = codes((e.type for e in events), types)
+        event = codes((e.event for e in events), names)
+        return cls(
+            len(events),
+            array.array("q", (e.seq for e in events)).tobytes(),
+            list(sources),
+            source,
+            list(types),
+            type_,
+            offsets(ids),
+            b"".join(ids),
+            list(names),
+            event,
+            array.array("q", (e.received_at_ms for e in events)).tobytes(),
+            offsets(bodies),
+            b"".join(bodies),
+        )
+
+    def slice(self, start: int, stop: int) -> LogColumns:
+        """Events `start` to `stop` (offsets made anew; nothing else copied)."""
+        stop = max(start, min(stop, self.count))
+        ids = memoryview(self.message_id_offsets).cast("q")
+        body = memoryview(self.payload_offsets).cast("q")
+
+        def part(buffer: Any, width: int) -> memoryview:
+            return memoryview(buffer).cast("B")[start * width : stop * width]
+
+        def rebased(offsets: memoryview) -> bytes:
+            first = offsets[start]
+            return array.array("q", (o - first for o in offsets[start : stop + 1])).tobytes()
+
+        return LogColumns(
+            stop - start,
+            part(self.seq, 8),
+            self.sources,
+            part(self.source, 4),
+            self.types,
+            part(self.type, 4),
+            rebased(ids),
+            memoryview(self.message_id_data)[ids[start] : ids[stop]],
+            self.events,
+            part(self.event, 4),
+            part(self.received_at, 8),
+            rebased(body),
+            memoryview(self.payload_data)[body[start] : body[stop]],
         )
 
     def __len__(self) -> int:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from test_lake_intake import SCHEMAS, random_events
 
+from sluice.lake import intake_columns
 from sluice.lake.intake import Split, split
 from sluice.lake.intake_columns import split_columns
 from sluice.store.base import StoredEvent
@@ -59,7 +61,14 @@ def both(store: SqliteStore, sources: Any) -> tuple[Any, Any]:
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_columns_are_grouped_as_rows_are(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize("passes", ["C", "Arrow"])
+def test_columns_are_grouped_as_rows_are(
+    tmp_path: Path, seed: int, passes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `_group.c`'s passes over the buffers (the words, the repeated ids), and without
+    (a Python scan, a group-by)."""
+    if passes == "Arrow":
+        monkeypatch.setattr(intake_columns, "compiled", SimpleNamespace(group=lambda: None))
     rng = random.Random(seed)
     events = random_events(rng, rng.randint(1, 600), 1)
     if seed % 7 == 0:  # a payload that is not JSON, with "Warehouses" in it

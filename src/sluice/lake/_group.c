@@ -213,6 +213,82 @@ done:
     return found;
 }
 
+PyDoc_STRVAR(repeated_doc,
+"repeated(schema, offsets, data) -> bytes\n\n"
+"For each event, 1 where an earlier event of the same schema has the same messageId, else 0.\n"
+"`schema`: an int32 buffer, each event's schema code (-1: the event is not counted, neither\n"
+"repeating nor repeated); `offsets` (int64, one more than events) and `data`: the messageIds.\n"
+"The first of each (schema, messageId) in log order is the one kept, as in `group`.");
+
+static uint64_t id_hash(const unsigned char *p, int64_t n, int32_t schema) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uint32_t)schema; /* FNV-1a */
+    for (int64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+static PyObject *repeated_ids(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer schema_view, offsets_view, data_view;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &schema_view, &offsets_view, &data_view))
+        return NULL;
+    PyObject *result = NULL;
+    int32_t *slots = NULL;
+    Py_ssize_t n = schema_view.len / (Py_ssize_t)sizeof(int32_t);
+    const int32_t *schema = schema_view.buf;
+    const int64_t *offsets = offsets_view.buf;
+    const unsigned char *data = data_view.buf;
+    if (offsets_view.len / (Py_ssize_t)sizeof(int64_t) != n + 1) {
+        PyErr_SetString(PyExc_ValueError, "offsets must be one more than events");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (offsets[i] < 0 || offsets[i + 1] < offsets[i] || offsets[i + 1] > data_view.len) {
+            PyErr_SetString(PyExc_ValueError, "offsets point outside the data");
+            goto done;
+        }
+    size_t size = 64;
+    while (size < (size_t)n * 2)
+        size *= 2;
+    slots = calloc(size, sizeof(int32_t)); /* event index + 1; 0: empty */
+    result = PyBytes_FromStringAndSize(NULL, n);
+    if (!slots || !result) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = 0;
+        if (schema[i] < 0)
+            continue;
+        const unsigned char *id = data + offsets[i];
+        int64_t len = offsets[i + 1] - offsets[i];
+        size_t k = (size_t)id_hash(id, len, schema[i]) & (size - 1);
+        for (;; k = (k + 1) & (size - 1)) {
+            int32_t j = slots[k] - 1;
+            if (j < 0) {
+                slots[k] = (int32_t)i + 1;
+                break;
+            }
+            if (schema[j] == schema[i] && offsets[j + 1] - offsets[j] == len &&
+                memcmp(data + offsets[j], id, (size_t)len) == 0) {
+                out[i] = 1;
+                break;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    free(slots);
+    PyBuffer_Release(&schema_view);
+    PyBuffer_Release(&offsets_view);
+    PyBuffer_Release(&data_view);
+    return result;
+}
+
 #define RECENT 64
 
 typedef struct {
@@ -494,6 +570,7 @@ static PyMethodDef methods[] = {
     {"survey", survey, METH_O, survey_doc},
     {"group", group, METH_VARARGS, group_doc},
     {"mentions", mentions_in, METH_VARARGS, mentions_doc},
+    {"repeated", repeated_ids, METH_VARARGS, repeated_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -179,10 +179,21 @@ def _repeated(
     alive: pa.Array,
     schema_of: Callable[[str], str],
 ) -> pa.Array:
-    """Whether each live event repeats a messageId an earlier live event of its schema had."""
+    """Whether each live event repeats a messageId an earlier live event of its schema had
+    (C where built: a hash set over the ids' bytes; else a group-by)."""
     schema_names = [schema_of(s) for s in log.sources]
     schemas = list(dict.fromkeys(schema_names))
     schema = pa.array([schemas.index(s) for s in schema_names], pa.int32()).take(source)
+    grouper = compiled.group()
+    if grouper is not None:
+        counted = pc.if_else(alive, schema, pa.scalar(-1, pa.int32()))  # the dead: not counted
+        flags = grouper.repeated(
+            counted.buffers()[1].slice(counted.offset * 4, log.count * 4),
+            log.message_id_offsets,
+            log.message_id_data,
+        )
+        repeats = pa.Array.from_buffers(pa.uint8(), log.count, [None, pa.py_buffer(flags)])
+        return pc.not_equal(repeats, 0)
     index = pa.array(range(log.count), pa.int64())
     rows = pa.table({"schema": schema, "id": ids, "index": index}).filter(alive)
     firsts = rows.group_by(["schema", "id"]).aggregate([("index", "min")])["index_min"]

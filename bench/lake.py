@@ -214,6 +214,7 @@ THREADS = {  # thread name prefix: label
     "warehouse-stage": "the planner's threads (the reader, checks)",
     "lake-write": "encoding Parquet",
     "lake-store": "storing files",
+    "log-read": "reading the log ahead (columns)",
     "warehouse-": "the load thread",
 }
 MAIN = "the main thread (grouping, planning)"

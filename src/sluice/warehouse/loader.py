@@ -52,6 +52,7 @@ from sluice.warehouse.factory import (
 from sluice.warehouse.naming import Namer
 from sluice.warehouse.planner import Plan, Planner
 from sluice.warehouse.profiles_sync import SyncReport, profiles_enabled, sync_profiles
+from sluice.warehouse.readahead import ColumnsAhead
 from sluice.warehouse.shape import ExactPlanNeeded
 from sluice.warehouse.stats import record_load
 
@@ -220,10 +221,14 @@ class WarehouseLoader:
         load: Callable[[Plan, int], None],
     ) -> None:
         chunks: list[Chunk] = []  # planned and not yet loaded: their stage tables stay
+        read_columns = getattr(self.store, "read_columns", None) if columnar.takes_columns else None
+        ahead = None
+        if read_columns is not None:
+            ahead = ColumnsAhead(read_columns, f"log-read-{self.config.id}")
         with ThreadPoolExecutor(1, thread_name_prefix=f"warehouse-{self.config.id}") as pool:
             pending: tuple[Future[None], Plan, int, Chunk | None] | None = None
             try:
-                for plan, end, chunk in self._plans(columnar, planner, position, chunks):
+                for plan, end, chunk in self._plans(columnar, planner, position, chunks, ahead):
                     if pending is not None:
                         self._finish(pending, report, chunks)
                     pending = (pool.submit(load, plan, end), plan, end, chunk)
@@ -236,6 +241,8 @@ class WarehouseLoader:
                         pending[0].result()
                 raise
             finally:
+                if ahead is not None:
+                    ahead.close()
                 for chunk in chunks:
                     with contextlib.suppress(duckdb.Error):
                         chunk.release()
@@ -256,19 +263,22 @@ class WarehouseLoader:
             chunk.release()
 
     def _plans(
-        self, columnar: ColumnarPlanner, planner: Planner, position: int, chunks: list[Chunk]
+        self,
+        columnar: ColumnarPlanner,
+        planner: Planner,
+        position: int,
+        chunks: list[Chunk],
+        columns: ColumnsAhead | None,
     ) -> Iterator[tuple[Plan, int, Chunk | None]]:
         """The plans of the log after `position`, each with the position it loads up to.
 
         A chunk is read in pieces of at most `READ_EVENTS` and planned in DuckDB; a chunk that
         needs the exact planner is planned (and committed) piece by piece instead, which bounds
         the memory its Python rows take. Where the planner takes columns (the lake's) and the
-        store reads them (SQLite, store/columns.py), a chunk is read at once, column by column:
-        no Python object per event.
+        store reads them (SQLite, store/columns.py), a chunk is read at once, column by column
+        (`columns`): no Python object per event, and the next chunk read while this one is
+        planned (readahead.py).
         """
-        read_columns = getattr(self.store, "read_columns", None)
-        if not columnar.takes_columns:
-            read_columns = None
         while True:
             chunk = columnar.chunk()
             chunks.append(chunk)
@@ -276,11 +286,11 @@ class WarehouseLoader:
             while chunk.events < self.chunk_events:
                 wanted = min(READ_EVENTS, self.chunk_events - chunk.events)
                 events: Sequence[StoredEvent] | LogColumns | None = None
-                if read_columns is not None:  # the rest of the chunk at once, column by column
+                if columns is not None:  # the rest of the chunk at once, column by column
                     wanted = self.chunk_events - chunk.events
-                    events = read_columns(position, wanted)
+                    events = columns.read(position, wanted)
                     if events is None:  # this store cannot now: rows from here on
-                        read_columns = None
+                        columns = None
                         wanted = min(READ_EVENTS, wanted)
                 if events is None:
                     events = self.store.read_after(position, wanted)

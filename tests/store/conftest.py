@@ -37,3 +37,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 @pytest.fixture
 def store(backend: Backend) -> Store:
     return backend.open()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A SQLite store alone (tests of what only SQLite does), closed afterwards."""
+    store = SqliteStore(tmp_path / "log.db")
+    try:
+        yield store
+    finally:
+        store.close()

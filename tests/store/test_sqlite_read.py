@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "log.db")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    return sqlite_store
 
 
 def python_read(store: SqliteStore, seq: int, limit: int) -> list[StoredEvent]:

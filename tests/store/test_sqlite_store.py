@@ -4,7 +4,6 @@ tested against every backend in test_store.py."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,8 @@ from sluice.store.sqlite import SqliteStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "log.db")
-    try:
-        yield s
-    finally:
-        s.close()
+def store(sqlite_store: SqliteStore) -> SqliteStore:
+    return sqlite_store
 
 
 def test_the_log_is_in_wal_mode(store: SqliteStore) -> None:

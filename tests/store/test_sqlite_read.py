@@ -195,3 +195,16 @@ def test_a_null_where_a_column_cannot_hold_one_is_an_error(store: SqliteStore) -
         assert reader.read_columns((), "ci")[1][0][0] == []  # codes: NULL is -1
     finally:
         reader.close()
+
+
+def test_the_reader_cannot_write(store: SqliteStore) -> None:
+    """Its connection is opened read-write (WAL recovery as the store's own) but query_only."""
+    store.append(batch(event("a")))
+    sql = "DELETE FROM events WHERE seq > ? RETURNING seq"
+    reader = sqlite_read._sqlite_read.Reader(str(store.path), sql)
+    try:
+        with pytest.raises(OSError, match="readonly"):
+            reader.read((0,), StoredEvent)
+    finally:
+        reader.close()
+    assert [e.message_id for e in store.read_after(0, 10)] == ["a"]

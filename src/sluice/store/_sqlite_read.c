@@ -7,7 +7,7 @@
  * cyclic GC walking them. Consumers read the whole log (delivery, warehouses, the lake, the
  * archive), so that cost came to as much as the lake's entire load (docs/architecture.md).
  *
- * Here a `Reader` holds its own read-only connection and prepared statement and makes each row
+ * Here a `Reader` holds its own connection (kept from writing) and prepared statement and makes each row
  * as it is stepped, straight from SQLite's values, as the caller's tuple type (a NamedTuple):
  * each value converted as the sqlite3 module converts it by default (INTEGER int, REAL float,
  * TEXT str decoded as UTF-8, BLOB bytes, NULL None), texts repeated row after row (source ids,
@@ -135,9 +135,13 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kwargs) {
         return -1;
     if (self->db)
         return 0;
-    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    /* Opened as the store's own connection is (read-write, so that the WAL's recovery after a
+       crash and its shared index work as they do for it), then kept from writing: query_only. */
+    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(self->db, timeout_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(self->db, "PRAGMA query_only = ON", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &self->stmt, NULL);
     if (rc != SQLITE_OK) {
@@ -268,7 +272,7 @@ static PyMethodDef reader_methods[] = {
 
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sluice.store._sqlite_read.Reader",
-    .tp_doc = PyDoc_STR("Reader(path, sql, timeout_ms=30000): one read-only connection and "
+    .tp_doc = PyDoc_STR("Reader(path, sql, timeout_ms=30000): one connection (query_only) and "
                         "one prepared query over a SQLite file."),
     .tp_basicsize = sizeof(Reader),
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -4,8 +4,8 @@ Every consumer reads the log through `SqliteStore.read_after`. Through Python's 
 that cost ~8 s of CPU per 1,000,000 1 KB events on this VM (a row tuple made in C, copied into
 a `StoredEvent` in Python, the GIL dropped and retaken around every row, and the cyclic GC
 walking the millions of new containers): as much as the lake's whole load of those events
-(bench/store.py `--read-chunk`). The compiled reader makes the same `StoredEvent`s at a
-fraction of that (see its header), on its own read-only connection, so reading no longer holds
+(bench/store.py `--read`). The compiled reader makes the same `StoredEvent`s at a third of
+that (see its header), on its own connection (kept from writing), so reading no longer holds
 the store's lock against appends.
 
 It is used only where it is safe: built (setup.py skips it without a C compiler or SQLite's

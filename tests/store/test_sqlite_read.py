@@ -208,3 +208,22 @@ def test_the_reader_cannot_write(store: SqliteStore) -> None:
     finally:
         reader.close()
     assert [e.message_id for e in store.read_after(0, 10)] == ["a"]
+
+
+def test_a_row_the_columns_cannot_hold_is_read_as_rows(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A text where the log has integers (SQLite keeps what it is given): `read_columns` says
+    None for that read, once logged, and the same rows are still read as rows."""
+    store.append(batch(event("a")))
+    with store._lock:
+        store._db.execute(
+            "INSERT INTO events (source_id, message_id, type, event, received_at, payload)"
+            " VALUES ('web', 'odd', 'track', 'Clicked', 'soon', x'7b7d')"
+        )
+    with caplog.at_level(logging.INFO, logger="sluice.store.sqlite_read"):
+        assert store.read_columns(0, 10) is None
+        assert store.read_columns(0, 10) is None
+    assert caplog.text.count("not column by column") == 1
+    assert [e.message_id for e in store.read_after(0, 10)] == ["a", "odd"]
+    assert store.read_columns(0, 1) is not None  # the rows before it still come as columns

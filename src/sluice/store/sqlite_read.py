@@ -87,26 +87,32 @@ class CompiledReads:
         self._reader: Any = None
         self._pid = 0
         self._failed = False
+        self._odd_logged = False  # a read_columns that fell back to rows (logged once)
         self._lock = threading.Lock()  # a reader is one connection: one caller at a time
 
     def read(self, *params: int) -> list[Any] | None:
         """The rows for `params`, or None (the caller reads them in Python)."""
-        if _sqlite_read is None or self._failed or disabled() or not self._same_library():
-            return None
-        with self._lock:
-            try:
-                return self._reader_here().read(params, self.row_type)  # type: ignore[no-any-return]
-            except (OSError, UnicodeError) as exc:
-                self._fail(exc)
-                return None
+        return self._call("read", params, self.row_type)  # type: ignore[no-any-return]
 
     def read_columns(self, kinds: str, *params: int) -> tuple[int, tuple[Any, ...]] | None:
-        """`Reader.read_columns(params, kinds)`, or None as `read`."""
+        """`Reader.read_columns(params, kinds)`, or None as `read`; also None (this call only)
+        when a value does not fit its column's kind (a row the columns cannot hold, such as a
+        text where the log has integers: the caller reads those rows as rows instead)."""
+        try:
+            return self._call("read_columns", params, kinds)  # type: ignore[no-any-return]
+        except ValueError as exc:
+            if not self._odd_logged:
+                self._odd_logged = True
+                log.info("%s: rows read as rows, not column by column: %s", self.path, exc)
+            return None
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """The reader's `method(*args)`, or None where the compiled reader cannot be used."""
         if _sqlite_read is None or self._failed or disabled() or not self._same_library():
             return None
         with self._lock:
             try:
-                return self._reader_here().read_columns(params, kinds)  # type: ignore[no-any-return]
+                return getattr(self._reader_here(), method)(*args)
             except (OSError, UnicodeError) as exc:
                 self._fail(exc)
                 return None

@@ -79,6 +79,23 @@ def wait_for(
         time.sleep(interval)
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies have exited: their locks are released)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def wait_for_group_exit(pgid: int) -> None:
+    wait_for(lambda: not group_members(pgid), timeout=STOP_TIMEOUT_S, what=f"group {pgid} to exit")
+
+
 def source_body(source_id: str, name: str, keys: Iterable[str], enabled: bool = True) -> bytes:
     return msgspec.json.encode(
         {"id": source_id, "name": name, "write_keys": list(keys), "enabled": enabled}
@@ -191,11 +208,18 @@ class SluiceServer:
                 os.killpg(self.proc.pid, sig)
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: a crash, with no chance to flush anything."""
+        """SIGKILL the whole process group: a crash, with no chance to flush anything.
+
+        Returns once every process of the group has exited, not only the main one: a worker
+        still dying holds its SQLite locks, so a read of the log meanwhile trusts the WAL index
+        and misses a transaction the worker wrote but had not indexed (never acknowledged); the
+        next opener after the last exit recovers it. A test reading "after the crash" must read
+        after all of it."""
         if self.proc is None:
             return
         self._signal(signal.SIGKILL)
         self.proc.wait(timeout=STOP_TIMEOUT_S)
+        wait_for_group_exit(self.proc.pid)
         self.proc = None
 
     def stop(self) -> None:
@@ -214,6 +238,7 @@ class SluiceServer:
         # Workers may outlive the main process; the group goes in any case.
         self._signal(signal.SIGKILL)
         self.proc.wait(timeout=STOP_TIMEOUT_S)
+        wait_for_group_exit(self.proc.pid)
         self.proc = None
 
     def close(self) -> None:

@@ -236,3 +236,23 @@ def test_a_load_frees_the_memory_its_reader_kept_for_reuse(
     append(store, *events)
     assert load(store, tmp_path / "lake", chunk=500).events == 2000
     assert scan.kept() == (0, 0)
+
+
+def test_a_messageid_that_is_not_utf8_in_the_log_loads_with_its_neighbours(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Another writer put a messageId with bad bytes in the log: the load does not stop there
+    (it read the whole log as rows, the id with U+FFFD in place of the bad bytes)."""
+    before = append(store, {"type": "track", "event": "Paid"})
+    payload = b'{"messageId":"\xffa","type":"track","event":"Paid","receivedAt":"%s"}' % T1.encode()
+    with store._lock:
+        store._db.execute(
+            "INSERT INTO events (source_id, message_id, type, event, received_at, payload)"
+            " VALUES ('web', CAST(x'ff61' AS TEXT), 'track', 'Paid', 0, ?)",
+            (payload,),
+        )
+    after = append(store, {"type": "track", "event": "Paid"})
+    report = load(store, tmp_path / "lake")
+    assert report.events == 3
+    ids = sorted(r[0] for r in query(tmp_path / "lake", "SELECT id FROM paid"))
+    assert ids == sorted([*before, "\ufffda", *after])

@@ -266,7 +266,7 @@ static PyObject *column_result(ColumnOut *o) {
     if (!texts)
         return NULL;
     for (int c = 0; c < d->count; c++) {
-        PyObject *t = PyUnicode_DecodeUTF8(d->text.data + d->at[c], d->len[c], NULL);
+        PyObject *t = PyUnicode_DecodeUTF8(d->text.data + d->at[c], d->len[c], "replace");
         if (!t) {
             Py_DECREF(texts);
             return NULL;

@@ -10,7 +10,7 @@
  * Here a `Reader` holds its own connection (kept from writing) and prepared statement and makes each row
  * as it is stepped, straight from SQLite's values, as the caller's tuple type (a NamedTuple):
  * each value converted as the sqlite3 module converts it by default (INTEGER int, REAL float,
- * TEXT str decoded as UTF-8, BLOB bytes, NULL None), texts repeated row after row (source ids,
+ * TEXT str decoded as UTF-8 (bad bytes as U+FFFD), BLOB bytes, NULL None), texts repeated row after row (source ids,
  * types, event names) shared as one object, and the rows left untracked by the cyclic GC (their
  * values cannot form cycles; CPython untracks plain tuples of such values itself, at their
  * first collection, but not NamedTuples). The GIL is let go every few hundred rows, as Python
@@ -42,7 +42,9 @@ static PyObject *text_value(Shared *shared, const char *p, int n) {
             return t;
         }
     }
-    PyObject *t = PyUnicode_DecodeUTF8(p, n, NULL);
+    /* "replace": a text that is not UTF-8 (only another writer can put one in the log) reads
+     * with U+FFFD in place of its bad bytes, as the Python path reads it (sqlite_read.py). */
+    PyObject *t = PyUnicode_DecodeUTF8(p, n, "replace");
     if (!t)
         return NULL;
     Py_XSETREF(shared->text[shared->next], Py_NewRef(t));

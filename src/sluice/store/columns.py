@@ -134,7 +134,7 @@ class LogColumns:
             StoredEvent(
                 seq[i],
                 self.sources[source[i]],
-                id_data[ids[i] : ids[i + 1]].decode(),
+                id_data[ids[i] : ids[i + 1]].decode("utf-8", "replace"),  # as read_after
                 self.types[type_[i]],
                 None if event[i] < 0 else self.events[event[i]],
                 at[i],

@@ -38,7 +38,7 @@ from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
 from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
-from sluice.store.sqlite_read import CompiledReads
+from sluice.store.sqlite_read import CompiledReads, tolerating_bad_text
 from sluice.store.unit_stats import UNIT_STATS_TABLE_SQLITE, UnitStatsState
 
 SCHEMA = """
@@ -242,7 +242,10 @@ class SqliteStore(
         reader = sqlite3.connect(uri, uri=True, timeout=30.0)
         try:
             reader.execute("BEGIN")  # one snapshot for both reads
-            seen, last = _load_window(reader, self._seen.window_ms)
+            window_ms = self._seen.window_ms
+            seen, last = tolerating_bad_text(
+                reader, self.path, lambda: _load_window(reader, window_ms)
+            )
             reader.execute("COMMIT")
         finally:
             reader.close()
@@ -254,14 +257,21 @@ class SqliteStore(
         """Bring the seen-id set up to the log's end (first load, or other processes' appends)."""
         db = self._db
         if self._seen_seq is None:
-            self._seen, self._seen_seq = _load_window(db, self._seen.window_ms)
+            window_ms = self._seen.window_ms
+            self._seen, self._seen_seq = tolerating_bad_text(
+                db, self.path, lambda: _load_window(db, window_ms)
+            )
             return
-        for seq, message_id, received_at in db.execute(
+        tolerating_bad_text(db, self.path, self._catch_up_rows)
+        self._seen.sweep(int(time.time() * 1000))
+
+    def _catch_up_rows(self) -> None:
+        assert self._seen_seq is not None
+        for seq, message_id, received_at in self._db.execute(
             "SELECT seq, message_id, received_at FROM events WHERE seq > ?", (self._seen_seq,)
         ):
             self._seen.add(message_id, received_at)
             self._seen_seq = seq
-        self._seen.sweep(int(time.time() * 1000))
 
     def _insert_rejections(self, batch: AppendBatch) -> None:
         db = self._db
@@ -283,8 +293,14 @@ class SqliteStore(
         if events is not None:
             return events
         with self._lock:
-            rows = self._db.execute(_READ_AFTER, (seq, limit)).fetchall()
+            rows = self._fetch(_READ_AFTER, (seq, limit))
         return list(map(stored_event, rows))
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a query on the log (under `_lock`), a messageId that is not UTF-8
+        included (`tolerating_bad_text`)."""
+        db = self._db
+        return tolerating_bad_text(db, self.path, lambda: db.execute(sql, params).fetchall())
 
     def read_columns(self, seq: int, limit: int) -> LogColumns | None:
         """As `read_after`, column by column (columns.py); None where the compiled reader
@@ -305,11 +321,11 @@ class SqliteStore(
                 params.append(value)
         params.append(query.limit)
         with self._lock:
-            rows = self._db.execute(
+            rows = self._fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
                 " ORDER BY seq DESC LIMIT ?",
                 params,
-            ).fetchall()
+            )
         return list(map(stored_event, rows))
 
     def rejections(self, limit: int, source_id: str | None = None) -> list[StoredRejection]:

@@ -23,8 +23,9 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sluice.native import disabled
 
@@ -34,6 +35,7 @@ except ImportError:  # pragma: no cover - built without a C compiler or sqlite3.
     _sqlite_read = None
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PROBE = 0x5_1C_E0_0000_0001  # a soft heap limit no one sets: ~5.6 TB, i.e. no limit at all
 _same: bool | None = None  # `same_library`'s answer, for this process
@@ -144,3 +146,39 @@ class CompiledReads:
             if self._reader is not None and self._pid == os.getpid():
                 self._reader.close()
             self._reader = None
+
+
+_UNDECODABLE = "Could not decode to UTF-8"  # sqlite3's OperationalError for such a TEXT value
+_undecodable_logged = False
+
+
+def tolerating_bad_text(db: sqlite3.Connection, path: Path, read: Callable[[], T]) -> T:
+    """`read()` (a query on `db`, under the store's lock), again with a TEXT value that is not
+    UTF-8 read with U+FFFD in place of its bad bytes, if there is one.
+
+    Sluice writes only UTF-8 (its JSON decoder checks it), but another writer or a damaged file
+    can leave a messageId that is not, and sqlite3 then refuses the whole read: every consumer
+    of that part of the log, and the deduplication window every append loads, would stop there
+    for good. The compiled reader decodes the same way ("replace"). Logged once, at warning."""
+    global _undecodable_logged
+    try:
+        return read()
+    except sqlite3.OperationalError as exc:
+        if not str(exc).startswith(_UNDECODABLE):
+            raise
+        if not _undecodable_logged:
+            _undecodable_logged = True
+            log.warning(
+                "%s holds text that is not UTF-8 (not written by Sluice): it is read with U+FFFD"
+                " in place of the bad bytes",
+                path,
+            )
+    db.text_factory = _replacing
+    try:
+        return read()
+    finally:
+        db.text_factory = str
+
+
+def _replacing(value: bytes) -> str:
+    return value.decode("utf-8", "replace")

@@ -1,0 +1,100 @@
+"""A messageId in the SQLite log that is not UTF-8 (only another writer, or a damaged file, puts
+one there): it is read with U+FFFD in place of its bad bytes, by the compiled reader and by
+Python's sqlite3 alike, so neither the consumers of that part of the log nor the appends (their
+deduplication window holds it) stop there."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from store_kit import batch, event, now_ms
+
+from sluice.native import DISABLE_ENV
+from sluice.store import sqlite_read
+from sluice.store.base import EventQuery
+from sluice.store.sqlite import SqliteStore
+
+BAD = "\ufffda"  # x'ff61' as read
+
+
+@pytest.fixture(params=["compiled", "python"])
+def path(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A log of three events, the second one's messageId the bytes ff 61 stored as TEXT."""
+    if request.param == "compiled" and sqlite_read._sqlite_read is None:
+        pytest.skip("sluice.store._sqlite_read is not built")
+    if request.param == "python":
+        monkeypatch.setenv(DISABLE_ENV, "1")
+    path = tmp_path / "log.db"
+    store = SqliteStore(path)
+    store.append(batch(event("a")))
+    store.close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "INSERT INTO events (source_id, message_id, type, event, received_at, payload)"
+            " VALUES ('web', CAST(x'ff61' AS TEXT), 'track', 'Clicked', ?, x'7b7d')",
+            (now_ms(),),
+        )
+    db.close()
+    store = SqliteStore(path)
+    store.append(batch(event("c")))
+    store.close()
+    monkeypatch.setattr(sqlite_read, "_undecodable_logged", False)
+    yield path
+
+
+def test_the_log_reads_past_it(path: Path) -> None:
+    store = SqliteStore(path)
+    try:
+        assert [e.message_id for e in store.read_after(0, 10)] == ["a", BAD, "c"]
+        assert [e.message_id for e in store.read_after(1, 1)] == [BAD]
+        assert [e.message_id for e in store.newest(EventQuery(limit=10))] == ["c", BAD, "a"]
+        assert [e.message_id for e in store.read_after(0, 10)] == ["a", BAD, "c"]
+    finally:
+        store.close()
+
+
+def test_the_python_path_warns_once_naming_the_file(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DISABLE_ENV, "1")
+    store = SqliteStore(path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sluice.store.sqlite_read"):
+            for _ in range(3):
+                assert [e.message_id for e in store.read_after(0, 10)] == ["a", BAD, "c"]
+    finally:
+        store.close()
+    warned = [r.getMessage() for r in caplog.records if "not UTF-8" in r.getMessage()]
+    assert warned == [f"{path} holds text that is not UTF-8 (not written by Sluice): it is read"
+                      " with U+FFFD in place of the bad bytes"]  # fmt: skip
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warmed-up", "first-append"])
+def test_appends_load_the_dedupe_window_past_it(path: Path, warm: bool) -> None:
+    """A store opening on that log loads the ids of its deduplication window (at warm-up or at
+    its first append) and keeps appending and deduplicating."""
+    store = SqliteStore(path)
+    try:
+        if warm:
+            store.warm_up()
+        first = store.append(batch(event("d"), event("a")))
+        assert (first.stored, first.duplicates) == (1, 1)
+        with store._lock:  # another process appends behind it: caught up past the odd row
+            store._db.execute(
+                "INSERT INTO events (source_id, message_id, type, event, received_at, payload)"
+                " VALUES ('web', CAST(x'fe62' AS TEXT), 'track', 'Clicked', ?, x'7b7d')",
+                (now_ms(),),
+            )
+        second = store.append(batch(event("e"), event("d")))
+        assert (second.stored, second.duplicates) == (1, 1)
+        ids = [e.message_id for e in store.read_after(0, 10)]
+        assert ids == ["a", BAD, "c", "d", "\ufffdb", "e"]
+    finally:
+        store.close()

@@ -34,13 +34,8 @@ from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
-from sluice.warehouse.columnar import (
-    SAMPLE_EVENTS,
-    Chunk,
-    ColumnarPlanner,
-    _decode_json,
-    tables_to_load,
-)
+from sluice.warehouse.columnar import SAMPLE_EVENTS, Chunk, ColumnarPlanner, _decode_json
+from sluice.warehouse.columnar_tables import tables_to_load
 from sluice.warehouse.planner import Plan
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (

@@ -30,7 +30,6 @@ import functools
 import itertools
 import json
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -43,45 +42,32 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from sluice.gcpause import gc_paused
 from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
-from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
-from sluice.warehouse.planner import CappedCounts, Plan, Planner, _discard, capped_events
-from sluice.warehouse.readers import CompiledReader, pointer
+from sluice.warehouse.base import Discard
+from sluice.warehouse.columnar_checks import StageChecks
+from sluice.warehouse.columnar_tables import TableCuts
+from sluice.warehouse.columnar_types import ColumnTyping
+from sluice.warehouse.planner import CappedCounts, Plan, Planner, capped_events
+from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CALL_TABLES,
-    CONST,
-    PICK,
-    VALUE,
     ExactPlanNeeded,
-    Layout,
     Node,
-    Path,
     Shaper,
-    Source,
     all_paths,
     discover,
     signature,
 )
-from sluice.warehouse.sqlfit import ident, literal, python_value
 from sluice.warehouse.stage import (
-    ARROW_TYPES,
-    Column,
     Group,
     GroupKey,
-    TableKey,
     Types,
     compiled_select,
     event_name,
     events_arrow,
-    first_in_sample,
-    first_values_query,
-    profile_filter,
-    sample_has_all,
     select_sql,
-    share_tracks_types,
     stage_columns,
     wanted,
 )
-from sluice.warehouse.types import Unfit, fit, infer
 
 _decode = msgspec.json.Decoder().decode
 STAGE_THREADS = 2  # groups read at once: DuckDB reads a small group on one core
@@ -120,7 +106,7 @@ class ColumnarPlanner:
         return Chunk(self, next(self._numbers))
 
 
-class Chunk:
+class Chunk(ColumnTyping, StageChecks, TableCuts):
     """One chunk of the log: events are added in pieces, then planned together.
 
     `add` sorts each event into its group, in Python and without decoding it: other sources,
@@ -352,77 +338,6 @@ class Chunk:
             ):
                 raise ExactPlanNeeded("an escaped integrations.Warehouses key")
 
-    def _types(self, groups: list[Group], uuid_ts: datetime) -> Types:
-        """Each table's columns: the warehouse's type; `tracks`' for an event table's standard
-        columns; else the type of the column's first value in log order (None: no value)."""
-        planner, shaper = self.owner.planner, self.owner.shaper
-        types: Types = {}
-        for group in sorted(groups, key=self._first):  # new event tables: first come, first in
-            if group.key[1] == "track" and (table := planner.namer.event_table(group.key[2] or "")):
-                group.capped = not planner.allows_event_table(group.schema, table)
-        for group in groups:
-            group.layouts = shaper.layouts(
-                group.key[1],
-                group.key[2],
-                self.owner.trees[group.key],
-                uuid_ts,
-                own_table=not group.capped,
-            )
-            for layout in group.layouts:
-                known = planner.known(group.schema).get(layout.table, {})
-                table_types = types.setdefault((group.schema, layout.table), dict(known))
-                for column, source in layout.columns.items():
-                    if column not in table_types:
-                        table_types[column] = infer(source.const) if source.role == CONST else None
-        share_tracks_types(groups, types)
-        firsts = self._first_values(groups, types)
-        for table_key in sorted(types, key=lambda k: k[1] != "tracks"):
-            share_tracks_types(groups, types, only=table_key)
-            table_types = types[table_key]
-            for column, column_type in table_types.items():
-                first = firsts.get((table_key, column))
-                if column_type is None and first is not None:
-                    table_types[column] = infer(first[1])
-        return types
-
-    def _first_values(
-        self, groups: list[Group], types: Types
-    ) -> dict[tuple[TableKey, str], tuple[int, Any]]:
-        """The first value (log order) of each column without a type, as the flattener has it.
-
-        The decoded events hold it when they include the group's first events up to it, or
-        every event with its key; otherwise one query reads it.
-        """
-        firsts: dict[tuple[TableKey, str], tuple[int, Any]] = {}
-
-        def keep(key: tuple[TableKey, str], seq: int, value: Any) -> None:
-            if key not in firsts or seq < firsts[key][0]:
-                firsts[key] = (seq, value)
-
-        for group in groups:
-            asks: list[tuple[tuple[TableKey, str], Source, Path | None]] = []
-            for layout in group.layouts:
-                table_types = types[(group.schema, layout.table)]
-                for column, source in layout.columns.items():
-                    if table_types.get(column, 0) is not None or source.role == CONST:
-                        continue
-                    key = ((group.schema, layout.table), column)
-                    found = first_in_sample(group, source, layout.profile)
-                    if found is not None:
-                        keep(key, *found)
-                    elif not sample_has_all(group, source):
-                        asks.append((key, source, layout.profile))
-            if asks:
-                for key, seq, value in self._first_values_sql(group, asks):
-                    keep(key, seq, value)
-        return firsts
-
-    def _first_values_sql(
-        self, group: Group, asks: list[tuple[tuple[TableKey, str], Source, Path | None]]
-    ) -> Iterator[tuple[tuple[TableKey, str], int, Any]]:
-        query, read = first_values_query(asks, f"sluice_e{group.index}")
-        yield from read(self._row(query))
-
     def _stage(self, group: Group, types: Types) -> bool:
         """Read the group's events into its stage table; whether its tree grew (read again)."""
         tree = self.owner.trees[group.key]
@@ -462,157 +377,6 @@ class Chunk:
             raise ExactPlanNeeded("a JSON object repeats a key")
         group.fresh.update(set(all_paths(tree)) - known)
         return True
-
-    def _check(
-        self, group: Group
-    ) -> tuple[set[tuple[str, str, str]], list[tuple[tuple[int, int, int], Discard]]]:
-        """A group's counts, the checks a full scan makes, and its discarded values.
-
-        Returns the (schema, table, column)s some row has a value in, and the discards.
-        """
-        used: set[tuple[str, str, str]] = set()
-        discards: list[tuple[tuple[int, int, int], Discard]] = []
-        planner = self.owner.planner
-        flagged = list({id(c): c for c in group.columns.values() if c.flag}.values())
-        known = planner.known(group.schema)
-        new = [
-            (key, c)
-            for key, c in group.columns.items()
-            if c.source.role != CONST and key[1] not in known.get(key[0], {})
-        ]
-        profiles = {lay.table for lay in group.layouts if lay.profile is not None}
-        counted = [(key, c) for key, c in new if key[0] not in profiles]
-        latest = [(key, c) for key, c in new if key[0] in profiles]
-        track = group.key[1] == "track"
-        profile = any(layout.profile for layout in group.layouts)
-        aggregates = [
-            "count(*)",
-            "count(*) FILTER (WHERE sluice_id IS DISTINCT FROM message_id)",
-            "count(DISTINCT sluice_pid) FILTER (WHERE sluice_pid <> '')" if profile else "0",
-            f"count(*) FILTER (WHERE sluice_event IS DISTINCT FROM {literal(group.key[2])})"
-            if track
-            else "0",
-            "coalesce(bool_or(sluice_flag), false)",
-        ]
-        row = self._row(f"SELECT {', '.join(aggregates)} FROM {group.stage}")
-        if row[4]:  # which columns, and which values: asked of the flagged rows only
-            for col in flagged:
-                self._discards(group, col, discards)
-        row = row[:4]
-        usage = [
-            f"count({c.value}) FILTER (WHERE TRUE{profile_filter(group, table)})"
-            for (table, _), c in counted
-        ]
-        row = row[:4] + (
-            self._row(f"SELECT {', '.join(usage)} FROM {group.stage}") if usage else ()
-        )
-        group.rows, bad_ids, group.profiles, bad_events = row[:4]
-        if bad_ids or bad_events:
-            raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
-        counts = list(row[4:])
-        if latest:  # users/accounts keep the latest row per id: a column only its rows use
-            counts += self._row(
-                f"SELECT {', '.join(f'count({c.value})' for _, c in latest)} FROM"
-                f" (SELECT * FROM {group.stage} WHERE sluice_pid IS NOT NULL AND sluice_pid <> ''"
-                f" QUALIFY row_number() OVER (PARTITION BY sluice_pid ORDER BY seq DESC) = 1)"
-            )
-        for ((table, column), _), count in zip(counted + latest, counts, strict=True):
-            if count:
-                used.add((group.schema, table, column))
-        for (table, column), col in group.columns.items():
-            if col.source.role == CONST and group.rows:
-                used.add((group.schema, table, column))
-        return used, discards
-
-    def _discards(
-        self, group: Group, col: Column, out: list[tuple[tuple[int, int, int], Discard]]
-    ) -> None:
-        """The values behind a flag, through `types.fit`: a discard, or a value SQL could not
-        make (a rarer timestamp form, a float Python prints otherwise), set in the stage."""
-        source = col.source
-        raw = f"json_extract(e.payload, '{pointer(source.path)}')::VARCHAR"
-        alt = f"json_extract(e.payload, '{pointer(source.alt)}')::VARCHAR" if source.alt else "NULL"
-        pid = "s.sluice_pid" if any(layout.profile for layout in group.layouts) else "NULL"
-        rows = self._rows(
-            f"SELECT s.seq, s.sluice_id, {pid}, {raw}, {alt} FROM {group.stage} s"
-            f" JOIN sluice_e{group.index} e USING (seq) WHERE s.sluice_flag AND {col.flag}"
-        )
-        patches: dict[int, Any] = {}
-        for position, layout in enumerate(group.layouts):
-            columns = [c for (t, c), v in group.columns.items() if v is col and t == layout.table]
-            for column in columns:
-                order = list(layout.columns).index(column)
-                for seq, row_id, profile_id, text, alt_text in rows:
-                    if layout.profile is not None:
-                        if profile_id is None or profile_id == "":
-                            continue
-                        row_id = profile_id
-                    if source.role == PICK and (text is None or text == "null"):
-                        value = python_value(alt_text, VALUE)  # the property's value
-                    else:
-                        value = python_value(text, source.role)
-                    try:
-                        patches[seq] = fit(value, col.column_type)
-                    except Unfit as exc:
-                        reason = exc.reason
-                        discard = _discard(
-                            group.schema, layout.table, column, row_id, value, reason
-                        )
-                        out.append(((seq, position, order), discard))
-        if patches:
-            self._patch(group, col, patches)
-
-    def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
-        """Set the values Python made (by seq) in the group's stage table (the lake's chunk
-        patches its Arrow stage instead: lake/columnar.py)."""
-        patch = pa.table(
-            {
-                "seq": pa.array(list(patches), pa.int64()),
-                "v": pa.array(list(patches.values()), ARROW_TYPES[col.column_type]),
-            }
-        )
-        self.db.register("sluice_patch", patch)
-        try:
-            self._run(
-                f"UPDATE {group.stage} SET {col.name} = p.v FROM sluice_patch p"
-                f" WHERE {group.stage}.seq = p.seq"
-            )
-        finally:
-            self.db.unregister("sluice_patch")
-
-    def _batches(
-        self,
-        groups: list[Group],
-        types: Types,
-        used: set[tuple[str, str, str]],
-    ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
-        batches: list[TableBatch] = []
-        new_columns: list[tuple[str, str, str, ColumnType]] = []
-        for (schema, table), pairs, upsert, count, initial, columns in tables_to_load(
-            self.owner.planner, groups, types, used
-        ):
-            selects = []
-            for group, _ in pairs:
-                values = [
-                    f"{group.columns[(table, c)].value} AS {ident(c)}"
-                    if (table, c) in group.columns
-                    else f"NULL AS {ident(c)}"
-                    for c in columns
-                ]
-                where = profile_filter(group, table).replace(" AND ", " WHERE ", 1)
-                selects.append(
-                    f"SELECT seq AS sluice_seq, {', '.join(values)} FROM {group.stage}{where}"
-                )
-            names = ", ".join(ident(c) for c in columns)
-            query = f"SELECT {names} FROM ({' UNION ALL '.join(selects)})"
-            if upsert:
-                query += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY sluice_seq DESC) = 1"
-            staged = StagedRows(self.db, query, count, self.owner.instance)
-            batches.append(TableBatch(schema, table, columns, [], upsert, staged))
-            new_columns.extend(
-                (schema, table, c, t) for c, t in columns.items() if c not in initial
-            )
-        return batches, new_columns
 
     # -- DuckDB -----------------------------------------------------------------------------
 
@@ -674,34 +438,3 @@ def _decode_json(payload: str | bytes) -> Any:
         return _decode(payload)
     except msgspec.DecodeError:
         return json.loads(payload)
-
-
-TableToLoad = tuple[
-    TableKey, list[tuple[Group, Layout]], bool, int, dict[str, ColumnType], dict[str, ColumnType]
-]
-
-
-def tables_to_load(
-    planner: Planner, groups: list[Group], types: Types, used: set[tuple[str, str, str]]
-) -> Iterator[TableToLoad]:
-    """Each table a chunk's groups fill, with the groups' layouts for it, whether it is an
-    upsert table, its row count, the columns it had and the columns this load writes (those a
-    layout fills, already there or in `used`). Shared by the DuckDB-staged planner and the
-    lake's Arrow one (lake/columnar.py)."""
-    parts: dict[TableKey, list[tuple[Group, Layout]]] = defaultdict(list)
-    for group in groups:
-        for layout in group.layouts:
-            parts[(group.schema, layout.table)].append((group, layout))
-    for (schema, table), pairs in parts.items():
-        upsert = pairs[0][1].upsert
-        count = sum(g.profiles if upsert else g.rows for g, _ in pairs)
-        if not count:
-            continue
-        initial = planner.known(schema).get(table, {})
-        columns: dict[str, ColumnType] = {}
-        for column, column_type in types[(schema, table)].items():
-            if column_type is None or not any(column in lay.columns for _, lay in pairs):
-                continue
-            if column in initial or (schema, table, column) in used:
-                columns[column] = column_type
-        yield (schema, table), pairs, upsert, count, initial, columns

@@ -6,7 +6,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.lake.columnar import _latest_rows
+from sluice.lake.columnar_checks import _latest_rows
 
 PIDS = st.lists(st.one_of(st.none(), st.sampled_from(["", "u1", "u2", "u3", "é"])), max_size=40)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,21 +26,21 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
+from sluice.lake.columnar_checks import ArrowStageChecks
+from sluice.lake.columnar_tables import ArrowTables
 from sluice.lake.intake import Events, events_table, joined, split
 from sluice.lake.intake_columns import split_columns
 from sluice.lake.scanning import read_events
 from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
-from sluice.warehouse.base import ColumnType, Discard, StagedRows, TableBatch
+from sluice.warehouse.base import Discard
 from sluice.warehouse.columnar import SAMPLE_EVENTS, Chunk, ColumnarPlanner, _decode_json
-from sluice.warehouse.columnar_tables import tables_to_load
 from sluice.warehouse.planner import Plan
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
     CONST,
     ExactPlanNeeded,
-    Layout,
     Node,
     Path,
     Source,
@@ -62,13 +61,6 @@ from sluice.warehouse.stage import (
 from sluice.warehouse.types import Unfit, fit
 
 
-@dataclass(frozen=True, slots=True)
-class ArrowRows(StagedRows):
-    """A batch's rows as an Arrow table of its columns' types (no DuckDB query behind them)."""
-
-    table: Any = None  # pa.Table
-
-
 class LakePlanner(ColumnarPlanner):
     """`ColumnarPlanner` whose chunks keep their stage in Arrow (see the module's docstring)
     and take a chunk of the log column by column where the store reads it so."""
@@ -79,7 +71,7 @@ class LakePlanner(ColumnarPlanner):
         return LakeChunk(self, next(self._numbers))
 
 
-class LakeChunk(Chunk):
+class LakeChunk(ArrowStageChecks, ArrowTables, Chunk):
     """A chunk whose stage tables are Arrow tables registered in DuckDB, not DuckDB tables."""
 
     def __init__(self, owner: ColumnarPlanner, number: int) -> None:
@@ -223,52 +215,6 @@ class LakeChunk(Chunk):
         self.db.register(group.stage, self._stages[group.stage])
         super()._discards(group, col, out)
 
-    def _check(
-        self, group: Group
-    ) -> tuple[set[tuple[str, str, str]], list[tuple[tuple[int, int, int], Discard]]]:
-        """`Chunk._check`'s counts and checks, counted in Arrow over the stage (registering it
-        in DuckDB for those few aggregates cost more than they do)."""
-        discards: list[tuple[tuple[int, int, int], Discard]] = []
-        if pc.any(self._stages[group.stage]["sluice_flag"]).as_py():
-            for col in {id(c): c for c in group.columns.values() if c.flag}.values():
-                self._discards(group, col, discards)
-        stage = self._stages[group.stage]  # as patched
-        known = self.owner.planner.known(group.schema)
-        profiled = {layout.table for layout in group.layouts if layout.profile is not None}
-        new = [
-            (key, c)
-            for key, c in group.columns.items()
-            if c.source.role != CONST and key[1] not in known.get(key[0], {})
-        ]
-        group.rows = rows = stage.num_rows
-        bad_ids = rows - _trues(pc.equal(stage["sluice_id"], stage["message_id"]))
-        bad_events = 0
-        if group.key[1] == "track":
-            event, name = stage["sluice_event"], group.key[2]
-            bad_events = rows - (
-                event.null_count if name is None else _trues(pc.equal(event, name))
-            )
-        if bad_ids or bad_events:
-            raise ExactPlanNeeded("a payload's messageId or event differs from the log's")
-        group.profiles = 0
-        latest: pa.ChunkedArray | None = None
-        if profiled:  # users/accounts: the latest row of each profile id, as a mask
-            latest = _latest_rows(stage["sluice_pid"], stage["seq"])
-            group.profiles = _trues(latest)  # one latest row a distinct profile id
-        used: set[tuple[str, str, str]] = set()
-        for (table, column), col in new:
-            values = stage[col.name]
-            if table in profiled:
-                present = _trues(pc.and_(latest, pc.is_valid(values)))
-            else:
-                present = len(values) - values.null_count
-            if present:
-                used.add((group.schema, table, column))
-        for (table, column), col in group.columns.items():
-            if col.source.role == CONST and rows:
-                used.add((group.schema, table, column))
-        return used, discards
-
     def _drop(self, table: str) -> None:
         self._stages.pop(table, None)
 
@@ -341,79 +287,10 @@ class LakeChunk(Chunk):
         if register:
             self.db.register(name, stage)
 
-    def _patch(self, group: Group, col: Column, patches: dict[int, Any]) -> None:
-        """The values Python made (by seq), patched into the group's Arrow stage."""
-        stage = self._stages[group.stage]
-        at = pc.index_in(stage["seq"], value_set=pa.array(list(patches), pa.int64()))
-        values = pa.array(list(patches.values()), ARROW_TYPES[col.column_type])
-        patched = pc.if_else(pc.is_valid(at), pc.take(values, at), stage[col.name])
-        index = stage.column_names.index(col.name)
-        self._set(group.stage, stage.set_column(index, col.name, patched), register=True)
-
-    def _batches(
-        self,
-        groups: list[Group],
-        types: Types,
-        used: set[tuple[str, str, str]],
-    ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
-        """Each table's rows as one Arrow table: its groups' stages, in group order."""
-        batches: list[TableBatch] = []
-        new_columns: list[tuple[str, str, str, ColumnType]] = []
-        for (schema, table), pairs, upsert, _count, initial, columns in tables_to_load(
-            self.owner.planner, groups, types, used
-        ):
-            arrow_schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in columns.items()])
-            pieces = [self._piece(group, layout, columns, arrow_schema) for group, layout in pairs]
-            rows = pa.concat_tables(pieces)
-            if upsert:  # the latest row per id (seqs are unique in a chunk)
-                latest = rows.group_by("id").aggregate([("sluice_seq", "max")])
-                rows = rows.filter(pc.is_in(rows["sluice_seq"], value_set=latest["sluice_seq_max"]))
-            rows = rows.drop_columns(["sluice_seq"])
-            staged = ArrowRows(None, "", rows.num_rows, table=rows)
-            batches.append(TableBatch(schema, table, columns, [], upsert, staged))
-            new_columns.extend(
-                (schema, table, c, t) for c, t in columns.items() if c not in initial
-            )
-        return batches, new_columns
-
-    def _piece(
-        self, group: Group, layout: Layout, columns: dict[str, ColumnType], schema: pa.Schema
-    ) -> pa.Table:
-        """One group's rows of one table (with `sluice_seq`, for upserts)."""
-        stage = self._stages[group.stage]
-        if layout.profile is not None:  # users/accounts: rows with a profile id only
-            pid = stage["sluice_pid"]
-            stage = stage.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
-        arrays = [stage["seq"]]
-        for column, field in zip(columns, schema, strict=True):
-            col = group.columns.get((layout.table, column))
-            if col is None:
-                arrays.append(pa.nulls(stage.num_rows, field.type))
-            else:
-                arrays.append(stage[col.name].cast(field.type))
-        return pa.Table.from_arrays(
-            arrays, schema=schema.insert(0, pa.field("sluice_seq", pa.int64()))
-        )
-
 
 def _rows(piece: Sequence[StoredEvent] | LogColumns) -> Sequence[StoredEvent]:
     """A piece as `StoredEvent`s (a chunk read column by column made into rows)."""
     return piece.rows(range(len(piece))) if isinstance(piece, LogColumns) else piece
-
-
-def _latest_rows(pid: pa.ChunkedArray, seq: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Whether each row is the latest (highest seq) of its profile id; false for rows without
-    one (NULL or empty). Found on the two columns alone: filtering the whole stage copied every
-    column of it, twice (seqs are unique in a stage)."""
-    keyed = pa.table({"pid": pid, "seq": seq})
-    keyed = keyed.filter(pc.and_kleene(pc.is_valid(pid), pc.not_equal(pid, "")))
-    last = keyed.group_by("pid").aggregate([("seq", "max")])["seq_max"]
-    return pc.is_in(seq, value_set=last)
-
-
-def _trues(mask: pa.ChunkedArray) -> int:
-    """How many values of a boolean column are true (NULL is not)."""
-    return int(pc.sum(mask).as_py() or 0)
 
 
 def _stage_name(index: int) -> str:

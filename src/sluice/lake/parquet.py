@@ -18,7 +18,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from sluice.lake.columnar import ArrowRows
+from sluice.lake.columnar_tables import ArrowRows
 from sluice.lake.layout import partition_of
 from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType, Discard, TableBatch, WarehouseError
@@ -52,7 +52,7 @@ def batch_table(batch: TableBatch) -> pa.Table:
     """A batch's rows as an Arrow table of the batch's column types."""
     schema = arrow_schema(dict(batch.columns))
     staged = batch.staged
-    if isinstance(staged, ArrowRows):  # planned by the lake's own planner (columnar.py)
+    if isinstance(staged, ArrowRows):  # planned by the lake's own planner (columnar_tables.py)
         table: pa.Table = staged.table
         return table if table.schema == schema else table.cast(schema)
     if staged is None:

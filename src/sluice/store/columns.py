@@ -96,9 +96,16 @@ class LogColumns:
         def part(buffer: Any, width: int) -> memoryview:
             return memoryview(buffer).cast("B")[start * width : stop * width]
 
-        def rebased(offsets: memoryview) -> bytes:
-            first = offsets[start]
-            return array.array("q", (o - first for o in offsets[start : stop + 1])).tobytes()
+        def rebased(offsets: memoryview) -> Any:
+            # In Arrow, not a Python loop: a bench slices 1,000,000 offsets a load (its
+            # in-memory log must cost the lake nothing, as a list of rows did).
+            import pyarrow as pa  # type: ignore[import-untyped]  # not on the store's import
+            import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+            part = pa.Array.from_buffers(
+                pa.int64(), stop - start + 1, [None, pa.py_buffer(offsets)], offset=start
+            )
+            return pc.subtract(part, part[0]).buffers()[1].slice(0, (stop - start + 1) * 8)
 
         return LogColumns(
             stop - start,

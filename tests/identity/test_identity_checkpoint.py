@@ -80,11 +80,15 @@ def test_wal_stays_bounded_under_sustained_load(tmp_path: Path, hold: float) -> 
             stop.set()
             if reader:
                 thread.join()
-        run(store, clean)  # the same steps with SQLite's own checkpoints: the state is the same
+        # The same steps with SQLite's own checkpoints: the state is the same.
+        unthreaded = run(store, clean)
         assert snapshot(db) == snapshot(clean)
         assert checkpointer.checkpoints > 10
-        # The WAL of all those steps, never rewound, would be far larger than the limit.
-        assert largest > 2 * MIB
+        # The steps write more WAL than the rewind threshold between SQLite's own checkpoints
+        # (every 1,000 pages, ~4 MiB), so the thread's rewinds were needed. With the thread the
+        # WAL itself may stay under it: SQLite rewinds by itself whenever the thread has copied
+        # every frame before the next step begins (timing: it failed 2 runs in 6 here).
+        assert unthreaded > 2 * MIB
         # The limit, plus the steps written before the consumer sees the WAL past it (the thread
         # measures it every 20 ms; steps here write well under 1 MiB each).
         assert largest <= checkpointer.limit_bytes + 3 * MIB, (

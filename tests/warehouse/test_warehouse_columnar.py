@@ -20,6 +20,7 @@ import msgspec
 import pytest
 
 from sluice.store.base import StoredEvent
+from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import CappedEvents, ColumnType, Discard, TableBatch
 from sluice.warehouse.columnar import ColumnarPlanner
@@ -64,13 +65,18 @@ def exact(events: list[StoredEvent], known: Known, **kw: Any) -> tuple[Plan, Kno
 
 
 def columnar(
-    events: list[StoredEvent], known: Known, piece: int = 1000, **kw: Any
+    events: list[StoredEvent], known: Known, piece: int = 1000, as_columns: bool = False, **kw: Any
 ) -> tuple[Plan, Known, duckdb.DuckDBPyConnection]:
+    """The columnar plan of `events`, added in pieces of `piece` rows, or `as_columns`: the
+    whole chunk at once, column by column, as a SQLite store hands it over."""
     planner = Planner("main", Namer(120), _columns(known), **kw)
     engine = duckdb.connect()
     chunk = ColumnarPlanner(planner, engine).chunk()
-    for start in range(0, len(events), piece):
-        chunk.add(events[start : start + piece])
+    if as_columns:
+        chunk.add(LogColumns.from_rows(events))
+    else:
+        for start in range(0, len(events), piece):
+            chunk.add(events[start : start + piece])
     return chunk.plan(NOW), planner._known, engine
 
 
@@ -99,11 +105,13 @@ def _key(row: dict[str, Any]) -> str:
     return json.dumps({k: plain(v) for k, v in row.items()}, sort_keys=True)
 
 
-def assert_same(events: list[StoredEvent], known: Known | None = None, **kw: Any) -> Plan:
+def assert_same(
+    events: list[StoredEvent], known: Known | None = None, as_columns: bool = False, **kw: Any
+) -> Plan:
     """Plan both ways; fail on any difference. Returns the columnar plan."""
     known = known or {}
     want, want_known = exact(events, known, **kw)
-    got, got_known, _ = columnar(events, known, **kw)
+    got, got_known, _ = columnar(events, known, as_columns=as_columns, **kw)
     assert (got.events, got.loaded, got.skipped, got.duplicates) == (
         want.events,
         want.loaded,
@@ -325,7 +333,8 @@ def test_a_hand_changed_column_in_an_event_table_keeps_its_type() -> None:
     assert_same(stored([{"type": "track", "event": "A", "userId": "u1"}]), known)
 
 
-def test_sources_integrations_and_duplicates() -> None:
+@pytest.mark.parametrize("as_columns", [False, True], ids=["rows", "columns"])
+def test_sources_integrations_and_duplicates(as_columns: bool) -> None:
     events = stored(
         [
             {"type": "track", "event": "A", "_source": "app"},
@@ -353,7 +362,7 @@ def test_sources_integrations_and_duplicates() -> None:
             {"type": "track", "event": "A", "messageId": "dup2", "properties": {"n": 2}},
         ]
     )
-    plan = assert_same(events, sources=["web"])
+    plan = assert_same(events, sources=["web"], as_columns=as_columns)
     assert (plan.skipped, plan.duplicates) == (5, 1)
 
 
@@ -408,14 +417,15 @@ def test_names_the_way_segment_spells_them() -> None:
         "dup-key",
     ],
 )
-def test_what_only_the_exact_planner_does(msgs: list[Any], reason: str) -> None:
+@pytest.mark.parametrize("as_columns", [False, True], ids=["rows", "columns"])
+def test_what_only_the_exact_planner_does(msgs: list[Any], reason: str, as_columns: bool) -> None:
     events = stored(msgs)
     try:
-        plan, _, _ = columnar(events, {})
+        plan, _, _ = columnar(events, {}, as_columns=as_columns)
     except ExactPlanNeeded as exc:
         assert reason.lower() in str(exc).lower()
     else:  # reproduced after all: then it must be the same
-        assert_same(events)
+        assert_same(events, as_columns=as_columns)
         assert plan.batches
 
 
@@ -513,24 +523,51 @@ def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("as_columns", [False, True], ids=["rows", "columns"])
 @pytest.mark.usefixtures("reader")
-def test_varied_events_stay_on_the_fast_path_and_match(seed: int) -> None:
+def test_varied_events_stay_on_the_fast_path_and_match(seed: int, as_columns: bool) -> None:
     known: Known = {}
     if seed % 2:  # a warehouse that already has some columns, some of other types
         known = {"web": {"clicked": {"total": C.INTEGER, "flag": C.VARCHAR, "price": C.BOOLEAN}}}
-    plan = assert_same(stored(_events(seed, 300, wild=False)), known)
+    plan = assert_same(stored(_events(seed, 300, wild=False)), known, as_columns=as_columns)
     assert all(b.staged is not None for b in plan.batches)
 
 
 @pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("as_columns", [False, True], ids=["rows", "columns"])
 @pytest.mark.usefixtures("reader")
-def test_wild_events_match_or_fall_back(seed: int) -> None:
+def test_wild_events_match_or_fall_back(seed: int, as_columns: bool) -> None:
     events = stored(_events(100 + seed, 300, wild=True))
     try:
-        columnar(events, {})
+        columnar(events, {}, as_columns=as_columns)
     except ExactPlanNeeded:
         return  # the loader plans it event by event: the reference itself
-    assert_same(events)
+    assert_same(events, as_columns=as_columns)
+
+
+def test_a_chunk_read_column_by_column_is_one_piece() -> None:
+    """Columns come as a whole chunk; after rows they are taken as rows; after columns no
+    piece is taken (the loader never does it: a mistake must not plan a chunk twice)."""
+    events = stored([{"type": "identify", "userId": f"u{i}"} for i in range(4)])
+    chunk = ColumnarPlanner(Planner("main", Namer(120), _columns({})), duckdb.connect()).chunk()
+    chunk.add(events[:2])
+    chunk.add(LogColumns.from_rows(events[2:]))
+    assert chunk.plan(NOW).loaded == 4
+    chunk = ColumnarPlanner(Planner("main", Namer(120), _columns({})), duckdb.connect()).chunk()
+    chunk.add(LogColumns.from_rows(events[:2]))
+    with pytest.raises(RuntimeError, match="no further pieces"):
+        chunk.add(events[2:])
+
+
+def test_a_chunk_as_columns_the_planner_gives_up_on_keeps_every_event() -> None:
+    """A payload that is not UTF-8 sends a column chunk to the exact planner, whole."""
+    events = stored([{"type": "track", "event": "Kept"}, {"type": "track", "event": "Also"}])
+    bad = StoredEvent(3, "web", "m3", "track", "Bad", 0, b'{"type":"track","event":"\xff"}')
+    chunk = ColumnarPlanner(Planner("main", Namer(120), _columns({})), duckdb.connect()).chunk()
+    chunk.add(LogColumns.from_rows([*events, bad]))
+    with pytest.raises(ExactPlanNeeded, match="UTF-8"):
+        chunk.plan(NOW)
+    assert [e.seq for piece in chunk.pieces(10) for e in piece] == [1, 2, 3]
 
 
 def test_a_duckdb_warehouse_loads_rows_staged_in_another_duckdb(tmp_path: Path) -> None:

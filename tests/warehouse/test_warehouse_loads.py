@@ -718,3 +718,54 @@ def test_rows_committed_to_the_write_ahead_log_survive_kill_9(tmp_path: Path) ->
     with duckdb.connect(str(path), read_only=True) as db:
         assert db.execute("SELECT count(*), sum(n) FROM web.tracks").fetchone() == (1000, 499500)
     assert not Path(f"{path}.wal").exists()  # checkpointed at close
+
+
+def test_a_sqlite_log_is_read_column_by_column_and_loads_as_rows_do(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader hands a warehouse's planner each chunk of a SQLite log column by column
+    (store/columns.py); the tables are those of the same log handed over as rows."""
+    for i in range(3):
+        append(
+            store,
+            {"type": "track", "event": "Clicked", "userId": f"u{i}", "properties": {"n": i}},
+            {"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro", "n": i}},
+            {"type": "page", "name": "Home", "anonymousId": f"a{i}"},
+            {"type": "track", "event": "Bought", "properties": {"total": 1.5 * i}},
+        )
+        append(store, {"type": "track", "event": "Clicked", "properties": {"n": 9}}, source="app")
+    append(store, {"type": "track", "event": "Clicked", "integrations": {"Warehouses": False}})
+    read: list[int] = []
+    real = store.read_columns
+
+    def read_columns(seq: int, limit: int) -> Any:
+        columns = real(seq, limit)
+        read.append(0 if columns is None else len(columns))
+        return columns
+
+    monkeypatch.setattr(store, "read_columns", read_columns)
+
+    def load(name: str, chunk: int) -> dict[str, list[tuple[Any, ...]]]:
+        path = tmp_path / f"{name}.duckdb"
+        body = msgspec.json.encode({"id": name, "type": "duckdb", "sources": ["web"]})
+        report = WarehouseLoader(
+            Settings(), store, body, lambda c: DuckDBBackend(path), chunk_events=chunk
+        ).load_once()
+        assert (report.events, report.skipped, report.loaded) == (16, 4, 12)
+        with duckdb.connect(str(path), read_only=True) as db:
+            tables = [t for (t,) in db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'web'"
+            ).fetchall()]  # fmt: skip
+            return {
+                t: sorted(db.execute(f'SELECT * EXCLUDE (uuid_ts) FROM web."{t}"').fetchall())
+                for t in tables
+            }
+
+    by_columns = load("columns", chunk=5)
+    assert read and sum(read) == 16  # every event came column by column
+    monkeypatch.setattr("sluice.warehouse.columnar.ColumnarPlanner.takes_columns", False)
+    read.clear()
+    by_rows = load("rows", chunk=5)
+    assert not read
+    assert by_columns == by_rows
+    assert set(by_columns) == {"tracks", "clicked", "bought", "identifies", "users", "pages"}

@@ -118,15 +118,15 @@ def events_table(events: Events) -> pa.Table:
     """The events as the Arrow table DuckDB reads (seq, message_id, payload); `ExactPlanNeeded`
     when a payload is not UTF-8 text (the exact planner reads such events)."""
     payloads = events.payloads
-    if isinstance(payloads, Gathered):
-        payload = payloads.array().cast(pa.large_string()).cast(pa.string())
-    else:
-        # One join and the offsets: several times faster than pyarrow converting each object.
-        offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
-        payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
     try:
-        payload.validate(full=True)
+        if isinstance(payloads, Gathered):  # the cast checks the UTF-8
+            payload = payloads.array().cast(pa.large_string()).cast(pa.string())
+        else:
+            # One join and the offsets: several times faster than pyarrow converting each one.
+            offsets = array.array("i", itertools.accumulate(map(len, payloads), initial=0))
+            buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(payloads))]
+            payload = pa.Array.from_buffers(pa.string(), len(payloads), buffers)
+            payload.validate(full=True)
     except pa.ArrowInvalid as exc:
         raise ExactPlanNeeded("a payload is not UTF-8 text") from exc
     return pa.table({"seq": events.seq, "message_id": events.message_id, "payload": payload})

@@ -40,6 +40,8 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.gcpause import gc_paused
+from sluice.lake.intake import events_table
+from sluice.lake.intake_columns import split_columns
 from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse.base import Discard
@@ -85,7 +87,7 @@ class ColumnarPlanner:
     is kept from chunk to chunk.
     """
 
-    takes_columns = False  # chunks take `StoredEvent`s only (the lake's also take LogColumns)
+    takes_columns = True  # a chunk also takes a `LogColumns` (where the store reads them)
 
     def __init__(
         self,
@@ -131,6 +133,7 @@ class Chunk(ColumnTyping, StageChecks, TableCuts):
         self._tables: list[str] = []
         self._exact: str | None = None
         self._held: list[StoredEvent] = []  # pieces kept in Python once the chunk goes exact
+        self._by_columns = False  # the chunk came as one `LogColumns`
 
     def add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
         """Take one piece of the chunk (in log order); `LogColumns` where the planner
@@ -141,8 +144,14 @@ class Chunk(ColumnTyping, StageChecks, TableCuts):
             self._add(events)
 
     def _add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
+        if self._by_columns:
+            raise RuntimeError("a chunk read column by column takes no further pieces")
         if isinstance(events, LogColumns):
-            raise TypeError("this planner takes StoredEvents, not LogColumns")
+            if self.events:  # columns come as a whole chunk (the loader reads them so)
+                events = events.rows(range(len(events)))
+            else:
+                self._add_columns(events)
+                return
         self.events += len(events)
         self.last_seq = events[-1].seq
         if self._exact is not None:
@@ -197,6 +206,30 @@ class Chunk(ColumnTyping, StageChecks, TableCuts):
             return
         for group, piece in pieces:
             self._parts.setdefault(group, []).append(piece)
+
+    def _add_columns(self, columns: LogColumns) -> None:
+        """A whole chunk read column by column (store/columns.py): sorted into groups with
+        Arrow's kernels and the C passes the lake uses (intake_columns.py), with no Python
+        object per event; `ExactPlanNeeded` there hands the chunk to the exact planner, as
+        `_add` does."""
+        self._by_columns = True
+        self.events += len(columns)
+        self.last_seq = columns.last_seq
+        planner = self.owner.planner
+        try:
+            piece = split_columns(
+                columns, planner.sources, planner.namer.schema, planner.warehouse_id
+            )
+            tables = [(group, events_table(part)) for group, part in piece.parts.items()]
+        except ExactPlanNeeded as exc:
+            self._exact = str(exc)
+            self._held.extend(columns.rows(range(len(columns))))
+            return
+        self.skipped += piece.skipped
+        self.duplicates += piece.duplicates
+        self._aside.extend(piece.aside)
+        for group, table in tables:
+            self._parts.setdefault(group, []).append(table)
 
     def plan(self, uuid_ts: datetime) -> Plan:
         """The chunk's plan; `ExactPlanNeeded` when the exact planner must make it."""

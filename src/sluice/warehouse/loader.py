@@ -274,10 +274,10 @@ class WarehouseLoader:
 
         A chunk is read in pieces of at most `READ_EVENTS` and planned in DuckDB; a chunk that
         needs the exact planner is planned (and committed) piece by piece instead, which bounds
-        the memory its Python rows take. Where the planner takes columns (the lake's) and the
-        store reads them (SQLite, store/columns.py), a chunk is read at once, column by column
-        (`columns`): no Python object per event, and the next chunk read while this one is
-        planned (readahead.py).
+        the memory its Python rows take. Where the store reads columns (SQLite,
+        store/columns.py) and the planner takes them (all do), a chunk is read at once, column
+        by column (`columns`): no Python object per event, and the next chunk read while this
+        one is planned (readahead.py).
         """
         while True:
             chunk = columnar.chunk()

@@ -4,24 +4,21 @@ Where the other warehouses' batches are queries over DuckDB stage tables
 (warehouse/columnar_tables.py), the lake's are Arrow tables (`ArrowRows`) the Parquet writer
 takes as they are: each group's stage cut to the table's columns and types, the groups
 concatenated in group order, users/accounts reduced to each id's latest row. Which tables and
-columns: `tables_to_load`, as for every warehouse. Mixed into `LakeChunk` (columnar.py).
+columns is decided as for every warehouse (`TableCuts._batches`); this mixin, ahead of it in
+`LakeChunk`'s bases, makes only each table's rows (`_staged`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sluice.warehouse.base import ColumnType, StagedRows, TableBatch
-from sluice.warehouse.columnar_tables import tables_to_load
+from sluice.warehouse.base import ColumnType, StagedRows
 from sluice.warehouse.shape import Layout
-from sluice.warehouse.stage import ARROW_TYPES, Group, Types
-
-if TYPE_CHECKING:
-    from sluice.warehouse.columnar import ColumnarPlanner
+from sluice.warehouse.stage import ARROW_TYPES, Group
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,36 +29,27 @@ class ArrowRows(StagedRows):
 
 
 class ArrowTables:
-    """Mixed into `LakeChunk`: uses its planner and its Arrow stages."""
+    """Mixed into `LakeChunk`: uses its Arrow stages."""
 
-    owner: ColumnarPlanner
     _stages: dict[str, pa.Table]
 
-    def _batches(
+    def _staged(
         self,
-        groups: list[Group],
-        types: Types,
-        used: set[tuple[str, str, str]],
-    ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
-        """Each table's rows as one Arrow table: its groups' stages, in group order."""
-        batches: list[TableBatch] = []
-        new_columns: list[tuple[str, str, str, ColumnType]] = []
-        for (schema, table), pairs, upsert, _count, initial, columns in tables_to_load(
-            self.owner.planner, groups, types, used
-        ):
-            arrow_schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in columns.items()])
-            pieces = [self._piece(group, layout, columns, arrow_schema) for group, layout in pairs]
-            rows = pa.concat_tables(pieces)
-            if upsert:  # the latest row per id (seqs are unique in a chunk)
-                latest = rows.group_by("id").aggregate([("sluice_seq", "max")])
-                rows = rows.filter(pc.is_in(rows["sluice_seq"], value_set=latest["sluice_seq_max"]))
-            rows = rows.drop_columns(["sluice_seq"])
-            staged = ArrowRows(None, "", rows.num_rows, table=rows)
-            batches.append(TableBatch(schema, table, columns, [], upsert, staged))
-            new_columns.extend(
-                (schema, table, c, t) for c, t in columns.items() if c not in initial
-            )
-        return batches, new_columns
+        table: str,
+        pairs: list[tuple[Group, Layout]],
+        upsert: bool,
+        count: int,
+        columns: dict[str, ColumnType],
+    ) -> StagedRows:
+        """A table's rows as one Arrow table: its groups' stages, in group order."""
+        arrow_schema = pa.schema([(c, ARROW_TYPES[t]) for c, t in columns.items()])
+        pieces = [self._piece(group, layout, columns, arrow_schema) for group, layout in pairs]
+        rows = pa.concat_tables(pieces)
+        if upsert:  # the latest row per id (seqs are unique in a chunk)
+            latest = rows.group_by("id").aggregate([("sluice_seq", "max")])
+            rows = rows.filter(pc.is_in(rows["sluice_seq"], value_set=latest["sluice_seq_max"]))
+        rows = rows.drop_columns(["sluice_seq"])
+        return ArrowRows(None, "", rows.num_rows, table=rows)
 
     def _piece(
         self, group: Group, layout: Layout, columns: dict[str, ColumnType], schema: pa.Schema

@@ -40,33 +40,46 @@ class TableCuts:
         types: Types,
         used: set[tuple[str, str, str]],
     ) -> tuple[list[TableBatch], list[tuple[str, str, str, ColumnType]]]:
+        """A batch per table the groups fill (`_staged` its rows), and the columns it adds."""
         batches: list[TableBatch] = []
         new_columns: list[tuple[str, str, str, ColumnType]] = []
         for (schema, table), pairs, upsert, count, initial, columns in tables_to_load(
             self.owner.planner, groups, types, used
         ):
-            selects = []
-            for group, _ in pairs:
-                values = [
-                    f"{group.columns[(table, c)].value} AS {ident(c)}"
-                    if (table, c) in group.columns
-                    else f"NULL AS {ident(c)}"
-                    for c in columns
-                ]
-                where = profile_filter(group, table).replace(" AND ", " WHERE ", 1)
-                selects.append(
-                    f"SELECT seq AS sluice_seq, {', '.join(values)} FROM {group.stage}{where}"
-                )
-            names = ", ".join(ident(c) for c in columns)
-            query = f"SELECT {names} FROM ({' UNION ALL '.join(selects)})"
-            if upsert:
-                query += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY sluice_seq DESC) = 1"
-            staged = StagedRows(self.db, query, count, self.owner.instance)
+            staged = self._staged(table, pairs, upsert, count, columns)
             batches.append(TableBatch(schema, table, columns, [], upsert, staged))
             new_columns.extend(
                 (schema, table, c, t) for c, t in columns.items() if c not in initial
             )
         return batches, new_columns
+
+    def _staged(
+        self,
+        table: str,
+        pairs: list[tuple[Group, Layout]],
+        upsert: bool,
+        count: int,
+        columns: dict[str, ColumnType],
+    ) -> StagedRows:
+        """A table's rows: a query over its groups' stage tables, in group order (upserts: the
+        latest row per id)."""
+        selects = []
+        for group, _ in pairs:
+            values = [
+                f"{group.columns[(table, c)].value} AS {ident(c)}"
+                if (table, c) in group.columns
+                else f"NULL AS {ident(c)}"
+                for c in columns
+            ]
+            where = profile_filter(group, table).replace(" AND ", " WHERE ", 1)
+            selects.append(
+                f"SELECT seq AS sluice_seq, {', '.join(values)} FROM {group.stage}{where}"
+            )
+        names = ", ".join(ident(c) for c in columns)
+        query = f"SELECT {names} FROM ({' UNION ALL '.join(selects)})"
+        if upsert:
+            query += " QUALIFY row_number() OVER (PARTITION BY id ORDER BY sluice_seq DESC) = 1"
+        return StagedRows(self.db, query, count, self.owner.instance)
 
 
 TableToLoad = tuple[

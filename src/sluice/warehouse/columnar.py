@@ -111,9 +111,10 @@ class ColumnarPlanner:
 class Chunk(ColumnTyping, StageChecks, TableCuts):
     """One chunk of the log: events are added in pieces, then planned together.
 
-    `add` sorts each event into its group, in Python and without decoding it: other sources,
+    `add` sorts each event into its group without decoding it: other sources,
     `integrations.Warehouses` (the few events that mention it are decoded) and repeated
-    messageIds are set aside and counted, the rest become Arrow columns per group.
+    messageIds are set aside and counted, the rest become Arrow columns per group. Rows are
+    sorted in Python; a chunk read column by column (a SQLite log) with Arrow's kernels.
     """
 
     def __init__(self, owner: ColumnarPlanner, number: int) -> None:

@@ -256,7 +256,7 @@ static int step_columns(Reader *r, ColumnOut *outs, Py_ssize_t *rows) {
 }
 
 /* A column's result: a Block (ints), (texts, codes Block), or (offsets Block, bytes Block). */
-static PyObject *column_result(ColumnOut *o) {
+static PyObject *column_result(Reader *r, ColumnOut *o) {
     if (o->as == AS_INT)
         return block_of(&o->values);
     if (o->as == AS_BYTES)
@@ -266,7 +266,7 @@ static PyObject *column_result(ColumnOut *o) {
     if (!texts)
         return NULL;
     for (int c = 0; c < d->count; c++) {
-        PyObject *t = PyUnicode_DecodeUTF8(d->text.data + d->at[c], d->len[c], "replace");
+        PyObject *t = decoded_text(r, d->text.data + d->at[c], d->len[c]);
         if (!t) {
             Py_DECREF(texts);
             return NULL;
@@ -303,7 +303,7 @@ PyObject *stepped_columns(Reader *self, const char *kinds) {
     else if ((columns = PyTuple_New(self->columns)) != NULL) {
         int c = 0;
         for (; c < self->columns; c++) {
-            PyObject *item = column_result(&outs[c]);
+            PyObject *item = column_result(self, &outs[c]);
             if (!item)
                 break;
             PyTuple_SET_ITEM(columns, c, item);

@@ -10,7 +10,7 @@
  * Here a `Reader` holds its own connection (kept from writing) and prepared statement and makes each row
  * as it is stepped, straight from SQLite's values, as the caller's tuple type (a NamedTuple):
  * each value converted as the sqlite3 module converts it by default (INTEGER int, REAL float,
- * TEXT str decoded as UTF-8 (bad bytes as U+FFFD), BLOB bytes, NULL None), texts repeated row after row (source ids,
+ * TEXT str decoded as UTF-8 (bad bytes as U+FFFD, counted), BLOB bytes, NULL None), texts repeated row after row (source ids,
  * types, event names) shared as one object, and the rows left untracked by the cyclic GC (their
  * values cannot form cycles; CPython untracks plain tuples of such values itself, at their
  * first collection, but not NamedTuples). The GIL is let go every few hundred rows, as Python
@@ -23,6 +23,7 @@
  * checks it): two copies of SQLite in one process break each other's POSIX locks.
  */
 #include "_sqlite_read.h"
+#include <structmember.h>
 
 #define SHARED 8 /* per column: the last texts made, reused when the next row repeats one */
 #define YIELD_ROWS 256 /* rows stepped with the GIL held between two chances for other threads */
@@ -32,8 +33,20 @@ typedef struct {
     int next;
 } Shared;
 
+/* A TEXT value as str. One that is not UTF-8 (only another writer can put one in the log) is
+ * read with U+FFFD in place of its bad bytes, as the Python path reads it, and counted in
+ * `replaced` (store/sqlite_read.py warns): it must not stop the log's consumers there. */
+PyObject *decoded_text(Reader *r, const char *p, Py_ssize_t n) {
+    PyObject *t = PyUnicode_DecodeUTF8(p, n, NULL);
+    if (t || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+        return t;
+    PyErr_Clear();
+    r->replaced++;
+    return PyUnicode_DecodeUTF8(p, n, "replace");
+}
+
 /* A TEXT value as str, the object of a recent row when it has the same bytes. */
-static PyObject *text_value(Shared *shared, const char *p, int n) {
+static PyObject *text_value(Reader *r, Shared *shared, const char *p, int n) {
     for (int k = 0; k < SHARED; k++) {
         PyObject *t = shared->text[k];
         if (t && PyUnicode_IS_COMPACT_ASCII(t) && PyUnicode_GET_LENGTH(t) == n &&
@@ -42,9 +55,7 @@ static PyObject *text_value(Shared *shared, const char *p, int n) {
             return t;
         }
     }
-    /* "replace": a text that is not UTF-8 (only another writer can put one in the log) reads
-     * with U+FFFD in place of its bad bytes, as the Python path reads it (sqlite_read.py). */
-    PyObject *t = PyUnicode_DecodeUTF8(p, n, "replace");
+    PyObject *t = decoded_text(r, p, n);
     if (!t)
         return NULL;
     Py_XSETREF(shared->text[shared->next], Py_NewRef(t));
@@ -53,7 +64,8 @@ static PyObject *text_value(Shared *shared, const char *p, int n) {
 }
 
 /* Column `c` of the current row, as the sqlite3 module converts it by default. */
-static PyObject *value_object(sqlite3_stmt *stmt, int c, Shared *shared) {
+static PyObject *value_object(Reader *r, int c, Shared *shared) {
+    sqlite3_stmt *stmt = r->stmt;
     switch (sqlite3_column_type(stmt, c)) {
     case SQLITE_INTEGER:
         return PyLong_FromLongLong(sqlite3_column_int64(stmt, c));
@@ -64,7 +76,7 @@ static PyObject *value_object(sqlite3_stmt *stmt, int c, Shared *shared) {
         int n = sqlite3_column_bytes(stmt, c);
         if (!p)
             return PyErr_NoMemory();
-        return text_value(shared, p, n);
+        return text_value(r, shared, p, n);
     }
     case SQLITE_BLOB: {
         const void *p = sqlite3_column_blob(stmt, c);
@@ -84,7 +96,7 @@ static int append_row(Reader *r, PyObject *list, PyTypeObject *row_type, Shared 
     if (!row)
         return -1;
     for (int c = 0; c < r->columns; c++) {
-        PyObject *item = value_object(r->stmt, c, &shared[c]);
+        PyObject *item = value_object(r, c, &shared[c]);
         if (!item) {
             Py_DECREF(row); /* the items not set are NULL: tuple dealloc skips them */
             return -1;
@@ -272,6 +284,12 @@ static PyMethodDef reader_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef reader_members[] = {
+    {"replaced", T_LONGLONG, offsetof(Reader, replaced), READONLY,
+     "Texts read so far that were not UTF-8 (read with U+FFFD in place of their bad bytes)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject ReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sluice.store._sqlite_read.Reader",
     .tp_doc = PyDoc_STR("Reader(path, sql, timeout_ms=30000): one connection (query_only) and "
@@ -282,6 +300,7 @@ static PyTypeObject ReaderType = {
     .tp_init = (initproc)Reader_init,
     .tp_dealloc = (destructor)Reader_dealloc,
     .tp_methods = reader_methods,
+    .tp_members = reader_members,
 };
 
 PyDoc_STRVAR(soft_heap_limit_doc,

@@ -22,10 +22,12 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *stmt;
     int columns;
+    long long replaced; /* texts read that were not UTF-8 (U+FFFD in place of bad bytes) */
 } Reader;
 
 /* _sqlite_read.c */
 PyObject *sqlite_error(sqlite3 *db, int rc);
+PyObject *decoded_text(Reader *r, const char *p, Py_ssize_t n);
 
 /* _sqlite_columns.c */
 int columns_ready(void);

@@ -114,10 +114,14 @@ class CompiledReads:
             return None
         with self._lock:
             try:
-                return getattr(self._reader_here(), method)(*args)
+                reader = self._reader_here()
+                result = getattr(reader, method)(*args)
             except (OSError, UnicodeError) as exc:
                 self._fail(exc)
                 return None
+            if reader.replaced:  # texts not UTF-8, read with U+FFFD (counted in C)
+                warn_bad_text(self.path)
+            return result
 
     def _reader_here(self) -> Any:
         """This process's reader (under `_lock`). A connection does not survive fork: a child
@@ -159,25 +163,30 @@ def tolerating_bad_text(db: sqlite3.Connection, path: Path, read: Callable[[], T
     Sluice writes only UTF-8 (its JSON decoder checks it), but another writer or a damaged file
     can leave a messageId that is not, and sqlite3 then refuses the whole read: every consumer
     of that part of the log, and the deduplication window every append loads, would stop there
-    for good. The compiled reader decodes the same way ("replace"). Logged once, at warning."""
-    global _undecodable_logged
+    for good. The compiled reader decodes the same way and counts them. Warned once a process."""
     try:
         return read()
     except sqlite3.OperationalError as exc:
         if not str(exc).startswith(_UNDECODABLE):
             raise
-        if not _undecodable_logged:
-            _undecodable_logged = True
-            log.warning(
-                "%s holds text that is not UTF-8 (not written by Sluice): it is read with U+FFFD"
-                " in place of the bad bytes",
-                path,
-            )
+    warn_bad_text(path)
     db.text_factory = _replacing
     try:
         return read()
     finally:
         db.text_factory = str
+
+
+def warn_bad_text(path: Path) -> None:
+    """Once a process: the log held text that is not UTF-8 (either reader found it)."""
+    global _undecodable_logged
+    if not _undecodable_logged:
+        _undecodable_logged = True
+        log.warning(
+            "%s holds text that is not UTF-8 (not written by Sluice): it is read with U+FFFD"
+            " in place of the bad bytes",
+            path,
+        )
 
 
 def _replacing(value: bytes) -> str:

@@ -1,7 +1,7 @@
 """Warehouse loading benchmark: events/s and rows/s from the log into Segment-shaped tables.
 
     uv run python bench/warehouse.py [--events 1000000] [--chunk 200000]
-        [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--no-ceiling]
+        [--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--no-ceiling] [--sqlite]
 
 Loads `--events` mixed events (80% tracks over 20 event names with nested properties and arrays,
 10% pages, 7% identifies, 3% groups; analytics.js-like context) through `WarehouseLoader`, the
@@ -18,6 +18,10 @@ event's JSON once, DuckDB writing the rows the load made into a fresh file in on
 and PostgreSQL COPYing them (binary COPY, as Sluice sends them) into fresh tables keyed on `id`
 (what deduplication needs). No loader can beat events / write time on this machine; the
 figure in % says how close Sluice is.
+
+`--sqlite` then loads the same log from a SQLite store (the worker's own), as a node on the
+embedded defaults does, into fresh DuckDB files: each chunk handed to the planner column by
+column (store/columns.py, the default) and as rows read in C, alternating, three of each.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from sluice.config import Settings
 from sluice.store.base import StoredEvent
 from sluice.store.sqlite import SqliteStore
 from sluice.warehouse.base import META_SCHEMA, WarehouseBackend
-from sluice.warehouse.columnar import Chunk
+from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.duckdb import DuckDBBackend, column_type_of
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
 from sluice.warehouse.planner import Planner
@@ -150,7 +154,9 @@ class GeneratedLog:
         return store
 
 
-def run(label: str, log: GeneratedLog, chunk: int, backend: WarehouseBackend) -> float:
+def run(
+    label: str, log: GeneratedLog | SqliteStore, chunk: int, backend: WarehouseBackend
+) -> float:
     """Load the log through `WarehouseLoader`, timing planning and the backend's `load`.
 
     The methods are timed where they are defined (the loader gets the backend itself: a DuckDB
@@ -317,6 +323,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK_EVENTS)
     parser.add_argument("--postgres", metavar="URL", help="also load into this PostgreSQL")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the engines' ceiling")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="also load from a SQLite log: columns against rows"
+    )
     args = parser.parse_args()
     calibration = min(timeit.repeat("sum(range(10000))", number=200, repeat=5)) / 200 * 1e6
     print(f"this machine: sum(range(10000)) takes {calibration:.0f} µs (compare machines with it)")
@@ -351,6 +360,35 @@ def main() -> None:
             if not args.no_ceiling:
                 copy_s = postgres_copy_seconds(memory, names, args.postgres)
                 print_ceiling("COPYing its rows", len(log.events), parse_s, copy_s, pg_rate)
+        if args.sqlite:
+            load_from_sqlite(log, tmp, args.chunk)
+
+
+def load_from_sqlite(log: GeneratedLog, tmp: Path, chunk: int) -> None:
+    """The log loaded into DuckDB from a SQLite store: column by column against rows,
+    alternating (the machine is noisy: the pairs are what compares)."""
+    store = log.into_sqlite(tmp / "log.db")
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for i in range(6):
+            as_columns = i % 2 == 0
+            ColumnarPlanner.takes_columns = as_columns
+            label = "column by column" if as_columns else "as rows (read in C)"
+            backend = DuckDBBackend(tmp / f"sqlite-{i}.duckdb")
+            try:
+                rates[as_columns].append(
+                    run(f"DuckDB from a SQLite log, {label}", store, chunk, backend)
+                )
+            finally:
+                backend.close()
+    finally:
+        ColumnarPlanner.takes_columns = True
+        store.close()
+    shown = {k: " / ".join(f"{r:,.0f}" for r in v) for k, v in rates.items()}
+    print(
+        f"\nfrom a SQLite log, events/s: column by column {shown[True]};"
+        f" as rows {shown[False]} (pairs in that order)"
+    )
 
 
 if __name__ == "__main__":

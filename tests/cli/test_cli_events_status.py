@@ -183,11 +183,12 @@ def status(server: SluiceServer) -> dict[str, Any]:
 def test_status_json_shape(status: dict[str, Any], server: SluiceServer) -> None:
     assert set(status) == {
         "sources", "log_end", "destinations", "warehouses", "workers", "bridge", "archive",
-        "identity", "regulations",
+        "identity", "regulations", "log_reads",
     }  # fmt: skip
     # The identity graph, as its consumer reports it (identity/report.py; tests/identity).
     assert all(set(g) >= {"position", "lag", "merges"} for g in status["identity"].values())
     assert status["regulations"] == {}
+    assert status["log_reads"] == {"texts_replaced": 0, "compiled_reader_failures": 0}
     assert status["archive"]["storage"] == "local"
     assert status["bridge"] == {}  # no worker runs Segment's destinations here
     # The server's batch process holds the archive, warehouse and retention consumers; its

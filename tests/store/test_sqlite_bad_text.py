@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from store_kit import batch, event, now_ms
 
+from server import SLUICE, clean_env
+from sluice.metrics.cluster import ClusterCollector
 from sluice.native import DISABLE_ENV
 from sluice.store import sqlite_read
 from sluice.store.base import EventQuery
@@ -74,6 +77,57 @@ def test_each_reader_warns_once_naming_the_file(
     warned = [r.getMessage() for r in caplog.records if "not UTF-8" in r.getMessage()]
     assert warned == [f"{path} holds text that is not UTF-8 (not written by Sluice): it is read"
                       " with U+FFFD in place of the bad bytes"]  # fmt: skip
+
+
+def replaced(store: SqliteStore) -> int:
+    """Texts read with U+FFFD as the store recorded them (`sluice status`, the metrics)."""
+    return store.unit_stats().get(sqlite_read.READS_UNIT, {}).get(sqlite_read.TEXTS_REPLACED, 0)
+
+
+def test_each_read_of_it_is_counted(path: Path) -> None:
+    """Every read that met the text counts it, on each reader, recorded once the read is over
+    (the fixture's append already read it once, loading its deduplication window)."""
+    store = SqliteStore(path)
+    try:
+        before = replaced(store)
+        assert before >= 1
+        for _ in range(3):
+            store.read_after(0, 10)
+        store.newest(EventQuery(limit=10))
+        assert store.read_after(2, 10)[0].message_id == "c"  # not past it: not counted
+        assert replaced(store) == before + 4
+        assert store._trouble.pending == {}
+    finally:
+        store.close()
+
+
+def test_status_and_the_metrics_show_the_count(path: Path) -> None:
+    """`sluice status` (the fixture's file is a data dir's log.db) and the cluster metrics."""
+    store = SqliteStore(path)
+    try:
+        store.read_after(0, 10)
+        count = replaced(store)
+        samples = {
+            sample.name: sample.value
+            for metric in ClusterCollector(store).collect()
+            for sample in metric.samples
+        }
+    finally:
+        store.close()
+    assert samples["sluice_log_texts_replaced_total"] == count
+    assert samples["sluice_log_compiled_reader_failures_total"] == 0
+    shown = subprocess.run(
+        [*SLUICE, "status", "--data-dir", str(path.parent)],
+        env=clean_env({"COLUMNS": "200"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    # The CLI's own reads may count more: at least what was recorded before it.
+    line = next(line for line in shown.splitlines() if line.startswith("event log reads:"))
+    assert int(line.split()[3]) >= count, line
+    assert "texts not UTF-8 read with U+FFFD, 0 compiled readers failed" in line
 
 
 @pytest.mark.parametrize("warm", [True, False], ids=["warmed-up", "first-append"])

@@ -130,6 +130,9 @@ def test_a_failing_compiled_read_falls_back_to_python_once_warned(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "reading it through Python's sqlite3 from now on" in warnings[0].getMessage()
+    # Counted where `sluice status` and the metrics read it, once for the process.
+    failures = store.unit_stats()[sqlite_read.READS_UNIT]
+    assert failures == {sqlite_read.COMPILED_READER_FAILURES: 1}
 
 
 def test_a_missing_database_file_is_an_error_not_rows(tmp_path: Path) -> None:

@@ -270,6 +270,13 @@ def other_schemas() -> dict[str, Schema]:
                     **count_map,
                     "description": "Privacy regulations by overall status (docs/privacy.md)",
                 },
+                "log_reads": {
+                    **object_schema({"texts_replaced": INT, "compiled_reader_failures": INT}),
+                    "description": (
+                        "What reads of a SQLite log met: texts not UTF-8 read with U+FFFD,"
+                        " compiled readers that failed (docs/metrics.md); zeros on PostgreSQL"
+                    ),
+                },
             }
         ),
         "Event": object_schema(

@@ -124,6 +124,13 @@ def status(
         elif graph["wal_restarts_refused"]:
             line += f" — identity.db WAL held by a reader {graph['wal_restarts_refused']} times"
         console.print(line + f" (reported {graph['reported_at']})")
+    reads: dict[str, int] = document["log_reads"]
+    if reads["texts_replaced"] or reads["compiled_reader_failures"]:  # docs/metrics.md
+        console.print(
+            f"[yellow]event log reads:[/] {reads['texts_replaced']} texts not UTF-8 read with"
+            f" U+FFFD, {reads['compiled_reader_failures']} compiled readers failed (reading"
+            " through Python's sqlite3) — see the workers' logs"
+        )
     regulations: dict[str, int] = document["regulations"]
     running = sum(regulations.get(s, 0) for s in ("INITIALIZED", "RUNNING"))
     failed = sum(regulations.get(s, 0) for s in ("FAILED", "PARTIAL_SUCCESS"))

@@ -28,6 +28,7 @@ from sluice.protocols.counters import FORWARDED_PREFIX, OMITTED, violation_count
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.store.base import LATENCY_BUCKETS_MS, Store
 from sluice.store.common import STORED_BY_TYPE
+from sluice.store.sqlite_read import COMPILED_READER_FAILURES, READS_UNIT, TEXTS_REPLACED
 from sluice.warehouse.factory import parse_warehouse_config, warehouse_bodies
 from sluice.warehouse.stats import UNIT_PREFIX
 
@@ -57,6 +58,7 @@ class ClusterCollector(Collector):
         position = family("sluice_log_end_position")
         position.add_metric([], end)
         yield position
+        yield from _log_read_metrics(store)
         counters = store.counters()
         yield from _source_metrics(counters)
         yield from _protocols_metrics(counters)
@@ -93,6 +95,18 @@ def _protocols_metrics(counters: dict[tuple[str, str], int]) -> Iterator[Metric]
         elif name.startswith(FORWARDED_PREFIX):
             forwarded.add_metric([source_id, name[len(FORWARDED_PREFIX) :]], value)
     yield from (violations, omitted, forwarded)
+
+
+def _log_read_metrics(store: Store) -> Iterator[Metric]:
+    """What reads of the SQLite log met (store/sqlite_read.py): 0 on any other store."""
+    stats = store.unit_stats().get(READS_UNIT, {})
+    for name, key in (
+        ("sluice_log_texts_replaced", TEXTS_REPLACED),
+        ("sluice_log_compiled_reader_failures", COMPILED_READER_FAILURES),
+    ):
+        metric = family(name)
+        metric.add_metric([], stats.get(key, 0))
+        yield metric
 
 
 class _Lag:

@@ -30,6 +30,8 @@ CLUSTER: dict[str, Spec] = {
     s.name: s
     for s in (
         Spec("sluice_log_end_position", "gauge", "The event log's last position."),
+        Spec("sluice_log_texts_replaced", "counter", "Texts in the SQLite log that are not UTF-8 (not Sluice's writing), read with U+FFFD in place of their bad bytes; each read of one counts."),
+        Spec("sluice_log_compiled_reader_failures", "counter", "Processes whose compiled reader of the SQLite log failed: they read it through Python's sqlite3 from then on (slower; their log says why)."),
         Spec("sluice_events_received", "counter", "Events received by the Tracking API, valid or not.", _SRC),
         Spec("sluice_events_stored", "counter", "Events stored in the log, by call type.", ("source", "type")),
         Spec("sluice_events_duplicate", "counter", "Events not stored: their messageId was in the dedupe window.", _SRC),

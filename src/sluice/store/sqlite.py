@@ -39,7 +39,11 @@ from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
 from sluice.store.sqlite_dedupe import SqliteSeenIds
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
-from sluice.store.sqlite_read import CompiledReads, tolerating_bad_text
+from sluice.store.sqlite_read import (
+    CompiledReads,
+    ReadTrouble,
+    tolerating_bad_text,
+)
 from sluice.store.unit_stats import UNIT_STATS_TABLE_SQLITE, UnitStatsState
 
 SCHEMA = """
@@ -125,7 +129,10 @@ class SqliteStore(
         self._lock_fd = os.open(str(path) + ".writer-lock", os.O_RDWR | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
         self._keep_rejections = keep_rejections
-        self._reads = CompiledReads(path, _READ_AFTER, StoredEvent, self._db, self._lock)
+        self._trouble = ReadTrouble()  # what reads met, recorded once each read is over
+        self._reads = CompiledReads(
+            path, _READ_AFTER, StoredEvent, self._db, self._lock, self._trouble
+        )
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
@@ -219,6 +226,7 @@ class SqliteStore(
                 # events' retry will count again, which is what happened (received twice).
                 self._seen_seq = None
                 raise
+        self._record_trouble()
         return AppendResult(stored=len(rows), duplicates=len(batch.events) - len(rows))
 
     @contextlib.contextmanager
@@ -251,22 +259,28 @@ class SqliteStore(
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
         """Read in C where this install can (sqlite_read.py: a third of the CPU), else in Python."""
         events = self._reads.read(seq, limit)
-        if events is not None:
-            return events
-        with self._lock:
-            rows = self._fetch(_READ_AFTER, (seq, limit))
-        return list(map(stored_event, rows))
+        if events is None:
+            with self._lock:
+                rows = self._fetch(_READ_AFTER, (seq, limit))
+            events = list(map(stored_event, rows))
+        self._record_trouble()
+        return events
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """The rows of a query on the log (under `_lock`), a messageId that is not UTF-8
         included (`tolerating_bad_text`)."""
         db = self._db
-        return tolerating_bad_text(db, self.path, lambda: db.execute(sql, params).fetchall())
+
+        def fetch() -> list[Any]:
+            return db.execute(sql, params).fetchall()
+
+        return tolerating_bad_text(db, self.path, self._trouble, fetch)
 
     def read_columns(self, seq: int, limit: int) -> LogColumns | None:
         """As `read_after`, column by column (columns.py); None where the compiled reader
         cannot read (the caller then reads rows)."""
         read = self._reads.read_columns(READ_KINDS, seq, limit)
+        self._record_trouble()
         return None if read is None else LogColumns.from_reader(*read)
 
     def newest(self, query: EventQuery) -> list[StoredEvent]:
@@ -287,6 +301,7 @@ class SqliteStore(
                 " ORDER BY seq DESC LIMIT ?",
                 params,
             )
+        self._record_trouble()
         return list(map(stored_event, rows))
 
     def rejections(self, limit: int, source_id: str | None = None) -> list[StoredRejection]:

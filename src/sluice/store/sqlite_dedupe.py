@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from sluice.store.dedupe import SeenIds
-from sluice.store.sqlite_read import tolerating_bad_text
+from sluice.store.sqlite_read import RecordsReadTrouble, tolerating_bad_text
 
 
-class SqliteSeenIds:
+class SqliteSeenIds(RecordsReadTrouble):
     """Mixed into `SqliteStore`: uses its connection and lock; `_seen_seq` is None until the
     window is loaded, then the log position the set is caught up to."""
 
@@ -39,7 +39,7 @@ class SqliteSeenIds:
             reader.execute("BEGIN")  # one snapshot for both reads
             window_ms = self._seen.window_ms
             seen, last = tolerating_bad_text(
-                reader, self.path, lambda: _load_window(reader, window_ms)
+                reader, self.path, self._trouble, lambda: _load_window(reader, window_ms)
             )
             reader.execute("COMMIT")
         finally:
@@ -47,6 +47,7 @@ class SqliteSeenIds:
         with self._lock:
             if self._seen_seq is None:  # no append loaded it meanwhile
                 self._seen, self._seen_seq = seen, last
+        self._record_trouble()
 
     def _catch_up(self) -> None:
         """Bring the seen-id set up to the log's end (first load, or other processes' appends)."""
@@ -54,10 +55,10 @@ class SqliteSeenIds:
         if self._seen_seq is None:
             window_ms = self._seen.window_ms
             self._seen, self._seen_seq = tolerating_bad_text(
-                db, self.path, lambda: _load_window(db, window_ms)
+                db, self.path, self._trouble, lambda: _load_window(db, window_ms)
             )
             return
-        tolerating_bad_text(db, self.path, self._catch_up_rows)
+        tolerating_bad_text(db, self.path, self._trouble, self._catch_up_rows)
         self._seen.sweep(int(time.time() * 1000))
 
     def _catch_up_rows(self) -> None:

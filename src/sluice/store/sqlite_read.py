@@ -23,9 +23,10 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.native import disabled
 
@@ -36,6 +37,10 @@ except ImportError:  # pragma: no cover - built without a C compiler or sqlite3.
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+READS_UNIT = "store:log-reads"  # unit_stats: this log's reads that did not go as built to
+TEXTS_REPLACED = "texts_replaced"  # TEXT values not UTF-8, read with U+FFFD
+COMPILED_READER_FAILURES = "compiled_reader_failures"  # a process then reads in Python
 
 _PROBE = 0x5_1C_E0_0000_0001  # a soft heap limit no one sets: ~5.6 TB, i.e. no limit at all
 _same: bool | None = None  # `same_library`'s answer, for this process
@@ -67,6 +72,61 @@ def same_library(db: sqlite3.Connection) -> bool:
         return _same
 
 
+class ReadTrouble:
+    """What this process's reads of the log met since the store last recorded it: texts read
+    with U+FFFD, the compiled reader failing. Counted here, under no store lock, and recorded
+    by the store once the read is over (`SqliteStore._record_trouble`): a read can run under
+    the writer's lock (an append's catch-up), where the store cannot write its unit stats."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = {}
+        self.unrecorded_logged = False
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.pending[name] = self.pending.get(name, 0) + n
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, now forgotten here."""
+        with self._lock:
+            taken, self.pending = self.pending, {}
+        return taken
+
+    def give_back(self, counts: dict[str, int]) -> None:
+        """Counts `take` returned that could not be recorded: recorded with the next ones."""
+        for name, n in counts.items():
+            self.add(name, n)
+
+
+class RecordsReadTrouble:
+    """The store's side of `ReadTrouble`: its counts added to the store's unit stats
+    (`READS_UNIT`), where `sluice status` and the metrics read them (a mixin of SqliteStore)."""
+
+    path: Path
+    _trouble: ReadTrouble
+
+    if TYPE_CHECKING:  # UnitStatsState's, later in SqliteStore's bases: no stub to shadow it
+
+        def record_unit_stats(
+            self, unit: str, now_ms: int, add: Mapping[str, int], set_to: Mapping[str, int]
+        ) -> None: ...
+
+    def _record_trouble(self) -> None:
+        """Record what the reads met, if anything (call it holding no store lock). A failed
+        write keeps the counts for the next time and says so once."""
+        if not self._trouble.pending:
+            return
+        counts = self._trouble.take()
+        try:
+            self.record_unit_stats(READS_UNIT, int(time.time() * 1000), counts, {})
+        except sqlite3.Error as exc:
+            self._trouble.give_back(counts)
+            if not self._trouble.unrecorded_logged:
+                self._trouble.unrecorded_logged = True
+                log.warning("%s: could not record its reads' troubles (%s)", self.path, exc)
+
+
 class CompiledReads:
     """One query over the store's file read by the compiled reader, opened on first use.
 
@@ -81,8 +141,11 @@ class CompiledReads:
         row_type: type[tuple[Any, ...]],
         db: sqlite3.Connection,
         db_lock: threading.Lock,
+        trouble: ReadTrouble,
     ) -> None:
         self.path = path
+        self.trouble = trouble
+        self._replaced = 0  # the reader's count of texts read with U+FFFD, already counted
         self.sql = sql
         self.row_type = row_type
         self._db, self._db_lock = db, db_lock  # the store's connection, for `same_library`
@@ -119,7 +182,9 @@ class CompiledReads:
             except (OSError, UnicodeError) as exc:
                 self._fail(exc)
                 return None
-            if reader.replaced:  # texts not UTF-8, read with U+FFFD (counted in C)
+            if reader.replaced != self._replaced:  # texts not UTF-8, read with U+FFFD (in C)
+                self.trouble.add(TEXTS_REPLACED, reader.replaced - self._replaced)
+                self._replaced = reader.replaced
                 warn_bad_text(self.path)
             return result
 
@@ -129,10 +194,12 @@ class CompiledReads:
         if self._reader is None or self._pid != os.getpid():
             self._reader = _sqlite_read.Reader(str(self.path), self.sql)
             self._pid = os.getpid()
+            self._replaced = 0
         return self._reader
 
     def _fail(self, exc: Exception) -> None:
         self._failed = True
+        self.trouble.add(COMPILED_READER_FAILURES)
         log.warning(
             "reading %s in C failed (%s): reading it through Python's sqlite3 from now on",
             self.path,
@@ -156,25 +223,40 @@ _UNDECODABLE = "Could not decode to UTF-8"  # sqlite3's OperationalError for suc
 _undecodable_logged = False
 
 
-def tolerating_bad_text(db: sqlite3.Connection, path: Path, read: Callable[[], T]) -> T:
+def tolerating_bad_text(
+    db: sqlite3.Connection, path: Path, trouble: ReadTrouble, read: Callable[[], T]
+) -> T:
     """`read()` (a query on `db`, under the store's lock), again with a TEXT value that is not
     UTF-8 read with U+FFFD in place of its bad bytes, if there is one.
 
     Sluice writes only UTF-8 (its JSON decoder checks it), but another writer or a damaged file
     can leave a messageId that is not, and sqlite3 then refuses the whole read: every consumer
     of that part of the log, and the deduplication window every append loads, would stop there
-    for good. The compiled reader decodes the same way and counts them. Warned once a process."""
+    for good. The compiled reader decodes the same way. Each such text is counted in `trouble`;
+    warned once a process."""
     try:
         return read()
     except sqlite3.OperationalError as exc:
         if not str(exc).startswith(_UNDECODABLE):
             raise
     warn_bad_text(path)
-    db.text_factory = _replacing
+    replaced = 0
+
+    def replacing(value: bytes) -> str:
+        nonlocal replaced
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            replaced += 1
+            return value.decode("utf-8", "replace")
+
+    db.text_factory = replacing
     try:
         return read()
     finally:
         db.text_factory = str
+        if replaced:
+            trouble.add(TEXTS_REPLACED, replaced)
 
 
 def warn_bad_text(path: Path) -> None:
@@ -187,7 +269,3 @@ def warn_bad_text(path: Path) -> None:
             " in place of the bad bytes",
             path,
         )
-
-
-def _replacing(value: bytes) -> str:
-    return value.decode("utf-8", "replace")

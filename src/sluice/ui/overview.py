@@ -1,6 +1,7 @@
 """The overview: what came in per source and what happened to it per destination, at a glance.
 
-Only counters and delivery stats: no read of the log beyond its end position.
+Only counters and delivery stats: no read of the log beyond its end position. A notice when
+reads of the log are degraded (`sluice status` says the same).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.delivery.stats import destination_stats
+from sluice.inspection import log_reads_report
 from sluice.ui.charts import bars
 from sluice.ui.site import Site
 from sluice.ui.sources import source_counters
@@ -37,6 +39,7 @@ def routes(site: Site) -> list[Route]:
             "chart": chart if destinations else "",
             "total_stored": sum(c.get("stored", 0) for _, c in sources),
             "total_rejected": sum(c.get("rejected", 0) for _, c in sources),
+            "log_reads": log_reads_report(store),
         }
 
     async def page(request: Request) -> Response:

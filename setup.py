@@ -37,8 +37,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "sluice.lake._group",
-            ["src/sluice/lake/_group.c"],
+            "sluice.warehouse._group",
+            ["src/sluice/warehouse/_group.c"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

@@ -40,7 +40,7 @@ the bench prints both counts) and as many encoding threads. It is stricter than 
 writing: it does not `fsync` or rename its files.
 
 `--stages` also prints where the lake's CPU goes (thread CPU seconds of each stage, summed over
-the threads it runs on): sorting events into groups (C, lake/_group.c), decoding the first
+the threads it runs on): sorting events into groups (C, warehouse/_group.c), decoding the first
 events of new groups, the compiled reader, the checks, encoding Parquet, the load thread
 (cutting files by hour, the manifest); and by thread (the main thread, the planner's, the
 encoders, the storing ones, the load thread), which together account for all of it.

@@ -39,7 +39,7 @@ C_SOURCES = (
     "src/sluice/warehouse/_pool.c",
     "src/sluice/warehouse/_pool.h",
     "src/sluice/warehouse/_pgcopy.c",
-    "src/sluice/lake/_group.c",
+    "src/sluice/warehouse/_group.c",
     "src/sluice/lake/_distinct.c",
     "src/sluice/store/_sqlite_read.c",
     "src/sluice/store/_sqlite_columns.c",
@@ -49,7 +49,7 @@ C_SOURCES = (
 EXTENSIONS = {
     "sluice/warehouse/_scan",
     "sluice/warehouse/_pgcopy",
-    "sluice/lake/_group",
+    "sluice/warehouse/_group",
     "sluice/lake/_distinct",
 }
 SQLITE_EXTENSION = "sluice/store/_sqlite_read"  # built where SQLite's header is found too

@@ -18,7 +18,6 @@ from lake_kit import T1, load
 
 from sluice.config import Settings
 from sluice.lake.backend import LakeBackend
-from sluice.lake.intake import Events, events_table
 from sluice.lake.query import connect
 from sluice.lake.scanning import read_events
 from sluice.lake.storage import LocalStorage
@@ -27,6 +26,7 @@ from sluice.store.sqlite import SqliteStore
 from sluice.warehouse import compiled
 from sluice.warehouse.base import ColumnType
 from sluice.warehouse.duckdb import DuckDBBackend
+from sluice.warehouse.intake import Events, events_table
 from sluice.warehouse.loader import WarehouseLoader
 from sluice.warehouse.readers import (
     BOOLEAN,

@@ -28,14 +28,14 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from sluice.lake.columnar_checks import ArrowStageChecks
 from sluice.lake.columnar_tables import ArrowTables
-from sluice.lake.intake import Events, events_table, joined, split
-from sluice.lake.intake_columns import split_columns
 from sluice.lake.scanning import read_events
 from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import Discard
 from sluice.warehouse.columnar import SAMPLE_EVENTS, Chunk, ColumnarPlanner, _decode_json
+from sluice.warehouse.intake import Events, events_table, joined, split
+from sluice.warehouse.intake_columns import split_columns
 from sluice.warehouse.planner import Plan
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (

@@ -13,8 +13,8 @@ from typing import Final
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from sluice.lake.intake import Events, Gathered, events_table, picked
 from sluice.warehouse import compiled
+from sluice.warehouse.intake import Events, Gathered, events_table, picked
 from sluice.warehouse.readers import (
     MOMENT_TEXT,
     NONE,

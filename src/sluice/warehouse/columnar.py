@@ -40,14 +40,14 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.gcpause import gc_paused
-from sluice.lake.intake import events_table
-from sluice.lake.intake_columns import split_columns
 from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse.base import Discard
 from sluice.warehouse.columnar_checks import StageChecks
 from sluice.warehouse.columnar_tables import TableCuts
 from sluice.warehouse.columnar_types import ColumnTyping
+from sluice.warehouse.intake import events_table
+from sluice.warehouse.intake_columns import split_columns
 from sluice.warehouse.planner import CappedCounts, Plan, Planner, capped_events
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (

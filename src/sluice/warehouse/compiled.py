@@ -1,13 +1,13 @@
 """The loaders' C extensions, where this install has them.
 
 setup.py builds `_scan` (the compiled JSON reader), `_pgcopy` (the binary COPY encoder),
-`sluice.lake._group` (the lake's grouping of events) and `sluice.lake._distinct` (its count of
-distinct texts) when a C compiler and Python's headers are there, and installs Sluice without
-them when not: a missing compiler must not stop `uv run sluice serve` on a slim container.
-Without them the loader reads every event with DuckDB's JSON functions (readers.ListReader),
-encodes COPY rows in Python (postgres.py), and the lake groups events in Python
-(lake/intake.py) and counts distinct texts with pyarrow (lake/parquet.py): the same rows,
-slower (docs/warehouse.md "Without a C compiler").
+`_group` (the columnar planners' grouping of events, for the lake and the warehouses) and
+`sluice.lake._distinct` (the lake's count of distinct texts) when a C compiler and Python's
+headers are there, and installs Sluice without them when not: a missing compiler must not stop
+`uv run sluice serve` on a slim container. Without them the loader reads every event with
+DuckDB's JSON functions (readers.ListReader), encodes COPY rows in Python (postgres.py), groups
+events in Python (intake.py) and the lake counts distinct texts with pyarrow (lake/parquet.py):
+the same rows, slower (docs/warehouse.md "Without a C compiler").
 `SLUICE_NO_C_EXTENSIONS=1` makes an install that has them behave as one that has not (the tests
 load both ways with it).
 """
@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _pgcopy = None
 try:
-    from sluice.lake import _group  # type: ignore[attr-defined]
+    from sluice.warehouse import _group  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - built without a C compiler
     _group = None
 try:
@@ -66,7 +66,7 @@ def pgcopy() -> ModuleType | None:
 
 
 def group() -> ModuleType | None:
-    """The lake's grouping of events (`lake/_group.c`), or None: Python groups them."""
+    """The planners' grouping of events (`_group.c`), or None: Python groups them."""
     return _module("_group", _group)
 
 

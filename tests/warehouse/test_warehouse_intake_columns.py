@@ -1,5 +1,5 @@
-"""The grouping of a chunk read column by column (lake/intake_columns.py) against `intake.split`
-on the same events read as rows, from a real SQLite log, on random logs (test_lake_intake.py's:
+"""The grouping of a chunk read column by column (intake_columns.py) against `intake.split`
+on the same events read as rows, from a real SQLite log, on random logs (test_warehouse_intake.py's:
 sources, calls, names missing from the log, `integrations.Warehouses`, repeated messageIds,
 payloads that are not JSON)."""
 
@@ -11,15 +11,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_lake_intake import SCHEMAS, random_events
+from test_warehouse_intake import SCHEMAS, random_events
 
-from sluice.lake import intake_columns
-from sluice.lake.intake import Split, split
-from sluice.lake.intake_columns import split_columns
 from sluice.store.base import StoredEvent
 from sluice.store.sqlite import SqliteStore
 from sluice.store.sqlite_read import _sqlite_read
-from sluice.warehouse import compiled
+from sluice.warehouse import compiled, intake_columns
+from sluice.warehouse.intake import Split, split
+from sluice.warehouse.intake_columns import split_columns
 from sluice.warehouse.shape import ExactPlanNeeded
 
 pytestmark = pytest.mark.skipif(

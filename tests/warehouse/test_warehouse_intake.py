@@ -15,10 +15,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from sluice.lake import intake
-from sluice.lake.intake import Split, split, split_python
 from sluice.store.base import StoredEvent
-from sluice.warehouse import compiled
+from sluice.warehouse import compiled, intake
+from sluice.warehouse.intake import Split, split, split_python
 from sluice.warehouse.shape import ExactPlanNeeded
 
 pytestmark = pytest.mark.skipif(compiled.group() is None, reason="_group.c is not built")

@@ -9,7 +9,7 @@ for (asked of their payload), repeated messageIds per schema (the first in log o
 the groups in order of first appearance, log order within each (a stable sort). Payloads stay
 in the chunk's buffer (`Gathered`): no copy, the compiled reader reads them in place.
 
-The result is `split`'s for the same events (tests/lake/test_lake_intake_columns.py).
+The result is `split`'s for the same events (tests/warehouse/test_warehouse_intake_columns.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from sluice.lake.intake import Events, Gathered, Split
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
+from sluice.warehouse.intake import Events, Gathered, Split
 from sluice.warehouse.shape import ExactPlanNeeded
 from sluice.warehouse.stage import event_name, wanted
 

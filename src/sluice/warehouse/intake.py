@@ -7,7 +7,7 @@ Arrow buffer. The same decisions are made here without a Python loop over the ev
 second drops and sorts), or, without a C compiler, a column at a time (`split_python`: fields
 transposed at once, set operations, one stable sort). Only the rare events that need it are
 looked at in Python (decoded `Warehouses` options, tracks the log has no name for), so every
-decision is the one `Chunk.add` makes (tests/lake/test_lake_intake.py compares both ways).
+decision is the one `Chunk.add` makes (tests/warehouse/test_warehouse_intake.py compares both ways).
 
 The payloads are not copied at all: each group keeps the log's own bytes objects (`Events`),
 which the compiled reader reads where they are (`_scan.read_bytes`). Joining them into Arrow

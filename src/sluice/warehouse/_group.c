@@ -1,5 +1,5 @@
 /*
- * sluice.lake._group: a piece of the log sorted into the columnar planner's groups, in C.
+ * sluice.warehouse._group: a piece of the log sorted into the columnar planner's groups, in C.
  *
  * intake.py decides which events a chunk keeps and which group each joins (source, call,
  * track name) as `columnar.Chunk.add` does. In Python that costs a loop over every event
@@ -576,7 +576,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_group",
-    "A piece of the log sorted into the columnar planner's groups (see sluice.lake.intake).", -1,
+    "A piece of the log sorted into the columnar planner's groups (see sluice.warehouse.intake).", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -48,8 +48,10 @@ from sluice.warehouse.base import META_SCHEMA, WarehouseBackend
 from sluice.warehouse.columnar import Chunk, ColumnarPlanner
 from sluice.warehouse.duckdb import DuckDBBackend, column_type_of
 from sluice.warehouse.loader import DEFAULT_CHUNK_EVENTS, WarehouseLoader
+from sluice.warehouse.pgcopy import binary_rows
 from sluice.warehouse.planner import Planner
-from sluice.warehouse.postgres import PG_TYPES, PostgresBackend, binary_rows
+from sluice.warehouse.postgres import PostgresBackend
+from sluice.warehouse.postgres_catalog import PG_TYPES
 
 EVENT_NAMES = [
     "Order Completed", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed",

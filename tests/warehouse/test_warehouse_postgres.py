@@ -26,7 +26,9 @@ from sluice.warehouse.base import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from sluice.warehouse.postgres import PostgresBackend, _lock_key, binary_rows, python_copy_rows
+from sluice.warehouse.pgcopy import binary_rows, python_copy_rows
+from sluice.warehouse.postgres import PostgresBackend
+from sluice.warehouse.postgres_catalog import lock_key
 
 C = ColumnType
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -215,7 +217,7 @@ def test_a_failed_load_leaves_nothing_and_keeps_the_position(
         batch("tracks", [track("m2")], schema="app"),
     ]
     # The good batches are written first (the load orders tables by lock key), then one fails.
-    assert all(_lock_key(b.schema, b.table) < _lock_key("web", "signed_up") for b in good)
+    assert all(lock_key(b.schema, b.table) < lock_key("web", "signed_up") for b in good)
     discard = Discard("web", "pages", "x", "m1", "y", "z")
     with pytest.raises(WarehouseError, match=r"signed_up|bigint"):
         backend.load([*good, bad_batch], [discard], "loader", 2)

@@ -24,19 +24,14 @@ Locking, so that concurrent loaders never deadlock:
 from __future__ import annotations
 
 import itertools
-import struct
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import duckdb
 import psycopg
-import pyarrow as pa  # type: ignore[import-untyped]
 from psycopg import errors, sql
 from psycopg.copy import QueuedLibpqWriter
 
-from sluice.warehouse import compiled
 from sluice.warehouse.base import (
     CAPPED_TABLE,
     DISCARDS_TABLE,
@@ -51,17 +46,18 @@ from sluice.warehouse.base import (
     WarehouseUnavailable,
     check_widening,
 )
-from sluice.warehouse.stage import ARROW_TYPES  # the types staged rows have
-
-# Segment's types as PostgreSQL types. `text`, not `varchar(512)`: PostgreSQL stores both the same
-# way and a length limit only adds a check; 512 is Redshift's limit, and truncating would lose data.
-PG_TYPES: Mapping[ColumnType, str] = {
-    ColumnType.TIMESTAMP: "timestamptz",
-    ColumnType.INTEGER: "bigint",
-    ColumnType.FLOAT: "double precision",
-    ColumnType.BOOLEAN: "boolean",
-    ColumnType.VARCHAR: "text",
-}
+from sluice.warehouse.pgcopy import binary_rows
+from sluice.warehouse.postgres_catalog import (
+    DATA_TYPES,
+    FROM_PG,
+    PG_TYPES,
+    Cursor,
+    ensure_table,
+    lock_table,
+    read_columns,
+    schema_key,
+    table_key,
+)
 
 # Binary COPY needs the wire type of each column (psycopg's names).
 _COPY_TYPES: Mapping[ColumnType, str] = {
@@ -72,48 +68,15 @@ _COPY_TYPES: Mapping[ColumnType, str] = {
     ColumnType.VARCHAR: "text",
 }
 
-# What information_schema's `data_type` says for the types above.
-_DATA_TYPES: Mapping[ColumnType, str] = {
-    ColumnType.TIMESTAMP: "timestamp with time zone",
-    ColumnType.INTEGER: "bigint",
-    ColumnType.FLOAT: "double precision",
-    ColumnType.BOOLEAN: "boolean",
-    ColumnType.VARCHAR: "text",
-}
-
-# information_schema's `data_type` back to Segment's types. Columns of other types (added by
-# hand) read as varchar.
-_FROM_PG: Mapping[str, ColumnType] = {
-    "timestamp with time zone": ColumnType.TIMESTAMP,
-    "timestamp without time zone": ColumnType.TIMESTAMP,
-    "date": ColumnType.TIMESTAMP,
-    "bigint": ColumnType.INTEGER,
-    "integer": ColumnType.INTEGER,
-    "smallint": ColumnType.INTEGER,
-    "double precision": ColumnType.FLOAT,
-    "real": ColumnType.FLOAT,
-    "numeric": ColumnType.FLOAT,
-    "boolean": ColumnType.BOOLEAN,
-}
-
 
 _ISO_FORMAT = sql.Literal('YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 
 # PostgreSQL text cannot hold NUL; JSON strings can ("\u0000"). Stored as U+FFFD instead.
 _NUL, _NUL_STAND_IN = "\x00", "\ufffd"
 
-# First key of the two-key advisory locks on tables and schemas. The loader lock uses the
-# one-key (bigint) form, which PostgreSQL keeps apart from two-key locks.
-_TABLE_LOCK_SPACE = 0x51C3
-_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+# The loader's lock: the one-key (bigint) form, which PostgreSQL keeps apart from the two-key
+# locks on tables and schemas (postgres_catalog.py).
 _LOCK_LOADER = "SELECT pg_advisory_xact_lock(hashtext(%s))"
-
-_COLUMNS_SQL = """
-SELECT table_schema, table_name, column_name, data_type
-FROM information_schema.columns
-WHERE table_schema = ANY(%s)
-ORDER BY table_schema, table_name, ordinal_position
-"""
 
 _META_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {META_SCHEMA};
@@ -165,8 +128,6 @@ _COPY_DISCARDS = sql.SQL(
     "COPY {} (schema, table_name, column_name, row_id, value, reason) FROM STDIN"
 ).format(sql.Identifier(META_SCHEMA, DISCARDS_TABLE))
 
-Cursor = psycopg.Cursor[tuple[Any, ...]]
-
 
 class PostgresBackend:
     """Loads Segment-shaped tables into PostgreSQL (one connection; one call at a time)."""
@@ -180,7 +141,7 @@ class PostgresBackend:
         with self._transaction() as cur:
             # Only when missing: a role may load into tables it cannot create schemas beside.
             if cur.execute(_META_MISSING).fetchone() != (False,):
-                _lock(cur, META_SCHEMA, "")
+                lock_table(cur, META_SCHEMA, "")
                 cur.execute(_META_DDL)
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
@@ -209,9 +170,9 @@ class PostgresBackend:
 
     def columns(self, schema: str) -> dict[str, dict[str, ColumnType]]:
         with self._transaction() as cur:
-            tables = _read_columns(cur, [schema]).get(schema, {})
+            tables = read_columns(cur, [schema]).get(schema, {})
         return {
-            table: {c: _FROM_PG.get(t, ColumnType.VARCHAR) for c, t in columns.items()}
+            table: {c: FROM_PG.get(t, ColumnType.VARCHAR) for c, t in columns.items()}
             for table, columns in tables.items()
         }
 
@@ -260,7 +221,7 @@ class PostgresBackend:
                 have = tables[batch.schema, batch.table]
                 # Binary COPY sends values as the batch types them; a column of another type
                 # (changed by hand) needs the cast an INSERT ... SELECT makes.
-                same = all(have[c] == _DATA_TYPES[t] for c, t in batch.columns.items())
+                same = all(have[c] == DATA_TYPES[t] for c, t in batch.columns.items())
                 (direct if same and not batch.upsert else staged).append(batch)
             try:
                 with self._conn.transaction():  # a savepoint: the direct path may collide
@@ -292,16 +253,16 @@ class PostgresBackend:
 
         Returns each table's columns with their `data_type`.
         """
-        existing = _read_columns(cur, sorted({b.schema for b in batches}))
-        for schema in sorted({b.schema for b in batches} - existing.keys(), key=_schema_key):
-            _lock(cur, schema, "")
+        existing = read_columns(cur, sorted({b.schema for b in batches}))
+        for schema in sorted({b.schema for b in batches} - existing.keys(), key=schema_key):
+            lock_table(cur, schema, "")
             cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         tables: dict[tuple[str, str], dict[str, str]] = {}
-        for batch in sorted(batches, key=_table_key):
-            _lock(cur, batch.schema, batch.table)
+        for batch in sorted(batches, key=table_key):
+            lock_table(cur, batch.schema, batch.table)
             have = existing.get(batch.schema, {}).get(batch.table)
             if have is None or any(c not in have for c in batch.columns):
-                have = _ensure_table(cur, batch)
+                have = ensure_table(cur, batch)
             tables[batch.schema, batch.table] = have
         return tables
 
@@ -392,11 +353,11 @@ class PostgresBackend:
 
     def widen(self, schema: str, table: str, column: str, new_type: ColumnType) -> None:
         with self._transaction() as cur:
-            _lock(cur, schema, table)
-            have = _read_columns(cur, [schema]).get(schema, {}).get(table)
+            lock_table(cur, schema, table)
+            have = read_columns(cur, [schema]).get(schema, {}).get(table)
             if have is None:
                 raise SchemaChangeError(f"no table {schema}.{table}")
-            found = _FROM_PG.get(have[column], ColumnType.VARCHAR) if column in have else None
+            found = FROM_PG.get(have[column], ColumnType.VARCHAR) if column in have else None
             old_type = check_widening(schema, table, column, found, new_type)
             col, pg_type = sql.Identifier(column), sql.SQL(PG_TYPES[new_type])
             using = sql.SQL("{}::{}").format(col, pg_type)
@@ -418,174 +379,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lock(cur: Cursor, schema: str, table: str) -> None:
-    cur.execute(_LOCK, (_TABLE_LOCK_SPACE, _lock_key(schema, table)))
-
-
-def _lock_key(schema: str, table: str) -> int:
-    """The second key of a table's advisory lock (a schema's own lock uses table "")."""
-    # crc32 rather than hashtext: the order locks are taken in must be known here, before asking.
-    return zlib.crc32(f"{schema}\x00{table}".encode()) - 2**31
-
-
-def _schema_key(schema: str) -> tuple[int, str]:
-    return _lock_key(schema, ""), schema
-
-
-def _table_key(batch: TableBatch) -> tuple[int, str, str]:
-    return _lock_key(batch.schema, batch.table), batch.schema, batch.table
-
-
 def _clean(value: Any) -> Any:
     if type(value) is str and _NUL in value:
         return value.replace(_NUL, _NUL_STAND_IN)
     return value
-
-
-def _read_columns(cur: Cursor, schemas: Iterable[str]) -> dict[str, dict[str, dict[str, str]]]:
-    """`{schema: {table: {column: data_type}}}` as information_schema names the types."""
-    out: dict[str, dict[str, dict[str, str]]] = {}
-    for schema, table, column, data_type in cur.execute(_COLUMNS_SQL, (list(schemas),)):
-        out.setdefault(schema, {}).setdefault(table, {})[column] = data_type
-    return out
-
-
-def _ensure_table(cur: Cursor, batch: TableBatch) -> dict[str, str]:
-    """Create the table or add its missing columns; the caller holds the table's lock.
-
-    The catalog is read again under the lock: another loader may have just done it.
-    """
-    have = _read_columns(cur, [batch.schema]).get(batch.schema, {}).get(batch.table)
-    target = sql.Identifier(batch.schema, batch.table)
-    if have is None:
-        # Byte order for the key: dedupe is equality, and "C" compares faster than any locale.
-        defs = [sql.SQL('id text COLLATE "C" PRIMARY KEY')] + [
-            sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(PG_TYPES[t]))
-            for n, t in batch.columns.items()
-            if n != "id"
-        ]
-        cur.execute(sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(defs)))
-        have = {"id": "text"}
-        added = [n for n in batch.columns if n != "id"]
-    else:
-        added = [n for n in batch.columns if n not in have]
-        if added:
-            cur.execute(
-                sql.SQL("ALTER TABLE {} {}").format(
-                    target,
-                    sql.SQL(", ").join(
-                        sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(
-                            sql.Identifier(n), sql.SQL(PG_TYPES[batch.columns[n]])
-                        )
-                        for n in added
-                    ),
-                )
-            )
-    if "received_at" in added:
-        # Segment's sort key, as a block-range index: a sort key's zone maps in PostgreSQL.
-        # Rows arrive in about received_at order, so each range of pages holds a narrow span
-        # of it. Loads were 12-20% slower with a B-tree (docs/warehouse-postgres.md). Unnamed:
-        # PostgreSQL picks a free name that fits in 63 bytes.
-        cur.execute(
-            sql.SQL("CREATE INDEX ON {} USING brin (received_at) WITH (autosummarize = on)").format(
-                target
-            )
-        )
-    return {**have, **{n: _DATA_TYPES[batch.columns[n]] for n in added}}
-
-
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
-_COPY_TRAILER = b"\xff\xff"
-_COPY_KINDS: Mapping[ColumnType, int] = {  # _pgcopy.c's KIND_*
-    ColumnType.VARCHAR: 0,
-    ColumnType.INTEGER: 1,
-    ColumnType.FLOAT: 2,
-    ColumnType.BOOLEAN: 3,
-    ColumnType.TIMESTAMP: 4,
-}
-_ARROW_ROWS = 20_000  # rows per Arrow batch read from DuckDB and encoded at once
-
-
-def binary_rows(
-    engine: duckdb.DuckDBPyConnection, query: str, types: Sequence[ColumnType]
-) -> Iterator[bytes]:
-    """The query's rows as binary COPY data (header, rows, trailer), its columns of `types`.
-
-    A DuckDB error is raised before the trailer, inside the caller's COPY, so that a COPY never
-    commits part of the rows.
-    """
-    cursor = engine.cursor()
-    try:
-        try:
-            reader = cursor.sql(query).to_arrow_reader(_ARROW_ROWS)
-            encode = _encoder()
-            yield _COPY_HEADER
-            for batch in reader or ():
-                arrays = []
-                for array, column_type in zip(batch.columns, types, strict=True):
-                    if array.type != ARROW_TYPES[column_type]:
-                        array = array.cast(ARROW_TYPES[column_type])
-                    arrays.append(array)
-                yield encode(batch.num_rows, arrays, types)
-        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's, through Arrow
-            raise WarehouseError(f"DuckDB could not read the staged rows: {exc}") from exc
-        yield _COPY_TRAILER
-    finally:
-        cursor.close()
-
-
-Encoder = Callable[[int, Sequence[pa.Array], Sequence[ColumnType]], bytes]
-
-
-def _encoder() -> Encoder:
-    """`_pgcopy.c`'s encoder where it is built (compiled.py), else the one in Python."""
-    pgcopy = compiled.pgcopy()
-    if pgcopy is None:
-        return python_copy_rows
-
-    def encode(count: int, arrays: Sequence[pa.Array], types: Sequence[ColumnType]) -> bytes:
-        columns = []
-        for array, column_type in zip(arrays, types, strict=True):
-            buffers = array.buffers()
-            valid = buffers[0] if array.null_count else None
-            data = buffers[2] if column_type is ColumnType.VARCHAR else None
-            columns.append((_COPY_KINDS[column_type], array.offset, valid, buffers[1], data))
-        return pgcopy.encode(count, columns)  # type: ignore[no-any-return]
-
-    return encode
-
-
-_NULL_FIELD = b"\xff\xff\xff\xff"  # length -1
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in microseconds since 1970
-_FIELD_FORMATS: Mapping[ColumnType, struct.Struct] = {
-    ColumnType.INTEGER: struct.Struct(">iq"),
-    ColumnType.FLOAT: struct.Struct(">id"),
-    ColumnType.BOOLEAN: struct.Struct(">i?"),
-    ColumnType.TIMESTAMP: struct.Struct(">iq"),
-}
-
-
-def python_copy_rows(count: int, arrays: Sequence[pa.Array], types: Sequence[ColumnType]) -> bytes:
-    """Binary COPY rows in Python, for installs without `_pgcopy` (the same bytes, slower)."""
-    columns: list[list[bytes]] = []
-    for array, column_type in zip(arrays, types, strict=True):
-        if column_type is ColumnType.TIMESTAMP:
-            array = array.cast(pa.int64())
-        values = array.to_pylist()
-        if column_type is ColumnType.VARCHAR:
-            fields = []
-            for value in values:
-                if value is None:
-                    fields.append(_NULL_FIELD)
-                else:
-                    data = value.encode()
-                    fields.append(len(data).to_bytes(4, "big") + data)
-        else:
-            form = _FIELD_FORMATS[column_type]
-            size, shift = form.size - 4, _PG_EPOCH_US if column_type is ColumnType.TIMESTAMP else 0
-            fields = [_NULL_FIELD if v is None else form.pack(size, v - shift) for v in values]
-        columns.append(fields)
-    head = len(arrays).to_bytes(2, "big")
-    if not columns:
-        return head * count
-    return b"".join(head + b"".join(row) for row in zip(*columns, strict=True))

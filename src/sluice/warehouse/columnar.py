@@ -30,10 +30,9 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import msgspec
@@ -44,10 +43,10 @@ from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse.base import Discard
 from sluice.warehouse.columnar_checks import StageChecks
+from sluice.warehouse.columnar_duckdb import ChunkCursors
+from sluice.warehouse.columnar_intake import ChunkIntake
 from sluice.warehouse.columnar_tables import TableCuts
 from sluice.warehouse.columnar_types import ColumnTyping
-from sluice.warehouse.intake import events_table
-from sluice.warehouse.intake_columns import split_columns
 from sluice.warehouse.planner import CappedCounts, Plan, Planner, capped_events
 from sluice.warehouse.readers import CompiledReader
 from sluice.warehouse.shape import (
@@ -64,18 +63,13 @@ from sluice.warehouse.stage import (
     GroupKey,
     Types,
     compiled_select,
-    event_name,
-    events_arrow,
     select_sql,
     stage_columns,
-    wanted,
 )
 
 _decode = msgspec.json.Decoder().decode
-STAGE_THREADS = 2  # groups read at once: DuckDB reads a small group on one core
 SAMPLE_EVENTS = 200  # decoded in Python to learn a new group's keys
 MAX_ROUNDS = 4  # times a chunk is read again because its keys grew
-T = TypeVar("T")
 
 
 class ColumnarPlanner:
@@ -108,7 +102,7 @@ class ColumnarPlanner:
         return Chunk(self, next(self._numbers))
 
 
-class Chunk(ColumnTyping, StageChecks, TableCuts):
+class Chunk(ChunkIntake, ColumnTyping, StageChecks, TableCuts, ChunkCursors):
     """One chunk of the log: events are added in pieces, then planned together.
 
     `add` sorts each event into its group without decoding it: other sources,
@@ -143,94 +137,6 @@ class Chunk(ColumnTyping, StageChecks, TableCuts):
             return
         with gc_paused():  # as when planning: every event stays alive until the load
             self._add(events)
-
-    def _add(self, events: Sequence[StoredEvent] | LogColumns) -> None:
-        if self._by_columns:
-            raise RuntimeError("a chunk read column by column takes no further pieces")
-        if isinstance(events, LogColumns):
-            if self.events:  # columns come as a whole chunk (the loader reads them so)
-                events = events.rows(range(len(events)))
-            else:
-                self._add_columns(events)
-                return
-        self.events += len(events)
-        self.last_seq = events[-1].seq
-        if self._exact is not None:
-            self._held.extend(events)
-            return
-        planner = self.owner.planner
-        sources, schema_of, warehouse_id = (
-            planner.sources,
-            planner.namer.schema,
-            planner.warehouse_id,
-        )
-        seen, aside = self._seen, self._aside
-        split: dict[GroupKey, list[StoredEvent]] = {}
-        for index, e in enumerate(events):
-            if sources and e.source_id not in sources:
-                self.skipped += 1
-                aside.append(e)
-                continue
-            payload = e.payload
-            try:
-                if b"Warehouses" in payload and not wanted(_decode(payload), warehouse_id):
-                    self.skipped += 1
-                    aside.append(e)
-                    continue
-                event = None
-                if e.type == "track":
-                    event = e.event or event_name(payload)
-            except (msgspec.DecodeError, ExactPlanNeeded) as exc:
-                self._exact = str(exc)
-                for sorted_so_far in split.values():  # this piece's earlier events: kept too
-                    self._held.extend(sorted_so_far)
-                self._held.extend(events[index:])
-                return
-            key = (schema_of(e.source_id), e.message_id)
-            if key in seen:  # the exact planner skips the whole event
-                self.duplicates += 1
-                aside.append(e)
-                continue
-            seen.add(key)
-            group = (e.source_id, e.type, event)
-            part = split.get(group)
-            if part is None:
-                split[group] = [e]
-            else:
-                part.append(e)
-        try:
-            pieces = [(group, events_arrow(part)) for group, part in split.items()]
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            self._exact = "a payload is not UTF-8 text"
-            for part in split.values():
-                self._held.extend(part)
-            return
-        for group, piece in pieces:
-            self._parts.setdefault(group, []).append(piece)
-
-    def _add_columns(self, columns: LogColumns) -> None:
-        """A whole chunk read column by column (store/columns.py): sorted into groups with
-        Arrow's kernels and the C passes the lake uses (intake_columns.py), with no Python
-        object per event; `ExactPlanNeeded` there hands the chunk to the exact planner, as
-        `_add` does."""
-        self._by_columns = True
-        self.events += len(columns)
-        self.last_seq = columns.last_seq
-        planner = self.owner.planner
-        try:
-            piece = split_columns(
-                columns, planner.sources, planner.namer.schema, planner.warehouse_id
-            )
-            tables = [(group, events_table(part)) for group, part in piece.parts.items()]
-        except ExactPlanNeeded as exc:
-            self._exact = str(exc)
-            self._held.extend(columns.rows(range(len(columns))))
-            return
-        self.skipped += piece.skipped
-        self.duplicates += piece.duplicates
-        self._aside.extend(piece.aside)
-        for group, table in tables:
-            self._parts.setdefault(group, []).append(table)
 
     def plan(self, uuid_ts: datetime) -> Plan:
         """The chunk's plan; `ExactPlanNeeded` when the exact planner must make it."""
@@ -411,58 +317,6 @@ class Chunk(ColumnTyping, StageChecks, TableCuts):
             raise ExactPlanNeeded("a JSON object repeats a key")
         group.fresh.update(set(all_paths(tree)) - known)
         return True
-
-    # -- DuckDB -----------------------------------------------------------------------------
-
-    @property
-    def db(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor: the chunk's own, or in `_each`'s threads one a group, opened
-        when the group's work first asks for it (the lake's mostly never does: opening one
-        and setting its time zone was ~7 % of its stage threads' CPU, perf)."""
-        local = self._local
-        index: int | None = getattr(local, "group", None)
-        if index is None:
-            return self._main
-        cursor: duckdb.DuckDBPyConnection | None = getattr(local, "db", None)
-        if cursor is None:
-            cursor = local.db = self.owner.engine.cursor()
-            cursor.execute("SET TimeZone = 'UTC'").fetchall()
-            self._register(cursor, index)
-        return cursor
-
-    def _each(self, groups: list[Group], work: Callable[[Group], T]) -> list[T]:
-        """`work` for every group, in threads (DuckDB runs them on both cores), in order."""
-
-        def task(group: Group) -> T:
-            self._local.group = group.index
-            try:
-                return work(group)
-            finally:
-                cursor = getattr(self._local, "db", None)
-                self._local.db = self._local.group = None
-                if cursor is not None:
-                    cursor.close()
-
-        with ThreadPoolExecutor(STAGE_THREADS, thread_name_prefix="warehouse-stage") as pool:
-            return list(pool.map(task, groups))
-
-    def _run(self, sql: str) -> None:
-        self.db.execute(sql).fetchall()  # DuckDB wants every result read before the next call
-
-    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.db.execute(sql).fetchall()
-
-    def _row(self, sql: str) -> tuple[Any, ...]:
-        return tuple(self._rows(sql)[0])
-
-    def _create(self, table: str, select: str) -> None:
-        self._run(f"CREATE TABLE {table} AS {select}")
-        self._tables.append(table)
-
-    def _drop(self, table: str) -> None:
-        if table in self._tables:
-            self._run(f"DROP TABLE {table}")
-            self._tables.remove(table)
 
 
 def _decode_json(payload: str | bytes) -> Any:

@@ -1,12 +1,12 @@
 """The OpenAPI entries of the privacy routes (`admin/regulations.py`): paths and schemas.
 
-Kept apart from `openapi.py` (a module per concept); it reuses that module's builders, so it is
-imported by `openapi_document` when the document is built.
+Kept apart from `openapi.py` (a module per concept); it builds its operations with
+`openapi_operations`, as the document's other paths do.
 """
 
 from __future__ import annotations
 
-from sluice.admin import openapi as doc
+from sluice.admin import openapi_operations as doc
 from sluice.admin.openapi_schemas import (
     COUNT,
     STR,

@@ -2,9 +2,10 @@
 
 Written by hand as data, next to the routes it describes (`app.py`); a test compares the two
 route by route, and a schemathesis test checks the server's answers against it. The schemas of
-the objects are in `openapi_schemas`; the operations are built with `openapi_operations`; the
-collections' paths are in `openapi_collections`, the paths of events and delivery in
-`openapi_observe`, the privacy routes' in `openapi_privacy`.
+the objects are in `openapi_schemas`, `openapi_route_schemas` and `openapi_stats_schema`; the
+operations are built with `openapi_operations`; the collections' paths are in
+`openapi_collections`, the paths of events and delivery in `openapi_observe`, the privacy
+routes' in `openapi_privacy`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from sluice.admin.openapi_operations import (
     _responses,
 )
 from sluice.admin.openapi_privacy import privacy_paths, privacy_schemas
+from sluice.admin.openapi_route_schemas import other_schemas
 from sluice.admin.openapi_schemas import (
     ID_REGEX,
     Schema,
     json_content,
     object_schema,
-    other_schemas,
     ref,
     workspace_schemas,
 )

@@ -27,7 +27,7 @@ from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.rules import rules_from
 from sluice.identity.tables import SqliteIdentityDb
 from sluice.store.base import AppendBatch, AppendResult, StoredEvent
-from sluice.workspace.model import Audience, ComputedTrait
+from sluice.workspace.model_engage import Audience, ComputedTrait
 
 T0 = 1_765_000_000_000
 TRAITS = [

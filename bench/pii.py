@@ -21,7 +21,8 @@ from sluice.delivery.config import compile_destination
 from sluice.delivery.plan import plan
 from sluice.store.base import StoredEvent
 from sluice.transform.stages import build_destinations, build_ingest
-from sluice.workspace.model import PiiSettings, Transformation
+from sluice.workspace.model_privacy import PiiSettings
+from sluice.workspace.model_transformations import Transformation
 
 HOOK = {"id": "hook", "type": "webhook", "settings": {"urls": ["http://127.0.0.1:9/h"]}}
 PII = msgspec.convert(

@@ -15,7 +15,7 @@ from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.rules import rules_from
 from sluice.identity.tables import IdentityDb
 from sluice.store.base import AppendBatch, EventStore, NewEvent
-from sluice.workspace.model import ENGAGE_SOURCE_ID, Audience, ComputedTrait
+from sluice.workspace.model_engage import ENGAGE_SOURCE_ID, Audience, ComputedTrait
 
 SPACE = "default"
 DAY = 86_400_000

@@ -23,7 +23,7 @@ from sluice.identity.rules import rules_from
 from sluice.identity.tables import SqliteIdentityDb
 from sluice.store.base import AppendBatch, NewEvent
 from sluice.store.sqlite import SqliteStore
-from sluice.workspace.model import ENGAGE_SOURCE_ID
+from sluice.workspace.model_engage import ENGAGE_SOURCE_ID
 
 USERS = 400
 TRAITS = [{"key": "orders", "kind": "count", "event": "Order Completed"}]

@@ -10,7 +10,8 @@ import msgspec
 
 from sluice.transform.stages import build_destinations
 from sluice.ui.preview import preview
-from sluice.workspace.model import PiiSettings, Transformation
+from sluice.workspace.model_privacy import PiiSettings
+from sluice.workspace.model_transformations import Transformation
 
 HOOK = {"id": "hook", "type": "webhook", "settings": {"urls": ["http://127.0.0.1:9/h"]}}
 CARD = "4111 1111 1111 1111"

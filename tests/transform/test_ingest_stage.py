@@ -15,7 +15,8 @@ from sluice.spec.normalize import make_envelope
 from sluice.store.base import SourceRow
 from sluice.transform.compile import Transformer
 from sluice.transform.stages import IngestStage, build_ingest
-from sluice.workspace.model import PiiSettings, Transformation
+from sluice.workspace.model_privacy import PiiSettings
+from sluice.workspace.model_transformations import Transformation
 
 SOURCE = SourceRow("web", "Web", ("wk_web_ingest_01",), True)
 

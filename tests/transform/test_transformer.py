@@ -9,7 +9,7 @@ import pytest
 
 from sluice.transform.compile import build
 from sluice.transform.paths import PathError, parse_path
-from sluice.workspace.model import Transformation
+from sluice.workspace.model_transformations import Transformation
 
 
 def t(**fields: Any) -> Transformation:

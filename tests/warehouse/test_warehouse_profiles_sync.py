@@ -28,7 +28,7 @@ from sluice.warehouse.loader import WarehouseLoader
 from sluice.warehouse.profiles_sync import sync_profiles
 from sluice.workspace import WorkspaceError
 from sluice.workspace.files import parse_workspace
-from sluice.workspace.model import profiles_setting_problem
+from sluice.workspace.model_checks import profiles_setting_problem
 
 SPACE = "default"
 T0 = 1_700_000_000_000

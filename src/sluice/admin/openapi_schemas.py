@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from sluice.admin.replays import MAX_TIME_MS, REPLAY_ID
-from sluice.workspace.model import ID_PATTERN, Workspace
+from sluice.workspace.model import Workspace
+from sluice.workspace.model_types import ID_PATTERN
 
 Schema = dict[str, Any]
 

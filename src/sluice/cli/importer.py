@@ -20,7 +20,8 @@ from sluice.cli.options import DataDirOption, settings_from
 from sluice.errors import SluiceError
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.files import dump_workspace
-from sluice.workspace.model import Workspace, check_workspace
+from sluice.workspace.model import Workspace
+from sluice.workspace.model_checks import check_workspace
 from sluice.workspace.segment_import import convert
 
 EXIT_INVALID_FILE = 2

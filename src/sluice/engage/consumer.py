@@ -32,7 +32,7 @@ from sluice.engage.position import Position, identity_seq, read_position
 from sluice.engage.tables import ENGAGE_TABLES, ensure_schema, transaction
 from sluice.identity.tables import IdentityDb
 from sluice.store.base import EventStore
-from sluice.workspace.model import ENGAGE_SOURCE_ID
+from sluice.workspace.model_engage import ENGAGE_SOURCE_ID
 
 log = logging.getLogger(__name__)
 DEFAULT_STEP_EVENTS = 5_000

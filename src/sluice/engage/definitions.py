@@ -18,12 +18,12 @@ import msgspec
 
 from sluice.fql import FqlError, Predicate, compile_filter
 from sluice.workspace.errors import WorkspaceError
-from sluice.workspace.model import (
+from sluice.workspace.model import Workspace
+from sluice.workspace.model_engage import (
     ENGAGE_SOURCE_ID,
     Audience,
     AudienceCondition,
     ComputedTrait,
-    Workspace,
 )
 
 ORDERED_OPS = (">", ">=", "<", "<=")

@@ -28,7 +28,7 @@ from sluice.engage.tables import transaction
 from sluice.identity.tables import IdentityDb
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import AppendBatch, EventStore, NewEvent
-from sluice.workspace.model import ENGAGE_SOURCE_ID
+from sluice.workspace.model_engage import ENGAGE_SOURCE_ID
 
 ENTERED = "Audience Entered"
 EXITED = "Audience Exited"

@@ -22,7 +22,7 @@ from sluice.engage.definitions import (
     event_spec_key,
 )
 from sluice.identity.tables import IdentityDb
-from sluice.workspace.model import AudienceCondition
+from sluice.workspace.model_engage import AudienceCondition
 
 if TYPE_CHECKING:
     from sluice.engage.book import StateBook

@@ -20,7 +20,7 @@ from sluice.fql import FqlError, parse
 from sluice.fql.functions import FUNCTIONS
 from sluice.fql.parser import Call, Path
 from sluice.transform.paths import PathError, get, missing, parse_path, pop, set_value
-from sluice.workspace.model import Transformation
+from sluice.workspace.model_transformations import Transformation
 
 CASING = ("lowercase", "uppercase", "snakecase", "kebabcase", "titlecase")
 # Where set_values and casing may write: the objects Segment's transformations change.

@@ -22,7 +22,8 @@ from msgspec import Raw
 from sluice.pii.classify import Classifier, CustomMatcher
 from sluice.pii.control import SCANNED, PiiControl
 from sluice.transform.compile import Transformer, build
-from sluice.workspace.model import PiiRule, PiiSettings, Privacy, Transformation
+from sluice.workspace.model_privacy import PiiRule, PiiSettings, Privacy
+from sluice.workspace.model_transformations import Transformation
 
 SKIPPED = "transform_skipped"  # a move or set that a value in the way prevented
 BLOCKED = "pii_blocked"

@@ -11,7 +11,8 @@ from sluice.transform.compile import TransformError, compile_one
 from sluice.workspace.errors import WorkspaceError
 
 if TYPE_CHECKING:
-    from sluice.workspace.model import Destination, Transformation, Workspace
+    from sluice.workspace.model import Destination, Workspace
+    from sluice.workspace.model_transformations import Transformation
 
 # type -> (calls it applies to, the field it needs)
 _NEEDS = {
@@ -26,7 +27,7 @@ _OPTIONAL = ("new_event_name", "renames", "values", "casing")
 
 def check_transformations(ws: Workspace) -> None:
     """Raise WorkspaceError (path `transformations[i].<field>`) for the first problem."""
-    from sluice.workspace.model import _check_json
+    from sluice.workspace.model_checks import _check_json
 
     sources = {s.id for s in ws.sources}
     destinations = {d.id: d for d in ws.destinations}

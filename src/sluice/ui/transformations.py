@@ -19,7 +19,9 @@ from starlette.routing import Route
 from sluice.ui.changes import NotFound, apply_change, local_path, message
 from sluice.ui.site import Site, redirect
 from sluice.workspace.errors import WorkspaceError
-from sluice.workspace.model import PiiRule, PiiSettings, Privacy, Transformation, Workspace
+from sluice.workspace.model import Workspace
+from sluice.workspace.model_privacy import PiiRule, PiiSettings, Privacy
+from sluice.workspace.model_transformations import Transformation
 from sluice.workspace.sync import export_workspace
 
 TYPES = (

@@ -32,7 +32,7 @@ from sluice.identity.rules import USERS
 from sluice.identity.tables import IdentityDb
 from sluice.warehouse.base import WarehouseUnavailable
 from sluice.warehouse.factory import WarehouseConfig, duckdb_path
-from sluice.workspace.model import profiles_setting_problem
+from sluice.workspace.model_checks import profiles_setting_problem
 
 log = logging.getLogger(__name__)
 PROFILES_SETTING = "profiles"

@@ -1,8 +1,8 @@
 """Workspace as code: a YAML file that `sluice apply` makes the store match, and `sluice export`
 writes back.
 
-The document model lives in `model`, reading and writing files in `files`, and the reconciliation
-with the store in `sync`.
+The document model lives in `model` (its sections and rules in the `model_*` modules), reading and
+writing files in `files`, and the reconciliation with the store in `sync`.
 """
 
 from __future__ import annotations

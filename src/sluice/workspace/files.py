@@ -20,16 +20,10 @@ import msgspec
 import yaml
 
 from sluice.workspace.errors import WorkspaceError
-from sluice.workspace.model import (
-    PATTERN_HELP,
-    Destination,
-    Source,
-    TrackingPlan,
-    Transformation,
-    Warehouse,
-    Workspace,
-    check_workspace,
-)
+from sluice.workspace.model import Destination, Source, TrackingPlan, Warehouse, Workspace
+from sluice.workspace.model_checks import check_workspace
+from sluice.workspace.model_transformations import Transformation
+from sluice.workspace.model_types import PATTERN_HELP
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from sluice.errors import SluiceError
-from sluice.workspace.model import ID_PATTERN, WRITE_KEY_PATTERN
+from sluice.workspace.model_types import ID_PATTERN, WRITE_KEY_PATTERN
 
 SEGMENT_PARTS = ("sources", "destinations", "filters", "subscriptions")
 NOT_COVERED = ("warehouses", "tracking_plans", "trackingPlans", "functions", "spaces", "audiences")

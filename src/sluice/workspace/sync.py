@@ -22,18 +22,17 @@ from sluice.store.base import ConfigObject, EventStore
 from sluice.store.errors import StoreError
 from sluice.workspace.errors import WorkspaceError
 from sluice.workspace.model import (
-    Audience,
-    ComputedTrait,
     Destination,
     IdentitySettings,
-    Privacy,
     Source,
     TrackingPlan,
-    Transformation,
     Warehouse,
     WebhookSource,
     Workspace,
 )
+from sluice.workspace.model_engage import Audience, ComputedTrait
+from sluice.workspace.model_privacy import Privacy
+from sluice.workspace.model_transformations import Transformation
 
 WORKSPACE_KIND = "workspace"
 WORKSPACE_ID = "workspace"

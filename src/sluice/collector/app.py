@@ -16,8 +16,6 @@ import logging
 import time
 from typing import Any
 
-import msgspec
-
 from sluice.collector.body import BodyError, read_body
 from sluice.collector.committer import GroupCommitter
 from sluice.collector.cors import cors_headers, send_preflight
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 ASGIApp = Any
 CONFIG_POLL_S = 1.0
 GC_YOUNG_THRESHOLD = 50_000
-_encode = msgspec.json.encode
 
 
 class Collector(CollectorIngest):

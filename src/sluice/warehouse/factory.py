@@ -22,11 +22,12 @@ import msgspec
 
 from sluice.store.base import EventStore
 from sluice.warehouse.base import WarehouseBackend, WarehouseNotFound, WarehouseUnavailable
+from sluice.workspace.model import MAX_EVENT_TABLES
 
 DEFAULT_WAREHOUSE_ID = "default"
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
 DEFAULT_LAKE_DIR = "lake"
-MAX_EVENT_TABLES_SETTING = "max_event_tables"
+MAX_EVENT_TABLES_SETTING = MAX_EVENT_TABLES  # the workspace checks the same setting
 
 
 @dataclass(frozen=True, slots=True)

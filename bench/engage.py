@@ -26,7 +26,8 @@ from sluice.engage.emit import flush
 from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.rules import rules_from
 from sluice.identity.tables import SqliteIdentityDb
-from sluice.store.base import AppendBatch, AppendResult, StoredEvent
+from sluice.store.base import AppendBatch, StoredEvent
+from sluice.store.base_event_store import AppendResult
 from sluice.workspace.model_engage import Audience, ComputedTrait
 
 T0 = 1_765_000_000_000

@@ -41,7 +41,7 @@ from sluice.collector.body import decode_item, parse_batch
 from sluice.config import Settings
 from sluice.protocols.registry import load_enforcers
 from sluice.spec.normalize import make_envelope
-from sluice.store.base import SourceRow
+from sluice.store.base_event_store import SourceRow
 
 BATCH = 100
 KEYS = {"off": "bench_key_plan_off_0123456789", "on": "bench_key_plan_on_0123456789"}

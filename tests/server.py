@@ -26,7 +26,8 @@ import pytest
 
 from ports import free_port
 from sluice.config import Settings
-from sluice.store.base import ConfigObject, EventQuery, Store, StoredEvent
+from sluice.store.base import ConfigObject, Store, StoredEvent
+from sluice.store.base_event_store import EventQuery
 from sluice.store.factory import open_store
 
 WRITE_KEY = "wk_test_1234567890"  # source "web"

@@ -20,7 +20,9 @@ from sluice.identity.report import identity_report
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import ParkedEvent, RetryingEvent, Store, StoredEvent, StoredRejection
+from sluice.store.base import Store, StoredEvent
+from sluice.store.base_delivery import ParkedEvent, RetryingEvent
+from sluice.store.base_event_store import StoredRejection
 from sluice.store.sqlite_read import COMPILED_READER_FAILURES, READS_UNIT, TEXTS_REPLACED
 from sluice.warehouse.stats import warehouse_stats
 

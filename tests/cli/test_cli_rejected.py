@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sluice.store.base import AppendBatch, Rejection
+from sluice.store.base import AppendBatch
+from sluice.store.base_event_store import Rejection
 from sluice.store.sqlite import SqliteStore
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from sluice.collector.committer import GroupCommitter
-from sluice.store.base import AppendBatch, AppendResult, NewEvent
+from sluice.store.base import AppendBatch, NewEvent
+from sluice.store.base_event_store import AppendResult
 from sluice.store.errors import StoreUnavailable
 from sluice.store.sqlite import SqliteStore
 

@@ -27,7 +27,7 @@ from sluice.collector import health
 from sluice.collector.health import ReadinessProbe, worker_check
 from sluice.config import DEFAULT_READY_MIN_FREE_MB, ConfigError, Settings, load_settings
 from sluice.runtime.lane_process import LANES
-from sluice.store.base import Lease
+from sluice.store.base_workers import Lease
 from sluice.store.postgres_schema import MIGRATIONS
 
 CHECKS = ["store", "migrations", "worker", "disk"]

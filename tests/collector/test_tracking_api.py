@@ -28,7 +28,8 @@ from server import (
 )
 from sluice.spec.calls import RejectReason
 from sluice.spec.timestamps import format_ms, parse_ms
-from sluice.store.base import ConfigObject, EventQuery, StoredEvent
+from sluice.store.base import ConfigObject, StoredEvent
+from sluice.store.base_event_store import EventQuery
 
 SUCCESS = b'{"success":true}'
 MAX_MESSAGE_BYTES = 8192  # the shared server's limits (conftest.SHARED_ENV)

@@ -8,7 +8,8 @@ import msgspec
 
 from sluice.config import Settings
 from sluice.delivery.retention import DAY_MS, trim_once
-from sluice.store.base import AppendBatch, ConfigObject, DeliveryCommit, NewEvent, RetryRow
+from sluice.store.base import AppendBatch, ConfigObject, NewEvent
+from sluice.store.base_delivery import DeliveryCommit, RetryRow
 from sluice.store.sqlite import SqliteStore
 
 NOW_MS = 1_800_000_000_000

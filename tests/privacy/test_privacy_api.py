@@ -18,7 +18,7 @@ import pytest
 from privacy_kit import Admin, sluice
 
 from server import WRITE_KEY, SluiceServer, StartServer, require, wait_for
-from sluice.store.base import EventQuery
+from sluice.store.base_event_store import EventQuery
 
 ENV = {"SLUICE_WORKERS": "2", "SLUICE_WAREHOUSE_INTERVAL_S": "0"}
 

@@ -15,7 +15,8 @@ from sluice.config import Settings
 from sluice.privacy.regulation import RegulationRequest, create_regulation
 from sluice.privacy.runner import MAX_LEG_ERRORS, RegulationRunner
 from sluice.privacy.targets.base import Subject, Target, TargetOutcome
-from sluice.store.base import AppendBatch, NewEvent, RegulationRow, Store
+from sluice.store.base import AppendBatch, NewEvent, Store
+from sluice.store.base_privacy import RegulationRow
 
 
 @dataclass

@@ -13,16 +13,10 @@ from sluice.privacy.regulation import RegulationRequest, create_regulation
 from sluice.privacy.suppression import is_suppressed, suppression_key
 from sluice.privacy.targets.base import Subject
 from sluice.privacy.targets.log import LogTarget
-from sluice.store.base import (
-    AppendBatch,
-    DeliveryCommit,
-    LegRow,
-    NewEvent,
-    NewParked,
-    Rejection,
-    RetryRow,
-    Store,
-)
+from sluice.store.base import AppendBatch, NewEvent, Store
+from sluice.store.base_delivery import DeliveryCommit, NewParked, RetryRow
+from sluice.store.base_event_store import Rejection
+from sluice.store.base_privacy import LegRow
 
 
 def request(kind: str, *ids: str, subject: str = "USER_ID") -> RegulationRequest:

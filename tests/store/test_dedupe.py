@@ -11,7 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from sluice.store.base import AppendBatch, NewEvent, Rejection
+from sluice.store.base import AppendBatch, NewEvent
+from sluice.store.base_event_store import Rejection
 from sluice.store.dedupe import DEFAULT_GENERATIONS, SeenIds
 from sluice.store.sqlite import SqliteStore
 

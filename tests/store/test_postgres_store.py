@@ -21,7 +21,8 @@ import pytest
 from store_kit import batch, event, now_ms
 
 from sluice.config import Settings
-from sluice.store.base import AppendResult, EventQuery, Rejection, StoredEvent
+from sluice.store.base import StoredEvent
+from sluice.store.base_event_store import AppendResult, EventQuery, Rejection
 from sluice.store.errors import StoreUnavailable
 from sluice.store.factory import open_store
 from sluice.store.postgres import APPEND_LOCK_SQL, PostgresStore

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from store_kit import Backend
 
-from sluice.store.base import (
+from sluice.store.base import Store
+from sluice.store.base_delivery import (
     DeliveryCommit,
     NewParked,
     RetryDelivered,
     RetryKey,
     RetryReschedule,
     RetryRow,
-    Store,
 )
 
 NOW = 1_767_225_600_000

@@ -18,7 +18,7 @@ from server import SLUICE, clean_env
 from sluice.metrics.cluster import ClusterCollector
 from sluice.native import DISABLE_ENV
 from sluice.store import sqlite_read
-from sluice.store.base import EventQuery
+from sluice.store.base_event_store import EventQuery
 from sluice.store.sqlite import SqliteStore
 
 BAD = "\ufffda"  # x'ff61' as read

@@ -14,7 +14,8 @@ from store_kit import batch, event
 
 from sluice.native import DISABLE_ENV
 from sluice.store import sqlite_read
-from sluice.store.base import NewEvent, StoredEvent, stored_event
+from sluice.store.base import NewEvent, StoredEvent
+from sluice.store.base_event_store import stored_event
 from sluice.store.sqlite import _READ_AFTER, SqliteStore
 
 pytestmark = pytest.mark.skipif(

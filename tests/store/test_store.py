@@ -11,16 +11,9 @@ import msgspec
 import pytest
 from store_kit import Backend, batch, event, now_ms, source_counters, source_object
 
-from sluice.store.base import (
-    AppendBatch,
-    ConfigObject,
-    DeliveryCommit,
-    EventQuery,
-    NewParked,
-    Rejection,
-    SourceRow,
-    Store,
-)
+from sluice.store.base import AppendBatch, ConfigObject, Store
+from sluice.store.base_delivery import DeliveryCommit, NewParked
+from sluice.store.base_event_store import EventQuery, Rejection, SourceRow
 
 
 # --- log ---------------------------------------------------------------------------------------

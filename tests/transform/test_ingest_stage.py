@@ -12,7 +12,7 @@ import msgspec
 from sluice.collector.batch import build_batch
 from sluice.config import Settings
 from sluice.spec.normalize import make_envelope
-from sluice.store.base import SourceRow
+from sluice.store.base_event_store import SourceRow
 from sluice.transform.compile import Transformer
 from sluice.transform.stages import IngestStage, build_ingest
 from sluice.workspace.model_privacy import PiiSettings

@@ -23,7 +23,7 @@ from ui_kit import (
 )
 
 from server import WRITE_KEY, SluiceServer, basic, wait_for
-from sluice.store.base import EventQuery
+from sluice.store.base_event_store import EventQuery
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

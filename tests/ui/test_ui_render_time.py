@@ -32,13 +32,8 @@ from ui_kit import (
 )
 
 from server import SluiceServer, source_body
-from sluice.store.base import (
-    AppendBatch,
-    ConfigObject,
-    DeliveryCommit,
-    NewEvent,
-    NewParked,
-)
+from sluice.store.base import AppendBatch, ConfigObject, NewEvent
+from sluice.store.base_delivery import DeliveryCommit, NewParked
 from sluice.store.sqlite import SqliteStore
 
 EVENTS = 1_000_000

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from sluice.config import Settings
-from sluice.store.base import ConfigObject, EventStore, SourceRow
+from sluice.store.base import ConfigObject, EventStore
+from sluice.store.base_event_store import SourceRow
 from sluice.store.errors import StoreError
 from sluice.store.factory import open_store
 from sluice.workspace import (

@@ -54,7 +54,8 @@ from sluice.inspection import (
     status_report,
     timeline_record,
 )
-from sluice.store.base import EventQuery, Store
+from sluice.store.base import Store
+from sluice.store.base_event_store import EventQuery
 from sluice.workspace.files import dump_workspace, workspace_data
 
 PARKED_STATES = ("parked", "retry_requested", "resent")

@@ -47,7 +47,8 @@ from sluice.delivery.plan import plan
 from sluice.delivery.sending import Sender
 from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
-from sluice.store.base import DeliveryCommit, NewParked, Store, StoredEvent
+from sluice.store.base import Store, StoredEvent
+from sluice.store.base_delivery import DeliveryCommit, NewParked
 from sluice.transform.stages import destination_stages
 
 DEFAULT_RATE = 1000.0  # events/s

@@ -32,7 +32,7 @@ from sluice.archive.layout import (
 from sluice.config import Settings
 from sluice.objectstore import ObjectStore, ObjectStoreError
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import UnitStats
+from sluice.store.base_workers import UnitStats
 
 log = logging.getLogger(__name__)
 

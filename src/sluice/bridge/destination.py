@@ -49,7 +49,7 @@ from sluice.destinations.base import (
     Response,
     Verdict,
 )
-from sluice.store.base import OAuthTokens
+from sluice.store.base_workers import OAuthTokens
 
 EXECUTE_METHOD = "EXECUTE"  # the engine's request for one execute (never sent over HTTP)
 DEFAULT_BATCH = 100  # events per execute of an action with performBatch (Segment's default)

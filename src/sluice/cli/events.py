@@ -14,7 +14,8 @@ from sluice.cli.app import app
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, open_store_for, settings_from
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import EventQuery, StoredEvent
+from sluice.store.base import StoredEvent
+from sluice.store.base_event_store import EventQuery
 
 FOLLOW_POLL_S = 0.5
 

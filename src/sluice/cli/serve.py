@@ -29,7 +29,7 @@ from sluice.logs import configure as configure_logging
 from sluice.metrics.process import prepare_multiprocess_dir, remove_multiprocess_dir
 
 if TYPE_CHECKING:
-    from sluice.store.base import SourceRow
+    from sluice.store.base_event_store import SourceRow
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from sluice.protocols.enforce import Enforcer
 from sluice.protocols.ingest import record as record_protocols
 from sluice.spec.calls import RejectReason
 from sluice.spec.normalize import Envelope, Rejected, normalize
-from sluice.store.base import AppendBatch, NewEvent, Rejection, SourceRow
+from sluice.store.base import AppendBatch, NewEvent
+from sluice.store.base_event_store import Rejection, SourceRow
 from sluice.transform.stages import IngestStage
 
 log = logging.getLogger("sluice.collector.app")

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from sluice.metrics.process import ProcessMetrics
 from sluice.spec.calls import RejectReason
-from sluice.store.base import AppendBatch, EventStore, Rejection
+from sluice.store.base import AppendBatch, EventStore
+from sluice.store.base_event_store import Rejection
 from sluice.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)

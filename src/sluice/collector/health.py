@@ -42,7 +42,8 @@ from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
 from sluice.config import Settings
 from sluice.pids import running
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
-from sluice.store.base import EventStore, Lease
+from sluice.store.base import EventStore
+from sluice.store.base_workers import Lease
 
 CACHE_S = 1.0
 STORE_TIMEOUT_S = 0.5

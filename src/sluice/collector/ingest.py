@@ -41,7 +41,7 @@ from sluice.collector.workspace_view import WorkspaceView
 from sluice.config import Settings
 from sluice.spec.calls import CALL_TYPES, SHORT_FORMS
 from sluice.spec.normalize import make_envelope
-from sluice.store.base import SourceRow
+from sluice.store.base_event_store import SourceRow
 
 log = logging.getLogger("sluice.collector.app")  # the collector's logger, as batch.py's
 REFUSAL_LOG_EVERY_S = 60.0

@@ -24,7 +24,7 @@ from sluice.collector.body import BodyError, read_body
 from sluice.collector.responses import send_error, send_success
 from sluice.config import Settings
 from sluice.errors import SluiceError
-from sluice.store.base import SourceRow
+from sluice.store.base_event_store import SourceRow
 from sluice.webhooks.events import describe, parse_body, spec_event
 from sluice.webhooks.verify import Delivery, Generic, Rejected, verify
 from sluice.workspace.model import WebhookSource

@@ -13,7 +13,8 @@ from pathlib import Path
 from sluice.devicemode.workspace import DevicePlugins
 from sluice.protocols.enforce import Enforcer
 from sluice.protocols.registry import load_enforcers
-from sluice.store.base import SourceRow, Store
+from sluice.store.base import Store
+from sluice.store.base_event_store import SourceRow
 from sluice.transform.stages import IngestStage, ingest_stages
 
 

@@ -45,14 +45,8 @@ from sluice.delivery.retries import DueRetries, RetryBook, RetryChanges, merge, 
 from sluice.delivery.sending import Sender, StepResult
 from sluice.destinations.base import Mapped
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import (
-    DeliveryCommit,
-    NewParked,
-    ParkedEvent,
-    RetryRow,
-    Store,
-    StoredEvent,
-)
+from sluice.store.base import Store, StoredEvent
+from sluice.store.base_delivery import DeliveryCommit, NewParked, ParkedEvent, RetryRow
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,8 @@ from sluice.delivery.partitions import payload_user_hash
 from sluice.delivery.plan import Plan, plan
 from sluice.delivery.sending import Failure, StepResult
 from sluice.destinations.base import Mapped
-from sluice.store.base import (
-    RetryDelivered,
-    RetryKey,
-    RetryReschedule,
-    RetryRow,
-    StoredEvent,
-)
+from sluice.store.base import StoredEvent
+from sluice.store.base_delivery import RetryDelivered, RetryKey, RetryReschedule, RetryRow
 
 WAITING_ERROR = "waiting behind an earlier event of the same user"
 

@@ -38,7 +38,7 @@ from sluice.delivery.plan import Plan
 from sluice.delivery.policy import CircuitBreaker, Pacer
 from sluice.delivery.sender import send
 from sluice.destinations.base import EventFailure, Mapped, Outcome, OutRequest, Response, Verdict
-from sluice.store.base import NewParked
+from sluice.store.base_delivery import NewParked
 
 log = logging.getLogger(__name__)
 

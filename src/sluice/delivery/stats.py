@@ -10,7 +10,8 @@ import msgspec
 from sluice.delivery.filters import FilterError, filter_errors, parse_filters
 from sluice.delivery.partitions import cursor_name
 from sluice.devicemode import is_device_mode
-from sluice.store.base import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS, Store
+from sluice.store.base import Store
+from sluice.store.base_delivery import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS
 from sluice.store.common import minute_of
 
 DEFAULT_TIMELINE_MINUTES = 60

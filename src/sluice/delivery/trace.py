@@ -19,7 +19,8 @@ from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
 from sluice.spec.jsontext import lenient_decode
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import RetryingEvent, Store, StoredEvent
+from sluice.store.base import Store, StoredEvent
+from sluice.store.base_delivery import RetryingEvent
 from sluice.transform.stages import destination_stages
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sluice.identity.consumer import read_position
 from sluice.identity.tables import IdentityDb
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import UnitStats
+from sluice.store.base_workers import UnitStats
 
 UNIT_PREFIX = "identity:"  # + the space
 REPORT_EVERY_S = 5.0  # at most, while the graph moves

@@ -26,7 +26,8 @@ from sluice.identity.report import identity_report
 from sluice.metrics.names import family, histogram
 from sluice.protocols.counters import FORWARDED_PREFIX, OMITTED, violation_counts
 from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
-from sluice.store.base import LATENCY_BUCKETS_MS, Store
+from sluice.store.base import Store
+from sluice.store.base_delivery import LATENCY_BUCKETS_MS
 from sluice.store.common import STORED_BY_TYPE
 from sluice.store.sqlite_read import COMPILED_READER_FAILURES, READS_UNIT, TEXTS_REPLACED
 from sluice.warehouse.factory import parse_warehouse_config, warehouse_bodies

@@ -10,7 +10,8 @@ from typing import Any
 
 from sluice.privacy.errors import RegulationNotFound
 from sluice.spec.timestamps import format_ms
-from sluice.store.base import LegRow, RegulationRow, Store
+from sluice.store.base import Store
+from sluice.store.base_privacy import LegRow, RegulationRow
 
 
 def _time(ms: int | None) -> str | None:

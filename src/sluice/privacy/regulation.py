@@ -18,7 +18,8 @@ import msgspec
 
 from sluice.privacy.errors import RegulationInvalid
 from sluice.privacy.suppression import suppression_keys
-from sluice.store.base import RegulationRow, Store
+from sluice.store.base import Store
+from sluice.store.base_privacy import RegulationRow
 
 RegulationType = Literal[
     "SUPPRESS_ONLY",

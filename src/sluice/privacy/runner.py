@@ -35,7 +35,8 @@ from sluice.privacy.targets.base import (
 from sluice.privacy.targets.external import external_targets
 from sluice.privacy.targets.log import LogTarget, progress_unit
 from sluice.privacy.targets.profiles import ProfilesTarget
-from sluice.store.base import LegRow, RegulationRow, Store
+from sluice.store.base import Store
+from sluice.store.base_privacy import LegRow, RegulationRow
 from sluice.store.factory import open_store
 from sluice.workspace import export_workspace
 

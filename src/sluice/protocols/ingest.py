@@ -16,7 +16,8 @@ import msgspec
 
 from sluice.protocols.counters import BLOCKED, FORWARDED_PREFIX, OMITTED, violation_counter
 from sluice.protocols.enforce import Enforcer, Outcome
-from sluice.store.base import AppendBatch, NewEvent, Rejection
+from sluice.store.base import AppendBatch, NewEvent
+from sluice.store.base_event_store import Rejection
 
 _encode = msgspec.json.encode
 BLOCKED_REASON = "tracking_plan_blocked"

@@ -8,7 +8,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from sluice.store.base import ProcessReport
+from sluice.store.base_workers import ProcessReport
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.store.base import StoredEvent
+from sluice.store.base_event_store import StoredEvent
 
 READ_KINDS = "icbccib"  # _sqlite_read's kinds for the columns of `StoredEvent`, in order
 

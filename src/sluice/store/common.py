@@ -9,15 +9,8 @@ from typing import Any
 
 import msgspec
 
-from sluice.store.base import (
-    MINUTE_MS,
-    TIMELINE_COUNTS,
-    TIMELINE_KEEP_MS,
-    ConfigObject,
-    NewEvent,
-    SourceRow,
-    latency_bucket,
-)
+from sluice.store.base_delivery import MINUTE_MS, TIMELINE_COUNTS, TIMELINE_KEEP_MS, latency_bucket
+from sluice.store.base_event_store import ConfigObject, NewEvent, SourceRow
 
 STORED_BY_TYPE = "stored:"  # counter name prefix: events stored, by call type
 

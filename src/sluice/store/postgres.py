@@ -52,7 +52,7 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
-from sluice.store.base import (
+from sluice.store.base_event_store import (
     AppendBatch,
     AppendResult,
     ConfigObject,

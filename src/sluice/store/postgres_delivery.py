@@ -15,11 +15,8 @@ from typing import Any
 
 import psycopg
 
-from sluice.store.base import (
-    DeliveryCommit,
-    ParkedEvent,
-    StoredEvent,
-)
+from sluice.store.base_delivery import DeliveryCommit, ParkedEvent
+from sluice.store.base_event_store import StoredEvent
 from sluice.store.common import (
     TimelinePruning,
     latency_counts,

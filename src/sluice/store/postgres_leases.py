@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
-from sluice.store.base import Lease
+from sluice.store.base_workers import Lease
 from sluice.store.postgres_connection import PostgresConnections
 from sluice.store.postgres_schema import NOW_MS_SQL, TRIM_LOCK, partitions
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sluice.store.base import ProcessReport
+from sluice.store.base_workers import ProcessReport
 from sluice.store.retry_set import Cursor, Dialect
 
 PROCESSES_TABLE_SQLITE = """

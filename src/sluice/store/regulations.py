@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from sluice.store.base import LegRow, RegulationRow
+from sluice.store.base_privacy import LegRow, RegulationRow
 from sluice.store.retry_set import Cursor, Dialect
 
 REGULATIONS_TABLES_SQLITE = """

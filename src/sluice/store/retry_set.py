@@ -21,13 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sluice.store.base import (
-    MINUTE_MS,
-    DeliveryCommit,
-    NewParked,
-    RetryingEvent,
-    RetryRow,
-)
+from sluice.store.base_delivery import MINUTE_MS, DeliveryCommit, NewParked, RetryingEvent, RetryRow
 
 RETRY_SET_TABLE_SQLITE = """
 CREATE TABLE IF NOT EXISTS retry_set (

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sluice.store.base import (
+from sluice.store.base_event_store import (
     AppendBatch,
     AppendResult,
     ConfigObject,

@@ -14,11 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sluice.store.base import (
-    DeliveryCommit,
-    ParkedEvent,
-    StoredEvent,
-)
+from sluice.store.base_delivery import DeliveryCommit, ParkedEvent
+from sluice.store.base_event_store import StoredEvent
 from sluice.store.common import (
     TimelinePruning,
     latency_counts,

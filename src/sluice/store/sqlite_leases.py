@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sluice.store.base import Lease
+from sluice.store.base_workers import Lease
 
 LEASES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (

@@ -27,7 +27,7 @@ from sluice.delivery.config import compile_destination
 from sluice.delivery.exchange import Redactor
 from sluice.delivery.sender import new_session
 from sluice.errors import SluiceError
-from sluice.store.base import OAuthTokens
+from sluice.store.base_workers import OAuthTokens
 
 MAX_MESSAGE_CHARS = 600
 _running: dict[int, asyncio.Lock] = {}  # per event loop: one test at a time

@@ -21,7 +21,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sluice.spec.calls import CALL_TYPES
-from sluice.store.base import EventQuery, Store, StoredEvent, StoredRejection
+from sluice.store.base import Store, StoredEvent
+from sluice.store.base_event_store import EventQuery, StoredRejection
 from sluice.ui.changes import NotFound, find_source
 from sluice.ui.site import Site, json_script
 from sluice.workspace.sync import export_workspace

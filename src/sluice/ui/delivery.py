@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.delivery.stats import DEFAULT_TIMELINE_MINUTES, destination_stats, recent_timeline
-from sluice.store.base import LATENCY_BUCKETS_MS, ParkedEvent
+from sluice.store.base_delivery import LATENCY_BUCKETS_MS, ParkedEvent
 from sluice.ui.changes import NotFound, find_destination
 from sluice.ui.charts import bars, columns, latency_label, timeline
 from sluice.ui.preview import explain

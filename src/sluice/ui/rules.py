@@ -27,7 +27,7 @@ from sluice.delivery.filters import FilterError, parse_filters
 from sluice.destinations.base import Destination as DestinationClass
 from sluice.destinations.registry import load
 from sluice.errors import SluiceError
-from sluice.store.base import EventQuery
+from sluice.store.base_event_store import EventQuery
 from sluice.transform.stages import destination_stages
 from sluice.ui.bridged import action_fields
 from sluice.ui.changes import NotFound, apply_change, find_destination, message

@@ -37,7 +37,8 @@ import duckdb
 from sluice.config import Settings
 from sluice.errors import SluiceError
 from sluice.gcpause import gc_paused
-from sluice.store.base import EventStore, StoredEvent, UnitStats
+from sluice.store.base import EventStore, StoredEvent
+from sluice.store.base_workers import UnitStats
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import CappedEvents, ColumnType, WarehouseBackend

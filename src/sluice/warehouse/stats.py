@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sluice.config import Settings
-from sluice.store.base import EventStore, UnitStats
+from sluice.store.base import EventStore
+from sluice.store.base_workers import UnitStats
 from sluice.warehouse.factory import (
     duckdb_path,
     open_backend,

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Iterator
 
-from sluice.store.base import Leases
+from sluice.store.base_workers import Leases
 from sluice.workspace.errors import WorkspaceError
 
 LOCK_NAME = "admin:workspace"

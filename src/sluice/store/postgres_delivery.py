@@ -24,8 +24,10 @@ from sluice.store.common import (
     timeline_buckets,
     timeline_step,
 )
+from sluice.store.dialect import POSTGRES, Cursor
 from sluice.store.postgres_connection import PostgresConnections
-from sluice.store.retry_set import POSTGRES, Cursor, RetrySetState
+from sluice.store.retry_set import RetrySetState
+from sluice.store.retry_set_operators import RetrySetOperations
 
 _PARKED_COLUMNS = (
     "id, destination, message_id, seq, parked_at, reason, attempts, request, response, payload,"
@@ -37,7 +39,7 @@ UPSERT_CURSOR_SQL = (
 )
 
 
-class PostgresDeliveryState(PostgresConnections, RetrySetState):
+class PostgresDeliveryState(PostgresConnections, RetrySetState, RetrySetOperations):
     """Mixed into `PostgresStore`."""
 
     _dialect = POSTGRES

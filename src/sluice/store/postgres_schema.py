@@ -23,7 +23,7 @@ from psycopg import sql
 from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_POSTGRES
 from sluice.store.processes import PROCESSES_TABLE_POSTGRES
 from sluice.store.regulations import REGULATIONS_TABLES_POSTGRES
-from sluice.store.retry_set import RETRY_SET_TABLE_POSTGRES
+from sluice.store.retry_set_schema import RETRY_SET_TABLE_POSTGRES
 from sluice.store.unit_stats import UNIT_STATS_TABLE_POSTGRES
 
 # Advisory-lock keys are bigints; Sluice keeps to two prefixes of the top 16 bits so that other

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sluice.store.base_workers import ProcessReport
-from sluice.store.retry_set import Cursor, Dialect
+from sluice.store.dialect import Cursor, Dialect
 
 PROCESSES_TABLE_SQLITE = """
 CREATE TABLE IF NOT EXISTS worker_processes (

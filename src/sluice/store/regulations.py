@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from sluice.store.base_privacy import LegRow, RegulationRow
-from sluice.store.retry_set import Cursor, Dialect
+from sluice.store.dialect import Cursor, Dialect
 
 REGULATIONS_TABLES_SQLITE = """
 CREATE TABLE IF NOT EXISTS regulations (

@@ -12,97 +12,26 @@ earlier event of the same user is retrying; it becomes `retrying` when that one 
 
 The SQL is written once, with `?` placeholders; the PostgreSQL store turns them into `%s`
 (`Dialect`). Everything else (upserts, correlated subqueries, `%`) reads the same in both.
+
+Here: what a consumer's step writes to the set and reads of it, and consumer states. The tables
+are in retry_set_schema.py, what operators read and do in retry_set_operators.py, the
+placeholders' `Dialect` in dialect.py.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sluice.store.base_delivery import MINUTE_MS, DeliveryCommit, NewParked, RetryingEvent, RetryRow
+from sluice.store.base_delivery import MINUTE_MS, DeliveryCommit, NewParked, RetryRow
+from sluice.store.dialect import Cursor, Dialect
 
-RETRY_SET_TABLE_SQLITE = """
-CREATE TABLE IF NOT EXISTS retry_set (
-    destination TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    event TEXT,
-    received_at INTEGER NOT NULL,
-    window_start INTEGER NOT NULL,
-    user_hash INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    first_failure INTEGER NOT NULL,
-    next_attempt INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    last_error TEXT NOT NULL,
-    request BLOB NOT NULL,
-    response BLOB NOT NULL,
-    payload BLOB NOT NULL,
-    PRIMARY KEY (destination, seq, action)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS retry_set_due ON retry_set (destination, state, next_attempt);
-CREATE INDEX IF NOT EXISTS retry_set_by_user ON retry_set (destination, user_hash, seq);
-CREATE INDEX IF NOT EXISTS retry_set_by_message ON retry_set (message_id);
-CREATE TABLE IF NOT EXISTS consumer_states (
-    consumer TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    since INTEGER NOT NULL
-) WITHOUT ROWID;
-DROP TABLE IF EXISTS retrying;
-"""
-
-RETRY_SET_TABLE_POSTGRES = """
-CREATE TABLE IF NOT EXISTS retry_set (
-    destination text COLLATE "C" NOT NULL,
-    seq bigint NOT NULL,
-    action text COLLATE "C" NOT NULL,
-    message_id text COLLATE "C" NOT NULL,
-    source_id text NOT NULL,
-    type text NOT NULL,
-    event text,
-    received_at bigint NOT NULL,
-    window_start bigint NOT NULL,
-    user_hash bigint NOT NULL,
-    state text COLLATE "C" NOT NULL,
-    attempts integer NOT NULL,
-    first_failure bigint NOT NULL,
-    next_attempt bigint NOT NULL,
-    updated_at bigint NOT NULL,
-    last_error text NOT NULL,
-    request bytea NOT NULL,
-    response bytea NOT NULL,
-    payload bytea NOT NULL,
-    PRIMARY KEY (destination, seq, action)
-);
-CREATE INDEX IF NOT EXISTS retry_set_due ON retry_set (destination, state, next_attempt);
-CREATE INDEX IF NOT EXISTS retry_set_by_user ON retry_set (destination, user_hash, seq);
-CREATE INDEX IF NOT EXISTS retry_set_by_message ON retry_set (message_id);
-CREATE TABLE IF NOT EXISTS consumer_states (
-    consumer text COLLATE "C" PRIMARY KEY,
-    state text NOT NULL,
-    detail text NOT NULL,
-    since bigint NOT NULL
-);
-DROP TABLE IF EXISTS retrying;
-"""
-
-ACTIVE = ("retrying", "waiting")
 DELIVERED_KEEP_MS = 7 * 24 * 3600 * 1000  # as long as the delivery timeline
 _ROW_COLUMNS = (
     "destination, seq, action, message_id, source_id, type, event, received_at, window_start,"
     " user_hash, state, attempts, first_failure, next_attempt, updated_at, last_error, request,"
     " response, payload"
-)
-_VIEW_COLUMNS = (
-    "destination, message_id, seq, first_failure, attempts, next_attempt, last_error, action,"
-    " state, request, response, updated_at"
 )
 _INSERT = (
     f"INSERT INTO retry_set ({_ROW_COLUMNS}) VALUES"
@@ -135,54 +64,12 @@ _PROMOTE = (
 )
 
 
-class Cursor(Protocol):
-    """What both drivers' cursors (sqlite3's connection, psycopg's cursor) offer alike."""
-
-    def execute(self, sql: Any, params: Any = ...) -> Any: ...
-
-    def executemany(self, sql: Any, params: Any) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """How a backend writes a placeholder; the retry set's SQL is written with `?`."""
-
-    placeholder: str
-
-    def __call__(self, sql: str) -> str:
-        if self.placeholder == "?":
-            return sql
-        return sql.replace("%", "%%").replace("?", self.placeholder)  # `%` is psycopg's marker
-
-
-SQLITE = Dialect("?")
-POSTGRES = Dialect("%s")
-
-
 def _row(r: Sequence[Any]) -> RetryRow:
     return RetryRow(
         str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6], int(r[7]),
         int(r[8]), int(r[9]), str(r[10]), int(r[11]), int(r[12]), int(r[13]), int(r[14]),
         str(r[15]), bytes(r[16]), bytes(r[17]), bytes(r[18]),
     )  # fmt: skip
-
-
-def _view(r: Sequence[Any]) -> tuple[str, RetryingEvent]:
-    return str(r[0]), RetryingEvent(
-        str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), str(r[6]), str(r[7]), str(r[8]),
-        bytes(r[9]), bytes(r[10]), int(r[11]),
-    )  # fmt: skip
-
-
-def _where(destination: str | None, message_ids: Sequence[str]) -> tuple[str, list[Any]]:
-    sql, params = "", []
-    if destination is not None:
-        sql += " AND destination = ?"
-        params.append(destination)
-    if message_ids:
-        sql += f" AND message_id IN ({', '.join('?' for _ in message_ids)})"
-        params.extend(message_ids)
-    return sql, params
 
 
 class RetrySetState:
@@ -315,140 +202,6 @@ class RetrySetState:
         )
         return {int(r[0]) for r in rows}
 
-    # --- what operators and `sluice status`/trace read -----------------------------------------
-    def retrying(
-        self,
-        destination: str | None = None,
-        limit: int | None = None,
-        *,
-        states: Sequence[str] = ACTIVE,
-    ) -> list[tuple[str, RetryingEvent]]:
-        """Retry-set rows (retrying and waiting by default), by destination and log order."""
-        where, params = _where(destination, ())
-        sql = (
-            f"SELECT {_VIEW_COLUMNS} FROM retry_set"
-            f" WHERE state IN ({', '.join('?' for _ in states)}){where}"
-            " ORDER BY destination, seq, action"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_view(r) for r in self._retry_read(sql, [*states, *params])]
-
-    def retries_for_message(self, message_id: str) -> list[tuple[str, RetryingEvent]]:
-        """Every retry-set row of this messageId, delivered ones included (for trace)."""
-        rows = self._retry_read(
-            f"SELECT {_VIEW_COLUMNS} FROM retry_set WHERE message_id = ? ORDER BY seq, action",
-            (message_id,),
-        )
-        return [_view(r) for r in rows]
-
-    def retry_counts(self, destination: str | None = None) -> dict[str, dict[str, int]]:
-        """Rows per destination and state (retrying, waiting), a count per index range."""
-        where, params = _where(destination, ())
-        rows = self._retry_read(
-            "SELECT destination, state, count(*) FROM retry_set"
-            f" WHERE state IN ('retrying', 'waiting'){where} GROUP BY destination, state",
-            params,
-        )
-        counts: dict[str, dict[str, int]] = {}
-        for dest, state, n in rows:
-            counts.setdefault(str(dest), {})[str(state)] = int(n)
-        return counts
-
-    def oldest_retrying_seq(self) -> int | None:
-        """The lowest log position any retry-set row still needs (log retention keeps it)."""
-        rows = self._retry_read(
-            "SELECT min(seq) FROM retry_set WHERE state IN ('retrying', 'waiting')"
-        )
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
-
-    def retry_destinations(self) -> list[str]:
-        rows = self._retry_read("SELECT DISTINCT destination FROM retry_set")
-        return sorted(str(r[0]) for r in rows)
-
-    # --- operator actions ----------------------------------------------------------------------
-    def retry_now(
-        self,
-        destination: str | None,
-        message_ids: Sequence[str] = (),
-        *,
-        now_ms: int = 0,
-        failed_since_ms: int | None = None,
-    ) -> int:
-        """Make retrying rows due now (all of the destination's, these events', or those that
-        failed since a time: a destination back from an outage); how many."""
-        where, params = _where(destination, message_ids)
-        if failed_since_ms is not None:
-            where += " AND updated_at >= ?"
-            params.append(failed_since_ms)
-        sql = self._dialect(
-            f"UPDATE retry_set SET next_attempt = ? WHERE state = 'retrying'{where}"
-        )
-        result: int = self._retry_write(lambda cur: cur.execute(sql, [now_ms, *params]).rowcount)
-        return result
-
-    def park_retrying(
-        self,
-        destination: str | None,
-        message_ids: Sequence[str] = (),
-        *,
-        reason: str = "parked_by_operator",
-        now_ms: int,
-    ) -> int:
-        """Move retrying and waiting rows to parked now, with their last exchange; how many.
-
-        A request for one of them in flight still settles: if it is delivered, the parked row
-        stays (the event is both parked and delivered; `sluice trace` shows parked)."""
-        where, params = _where(destination, message_ids)
-        q = self._dialect
-
-        def write(cur: Cursor) -> int:
-            rows = cur.execute(
-                q(f"SELECT {_ROW_COLUMNS} FROM retry_set"
-                  f" WHERE state IN ('retrying', 'waiting'){where}"),
-                params,
-            ).fetchall()  # fmt: skip
-            found = [_row(r) for r in rows]
-            by_dest: dict[str, list[RetryRow]] = {}
-            for row in found:
-                by_dest.setdefault(row.destination, []).append(row)
-            for dest, own in by_dest.items():
-                parked = [
-                    NewParked(r.message_id, r.seq, f"{reason}: {r.last_error}", r.attempts,
-                              r.request, r.response, r.payload)
-                    for r in own
-                ]  # fmt: skip
-                self._park_rows(cur, dest, _one_per_event(parked), now_ms)
-                cur.executemany(q(_DELETE), [(dest, r.seq, r.action) for r in own])
-                cur.execute(
-                    q("INSERT INTO delivery_counters VALUES (?, ?, ?) ON CONFLICT"
-                      " (destination, name) DO UPDATE SET"
-                      " value = delivery_counters.value + excluded.value"),
-                    (dest, f"parked:{reason}", len({r.seq for r in own})),
-                )  # fmt: skip
-                cur.execute(q(_PROMOTE), (now_ms, dest))
-            return len({(r.destination, r.seq) for r in found})
-
-        result: int = self._retry_write(write)
-        return result
-
-    def release_waiting(self, destination: str, *, now_ms: int) -> int:
-        """Make every waiting row retrying (the destination's ordering is no longer per user)."""
-        sql = self._dialect(
-            "UPDATE retry_set SET state = 'retrying', next_attempt = ?"
-            " WHERE destination = ? AND state = 'waiting'"
-        )
-        result: int = self._retry_write(
-            lambda cur: cur.execute(sql, (now_ms, destination)).rowcount
-        )
-        return result
-
-    def drop_retry_set(self, destination: str) -> int:
-        """Forget a deleted destination's rows (after its consumer has stopped)."""
-        sql = self._dialect("DELETE FROM retry_set WHERE destination = ?")
-        result: int = self._retry_write(lambda cur: cur.execute(sql, (destination,)).rowcount)
-        return result
-
     # --- consumer states -----------------------------------------------------------------------
     def set_consumer_state(self, consumer: str, state: str, detail: str, since_ms: int) -> None:
         """What a consumer is doing now (`running`, or `paused` and why), written on change."""
@@ -461,17 +214,6 @@ class RetrySetState:
     def consumer_states(self) -> dict[str, tuple[str, str, int]]:
         rows = self._retry_read("SELECT consumer, state, detail, since FROM consumer_states")
         return {str(c): (str(s), str(d), int(t)) for c, s, d, t in rows}
-
-
-def _one_per_event(parked: Sequence[NewParked]) -> list[NewParked]:
-    """One parked row per event, whatever number of its actions were retrying."""
-    seen: set[int] = set()
-    kept = []
-    for p in parked:
-        if p.seq not in seen:
-            seen.add(p.seq)
-            kept.append(p)
-    return kept
 
 
 class DeliveredPruning:
@@ -491,12 +233,6 @@ class DeliveredPruning:
 
 
 __all__ = [
-    "ACTIVE",
-    "POSTGRES",
-    "RETRY_SET_TABLE_POSTGRES",
-    "RETRY_SET_TABLE_SQLITE",
-    "SQLITE",
     "DeliveredPruning",
-    "Dialect",
     "RetrySetState",
 ]

@@ -35,7 +35,8 @@ from sluice.store.errors import StoreUnavailable
 from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_SQLITE, OAuthTokensState
 from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
 from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
-from sluice.store.retry_set import RETRY_SET_TABLE_SQLITE, DeliveredPruning
+from sluice.store.retry_set import DeliveredPruning
+from sluice.store.retry_set_schema import RETRY_SET_TABLE_SQLITE
 from sluice.store.sqlite_dedupe import SqliteSeenIds
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases

@@ -23,7 +23,9 @@ from sluice.store.common import (
     timeline_buckets,
     timeline_step,
 )
-from sluice.store.retry_set import SQLITE, Cursor, RetrySetState
+from sluice.store.dialect import SQLITE, Cursor
+from sluice.store.retry_set import RetrySetState
+from sluice.store.retry_set_operators import RetrySetOperations
 
 DELIVERY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delivery_steps (
@@ -78,7 +80,7 @@ _PARKED_COLUMNS = (
 )
 
 
-class SqliteDeliveryState(RetrySetState):
+class SqliteDeliveryState(RetrySetState, RetrySetOperations):
     """Mixed into `SqliteStore`: uses its connection, its lock and its cross-process writer lock."""
 
     _dialect = SQLITE

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sluice.store.retry_set import Cursor, Dialect
+from sluice.store.dialect import Cursor, Dialect
 
 UNIT_STATS_TABLE_SQLITE = """
 CREATE TABLE IF NOT EXISTS unit_stats (

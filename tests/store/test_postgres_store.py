@@ -25,7 +25,8 @@ from sluice.store.base import StoredEvent
 from sluice.store.base_event_store import AppendResult, EventQuery, Rejection
 from sluice.store.errors import StoreUnavailable
 from sluice.store.factory import open_store
-from sluice.store.postgres import APPEND_LOCK_SQL, PostgresStore
+from sluice.store.postgres import PostgresStore
+from sluice.store.postgres_append import APPEND_LOCK_SQL
 from sluice.store.postgres_schema import HORIZON_LOCK_BASE, MIGRATIONS, partitions
 
 _INSERT_ONE = (
@@ -274,7 +275,7 @@ def test_a_rolled_back_append_does_not_hold_the_log_back(pg_url: str) -> None:
 
 _KILLED_APPENDER = """
 import sys, time, psycopg
-from sluice.store.postgres import APPEND_LOCK_SQL
+from sluice.store.postgres_append import APPEND_LOCK_SQL
 from sluice.store.postgres_schema import HORIZON_LOCK_BASE
 conn = psycopg.connect(sys.argv[1])
 conn.execute(APPEND_LOCK_SQL, (HORIZON_LOCK_BASE,))

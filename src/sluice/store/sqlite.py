@@ -13,23 +13,19 @@ import fcntl
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sluice.store.base_event_store import (
     AppendBatch,
-    AppendResult,
-    ConfigObject,
     EventQuery,
-    SourceRow,
     StoredEvent,
     StoredRejection,
     stored_event,
 )
 from sluice.store.columns import READ_KINDS, LogColumns
-from sluice.store.common import TimelinePruning, count_stored, source_rows
+from sluice.store.common import TimelinePruning
 from sluice.store.dedupe import SeenIds
 from sluice.store.errors import StoreUnavailable
 from sluice.store.oauth_tokens import OAUTH_TOKENS_TABLE_SQLITE, OAuthTokensState
@@ -37,6 +33,8 @@ from sluice.store.processes import PROCESSES_TABLE_SQLITE, ProcessReportsState
 from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
 from sluice.store.retry_set import DeliveredPruning
 from sluice.store.retry_set_schema import RETRY_SET_TABLE_SQLITE
+from sluice.store.sqlite_append import SqliteAppends
+from sluice.store.sqlite_control_plane import SqliteControlPlane
 from sluice.store.sqlite_dedupe import SqliteSeenIds
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
@@ -88,17 +86,14 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('config_version', 0);
 """
 
-COUNTER_FLUSH_S = 0.25
-_UPSERT_COUNTER = (
-    "INSERT INTO counters (source_id, name, value) VALUES (?, ?, ?)"
-    " ON CONFLICT (source_id, name) DO UPDATE SET value = value + excluded.value"
-)
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
 _READ_AFTER = f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 class SqliteStore(
     SqliteSeenIds,
+    SqliteAppends,
+    SqliteControlPlane,
     SqliteDeliveryState,
     SqliteLeases,
     ProcessReportsState,
@@ -182,54 +177,6 @@ class SqliteStore(
         return result
 
     # --- event log -------------------------------------------------------------------------
-    def append(self, batch: AppendBatch) -> AppendResult:
-        db = self._db
-        with self._lock, self._writer_lock():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                self._catch_up()
-                seen = self._seen
-                # A copy: a failed append must leave the held-back counters as they were.
-                counters = dict(self._unflushed)
-                for key, n in batch.counters.items():
-                    counters[key] = counters.get(key, 0) + n
-                # NewEvent tuples are the rows, in the INSERT's column order.
-                rows = [
-                    e for e in batch.events if not seen.is_duplicate(e.message_id, e.received_at_ms)
-                ]
-                count_stored(counters, batch.events, rows)
-                if rows:
-                    db.executemany(
-                        "INSERT INTO events (source_id, message_id, type, event, received_at,"
-                        " payload) VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    # After the catch-up `_seen_seq` is the log's end, and SQLite gives new rows
-                    # max(seq) + 1, + 2, ... while this transaction holds the write lock.
-                    self._seen_seq = (self._seen_seq or 0) + len(rows)
-                if batch.rejections:
-                    self._insert_rejections(batch)
-                now = time.monotonic()
-                flush = counters and (not rows or now - self._counters_flushed >= COUNTER_FLUSH_S)
-                if flush:
-                    db.executemany(_UPSERT_COUNTER, [(s, n, v) for (s, n), v in counters.items()])
-                db.execute("COMMIT")
-                if flush:
-                    self._unflushed = {}
-                    self._counters_flushed = now
-                else:
-                    self._unflushed = counters
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                # Rebuild the seen set: it may hold ids that never committed. The counters of
-                # this batch stay in `_unflushed`: the caller answers with an error, and the
-                # events' retry will count again, which is what happened (received twice).
-                self._seen_seq = None
-                raise
-        self._record_trouble()
-        return AppendResult(stored=len(rows), duplicates=len(batch.events) - len(rows))
-
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
         """Queue writers of all processes on a file lock instead of SQLite's busy-sleep loop.
@@ -242,20 +189,6 @@ class SqliteStore(
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def _insert_rejections(self, batch: AppendBatch) -> None:
-        db = self._db
-        cur = db.executemany(
-            "INSERT INTO rejections (source_id, reason, detail, received_at, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [
-                (r.source_id, r.reason, r.detail, r.received_at_ms, r.payload)
-                for r in batch.rejections
-            ],
-        )
-        last = db.execute("SELECT max(id) FROM rejections").fetchone()[0] or 0
-        if cur.rowcount and last % 100 < cur.rowcount and last > self._keep_rejections:
-            db.execute("DELETE FROM rejections WHERE id <= ?", (last - self._keep_rejections,))
 
     def read_after(self, seq: int, limit: int) -> list[StoredEvent]:
         """Read in C where this install can (sqlite_read.py: a third of the CPU), else in Python."""
@@ -355,45 +288,7 @@ class SqliteStore(
                 result[key] = result.get(key, 0) + n
         return result
 
-    # --- control plane ---------------------------------------------------------------------
-    def config_version(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'config_version'").fetchone()
-        return int(row[0]) if row else 0
-
-    def list_config(self, kind: str | None = None) -> list[ConfigObject]:
-        sql = "SELECT kind, id, body FROM config"
-        params: tuple[str, ...] = ()
-        if kind is not None:
-            sql += " WHERE kind = ?"
-            params = (kind,)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY kind, id", params).fetchall()
-        return [ConfigObject(k, i, bytes(b)) for k, i, b in rows]
-
-    def replace_config(self, objects: Iterable[ConfigObject]) -> None:
-        rows = [(o.kind, o.id, o.body) for o in objects]
-        self._write_config(rows, replace=True)
-
-    def put_config(self, obj: ConfigObject) -> None:
-        self._write_config([(obj.kind, obj.id, obj.body)], replace=False)
-
-    def _write_config(self, rows: list[tuple[str, str, bytes]], replace: bool) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            if replace:
-                db.execute("DELETE FROM config")
-            db.executemany(
-                "INSERT INTO config (kind, id, body) VALUES (?, ?, ?)"
-                " ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-                rows,
-            )
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'config_version'")
-
-        self._transaction(write)
-
-    def sources(self) -> Sequence[SourceRow]:
-        return source_rows(self.list_config("source"))
-
+    # --- privacy ---------------------------------------------------------------------------
     def erase_freed(self) -> bool:
         """Checkpoint the WAL into the database and truncate it: its frames are old copies of
         pages, rows erased with secure_delete included (store/regulations.py)."""

@@ -1,11 +1,11 @@
-"""The store protocol: what every backend (SQLite now, PostgreSQL later) provides.
+"""The store protocol: what every backend (SQLite on one machine, PostgreSQL beyond) provides.
 
 The store owns three things: the event log (append-only, ordered by `seq`), the control plane
 (the workspace: sources, destinations, warehouses, tracking plans) and counters. Collectors append
 through `append`, consumers read the log with `read_after` from a cursor they commit with
 `commit_cursor`. Backends are synchronous; async callers run them on a worker thread.
 
-Cursor contract (so a PostgreSQL backend with concurrent writers fits without change): `read_after`
+Cursor contract (so the PostgreSQL backend's concurrent writers fit it): `read_after`
 only returns events whose sequence number is final, i.e. no event with a smaller `seq` can appear
 later. SQLite has a single writer, so every committed `seq` is final; PostgreSQL must hold back rows
 above the oldest in-flight transaction.

@@ -42,7 +42,8 @@ from sluice.delivery.partitions import (
 )
 from sluice.delivery.plan import Plan, plan
 from sluice.delivery.retries import DueRetries, RetryBook, RetryChanges, merge, plan_retries
-from sluice.delivery.sending import Sender, StepResult
+from sluice.delivery.sending import Sender
+from sluice.delivery.step_result import StepResult
 from sluice.destinations.base import Mapped
 from sluice.spec.timestamps import format_ms
 from sluice.store.base import Store, StoredEvent

@@ -1,9 +1,10 @@
 """What a consumer step writes to its destination's retry set, and how due retries are planned.
 
-Pure bookkeeping between the sending engine (`sending.py`: which events failed, were delivered
-or parked) and the store's rows (`store/retry_set.py`). A retried event is planned again from
-the body kept in its row with the destination's configuration of now, so a changed setting,
-filter or mapping applies to retries too; only the action that failed is sent again.
+Pure bookkeeping between the sending engine's results (`step_result.py`: which events failed,
+were delivered or parked) and the store's rows (`store/retry_set.py`). A retried event is
+planned again from the body kept in its row with the destination's configuration of now, so a
+changed setting, filter or mapping applies to retries too; only the action that failed is sent
+again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from sluice.delivery.config import DestinationConfig
 from sluice.delivery.partitions import payload_user_hash
 from sluice.delivery.plan import Plan, plan
-from sluice.delivery.sending import Failure, StepResult
+from sluice.delivery.step_result import Failure, StepResult
 from sluice.destinations.base import Mapped
 from sluice.store.base import StoredEvent
 from sluice.store.base_delivery import RetryDelivered, RetryKey, RetryReschedule, RetryRow

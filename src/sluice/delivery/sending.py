@@ -21,11 +21,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
-import msgspec
 
+from sluice.delivery.batching import UserKey, _carried, _chunks
 from sluice.delivery.config import DestinationConfig
 from sluice.delivery.exchange import (
     MAX_KEPT_BODY,
@@ -37,15 +37,13 @@ from sluice.delivery.exchange import (
 from sluice.delivery.plan import Plan
 from sluice.delivery.policy import CircuitBreaker, Pacer
 from sluice.delivery.sender import send
+from sluice.delivery.step_result import Failure, StepResult, park
 from sluice.destinations.base import EventFailure, Mapped, Outcome, OutRequest, Response, Verdict
-from sluice.store.base_delivery import NewParked
 
 log = logging.getLogger(__name__)
 
 MAX_CIRCUIT_WAIT_S = 60.0
 PAYLOAD_TOO_LARGE = "payload_too_large"  # the reason a destination gives for a 413
-
-UserKey = Callable[[Mapped], Hashable]
 
 
 @dataclass(slots=True)
@@ -62,51 +60,6 @@ class Pending:
     order: int = 0  # its place in the step (log order), kept through retries and rebuilds
     retried: bool = False  # carries events from the retry set (their failures don't open the
     # circuit: a few events failing forever must not pause the whole destination)
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One event (and action) whose request failed with a retryable answer."""
-
-    message_id: str
-    action_id: str
-    attempts: int
-    error: str
-    request: bytes
-    response: bytes
-    retry_after_s: float | None
-    first_attempt_ms: int
-
-
-@dataclass(slots=True)
-class StepResult:
-    delivered: dict[str, int] = field(default_factory=dict)  # message_id -> finished ms
-    parked: list[NewParked] = field(default_factory=list)
-    failed: list[Failure] = field(default_factory=list)  # retry_in_step=False only
-    held: list[Mapped] = field(default_factory=list)  # held back by `hold` (per-user order)
-    attempts: int = 0  # the attempts the slowest request needed
-
-    def settle(self, any_request_delivers: bool) -> None:
-        """One verdict per event: a parked or failed request of an event outweighs a delivered
-        one, unless any one request delivers it (classic webhooks to several URLs)."""
-        if any_request_delivers:
-            self.parked = [p for p in self.parked if p.message_id not in self.delivered]
-            self.failed = [f for f in self.failed if f.message_id not in self.delivered]
-        else:
-            for parked in self.parked:
-                self.delivered.pop(parked.message_id, None)
-            parked_ids = {p.message_id for p in self.parked}
-            self.failed = [f for f in self.failed if f.message_id not in parked_ids]
-            for failure in self.failed:
-                self.delivered.pop(failure.message_id, None)
-        seen: set[tuple[str, str]] = set()
-        unique = []
-        for failure in self.failed:  # one failure per event and action: its last
-            key = (failure.message_id, failure.action_id)
-            if key not in seen:
-                seen.add(key)
-                unique.append(failure)
-        self.failed = unique
 
 
 class Sender:
@@ -383,91 +336,6 @@ class Sender:
                     item.attempts, now + delay, reason, item.first_attempt_ms)
             for request in requests
         ]  # fmt: skip
-
-
-def park(
-    result: StepResult,
-    work: Plan,
-    message_id: str,
-    reason: str,
-    attempts: int,
-    request: bytes,
-    response: bytes,
-) -> None:
-    """Record that an event is parked (once per event)."""
-    stored = work.events.get(message_id)
-    if stored is None or any(p.message_id == message_id for p in result.parked):
-        return
-    attempts += work.prior_attempts.get(message_id, 0)
-    result.parked.append(
-        NewParked(message_id, stored.seq, reason, attempts, request, response, stored.payload)
-    )
-
-
-def _chunks(
-    items: list[Mapped], size: int, max_bytes: int, user_key: UserKey | None = None
-) -> list[list[Mapped]]:
-    """Runs of at most `size` events and (for batching actions) about `max_bytes` of JSON.
-
-    With `user_key`, a user's events (in log order) are not split over two runs unless they
-    outgrow one, so requests of different runs rarely share a user and can go at once."""
-    if size == 1:
-        return [[m] for m in items]
-    if user_key is not None:
-        groups: dict[Hashable, list[Mapped]] = {}
-        for mapped in items:
-            groups.setdefault(user_key(mapped), []).append(mapped)
-        return _chunk_runs(list(groups.values()), size, max_bytes)
-    chunks: list[list[Mapped]] = []
-    current: list[Mapped] = []
-    weight = 0
-    for mapped in items:
-        cost = len(msgspec.json.encode(mapped.payload)) + 1
-        if current and (len(current) >= size or weight + cost > max_bytes):
-            chunks.append(current)
-            current, weight = [], 0
-        current.append(mapped)
-        weight += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _chunk_runs(runs: list[list[Mapped]], size: int, max_bytes: int) -> list[list[Mapped]]:
-    """`_chunks` of runs (a user's events each) that start a new chunk rather than split a run
-    that fits in one."""
-    chunks: list[list[Mapped]] = []
-    current: list[Mapped] = []
-    weight = 0
-    for run in runs:
-        costs = [len(msgspec.json.encode(m.payload)) + 1 for m in run]
-        if current and (len(current) + len(run) > size or weight + sum(costs) > max_bytes):
-            chunks.append(current)
-            current, weight = [], 0
-        for mapped, cost in zip(run, costs, strict=True):
-            if current and (len(current) >= size or weight + cost > max_bytes):
-                chunks.append(current)
-                current, weight = [], 0
-            current.append(mapped)
-            weight += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _carried(request: OutRequest, chunk: list[Mapped], requests: int) -> list[Mapped]:
-    """The mapped events a request carries: the whole chunk, or those its ids name (in order)."""
-    if requests == 1 and len(request.message_ids) == len(chunk):
-        return chunk
-    by_id: dict[str, list[Mapped]] = {}
-    for mapped in chunk:
-        by_id.setdefault(mapped.message_id, []).append(mapped)
-    carried = []
-    for message_id in request.message_ids:
-        candidates = by_id.get(message_id)
-        if candidates:
-            carried.append(candidates.pop(0) if len(candidates) > 1 else candidates[0])
-    return carried
 
 
 def _without_delivered(pending: list[Pending], result: StepResult) -> list[Pending]:

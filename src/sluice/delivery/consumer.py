@@ -33,6 +33,8 @@ from typing import Any
 import aiohttp
 
 from sluice.delivery.config import DEFAULT_CHUNK_EVENTS, DestinationConfig
+from sluice.delivery.consumer_state import ConsumerState
+from sluice.delivery.parked_resend import ParkedResend
 from sluice.delivery.partitions import (
     Partition,
     cursor_name,
@@ -45,9 +47,8 @@ from sluice.delivery.retries import DueRetries, RetryBook, RetryChanges, merge, 
 from sluice.delivery.sending import Sender
 from sluice.delivery.step_result import StepResult
 from sluice.destinations.base import Mapped
-from sluice.spec.timestamps import format_ms
 from sluice.store.base import Store, StoredEvent
-from sluice.store.base_delivery import DeliveryCommit, NewParked, ParkedEvent, RetryRow
+from sluice.store.base_delivery import DeliveryCommit, NewParked, RetryRow
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ RETRY_POLL_S = 0.5  # how often the retry set is asked for due rows (when it has
 REFRESH_S = 2.0  # how often the set's size (and per-user barriers) are read back
 DUE_LIMIT = 500  # retry-set rows per step
 FAR_FUTURE_MS = 2**62
-RECOVERY_MARGIN_MS = 5_000
-CIRCUIT_OPEN = "circuit open"  # how a paused state's detail starts while the breaker is open
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,7 +72,7 @@ class _Flushed:
         return fresh
 
 
-class Consumer:
+class Consumer(ConsumerState, ParkedResend):
     """Delivers one destination's events (or one partition's); `run()` until cancelled."""
 
     def __init__(
@@ -307,57 +306,6 @@ class Consumer:
                 if self.blocked[h] <= 0:
                     del self.blocked[h]
 
-    async def _after_round(self) -> None:
-        """A circuit that closed again: what failed during the outage is due now."""
-        is_open = self.breaker.is_open
-        if self._was_open and not is_open:
-            since = self.sender.opened_at_ms - RECOVERY_MARGIN_MS
-            now_ms = int(time.time() * 1000)
-            n = await asyncio.to_thread(
-                self.store.retry_now, self.config.id, (), now_ms=now_ms, failed_since_ms=since
-            )
-            log.warning("destination %s recovered; %d failed events due now", self.config.id, n)
-            self._next_retry_poll = 0.0
-        elif is_open and not self._was_open:
-            log.warning(
-                "destination %s: circuit open (%s); delivery paused, probing",
-                self.config.id,
-                self.sender.last_error,
-            )
-        self._was_open = is_open
-        await self._publish_state()
-
-    async def _publish_state(self) -> None:
-        """Write what the consumer is doing (running, or paused and why) when that changes."""
-        if self.breaker.is_open:
-            opened = format_ms(self.sender.opened_at_ms)
-            kind, detail = (
-                "circuit_open",
-                (
-                    f"{CIRCUIT_OPEN} since {opened}: every request fails"
-                    f" ({self.sender.last_error}); probing, at most every"
-                    f" {self.sender.circuit_wait():g} s"
-                ),
-            )
-        elif self.full:
-            kind, detail = (
-                "retry_set_full",
-                (
-                    f"retry set full: {self.active} events retrying"
-                    f" (delivery.max_retrying: {self.config.options.max_retrying})"
-                ),
-            )
-        else:
-            kind, detail = "running", ""
-        if kind == self._state:
-            return
-        self._state = kind
-        now_ms = int(time.time() * 1000)
-        state = "running" if kind == "running" else "paused"
-        await asyncio.to_thread(
-            self.store.set_consumer_state, self.cursor_name, state, detail, now_ms
-        )
-
     def _advance_destination_cursor(self) -> None:
         """Keep the destination's plain cursor at its lowest partition's (status, retention)."""
         assert self.partition is not None
@@ -368,52 +316,6 @@ class Consumer:
             lowest = min(own.values())
             if cursors.get(cursor_name(self.config.id)) != lowest:
                 self.store.commit_cursor(cursor_name(self.config.id), lowest)
-
-    # --- parked events an operator asked to send again --------------------------------------
-    async def resend_parked(self) -> None:
-        """Send parked events an operator asked for once; a retryable failure puts them in the
-        retry set with a new window (from now), a permanent one parks them again."""
-        requested = await asyncio.to_thread(
-            self.store.parked, self.config.id, ("retry_requested",), 500
-        )
-        if not requested:
-            return
-        by_message: dict[str, ParkedEvent] = {p.message_id: p for p in requested}
-        now_ms = int(time.time() * 1000)
-        stored = [
-            StoredEvent(p.seq, next(iter(self.config.sources), ""), p.message_id, "", None,
-                        now_ms, p.payload)
-            for p in requested
-        ]  # fmt: skip
-        work = plan(_all_sources(self.config), stored)
-        result = await self.sender.deliver(work, retry_in_step=False)
-        changes = self.book.failures(result.failed, work, None, window_start_ms=now_ms)
-        self._track(changes, None)
-        back = {m for m in result.delivered} | {r.message_id for r in changes.added}
-        resent = [by_message[m].id for m in back if m in by_message]
-        filtered = [p.id for p in requested if p.message_id not in work.events]
-        for again in result.parked:
-            original = by_message[again.message_id]
-            await asyncio.to_thread(
-                self.store.repark, original.id, again.reason, original.attempts + again.attempts,
-                again.request, again.response,
-            )  # fmt: skip
-        await asyncio.to_thread(
-            self.store.commit_delivery,
-            DeliveryCommit(
-                destination=self.config.id,
-                cursor=None,
-                first_seq=0,
-                last_seq=-1,
-                finished_at_ms=int(time.time() * 1000),
-                attempts=result.attempts,
-                counters={"delivered": len(result.delivered), "resent": len(resent)},
-                resent_parked_ids=resent + filtered,
-                cursor_name=self.cursor_name,
-                retries=changes.added,
-                retrying_now=self.active if changes.added else None,
-            ),
-        )
 
 
 def _unusable(work: Plan) -> list[NewParked]:
@@ -432,8 +334,3 @@ def _unusable(work: Plan) -> list[NewParked]:
 
 def _user_key(mapped: Mapped) -> Hashable:
     return user_hash(mapped.event)
-
-
-def _all_sources(config: DestinationConfig) -> DestinationConfig:
-    """The same configuration, accepting any source (parked events were already routed once)."""
-    return dataclasses.replace(config, sources=frozenset())

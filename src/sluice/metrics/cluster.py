@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from sluice.archive.upload import FAILURE_KINDS, UPLOAD_UNIT
 from sluice.archive.writer import CURSOR as ARCHIVE_CURSOR
 from sluice.bridge.location import REPORT_PREFIX as BRIDGE_REPORT_PREFIX
-from sluice.delivery.consumer import CIRCUIT_OPEN
+from sluice.delivery.consumer_state import CIRCUIT_OPEN
 from sluice.delivery.partitions import cursor_name
 from sluice.devicemode import is_device_mode
 from sluice.identity.report import identity_report

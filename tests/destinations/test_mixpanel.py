@@ -25,8 +25,8 @@ from sluice.destinations.mixpanel import (
     Mixpanel,
     MixpanelSettings,
     browser,
-    profile_set,
 )
+from sluice.destinations.mixpanel_requests import profile_set
 from sluice.destinations.mixpanel_schema import js_to_number
 from sluice.destinations.registry import load
 from sluice.fql import compile_trigger

@@ -13,7 +13,6 @@ output may change it without changing the event, as with Segment's final `remove
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import msgspec
 
 from sluice.mapping.directives import (
-    clone,
     compile_replace,
     compile_template,
     drop_nulls,
@@ -36,6 +34,7 @@ from sluice.mapping.directives import (
 )
 from sluice.mapping.errors import MappingError
 from sluice.mapping.paths import UNDEFINED, compile_getter, parse_path, walk
+from sluice.mapping.readers import _COPYING, _copied, _Node, _reader
 from sluice.mapping.validate import directive_name, join_path, validate
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Evaluator", "compile", "resolve"]
@@ -46,7 +45,6 @@ DEFAULT_CACHE_SIZE = 1024
 Evaluator = Callable[[Mapping[str, Any]], Any]
 """A compiled mapping: takes an event (a dict), returns the mapped value."""
 
-_Node = Callable[[Any], Any]
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -87,8 +85,6 @@ def compile(mapping: Any, *, copy: bool = True) -> Evaluator:
 
 
 _CACHE: dict[bytes, Evaluator] = {}
-# Whether the reader being compiled copies what it reads (set by `compile` while it compiles).
-_COPYING: contextvars.ContextVar[bool] = contextvars.ContextVar("mapping_copying", default=True)
 _CACHE_LOCK = threading.Lock()
 
 
@@ -161,49 +157,11 @@ def _compile_list(node: list[Any], path: str) -> _Node:
     return build
 
 
-def _copied(value: Any) -> Any:
-    kind = type(value)
-    return clone(value) if kind is dict or kind is list else value
-
-
 def _kind(value: Any) -> str:
     return "undefined" if value is UNDEFINED else type(value).__name__
 
 
 # -- directives ----------------------------------------------------------------------------------
-
-
-def _reader(keys: tuple[str, ...] | None) -> _Node:
-    """Read `keys` and copy what is found; the common one- and two-key paths are inlined."""
-    if not _COPYING.get():
-        getter = compile_getter(keys)
-        return lambda payload: getter(payload)
-    if keys is not None and len(keys) == 1:
-        (first,) = keys
-
-        def read_one(payload: Any) -> Any:
-            if type(payload) is dict:
-                value = payload.get(first, UNDEFINED)
-                kind = type(value)
-                return clone(value) if kind is dict or kind is list else value
-            return _copied(walk(payload, keys))
-
-        return read_one
-    if keys is not None and len(keys) == 2:
-        first, second = keys
-
-        def read_two(payload: Any) -> Any:
-            if type(payload) is dict:
-                inner = payload.get(first)
-                if type(inner) is dict:
-                    value = inner.get(second, UNDEFINED)
-                    kind = type(value)
-                    return clone(value) if kind is dict or kind is list else value
-            return _copied(walk(payload, keys))
-
-        return read_two
-    getter = compile_getter(keys)
-    return lambda payload: _copied(getter(payload))
 
 
 def _path(argument: Any, path: str) -> _Node:

@@ -12,7 +12,7 @@ One SQL text for both backends, as the retry set's (`store/retry_set.py`); the D
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.store.dialect import Cursor, Dialect
 
@@ -48,11 +48,11 @@ class OAuthTokensState:
 
     _dialect: Dialect
 
-    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own, earlier in its MRO: no stub to shadow them
 
-    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
+        def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any: ...
 
     def save_oauth_tokens(
         self, destination: str, access_token: str, refresh_token: str | None, now_ms: int

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.store.base_workers import ProcessReport
 from sluice.store.dialect import Cursor, Dialect
@@ -62,11 +62,11 @@ class ProcessReportsState:
 
     _dialect: Dialect
 
-    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own, earlier in its MRO: no stub to shadow them
 
-    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
+        def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any: ...
 
     def report_process(self, report: ProcessReport) -> None:
         q = self._dialect

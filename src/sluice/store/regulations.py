@@ -20,7 +20,7 @@ store's tables. The rest of a deletion (archive files, profiles, warehouses) is 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -127,11 +127,11 @@ class RegulationsState:
     # overwrite them: set on the connection that erases (the runner's own), not on every one.
     _secure_delete_sql: str | None = None
 
-    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own, earlier in its MRO: no stub to shadow them
 
-    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
+        def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any: ...
 
     # --- regulations -----------------------------------------------------------------------
     def create_regulation(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.store.base_delivery import MINUTE_MS, DeliveryCommit, NewParked, RetryRow
 from sluice.store.dialect import Cursor, Dialect
@@ -78,11 +78,11 @@ class RetrySetState:
     _dialect: Dialect
     _delivered_pruning: DeliveredPruning
 
-    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own, earlier in its MRO: no stub to shadow them
 
-    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
+        def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any: ...
 
     def _write_retry_changes(self, cur: Cursor, commit: DeliveryCommit) -> None:
         """The retry-set part of a consumer's commit, inside the backend's transaction."""

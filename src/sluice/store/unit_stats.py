@@ -12,7 +12,7 @@ One SQL text for both backends, as the retry set's (`store/retry_set.py`); the D
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.store.dialect import Cursor, Dialect
 
@@ -53,11 +53,11 @@ class UnitStatsState:
 
     _dialect: Dialect
 
-    def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own, earlier in its MRO: no stub to shadow them
 
-    def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any:
-        raise NotImplementedError
+        def _retry_read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+        def _retry_write(self, fn: Callable[[Cursor], Any]) -> Any: ...
 
     def record_unit_stats(
         self, unit: str, now_ms: int, add: Mapping[str, int], set_to: Mapping[str, int]

@@ -23,7 +23,7 @@ from sluice.spec.timestamps import format_ms
 from sluice.store.base import Store, StoredEvent
 from sluice.store.base_delivery import ParkedEvent, RetryingEvent
 from sluice.store.base_event_store import StoredRejection
-from sluice.store.sqlite_read import COMPILED_READER_FAILURES, READS_UNIT, TEXTS_REPLACED
+from sluice.store.sqlite_read import recorded_trouble
 from sluice.warehouse.stats import warehouse_stats
 
 NO_SOURCE = "(no source)"  # counters of requests no write key matched
@@ -45,17 +45,7 @@ def status_report(settings: Settings, store: Store) -> dict[str, Any]:
         "archive": archive_status(settings, store),
         "identity": identity_report(store, store.last_seq()),
         "regulations": store.regulation_counts(),
-        "log_reads": log_reads_report(store),
-    }
-
-
-def log_reads_report(store: Store) -> dict[str, int]:
-    """What reads of a SQLite log met (store/sqlite_read.py), counted since the log was made:
-    texts read with U+FFFD, compiled readers that failed. Zeros elsewhere."""
-    stats = store.unit_stats().get(READS_UNIT, {})
-    return {
-        "texts_replaced": stats.get(TEXTS_REPLACED, 0),
-        "compiled_reader_failures": stats.get(COMPILED_READER_FAILURES, 0),
+        "log_reads": recorded_trouble(store),
     }
 
 

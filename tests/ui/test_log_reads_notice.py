@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
 
 from ui_kit import StartServer, exchange, signed_in_cookie
 
@@ -15,7 +14,7 @@ from server import wait_for
 NOTICE = b'id="log-reads"'
 
 
-def test_the_overview_shows_degraded_log_reads(tmp_path: Path, start_server: StartServer) -> None:
+def test_the_overview_shows_degraded_log_reads(start_server: StartServer) -> None:
     server = start_server({"SLUICE_WORKERS": "1"})
     cookie = signed_in_cookie("127.0.0.1", server.port, server.data_dir)
 

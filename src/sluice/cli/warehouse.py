@@ -27,7 +27,6 @@ from sluice.config import Settings
 from sluice.store.base import EventStore
 from sluice.warehouse.base import CappedEvents, ColumnType, SchemaChangeError, WarehouseBackend
 from sluice.warehouse.factory import (
-    MAX_EVENT_TABLES_SETTING,
     WarehouseConfig,
     duckdb_path,
     find_warehouse,
@@ -38,6 +37,7 @@ from sluice.warehouse.factory import (
 )
 from sluice.warehouse.loader import LoadReport, WarehouseLoader
 from sluice.warehouse.naming import STANDARD_TABLES, Namer
+from sluice.workspace.model import MAX_EVENT_TABLES
 
 T = TypeVar("T")
 
@@ -161,8 +161,7 @@ def _overview(
         capped.setdefault(c.schema, []).append(c)
     schemas = dict.fromkeys([namer.schema(source) for source in sources] + sorted(capped))
     lines = [
-        f"{config.id} ({config.type}): at most {cap:,} event tables per source"
-        f" ({MAX_EVENT_TABLES_SETTING})"
+        f"{config.id} ({config.type}): at most {cap:,} event tables per source ({MAX_EVENT_TABLES})"
     ]
     for schema in schemas:
         tables = sum(1 for name in backend.columns(schema) if name not in STANDARD_TABLES)
@@ -191,9 +190,9 @@ def _overview(
             )
     if capped:
         where = (
-            f"the warehouse's settings.{MAX_EVENT_TABLES_SETTING}"
-            if MAX_EVENT_TABLES_SETTING in config.settings
-            else f"{CAP_ENV} (or the warehouse's settings.{MAX_EVENT_TABLES_SETTING})"
+            f"the warehouse's settings.{MAX_EVENT_TABLES}"
+            if MAX_EVENT_TABLES in config.settings
+            else f"{CAP_ENV} (or the warehouse's settings.{MAX_EVENT_TABLES})"
         )
         lines.append(
             f"  Why: a source makes at most {cap:,} event tables, so that event names holding"
@@ -251,7 +250,7 @@ def capped_names(
         "event name",
         "events in tracks only",
         "its table would be",
-        title=f"{config.id}: event names with no table ({MAX_EVENT_TABLES_SETTING} is {cap:,})",
+        title=f"{config.id}: event names with no table ({MAX_EVENT_TABLES} is {cap:,})",
     )
     for c in found:
         table.add_row(c.schema, c.event_text, f"{c.events:,}", c.table)

@@ -29,7 +29,11 @@ from sluice.runtime.lease_runner import WORKER_LEASE_PREFIX
 from sluice.store.base import Store
 from sluice.store.base_delivery import LATENCY_BUCKETS_MS
 from sluice.store.common import STORED_BY_TYPE
-from sluice.store.sqlite_read import COMPILED_READER_FAILURES, READS_UNIT, TEXTS_REPLACED
+from sluice.store.sqlite_read import (
+    COMPILED_READER_FAILURES,
+    TEXTS_REPLACED,
+    recorded_trouble,
+)
 from sluice.warehouse.factory import parse_warehouse_config, warehouse_bodies
 from sluice.warehouse.stats import UNIT_PREFIX
 
@@ -100,13 +104,13 @@ def _protocols_metrics(counters: dict[tuple[str, str], int]) -> Iterator[Metric]
 
 def _log_read_metrics(store: Store) -> Iterator[Metric]:
     """What reads of the SQLite log met (store/sqlite_read.py): 0 on any other store."""
-    stats = store.unit_stats().get(READS_UNIT, {})
+    counts = recorded_trouble(store)
     for name, key in (
         ("sluice_log_texts_replaced", TEXTS_REPLACED),
         ("sluice_log_compiled_reader_failures", COMPILED_READER_FAILURES),
     ):
         metric = family(name)
-        metric.add_metric([], stats.get(key, 0))
+        metric.add_metric([], counts[key])
         yield metric
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.native import disabled
+from sluice.store.base_workers import UnitStats
 
 try:
     from sluice.store import _sqlite_read  # type: ignore[attr-defined]
@@ -70,6 +71,13 @@ def same_library(db: sqlite3.Connection) -> bool:
                     sqlite3.sqlite_version,
                 )
         return _same
+
+
+def recorded_trouble(stats: UnitStats) -> dict[str, int]:
+    """What reads of the log met, as the store recorded it (`READS_UNIT`; zeros on PostgreSQL,
+    whose reads meet neither): `sluice status`, the UI overview and the metrics show it."""
+    counts = stats.unit_stats().get(READS_UNIT, {})
+    return {name: counts.get(name, 0) for name in (TEXTS_REPLACED, COMPILED_READER_FAILURES)}
 
 
 class ReadTrouble:

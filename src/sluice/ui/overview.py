@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.delivery.stats import destination_stats
-from sluice.inspection import log_reads_report
+from sluice.store.sqlite_read import recorded_trouble
 from sluice.ui.charts import bars
 from sluice.ui.site import Site
 from sluice.ui.sources import source_counters
@@ -39,7 +39,7 @@ def routes(site: Site) -> list[Route]:
             "chart": chart if destinations else "",
             "total_stored": sum(c.get("stored", 0) for _, c in sources),
             "total_rejected": sum(c.get("rejected", 0) for _, c in sources),
-            "log_reads": log_reads_report(store),
+            "log_reads": recorded_trouble(store),
         }
 
     async def page(request: Request) -> Response:

@@ -27,7 +27,6 @@ from sluice.workspace.model import MAX_EVENT_TABLES
 DEFAULT_WAREHOUSE_ID = "default"
 DEFAULT_DUCKDB_FILE = "warehouse.duckdb"
 DEFAULT_LAKE_DIR = "lake"
-MAX_EVENT_TABLES_SETTING = MAX_EVENT_TABLES  # the workspace checks the same setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +53,10 @@ def parse_warehouse_config(body: bytes) -> WarehouseConfig:
         raise WarehouseUnavailable(
             f"warehouse {doc['id']!r}: 'settings' must be a mapping and 'sources' a list"
         )
-    cap = settings.get(MAX_EVENT_TABLES_SETTING)
+    cap = settings.get(MAX_EVENT_TABLES)
     if cap is not None and (type(cap) is not int or cap < 0):
         raise WarehouseUnavailable(
-            f"warehouse {doc['id']!r}: settings.{MAX_EVENT_TABLES_SETTING} must be a whole"
+            f"warehouse {doc['id']!r}: settings.{MAX_EVENT_TABLES} must be a whole"
             f" number, 0 or more (got {cap!r})"
         )
     return WarehouseConfig(doc["id"], str(doc.get("type", "duckdb")), settings, tuple(sources))
@@ -65,7 +64,7 @@ def parse_warehouse_config(body: bytes) -> WarehouseConfig:
 
 def max_event_tables(config: WarehouseConfig, default: int) -> int:
     """The event tables the warehouse makes per source: its setting, else `default`."""
-    cap = config.settings.get(MAX_EVENT_TABLES_SETTING)
+    cap = config.settings.get(MAX_EVENT_TABLES)
     return cap if type(cap) is int else default
 
 

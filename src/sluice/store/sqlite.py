@@ -34,7 +34,7 @@ from sluice.store.regulations import REGULATIONS_TABLES_SQLITE, RegulationsState
 from sluice.store.retry_set import DeliveredPruning
 from sluice.store.retry_set_schema import RETRY_SET_TABLE_SQLITE
 from sluice.store.sqlite_append import SqliteAppends
-from sluice.store.sqlite_control_plane import SqliteControlPlane
+from sluice.store.sqlite_control_plane import CONTROL_PLANE_SCHEMA, SqliteControlPlane
 from sluice.store.sqlite_dedupe import SqliteSeenIds
 from sluice.store.sqlite_delivery import DELIVERY_SCHEMA, SqliteDeliveryState
 from sluice.store.sqlite_leases import LEASES_SCHEMA, SqliteLeases
@@ -73,17 +73,6 @@ CREATE TABLE IF NOT EXISTS cursors (
     consumer TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS config (
-    kind TEXT NOT NULL,
-    id TEXT NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('config_version', 0);
 """
 
 _EVENT_COLUMNS = "seq, source_id, message_id, type, event, received_at, payload"
@@ -139,6 +128,7 @@ class SqliteStore(
                 db.executescript(
                     "BEGIN IMMEDIATE;"
                     + SCHEMA
+                    + CONTROL_PLANE_SCHEMA
                     + DELIVERY_SCHEMA
                     + RETRY_SET_TABLE_SQLITE
                     + LEASES_SCHEMA

@@ -16,6 +16,20 @@ from typing import TYPE_CHECKING, Any
 from sluice.store.base_event_store import ConfigObject, SourceRow
 from sluice.store.common import source_rows
 
+CONTROL_PLANE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('config_version', 0);
+"""
+
 
 class SqliteControlPlane:
     """Mixed into `SqliteStore`: uses its connection, its lock and its write transactions."""

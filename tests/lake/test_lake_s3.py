@@ -4,6 +4,9 @@ fixed, compaction, and the settings refused."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -305,13 +308,54 @@ def test_missing_bucket_or_endpoint_down_fail_clearly_then_load_once_there(
 ) -> None:
     bucket = f"missing-{os.urandom(4).hex()}"
     ids = append(store, *[{"type": "track", "event": "Paid"} for _ in range(20)])
-    with pytest.raises(BucketNotFound, match=f"s3://{bucket}/"):
-        load_s3(store, tmp_path, s3_lake(s3, bucket))
+    with pytest.raises(BucketNotFound, match=f"s3://{bucket}/lake/_sluice/manifest.json "):
+        load_s3(store, tmp_path, s3_lake(s3, bucket))  # the key as in the bucket: prefix too
     down = s3_lake(s3, bucket, endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ObjectStoreUnavailable, match=f"s3://{bucket}/"):
         load_s3(store, tmp_path, down)
     s3.client(bucket).create_bucket()
     assert load_s3(store, tmp_path, s3_lake(s3, bucket)).events == 20
+    counted = s3_query(tmp_path, s3_lake(s3, bucket), "SELECT id, count(*) FROM paid GROUP BY 1")
+    assert dict(counted) == dict.fromkeys(ids, 1)
+
+
+def test_the_worker_logs_a_missing_bucket_once_naming_its_key_then_the_recovery(
+    s3: S3Server, store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's loop (`run`) retries every interval: the failure is one warning that names
+    the object as the bucket holds it (the prefix too), not one per retry; then one line when
+    it loads again."""
+    bucket = f"missing-{os.urandom(4).hex()}"
+    ids = append(store, *[{"type": "track", "event": "Paid"} for _ in range(20)])
+    body = msgspec.json.encode({"id": "lake", "type": "lake", "settings": s3_lake(s3, bucket)})
+    settings = Settings(data_dir=tmp_path, warehouse_interval_s=0.05)
+    loader = WarehouseLoader(settings, store, body)
+
+    async def run_until(done: Any) -> None:
+        task = asyncio.create_task(loader.run())
+        try:
+            async with asyncio.timeout(30):
+                while not done():
+                    await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    caplog.set_level(logging.INFO, logger="sluice.warehouse.loader")
+    asyncio.run(run_until(lambda: loader._failures.attempts >= 4))
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert (
+        f"s3://{bucket}/lake/_sluice/manifest.json at {s3.endpoint_url}" in warned[0].getMessage()
+    )
+    assert "does not exist" in warned[0].getMessage()
+    s3.client(bucket).create_bucket()
+    caplog.clear()
+    asyncio.run(run_until(lambda: not loader._failures.failing))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("warehouse lake: load works again, after" in m for m in messages), messages
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     counted = s3_query(tmp_path, s3_lake(s3, bucket), "SELECT id, count(*) FROM paid GROUP BY 1")
     assert dict(counted) == dict.fromkeys(ids, 1)
 

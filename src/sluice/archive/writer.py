@@ -51,6 +51,7 @@ from sluice.archive.layout import (
 )
 from sluice.archive.upload import ArchiveUploader
 from sluice.config import Settings
+from sluice.failure_log import FailureLog
 from sluice.objectstore import ObjectStoreError
 from sluice.store.base import Store, StoredEvent
 
@@ -122,6 +123,7 @@ class ArchiveWriter:
     async def run(self) -> None:
         """Archive until cancelled; on cancellation finalize the open files (nothing is lost
         if that cannot happen: their events are read again on the next start)."""
+        failures = FailureLog(log, "archive: step")
         try:
             while True:
                 try:
@@ -129,10 +131,11 @@ class ArchiveWriter:
                 except ObjectStoreError:  # logged and counted by the uploader, on state changes
                     await asyncio.sleep(RETRY_AFTER_ERROR_S)
                     continue
-                except Exception:  # a full disk, say: nothing is lost, try again later
-                    log.exception("archive step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
+                except Exception as exc:  # a full disk, say: nothing is lost, try again later
+                    failures.failed(exc, RETRY_AFTER_ERROR_S, level=logging.ERROR)
                     await asyncio.sleep(RETRY_AFTER_ERROR_S)
                     continue
+                failures.succeeded()
                 if read < self.read_events:
                     await asyncio.sleep(IDLE_POLL_S)
         finally:

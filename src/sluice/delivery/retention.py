@@ -21,6 +21,7 @@ from sluice.delivery.config import DestinationConfigError, compile_destination
 from sluice.delivery.partitions import cursor_name
 from sluice.devicemode import is_device_mode
 from sluice.errors import SluiceError
+from sluice.failure_log import FailureLog
 from sluice.store.base import Store
 from sluice.warehouse.factory import (
     duckdb_path,
@@ -138,11 +139,14 @@ async def run_retention(settings: Settings, store: Store) -> None:
     """What the worker runs (one worker at a time, by lease): trim every minute."""
     if settings.log_retention_days <= 0:
         return
+    failures = FailureLog(log, "log retention")
     while True:
         try:
             dropped = await asyncio.to_thread(trim_once, store, settings)
+        except Exception as exc:
+            failures.failed(exc, RETENTION_INTERVAL_S, level=logging.ERROR)
+        else:
+            failures.succeeded()
             if dropped:
                 log.info("log retention dropped %d events", dropped)
-        except Exception:
-            log.exception("log retention failed; trying again in %g s", RETENTION_INTERVAL_S)
         await asyncio.sleep(RETENTION_INTERVAL_S)

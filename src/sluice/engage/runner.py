@@ -20,6 +20,7 @@ from sluice.engage.consumer import EngageConsumer
 from sluice.engage.definitions import Definitions, compile_definitions
 from sluice.engage.emit import flush
 from sluice.errors import SluiceError
+from sluice.failure_log import FailureLog
 from sluice.identity.runner import workspace_rules
 from sluice.identity.tables import open_identity_db
 from sluice.runtime.serial import Serial
@@ -54,6 +55,7 @@ async def run_engage(settings: Settings) -> None:
         consumer: EngageConsumer | None = None
         checked = ticked = -float("inf")
         refused = ""
+        failures = FailureLog(log, "engage: step")
         while True:
             now = time.monotonic()
             if now - checked >= CONFIG_POLL_S:
@@ -86,10 +88,11 @@ async def run_engage(settings: Settings) -> None:
                     ticked = time.monotonic()
                     await calls.run(consumer.tick, int(time.time() * 1000))
                     await calls.run(flush, db, store, consumer.space)
-            except Exception:
-                log.exception("engage step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
+            except Exception as exc:
+                failures.failed(exc, RETRY_AFTER_ERROR_S, level=logging.ERROR)
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
                 continue
+            failures.succeeded()
             if read < consumer.step_events:
                 await asyncio.sleep(IDLE_POLL_S)
     finally:

@@ -16,6 +16,7 @@ import time
 import msgspec
 
 from sluice.config import Settings
+from sluice.failure_log import FailureLog
 from sluice.identity.consumer import IdentityConsumer
 from sluice.identity.report import IdentityReporter
 from sluice.identity.rules import Rules, rules_from
@@ -55,6 +56,7 @@ async def run_identity(settings: Settings) -> None:
     reporter = IdentityReporter(store, db)
     calls = Serial()  # the connections: one call at a time, closed once the last returns
     report_failed = False
+    failures = FailureLog(log, "identity: step")
     try:
         consumer: IdentityConsumer | None = None
         checked = -float("inf")
@@ -73,10 +75,11 @@ async def run_identity(settings: Settings) -> None:
             assert consumer is not None
             try:
                 read = await calls.run(consumer.step)
-            except Exception:
-                log.exception("identity step failed; retrying in %g s", RETRY_AFTER_ERROR_S)
+            except Exception as exc:
+                failures.failed(exc, RETRY_AFTER_ERROR_S, level=logging.ERROR)
                 await asyncio.sleep(RETRY_AFTER_ERROR_S)
                 continue
+            failures.succeeded()
             try:
                 await calls.run(reporter.report, consumer.space)
                 report_failed = False

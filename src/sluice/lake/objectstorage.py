@@ -97,7 +97,7 @@ class ObjectLakeStorage:
                 operation="get",
                 endpoint=self.store.settings.endpoint,
                 bucket=self.store.settings.bucket,
-                key=path,
+                key=self.store.bucket_key(path),
             )
         target = self._cached(info)
         if target.exists():
@@ -113,7 +113,7 @@ class ObjectLakeStorage:
                     operation="get",
                     endpoint=self.store.settings.endpoint,
                     bucket=self.store.settings.bucket,
-                    key=path,
+                    key=self.store.bucket_key(path),
                 )
             os.replace(name, target)
         except BaseException:

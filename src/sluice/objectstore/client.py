@@ -104,7 +104,8 @@ class ObjectStore:
         s = self.settings
         return f"s3://{s.bucket}/{s.prefix} at {s.endpoint}"
 
-    def _key(self, key: str) -> str:
+    def bucket_key(self, key: str) -> str:
+        """The object's key in the bucket: the store's prefix, then `key`."""
         return self.settings.prefix + key
 
     # --- writing ---------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class ObjectStore:
                 body = data if isinstance(data, bytes) else data.read_bytes()
                 self._s3.put_object(
                     Bucket=self.settings.bucket,
-                    Key=self._key(key),
+                    Key=self.bucket_key(key),
                     Body=body,
                     ContentMD5=_md5(body),
                     ContentType=content_type,
@@ -142,14 +143,14 @@ class ObjectStore:
                 operation="verify",
                 endpoint=self.settings.endpoint,
                 bucket=self.settings.bucket,
-                key=key,
+                key=self.bucket_key(key),
             )
         return PutResult(key, size, sha, parts)
 
     def _put_multipart(
         self, key: str, data: bytes | Path, content_type: str, meta: dict[str, str]
     ) -> int:
-        bucket, full = self.settings.bucket, self._key(key)
+        bucket, full = self.settings.bucket, self.bucket_key(key)
         upload = self._s3.create_multipart_upload(
             Bucket=bucket, Key=full, ContentType=content_type, Metadata=meta
         )["UploadId"]
@@ -179,7 +180,7 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         """Remove an object (no error when it does not exist)."""
         with self._errors("delete", key):
-            self._s3.delete_object(Bucket=self.settings.bucket, Key=self._key(key))
+            self._s3.delete_object(Bucket=self.settings.bucket, Key=self.bucket_key(key))
 
     def create_bucket(self) -> None:
         """Create the bucket (for tests and first-time setup; operators usually create it)."""
@@ -191,7 +192,7 @@ class ObjectStore:
         """The object's size, ETag and Sluice's checksum; None when it does not exist."""
         try:
             with self._errors("head", key):
-                answer = self._s3.head_object(Bucket=self.settings.bucket, Key=self._key(key))
+                answer = self._s3.head_object(Bucket=self.settings.bucket, Key=self.bucket_key(key))
         except ObjectNotFound:
             return None
         sha = answer.get("Metadata", {}).get(SHA256_METADATA)
@@ -207,7 +208,7 @@ class ObjectStore:
     def open(self, key: str) -> IO[bytes]:
         """A stream of the object's bytes (close it when done); `gzip.open` reads it as is."""
         with self._errors("get", key):
-            answer = self._s3.get_object(Bucket=self.settings.bucket, Key=self._key(key))
+            answer = self._s3.get_object(Bucket=self.settings.bucket, Key=self.bucket_key(key))
         body: IO[bytes] = answer["Body"]
         return body
 
@@ -226,7 +227,7 @@ class ObjectStore:
 
     def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
         paginator = self._s3.get_paginator("list_objects_v2")
-        args: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": self._key(prefix)}
+        args: dict[str, Any] = {"Bucket": self.settings.bucket, "Prefix": self.bucket_key(prefix)}
         if delimiter:
             args["Delimiter"] = delimiter
         with self._errors("list", prefix):
@@ -239,7 +240,9 @@ class ObjectStore:
 
     # --- errors ----------------------------------------------------------------------------
     def _errors(self, operation: str, key: str | None) -> _Translate:
-        return _Translate(self.settings, operation, key)
+        """Errors name the key as the bucket has it (the prefix too: an operator checks that
+        key, or a policy on that prefix), or the prefix for calls on the bucket itself."""
+        return _Translate(self.settings, operation, self.bucket_key(key or ""))
 
 
 class _Translate:

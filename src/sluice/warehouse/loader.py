@@ -36,6 +36,7 @@ import duckdb
 
 from sluice.config import Settings
 from sluice.errors import SluiceError
+from sluice.failure_log import FailureLog
 from sluice.gcpause import gc_paused
 from sluice.store.base import EventStore, StoredEvent
 from sluice.store.base_workers import UnitStats
@@ -128,6 +129,7 @@ class WarehouseLoader:
         self.max_event_tables = max_event_tables(self.config, settings.warehouse_max_event_tables)
         data_dir = settings.data_dir
         self._open: BackendFactory = backend_factory or (lambda c: open_backend(c, data_dir))
+        self._failures = FailureLog(log, f"warehouse {self.config.id}: load")  # `run`'s
 
     def load_once(self) -> LoadReport:
         """Load everything the log holds beyond the warehouse's position; return what was done
@@ -324,19 +326,16 @@ class WarehouseLoader:
             await asyncio.sleep(self.settings.warehouse_interval_s)
 
     async def _load_logged(self) -> None:
+        retry_s = self.settings.warehouse_interval_s
         try:
             report = await asyncio.to_thread(self.load_once)
-        except SluiceError as exc:
-            log.warning(
-                "warehouse %s: load failed, next try in %ss: %s",
-                self.config.id,
-                self.settings.warehouse_interval_s,
-                exc,
-            )
+        except SluiceError as exc:  # a warehouse or bucket unavailable: no traceback
+            self._failures.failed(exc, retry_s)
             return
-        except Exception:
-            log.exception("warehouse %s: load failed", self.config.id)
+        except Exception as exc:
+            self._failures.failed(exc, retry_s, level=logging.ERROR)
             return
+        self._failures.succeeded()
         if report.events:
             log.info(
                 "warehouse %s: %d events -> %d rows in %d tables, %d discarded values, %.1fs",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
+from ports import free_port
 from sluice.config import Settings
-from sluice.delivery.retention import DAY_MS, trim_once
+from sluice.delivery.retention import DAY_MS, RetentionWaits, trim_once
 from sluice.store.base import AppendBatch, ConfigObject, NewEvent
 from sluice.store.base_delivery import DeliveryCommit, RetryRow
 from sluice.store.sqlite import SqliteStore
@@ -141,3 +143,16 @@ def test_engage_holds_back_what_it_has_not_read(tmp_path: Path) -> None:
     finally:
         db.close()
     assert 0 < trim_once(store, settings, NOW_MS) <= 3
+
+
+def test_a_warehouse_out_of_reach_keeps_the_log_and_says_which(tmp_path: Path) -> None:
+    """Its position unknown, nothing is trimmed this round, and the error names it (the worker
+    logs it once while it lasts: sluice/failure_log.py)."""
+    store = _store(tmp_path, [10, 10])
+    store.commit_cursor("archive", 2)
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/sluice"
+    body = msgspec.json.encode({"id": "pg", "type": "postgres", "settings": {"url": url}})
+    store.put_config(ConfigObject("warehouse", "pg", body))
+    with pytest.raises(RetentionWaits, match="warehouse pg's position cannot be read"):
+        trim_once(store, _settings(tmp_path, interval_s=60), NOW_MS)
+    assert [e.seq for e in store.read_after(0, 10)] == [1, 2]

@@ -35,6 +35,14 @@ RETENTION_INTERVAL_S = 60.0
 DAY_MS = 86_400_000
 
 
+class RetentionWaits(SluiceError):
+    """A position the trim must know cannot be read now (a warehouse or the identity graph
+    unreachable): nothing is trimmed this round, the log is only kept longer."""
+
+    def __init__(self, what: str, cause: Exception) -> None:
+        super().__init__(f"nothing trimmed while {what} cannot be read: {cause}")
+
+
 def consumers_of(store: Store) -> list[str]:
     """The cursor names in the store whose positions bound what may be trimmed."""
     names = [ARCHIVE_CURSOR]
@@ -50,14 +58,16 @@ def consumers_of(store: Store) -> list[str]:
     return names
 
 
-def warehouse_positions(settings: Settings, store: Store) -> list[int | None]:
-    """How far each warehouse has loaded (its position lives in the warehouse); None: unknown.
+def warehouse_positions(settings: Settings, store: Store) -> list[int]:
+    """How far each warehouse has loaded (its position lives in the warehouse); raises
+    `RetentionWaits` when one cannot be read now.
 
     With loads left to `sluice load` (interval 0), a warehouse that never loaded holds nothing
     back; otherwise it holds everything it has not loaded.
     """
-    positions: list[int | None] = []
+    positions: list[int] = []
     for body in warehouse_bodies(store):
+        config = None
         try:
             config = parse_warehouse_config(body)
             if config.type == "duckdb" and not duckdb_path(config, settings.data_dir).exists():
@@ -68,10 +78,9 @@ def warehouse_positions(settings: Settings, store: Store) -> list[int | None]:
                     position = backend.position(config.id)
                 finally:
                     backend.close()
-        except Exception as exc:  # e.g. DuckDB's file is held by a load: try next round
-            log.info("retention waits: warehouse position unknown (%s)", exc)
-            positions.append(None)
-            continue
+        except Exception as exc:  # e.g. DuckDB's file is held by a load, a bucket missing
+            name = f"warehouse {config.id}" if config is not None else "a warehouse"
+            raise RetentionWaits(f"{name}'s position", exc) from exc
         if position or settings.warehouse_interval_s > 0:
             positions.append(position)
     return positions
@@ -107,7 +116,8 @@ def identity_position(settings: Settings, store: Store) -> int | None:
 
 
 def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> int:
-    """Trim what retention allows now; returns the number of events dropped."""
+    """Trim what retention allows now; returns the number of events dropped. Raises
+    `RetentionWaits` when a warehouse's or the identity graph's position cannot be read."""
     if settings.log_retention_days <= 0:
         return 0
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -116,15 +126,11 @@ def trim_once(store: Store, settings: Settings, now_ms: int | None = None) -> in
     if any(name not in cursors for name in names):
         return 0  # a consumer that never committed holds everything
     positions = [cursors[name] for name in names]
-    for position in warehouse_positions(settings, store):
-        if position is None:
-            return 0
-        positions.append(position)
+    positions.extend(warehouse_positions(settings, store))
     try:
         identity = identity_position(settings, store)
     except Exception as exc:  # its database is busy or down: try next round
-        log.info("retention waits: identity graph position unknown (%s)", exc)
-        return 0
+        raise RetentionWaits("the identity graph's position", exc) from exc
     if identity is not None:
         positions.append(identity)
     oldest_retrying = store.oldest_retrying_seq()
@@ -143,6 +149,8 @@ async def run_retention(settings: Settings, store: Store) -> None:
     while True:
         try:
             dropped = await asyncio.to_thread(trim_once, store, settings)
+        except RetentionWaits as exc:  # nothing lost: the log is kept a little longer
+            failures.failed(exc, RETENTION_INTERVAL_S, level=logging.INFO)
         except Exception as exc:
             failures.failed(exc, RETENTION_INTERVAL_S, level=logging.ERROR)
         else:

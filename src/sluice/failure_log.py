@@ -1,7 +1,8 @@
 """A step that fails again and again, logged once rather than once per retry.
 
 The worker's loops (warehouse loads, the archive, identity, engage, log retention) retry a
-failed step every few seconds or every minute. Logged on each try, an outage of the bucket or
+failed step every few seconds or every minute, and a lane restarts a failed unit a second
+later (runtime/units.py). Logged on each try, an outage of the bucket or
 the database fills the log with the same line (a traceback each time, for unexpected errors)
 and buries everything else. `FailureLog` logs a failure when it starts and when it changes
 (another error type or message), once an hour while it lasts (so that someone reading the log

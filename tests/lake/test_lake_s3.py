@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from sluice.objectstore import BucketNotFound, CredentialsRefused, ObjectStoreUn
 from sluice.store.base import ConfigObject
 from sluice.store.sqlite import SqliteStore
 from sluice.warehouse.base import WarehouseUnavailable
-from sluice.warehouse.loader import LoadReport, WarehouseLoader
+from sluice.warehouse.loader import LoadReport, WarehouseLoader, run_warehouses
 from sluice.warehouse.stats import warehouse_stats
 
 T2 = "2026-11-28T11:30:00.000Z"
@@ -322,40 +322,42 @@ def test_missing_bucket_or_endpoint_down_fail_clearly_then_load_once_there(
 def test_the_worker_logs_a_missing_bucket_once_naming_its_key_then_the_recovery(
     s3: S3Server, store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The worker's loop (`run`) retries every interval: the failure is one warning that names
-    the object as the bucket holds it (the prefix too), not one per retry; then one line when
-    it loads again."""
+    """The worker's loop (`run_warehouses`, new loaders each round) retries every interval: the
+    failure is one warning that names the object as the bucket holds it (the prefix too), not
+    one per retry; then one line when it loads again."""
     bucket = f"missing-{os.urandom(4).hex()}"
     ids = append(store, *[{"type": "track", "event": "Paid"} for _ in range(20)])
     body = msgspec.json.encode({"id": "lake", "type": "lake", "settings": s3_lake(s3, bucket)})
+    store.put_config(ConfigObject("warehouse", "lake", body))
     settings = Settings(data_dir=tmp_path, warehouse_interval_s=0.05)
-    loader = WarehouseLoader(settings, store, body)
 
-    async def run_until(done: Any) -> None:
-        task = asyncio.create_task(loader.run())
+    def lines(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+    async def until(done: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):
+            while not done():
+                await asyncio.sleep(0.02)
+
+    async def worker() -> None:
+        task = asyncio.create_task(run_warehouses(settings, store))
         try:
-            async with asyncio.timeout(30):
-                while not done():
-                    await asyncio.sleep(0.02)
+            await until(lambda: len(lines(logging.DEBUG)) >= 3)  # three repeats
+            warned = lines(logging.WARNING)
+            assert len(warned) == 1, warned
+            assert f"s3://{bucket}/lake/_sluice/manifest.json at {s3.endpoint_url}" in warned[0]
+            assert "does not exist" in warned[0]
+            await asyncio.to_thread(s3.client(bucket).create_bucket)
+            await until(lambda: any("works again" in m for m in lines(logging.INFO)))
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    caplog.set_level(logging.INFO, logger="sluice.warehouse.loader")
-    asyncio.run(run_until(lambda: loader._failures.attempts >= 4))
-    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1, [r.getMessage() for r in warned]
-    assert (
-        f"s3://{bucket}/lake/_sluice/manifest.json at {s3.endpoint_url}" in warned[0].getMessage()
-    )
-    assert "does not exist" in warned[0].getMessage()
-    s3.client(bucket).create_bucket()
-    caplog.clear()
-    asyncio.run(run_until(lambda: not loader._failures.failing))
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("warehouse lake: load works again, after" in m for m in messages), messages
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.set_level(logging.DEBUG, logger="sluice.warehouse.loader")
+    asyncio.run(worker())
+    assert len(lines(logging.WARNING)) == 1
+    assert any("warehouse lake: load works again, after" in m for m in lines(logging.INFO))
     counted = s3_query(tmp_path, s3_lake(s3, bucket), "SELECT id, count(*) FROM paid GROUP BY 1")
     assert dict(counted) == dict.fromkeys(ids, 1)
 

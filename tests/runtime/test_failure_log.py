@@ -3,11 +3,13 @@ lasts, and once when it works again (sluice/failure_log.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from sluice.failure_log import REMIND_S, FailureLog
+from sluice.runtime import units
 
 
 class Clock:
@@ -97,3 +99,33 @@ def test_unexpected_errors_carry_their_traceback_once(
     assert len(errors) == 1
     assert errors[0].exc_info is not None and errors[0].exc_info[0] is KeyError
     assert errors[0].getMessage() == "identity: step failed, next try in 5 s: 'profile'"
+
+
+def test_a_unit_failing_at_once_each_time_is_logged_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane's supervisor restarts a failed unit a second later, for ever: one traceback,
+    not one a second; a unit that had run a while before failing is a new failure."""
+    monkeypatch.setattr(units, "RESTART_S", 0.01)
+    caplog.set_level(logging.INFO, logger="sluice.runtime.units")
+
+    def failing(times: int) -> units.Job:
+        calls = []
+
+        async def job() -> None:
+            calls.append(1)
+            if len(calls) <= times:
+                raise RuntimeError("store unreachable")
+
+        return job
+
+    asyncio.run(units.supervised("archive", failing(4)))
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "archive failed, next try in 0.01 s: store unreachable"
+    ]
+    assert errors[0].exc_info is not None
+    caplog.clear()
+    monkeypatch.setattr(units, "WORKED_S", 0.0)  # each run "worked" before it failed
+    asyncio.run(units.supervised("archive", failing(2)))
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from sluice.failure_log import FailureLog
+
 log = logging.getLogger(__name__)
+RESTART_S = 1.0  # a failed unit runs again this soon
+WORKED_S = 60.0  # a unit that ran this long before failing had worked (its failure is new)
 
 Job = Callable[[], Awaitable[None]]
 
@@ -42,13 +47,19 @@ class Catalogue(Protocol):
 
 
 async def supervised(name: str, job: Job) -> None:
-    """Run `job` again a second after it fails: its position is durable, nothing is skipped."""
+    """Run `job` again a second after it fails: its position is durable, nothing is skipped.
+    A job failing at once each time is logged once (failure_log.py); one that ran a minute
+    before failing counts as having worked."""
+    failures = FailureLog(log, name)
     while True:
+        started = time.monotonic()
         try:
             await job()
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("%s failed; restarting it in a second", name)
-            await asyncio.sleep(1.0)
+        except Exception as exc:
+            if time.monotonic() - started >= WORKED_S:
+                failures.succeeded()
+            failures.failed(exc, RESTART_S, level=logging.ERROR)
+            await asyncio.sleep(RESTART_S)

@@ -129,7 +129,6 @@ class WarehouseLoader:
         self.max_event_tables = max_event_tables(self.config, settings.warehouse_max_event_tables)
         data_dir = settings.data_dir
         self._open: BackendFactory = backend_factory or (lambda c: open_backend(c, data_dir))
-        self._failures = FailureLog(log, f"warehouse {self.config.id}: load")  # `run`'s
 
     def load_once(self) -> LoadReport:
         """Load everything the log holds beyond the warehouse's position; return what was done
@@ -319,23 +318,19 @@ class WarehouseLoader:
             if ended:
                 return
 
-    async def run(self) -> None:
-        """Load every `warehouse_interval_s` seconds until cancelled; errors wait for the next."""
-        while True:
-            await self._load_logged()
-            await asyncio.sleep(self.settings.warehouse_interval_s)
-
-    async def _load_logged(self) -> None:
+    async def load_logged(self, failures: FailureLog) -> None:
+        """One load as the worker runs it, logged; a failure through `failures`, which the
+        worker keeps across rounds (it makes its loaders anew each round)."""
         retry_s = self.settings.warehouse_interval_s
         try:
             report = await asyncio.to_thread(self.load_once)
         except SluiceError as exc:  # a warehouse or bucket unavailable: no traceback
-            self._failures.failed(exc, retry_s)
+            failures.failed(exc, retry_s)
             return
         except Exception as exc:
-            self._failures.failed(exc, retry_s, level=logging.ERROR)
+            failures.failed(exc, retry_s, level=logging.ERROR)
             return
-        self._failures.succeeded()
+        failures.succeeded()
         if report.events:
             log.info(
                 "warehouse %s: %d events -> %d rows in %d tables, %d discarded values, %.1fs",
@@ -379,12 +374,19 @@ async def run_warehouses(settings: Settings, store: LoaderStore) -> None:
     """
     if settings.warehouse_interval_s <= 0:
         return
+    workspace = FailureLog(log, "warehouses: reading their settings")
+    failures: dict[str, FailureLog] = {}  # by warehouse id: each failure logged once
     while True:
         try:
             loaders = await asyncio.to_thread(loaders_for, settings, store)
         except SluiceError as exc:
-            log.error("warehouses are not loaded: %s", exc)
+            workspace.failed(exc, settings.warehouse_interval_s, level=logging.ERROR)
             loaders = []
+        else:
+            workspace.succeeded()
         for loader in loaders:
-            await loader._load_logged()
+            wid = loader.config.id
+            if wid not in failures:
+                failures[wid] = FailureLog(log, f"warehouse {wid}: load")
+            await loader.load_logged(failures[wid])
         await asyncio.sleep(settings.warehouse_interval_s)

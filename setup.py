@@ -38,7 +38,13 @@ setup(
         ),
         Extension(
             "sluice.warehouse._group",
-            ["src/sluice/warehouse/_group.c"],
+            [
+                "src/sluice/warehouse/_group.c",
+                "src/sluice/warehouse/_group_survey.c",
+                "src/sluice/warehouse/_group_repeated.c",
+                "src/sluice/warehouse/_group_order.c",
+            ],
+            depends=["src/sluice/warehouse/_group.h"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

@@ -67,7 +67,8 @@ class FailureLog:
         """Record a successful attempt: one line if it ends a failure."""
         if self.attempts:
             self.logger.info(
-                "%s works again, after %d failed attempts in %.0f s",
-                self.what, self.attempts, self.clock() - self._since,
+                "%s works again, after %d failed attempt%s in %.0f s",
+                self.what, self.attempts, "" if self.attempts == 1 else "s",
+                self.clock() - self._since,
             )  # fmt: skip
         self.attempts, self._error = 0, None

@@ -84,6 +84,11 @@ def test_recovery_is_one_line_and_a_new_failure_is_logged_again(
     assert not failures.failing
     failures.failed(OSError("locked"), 60)  # the same error as before the recovery: new again
     assert len(lines(caplog, logging.WARNING)) == 2
+    failures.succeeded()
+    assert (
+        lines(caplog, logging.INFO)[-1]
+        == "log retention works again, after 1 failed attempt in 0 s"
+    )
 
 
 def test_unexpected_errors_carry_their_traceback_once(

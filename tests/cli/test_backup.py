@@ -8,6 +8,7 @@ import fcntl
 import gzip
 import os
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -30,6 +31,8 @@ from server import (
     wait_for,
 )
 from sluice.archive.layout import parse_file_name
+from sluice.backup.identity import check_log_covers
+from sluice.backup.manifest import BackupError
 from sluice.config import Settings
 from sluice.store.factory import open_store
 
@@ -81,6 +84,16 @@ def warehouse_position(path: Path) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
     finally:
         con.close()
+
+
+def identity_position(path: Path) -> int:
+    """How far the identity graph in `path` (identity.db) has read the log."""
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT seq FROM identity_position").fetchone()
+    finally:
+        db.close()
+    return int(row[0]) if row else 0
 
 
 def manifest_of(backup: Path) -> dict[str, Any]:
@@ -155,7 +168,7 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
     assert manifest["store"] == "sqlite"
     assert manifest["sluice_version"]
     kinds = {f["kind"] for f in manifest["files"]}
-    assert kinds == {"log", "warehouse", "archive"}
+    assert kinds == {"log", "identity", "warehouse", "archive"}
     assert all(f["sha256"] and f["bytes"] > 0 for f in manifest["files"])
 
     data_dir = tmp_path / "restored"
@@ -200,6 +213,12 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
         seqs = [by_id[msgspec.json.decode(line)["messageId"]] for line in lines]
         assert seqs == list(range(first, last + 1))
 
+    # The identity graph came back too, not ahead of the log: its profiles are not rebuilt from
+    # what log retention left, and it goes on from its position.
+    position = identity_position(data_dir / "identity.db")
+    assert position == manifest["identity_position"]
+    assert 0 < position <= manifest["log_position"]
+
     # The restored data dir serves: a new event lands after the restored log and gets loaded.
     restored = start_module_server(SERVER_ENV, data_dir=data_dir)
     new_ids = send_batch(restored, 3)
@@ -207,6 +226,11 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
         lambda: _position_or_zero(data_dir / "warehouse.duckdb") > manifest["log_position"],
         timeout=30,
         what="the restored warehouse loading the new events",
+    )
+    wait_for(
+        lambda: identity_position(data_dir / "identity.db") > manifest["log_position"],
+        timeout=30,
+        what="the restored identity graph reading the new events",
     )
     new = restored.store.read_after(manifest["log_position"], 100)
     assert [e.message_id for e in new] == new_ids
@@ -258,7 +282,7 @@ def test_restore_refuses_a_data_dir_whose_serve_lock_is_held(taken: Taken, tmp_p
     assert sorted(p.name for p in data_dir.iterdir()) == ["serve.lock"]
 
 
-@pytest.mark.parametrize("damaged", ["log.db", "warehouse.duckdb", "archive"])
+@pytest.mark.parametrize("damaged", ["log.db", "identity.db", "warehouse.duckdb", "archive"])
 def test_restore_checks_every_checksum_before_writing(
     taken: Taken, tmp_path: Path, damaged: str
 ) -> None:
@@ -279,6 +303,21 @@ def test_restore_checks_every_checksum_before_writing(
     assert not data_dir.exists()
 
 
+def test_a_log_trimmed_past_the_graph_between_the_two_copies_is_refused(tmp_path: Path) -> None:
+    """The graph is copied before the log: what it has not read must still be in the copied
+    log. Only a trim in between breaks that (a graph already behind before is copied as is)."""
+    log = tmp_path / "log.db"
+    db = sqlite3.connect(log)
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY)")
+    db.executemany("INSERT INTO events VALUES (?)", [(n,) for n in range(50, 60)])
+    db.commit()
+    db.close()
+    check_log_covers(log, identity_position=49, first_before=40)  # nothing unread was trimmed
+    check_log_covers(log, identity_position=10, first_before=50)  # behind before the backup
+    with pytest.raises(BackupError, match="trimmed past the identity graph's position"):
+        check_log_covers(log, identity_position=10, first_before=5)
+
+
 def test_archive_is_listed_by_default(server: SluiceServer, tmp_path: Path) -> None:
     backup = tmp_path / "backup"
     ok("backup", str(backup), "--data-dir", str(server.data_dir))
@@ -289,6 +328,26 @@ def test_archive_is_listed_by_default(server: SluiceServer, tmp_path: Path) -> N
     assert not (backup / "archive").exists()
     output = ok("restore", str(backup), "--data-dir", str(tmp_path / "data"))
     assert f"listed {len(listed)} archive files without copying them" in output
+
+
+def test_an_archive_in_a_bucket_is_named_not_listed(tmp_path: Path) -> None:
+    """The bucket keeps the archive: the backup names it; a local staging file (not uploaded
+    yet) is not listed, its events are in the copied log."""
+    data_dir = tmp_path / "data"
+    seed_sources(data_dir)
+    staged = data_dir / "archive" / "segment-logs" / "web" / "1796688000000"
+    staged.mkdir(parents=True)
+    (staged / "00000000000000000001-00000000000000000002.gz").write_bytes(gzip.compress(b"{}\n"))
+    env = {
+        "SLUICE_ARCHIVE_STORAGE": "s3",
+        "SLUICE_ARCHIVE_S3_BUCKET": "acme-archive",
+        "SLUICE_ARCHIVE_S3_PREFIX": "sluice",
+        "SLUICE_ARCHIVE_S3_REGION": "us-east-1",
+    }
+    backup = tmp_path / "backup"
+    output = ok("backup", str(backup), "--data-dir", str(data_dir), env=env)
+    assert "archive: in s3://acme-archive/sluice/ at" in output
+    assert not [f for f in manifest_of(backup)["files"] if f["kind"] == "archive"]
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

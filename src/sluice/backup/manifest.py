@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,7 @@ COPY_CHUNK = 1 << 20
 # Written back as the copy goes: a single fsync of 100 MB at the end stalled the collector's
 # own commits (fsync, same disk) for ~70 ms; 4 MiB at a time did not show.
 FLUSH_BYTES = 4 << 20
+Say = Callable[[str], None]  # where a backup's progress lines go (the CLI prints them)
 
 
 class BackupError(SluiceError):
@@ -38,9 +40,9 @@ class BackupFile(msgspec.Struct, kw_only=True):
     """One file of the backup: where it is in it, where it goes back, its size and digest."""
 
     path: str  # in the backup directory, '/'-separated
-    kind: str  # "log", "warehouse" or "archive"
-    # log and warehouse: as the data dir or the workspace names it (relative to the data dir,
-    # or absolute); archive: relative to the archive's root.
+    kind: str  # "log", "identity", "warehouse" or "archive"
+    # log, identity and warehouse: as the data dir or the workspace names it (relative to the
+    # data dir, or absolute); archive: relative to the archive's root.
     restore_to: str
     bytes: int
     sha256: str | None = None  # None: listed, not copied (`--archive list`)
@@ -63,6 +65,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     warehouses: list[BackupWarehouse]
     files: list[BackupFile]
     log_copy_s: float | None = None
+    # identity.db's consumers' lowest position when it was copied (None: not in the backup)
+    identity_position: int | None = None
 
     def copied(self) -> list[BackupFile]:
         return [f for f in self.files if f.sha256 is not None]

@@ -8,18 +8,16 @@ It copies, in this order:
    3,000,000 rows, and the copy keeps the file as it was (block size, digests). The connections
    stay open until the log's snapshot is taken, so no load (and no log trim, which reads their
    positions) can move past the copied log;
-2. the SQLite log with the online backup API, in steps of 4 MiB, inside one read transaction:
-   its snapshot is the log as it was at the start. Steps without that transaction start over
-   after every commit of another process, which under ingest is forever (measured: never done
-   in 300 s at 10,000 events/s). A reader holds no lock a writer waits for in WAL mode; each
-   step is flushed to disk before the next, because one flush of the whole copy at its end
-   stalled the collector's commits (fsync) for 110-300 ms;
-3. the archive's finished files up to the log's position: a file finished later may hold events
+2. the identity graph (identity.db), as of one read snapshot (identity.py: before the log, so
+   that it is never ahead of it);
+3. the SQLite log, as of one read snapshot (sqlite_copy.py: the online backup API in steps of
+   4 MiB inside one read transaction; writers are not blocked);
+4. the archive's finished files up to the log's position: a file finished later may hold events
    the copied log does not have, and the restored archive writer writes those again from the log.
 
-So the restored warehouses and archive are never ahead of the restored log, and every consumer
-resumes inside it. With PostgreSQL the store is not copied (`pg_dump` or PITR does that); the
-local parts are.
+So the restored warehouses, graph and archive are never ahead of the restored log, and every
+consumer resumes inside it. With PostgreSQL the store (and the graph's tables in it) is not
+copied (`pg_dump` or PITR does that); the local parts are.
 """
 
 from __future__ import annotations
@@ -35,13 +33,15 @@ from pathlib import Path
 import duckdb
 
 from sluice import __version__
-from sluice.archive.layout import archive_root, logs_dir, parse_file_name
+from sluice.backup.archive_copy import copy_archive
+from sluice.backup.identity import check_log_covers, copy_identity, first_seq
 from sluice.backup.manifest import (
     LOG_FILE,
     BackupError,
     BackupFile,
     BackupWarehouse,
     Manifest,
+    Say,
     copy_file,
     file_digest,
     megabytes,
@@ -49,6 +49,7 @@ from sluice.backup.manifest import (
     resolve_target,
     write_manifest,
 )
+from sluice.backup.sqlite_copy import HAS_TABLE, read_only, snapshot_copy
 from sluice.config import Settings
 from sluice.warehouse.base import LOADS_TABLE, META_SCHEMA
 from sluice.warehouse.factory import (
@@ -64,12 +65,8 @@ ARCHIVE_MODES = ("list", "copy", "skip")
 # never change once finished, so a sync copies each once, where every backup would copy all of
 # them again. Listed, the manifest still says which files the restored log expects.
 DEFAULT_ARCHIVE_MODE = "list"
-LOG_STEP_PAGES = 1024  # 4 MiB of SQLite's 4 KiB pages
 DEFAULT_WAREHOUSE_WAIT_S = 600.0  # a load of a large backlog takes minutes
 LOCK_RETRY_S = 0.25
-_HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-
-Say = Callable[[str], None]
 
 
 def take_backup(
@@ -113,16 +110,27 @@ def _copy_sqlite(
     with contextlib.ExitStack() as held:
         held_since = time.monotonic()
         warehouses, files = _copy_warehouses(bodies, settings.data_dir, dest, wait_s, say, held)
+        first_before = first_seq(settings.log_path)
+        identity = copy_identity(settings.data_dir, dest)  # before the log: never ahead of it
         started = time.monotonic()
         position, log_file = _copy_log(settings.log_path, dest / LOG_FILE, release=held.close)
         if warehouses and any(w.position is not None for w in warehouses):
             say(f"warehouses released after {started - held_since:.1f} s held read-only")
     log_copy_s = round(time.monotonic() - started, 2)
+    identity_position = None
+    if identity is not None:
+        entry, identity_position = identity
+        check_log_covers(dest / LOG_FILE, identity_position, first_before)
+        files.append(entry)
+        say(
+            f"identity graph: {megabytes(entry.bytes)} copied (read to log position"
+            f" {identity_position})"
+        )
     say(
         f"log: {megabytes(log_file.bytes)} copied to log position {position} in {log_copy_s} s"
         " (from one read snapshot; writers were not blocked)"
     )
-    archived, newer = _copy_archive(settings, dest, archive, up_to=position, say=say)
+    archived, newer = copy_archive(settings, dest, archive, up_to=position, say=say)
     if newer:
         say(
             f"archive: {newer} files finished after the log's copy left out (the restored"
@@ -131,7 +139,7 @@ def _copy_sqlite(
     return Manifest(
         sluice_version=__version__, created_at=now_iso(), store="sqlite", log_position=position,
         archive=archive, warehouses=warehouses, files=[log_file, *files, *archived],
-        log_copy_s=log_copy_s,
+        log_copy_s=log_copy_s, identity_position=identity_position,
     )  # fmt: skip
 
 
@@ -149,7 +157,7 @@ def _take_postgres(
     finally:
         store.close()
     # No cut at a position: the store's dump comes after this, and holds every file's events.
-    archived, _ = _copy_archive(settings, dest, archive, up_to=None, say=say)
+    archived, _ = copy_archive(settings, dest, archive, up_to=None, say=say)
     return Manifest(
         sluice_version=__version__, created_at=now_iso(), store="postgres",
         log_position=position, archive=archive, warehouses=warehouses,
@@ -205,7 +213,7 @@ def _sidecars_owned_like(log_path: Path) -> Iterator[None]:
 # --- warehouses ------------------------------------------------------------------------------
 def _sqlite_warehouse_bodies(log_path: Path) -> list[bytes]:
     """The workspace's warehouses, read without opening a store (that would write)."""
-    with contextlib.closing(_read_only(log_path)) as db:
+    with contextlib.closing(read_only(log_path)) as db:
         rows = db.execute("SELECT body FROM config WHERE kind = 'warehouse' ORDER BY id")
         bodies = [bytes(body) for (body,) in rows]
     return bodies or [default_warehouse_body()]
@@ -221,7 +229,7 @@ def _copy_warehouses(
     for body in bodies:
         config = parse_warehouse_config(body)
         if config.type != "duckdb":
-            note = f"not copied: a {config.type} warehouse is its own database (dump it too)"
+            note = _not_copied(config)
             warehouses.append(BackupWarehouse(id=config.id, type=config.type, note=note))
             say(f"warehouse {config.id}: {note}")
             continue
@@ -255,6 +263,12 @@ def _copy_warehouses(
             f" {position or 0}) in {time.monotonic() - started:.1f} s"
         )
     return warehouses, files
+
+
+def _not_copied(config: WarehouseConfig) -> str:
+    if config.type == "lake":  # Parquet files that never change once written, and a manifest
+        return "not copied: a lake is its folder or bucket of files (copy or sync it too)"
+    return f"not copied: a {config.type} warehouse is its own database (dump it too)"
 
 
 def _name_in_backup(config: WarehouseConfig, target: str) -> str:
@@ -298,103 +312,27 @@ def _loaded_position(con: duckdb.DuckDBPyConnection, warehouse_id: str) -> int |
 
 
 # --- the log ---------------------------------------------------------------------------------
-def _read_only(log_path: Path) -> sqlite3.Connection:
-    uri = f"{log_path.absolute().as_uri()}?mode=ro"
-    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
-
-
 def _copy_log(log_path: Path, dest: Path, release: Callable[[], None]) -> tuple[int, BackupFile]:
     """The log as of one read snapshot, copied in steps; `release` runs once it is taken.
 
     Returns the snapshot's log position (its last seq) and the copy's entry.
     """
-    source = _read_only(log_path)
-    try:
-        source.execute("BEGIN")
+
+    def at_snapshot(source: sqlite3.Connection) -> int:
         position = int(source.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         release()
-        target = sqlite3.connect(dest, isolation_level=None)
-        flush_fd: list[int] = []
+        return position
 
-        def flush(status: int, remaining: int, total: int) -> None:
-            if not flush_fd:
-                flush_fd.append(os.open(dest, os.O_RDONLY))
-            os.fdatasync(flush_fd[0])
+    def after_copy(target: sqlite3.Connection) -> None:
+        # The processes these name run on the machine backed up, never on a restored one:
+        # left in, a restore made soon after waited up to a lease period (30 s) for them
+        # before its worker started anything, and `sluice status` listed them as alive.
+        for table in ("leases", "worker_processes"):
+            if target.execute(HAS_TABLE, (table,)).fetchone():
+                target.execute(f"DELETE FROM {table}")
 
-        try:
-            source.backup(target, pages=LOG_STEP_PAGES, progress=flush)
-            source.execute("COMMIT")
-            # The processes these name run on the machine backed up, never on a restored one:
-            # left in, a restore made soon after waited up to a lease period (30 s) for them
-            # before its worker started anything, and `sluice status` listed them as alive.
-            for table in ("leases", "worker_processes"):
-                if target.execute(_HAS_TABLE, (table,)).fetchone():
-                    target.execute(f"DELETE FROM {table}")
-        finally:
-            target.close()
-            for fd in flush_fd:
-                os.close(fd)
-    finally:
-        source.close()
+    position = snapshot_copy(log_path, dest, at_snapshot, after_copy)
     size, sha = file_digest(dest)
     return position, BackupFile(
         path=LOG_FILE, kind="log", restore_to=LOG_FILE, bytes=size, sha256=sha
     )
-
-
-# --- the archive -----------------------------------------------------------------------------
-def archive_files(root: Path) -> Iterator[tuple[Path, int]]:
-    """Finished archive files (never the hidden `.partial` ones), with their last log position."""
-    base = logs_dir(root)
-    if not base.is_dir():
-        return
-    for source in sorted(base.iterdir()):
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # retention at work
-            for day in sorted(source.iterdir()):
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    for path in sorted(day.iterdir()):
-                        seqs = parse_file_name(path.name)
-                        if seqs is not None:
-                            yield path, seqs[1]
-
-
-def _copy_archive(
-    settings: Settings, dest: Path, mode: str, up_to: int | None, say: Say
-) -> tuple[list[BackupFile], int]:
-    """The archive's finished files up to log position `up_to` (None: all), copied or listed.
-
-    Returns their entries and how many files were left out as newer than the copied log.
-    """
-    if mode == "skip":
-        return [], 0
-    started = time.monotonic()
-    root = archive_root(settings)
-    files: list[BackupFile] = []
-    newer = 0
-    for path, last_seq in archive_files(root):
-        if up_to is not None and last_seq > up_to:
-            newer += 1
-            continue
-        relative = path.relative_to(root).as_posix()
-        try:
-            if mode == "copy":
-                size, sha = copy_file(path, dest / "archive" / relative)
-            else:
-                size, sha = path.stat().st_size, None
-        except FileNotFoundError:
-            continue  # deleted by archive retention meanwhile
-        files.append(
-            BackupFile(
-                path=f"archive/{relative}", kind="archive", restore_to=relative, bytes=size,
-                sha256=sha,
-            )
-        )  # fmt: skip
-    total = megabytes(sum(f.bytes for f in files))
-    if mode == "copy":
-        say(f"archive: {len(files)} files ({total}) copied in {time.monotonic() - started:.1f} s")
-    else:
-        say(
-            f"archive: {len(files)} files ({total}) in {root} listed in the manifest, not copied"
-            " (--archive copy to include them)"
-        )
-    return files, newer

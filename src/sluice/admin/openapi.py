@@ -13,14 +13,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sluice.admin.openapi_collections import _COLLECTIONS, _collection_paths
-from sluice.admin.openapi_observe import _observe_paths
+from sluice.admin.openapi_collections import DOCUMENTED_COLLECTIONS, collection_paths
+from sluice.admin.openapi_observe import observe_paths
 from sluice.admin.openapi_operations import (
-    _BOOL_QUERY,
-    _operation,
-    _path_param,
-    _query,
-    _responses,
+    BOOL_QUERY,
+    operation_object,
+    path_parameter,
+    query_parameter,
+    responses_object,
 )
 from sluice.admin.openapi_privacy import privacy_paths, privacy_schemas
 from sluice.admin.openapi_route_schemas import other_schemas
@@ -60,32 +60,34 @@ def _paths() -> Schema:
             }
         },
         "/workspace": {
-            "get": _operation(
+            "get": operation_object(
                 "get_workspace",
                 "The whole workspace, as `sluice export` writes it",
                 "Workspace",
                 {
-                    **_responses(200, "The workspace", None, 400),
+                    **responses_object(200, "The workspace", None, 400),
                     "200": {
                         "description": "The workspace (JSON, or YAML with format=yaml)",
                         "content": _WORKSPACE_CONTENT,
                     },
                 },
                 parameters=[
-                    _query(
+                    query_parameter(
                         "format",
                         "json (default), or yaml: the exact text of `sluice export`",
                         {"enum": ["json", "yaml"], "default": "json"},
                     )
                 ],
             ),
-            "put": _operation(
+            "put": operation_object(
                 "put_workspace",
                 "Make the workspace match a document, as `sluice apply` does",
                 "Workspace",
-                _responses(200, "What changed (or would)", ref("ApplyReport"), 400, 409, 422),
+                responses_object(200, "What changed (or would)", ref("ApplyReport"), 400, 409, 422),
                 parameters=[
-                    _query("dry_run", "Report what would change; change nothing", _BOOL_QUERY)
+                    query_parameter(
+                        "dry_run", "Report what would change; change nothing", BOOL_QUERY
+                    )
                 ],
                 body={
                     **json_content(ref("Workspace")),
@@ -94,11 +96,11 @@ def _paths() -> Schema:
             ),
         },
         "/destination-types": {
-            "get": _operation(
+            "get": operation_object(
                 "list_destination_types",
                 "The catalog: every destination type, its settings schema, actions, presets",
                 "Destinations",
-                _responses(
+                responses_object(
                     200,
                     "Every type, by id",
                     object_schema(
@@ -108,32 +110,36 @@ def _paths() -> Schema:
             )
         },
         "/destination-types/{type_id}": {
-            "parameters": [_path_param("type_id", "The type's id, e.g. amplitude")],
-            "get": _operation(
+            "parameters": [path_parameter("type_id", "The type's id, e.g. amplitude")],
+            "get": operation_object(
                 "get_destination_type",
                 "One destination type",
                 "Destinations",
-                _responses(200, "The type", ref("DestinationType"), 404),
+                responses_object(200, "The type", ref("DestinationType"), 404),
             ),
         },
     }
-    for collection, kind, schema, tag in _COLLECTIONS:
-        paths.update(_collection_paths(collection, kind, schema, tag))
+    for collection, kind, schema, tag in DOCUMENTED_COLLECTIONS:
+        paths.update(collection_paths(collection, kind, schema, tag))
     paths["/sources/{id}/rotate-write-key"] = {
         "parameters": [
-            _path_param("id", "The source's id", {"type": "string", "pattern": ID_REGEX})
+            path_parameter("id", "The source's id", {"type": "string", "pattern": ID_REGEX})
         ],
-        "post": _operation(
+        "post": operation_object(
             "rotate_write_key",
             "Give a source a new generated write key",
             "Sources",
-            _responses(200, "The source and its new key", ref("WriteKeyRotation"), 400, 404, 409),
+            responses_object(
+                200, "The source and its new key", ref("WriteKeyRotation"), 400, 404, 409
+            ),
             parameters=[
-                _query("keep_old", "Keep the old keys too, for a gradual change", _BOOL_QUERY)
+                query_parameter(
+                    "keep_old", "Keep the old keys too, for a gradual change", BOOL_QUERY
+                )
             ],
         ),
     }
-    paths.update(_observe_paths())
+    paths.update(observe_paths())
     return paths
 
 

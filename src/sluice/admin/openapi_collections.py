@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.admin.openapi_operations import _operation, _path_param, _responses
+from sluice.admin.openapi_operations import operation_object, path_parameter, responses_object
 from sluice.admin.openapi_schemas import ID_REGEX, Schema, json_content, object_schema, ref
 
-_COLLECTIONS = (
+# Each collection with paths in the document: its path segment, the kind of object it holds, the
+# object's schema and the operations' tag.
+DOCUMENTED_COLLECTIONS = (
     ("sources", "source", "Source", "Sources"),
     ("destinations", "destination", "Destination", "Destinations"),
     ("warehouses", "warehouse", "Warehouse", "Warehouses"),
@@ -48,57 +50,57 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _collection_paths(collection: str, kind: str, schema: str, tag: str) -> Schema:
-    id_param = _path_param("id", f"The {kind}'s id", {"type": "string", "pattern": ID_REGEX})
+def collection_paths(collection: str, kind: str, schema: str, tag: str) -> Schema:
+    id_param = path_parameter("id", f"The {kind}'s id", {"type": "string", "pattern": ID_REGEX})
     paths: Schema = {
         f"/{collection}": {
-            "get": _operation(
+            "get": operation_object(
                 f"list_{collection}",
                 f"List the {collection}",
                 tag,
-                _responses(
+                responses_object(
                     200,
                     f"Every {kind}, by id",
                     object_schema({collection: {"type": "array", "items": ref(schema)}}),
                 ),
             ),
-            "post": _operation(
+            "post": operation_object(
                 f"create_{kind}",
                 f"Create a {kind} (checked as `sluice apply` checks a file)",
                 tag,
-                _responses(201, f"The {kind} as stored", ref(schema), 400, 409, 422),
+                responses_object(201, f"The {kind} as stored", ref(schema), 400, 409, 422),
                 body=json_content(ref(schema), _EXAMPLES[kind]["create"]),
             ),
         },
         f"/{collection}/{{id}}": {
             "parameters": [id_param],
-            "get": _operation(
+            "get": operation_object(
                 f"get_{kind}",
                 f"Get one {kind}",
                 tag,
-                _responses(200, f"The {kind}", ref(schema), 404),
+                responses_object(200, f"The {kind}", ref(schema), 404),
             ),
-            "put": _operation(
+            "put": operation_object(
                 f"replace_{kind}",
                 f"Replace a {kind} (fields left out take their defaults"
                 + (", except write keys, which are kept" if kind == "source" else "")
                 + ")",
                 tag,
-                _responses(200, f"The {kind} as stored", ref(schema), 400, 404, 409, 422),
+                responses_object(200, f"The {kind} as stored", ref(schema), 400, 404, 409, 422),
                 body=json_content(ref(f"{schema}Replace"), _EXAMPLES[kind]["replace"]),
             ),
-            "patch": _operation(
+            "patch": operation_object(
                 f"patch_{kind}",
                 f"Change some top-level fields of a {kind}",
                 tag,
-                _responses(200, f"The {kind} as stored", ref(schema), 400, 404, 409, 422),
+                responses_object(200, f"The {kind} as stored", ref(schema), 400, 404, 409, 422),
                 body=json_content(ref(f"{schema}Patch"), _EXAMPLES[kind]["patch"]),
             ),
-            "delete": _operation(
+            "delete": operation_object(
                 f"delete_{kind}",
                 f"Delete a {kind} (409 `in_use` while other objects refer to it)",
                 tag,
-                _responses(204, "Deleted", None, 404, 409),
+                responses_object(204, "Deleted", None, 404, 409),
             ),
         },
     }
@@ -106,11 +108,11 @@ def _collection_paths(collection: str, kind: str, schema: str, tag: str) -> Sche
         for verb in ("enable", "disable"):
             paths[f"/{collection}/{{id}}/{verb}"] = {
                 "parameters": [id_param],
-                "post": _operation(
+                "post": operation_object(
                     f"{verb}_{kind}",
                     f"{verb.capitalize()} a {kind}",
                     tag,
-                    _responses(200, f"The {kind} as stored", ref(schema), 404, 409, 422),
+                    responses_object(200, f"The {kind} as stored", ref(schema), 404, 409, 422),
                 ),
             }
     return paths

@@ -8,7 +8,13 @@ act on what happened to events, not on the configuration.
 from __future__ import annotations
 
 from sluice.admin.http import MAX_SQL_INT
-from sluice.admin.openapi_operations import _limit, _operation, _path_param, _query, _responses
+from sluice.admin.openapi_operations import (
+    limit_parameter,
+    operation_object,
+    path_parameter,
+    query_parameter,
+    responses_object,
+)
 from sluice.admin.openapi_schemas import (
     ID_REGEX,
     REPLAY_ID_REGEX,
@@ -21,26 +27,30 @@ from sluice.admin.openapi_schemas import (
 from sluice.delivery.stats import DEFAULT_TIMELINE_MINUTES, MAX_TIMELINE_MINUTES
 
 
-def _observe_paths() -> Schema:
-    replay_id = _path_param("id", "The replay's id", {"type": "string", "pattern": REPLAY_ID_REGEX})
+def observe_paths() -> Schema:
+    replay_id = path_parameter(
+        "id", "The replay's id", {"type": "string", "pattern": REPLAY_ID_REGEX}
+    )
     return {
         "/stats": {
-            "get": _operation(
+            "get": operation_object(
                 "get_stats",
                 "What `sluice status --json` shows",
                 "Observe",
-                _responses(200, "Counters and delivery", ref("Stats")),
+                responses_object(200, "Counters and delivery", ref("Stats")),
             )
         },
         "/destinations/{id}/timeline": {
             "parameters": [
-                _path_param("id", "The destination's id", {"type": "string", "pattern": ID_REGEX})
+                path_parameter(
+                    "id", "The destination's id", {"type": "string", "pattern": ID_REGEX}
+                )
             ],
-            "get": _operation(
+            "get": operation_object(
                 "get_destination_timeline",
                 "What the destination delivered, filtered, parked and retried, minute by minute",
                 "Observe",
-                _responses(
+                responses_object(
                     200,
                     "Every minute of the window, oldest first, the current one last "
                     "(zeros where nothing happened)",
@@ -49,7 +59,7 @@ def _observe_paths() -> Schema:
                     404,
                 ),
                 parameters=[
-                    _query(
+                    query_parameter(
                         "minutes",
                         "How many minutes back, the current one included (kept for 7 days)",
                         {
@@ -63,22 +73,22 @@ def _observe_paths() -> Schema:
             ),
         },
         "/events": {
-            "get": _operation(
+            "get": operation_object(
                 "list_events",
                 "The newest stored events",
                 "Observe",
-                _responses(
+                responses_object(
                     200,
                     "Newest first",
                     object_schema({"events": {"type": "array", "items": ref("Event")}}),
                     400,
                 ),
                 parameters=[
-                    _query("source", "Only this source id", STR),
-                    _query("type", "Only this call type (track, identify, ...)", STR),
-                    _query("event", "Only track events of this name", STR),
-                    _limit(20),
-                    _query(
+                    query_parameter("source", "Only this source id", STR),
+                    query_parameter("type", "Only this call type (track, identify, ...)", STR),
+                    query_parameter("event", "Only track events of this name", STR),
+                    limit_parameter(20),
+                    query_parameter(
                         "after",
                         "Only events after this log position (`seq`)",
                         {"type": "integer", "minimum": 0, "maximum": MAX_SQL_INT, "default": 0},
@@ -87,43 +97,46 @@ def _observe_paths() -> Schema:
             )
         },
         "/events/{message_id}/trace": {
-            "parameters": [_path_param("message_id", "The event's messageId")],
-            "get": _operation(
+            "parameters": [path_parameter("message_id", "The event's messageId")],
+            "get": operation_object(
                 "trace_event",
                 "Where one event went: what `sluice trace --json` shows",
                 "Observe",
-                _responses(200, "Each stored event with this messageId", ref("Trace"), 404),
+                responses_object(200, "Each stored event with this messageId", ref("Trace"), 404),
             ),
         },
         "/rejected": {
-            "get": _operation(
+            "get": operation_object(
                 "list_rejected",
                 "Items the collector refused, and why",
                 "Observe",
-                _responses(
+                responses_object(
                     200,
                     "Newest first",
                     object_schema({"rejected": {"type": "array", "items": ref("Rejected")}}),
                     400,
                 ),
-                parameters=[_query("source", "Only this source id", STR), _limit(20)],
+                parameters=[
+                    query_parameter("source", "Only this source id", STR),
+                    limit_parameter(20),
+                ],
             )
         },
         "/parked": {
-            "get": _operation(
+            "get": operation_object(
                 "list_parked",
                 "Events parked after a permanent error or the retry window",
                 "Parked",
-                _responses(
+                responses_object(
                     200,
                     "Newest first",
                     object_schema({"parked": {"type": "array", "items": ref("Parked")}}),
                     400,
                 ),
                 parameters=[
-                    _query("destination", "Only this destination id", STR),
+                    query_parameter("destination", "Only this destination id", STR),
                     {
-                        **_query(
+                        **query_parameter(
                             "state",
                             "Only these states (repeat it); default parked and retry_requested",
                             {
@@ -134,70 +147,77 @@ def _observe_paths() -> Schema:
                         "style": "form",
                         "explode": True,
                     },
-                    _query("message_id", "Only this event", STR),
-                    _limit(50),
+                    query_parameter("message_id", "Only this event", STR),
+                    limit_parameter(50),
                 ],
             )
         },
         "/parked/retry": {
-            "post": _operation(
+            "post": operation_object(
                 "retry_parked",
                 "Send parked events again (the worker picks them up within a second)",
                 "Parked",
-                _responses(200, "How many were queued", ref("RetryResult"), 400, 422),
+                responses_object(200, "How many were queued", ref("RetryResult"), 400, 422),
                 body=json_content(ref("RetryRequest"), {"destination": "hook"}),
             )
         },
         "/retrying": {
-            "get": _operation(
+            "get": operation_object(
                 "list_retrying",
                 "Events whose delivery failed and will be tried again (the retry sets)",
                 "Retrying",
-                _responses(
+                responses_object(
                     200,
                     "By destination and log order",
                     object_schema({"retrying": {"type": "array", "items": ref("Retrying")}}),
                     400,
                 ),
-                parameters=[_query("destination", "Only this destination id", STR), _limit(50)],
+                parameters=[
+                    query_parameter("destination", "Only this destination id", STR),
+                    limit_parameter(50),
+                ],
             )
         },
         "/retrying/retry": {
-            "post": _operation(
+            "post": operation_object(
                 "retry_now",
                 "Make retrying events due now (the worker sends them within a second)",
                 "Retrying",
-                _responses(200, "How many are due now", ref("RetryingActionResult"), 400, 422),
+                responses_object(
+                    200, "How many are due now", ref("RetryingActionResult"), 400, 422
+                ),
                 body=json_content(ref("RetryingAction"), {"destination": "hook", "all": True}),
             )
         },
         "/retrying/park": {
-            "post": _operation(
+            "post": operation_object(
                 "park_retrying",
                 "Park retrying events now (skip them); they can be sent again from parked",
                 "Retrying",
-                _responses(200, "How many were parked", ref("RetryingActionResult"), 400, 422),
+                responses_object(
+                    200, "How many were parked", ref("RetryingActionResult"), 400, 422
+                ),
                 body=json_content(ref("RetryingAction"), {"messageIds": ["m-1"]}),
             )
         },
         "/replays": {
-            "get": _operation(
+            "get": operation_object(
                 "list_replays",
                 "Every replay with saved progress, the most recently active first",
                 "Replays",
-                _responses(
+                responses_object(
                     200,
                     "The replays",
                     object_schema({"replays": {"type": "array", "items": ref("Replay")}}),
                 ),
             ),
             "post": {
-                **_operation(
+                **operation_object(
                     "start_replay",
                     "Replay archived events to one destination, in the background "
                     "(resumes a replay stopped before its end)",
                     "Replays",
-                    _responses(202, "Started", ref("Replay"), 400, 404, 409, 422),
+                    responses_object(202, "Started", ref("Replay"), 400, 404, 409, 422),
                     body=json_content(
                         ref("ReplayRequest"),
                         {"destination": "hook", "from": "2024-06-01", "to": "2024-06-02"},
@@ -207,20 +227,20 @@ def _observe_paths() -> Schema:
         },
         "/replays/{id}": {
             "parameters": [replay_id],
-            "get": _operation(
+            "get": operation_object(
                 "get_replay",
                 "A replay's progress",
                 "Replays",
-                _responses(200, "The replay", ref("Replay"), 404, 409),
+                responses_object(200, "The replay", ref("Replay"), 404, 409),
             ),
         },
         "/replays/{id}/stop": {
             "parameters": [replay_id],
-            "post": _operation(
+            "post": operation_object(
                 "stop_replay",
                 "Stop a running replay after its batch in flight",
                 "Replays",
-                _responses(202, "Stopping", ref("Replay"), 404, 409),
+                responses_object(202, "Stopping", ref("Replay"), 404, 409),
             ),
         },
     }

@@ -18,7 +18,7 @@ _ERRORS = {
 }
 
 
-def _responses(ok: int, description: str, schema: Schema | None, *errors: int) -> Schema:
+def responses_object(ok: int, description: str, schema: Schema | None, *errors: int) -> Schema:
     responses: Schema = {str(ok): {"description": description}}
     if schema is not None:
         responses[str(ok)]["content"] = json_content(schema)
@@ -30,7 +30,7 @@ def _responses(ok: int, description: str, schema: Schema | None, *errors: int) -
     return responses
 
 
-def _operation(
+def operation_object(
     operation_id: str,
     summary: str,
     tag: str,
@@ -53,7 +53,7 @@ def _operation(
     return operation
 
 
-def _path_param(name: str, description: str, schema: Schema | None = None) -> Schema:
+def path_parameter(name: str, description: str, schema: Schema | None = None) -> Schema:
     return {
         "name": name,
         "in": "path",
@@ -63,7 +63,7 @@ def _path_param(name: str, description: str, schema: Schema | None = None) -> Sc
     }
 
 
-def _query(name: str, description: str, schema: Schema) -> Schema:
+def query_parameter(name: str, description: str, schema: Schema) -> Schema:
     return {
         "name": name,
         "in": "query",
@@ -76,8 +76,8 @@ def _query(name: str, description: str, schema: Schema) -> Schema:
 _LIMIT_SCHEMA: Schema = {"type": "integer", "minimum": 1, "maximum": 1000}
 
 
-def _limit(default: int) -> Schema:
-    return _query("limit", "How many, newest first", {**_LIMIT_SCHEMA, "default": default})
+def limit_parameter(default: int) -> Schema:
+    return query_parameter("limit", "How many, newest first", {**_LIMIT_SCHEMA, "default": default})
 
 
-_BOOL_QUERY: Schema = {"type": "boolean", "default": False}
+BOOL_QUERY: Schema = {"type": "boolean", "default": False}

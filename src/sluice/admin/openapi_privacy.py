@@ -93,16 +93,16 @@ def _list(name: str, item: str) -> Schema:
 
 
 def privacy_paths() -> Schema:
-    source = doc._path_param("source_id", "A source's id")
-    status = doc._query(
+    source = doc.path_parameter("source_id", "A source's id")
+    status = doc.query_parameter(
         "status", "Only regulations in this status", {"type": "string", "enum": list(STATUSES)}
     )
-    create_responses = doc._responses(200, "Recorded", ref("RegulationCreated"), 400, 422)
-    listed = doc._responses(200, "Newest first", _list("regulations", "Regulation"), 400)
+    create_responses = doc.responses_object(200, "Recorded", ref("RegulationCreated"), 400, 422)
+    listed = doc.responses_object(200, "Newest first", _list("regulations", "Regulation"), 400)
     body = json_content(ref("RegulationRequest"), _EXAMPLE)
     return {
         "/regulations": {
-            "post": doc._operation(
+            "post": doc.operation_object(
                 "create_workspace_regulation",
                 "Suppress and/or delete users' data, workspace-wide"
                 " (Segment's createWorkspaceRegulation)",
@@ -110,38 +110,40 @@ def privacy_paths() -> Schema:
                 create_responses,
                 body=body,
             ),
-            "get": doc._operation(
+            "get": doc.operation_object(
                 "list_regulations",
                 "Regulations, newest first",
                 TAG,
                 listed,
-                parameters=[status, doc._limit(DEFAULT_LIST)],
+                parameters=[status, doc.limit_parameter(DEFAULT_LIST)],
             ),
         },
         "/regulations/sources/{source_id}": {
             "parameters": [source],
-            "post": doc._operation(
+            "post": doc.operation_object(
                 "create_source_regulation",
                 "A regulation scoped to one source's data (its log rows and archive files)",
                 TAG,
-                doc._responses(200, "Recorded", ref("RegulationCreated"), 400, 404, 422),
+                doc.responses_object(200, "Recorded", ref("RegulationCreated"), 400, 404, 422),
                 body=body,
             ),
-            "get": doc._operation(
+            "get": doc.operation_object(
                 "list_source_regulations",
                 "The source's regulations, newest first",
                 TAG,
-                doc._responses(200, "Newest first", _list("regulations", "Regulation"), 400, 404),
-                parameters=[status, doc._limit(DEFAULT_LIST)],
+                doc.responses_object(
+                    200, "Newest first", _list("regulations", "Regulation"), 400, 404
+                ),
+                parameters=[status, doc.limit_parameter(DEFAULT_LIST)],
             ),
         },
         "/regulations/{regulate_id}": {
-            "parameters": [doc._path_param("regulate_id", "The regulation's id")],
-            "get": doc._operation(
+            "parameters": [doc.path_parameter("regulate_id", "The regulation's id")],
+            "get": doc.operation_object(
                 "get_regulation",
                 "A regulation and the status of each place its deletion reaches",
                 TAG,
-                doc._responses(
+                doc.responses_object(
                     200,
                     "The regulation",
                     object_schema({"data": object_schema({"regulation": ref("Regulation")})}),
@@ -150,12 +152,14 @@ def privacy_paths() -> Schema:
             ),
         },
         "/suppressions": {
-            "get": doc._operation(
+            "get": doc.operation_object(
                 "list_suppressions",
                 "Suppressed user ids (their events are counted and dropped at ingest)",
                 TAG,
-                doc._responses(200, "Newest first", _list("suppressions", "Suppression"), 400),
-                parameters=[doc._limit(DEFAULT_LIST)],
+                doc.responses_object(
+                    200, "Newest first", _list("suppressions", "Suppression"), 400
+                ),
+                parameters=[doc.limit_parameter(DEFAULT_LIST)],
             ),
         },
     }

@@ -17,7 +17,7 @@ from sluice.destinations.base import Mapped, OutRequest
 UserKey = Callable[[Mapped], Hashable]
 
 
-def _chunks(
+def mapped_chunks(
     items: list[Mapped], size: int, max_bytes: int, user_key: UserKey | None = None
 ) -> list[list[Mapped]]:
     """Runs of at most `size` events and (for batching actions) about `max_bytes` of JSON.
@@ -47,7 +47,7 @@ def _chunks(
 
 
 def _chunk_runs(runs: list[list[Mapped]], size: int, max_bytes: int) -> list[list[Mapped]]:
-    """`_chunks` of runs (a user's events each) that start a new chunk rather than split a run
+    """`mapped_chunks` of runs (a user's events each) that start a new chunk rather than split a run
     that fits in one."""
     chunks: list[list[Mapped]] = []
     current: list[Mapped] = []
@@ -68,7 +68,7 @@ def _chunk_runs(runs: list[list[Mapped]], size: int, max_bytes: int) -> list[lis
     return chunks
 
 
-def _carried(request: OutRequest, chunk: list[Mapped], requests: int) -> list[Mapped]:
+def carried_events(request: OutRequest, chunk: list[Mapped], requests: int) -> list[Mapped]:
     """The mapped events a request carries: the whole chunk, or those its ids name (in order)."""
     if requests == 1 and len(request.message_ids) == len(chunk):
         return chunk

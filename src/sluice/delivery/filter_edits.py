@@ -19,11 +19,11 @@ Edit = Callable[[Any], Any]  # returns its argument itself when it changes nothi
 # it changes, and a list applies the edit to each of its elements.
 
 
-def _at(path: FieldPath, edit: Edit) -> Edit:
+def edit_at(path: FieldPath, edit: Edit) -> Edit:
     """`edit` applied to the value at `path` (to each element of the lists on the way)."""
     if not path:
         return edit
-    key, inner = path[0], _at(path[1:], edit)
+    key, inner = path[0], edit_at(path[1:], edit)
 
     def update(value: Any) -> Any:
         if type(value) is list:
@@ -41,9 +41,9 @@ def _at(path: FieldPath, edit: Edit) -> Edit:
     return update
 
 
-def _dropper(tree: FieldTree) -> Edit:
+def field_dropper(tree: FieldTree) -> Edit:
     """Remove every field of `tree` (a None leaf) in one pass."""
-    children = {key: None if sub is None else _dropper(sub) for key, sub in tree.items()}
+    children = {key: None if sub is None else field_dropper(sub) for key, sub in tree.items()}
 
     def drop(value: Any) -> Any:
         if type(value) is list:
@@ -68,9 +68,9 @@ def _dropper(tree: FieldTree) -> Edit:
     return drop
 
 
-def _pruner(tree: FieldTree) -> Edit:
+def field_pruner(tree: FieldTree) -> Edit:
     """Keep only the fields of `tree`: a None leaf keeps the whole value, a subtree prunes it."""
-    children = {key: None if sub is None else _pruner(sub) for key, sub in tree.items()}
+    children = {key: None if sub is None else field_pruner(sub) for key, sub in tree.items()}
 
     def prune(value: Any) -> Any:
         if type(value) is list:

@@ -31,7 +31,14 @@ from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 
-from sluice.delivery.filter_edits import Edit, FieldPath, FieldTree, _at, _dropper, _pruner
+from sluice.delivery.filter_edits import (
+    Edit,
+    FieldPath,
+    FieldTree,
+    edit_at,
+    field_dropper,
+    field_pruner,
+)
 from sluice.errors import SluiceError
 from sluice.fql import FqlError, Predicate, compile_filter, path_getter
 
@@ -162,7 +169,8 @@ class Filter:
                     drop_paths.extend(f"{key}.{name}" if key else name for name in names)
             elif isinstance(action, AllowPropertiesAction):
                 keep.extend(
-                    _at(_split(key), _pruner(_tree(names))) for key, names in action.fields.items()
+                    edit_at(_split(key), field_pruner(_tree(names)))
+                    for key, names in action.fields.items()
                 )
         return cls(
             title=title,
@@ -174,7 +182,7 @@ class Filter:
             predicate=predicate,
             samples=tuple(samples),
             drops=any(isinstance(action, DropAction) for action in actions),
-            strip=_dropper(_tree(drop_paths)) if drop_paths else None,
+            strip=field_dropper(_tree(drop_paths)) if drop_paths else None,
             keep=tuple(keep),
         )
 

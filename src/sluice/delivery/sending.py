@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from sluice.delivery.batching import UserKey, _carried, _chunks
+from sluice.delivery.batching import UserKey, carried_events, mapped_chunks
 from sluice.delivery.config import DestinationConfig
 from sluice.delivery.exchange import (
     MAX_KEPT_BODY,
@@ -93,7 +93,7 @@ class Sender:
                 items = [m for m in items if m.message_id not in work.alone]
                 for mapped in alone:
                     pending.extend(self._build(action_id, [mapped], work, result))
-            for chunk in _chunks(items, size, action.max_batch_bytes, user_key):
+            for chunk in mapped_chunks(items, size, action.max_batch_bytes, user_key):
                 pending.extend(self._build(action_id, chunk, work, result))
         return pending
 
@@ -113,7 +113,7 @@ class Sender:
         for mapped in chunk:  # nothing to send for it (e.g. an identify with nothing to set)
             if mapped.message_id not in carried:
                 result.delivered.setdefault(mapped.message_id, now_ms)
-        return [Pending(action_id, _carried(r, chunk, len(requests)), r) for r in requests]
+        return [Pending(action_id, carried_events(r, chunk, len(requests)), r) for r in requests]
 
     # --- sending ---------------------------------------------------------------------------
     async def deliver(
@@ -332,7 +332,7 @@ class Sender:
         else:
             requests = destination.build(item.action_id, keep)
         return [
-            Pending(item.action_id, _carried(request, keep, len(requests)), request,
+            Pending(item.action_id, carried_events(request, keep, len(requests)), request,
                     item.attempts, now + delay, reason, item.first_attempt_ms)
             for request in requests
         ]  # fmt: skip

@@ -50,11 +50,11 @@ from sluice.destinations.mixpanel_fields import (
 from sluice.destinations.mixpanel_requests import (
     MAX_EVENTS,
     ImportRequest,
-    _build_alias,
-    _build_group,
-    _build_identify,
-    _build_increment,
-    _import_builder,
+    build_alias,
+    build_group,
+    build_identify,
+    build_increment,
+    import_builder,
 )
 from sluice.destinations.mixpanel_schema import defaults
 
@@ -116,15 +116,15 @@ class Mixpanel(Destination):
     # fmt: off
     actions: ClassVar[Mapping[str, Action]] = {
         "trackEvent": Action("trackEvent", "Track Event",
-                             _import_builder("trackEvent", track_events), MAX_EVENTS, MAX_BYTES),
-        "identifyUser": Action("identifyUser", "Identify User", _build_identify),
-        "groupIdentifyUser": Action("groupIdentifyUser", "Group Identify User", _build_group),
-        "alias": Action("alias", "Alias", _build_alias),
+                             import_builder("trackEvent", track_events), MAX_EVENTS, MAX_BYTES),
+        "identifyUser": Action("identifyUser", "Identify User", build_identify),
+        "groupIdentifyUser": Action("groupIdentifyUser", "Group Identify User", build_group),
+        "alias": Action("alias", "Alias", build_alias),
         "trackPurchase": Action("trackPurchase", "Track Purchase",
-                                _import_builder("trackPurchase", purchase_events), MAX_EVENTS,
+                                import_builder("trackPurchase", purchase_events), MAX_EVENTS,
                                 MAX_BYTES),
         "incrementProperties": Action("incrementProperties", "Increment Properties",
-                                      _build_increment),
+                                      build_increment),
     }
     presets = (
         Preset("Track Calls", "trackEvent", 'type = "track" and event != "Order Completed"',

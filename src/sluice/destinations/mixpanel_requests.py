@@ -50,7 +50,7 @@ def _payload(m: Mapped, action: str, *, batch: bool = False) -> dict[str, Any]:
     return clean(m.payload, SCHEMAS[action], batch=batch)
 
 
-def _import_builder(
+def import_builder(
     action: str, to_events: Callable[[Mapping[str, Any], str | None], list[dict[str, Any]]]
 ) -> Callable[[Mixpanel, Sequence[Mapped]], list[OutRequest]]:
     def build(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
@@ -156,7 +156,7 @@ def _require_token(dest: Mixpanel) -> str:
     return dest.settings.project_token
 
 
-def _build_identify(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+def build_identify(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     """`$identify` links the anonymous id to the user id; `/engage` sets the profile."""
     requests = []
     for m in mapped:
@@ -179,7 +179,7 @@ def _build_identify(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest
     return requests
 
 
-def _build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+def build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     """A trait named like the group key gives the group id; `name` is sent as `$name`."""
     requests = []
     for m in mapped:
@@ -201,7 +201,7 @@ def _build_group(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     return requests
 
 
-def _build_alias(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+def build_alias(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     requests = []
     for m in mapped:
         p = _payload(m, "alias")
@@ -213,7 +213,7 @@ def _build_alias(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     return requests
 
 
-def _build_increment(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
+def build_increment(dest: Mixpanel, mapped: Sequence[Mapped]) -> list[OutRequest]:
     """`$add` of each numeric value (numbers, or text that is one); other values are skipped,
     text that is not a number refuses the event, as Segment's code does."""
     requests = []

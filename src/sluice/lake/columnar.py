@@ -33,7 +33,7 @@ from sluice.store.base import StoredEvent
 from sluice.store.columns import LogColumns
 from sluice.warehouse import compiled
 from sluice.warehouse.base import Discard
-from sluice.warehouse.columnar import SAMPLE_EVENTS, Chunk, ColumnarPlanner, _decode_json
+from sluice.warehouse.columnar import SAMPLE_EVENTS, Chunk, ColumnarPlanner, decode_payload
 from sluice.warehouse.intake import Events, events_table, joined, split
 from sluice.warehouse.intake_columns import split_columns
 from sluice.warehouse.planner import Plan
@@ -189,7 +189,7 @@ class LakeChunk(ArrowStageChecks, ArrowTables, Chunk):
             events = self._events[group.index]
             seqs = events.seq.slice(0, SAMPLE_EVENTS).to_pylist()
             for seq, payload in zip(seqs, events.payloads[:SAMPLE_EVENTS], strict=True):
-                msg = _decode_json(payload)
+                msg = decode_payload(payload)
                 discover(msg, tree)
                 group.sample.append((seq, msg))
             group.complete = len(group.sample) < SAMPLE_EVENTS
@@ -272,7 +272,7 @@ class LakeChunk(ArrowStageChecks, ArrowTables, Chunk):
         before, known = signature(tree), set(all_paths(tree))
         sampled = {seq for seq, _ in group.sample}
         for seq, payload in odd:
-            msg = _decode_json(payload)
+            msg = decode_payload(payload)
             discover(msg, tree)
             if seq not in sampled:
                 group.sample.append((seq, msg))

@@ -1,10 +1,10 @@
 """Reading the event for a mapping's `@path`s: a reader compiled per path, copying what it finds.
 
-What a reader finds is copied when it is an object or a list (`_copied`, which `@arrayPath`
+What a reader finds is copied when it is an object or a list (`copied_value`, which `@arrayPath`
 uses too), so whoever receives a mapping's output may change it without changing the event;
-readers compiled while `compile(copy=False)` runs (resolve.py sets `_COPYING`) do not copy. The
+readers compiled while `compile(copy=False)` runs (resolve.py sets `READERS_COPY`) do not copy. The
 commonest paths, one or two keys, are read inline. Separate from the compiler (resolve.py),
-which wires readers into a mapping's closures; `_Node`, the type of each of those closures,
+which wires readers into a mapping's closures; `CompiledNode`, the type of each of those closures,
 readers included, is defined here for both.
 """
 
@@ -17,19 +17,19 @@ from typing import Any
 from sluice.mapping.directives import clone
 from sluice.mapping.paths import UNDEFINED, compile_getter, walk
 
-_Node = Callable[[Any], Any]
+CompiledNode = Callable[[Any], Any]
 # Whether the reader being compiled copies what it reads (set by `compile` while it compiles).
-_COPYING: contextvars.ContextVar[bool] = contextvars.ContextVar("mapping_copying", default=True)
+READERS_COPY: contextvars.ContextVar[bool] = contextvars.ContextVar("mapping_copying", default=True)
 
 
-def _copied(value: Any) -> Any:
+def copied_value(value: Any) -> Any:
     kind = type(value)
     return clone(value) if kind is dict or kind is list else value
 
 
-def _reader(keys: tuple[str, ...] | None) -> _Node:
+def path_reader(keys: tuple[str, ...] | None) -> CompiledNode:
     """Read `keys` and copy what is found; the common one- and two-key paths are inlined."""
-    if not _COPYING.get():
+    if not READERS_COPY.get():
         getter = compile_getter(keys)
         return lambda payload: getter(payload)
     if keys is not None and len(keys) == 1:
@@ -40,7 +40,7 @@ def _reader(keys: tuple[str, ...] | None) -> _Node:
                 value = payload.get(first, UNDEFINED)
                 kind = type(value)
                 return clone(value) if kind is dict or kind is list else value
-            return _copied(walk(payload, keys))
+            return copied_value(walk(payload, keys))
 
         return read_one
     if keys is not None and len(keys) == 2:
@@ -53,8 +53,8 @@ def _reader(keys: tuple[str, ...] | None) -> _Node:
                     value = inner.get(second, UNDEFINED)
                     kind = type(value)
                     return clone(value) if kind is dict or kind is list else value
-            return _copied(walk(payload, keys))
+            return copied_value(walk(payload, keys))
 
         return read_two
     getter = compile_getter(keys)
-    return lambda payload: _copied(getter(payload))
+    return lambda payload: copied_value(getter(payload))

@@ -34,7 +34,7 @@ from sluice.mapping.directives import (
 )
 from sluice.mapping.errors import MappingError
 from sluice.mapping.paths import UNDEFINED, compile_getter, parse_path, walk
-from sluice.mapping.readers import _COPYING, _copied, _Node, _reader
+from sluice.mapping.readers import READERS_COPY, CompiledNode, copied_value, path_reader
 from sluice.mapping.validate import directive_name, join_path, validate
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Evaluator", "compile", "resolve"]
@@ -72,11 +72,11 @@ def compile(mapping: Any, *, copy: bool = True) -> Evaluator:
     evaluator = _CACHE.get(key)
     if evaluator is None:
         validate(mapping)  # the mapping as given: its JSON text would turn a set into a list
-        token = _COPYING.set(copy)
+        token = READERS_COPY.set(copy)
         try:
             evaluator = _build(msgspec.json.decode(key.removeprefix(b"nocopy:")))
         finally:
-            _COPYING.reset(token)
+            READERS_COPY.reset(token)
         with _CACHE_LOCK:
             while len(_CACHE) >= DEFAULT_CACHE_SIZE:
                 del _CACHE[next(iter(_CACHE))]
@@ -98,7 +98,7 @@ def _build(mapping: Any) -> Evaluator:
     return evaluate
 
 
-def _compile(node: Any, path: str, *, keep_undefined: bool = False) -> _Node:
+def _compile(node: Any, path: str, *, keep_undefined: bool = False) -> CompiledNode:
     if isinstance(node, dict):
         name = directive_name(node)
         if name is not None:
@@ -109,7 +109,7 @@ def _compile(node: Any, path: str, *, keep_undefined: bool = False) -> _Node:
     return lambda payload: node
 
 
-def _compile_object(node: dict[str, Any], path: str, keep_undefined: bool) -> _Node:
+def _compile_object(node: dict[str, Any], path: str, keep_undefined: bool) -> CompiledNode:
     fields = [
         (key, value, None)
         if isinstance(value, _SCALARS)
@@ -141,7 +141,7 @@ def _compile_object(node: dict[str, Any], path: str, keep_undefined: bool) -> _N
     return build
 
 
-def _compile_list(node: list[Any], path: str) -> _Node:
+def _compile_list(node: list[Any], path: str) -> CompiledNode:
     if all(isinstance(item, _SCALARS) for item in node):
         constant = list(node)
         return lambda payload: list(constant)
@@ -164,11 +164,11 @@ def _kind(value: Any) -> str:
 # -- directives ----------------------------------------------------------------------------------
 
 
-def _path(argument: Any, path: str) -> _Node:
+def _path(argument: Any, path: str) -> CompiledNode:
     if isinstance(argument, str):
-        return _reader(parse_path(argument))
+        return path_reader(parse_path(argument))
     if isinstance(argument, list):
-        return _reader(tuple(argument))
+        return path_reader(tuple(argument))
     source = _compile(argument, path)
 
     def read_dynamic(payload: Any) -> Any:
@@ -176,12 +176,12 @@ def _path(argument: Any, path: str) -> _Node:
         if not isinstance(where, str):
             raise MappingError(f"expected the path to be a string, got {_kind(where)}", path=path)
         keys = parse_path(where)
-        return UNDEFINED if keys is None else _copied(walk(payload, keys))
+        return UNDEFINED if keys is None else copied_value(walk(payload, keys))
 
     return read_dynamic
 
 
-def _template(argument: Any, path: str) -> _Node:
+def _template(argument: Any, path: str) -> CompiledNode:
     if isinstance(argument, str):
         return compile_template(argument)
     source = _compile(argument, path)
@@ -195,13 +195,13 @@ def _template(argument: Any, path: str) -> _Node:
     return render_dynamic
 
 
-def _literal(argument: Any, path: str) -> _Node:
+def _literal(argument: Any, path: str) -> CompiledNode:
     # Segment resolves what @literal holds: it protects values such as '' from being read as
     # empty templates, not directives from being run.
     return _compile(argument, path)
 
 
-def _if(argument: dict[str, Any], path: str) -> _Node:
+def _if(argument: dict[str, Any], path: str) -> CompiledNode:
     by_blank = "exists" not in argument
     condition_key = "blank" if by_blank else "exists"
     condition = _compile(argument[condition_key], join_path(path, condition_key))
@@ -223,7 +223,7 @@ def _if(argument: dict[str, Any], path: str) -> _Node:
     return choose
 
 
-def _case(argument: dict[str, Any], path: str) -> _Node:
+def _case(argument: dict[str, Any], path: str) -> CompiledNode:
     if not js_truthy(argument.get("value")):
         return lambda payload: UNDEFINED
     source = _compile(argument["value"], join_path(path, "value"))
@@ -236,7 +236,7 @@ def _case(argument: dict[str, Any], path: str) -> _Node:
     return run
 
 
-def _replace(argument: dict[str, Any], path: str) -> _Node:
+def _replace(argument: dict[str, Any], path: str) -> CompiledNode:
     if not js_truthy(argument["value"]):
         return lambda payload: UNDEFINED
     ignorecase = argument.get("ignorecase", False)
@@ -270,7 +270,7 @@ def _replace(argument: dict[str, Any], path: str) -> _Node:
     return run
 
 
-def _array_path(argument: list[Any], path: str) -> _Node:
+def _array_path(argument: list[Any], path: str) -> CompiledNode:
     head = argument[0]
     source = (
         compile_getter(parse_path(head))
@@ -279,7 +279,7 @@ def _array_path(argument: list[Any], path: str) -> _Node:
     )
     shape = argument[1] if len(argument) > 1 else None
     if not (isinstance(shape, dict) and shape):
-        return lambda payload: _copied(source(payload))
+        return lambda payload: copied_value(source(payload))
     each = _compile(shape, join_path(path, 1))
 
     def run(payload: Any) -> Any:
@@ -289,7 +289,7 @@ def _array_path(argument: list[Any], path: str) -> _Node:
         elif isinstance(root, list):
             items = root
         else:
-            return _copied(root)
+            return copied_value(root)
         out = []
         for item in items:
             result = each(item)
@@ -299,21 +299,21 @@ def _array_path(argument: list[Any], path: str) -> _Node:
     return run
 
 
-def _flatten(argument: dict[str, Any], path: str) -> _Node:
+def _flatten(argument: dict[str, Any], path: str) -> CompiledNode:
     source = _compile(argument["value"], join_path(path, "value"))
     separator: str = argument["separator"]
     omit_arrays: bool = argument.get("omitArrays", False)
     return lambda payload: flatten(source(payload), separator, omit_arrays)
 
 
-def _json(argument: dict[str, Any], path: str) -> _Node:
+def _json(argument: dict[str, Any], path: str) -> CompiledNode:
     source = _compile(argument["value"], join_path(path, "value"))
     if argument["mode"] == "encode":
         return lambda payload: json_encode(source(payload))
     return lambda payload: json_decode(source(payload))
 
 
-def _merge(argument: dict[str, Any], path: str) -> _Node:
+def _merge(argument: dict[str, Any], path: str) -> CompiledNode:
     objects_path = join_path(path, "objects")
     sources = [
         _compile(item, join_path(objects_path, index), keep_undefined=True)
@@ -323,7 +323,7 @@ def _merge(argument: dict[str, Any], path: str) -> _Node:
     return lambda payload: merge([source(payload) for source in sources], left=left)
 
 
-def _transform(argument: dict[str, Any], path: str) -> _Node:
+def _transform(argument: dict[str, Any], path: str) -> CompiledNode:
     apply = _compile(argument["apply"], join_path(path, "apply"))
     mapping = _compile(argument["mapping"], join_path(path, "mapping"))
 
@@ -334,7 +334,7 @@ def _transform(argument: dict[str, Any], path: str) -> _Node:
     return run
 
 
-def _exclude_when_null(argument: Any, path: str) -> _Node:
+def _exclude_when_null(argument: Any, path: str) -> CompiledNode:
     source = _compile(argument, path)
 
     def run(payload: Any) -> Any:
@@ -344,7 +344,7 @@ def _exclude_when_null(argument: Any, path: str) -> _Node:
     return run
 
 
-_DIRECTIVES: dict[str, Callable[[Any, str], _Node]] = {
+_DIRECTIVES: dict[str, Callable[[Any, str], CompiledNode]] = {
     "@path": _path,
     "@template": _template,
     "@literal": _literal,

@@ -28,13 +28,13 @@ from sluice.store.base_delivery import MINUTE_MS, DeliveryCommit, NewParked, Ret
 from sluice.store.dialect import Cursor, Dialect
 
 DELIVERED_KEEP_MS = 7 * 24 * 3600 * 1000  # as long as the delivery timeline
-_ROW_COLUMNS = (
+RETRY_ROW_COLUMNS = (
     "destination, seq, action, message_id, source_id, type, event, received_at, window_start,"
     " user_hash, state, attempts, first_failure, next_attempt, updated_at, last_error, request,"
     " response, payload"
 )
 _INSERT = (
-    f"INSERT INTO retry_set ({_ROW_COLUMNS}) VALUES"
+    f"INSERT INTO retry_set ({RETRY_ROW_COLUMNS}) VALUES"
     " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (destination, seq, action) DO UPDATE SET state = excluded.state,"
     " attempts = retry_set.attempts + excluded.attempts, next_attempt = excluded.next_attempt,"
@@ -51,10 +51,10 @@ _DELIVERED = (
     "UPDATE retry_set SET state = 'delivered', attempts = ?, updated_at = ?, next_attempt = 0,"
     " payload = ? WHERE destination = ? AND seq = ? AND action = ?"
 )
-_DELETE = "DELETE FROM retry_set WHERE destination = ? AND seq = ? AND action = ?"
+DELETE_RETRY_ROW_SQL = "DELETE FROM retry_set WHERE destination = ? AND seq = ? AND action = ?"
 # With `ordering: per_user`: a user whose retrying events are all settled gets its oldest waiting
 # event (every action of it) made due now.
-_PROMOTE = (
+PROMOTE_WAITING_SQL = (
     "UPDATE retry_set SET state = 'retrying', next_attempt = ? WHERE destination = ?"
     " AND state = 'waiting' AND NOT EXISTS (SELECT 1 FROM retry_set o"
     " WHERE o.destination = retry_set.destination AND o.user_hash = retry_set.user_hash"
@@ -64,7 +64,7 @@ _PROMOTE = (
 )
 
 
-def _row(r: Sequence[Any]) -> RetryRow:
+def retry_row(r: Sequence[Any]) -> RetryRow:
     return RetryRow(
         str(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6], int(r[7]),
         int(r[8]), int(r[9]), str(r[10]), int(r[11]), int(r[12]), int(r[13]), int(r[14]),
@@ -115,9 +115,11 @@ class RetrySetState:
                 [(r.attempts, now, b"", dest, r.seq, r.action) for r in commit.retries_delivered],
             )
         if commit.retries_dropped:
-            cur.executemany(q(_DELETE), [(dest, k.seq, k.action) for k in commit.retries_dropped])
+            cur.executemany(
+                q(DELETE_RETRY_ROW_SQL), [(dest, k.seq, k.action) for k in commit.retries_dropped]
+            )
         if commit.retries_delivered or commit.retries_dropped:
-            cur.execute(q(_PROMOTE), (now, dest))
+            cur.execute(q(PROMOTE_WAITING_SQL), (now, dest))
         touched = commit.retries_delivered or commit.retries_dropped or commit.retries
         cutoff = self._delivered_pruning.cutoff(dest, now) if touched else None
         if cutoff is not None:
@@ -160,15 +162,15 @@ class RetrySetState:
     ) -> list[RetryRow]:
         """Rows whose next attempt is due, soonest first (a partition's users only)."""
         sql = (
-            f"SELECT {_ROW_COLUMNS} FROM retry_set WHERE destination = ? AND state = 'retrying'"
-            " AND next_attempt <= ?"
+            f"SELECT {RETRY_ROW_COLUMNS} FROM retry_set WHERE destination = ?"
+            " AND state = 'retrying' AND next_attempt <= ?"
         )
         params: list[Any] = [destination, now_ms]
         if partition is not None:
             sql += " AND user_hash % ? = ?"
             params += [partition[1], partition[0]]
         rows = self._retry_read(sql + " ORDER BY next_attempt, seq LIMIT ?", [*params, limit])
-        return [_row(r) for r in rows]
+        return [retry_row(r) for r in rows]
 
     def next_retry_at(self, destination: str) -> int | None:
         """When the destination's soonest retrying row is due (epoch ms), None if it has none."""

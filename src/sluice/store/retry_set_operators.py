@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.store.base_delivery import NewParked, RetryingEvent, RetryRow
 from sluice.store.dialect import Cursor, Dialect
-from sluice.store.retry_set import _DELETE, _PROMOTE, _ROW_COLUMNS, _row
+from sluice.store.retry_set import (
+    DELETE_RETRY_ROW_SQL,
+    PROMOTE_WAITING_SQL,
+    RETRY_ROW_COLUMNS,
+    retry_row,
+)
 
 ACTIVE = ("retrying", "waiting")
 _VIEW_COLUMNS = (
@@ -147,11 +152,11 @@ class RetrySetOperations:
 
         def write(cur: Cursor) -> int:
             rows = cur.execute(
-                q(f"SELECT {_ROW_COLUMNS} FROM retry_set"
+                q(f"SELECT {RETRY_ROW_COLUMNS} FROM retry_set"
                   f" WHERE state IN ('retrying', 'waiting'){where}"),
                 params,
             ).fetchall()  # fmt: skip
-            found = [_row(r) for r in rows]
+            found = [retry_row(r) for r in rows]
             by_dest: dict[str, list[RetryRow]] = {}
             for row in found:
                 by_dest.setdefault(row.destination, []).append(row)
@@ -162,14 +167,14 @@ class RetrySetOperations:
                     for r in own
                 ]  # fmt: skip
                 self._park_rows(cur, dest, _one_per_event(parked), now_ms)
-                cur.executemany(q(_DELETE), [(dest, r.seq, r.action) for r in own])
+                cur.executemany(q(DELETE_RETRY_ROW_SQL), [(dest, r.seq, r.action) for r in own])
                 cur.execute(
                     q("INSERT INTO delivery_counters VALUES (?, ?, ?) ON CONFLICT"
                       " (destination, name) DO UPDATE SET"
                       " value = delivery_counters.value + excluded.value"),
                     (dest, f"parked:{reason}", len({r.seq for r in own})),
                 )  # fmt: skip
-                cur.execute(q(_PROMOTE), (now_ms, dest))
+                cur.execute(q(PROMOTE_WAITING_SQL), (now_ms, dest))
             return len({(r.destination, r.seq) for r in found})
 
         result: int = self._retry_write(write)

@@ -27,7 +27,7 @@ _OPTIONAL = ("new_event_name", "renames", "values", "casing")
 
 def check_transformations(ws: Workspace) -> None:
     """Raise WorkspaceError (path `transformations[i].<field>`) for the first problem."""
-    from sluice.workspace.model_checks import _check_json
+    from sluice.workspace.model_checks import check_json_value
 
     sources = {s.id for s in ws.sources}
     destinations = {d.id: d for d in ws.destinations}
@@ -46,7 +46,7 @@ def check_transformations(ws: Workspace) -> None:
             _check_destination(t, destinations, f"{where}.destination")
         _check_shape(t, where)
         for j, change in enumerate(t.values):
-            _check_json(f"{where}.values[{j}].value", change.value)
+            check_json_value(f"{where}.values[{j}].value", change.value)
         try:
             compile_one(t)
         except TransformError as exc:

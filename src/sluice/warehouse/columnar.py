@@ -257,7 +257,7 @@ class Chunk(ChunkIntake, ColumnTyping, StageChecks, TableCuts, ChunkCursors):
             first = self._arrows[group.index].slice(0, SAMPLE_EVENTS).to_pydict()
             tree = self.owner.trees.setdefault(group.key, Node())
             for seq, payload in zip(first["seq"], first["payload"], strict=True):
-                msg = _decode_json(payload)
+                msg = decode_payload(payload)
                 discover(msg, tree)
                 group.sample.append((seq, msg))
             group.complete = len(group.sample) < SAMPLE_EVENTS
@@ -308,7 +308,7 @@ class Chunk(ChunkIntake, ColumnTyping, StageChecks, TableCuts, ChunkCursors):
         before, known = signature(tree), set(all_paths(tree))
         sampled = {seq for seq, _ in group.sample}
         for seq, payload in odd:
-            msg = _decode_json(payload)
+            msg = decode_payload(payload)
             discover(msg, tree)
             if seq not in sampled:
                 group.sample.append((seq, msg))
@@ -319,7 +319,7 @@ class Chunk(ChunkIntake, ColumnTyping, StageChecks, TableCuts, ChunkCursors):
         return True
 
 
-def _decode_json(payload: str | bytes) -> Any:
+def decode_payload(payload: str | bytes) -> Any:
     """msgspec, else the standard library for what msgspec refuses (1e400), as the exact
     planner decodes; a ValueError for what neither reads."""
     try:

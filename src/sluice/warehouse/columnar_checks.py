@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from sluice.warehouse.base import Discard
-from sluice.warehouse.planner import _discard
+from sluice.warehouse.planner import make_discard
 from sluice.warehouse.readers import pointer
 from sluice.warehouse.shape import CONST, PICK, VALUE, ExactPlanNeeded
 from sluice.warehouse.sqlfit import literal, python_value
@@ -134,7 +134,7 @@ class StageChecks:
                         patches[seq] = fit(value, col.column_type)
                     except Unfit as exc:
                         reason = exc.reason
-                        discard = _discard(
+                        discard = make_discard(
                             group.schema, layout.table, column, row_id, value, reason
                         )
                         out.append(((seq, position, order), discard))

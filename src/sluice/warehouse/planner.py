@@ -103,7 +103,7 @@ def capped_discard(schema: str, event_text: str, row_id: str, max_event_tables: 
         f"the source has {max_event_tables} event tables (max_event_tables):"
         " this event name's events load into tracks only"
     )
-    return _discard(schema, "tracks", "event", row_id, event_text, reason)
+    return make_discard(schema, "tracks", "event", row_id, event_text, reason)
 
 
 class Planner:
@@ -155,7 +155,9 @@ class Planner:
                 msg = _decode_lenient(stored.payload)
             if type(msg) is not dict or "_unreadable" in msg:
                 reason = "the stored event is not a JSON object"
-                discards.append(_discard(schema, "", "", stored.message_id, stored.payload, reason))
+                discards.append(
+                    make_discard(schema, "", "", stored.message_id, stored.payload, reason)
+                )
                 continue
             if "integrations" in msg and not wants_warehouse(msg, warehouse_id):
                 skipped += 1
@@ -346,7 +348,9 @@ class Planner:
                 if not column:
                     del row[column]
                     reason = "property name has no ASCII letter or digit"
-                    discards.append(_discard(table.schema, table.name, "", row_id, value, reason))
+                    discards.append(
+                        make_discard(table.schema, table.name, "", row_id, value, reason)
+                    )
                     continue
                 column_type = infer(value)
                 table.types[column] = column_type
@@ -356,7 +360,7 @@ class Planner:
             except Unfit as exc:
                 del row[column]
                 discards.append(
-                    _discard(table.schema, table.name, column, row_id, value, exc.reason)
+                    make_discard(table.schema, table.name, column, row_id, value, exc.reason)
                 )
 
 
@@ -384,6 +388,8 @@ def _decode_lenient(payload: bytes) -> dict[str, Any] | None:
     return msg if isinstance(msg, dict) else None
 
 
-def _discard(schema: str, table: str, column: str, row_id: str, value: Any, reason: Any) -> Discard:
+def make_discard(
+    schema: str, table: str, column: str, row_id: str, value: Any, reason: Any
+) -> Discard:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else as_text(value)
     return Discard(schema, table, column, row_id, text[:_MAX_DISCARDED_VALUE], str(reason))

@@ -21,7 +21,7 @@ from sluice.protocols.settings import Enforcement
 from sluice.workspace.model_engage import Audience, ComputedTrait
 from sluice.workspace.model_privacy import Privacy
 from sluice.workspace.model_transformations import Transformation
-from sluice.workspace.model_types import FreeForm, Id, IdType, NonEmptyStr, WriteKey, _Object
+from sluice.workspace.model_types import DocumentStruct, FreeForm, Id, IdType, NonEmptyStr, WriteKey
 
 DEFAULT_WORKSPACE_NAME = "default"
 # A warehouse setting of every backend (warehouse/factory.py reads it).
@@ -30,7 +30,7 @@ WarehouseType = Literal["duckdb", "postgres", "lake"]
 WebhookProvider = Literal["stripe", "github", "shopify", "twilio", "standard-webhooks", "generic"]
 
 
-class WebhookSignature(_Object):
+class WebhookSignature(DocumentStruct):
     """How a `generic` webhook is signed: an HMAC of the body in a header, or a bearer token."""
 
     scheme: Literal["hmac", "bearer"] = "hmac"
@@ -40,7 +40,7 @@ class WebhookSignature(_Object):
     prefix: str = ""
 
 
-class WebhookSource(_Object):
+class WebhookSource(DocumentStruct):
     """A source fed by a third-party tool's webhooks (docs/sources.md): each delivery is
     verified with `secrets` by the provider's scheme, then mapped to a Spec event."""
 
@@ -53,7 +53,7 @@ class WebhookSource(_Object):
     unmapped: Literal["track", "drop"] = "track"  # an event type no mapping names
 
 
-class Source(_Object):
+class Source(DocumentStruct):
     """Where events come from; the collector accepts events sent with one of its write keys
     (a webhook source: the tokens of its hook URL, `POST /v1/hooks/<key>`)."""
 
@@ -69,7 +69,7 @@ class Source(_Object):
         return self.name or self.id
 
 
-class Destination(_Object):
+class Destination(DocumentStruct):
     """Where events go: a destination type from the registry, fed by some sources."""
 
     id: Id
@@ -90,7 +90,7 @@ class Destination(_Object):
     delivery: FreeForm = {}
 
 
-class Warehouse(_Object):
+class Warehouse(DocumentStruct):
     """A database that receives the events of some sources as Segment-shaped tables."""
 
     id: Id
@@ -99,7 +99,7 @@ class Warehouse(_Object):
     sources: list[Id] = []
 
 
-class TrackingPlan(_Object):
+class TrackingPlan(DocumentStruct):
     """The events some sources may send, and what happens to the others (docs/protocols.md):
     `rules` in Segment's shape (checked and compiled by `sluice.protocols`), `enforcement` for
     every source of the plan, `source_settings` replacing it for one source."""
@@ -112,7 +112,7 @@ class TrackingPlan(_Object):
     source_settings: dict[Id, Enforcement] = {}
 
 
-class IdTypeRule(_Object):
+class IdTypeRule(DocumentStruct):
     """One identifier type's rule (docs/identity.md): at most `limit` values on a profile,
     counting only values seen in the last `window_days` when set; `priority` 1 is the highest
     (defaults: user_id 1, email 2, then alphabetical). `trait` promotes `traits.<trait>` (and
@@ -125,7 +125,7 @@ class IdTypeRule(_Object):
     trait: NonEmptyStr | None = None
 
 
-class BlockedValues(_Object):
+class BlockedValues(DocumentStruct):
     """Values never used as identifiers: Segment's suggested list and well-known junk ids
     (`suggested`, on by default), plus the workspace's own exact values and regexes."""
 
@@ -134,7 +134,7 @@ class BlockedValues(_Object):
     patterns: list[NonEmptyStr] = []
 
 
-class IdentitySettings(_Object):
+class IdentitySettings(DocumentStruct):
     """The `identity:` section: the identity graph's rules (docs/identity.md). Absent means the
     defaults, on; `enabled: false` turns the graph off."""
 
@@ -145,7 +145,7 @@ class IdentitySettings(_Object):
     max_merge_identities: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 100
 
 
-class Workspace(_Object):
+class Workspace(DocumentStruct):
     """A whole workspace; field order is the order `sluice export` writes."""
 
     workspace: NonEmptyStr = DEFAULT_WORKSPACE_NAME

@@ -44,7 +44,7 @@ def check_workspace(ws: Workspace) -> None:
     for path, refs in _source_refs(ws):
         _check_source_refs(path, refs, source_ids)
     for path, value in _free_form_values(ws):
-        _check_json(path, value)
+        check_json_value(path, value)
     _check_tracking_plans(ws.tracking_plans, source_ids)
     for i, warehouse in enumerate(ws.warehouses):
         cap = warehouse.settings.get(MAX_EVENT_TABLES)
@@ -229,7 +229,7 @@ def _free_form_values(ws: Workspace) -> Iterator[tuple[str, object]]:
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _check_json(path: str, value: object) -> None:
+def check_json_value(path: str, value: object) -> None:
     """Free-form values are stored as JSON: refuse what JSON cannot hold rather than mangle it."""
     if value is None or isinstance(value, str | bool | int):
         return
@@ -239,7 +239,7 @@ def _check_json(path: str, value: object) -> None:
         return
     if isinstance(value, list):
         for i, item in enumerate(value):
-            _check_json(f"{path}[{i}]", item)
+            check_json_value(f"{path}[{i}]", item)
         return
     if isinstance(value, dict):
         for key, item in value.items():
@@ -249,7 +249,7 @@ def _check_json(path: str, value: object) -> None:
                     f"Expected a string key, got {type(key).__name__} {key!r} (quote the key)",
                     path=path,
                 )
-            _check_json(f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{key!r}]", item)
+            check_json_value(f"{path}.{key}" if _PLAIN_KEY.match(key) else f"{path}[{key!r}]", item)
         return
     raise WorkspaceError(
         f"Expected a string, number, boolean, null, list or mapping, got {type(value).__name__}",

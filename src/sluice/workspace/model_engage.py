@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sluice.workspace.model_types import Id, NonEmptyStr, _Object
+from sluice.workspace.model_types import DocumentStruct, Id, NonEmptyStr
 
 ComputedKind = Literal[
     "count", "sum", "avg", "min", "max", "most_frequent", "first", "last", "unique_list",
@@ -22,7 +22,7 @@ CompareOp = Literal["=", "!=", ">", ">=", "<", "<=", "exists", "not_exists"]
 ENGAGE_SOURCE_ID = "sluice-engage"
 
 
-class ComputedTrait(_Object):
+class ComputedTrait(DocumentStruct):
     """A value computed per profile from its events: `kind` over the events named `event`
     (all events when absent) matching `where` (FQL), of `property` (`properties.<property>`;
     needed by every kind but count), in the last `within_days` days when set."""
@@ -37,7 +37,7 @@ class ComputedTrait(_Object):
     send_as: Literal["identify", "track"] = "identify"
 
 
-class TraitCondition(_Object):
+class TraitCondition(DocumentStruct):
     """A profile trait (from identify/context.traits) compared with a value."""
 
     trait: NonEmptyStr
@@ -45,7 +45,7 @@ class TraitCondition(_Object):
     value: Any = None
 
 
-class ComputedCondition(_Object):
+class ComputedCondition(DocumentStruct):
     """A computed trait's value compared with a value."""
 
     computed_trait: Id
@@ -53,7 +53,7 @@ class ComputedCondition(_Object):
     value: Any = None
 
 
-class EventCondition(_Object):
+class EventCondition(DocumentStruct):
     """Performed `event` (matching `where`) `op` `count` times, in the last `within_days` days."""
 
     event: NonEmptyStr | None = None
@@ -63,7 +63,7 @@ class EventCondition(_Object):
     within_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
-class AudienceCondition(_Object):
+class AudienceCondition(DocumentStruct):
     """All (`match: all`) or any of its conditions, groups nesting further conditions."""
 
     match: Literal["all", "any"] = "all"
@@ -73,7 +73,7 @@ class AudienceCondition(_Object):
     groups: list[AudienceCondition] = []
 
 
-class Audience(_Object):
+class Audience(DocumentStruct):
     """Profiles for which `condition` holds; entering and leaving are sent as events."""
 
     key: Id

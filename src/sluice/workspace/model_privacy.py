@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sluice.workspace.model_types import Id, NonEmptyStr, _Object
+from sluice.workspace.model_types import DocumentStruct, Id, NonEmptyStr
 
 PiiClassification = Literal["red", "yellow", "green"]
 PiiAction = Literal["block", "hash"]
 
 
-class PiiMatcher(_Object):
+class PiiMatcher(DocumentStruct):
     """A custom PII matcher: `terms` (the name and its synonyms, or regexes) matched against
     field keys or values, exactly, by similarity (Dice > 0.7) or as a regex."""
 
@@ -26,14 +26,14 @@ class PiiMatcher(_Object):
     match: Literal["exact", "similar", "regex"] = "exact"
 
 
-class PiiRule(_Object):
+class PiiRule(DocumentStruct):
     """What happens to Red and Yellow fields for one source (at ingest) or destination."""
 
     red: PiiAction | None = None
     yellow: PiiAction | None = None
 
 
-class PiiSettings(_Object):
+class PiiSettings(DocumentStruct):
     """`privacy.pii`: Segment's default matchers (on unless `defaults: false`), custom ones,
     and the rules per source and per destination."""
 
@@ -43,7 +43,7 @@ class PiiSettings(_Object):
     destinations: dict[Id, PiiRule] = {}
 
 
-class Privacy(_Object):
+class Privacy(DocumentStruct):
     """The `privacy:` section."""
 
     pii: PiiSettings | None = None

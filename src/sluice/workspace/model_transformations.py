@@ -10,35 +10,35 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sluice.workspace.model_types import Id, NonEmptyStr, _Object
+from sluice.workspace.model_types import DocumentStruct, Id, NonEmptyStr
 
 TransformationType = Literal[
     "rename_event", "rename_properties", "rename_traits", "set_values", "casing"
 ]
 
 
-class PropertyRename(_Object):
+class PropertyRename(DocumentStruct):
     """One property (or trait) moved: paths of up to 4 levels, `\\.` for a literal dot."""
 
     old: NonEmptyStr
     new: NonEmptyStr
 
 
-class ValueChange(_Object):
+class ValueChange(DocumentStruct):
     """Segment's propertyValueTransformations: every path given gets `value`."""
 
     paths: list[NonEmptyStr]
     value: Any
 
 
-class CasingChange(_Object):
+class CasingChange(DocumentStruct):
     """Segment's fqlDefinedProperties: `lowercase(properties.x)` written to `property`."""
 
     fql: NonEmptyStr
     property: NonEmptyStr
 
 
-class Transformation(_Object):
+class Transformation(DocumentStruct):
     """A Protocols transformation: one source, one call (and Track event), source scope or one
     destination's (`destination`); one per (source, type, call, event, destination)."""
 

@@ -32,5 +32,5 @@ NonEmptyStr = Annotated[str, msgspec.Meta(min_length=1)]
 FreeForm = dict[str, Any]
 
 
-class _Object(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class DocumentStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every document Struct: keyword-only, strict about unknown keys, terse when dumped."""

@@ -34,6 +34,7 @@ from sluice.archive.layout import parse_file_name
 from sluice.backup.identity import check_log_covers
 from sluice.backup.manifest import BackupError
 from sluice.config import Settings
+from sluice.store.base import ConfigObject
 from sluice.store.factory import open_store
 
 SERVER_ENV = {
@@ -330,9 +331,10 @@ def test_archive_is_listed_by_default(server: SluiceServer, tmp_path: Path) -> N
     assert f"listed {len(listed)} archive files without copying them" in output
 
 
-def test_an_archive_in_a_bucket_is_named_not_listed(tmp_path: Path) -> None:
+def test_a_bucket_archive_and_a_postgres_warehouse_are_named_not_copied(tmp_path: Path) -> None:
     """The bucket keeps the archive: the backup names it; a local staging file (not uploaded
-    yet) is not listed, its events are in the copied log."""
+    yet) is not listed, its events are in the copied log. The restore names both, as what may
+    be ahead of the restored log."""
     data_dir = tmp_path / "data"
     seed_sources(data_dir)
     staged = data_dir / "archive" / "segment-logs" / "web" / "1796688000000"
@@ -344,10 +346,23 @@ def test_an_archive_in_a_bucket_is_named_not_listed(tmp_path: Path) -> None:
         "SLUICE_ARCHIVE_S3_PREFIX": "sluice",
         "SLUICE_ARCHIVE_S3_REGION": "us-east-1",
     }
+    store = open_store(Settings(data_dir=data_dir))
+    try:
+        body = {"id": "pg", "type": "postgres", "settings": {"url": "postgresql://h/db"}}
+        store.put_config(ConfigObject("warehouse", "pg", msgspec.json.encode(body)))
+    finally:
+        store.close()
     backup = tmp_path / "backup"
     output = ok("backup", str(backup), "--data-dir", str(data_dir), env=env)
     assert "archive: in s3://acme-archive/sluice/ at" in output
+    assert "warehouse pg: not copied" in output
     assert not [f for f in manifest_of(backup)["files"] if f["kind"] == "archive"]
+    # Restored, what stayed outside and may be ahead of the log is named, with what to do.
+    output = ok("restore", str(backup), "--data-dir", str(tmp_path / "restored"), env=env)
+    assert (
+        "Not in this backup: warehouse pg (postgres), the archive in s3://acme-archive."
+        " If they kept running after it (past log position 0)"
+    ) in " ".join(output.split())
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

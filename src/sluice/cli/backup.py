@@ -15,6 +15,7 @@ import typer
 from sluice.backup.manifest import (
     MANIFEST_NAME,
     BackupError,
+    Manifest,
     megabytes,
     pg_dump_command,
     pg_restore_command,
@@ -29,6 +30,7 @@ from sluice.backup.take import (
 from sluice.cli.app import app
 from sluice.cli.claims import SERVE_LOCK_NAME, DataDirInUse, lock_data_dir
 from sluice.cli.options import DatabaseUrlOption, DataDirOption, settings_from
+from sluice.config import Settings
 
 
 @app.command()
@@ -103,6 +105,7 @@ def restore_command(
             " those days; nothing else needs them.",
             fg="yellow",
         )
+    _warn_outside(manifest, settings)
     if manifest.store == "postgres":
         typer.secho(
             "This backup holds no store: it was taken on PostgreSQL. Restore the store's dump"
@@ -114,6 +117,22 @@ def restore_command(
     elif manifest.sluice_version != _installed_version():
         typer.echo(f"(made by sluice {manifest.sluice_version}; this is {_installed_version()})")
     typer.echo(f"Start it with: sluice serve --data-dir {settings.data_dir}")
+
+
+def _warn_outside(manifest: Manifest, settings: Settings) -> None:
+    """Name what the backup left outside that may be ahead of the restored log: new events are
+    numbered from the log's end, positions those may have passed (docs/operations.md)."""
+    outside = [f"warehouse {w.id} ({w.type})" for w in manifest.warehouses if w.type != "duckdb"]
+    if settings.archive_storage == "s3":
+        outside.append(f"the archive in s3://{settings.archive_s3_bucket}")
+    if outside:
+        typer.secho(
+            f"Not in this backup: {', '.join(outside)}. If they kept running after it (past log"
+            f" position {manifest.log_position}), load those warehouses anew and move the"
+            " bucket's archive files past that position aside before starting: new events are"
+            " numbered from there (docs/operations.md, 'Known limit').",
+            fg="yellow",
+        )
 
 
 def _installed_version() -> str:

@@ -1,7 +1,8 @@
 """The overview: what came in per source and what happened to it per destination, at a glance.
 
 Only counters and delivery stats: no read of the log beyond its end position. A notice when
-reads of the log are degraded (`sluice status` says the same).
+reads of the log are degraded, and when the archive's uploads to its bucket fail (`sluice
+status` says the same).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.archive.upload import archive_status
 from sluice.delivery.stats import destination_stats
 from sluice.store.sqlite_read import recorded_trouble
 from sluice.ui.charts import bars
@@ -40,6 +42,7 @@ def routes(site: Site) -> list[Route]:
             "total_stored": sum(c.get("stored", 0) for _, c in sources),
             "total_rejected": sum(c.get("rejected", 0) for _, c in sources),
             "log_reads": recorded_trouble(store),
+            "archive": archive_status(site.settings, store),
         }
 
     async def page(request: Request) -> Response:

@@ -31,9 +31,11 @@ from server import (
     wait_for,
 )
 from sluice.archive.layout import parse_file_name
-from sluice.backup.identity import check_log_covers
+from sluice.backup.coverage import check_log_covers
 from sluice.backup.manifest import BackupError
 from sluice.config import Settings
+from sluice.lake.config import open_lake
+from sluice.lake.query import connect
 from sluice.store.base import ConfigObject
 from sluice.store.factory import open_store
 
@@ -110,9 +112,29 @@ class Taken:
     during: int  # batches acknowledged while it ran
 
 
+WAREHOUSES = [  # the default DuckDB one, and a lake compacting often (copies start over)
+    {"id": "default", "type": "duckdb"},
+    {"id": "lake", "type": "lake", "settings": {"compact_files": 3}},
+]
+
+
+def lake_position(data_dir: Path) -> int:
+    return open_lake("lake", data_dir / "lake", {}).manifest.position
+
+
 @pytest.fixture(scope="module")
-def server(start_module_server: StartServer) -> SluiceServer:
-    server = start_module_server(SERVER_ENV)
+def server(
+    start_module_server: StartServer, tmp_path_factory: pytest.TempPathFactory
+) -> SluiceServer:
+    data_dir = tmp_path_factory.mktemp("served") / "data"
+    seed_sources(data_dir)
+    store = open_store(Settings(data_dir=data_dir))
+    try:
+        for body in WAREHOUSES:
+            store.put_config(ConfigObject("warehouse", body["id"], msgspec.json.encode(body)))
+    finally:
+        store.close()
+    server = start_module_server(SERVER_ENV, data_dir=data_dir)
     for _ in range(10):
         send_batch(server)
     archive = server.data_dir / "archive" / "segment-logs" / "web"
@@ -122,6 +144,7 @@ def server(start_module_server: StartServer) -> SluiceServer:
         timeout=30,
         what="a warehouse load",
     )
+    wait_for(lambda: lake_position(server.data_dir) >= 200, timeout=30, what="a lake load")
     return server
 
 
@@ -169,7 +192,7 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
     assert manifest["store"] == "sqlite"
     assert manifest["sluice_version"]
     kinds = {f["kind"] for f in manifest["files"]}
-    assert kinds == {"log", "identity", "warehouse", "archive"}
+    assert kinds == {"log", "identity", "warehouse", "lake", "archive"}
     assert all(f["sha256"] and f["bytes"] > 0 for f in manifest["files"])
 
     data_dir = tmp_path / "restored"
@@ -189,7 +212,7 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
     assert sources == {"web", "app", "off", "probe"}
 
     # The warehouse is not ahead of the log, and holds exactly the events up to its position.
-    (warehouse,) = manifest["warehouses"]
+    warehouse, lake = sorted(manifest["warehouses"], key=lambda w: w["id"])
     position = warehouse_position(data_dir / "warehouse.duckdb")
     assert position == warehouse["position"]
     assert 200 <= position <= manifest["log_position"]
@@ -202,6 +225,14 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
         con.close()
     assert tracks == loaded
     assert table == loaded
+
+    # So is the lake (copied while it loaded and compacted): its files at its position.
+    assert lake["position"] == lake_position(data_dir)
+    assert 200 <= lake["position"] <= manifest["log_position"]
+    in_lake = {e.message_id for e in events if e.seq <= lake["position"] and e.type == "track"}
+    with connect(open_lake("lake", data_dir / "lake", {})) as db:
+        rows = db.execute("SELECT id, count(*) FROM web.backup_test GROUP BY 1").fetchall()
+    assert dict(rows) == dict.fromkeys(in_lake, 1)
 
     # The archive's files hold events of the restored log only, none past its end.
     by_id = {e.message_id: e.seq for e in events}
@@ -227,6 +258,11 @@ def test_restore_has_every_event_acknowledged_before_the_backup(
         lambda: _position_or_zero(data_dir / "warehouse.duckdb") > manifest["log_position"],
         timeout=30,
         what="the restored warehouse loading the new events",
+    )
+    wait_for(
+        lambda: lake_position(data_dir) > manifest["log_position"],
+        timeout=30,
+        what="the restored lake loading the new events",
     )
     wait_for(
         lambda: identity_position(data_dir / "identity.db") > manifest["log_position"],
@@ -313,10 +349,11 @@ def test_a_log_trimmed_past_the_graph_between_the_two_copies_is_refused(tmp_path
     db.executemany("INSERT INTO events VALUES (?)", [(n,) for n in range(50, 60)])
     db.commit()
     db.close()
-    check_log_covers(log, identity_position=49, first_before=40)  # nothing unread was trimmed
-    check_log_covers(log, identity_position=10, first_before=50)  # behind before the backup
+    graph = "the identity graph"
+    check_log_covers(log, graph, position=49, first_before=40)  # nothing unread was trimmed
+    check_log_covers(log, graph, position=10, first_before=50)  # behind before the backup
     with pytest.raises(BackupError, match="trimmed past the identity graph's position"):
-        check_log_covers(log, identity_position=10, first_before=5)
+        check_log_covers(log, graph, position=10, first_before=5)
 
 
 def test_archive_is_listed_by_default(server: SluiceServer, tmp_path: Path) -> None:

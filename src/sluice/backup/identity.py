@@ -5,9 +5,8 @@ from the log, but the log keeps only `SLUICE_LOG_RETENTION_DAYS`: a restore with
 rebuild profiles from the last days' events only. So identity.db is copied as the log is (one
 read snapshot, sqlite_copy.py), and *before* the log's snapshot: the restored graph's position
 is then never past the restored log's end, so no event the restored node numbers anew is one
-the graph believes it has read. What it has not read yet must still be in the copied log; a
-trim of the log in between (retention trims only what the graph has read, so only a graph days
-behind) is refused with a message rather than restored with a hole.
+the graph believes it has read. What it has not read yet must still be in the copied log
+(coverage.py).
 
 With PostgreSQL the graph's tables are in the store's database, which `pg_dump` copies.
 """
@@ -17,8 +16,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sluice.backup.manifest import BackupError, BackupFile, file_digest
-from sluice.backup.sqlite_copy import HAS_TABLE, read_only, snapshot_copy
+from sluice.backup.manifest import BackupFile, file_digest
+from sluice.backup.sqlite_copy import HAS_TABLE, snapshot_copy
 from sluice.identity.tables import SQLITE_FILE
 
 POSITION_TABLES = ("identity_position", "engage_position")  # each: space, seq
@@ -46,28 +45,3 @@ def _lowest_position(db: sqlite3.Connection) -> int:
         for (seq,) in db.execute(f"SELECT seq FROM {table}")
     ]
     return min(positions, default=0)
-
-
-def first_seq(log_path: Path) -> int | None:
-    """The log's first event (what retention has left of it), read before the graph is."""
-    db = read_only(log_path)
-    try:
-        first = db.execute("SELECT min(seq) FROM events").fetchone()[0]
-    finally:
-        db.close()
-    return None if first is None else int(first)
-
-
-def check_log_covers(log_copy: Path, identity_position: int, first_before: int | None) -> None:
-    """Refuse a backup whose log lost, between the two snapshots, events after the graph's
-    copied position (a log trim in between). A graph already behind the log's start before the
-    backup (identity turned off for a while) is copied as it is: `sluice identity status`
-    says so, and the restore changes nothing about it."""
-    first = first_seq(log_copy)
-    if first is None or first <= identity_position + 1:
-        return
-    if first_before is None or first > first_before:
-        raise BackupError(
-            f"the log was trimmed past the identity graph's position ({identity_position}) while"
-            f" the backup ran (it now starts at {first}): run the backup again"
-        )

@@ -40,9 +40,9 @@ class BackupFile(msgspec.Struct, kw_only=True):
     """One file of the backup: where it is in it, where it goes back, its size and digest."""
 
     path: str  # in the backup directory, '/'-separated
-    kind: str  # "log", "identity", "warehouse" or "archive"
-    # log, identity and warehouse: as the data dir or the workspace names it (relative to the
-    # data dir, or absolute); archive: relative to the archive's root.
+    kind: str  # "log", "identity", "warehouse", "lake" or "archive"
+    # log, identity, warehouse and lake: as the data dir or the workspace names it (relative to
+    # the data dir, or absolute); archive: relative to the archive's root.
     restore_to: str
     bytes: int
     sha256: str | None = None  # None: listed, not copied (`--archive list`)

@@ -34,7 +34,9 @@ import duckdb
 
 from sluice import __version__
 from sluice.backup.archive_copy import copy_archive
-from sluice.backup.identity import check_log_covers, copy_identity, first_seq
+from sluice.backup.coverage import check_log_covers, first_seq
+from sluice.backup.identity import copy_identity
+from sluice.backup.lake_copy import copy_lake
 from sluice.backup.manifest import (
     LOG_FILE,
     BackupError,
@@ -54,6 +56,7 @@ from sluice.config import Settings
 from sluice.warehouse.base import LOADS_TABLE, META_SCHEMA
 from sluice.warehouse.factory import (
     DEFAULT_DUCKDB_FILE,
+    DEFAULT_LAKE_DIR,
     WarehouseConfig,
     default_warehouse_body,
     parse_warehouse_config,
@@ -109,18 +112,20 @@ def _copy_sqlite(
 ) -> Manifest:
     with contextlib.ExitStack() as held:
         held_since = time.monotonic()
-        warehouses, files = _copy_warehouses(bodies, settings.data_dir, dest, wait_s, say, held)
         first_before = first_seq(settings.log_path)
+        warehouses, files = _copy_warehouses(bodies, settings.data_dir, dest, wait_s, say, held)
         identity = copy_identity(settings.data_dir, dest)  # before the log: never ahead of it
         started = time.monotonic()
         position, log_file = _copy_log(settings.log_path, dest / LOG_FILE, release=held.close)
         if warehouses and any(w.position is not None for w in warehouses):
             say(f"warehouses released after {started - held_since:.1f} s held read-only")
     log_copy_s = round(time.monotonic() - started, 2)
+    for lake in (w for w in warehouses if w.type == "lake" and w.position is not None):
+        check_log_covers(dest / LOG_FILE, f"lake {lake.id}", lake.position or 0, first_before)
     identity_position = None
     if identity is not None:
         entry, identity_position = identity
-        check_log_covers(dest / LOG_FILE, identity_position, first_before)
+        check_log_covers(dest / LOG_FILE, "the identity graph", identity_position, first_before)
         files.append(entry)
         say(
             f"identity graph: {megabytes(entry.bytes)} copied (read to log position"
@@ -228,6 +233,14 @@ def _copy_warehouses(
     files: list[BackupFile] = []
     for body in bodies:
         config = parse_warehouse_config(body)
+        if config.type == "lake" and config.settings.get("storage", "local") == "local":
+            target = str(config.settings.get("path") or DEFAULT_LAKE_DIR)
+            lake, lake_files = copy_lake(
+                config, data_dir, dest, _name_in_backup(config, target), target, say
+            )
+            warehouses.append(lake)
+            files.extend(lake_files)
+            continue
         if config.type != "duckdb":
             note = _not_copied(config)
             warehouses.append(BackupWarehouse(id=config.id, type=config.type, note=note))
@@ -266,8 +279,8 @@ def _copy_warehouses(
 
 
 def _not_copied(config: WarehouseConfig) -> str:
-    if config.type == "lake":  # Parquet files that never change once written, and a manifest
-        return "not copied: a lake is its folder or bucket of files (copy or sync it too)"
+    if config.type == "lake":  # in a bucket: the bucket keeps it
+        return "not copied: a lake in a bucket stays there (the bucket keeps it)"
     return f"not copied: a {config.type} warehouse is its own database (dump it too)"
 
 

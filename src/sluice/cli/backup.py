@@ -122,7 +122,11 @@ def restore_command(
 def _warn_outside(manifest: Manifest, settings: Settings) -> None:
     """Name what the backup left outside that may be ahead of the restored log: new events are
     numbered from the log's end, positions those may have passed (docs/operations.md)."""
-    outside = [f"warehouse {w.id} ({w.type})" for w in manifest.warehouses if w.type != "duckdb"]
+    outside = [
+        f"warehouse {w.id} ({w.type})"
+        for w in manifest.warehouses
+        if w.note.startswith("not copied")
+    ]
     if settings.archive_storage == "s3":
         outside.append(f"the archive in s3://{settings.archive_s3_bucket}")
     if outside:

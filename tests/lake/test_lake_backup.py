@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import msgspec
+import pytest
 from lake_kit import append, load, query
 
+from sluice.backup import lake_copy
 from sluice.backup.lake_copy import copy_lake
 from sluice.lake.backend import LakeBackend
 from sluice.lake.compaction import compact
@@ -65,3 +67,48 @@ def test_a_lake_never_loaded_has_nothing_to_copy(tmp_path: Path) -> None:
     config = parse_warehouse_config(msgspec.json.encode({"id": "lake", "type": "lake"}))
     warehouse, files = copy_lake(config, tmp_path, tmp_path / "backup", "lake", "lake", print)
     assert files == [] and warehouse.position is None and "nothing loaded" in warehouse.note
+
+
+def test_a_compaction_during_the_copy_starts_it_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction (the real one) deletes the files the copy listed after the copy began: the
+    copy starts over from a fresh listing and holds the merged file instead."""
+    data_dir = tmp_path / "data"
+    root = data_dir / "lake"
+    store = SqliteStore(tmp_path / "log.db")
+    try:
+        for _ in range(3):
+            append(store, *[{"type": "track", "event": "Paid", "userId": "u"} for _ in range(5)])
+            load(store, root)
+    finally:
+        store.close()
+    expected = query(root, PAID)
+    real_copy = lake_copy.copy_file
+    compacted: list[int] = []
+
+    calls: list[Path] = []
+
+    def copy_then_compact(src: Path, dest: Path) -> tuple[int, str]:
+        calls.append(src)
+        copied = real_copy(src, dest)
+        if not compacted:  # right after the first file: the rest of the listing goes away
+            compacted.append(compact(LocalStorage(root), 15).merged)
+        return copied
+
+    monkeypatch.setattr(lake_copy, "copy_file", copy_then_compact)
+    config = parse_warehouse_config(msgspec.json.encode({"id": "lake", "type": "lake"}))
+    backup = tmp_path / "backup"
+    warehouse, files = copy_lake(config, data_dir, backup, "lake", "lake", lambda _: None)
+    assert compacted and compacted[0] > 0
+    assert warehouse.position == 15
+    live = {f.path for f in LakeBackend(LocalStorage(root)).files()}
+    # The first copy was abandoned at a file gone, then the live files copied again.
+    assert len(calls) > len(live)
+    assert {f.restore_to.removeprefix("lake/") for f in files} == live | {MANIFEST}
+    assert sorted(p.name for p in (backup / "lake").rglob("*.parquet")) == sorted(
+        Path(p).name for p in live
+    )
+    restored = tmp_path / "restored" / "lake"
+    shutil.copytree(backup / "lake", restored)
+    assert query(restored, PAID) == expected

@@ -7,7 +7,8 @@ It copies, in this order:
    `COPY FROM DATABASE` into an attached file: 0.1-0.2 s against 6.6 s for a 44 MB warehouse of
    3,000,000 rows, and the copy keeps the file as it was (block size, digests). The connections
    stay open until the log's snapshot is taken, so no load (and no log trim, which reads their
-   positions) can move past the copied log;
+   positions) can move past the copied log; each lake in a local folder before them, at its
+   manifest's position (lake_copy.py);
 2. the identity graph (identity.db), as of one read snapshot (identity.py: before the log, so
    that it is never ahead of it);
 3. the SQLite log, as of one read snapshot (sqlite_copy.py: the online backup API in steps of
@@ -117,7 +118,7 @@ def _copy_sqlite(
         identity = copy_identity(settings.data_dir, dest)  # before the log: never ahead of it
         started = time.monotonic()
         position, log_file = _copy_log(settings.log_path, dest / LOG_FILE, release=held.close)
-        if warehouses and any(w.position is not None for w in warehouses):
+        if any(w.type == "duckdb" and w.position is not None for w in warehouses):
             say(f"warehouses released after {started - held_since:.1f} s held read-only")
     log_copy_s = round(time.monotonic() - started, 2)
     for lake in (w for w in warehouses if w.type == "lake" and w.position is not None):
@@ -228,11 +229,12 @@ def _copy_warehouses(
     bodies: list[bytes], data_dir: Path, dest: Path, wait_s: float, say: Say,
     held: contextlib.ExitStack,
 ) -> tuple[list[BackupWarehouse], list[BackupFile]]:  # fmt: skip
-    """Copy each DuckDB warehouse under a read-only connection left open in `held`."""
+    """Copy each local lake (first: none is held), then each DuckDB warehouse under a read-only
+    connection left open in `held`."""
     warehouses: list[BackupWarehouse] = []
     files: list[BackupFile] = []
-    for body in bodies:
-        config = parse_warehouse_config(body)
+    configs = sorted((parse_warehouse_config(b) for b in bodies), key=lambda c: c.type != "lake")
+    for config in configs:
         if config.type == "lake" and config.settings.get("storage", "local") == "local":
             target = str(config.settings.get("path") or DEFAULT_LAKE_DIR)
             lake, lake_files = copy_lake(

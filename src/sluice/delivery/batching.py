@@ -26,29 +26,17 @@ def mapped_chunks(
     outgrow one, so requests of different runs rarely share a user and can go at once."""
     if size == 1:
         return [[m] for m in items]
-    if user_key is not None:
-        groups: dict[Hashable, list[Mapped]] = {}
-        for mapped in items:
-            groups.setdefault(user_key(mapped), []).append(mapped)
-        return _chunk_runs(list(groups.values()), size, max_bytes)
-    chunks: list[list[Mapped]] = []
-    current: list[Mapped] = []
-    weight = 0
+    if user_key is None:
+        return _chunk_runs([[m] for m in items], size, max_bytes)
+    groups: dict[Hashable, list[Mapped]] = {}
     for mapped in items:
-        cost = len(msgspec.json.encode(mapped.payload)) + 1
-        if current and (len(current) >= size or weight + cost > max_bytes):
-            chunks.append(current)
-            current, weight = [], 0
-        current.append(mapped)
-        weight += cost
-    if current:
-        chunks.append(current)
-    return chunks
+        groups.setdefault(user_key(mapped), []).append(mapped)
+    return _chunk_runs(list(groups.values()), size, max_bytes)
 
 
 def _chunk_runs(runs: list[list[Mapped]], size: int, max_bytes: int) -> list[list[Mapped]]:
-    """`mapped_chunks` of runs (a user's events each) that start a new chunk rather than split a run
-    that fits in one."""
+    """`mapped_chunks` of runs (a user's events each, or one event each) that start a new chunk
+    rather than split a run that fits in one."""
     chunks: list[list[Mapped]] = []
     current: list[Mapped] = []
     weight = 0

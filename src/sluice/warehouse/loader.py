@@ -384,9 +384,11 @@ async def run_warehouses(settings: Settings, store: LoaderStore) -> None:
             loaders = []
         else:
             workspace.succeeded()
+        failures = {  # a warehouse removed from the workspace takes its state with it
+            loader.config.id: failures.get(loader.config.id)
+            or FailureLog(log, f"warehouse {loader.config.id}: load")
+            for loader in loaders
+        }
         for loader in loaders:
-            wid = loader.config.id
-            if wid not in failures:
-                failures[wid] = FailureLog(log, f"warehouse {wid}: load")
-            await loader.load_logged(failures[wid])
+            await loader.load_logged(failures[loader.config.id])
         await asyncio.sleep(settings.warehouse_interval_s)

@@ -340,6 +340,15 @@ def test_restore_checks_every_checksum_before_writing(
     assert not data_dir.exists()
 
 
+def test_a_damaged_identity_graph_fails_the_backup_naming_it(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    seed_sources(data_dir)
+    (data_dir / "identity.db").write_bytes(b"not a database, " * 512)
+    error = refused("backup", str(tmp_path / "dest"), "--data-dir", str(data_dir))
+    assert f"cannot copy {data_dir / 'identity.db'}: file is not a database" in error
+    assert not (tmp_path / "dest").exists()
+
+
 def test_a_log_trimmed_past_the_graph_between_the_two_copies_is_refused(tmp_path: Path) -> None:
     """The graph is copied before the log: what it has not read must still be in the copied
     log. Only a trim in between breaks that (a graph already behind before is copied as is)."""

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sluice.backup.manifest import BackupError
+
 STEP_PAGES = 1024  # 4 MiB of SQLite's 4 KiB pages
 HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
@@ -35,7 +37,20 @@ def snapshot_copy(
 ) -> T:
     """Copy `source_path` to `dest` as of one read snapshot. `at_snapshot` reads what it needs
     inside that snapshot before the copy starts (and may release what held other writers back);
-    `after_copy` may change the copy (never the source). Returns `at_snapshot`'s value."""
+    `after_copy` may change the copy (never the source). Returns `at_snapshot`'s value; a
+    file SQLite cannot read (damaged, not a database) is a `BackupError` naming it."""
+    try:
+        return _snapshot_copy(source_path, dest, at_snapshot, after_copy)
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot copy {source_path}: {exc}") from None
+
+
+def _snapshot_copy(
+    source_path: Path,
+    dest: Path,
+    at_snapshot: Callable[[sqlite3.Connection], T],
+    after_copy: Callable[[sqlite3.Connection], None],
+) -> T:
     source = read_only(source_path)
     try:
         source.execute("BEGIN")
